@@ -1,0 +1,60 @@
+import type { SourceLocation } from '../util/errors.js';
+
+/**
+ * A playbook as loaded and validated, before any template is rendered.
+ * Roles are already expanded into their steps; each step keeps the role's vars in its own scope.
+ */
+export interface Playbook {
+  file: string;
+  plays: Play[];
+}
+
+export type OnFailure = 'rollback' | 'stop';
+
+export interface Play {
+  name: string;
+  /** Host pattern (`web`, `a:b`, `a:!b`, `a:&b`), may hold templates: `"{{ to }}"`. */
+  hosts: string;
+  vars: Record<string, unknown>;
+  steps: StepSpec[];
+  /** Parallel hosts at most (default 10, Ansible's default). */
+  forks?: number;
+  /** Hosts per batch; each batch runs all steps before the next starts. */
+  serial?: number;
+  /** Name of the lock the run takes; default: the playbook's path. */
+  lock?: string;
+  /** What happens when a step fails (default rollback). */
+  onFailure?: OnFailure;
+  /** Takeover steps require a fence or release of the peer before them in this play. */
+  requiresFence?: boolean;
+  tags: string[];
+  loc: SourceLocation;
+}
+
+export interface StepSpec {
+  /** Stable id within the playbook, e.g. `p0.s3` or `p1.s0.vip.s2`: how the journal and undo refer to it. */
+  id: string;
+  /** Human name; defaults to the kind's describe() summary. */
+  name?: string;
+  kind: string;
+  /** Arguments as written, templates unrendered. */
+  args: unknown;
+  /** Explicit tags, inherited play/role tags, and the kind itself. */
+  tags: string[];
+  /** Conditions, all must hold (Ansible-style list = and). See engine/conditions.ts. */
+  when: string[];
+  /** A list, or a template that renders to one. */
+  loop?: unknown;
+  loopVar: string;
+  delegateTo?: string;
+  runOnce: boolean;
+  timeoutS?: number;
+  retries: number;
+  delayS: number;
+  ignoreErrors: boolean;
+  /** Name under which the step's outcome is kept, for `when: NAME is changed`. */
+  register?: string;
+  /** The role this step came from, with its default vars (lowest precedence) and its params (above play vars). */
+  role?: { name: string; defaults: Record<string, unknown>; params: Record<string, unknown> };
+  loc: SourceLocation;
+}

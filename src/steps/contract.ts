@@ -1,0 +1,97 @@
+import type { Host, Inventory } from '../inventory/model.js';
+import type { ExecOptions, ExecResult, Transport } from '../transport/transport.js';
+
+/**
+ * The step contract. One module per kind in src/steps/, one JSON Schema per kind in
+ * schemas/steps/KIND.json. A kind knows nothing about the engine, and the engine knows
+ * no kind: it only calls these five functions.
+ *
+ * Spirit: OCF resource agents (monitor/start/stop, idempotent by spec) and Pulumi
+ * dynamic providers (read/diff/create/delete).
+ *
+ *   before = probe()            read-only, what is true now; must be JSON (it is journaled)
+ *   satisfied(before)           true -> ok, nothing runs
+ *   apply(before)               make it so
+ *   after = probe(); satisfied(after) must hold, or the step failed whatever apply's exit codes said
+ *   revert(before)              put back what probe() saw before apply
+ */
+export interface StepKind<A = any, O = any> {
+  /** Name used in YAML. */
+  readonly kind: string;
+  /** Kind whose apply undoes this one's, for docs and plan output (`raise_vip` <-> `lower_vip`). */
+  readonly inverse?: string;
+  /**
+   * One-shot kinds (garp, restart_statd) have no state to probe: they always apply when
+   * selected. Use `when: X is changed` in playbooks so a re-run stays at zero changes.
+   */
+  readonly oneShot?: boolean;
+  /** What the kind does to the world, for safety checks: takeover steps need a fenced or released peer. */
+  readonly role?: 'takeover' | 'release' | 'fence' | 'neutral';
+  /** Dotted paths of arguments that are secret: never printed, never journaled. */
+  readonly secretArgs?: string[];
+
+  probe(ctx: StepContext, args: A): Promise<O>;
+  satisfied(observed: O, args: A): boolean;
+  apply(ctx: StepContext, args: A, before: O): Promise<void>;
+  revert(ctx: StepContext, args: A, before: O): Promise<void>;
+  describe(args: A): StepDescription;
+}
+
+export interface StepDescription {
+  /** One line for a human: "raise 198.18.0.100/24 on eth0". */
+  summary: string;
+  /** The exact commands apply would run, as argv arrays. */
+  commands: string[][];
+}
+
+export interface RunOptions extends ExecOptions {
+  /** Exit codes that are not failures (default [0]). */
+  okCodes?: number[];
+}
+
+/** What a step sees of the world while it runs on one host. */
+export interface StepContext {
+  /** The inventory host the step is for (not the delegate). */
+  host: Host;
+  /** Where commands run: the host itself, or its `delegate_to`. */
+  transport: Transport;
+  /**
+   * Run a command where the step runs. Rejects with CommandFailedError when the exit code is
+   * not in okCodes or it timed out; the error carries host, argv, stdout and stderr.
+   */
+  run(argv: string[], opts?: RunOptions): Promise<ExecResult>;
+  /** Reach another inventory host (safety checks: who else holds this VIP?). */
+  transportFor(hostName: string): Promise<Transport>;
+  inventory: Inventory;
+  /** `--force`: the operator takes responsibility for taking a resource a peer may still hold. */
+  force: boolean;
+  /** Step timeout left, if any. */
+  timeoutMs?: number;
+  /** Verbose detail for -v. */
+  log(message: string): void;
+}
+
+/** A command exited with a code the step did not expect, or timed out. */
+export class CommandFailedError extends Error {
+  constructor(
+    readonly host: string,
+    readonly result: ExecResult,
+  ) {
+    const why = result.timedOut
+      ? 'timed out and was killed'
+      : result.code === null
+        ? `was killed by ${result.signal ?? 'a signal'}`
+        : `exited ${result.code}`;
+    const stderr = result.stderr.trim();
+    super(`on ${host}: \`${result.argv.join(' ')}\` ${why}${stderr ? `: ${stderr}` : ''}`);
+    this.name = 'CommandFailedError';
+  }
+}
+
+/** A step refused to act because acting would be unsafe (split brain, resource held elsewhere). */
+export class StepRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StepRefusedError';
+  }
+}

@@ -1,0 +1,7 @@
+import type { StepKind } from './contract.js';
+import { command } from './command.js';
+import { waitFor } from './wait-for.js';
+import { assertStep } from './assert.js';
+
+/** Every step kind baton ships. One line per kind; the engine never names one. */
+export const allKinds: StepKind[] = [command, waitFor, assertStep];

@@ -1,0 +1,50 @@
+/**
+ * How a command reaches a node. Steps never build shell strings: they hand an argv
+ * array to a transport, and the transport alone decides how to carry it (a local
+ * spawn without a shell, or an SSH exec request with every argument quoted).
+ */
+
+export interface ExecOptions {
+  /** Kill the command (on the node, not only our side of it) after this long. */
+  timeoutMs?: number;
+  /** Bytes fed to the command's standard input, then EOF. */
+  stdin?: string | Buffer;
+  /** Extra environment for the command. Values are passed as data, never as code. */
+  env?: Record<string, string>;
+  /** Aborts the command like a timeout does. */
+  signal?: AbortSignal;
+}
+
+export interface ExecResult {
+  argv: string[];
+  /** Exit status; null when the command was killed by a signal or timed out. */
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  durationMs: number;
+}
+
+export interface Transport {
+  /** Inventory name of the node this transport reaches. */
+  readonly host: string;
+  readonly kind: 'local' | 'ssh';
+  /** Open the connection. Idempotent: a second call reuses the first. */
+  connect(): Promise<void>;
+  /** Run one command. Resolves with its result whatever its exit status; rejects only when the node could not be reached. */
+  exec(argv: string[], opts?: ExecOptions): Promise<ExecResult>;
+  /** Close the connection. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** The node could not be reached at all (DNS, TCP, auth, host key). */
+export class UnreachableError extends Error {
+  constructor(
+    readonly host: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'UnreachableError';
+  }
+}
