@@ -24,7 +24,9 @@ export interface StepKind<A = any, O = any> {
    * One-shot kinds (garp, restart_statd) have no state to probe: they always apply when
    * selected. Use `when: X is changed` in playbooks so a re-run stays at zero changes.
    */
-  readonly oneShot?: boolean;
+  readonly oneShot?: boolean | ((args: A) => boolean);
+  /** Read-only kinds (wait_for, assert) change nothing: never "changed", never journaled, never reverted. */
+  readonly readOnly?: boolean;
   /** What the kind does to the world, for safety checks: takeover steps need a fenced or released peer. */
   readonly role?: 'takeover' | 'release' | 'fence' | 'neutral';
   /** Dotted paths of arguments that are secret: never printed, never journaled. */
@@ -63,6 +65,8 @@ export interface StepContext {
   /** Reach another inventory host (safety checks: who else holds this VIP?). */
   transportFor(hostName: string): Promise<Transport>;
   inventory: Inventory;
+  /** The step's vars after precedence (for kinds that evaluate conditions, like assert). */
+  vars: Record<string, unknown>;
   /** `--force`: the operator takes responsibility for taking a resource a peer may still hold. */
   force: boolean;
   /** Step timeout left, if any. */
