@@ -1,0 +1,50 @@
+import type { Host, Inventory } from '../inventory/model.js';
+import type { Transport } from '../transport/transport.js';
+import { CommandFailedError, type RunOptions, type StepContext } from '../steps/contract.js';
+
+/** Anything that hands out connected transports by inventory host name (TransportPool in practice). */
+export interface TransportSource {
+  get(host: string): Promise<Transport>;
+}
+
+export interface ContextOptions {
+  host: Host;
+  transport: Transport;
+  inventory: Inventory;
+  pool: TransportSource;
+  vars: Record<string, unknown>;
+  force: boolean;
+  timeoutMs?: number;
+  /** Aborts every command of the step (step timeout, interrupt). */
+  signal?: AbortSignal;
+  log: (message: string) => void;
+  /** Called with every command and its result, for -v output and the failure report. */
+  onCommand?: (argv: string[], result: { code: number | null; durationMs: number }) => void;
+}
+
+/** The StepContext a step kind sees: commands run where the step runs, failures become CommandFailedError. */
+export function makeStepContext(o: ContextOptions): StepContext {
+  return {
+    host: o.host,
+    transport: o.transport,
+    inventory: o.inventory,
+    vars: o.vars,
+    force: o.force,
+    timeoutMs: o.timeoutMs,
+    log: o.log,
+    transportFor: (name) => o.pool.get(name),
+    async run(argv: string[], opts: RunOptions = {}) {
+      const { okCodes = [0], ...exec } = opts;
+      const result = await o.transport.exec(argv, {
+        ...exec,
+        timeoutMs: exec.timeoutMs ?? o.timeoutMs,
+        signal: exec.signal ?? o.signal,
+      });
+      o.onCommand?.(argv, result);
+      if (result.timedOut || result.code === null || !okCodes.includes(result.code)) {
+        throw new CommandFailedError(o.transport.host, result);
+      }
+      return result;
+    },
+  };
+}

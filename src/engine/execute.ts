@@ -1,0 +1,332 @@
+import type { Host, Inventory } from '../inventory/model.js';
+import type { Play, Playbook, StepSpec } from '../playbook/model.js';
+import type { StepKind } from '../steps/contract.js';
+import type { StepRegistry } from '../steps/registry.js';
+import { render } from '../playbook/template.js';
+import { varsFor } from '../playbook/vars.js';
+import { evalCondition, parseCondition } from '../playbook/conditions.js';
+import { selectHosts } from '../inventory/pattern.js';
+import { ExitCode } from '../util/errors.js';
+import { mapLimit, sleep } from '../util/limit.js';
+import { checkRenderedArgs } from './args-check.js';
+import { makeStepContext, type TransportSource } from './context.js';
+import { describeError } from './errors.js';
+import type { EngineEvent, StepRef, StepStatus } from './events.js';
+import type { Journal, RunOutcome } from './journal.js';
+import type { Redactor } from './redact.js';
+import { revertChanges, type AppliedChange } from './rollback.js';
+import { tagSelected, type TagFilter } from './tags.js';
+
+/**
+ * The engine. Plays run in order; within a play, each step runs on every host of the batch
+ * (in parallel, up to `forks`) before the next step starts — Ansible's linear strategy, so a
+ * failover's phases (release everywhere, then take over) happen in the order written.
+ *
+ * Per step and host:  probe → satisfied? ok
+ *                     check mode? would change
+ *                     journal intent → apply → probe → satisfied? changed : failed
+ * On a failure (not ignored): stop scheduling, then revert every change of the run, newest
+ * first (on_failure: rollback, the default) or leave things as they are (on_failure: stop).
+ */
+export interface ExecuteOptions {
+  playbook: Playbook;
+  inventory: Inventory;
+  extraVars: Record<string, unknown>;
+  registry: StepRegistry;
+  pool: TransportSource;
+  runId: string;
+  /** Absent in check mode: nothing changes, so nothing is journaled. */
+  journal?: Journal;
+  redactor: Redactor;
+  check?: boolean;
+  force?: boolean;
+  filter?: TagFilter;
+  limit?: string;
+  onEvent: (e: EngineEvent) => void;
+  /** `--step`: asked before each change; 'skip' skips it, 'continue' stops asking. */
+  confirmStep?: (ref: StepRef, summary: string) => Promise<'yes' | 'skip' | 'continue'>;
+  /** Interrupt (Ctrl-C): stop after the steps in flight, then roll back. */
+  signal?: AbortSignal;
+  verbose?: boolean;
+}
+
+export interface ExecuteResult {
+  outcome: RunOutcome;
+  exitCode: number;
+  /** Changes left in place (all of them after success; those a failed rollback could not revert). */
+  changes: AppliedChange[];
+  failures: string[];
+}
+
+/** Registered step outcomes per host, for `when: NAME is changed`. */
+type Registered = Map<string, Record<string, { status: StepStatus; changed: boolean; failed: boolean; skipped: boolean; ok: boolean }>>;
+
+class StepFailed extends Error {}
+
+function isOneShot(kind: StepKind, args: unknown): boolean {
+  return typeof kind.oneShot === 'function' ? kind.oneShot(args) : Boolean(kind.oneShot);
+}
+
+function batchesOf(hosts: string[], serial?: number): string[][] {
+  if (!serial || serial >= hosts.length) return [hosts];
+  const out: string[][] = [];
+  for (let i = 0; i < hosts.length; i += serial) out.push(hosts.slice(i, i + serial));
+  return out;
+}
+
+/** The hosts a play targets after `--limit`, its `hosts:` rendered with the extra vars. */
+export function playHosts(play: Play, inventory: Inventory, extraVars: Record<string, unknown>, limit?: string): string[] {
+  const pattern = String(render(play.hosts, { ...play.vars, ...extraVars }));
+  return selectHosts(inventory, pattern, limit);
+}
+
+export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
+  const changes: AppliedChange[] = [];
+  const failures: string[] = [];
+  const registered: Registered = new Map();
+  const filter = o.filter ?? {};
+  let failedPlay: Play | undefined;
+  let askEachStep = Boolean(o.confirmStep);
+
+  const emit = (e: EngineEvent) => o.onEvent(e);
+
+  async function runInstance(play: Play, playIndex: number, step: StepSpec, host: Host, vars: Record<string, unknown>, instance: string): Promise<StepStatus> {
+    const kind = o.registry.get(step.kind)!;
+    const on = step.delegateTo ? String(render(step.delegateTo, vars)) : host.name;
+    const t0 = Date.now();
+    let args: unknown;
+    let ref: StepRef = {
+      play: playIndex,
+      playName: play.name,
+      stepId: step.id,
+      instance,
+      name: step.name ?? step.kind,
+      kind: step.kind,
+      host: host.name,
+      on: on === host.name ? undefined : on,
+      tags: step.tags,
+    };
+    const end = (status: StepStatus, extra: Partial<Extract<EngineEvent, { type: 'step-end' }>> = {}) => {
+      emit({ type: 'step-end', step: ref, status, durationMs: Date.now() - t0, ...extra });
+      return status;
+    };
+
+    try {
+      args = render(step.args, vars);
+    } catch (err) {
+      emit({ type: 'step-start', step: ref, at: t0 });
+      throw new StepFailed(end('failed', { error: `arguments: ${describeError(err)}` }));
+    }
+    const desc = kind.describe(args);
+    ref = { ...ref, name: step.name ? String(render(step.name, vars)) : desc.summary };
+    emit({ type: 'step-start', step: ref, at: t0 });
+
+    const argsProblem = checkRenderedArgs(o.registry, step.kind, args);
+    if (argsProblem) return end('failed', { error: `arguments after templating: ${argsProblem}` });
+
+    const oneShot = isOneShot(kind, args);
+    const attempts = step.retries + 1;
+    let lastError = '';
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      const abort = new AbortController();
+      const timeoutMs = step.timeoutS ? step.timeoutS * 1000 : undefined;
+      const timer = timeoutMs ? setTimeout(() => abort.abort(), timeoutMs) : undefined;
+      const notes: string[] = [];
+      let seq: number | undefined;
+      let before: unknown;
+      try {
+        const transport = await o.pool.get(on);
+        const ctx = makeStepContext({
+          host,
+          transport,
+          inventory: o.inventory,
+          pool: o.pool,
+          vars,
+          force: Boolean(o.force),
+          timeoutMs,
+          signal: abort.signal,
+          log: (m) => {
+            notes.push(m);
+            if (o.verbose) emit({ type: 'log', host: host.name, message: o.redactor.redact(m) });
+          },
+          onCommand: o.verbose
+            ? (argv, r) => emit({ type: 'log', host: on, message: o.redactor.redact(`$ ${argv.join(' ')}  → ${r.code ?? 'killed'} (${r.durationMs} ms)`) })
+            : undefined,
+        });
+        const withTimeout = <T>(p: Promise<T>): Promise<T> =>
+          timeoutMs === undefined
+            ? p
+            : Promise.race([
+                p,
+                new Promise<never>((_, reject) =>
+                  abort.signal.addEventListener('abort', () => reject(new Error(`timed out after ${step.timeoutS} s; its commands were killed`)), { once: true }),
+                ),
+              ]);
+
+        before = oneShot ? {} : await withTimeout(kind.probe(ctx, args));
+        if (!oneShot && kind.satisfied(before, args)) return end('ok', { before });
+        if (o.check) return end('would-change', { before, commands: desc.commands });
+        if (askEachStep && !kind.readOnly) {
+          const answer = await o.confirmStep!(ref, desc.summary);
+          if (answer === 'skip') return end('skipped', { reason: 'skipped at the --step prompt' });
+          if (answer === 'continue') askEachStep = false;
+        }
+
+        if (kind.readOnly) {
+          await withTimeout(kind.apply(ctx, args, before));
+          return end('ok', { before });
+        }
+
+        const journaledArgs = o.redactor.maskArgs(args, kind.secretArgs);
+        seq = o.journal?.append({ t: 'intent', instance, stepId: step.id, name: ref.name, kind: step.kind, host: host.name, on, args: journaledArgs, before });
+        // From here on the change may have started: it is a change to revert, whatever happens next.
+        changes.push({ ref, kind: step.kind, args, before, seq: seq ?? changes.length + 1, runId: o.runId, journaledArgs });
+        await withTimeout(kind.apply(ctx, args, before));
+        const after = oneShot ? undefined : await withTimeout(kind.probe(ctx, args));
+        if (!oneShot && !kind.satisfied(after, args)) {
+          throw new Error(`the commands succeeded but ${on} is not in the wanted state afterwards: ${JSON.stringify(after)}`);
+        }
+        if (seq !== undefined) o.journal?.append({ t: 'done', seq, status: 'changed', after });
+        return end('changed', { before, after, attempt });
+      } catch (err) {
+        lastError = o.redactor.redact(describeError(err));
+        if (seq !== undefined) o.journal?.append({ t: 'done', seq, status: 'failed', error: lastError });
+        if (attempt < attempts && !o.signal?.aborted) {
+          emit({ type: 'log', host: host.name, message: `${ref.name}: attempt ${attempt}/${attempts} failed (${lastError}); retrying in ${step.delayS} s` });
+          await sleep(step.delayS * 1000);
+          continue;
+        }
+      } finally {
+        if (timer) clearTimeout(timer);
+      }
+    }
+    const status = end('failed', { error: lastError, ignored: step.ignoreErrors });
+    if (step.ignoreErrors) return status;
+    failures.push(`${host.name}: ${ref.name}: ${lastError}`);
+    throw new StepFailed(lastError);
+  }
+
+  async function runStepOnHost(play: Play, playIndex: number, step: StepSpec, host: Host, playHostNames: string[]): Promise<void> {
+    const reg = registered.get(host.name) ?? {};
+    registered.set(host.name, reg);
+    const base = varsFor({ host, inventory: o.inventory, play, step, extraVars: o.extraVars, registered: reg, playHosts: playHostNames });
+    const ref = (instance: string, name: string): StepRef => ({
+      play: playIndex,
+      playName: play.name,
+      stepId: step.id,
+      instance,
+      name,
+      kind: step.kind,
+      host: host.name,
+      tags: step.tags,
+    });
+    const skip = (reason: string) => {
+      emit({ type: 'step-start', step: ref(step.id, step.name ?? step.kind), at: Date.now() });
+      emit({ type: 'step-end', step: ref(step.id, step.name ?? step.kind), status: 'skipped', durationMs: 0, reason });
+      if (step.register) reg[step.register] = { status: 'skipped', changed: false, failed: false, skipped: true, ok: false };
+    };
+
+    const record = (status: StepStatus) => {
+      if (step.register) {
+        reg[step.register] = { status, changed: status === 'changed', failed: status === 'failed', skipped: status === 'skipped', ok: status === 'ok' || status === 'changed' };
+      }
+    };
+
+    if (step.loop === undefined) {
+      for (const cond of step.when) {
+        if (!evalCondition(parseCondition(cond), base)) return skip(`when: ${cond} is false`);
+      }
+      try {
+        record(await runInstance(play, playIndex, step, host, base, step.id));
+      } catch (e) {
+        record('failed');
+        throw e;
+      }
+      return;
+    }
+
+    const items = render(step.loop, base);
+    if (!Array.isArray(items)) {
+      emit({ type: 'step-start', step: ref(step.id, step.name ?? step.kind), at: Date.now() });
+      emit({ type: 'step-end', step: ref(step.id, step.name ?? step.kind), status: 'failed', durationMs: 0, error: `loop: expected a list, got ${JSON.stringify(items)}` });
+      failures.push(`${host.name}: ${step.id}: loop is not a list`);
+      throw new StepFailed('loop is not a list');
+    }
+    let overall: StepStatus = 'skipped';
+    for (let i = 0; i < items.length; i++) {
+      const vars = { ...base, [step.loopVar]: items[i], ansible_loop: { index0: i, index: i + 1, length: items.length } };
+      if (!step.when.every((c) => evalCondition(parseCondition(c), vars))) continue;
+      try {
+        const s = await runInstance(play, playIndex, step, host, vars, `${step.id}[${i}]`);
+        if (s === 'changed' || s === 'would-change' || (s === 'ok' && overall === 'skipped')) overall = s;
+      } catch (e) {
+        record('failed');
+        throw e;
+      }
+    }
+    record(overall);
+  }
+
+  for (let p = 0; p < o.playbook.plays.length && !failedPlay; p++) {
+    const play = o.playbook.plays[p]!;
+    const hostNames = playHosts(play, o.inventory, o.extraVars, o.limit);
+    emit({ type: 'play-start', play: p, name: play.name, hosts: hostNames });
+    const steps = play.steps.filter((s) => tagSelected(s.tags, filter));
+    for (const batch of batchesOf(hostNames, play.serial)) {
+      for (const step of steps) {
+        if (o.signal?.aborted) break;
+        const targets = step.runOnce ? batch.slice(0, 1) : batch;
+        const results = await mapLimit(targets, play.forks ?? 10, async (name) => {
+          try {
+            await runStepOnHost(play, p, step, o.inventory.hosts.get(name)!, hostNames);
+            return true;
+          } catch (err) {
+            if (!(err instanceof StepFailed)) {
+              const msg = o.redactor.redact(describeError(err));
+              failures.push(`${name}: ${step.id}: ${msg}`);
+              emit({ type: 'log', host: name, message: msg });
+            }
+            return false;
+          }
+        });
+        if (results.includes(false)) {
+          failedPlay = play;
+          break;
+        }
+      }
+      if (failedPlay || o.signal?.aborted) break;
+    }
+    emit({ type: 'play-end', play: p });
+    if (o.signal?.aborted) break;
+  }
+
+  const interrupted = Boolean(o.signal?.aborted) && !failedPlay;
+  if (!failedPlay && !interrupted) {
+    return { outcome: 'succeeded', exitCode: ExitCode.OK, changes, failures };
+  }
+  if (interrupted) failures.push('interrupted by the operator');
+
+  const onFailure = failedPlay?.onFailure ?? 'rollback';
+  if (onFailure === 'stop' || changes.length === 0) {
+    const nothingChanged = changes.length === 0;
+    return {
+      outcome: nothingChanged ? 'failed-rolled-back' : 'failed-not-rolled-back',
+      exitCode: nothingChanged ? ExitCode.FAILED_ROLLED_BACK : ExitCode.FAILED_NOT_ROLLED_BACK,
+      changes,
+      failures,
+    };
+  }
+
+  emit({ type: 'rollback-start', reason: failures[0] ?? 'a step failed', count: changes.length });
+  const complete = await revertChanges(changes, {
+    registry: o.registry,
+    inventory: o.inventory,
+    pool: o.pool,
+    journal: o.journal,
+    onEvent: emit,
+  });
+  emit({ type: 'rollback-end', complete });
+  return complete
+    ? { outcome: 'failed-rolled-back', exitCode: ExitCode.FAILED_ROLLED_BACK, changes: [], failures }
+    : { outcome: 'failed-not-rolled-back', exitCode: ExitCode.FAILED_NOT_ROLLED_BACK, changes, failures };
+}

@@ -1,0 +1,104 @@
+import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { BatonError, ExitCode } from '../util/errors.js';
+import { locksDir } from './state-dir.js';
+
+/**
+ * One run per lock name at a time. The lock is a file created with O_EXCL holding who
+ * holds it; a lock whose holder is a dead pid on this same machine is stale and is taken over.
+ * (A holder on another controller cannot be checked from here, so it is never taken over.)
+ */
+export interface LockHolder {
+  name: string;
+  runId: string;
+  controller: string;
+  pid: number;
+  since: string;
+}
+
+export class LockHeldError extends BatonError {
+  constructor(readonly holder: LockHolder) {
+    super(
+      `another run holds the lock "${holder.name}": run ${holder.runId}, pid ${holder.pid} on ${holder.controller}, since ${holder.since}. ` +
+        `Nothing was changed. Wait for it to finish, or if it is gone: \`baton runs\` to see it, then remove the lock file.`,
+      ExitCode.LOCKED,
+    );
+    this.name = 'LockHeldError';
+  }
+}
+
+export interface HeldLock {
+  file: string;
+  holder: LockHolder;
+  /** Set when a stale lock was taken over: whose it was. */
+  tookOverFrom?: LockHolder;
+  release(): void;
+}
+
+function lockFile(name: string, dir: string): string {
+  const slug = name.replace(/[^A-Za-z0-9._-]+/g, '_').slice(-60);
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, 12);
+  return path.join(dir, `${slug}.${hash}.lock`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function readHolder(file: string): LockHolder | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as LockHolder;
+  } catch {
+    return undefined;
+  }
+}
+
+export function acquireLock(name: string, runId: string, dir = locksDir()): HeldLock {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = lockFile(name, dir);
+  const holder: LockHolder = { name, runId, controller: os.hostname(), pid: process.pid, since: new Date().toISOString() };
+  const body = JSON.stringify(holder) + '\n';
+  let tookOverFrom: LockHolder | undefined;
+
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      writeFileSync(file, body, { flag: 'wx', mode: 0o600 });
+      return { file, holder, tookOverFrom, release: () => releaseIfOurs(file, holder) };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const current = readHolder(file);
+    if (current && (current.controller !== os.hostname() || alive(current.pid))) throw new LockHeldError(current);
+    // Stale (dead pid here) or unreadable (torn write): move it aside atomically, then retry the
+    // exclusive create, so two runs racing for the same stale lock cannot both win.
+    const aside = `${file}.stale.${process.pid}`;
+    try {
+      renameSync(file, aside);
+      unlinkSync(aside);
+      tookOverFrom = current ?? { name, runId: 'unknown', controller: 'unknown', pid: 0, since: 'unknown' };
+    } catch {
+      /* someone else moved it first; retry */
+    }
+  }
+  const current = readHolder(file);
+  if (current) throw new LockHeldError(current);
+  throw new BatonError(`could not take the lock "${name}" at ${file}`, ExitCode.LOCKED);
+}
+
+function releaseIfOurs(file: string, holder: LockHolder): void {
+  const current = readHolder(file);
+  if (current && current.runId === holder.runId && current.pid === holder.pid) {
+    try {
+      unlinkSync(file);
+    } catch {
+      /* already gone */
+    }
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * Secrets never reach the terminal or the journal. A secret is any var whose name says so
+ * (password, secret, token, passphrase) and any step argument its kind marks secret; every
+ * text baton prints goes through `redact`, and journaled arguments have secret fields replaced.
+ */
+const SECRET_NAME = /(pass(word|wd|phrase)?|secret|token|api_?key)$/i;
+export const MASK = '********';
+
+export function isSecretName(name: string): boolean {
+  return SECRET_NAME.test(name);
+}
+
+export class Redactor {
+  private readonly values = new Set<string>();
+
+  /** Remember every secret-named value found in these vars (deeply). */
+  addVars(vars: unknown, nameHint = ''): void {
+    if (typeof vars === 'string' || typeof vars === 'number') {
+      if (isSecretName(nameHint)) this.add(String(vars));
+      return;
+    }
+    if (Array.isArray(vars)) vars.forEach((v) => this.addVars(v, nameHint));
+    else if (vars && typeof vars === 'object') for (const [k, v] of Object.entries(vars)) this.addVars(v, k);
+  }
+
+  add(value: string): void {
+    // One- or two-character "secrets" would mask half the output and protect nothing.
+    if (value.length >= 3) this.values.add(value);
+  }
+
+  redact(text: string): string {
+    let out = text;
+    for (const v of this.values) out = out.split(v).join(MASK);
+    return out;
+  }
+
+  /** A copy of args with the given dotted paths masked, for the journal. */
+  maskArgs(args: unknown, secretPaths: string[] = []): unknown {
+    if (!secretPaths.length || !args || typeof args !== 'object') return args;
+    const copy = structuredClone(args) as Record<string, unknown>;
+    for (const p of secretPaths) {
+      const keys = p.split('.');
+      let node: unknown = copy;
+      for (const k of keys.slice(0, -1)) node = node && typeof node === 'object' ? (node as Record<string, unknown>)[k] : undefined;
+      const last = keys[keys.length - 1]!;
+      if (node && typeof node === 'object' && last in (node as object)) {
+        const value = (node as Record<string, unknown>)[last];
+        if (typeof value === 'string') this.add(value);
+        (node as Record<string, unknown>)[last] = { $secret: p };
+      }
+    }
+    return copy;
+  }
+}
+
+/** Put secrets back into journaled args from freshly rendered ones (undo re-reads them from the inventory). */
+export function unmaskArgs(journaled: unknown, fresh: unknown): unknown {
+  if (journaled && typeof journaled === 'object' && !Array.isArray(journaled)) {
+    const j = journaled as Record<string, unknown>;
+    if (typeof j.$secret === 'string' && Object.keys(j).length === 1) return fresh;
+    const f = (fresh && typeof fresh === 'object' ? fresh : {}) as Record<string, unknown>;
+    return Object.fromEntries(Object.entries(j).map(([k, v]) => [k, unmaskArgs(v, f[k])]));
+  }
+  if (Array.isArray(journaled)) return journaled.map((v, i) => unmaskArgs(v, Array.isArray(fresh) ? fresh[i] : undefined));
+  return journaled;
+}
+
+export function hasMaskedArgs(args: unknown): boolean {
+  return JSON.stringify(args ?? null).includes('"$secret"');
+}
