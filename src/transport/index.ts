@@ -1,0 +1,78 @@
+/**
+ * Choosing and pooling transports. ssh.ts (and with it ssh2) is imported only when a host
+ * actually needs SSH, so `validate`, `plan` and local-only runs start fast.
+ */
+import type { ConnectionSpec } from '../inventory/model.js';
+import { LocalTransport } from './local.js';
+import type { SshTransportOptions } from './ssh.js';
+import { UnreachableError, type Transport } from './transport.js';
+
+export type { ExecOptions, ExecResult, Transport } from './transport.js';
+export { UnreachableError } from './transport.js';
+export { LocalTransport } from './local.js';
+export { quoteArg, quoteArgv } from './quote.js';
+export type { SshTransportOptions } from './ssh.js';
+
+export type TransportOptions = SshTransportOptions;
+
+export async function openTransport(spec: ConnectionSpec, opts: TransportOptions = {}): Promise<Transport> {
+  if (spec.connection === 'local') return new LocalTransport(spec.host, { killGraceMs: opts.killGraceMs });
+  const { SshTransport } = await import('./ssh.js');
+  return new SshTransport(spec, opts);
+}
+
+export interface ConnectFailure {
+  host: string;
+  error: Error;
+}
+
+/** One transport per inventory host, opened once and shared by every step that runs there. */
+export class TransportPool {
+  private readonly transports = new Map<string, Promise<Transport>>();
+
+  constructor(
+    private readonly connectionFor: (hostName: string) => ConnectionSpec,
+    private readonly opts: TransportOptions = {},
+  ) {}
+
+  /** The connected transport for a host; concurrent callers share one connection attempt. */
+  get(host: string): Promise<Transport> {
+    let p = this.transports.get(host);
+    if (!p) {
+      p = (async () => {
+        const t = await openTransport(this.connectionFor(host), this.opts);
+        await t.connect();
+        return t;
+      })();
+      this.transports.set(host, p);
+      // A failed host may come back (a later `get` retries) rather than failing forever.
+      p.catch(() => {
+        if (this.transports.get(host) === p) this.transports.delete(host);
+      });
+    }
+    return p;
+  }
+
+  /** Open every host in parallel. Never rejects: it reports all failures, not just the first. */
+  async connectAll(hosts: Iterable<string>): Promise<{ ok: string[]; failed: ConnectFailure[] }> {
+    const names = [...new Set(hosts)];
+    const settled = await Promise.allSettled(names.map((h) => this.get(h)));
+    const ok: string[] = [];
+    const failed: ConnectFailure[] = [];
+    settled.forEach((s, i) => {
+      const host = names[i]!;
+      if (s.status === 'fulfilled') ok.push(host);
+      else {
+        const e = s.reason instanceof Error ? s.reason : new Error(String(s.reason));
+        failed.push({ host, error: e instanceof UnreachableError ? e : new UnreachableError(host, `cannot reach ${host}: ${e.message}`) });
+      }
+    });
+    return { ok, failed };
+  }
+
+  async closeAll(): Promise<void> {
+    const all = [...this.transports.values()];
+    this.transports.clear();
+    await Promise.allSettled(all.map(async (p) => (await p).close()));
+  }
+}
