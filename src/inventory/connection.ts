@@ -1,0 +1,100 @@
+import os from 'node:os';
+import path from 'node:path';
+import { render } from '../playbook/template.js';
+import type { ConnectionSpec, Host } from './model.js';
+
+/**
+ * How to reach a host, from Ansible's connection variables:
+ *   ansible_connection (local|ssh), ansible_host, ansible_port, ansible_user (ansible_ssh_user),
+ *   ansible_ssh_private_key_file, ansible_password (ansible_ssh_pass), ansible_timeout,
+ *   ansible_ssh_common_args / ansible_ssh_extra_args: `-o UserKnownHostsFile=...`,
+ *   `-o StrictHostKeyChecking=...`, `-o ConnectTimeout=...` are understood, the rest ignored;
+ *   baton_known_hosts: an extra known_hosts file, relative to the inventory file.
+ *
+ * `StrictHostKeyChecking=no` is read as accept-new: baton pins a key it has not seen, but a
+ * changed key is never accepted — a failover must not talk to an impostor.
+ *
+ * `inventoryDir` defaults to the directory of the file the host was listed in.
+ */
+export function connectionFor(host: Host, inventoryDir?: string): ConnectionSpec {
+  const v = (name: string): unknown => {
+    const raw = host.vars[name];
+    return typeof raw === 'string' && raw.includes('{{') ? render(raw, { inventory_hostname: host.name, ...host.vars }) : raw;
+  };
+  const str = (name: string): string | undefined => {
+    const x = v(name);
+    return x === undefined || x === null || x === '' ? undefined : String(x);
+  };
+  const baseDir = inventoryDir ?? (host.loc?.file ? path.dirname(host.loc.file) : process.cwd());
+
+  const spec: ConnectionSpec = {
+    host: host.name,
+    connection: str('ansible_connection') === 'local' ? 'local' : 'ssh',
+    address: str('ansible_host') ?? host.name,
+  };
+  const port = str('ansible_port');
+  if (port !== undefined) spec.port = Number.parseInt(port, 10);
+  const user = str('ansible_user') ?? str('ansible_ssh_user');
+  if (user) spec.user = user;
+  const key = str('ansible_ssh_private_key_file');
+  if (key) spec.privateKeyFile = expandHome(key);
+  const password = str('ansible_password') ?? str('ansible_ssh_pass');
+  if (password) spec.password = password;
+  const timeout = str('ansible_timeout');
+  if (timeout && /^\d+$/.test(timeout)) spec.connectTimeoutMs = Number(timeout) * 1000;
+
+  const opts = sshOptions(`${str('ansible_ssh_common_args') ?? ''} ${str('ansible_ssh_extra_args') ?? ''}`);
+  const known = opts.get('userknownhostsfile');
+  if (known) spec.knownHostsFile = expandHome(known.split(/\s+/)[0]!);
+  const strict = opts.get('stricthostkeychecking')?.toLowerCase();
+  if (strict === 'accept-new' || strict === 'no' || strict === 'off') spec.hostKeyChecking = 'accept-new';
+  else if (strict === 'yes' || strict === 'ask') spec.hostKeyChecking = 'strict';
+  const ct = opts.get('connecttimeout');
+  if (ct && /^\d+$/.test(ct)) spec.connectTimeoutMs = Number(ct) * 1000;
+
+  const batonKnown = str('baton_known_hosts');
+  if (batonKnown) spec.knownHostsFile = path.resolve(baseDir, expandHome(batonKnown));
+  return spec;
+}
+
+/** `-o Key=Value`, `-o Key Value`, `-oKey=Value`; keys lower-cased as OpenSSH treats them. */
+export function sshOptions(args: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const words = splitWords(args);
+  for (let i = 0; i < words.length; i++) {
+    let w = words[i]!;
+    if (w === '-o') w = words[++i] ?? '';
+    else if (w.startsWith('-o')) w = w.slice(2);
+    else continue;
+    const m = /^([A-Za-z]+)(?:\s*=\s*|\s+)(.*)$/.exec(w) ?? (words[i + 1] !== undefined && /^[A-Za-z]+$/.test(w) ? [w, w, words[++i]!] : null);
+    if (m) out.set(m[1]!.toLowerCase(), m[2]!);
+  }
+  return out;
+}
+
+/** Shell-like split with single and double quotes, enough for ssh option strings. */
+function splitWords(s: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quote: string | null = null;
+  let has = false;
+  for (const c of s) {
+    if (quote) {
+      if (c === quote) quote = null;
+      else cur += c;
+    } else if (c === '"' || c === "'") {
+      quote = c;
+      has = true;
+    } else if (/\s/.test(c)) {
+      if (has || cur) out.push(cur);
+      cur = '';
+      has = false;
+    } else cur += c;
+  }
+  if (has || cur) out.push(cur);
+  return out;
+}
+
+function expandHome(p: string): string {
+  return p === '~' || p.startsWith('~/') ? path.join(os.homedir(), p.slice(1)) : p;
+}

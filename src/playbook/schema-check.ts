@@ -1,0 +1,175 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { Problem } from '../util/errors.js';
+import { typeName } from './expr.js';
+import type { ParsedYaml } from './yaml-source.js';
+
+/**
+ * ajv, turned into problems a person can act on: each located at the offending key or
+ * value, naming it, and saying what was expected (unknown keys list the allowed ones).
+ * One Ajv instance, schemas compiled on first use and kept: compiling costs milliseconds,
+ * and `baton validate` has to start fast.
+ */
+let ajv: Ajv | undefined;
+const compiled = new Map<string, ValidateFunction>();
+
+function instance(): Ajv {
+  ajv ??= new Ajv({ allErrors: true, strict: false, verbose: true });
+  return ajv;
+}
+
+/** Compile `schema` once under `cacheKey`; other schemas it `$ref`s by `$id` must be added first. */
+export function compileSchema(cacheKey: string, schema: object, deps: object[] = []): ValidateFunction {
+  let v = compiled.get(cacheKey);
+  if (!v) {
+    const a = instance();
+    for (const d of deps) {
+      const id = (d as { $id?: string }).$id;
+      if (id && !a.getSchema(id)) a.addSchema(d);
+    }
+    const id = (schema as { $id?: string }).$id;
+    v = id && a.getSchema(id) ? a.getSchema(id)! : a.compile(schema);
+    compiled.set(cacheKey, v);
+  }
+  return v;
+}
+
+export interface CheckOptions {
+  doc: ParsedYaml;
+  /** Where `data` sits inside doc (for step arguments: `[0, 'steps', 3, 'command']`). */
+  basePath: Array<string | number>;
+  /** How to name `data` itself in messages: `the playbook`, `"command" arguments`. */
+  rootLabel: string;
+}
+
+export function checkAgainst(validate: ValidateFunction, data: unknown, opts: CheckOptions): Problem[] {
+  if (validate(data)) return [];
+  return toProblems(validate.errors ?? [], data, opts);
+}
+
+function toProblems(errors: ErrorObject[], data: unknown, opts: CheckOptions): Problem[] {
+  const drop = new Set<ErrorObject>();
+  const extra: Problem[] = [];
+  for (const e of errors) {
+    if (e.keyword !== 'oneOf' && e.keyword !== 'anyOf') continue;
+    drop.add(e);
+    const branches = ((e.parentSchema as Record<string, unknown[]> | undefined)?.[e.keyword] ?? []).length;
+    const typeMisses = errors.filter((x) => x.keyword === 'type' && x.instancePath === e.instancePath);
+    if (branches > 0 && typeMisses.length >= branches) {
+      // No alternative takes a value of this type: say which types would do.
+      typeMisses.forEach((x) => drop.add(x));
+      const wanted = [...new Set(typeMisses.flatMap((x) => typeWords(x.schema)))];
+      const path = pointerToPath(e.instancePath);
+      const value = valueAt(data, path);
+      extra.push({
+        loc: opts.doc.at([...opts.basePath, ...path]),
+        message: `${label(path, opts.rootLabel)} must be ${wanted.join(' or ')}, got ${describeValue(value)}`,
+      });
+    } else {
+      // One alternative fits the type: its own complaints are the useful ones.
+      typeMisses.forEach((x) => drop.add(x));
+    }
+  }
+  const out: Problem[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    if (drop.has(e)) continue;
+    const p = one(e, data, opts);
+    const key = `${p.loc.line}:${p.loc.col}:${p.message}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      out.push(p);
+    }
+  }
+  return [...extra, ...out];
+}
+
+function one(e: ErrorObject, data: unknown, opts: CheckOptions): Problem {
+  const path = pointerToPath(e.instancePath);
+  const full = [...opts.basePath, ...path];
+  const value = valueAt(data, path);
+  const what = label(path, opts.rootLabel);
+  const title = (e.parentSchema as { title?: string } | undefined)?.title;
+  const inWhat = title ? ` in ${title}` : path.length ? ` in ${what}` : '';
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const key = (e.params as { additionalProperty: string }).additionalProperty;
+      const allowed = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {});
+      return {
+        loc: opts.doc.keyAt([...full, key]),
+        message: `unknown key "${key}"${inWhat} (allowed: ${allowed.join(', ')})`,
+      };
+    }
+    case 'required': {
+      const key = (e.params as { missingProperty: string }).missingProperty;
+      return { loc: opts.doc.at(full), message: `missing required key "${key}"${inWhat}` };
+    }
+    case 'type':
+      return { loc: opts.doc.at(full), message: `${what} must be ${typeWords(e.schema).join(' or ')}, got ${describeValue(value)}` };
+    case 'enum': {
+      const allowed = (e.schema as unknown[]).map((x) => JSON.stringify(x)).join(', ');
+      return { loc: opts.doc.at(full), message: `${what} must be one of ${allowed}, got ${describeValue(value)}` };
+    }
+    case 'const':
+      return { loc: opts.doc.at(full), message: `${what} must be ${JSON.stringify(e.schema)}, got ${describeValue(value)}` };
+    case 'propertyNames':
+      return { loc: opts.doc.at(full), message: `${what} has a key that ${e.message ?? 'is not allowed'}` };
+    default:
+      return { loc: opts.doc.at(full), message: `${what} ${e.message ?? 'is invalid'}${valueSuffix(value)}` };
+  }
+}
+
+function valueSuffix(value: unknown): string {
+  return value === undefined || (typeof value === 'object' && value !== null) ? '' : `, got ${describeValue(value)}`;
+}
+
+const TYPE_WORDS: Record<string, string> = {
+  string: 'a string',
+  integer: 'an integer',
+  number: 'a number',
+  boolean: 'true or false',
+  array: 'a list',
+  object: 'a mapping',
+  null: 'empty',
+};
+
+function typeWords(schemaType: unknown): string[] {
+  const types = Array.isArray(schemaType) ? schemaType : [schemaType];
+  return types.map((t) => TYPE_WORDS[String(t)] ?? String(t));
+}
+
+export function describeValue(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  if (v === null) return 'an empty value';
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 60 ? v.slice(0, 57) + '...' : v)}`;
+  if (typeof v === 'number' || typeof v === 'boolean') return `${typeName(v)} (${String(v)})`;
+  return typeName(v);
+}
+
+/** `"retries"`, `item 2 of "argv"`, or the root's label. */
+export function label(path: Array<string | number>, rootLabel: string): string {
+  const last = path[path.length - 1];
+  if (last === undefined) return rootLabel;
+  if (typeof last === 'number') {
+    const parent = path[path.length - 2];
+    return `item ${last + 1} of ${parent === undefined ? rootLabel : `"${String(parent)}"`}`;
+  }
+  return `"${last}"`;
+}
+
+function pointerToPath(pointer: string): Array<string | number> {
+  if (!pointer) return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+}
+
+function valueAt(data: unknown, path: Array<string | number>): unknown {
+  let cur = data;
+  for (const seg of path) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[seg as string];
+  }
+  return cur;
+}

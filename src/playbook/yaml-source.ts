@@ -1,0 +1,197 @@
+import yaml from 'js-yaml';
+import type { Problem, SourceLocation } from '../util/errors.js';
+
+/**
+ * YAML parsed with js-yaml, plus where every node was written.
+ *
+ * js-yaml 4 has no AST; its `listener` option reports 'open'/'close' around every
+ * composeNode call (loader.js). We rebuild a node tree from those events. Two quirks of
+ * the loader shape the rebuild:
+ *  - 'open' fires before separation space is skipped, so a node's start is found by
+ *    skipping blanks and comments ourselves;
+ *  - a block-mapping attempt composes a would-be key and, when no ':' follows, keeps it as
+ *    the node itself: such a node has one child with the very same result, and is collapsed.
+ *    When a mapping ends, a last would-be key may be composed for nothing: an odd trailing
+ *    child of a mapping is dropped.
+ */
+export interface YamlNode {
+  start: number;
+  end: number;
+  kind: 'mapping' | 'sequence' | 'scalar' | null;
+  result: unknown;
+  children: YamlNode[];
+}
+
+export interface ParsedYaml {
+  file: string;
+  value: unknown;
+  root: YamlNode | undefined;
+  /** Position of the node at `path` (keys and indices), or of its nearest written ancestor. */
+  at(path: ReadonlyArray<string | number>): SourceLocation;
+  /** Position of the key `path[last]` itself inside its mapping. */
+  keyAt(path: ReadonlyArray<string | number>): SourceLocation;
+}
+
+export class YamlSyntaxError extends Error {
+  constructor(readonly problem: Problem) {
+    super(problem.message);
+  }
+}
+
+/** Where objects and arrays of any parsed document were written, by identity. */
+const origins = new WeakMap<object, { doc: ParsedYaml; path: (string | number)[] }>();
+
+export function originOf(value: unknown): { doc: ParsedYaml; path: (string | number)[] } | undefined {
+  return value !== null && typeof value === 'object' ? origins.get(value) : undefined;
+}
+
+export function parseYaml(text: string, file: string): ParsedYaml {
+  const lineStarts = computeLineStarts(text);
+  const toLoc = (offset: number): SourceLocation => {
+    let lo = 0;
+    let hi = lineStarts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (lineStarts[mid]! <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return { file, line: lo + 1, col: offset - lineStarts[lo]! + 1 };
+  };
+
+  const stack: YamlNode[] = [];
+  const tops: YamlNode[] = [];
+  let value: unknown;
+  try {
+    value = yaml.load(text, {
+      filename: file,
+      listener(event, state) {
+        if (event === 'open') {
+          stack.push({ start: state.position, end: state.position, kind: null, result: undefined, children: [] });
+          return;
+        }
+        const node = stack.pop();
+        if (!node) return;
+        node.end = state.position;
+        node.kind = state.kind as YamlNode['kind'];
+        node.result = state.result;
+        node.start = skipBlank(text, node.start, node.end);
+        const parent = stack[stack.length - 1];
+        (parent ? parent.children : tops).push(node);
+      },
+    });
+  } catch (err) {
+    if (err instanceof yaml.YAMLException) throw new YamlSyntaxError(syntaxProblem(err, file));
+    throw err;
+  }
+
+  const root = tops.length ? normalize(tops[tops.length - 1]!) : undefined;
+  const locOf = (n: YamlNode | undefined) => (n ? toLoc(n.start) : { file, line: 1, col: 1 });
+
+  const walk = (path: ReadonlyArray<string | number>): { node?: YamlNode; key?: YamlNode; deepest?: YamlNode } => {
+    let node = root;
+    let key: YamlNode | undefined;
+    let deepest = root;
+    for (const step of path) {
+      if (!node) break;
+      const next = childAt(node, step);
+      if (!next) return { deepest };
+      node = next.value;
+      key = next.key;
+      deepest = node ?? next.key ?? deepest;
+    }
+    return { node, key, deepest };
+  };
+
+  const doc: ParsedYaml = {
+    file,
+    value,
+    root,
+    at(path) {
+      const w = walk(path);
+      // An empty value (`key:` and nothing) has no text of its own: point at its key.
+      if (w.node && w.node.kind === null && w.node.result === null && w.key) return locOf(w.key);
+      return locOf(w.node ?? w.deepest);
+    },
+    keyAt(path) {
+      const w = walk(path);
+      return locOf(w.key ?? w.node ?? w.deepest);
+    },
+  };
+  if (root) register(root, [], doc);
+  return doc;
+}
+
+function childAt(node: YamlNode, step: string | number): { key?: YamlNode; value?: YamlNode } | undefined {
+  if (node.kind === 'mapping') {
+    for (let i = 0; i + 1 < node.children.length; i += 2) {
+      const k = node.children[i]!;
+      if (String(k.result) === String(step)) return { key: k, value: node.children[i + 1] };
+    }
+    return undefined;
+  }
+  if (node.kind === 'sequence' && typeof step === 'number') {
+    const item = node.children[step];
+    return item ? { value: item } : undefined;
+  }
+  return undefined;
+}
+
+function normalize(node: YamlNode): YamlNode {
+  let n = node;
+  while (n.children.length === 1 && n.children[0]!.result === n.result && n.kind !== 'mapping') {
+    n = n.children[0]!;
+  }
+  // A collapsed flow collection keeps the outer node's kind when the child had none recorded.
+  n.children = n.children.map(normalize);
+  if (n.kind === 'mapping' && n.children.length % 2 === 1) n.children.pop();
+  return n;
+}
+
+function register(node: YamlNode, path: (string | number)[], doc: ParsedYaml): void {
+  if (node.result !== null && typeof node.result === 'object' && !origins.has(node.result)) {
+    origins.set(node.result, { doc, path });
+  }
+  if (node.kind === 'mapping') {
+    for (let i = 0; i + 1 < node.children.length; i += 2) {
+      register(node.children[i + 1]!, [...path, String(node.children[i]!.result)], doc);
+    }
+  } else if (node.kind === 'sequence') {
+    node.children.forEach((c, i) => register(c, [...path, i], doc));
+  }
+}
+
+function computeLineStarts(text: string): number[] {
+  const starts = [0];
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) === 10) starts.push(i + 1);
+  return starts;
+}
+
+/** Skip spaces, line breaks and comments from `pos`, never past `limit`. */
+function skipBlank(text: string, pos: number, limit: number): number {
+  let p = pos;
+  while (p < limit) {
+    const c = text.charCodeAt(p);
+    if (c === 32 || c === 9 || c === 10 || c === 13) p++;
+    else if (c === 35 /* # */ && (p === 0 || /\s/.test(text[p - 1]!))) {
+      while (p < limit && text.charCodeAt(p) !== 10) p++;
+    } else break;
+  }
+  return p;
+}
+
+function syntaxProblem(err: yaml.YAMLException, file: string): Problem {
+  const mark = err.mark as { line?: number; column?: number } | undefined;
+  const line = (mark?.line ?? 0) + 1;
+  const col = (mark?.column ?? 0) + 1;
+  const reason = err.reason || 'invalid YAML';
+  const hint = SYNTAX_HINTS[reason];
+  return { loc: { file, line, col }, message: `YAML syntax error: ${reason}${hint ? ` (${hint})` : ''}` };
+}
+
+/** What usually causes js-yaml's terse reasons, for whoever reads them at 3 a.m. */
+const SYNTAX_HINTS: Record<string, string> = {
+  'duplicated mapping key': 'the same key appears twice in one mapping; YAML keeps only one, so remove or rename the other',
+  'bad indentation of a mapping entry': 'check that this key lines up with the keys above it',
+  'bad indentation of a sequence entry': 'check that this "-" lines up with the items above it',
+  'tab characters must not be used in indentation': 'indent with spaces',
+};
