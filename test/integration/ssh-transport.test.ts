@@ -1,0 +1,271 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import type { ConnectionSpec } from '../../src/inventory/model.js';
+import { LocalTransport } from '../../src/transport/local.js';
+import { hashHostName } from '../../src/transport/known-hosts.js';
+import { SshTransport, type SshTransportOptions } from '../../src/transport/ssh.js';
+import { TransportPool } from '../../src/transport/index.js';
+import { UnreachableError, type Transport } from '../../src/transport/transport.js';
+import { startSshd, type Sshd } from '../helpers/sshd.js';
+
+let sshd: Sshd;
+let scratch: string;
+const open: Transport[] = [];
+
+beforeAll(async () => {
+  sshd = await startSshd();
+  scratch = mkdtempSync(join(tmpdir(), 'baton-ssh-test-'));
+});
+afterEach(async () => {
+  await Promise.allSettled(open.splice(0).map((t) => t.close()));
+});
+afterAll(async () => {
+  await sshd?.stop();
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+});
+
+function spec(over: Partial<ConnectionSpec> = {}): ConnectionSpec {
+  return {
+    host: 'node1',
+    connection: 'ssh',
+    address: sshd.host,
+    port: sshd.port,
+    user: sshd.user,
+    privateKeyFile: sshd.clientKey,
+    knownHostsFile: sshd.knownHosts,
+    ...over,
+  };
+}
+
+function ssh(over: Partial<ConnectionSpec> = {}, opts: SshTransportOptions = {}): SshTransport {
+  // sshConfigFile: null keeps the tester's own ~/.ssh/config out of the picture.
+  const t = new SshTransport(spec(over), { sshConfigFile: null, ...opts });
+  open.push(t);
+  return t;
+}
+
+/** What `ssh-keygen -lf` prints, computed independently of known-hosts.ts. */
+function sha256(pub: string): string {
+  const f = join(scratch, `fp-${Math.random().toString(36).slice(2)}.pub`);
+  writeFileSync(f, `${pub}\n`);
+  return execFileSync('ssh-keygen', ['-lf', f], { encoding: 'utf8' }).split(' ')[1]!;
+}
+
+describe('SshTransport against a real sshd', () => {
+  test('runs a command and reports stdout, stderr, exit code and stdin', async () => {
+    const t = ssh();
+    const r = await t.exec(['sh', '-c', 'echo out; echo err >&2; exit 7']);
+    expect(r).toMatchObject({ code: 7, signal: null, stdout: 'out\n', stderr: 'err\n', timedOut: false });
+    const cat = await t.exec(['cat'], { stdin: 'fed through stdin\n' });
+    expect(cat.stdout).toBe('fed through stdin\n');
+    const env = await t.exec(['sh', '-c', 'printf %s "$BATON_X"'], { env: { BATON_X: '$(id) `id` ;x' } });
+    expect(env.stdout).toBe('$(id) `id` ;x');
+  });
+
+  test('30 concurrent execs share one TCP connection and never exceed 10 channels', async () => {
+    const before = sshd.connectionCount();
+    const t = ssh();
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => t.exec(['sh', '-c', 'sleep 0.2; echo "$1"', 'sh', `job-${i}`])),
+    );
+    expect(results.map((r) => r.stdout.trim())).toEqual(Array.from({ length: 30 }, (_, i) => `job-${i}`));
+    expect(results.every((r) => r.code === 0)).toBe(true);
+    expect(t.peakChannels).toBeGreaterThan(1);
+    expect(t.peakChannels).toBeLessThanOrEqual(10);
+    expect(await sshd.waitForConnections(before + 1)).toBe(before + 1);
+    // Give a second connection the chance to show up in the log if there were one.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(sshd.connectionCount()).toBe(before + 1);
+  });
+
+  test('a changed host key is refused, naming both fingerprints and the known_hosts line', async () => {
+    const kh = join(scratch, 'kh-mismatch');
+    const other = join(scratch, 'other_key');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', other]);
+    const otherPub = readFileSync(`${other}.pub`, 'utf8').split(' ').slice(0, 2).join(' ');
+    writeFileSync(kh, `# comment\n[127.0.0.1]:${sshd.port} ${otherPub}\n`);
+    const t = ssh({ knownHostsFile: kh }, { acceptNewHostKeys: true });
+    const err = await t.connect().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(UnreachableError);
+    const msg = (err as Error).message;
+    expect(msg).toMatch(/HOST KEY CHANGED for node1/);
+    expect(msg).toContain(sha256(otherPub));
+    expect(msg).toContain(sha256(sshd.hostPublicKey));
+    expect(msg).toContain(`${kh}:2`);
+    // accept-new must not have "fixed" the file.
+    expect(readFileSync(kh, 'utf8')).not.toContain(sshd.hostPublicKey.split(' ')[1]);
+  });
+
+  test('an unknown host key is refused by default and recorded with accept-new', async () => {
+    const kh = join(scratch, 'kh-empty');
+    writeFileSync(kh, '');
+    await expect(ssh({ knownHostsFile: kh }).connect()).rejects.toThrow(/no known host key for node1.*ssh-keyscan.*--accept-new/s);
+    expect(readFileSync(kh, 'utf8')).toBe('');
+
+    await ssh({ knownHostsFile: kh }, { acceptNewHostKeys: true }).connect();
+    expect(readFileSync(kh, 'utf8')).toBe(`[127.0.0.1]:${sshd.port} ${sshd.hostPublicKey}\n`);
+    // Now strict mode accepts it.
+    const r = await ssh({ knownHostsFile: kh }).exec(['true']);
+    expect(r.code).toBe(0);
+  });
+
+  test('a hashed known_hosts entry is honoured', async () => {
+    const kh = join(scratch, 'kh-hashed');
+    writeFileSync(kh, `${hashHostName(`[127.0.0.1]:${sshd.port}`, Buffer.from('0123456789abcdef0123'))} ${sshd.hostPublicKey}\n`);
+    expect(readFileSync(kh, 'utf8')).not.toContain('127.0.0.1');
+    expect((await ssh({ knownHostsFile: kh }).exec(['echo', 'ok'])).stdout).toBe('ok\n');
+  });
+
+  test('a @revoked host key is refused', async () => {
+    const kh = join(scratch, 'kh-revoked');
+    writeFileSync(kh, `[127.0.0.1]:${sshd.port} ${sshd.hostPublicKey}\n@revoked * ${sshd.hostPublicKey}\n`);
+    await expect(ssh({ knownHostsFile: kh }).connect()).rejects.toThrow(/REVOKED/);
+  });
+
+  test('a timeout kills the remote process group, children included', async () => {
+    const marker = `0.${Date.now()}${process.pid}`;
+    const t = ssh({}, { killGraceMs: 500 });
+    const started = Date.now();
+    // sh waits for its child `sleep`, so only killing the group gets rid of both.
+    const r = await t.exec(['sh', '-c', 'sleep 300 "$1"; echo survived', 'sh', marker], { timeoutMs: 1000 });
+    expect(r.timedOut).toBe(true);
+    expect(r.code).toBeNull();
+    expect(r.stdout).not.toContain('survived');
+    expect(Date.now() - started).toBeLessThan(10_000);
+    const left = await t.exec(['pgrep', '-f', marker]);
+    expect(left.stdout).toBe('');
+    expect(left.code).toBe(1);
+  });
+
+  test('an AbortSignal kills the remote command like a timeout', async () => {
+    const marker = `0.${Date.now()}${process.pid}7`;
+    const t = ssh();
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 500);
+    const r = await t.exec(['sleep', '300', marker], { signal: ac.signal });
+    expect(r.timedOut).toBe(true);
+    expect((await t.exec(['pgrep', '-f', marker])).code).toBe(1);
+  });
+
+  test('connection refused is an UnreachableError saying where and what', async () => {
+    const closedPort = sshd.port === 1 ? 2 : 1;
+    const err = await ssh({ port: closedPort }).connect().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UnreachableError);
+    expect((err as Error).message).toContain(`127.0.0.1:${closedPort}`);
+    expect((err as Error).message).toMatch(/connection refused/);
+  });
+
+  test('a key the server does not accept is an UnreachableError naming the user', async () => {
+    const stranger = join(scratch, 'stranger');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', stranger]);
+    const saved = process.env.SSH_AUTH_SOCK;
+    delete process.env.SSH_AUTH_SOCK;
+    try {
+      await expect(ssh({ privateKeyFile: stranger }).connect()).rejects.toThrow(new RegExp(`authentication as ${sshd.user} failed.*${stranger}`));
+    } finally {
+      if (saved !== undefined) process.env.SSH_AUTH_SOCK = saved;
+    }
+  });
+
+  test('ProxyJump from an ssh config file goes through the jump host', async () => {
+    const cfg = join(scratch, 'ssh_config');
+    writeFileSync(
+      cfg,
+      [
+        'Host target-alias',
+        '  HostName 127.0.0.1',
+        `  Port ${sshd.port}`,
+        `  User ${sshd.user}`,
+        `  IdentityFile ${sshd.clientKey}`,
+        `  UserKnownHostsFile ${sshd.knownHosts}`,
+        '  ProxyJump jump-alias',
+        'Host jump-alias',
+        '  HostName 127.0.0.1',
+        `  Port ${sshd.port}`,
+        `  User ${sshd.user}`,
+        `  IdentityFile ${sshd.clientKey}`,
+        `  UserKnownHostsFile ${sshd.knownHosts}`,
+        '',
+      ].join('\n'),
+    );
+    const before = sshd.connectionCount();
+    const t = new SshTransport({ host: 'behind', connection: 'ssh', address: 'target-alias' }, { sshConfigFile: cfg });
+    open.push(t);
+    expect(t.resolved().jumps.map((j) => j.hostName)).toEqual(['127.0.0.1']);
+    const r = await t.exec(['sh', '-c', 'echo "$SSH_CLIENT"']);
+    expect(r.code).toBe(0);
+    // Two connections: one to the jump host from us, one to the target forwarded by the jump host.
+    expect(await sshd.waitForConnections(before + 2)).toBe(before + 2);
+    expect(sshd.log()).toMatch(/Connection from 127\.0\.0\.1 port \d+ on 127\.0\.0\.1/);
+  });
+
+  test('TransportPool connects all hosts in parallel and reports every failure', async () => {
+    const specs: Record<string, ConnectionSpec> = {
+      good: spec({ host: 'good' }),
+      refused: spec({ host: 'refused', port: 1 }),
+      unknownkey: spec({ host: 'unknownkey', knownHostsFile: join(scratch, 'kh-none') }),
+      here: { host: 'here', connection: 'local', address: 'localhost' },
+    };
+    const pool = new TransportPool((h) => specs[h]!, { sshConfigFile: null });
+    try {
+      const { ok, failed } = await pool.connectAll(Object.keys(specs));
+      expect(ok.sort()).toEqual(['good', 'here']);
+      expect(failed.map((f) => f.host).sort()).toEqual(['refused', 'unknownkey']);
+      expect(failed.every((f) => f.error instanceof UnreachableError)).toBe(true);
+      const g = await pool.get('good');
+      expect(g).toBe(await pool.get('good'));
+      expect((await g.exec(['echo', 'pooled'])).stdout).toBe('pooled\n');
+      expect((await pool.get('here')).kind).toBe('local');
+    } finally {
+      await pool.closeAll();
+    }
+  });
+});
+
+const INJECTIONS = [
+  '; touch INJ',
+  '$(touch INJ)',
+  '`touch INJ`',
+  `'"`,
+  "it's",
+  '*',
+  '~',
+  'a\nb; touch INJ',
+  '-n',
+  '',
+  ' spaced  out ',
+  'ünïcødé ☃',
+  '\\',
+  '$HOME',
+  '&& touch INJ ||',
+  '| touch INJ',
+  '> INJ',
+  '#comment',
+];
+
+async function expectLiteral(t: Transport, dir: string): Promise<void> {
+  const victim = join(dir, 'INJ');
+  const args = INJECTIONS.map((s) => s.replace('INJ', victim));
+  const r = await t.exec(['printf', '%s\\0', ...args]);
+  expect(r.code).toBe(0);
+  expect(r.stdout.split('\0').slice(0, -1)).toEqual(args);
+  expect(Buffer.from(r.stdout, 'utf8').equals(Buffer.from(args.map((a) => `${a}\0`).join(''), 'utf8'))).toBe(true);
+  expect(existsSync(victim)).toBe(false);
+}
+
+describe('arguments arrive as single literal arguments', () => {
+  test('over SSH', async () => {
+    const dir = mkdtempSync(join(scratch, 'inj-'));
+    await expectLiteral(ssh(), dir);
+  });
+  test('locally', async () => {
+    const dir = mkdtempSync(join(scratch, 'inj-'));
+    await expectLiteral(new LocalTransport('localhost'), dir);
+  });
+});
