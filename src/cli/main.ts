@@ -1,22 +1,80 @@
 #!/usr/bin/env node
 /**
- * The `baton` command. Each subcommand lives in its own module and is imported only
- * when used, so `baton validate` and `baton check` start fast.
+ * The `baton` command. Each subcommand's module is imported only when it runs, so
+ * `baton validate` and `baton check` do not pay for ssh2 or listr2 at start.
  */
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { registerLab } from './lab.js';
+import { collect, commaList } from './inputs.js';
 
 const program = new Command();
 program
   .name('baton')
   .description('Fail storage services over between nodes with declarative, reversible YAML playbooks')
   .version('0.1.0')
-  .showSuggestionAfterError(true);
+  .showSuggestionAfterError(true)
+  .exitOverride((err) => {
+    // Usage errors are invalid input: exit 2, like every other kind of bad input.
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  });
+
+/** Options shared by the commands that read a playbook. */
+function playbookOptions(cmd: Command): Command {
+  return cmd
+    .option('-i, --inventory <file>', 'inventory (Ansible YAML shape); default: localhost only')
+    .option('-e, --extra-vars <vars>', 'key=value, JSON, or @file.yml (repeatable; highest precedence)', collect, [])
+    .option('-l, --limit <pattern>', 'only these hosts (a:b, a:!b, a:&b)')
+    .option('-t, --tags <tags>', 'only steps with these tags (comma-separated, repeatable)', commaList, [])
+    .option('--skip-tags <tags>', 'skip steps with these tags', commaList, [])
+    .option('--json', 'JSON lines on stdout')
+    .option('-v, --verbose', 'show every command and its exit code');
+}
+
+const exitWith = (code: number) => {
+  process.exitCode = code;
+};
+
+playbookOptions(program.command('run').argument('<playbook>').description('run a playbook: plan, confirm, apply, roll back on failure'))
+  .option('-C, --check', 'probe only: report what would change, change nothing')
+  .option('--diff', 'with --check: show the state before each change')
+  .option('--detailed-exitcode', 'with --check: exit 6 when changes would be made')
+  .option('-y, --yes', 'do not ask before changing anything (needed without a terminal)')
+  .option('--step', 'ask before each change')
+  .option('--force', 'take resources a peer may still hold (the operator vouches it is down)')
+  .option('--accept-new', 'accept and record host keys of hosts not yet in known_hosts (never a changed key)')
+  .action(async (playbook: string, opts) => exitWith(await (await import('./run.js')).runCommand(playbook, opts)));
+
+playbookOptions(program.command('plan').argument('<playbook>').description('print every step with its host and the exact commands; contacts no node'))
+  .action(async (playbook: string, opts) => {
+    const { loadInputs } = await import('./inputs.js');
+    const { renderPlan } = await import('./plan.js');
+    process.stdout.write(renderPlan(loadInputs(playbook, opts), opts) + '\n');
+  });
+
+playbookOptions(program.command('validate').argument('<playbook...>').description('check playbooks and inventory; exit 2 on any problem; contacts no node'))
+  .action(async (playbooks: string[], opts) => exitWith((await import('./validate.js')).validateCommand(playbooks, opts)));
+
+program
+  .command('undo')
+  .argument('<run>', 'run id (or a unique prefix), as printed at the end of a run and by `baton runs`')
+  .description('revert what a finished or interrupted run changed, newest first, from its journal')
+  .option('-i, --inventory <file>', 'inventory to reach the nodes with (default: the one the run used)')
+  .option('-y, --yes', 'do not ask')
+  .option('--json', 'JSON lines on stdout')
+  .option('--accept-new', 'accept and record unknown host keys')
+  .action(async (run: string, opts) => exitWith(await (await import('./undo.js')).undoCommand(run, opts)));
+
+program
+  .command('runs')
+  .description('list journaled runs with their outcome')
+  .option('--json', 'one JSON object per run')
+  .addOption(new Option('-n, --last <n>', 'only the last n').argParser((v) => parseInt(v, 10)))
+  .action(async (opts) => exitWith((await import('./runs.js')).runsCommand(opts)));
 
 registerLab(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as { message?: string; exitCode?: number };
   process.stderr.write(`baton: ${e.message ?? String(err)}\n`);
-  process.exit(typeof e.exitCode === 'number' ? e.exitCode : 3);
+  process.exitCode = typeof e.exitCode === 'number' ? e.exitCode : 3;
 });

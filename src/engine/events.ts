@@ -19,6 +19,9 @@ export interface StepRef {
 export type EngineEvent =
   | { type: 'play-start'; play: number; name: string; hosts: string[] }
   | { type: 'play-end'; play: number }
+  /** A step of a play begins on its hosts (each host then has step-start/step-end, once per loop item). */
+  | { type: 'step-group-start'; play: number; stepId: string; name: string; kind: string; hosts: string[] }
+  | { type: 'step-group-end'; play: number; stepId: string }
   | { type: 'step-start'; step: StepRef; at: number }
   | {
       type: 'step-end';

@@ -77,7 +77,7 @@ function batchesOf(hosts: string[], serial?: number): string[][] {
 /** The hosts a play targets after `--limit`, its `hosts:` rendered with the extra vars. */
 export function playHosts(play: Play, inventory: Inventory, extraVars: Record<string, unknown>, limit?: string): string[] {
   const pattern = String(render(play.hosts, { ...play.vars, ...extraVars }));
-  return selectHosts(inventory, pattern, limit);
+  return selectHosts(inventory, pattern, limit).hosts.map((h) => h.name);
 }
 
 export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
@@ -209,7 +209,8 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
   async function runStepOnHost(play: Play, playIndex: number, step: StepSpec, host: Host, playHostNames: string[]): Promise<void> {
     const reg = registered.get(host.name) ?? {};
     registered.set(host.name, reg);
-    const base = varsFor({ host, inventory: o.inventory, play, step, extraVars: o.extraVars, registered: reg, playHosts: playHostNames });
+    const varsInput = { host, inventory: o.inventory, play, step, extraVars: o.extraVars, registered: reg, playHosts: playHostNames };
+    const base = varsFor(varsInput);
     const ref = (instance: string, name: string): StepRef => ({
       play: playIndex,
       playName: play.name,
@@ -254,7 +255,10 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
     }
     let overall: StepStatus = 'skipped';
     for (let i = 0; i < items.length; i++) {
-      const vars = { ...base, [step.loopVar]: items[i], ansible_loop: { index0: i, index: i + 1, length: items.length } };
+      const vars = {
+        ...varsFor({ ...varsInput, loop: { var: step.loopVar, value: items[i] } }),
+        ansible_loop: { index0: i, index: i + 1, length: items.length },
+      };
       if (!step.when.every((c) => evalCondition(parseCondition(c), vars))) continue;
       try {
         const s = await runInstance(play, playIndex, step, host, vars, `${step.id}[${i}]`);
@@ -276,6 +280,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
       for (const step of steps) {
         if (o.signal?.aborted) break;
         const targets = step.runOnce ? batch.slice(0, 1) : batch;
+        emit({ type: 'step-group-start', play: p, stepId: step.id, name: step.name ?? step.kind, kind: step.kind, hosts: targets });
         const results = await mapLimit(targets, play.forks ?? 10, async (name) => {
           try {
             await runStepOnHost(play, p, step, o.inventory.hosts.get(name)!, hostNames);
@@ -289,6 +294,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
             return false;
           }
         });
+        emit({ type: 'step-group-end', play: p, stepId: step.id });
         if (results.includes(false)) {
           failedPlay = play;
           break;

@@ -64,6 +64,9 @@ export interface EndRecord {
 
 export type JournalRecord = RunRecord | IntentRecord | DoneRecord | EndRecord;
 
+/** A record as handed to append(): the journal stamps `at`, and `seq` for intents. */
+export type NewRecord = Omit<RunRecord, 'at'> | Omit<IntentRecord, 'at' | 'seq'> | Omit<DoneRecord, 'at'> | Omit<EndRecord, 'at'>;
+
 export function newRunId(now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   return `${stamp}-${randomBytes(3).toString('hex')}`;
@@ -82,12 +85,10 @@ export class Journal {
     this.path = path.join(dir, `${runId}.jsonl`);
   }
 
-  /** Write one record and wait until it is on disk. */
-  append(record: Omit<IntentRecord, 'seq' | 'at'>): number;
-  append(record: Omit<JournalRecord, 'at'>): number;
-  append(record: Record<string, unknown>): number {
+  /** Write one record and wait until it is on disk. Intents get the next seq, returned. */
+  append(record: NewRecord): number {
     this.fd ??= openSync(this.path, 'a', 0o600);
-    const seq = record.t === 'intent' ? this.nextSeq++ : (record.seq as number | undefined);
+    const seq = record.t === 'intent' ? this.nextSeq++ : record.t === 'done' ? record.seq : undefined;
     const line = JSON.stringify({ ...record, ...(seq !== undefined ? { seq } : {}), at: new Date().toISOString() });
     writeSync(this.fd, line + '\n');
     fsyncSync(this.fd);

@@ -1,0 +1,71 @@
+import path from 'node:path';
+import type { Inventory } from '../inventory/model.js';
+import type { Playbook } from '../playbook/model.js';
+import { loadInventory } from '../inventory/load.js';
+import { loadPlaybook } from '../playbook/load.js';
+import { parseExtraVars } from '../playbook/extra-vars.js';
+import { defaultRegistry, type StepRegistry } from '../steps/registry.js';
+import { ValidationError, type Problem } from '../util/errors.js';
+
+/** Options every playbook command shares. */
+export interface CommonOptions {
+  inventory?: string;
+  extraVars: string[];
+  limit?: string;
+  tags?: string[];
+  skipTags?: string[];
+  json?: boolean;
+  verbose?: boolean;
+}
+
+export interface Inputs {
+  playbookFile: string;
+  inventoryFile?: string;
+  playbook: Playbook;
+  inventory: Inventory;
+  extraVars: Record<string, unknown>;
+  registry: StepRegistry;
+}
+
+/**
+ * Load and validate everything before any node is contacted. All problems of all inputs
+ * are gathered and thrown together (exit 2): the operator fixes them in one pass.
+ */
+export function loadInputs(playbookFile: string, o: CommonOptions): Inputs {
+  const problems: Problem[] = [];
+  const registry = defaultRegistry();
+  let extraVars: Record<string, unknown> = {};
+  let inventory: Inventory | undefined;
+  try {
+    extraVars = parseExtraVars(o.extraVars ?? []);
+  } catch (e) {
+    if (e instanceof ValidationError) problems.push(...e.problems);
+    else problems.push({ loc: { file: '-e', line: 1, col: 1 }, message: (e as Error).message });
+  }
+  try {
+    inventory = loadInventory(o.inventory ? path.resolve(o.inventory) : undefined);
+  } catch (e) {
+    if (e instanceof ValidationError) problems.push(...e.problems);
+    else throw e;
+  }
+  if (!inventory) throw new ValidationError(problems);
+  let playbook: Playbook | undefined;
+  try {
+    playbook = loadPlaybook(path.resolve(playbookFile), { inventory, extraVars, registry });
+  } catch (e) {
+    if (e instanceof ValidationError) problems.push(...e.problems);
+    else throw e;
+  }
+  if (problems.length || !playbook) throw new ValidationError(problems);
+  return {
+    playbookFile: path.resolve(playbookFile),
+    inventoryFile: o.inventory ? path.resolve(o.inventory) : undefined,
+    playbook,
+    inventory,
+    extraVars,
+    registry,
+  };
+}
+
+export const collect = (value: string, previous: string[] = []) => [...previous, value];
+export const commaList = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];

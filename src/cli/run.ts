@@ -1,0 +1,201 @@
+import path from 'node:path';
+import os from 'node:os';
+import { createInterface } from 'node:readline/promises';
+import { execute, playHosts } from '../engine/execute.js';
+import { Journal, newRunId } from '../engine/journal.js';
+import { acquireLock, type HeldLock } from '../engine/lock.js';
+import { RecapCollector, type EngineEvent } from '../engine/events.js';
+import { Redactor } from '../engine/redact.js';
+import { connectionFor } from '../inventory/connection.js';
+import { TransportPool } from '../transport/index.js';
+import { BatonError, ExitCode } from '../util/errors.js';
+import type { Reporter, RunSummary } from '../report/reporter.js';
+import { loadInputs, type CommonOptions, type Inputs } from './inputs.js';
+import { renderPlan } from './plan.js';
+
+export interface RunOptions extends CommonOptions {
+  check?: boolean;
+  diff?: boolean;
+  detailedExitcode?: boolean;
+  yes?: boolean;
+  step?: boolean;
+  force?: boolean;
+  acceptNew?: boolean;
+}
+
+export async function makeReporter(o: { json?: boolean }): Promise<Reporter> {
+  if (o.json) return new (await import('../report/json.js')).JsonReporter();
+  if (process.stdout.isTTY && !process.env.CI) return new (await import('../report/tty.js')).TtyReporter();
+  return new (await import('../report/lines.js')).LineReporter();
+}
+
+async function ask(question: string): Promise<string> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return (await rl.question(question)).trim().toLowerCase();
+  } finally {
+    rl.close();
+  }
+}
+
+/** Every host any play touches (delegates included), to connect them all before the first change. */
+function hostsToReach(inputs: Inputs, limit?: string): string[] {
+  const all = new Set<string>();
+  for (const play of inputs.playbook.plays) {
+    for (const h of playHosts(play, inputs.inventory, inputs.extraVars, limit)) all.add(h);
+    for (const s of play.steps) if (s.delegateTo && !s.delegateTo.includes('{{')) all.add(s.delegateTo);
+  }
+  return [...all];
+}
+
+/** The lock names the run takes: each play's `lock:`, default the playbook's path. */
+function lockNames(inputs: Inputs): string[] {
+  return [...new Set(inputs.playbook.plays.map((p) => p.lock ?? inputs.playbookFile))];
+}
+
+function secretsOf(inputs: Inputs): Redactor {
+  const r = new Redactor();
+  r.addVars(inputs.extraVars);
+  for (const h of inputs.inventory.hosts.values()) r.addVars(h.vars);
+  for (const p of inputs.playbook.plays) r.addVars(p.vars);
+  return r;
+}
+
+export async function runCommand(playbookFile: string, o: RunOptions): Promise<number> {
+  const t0 = Date.now();
+  const inputs = loadInputs(playbookFile, o);
+  const check = Boolean(o.check);
+  const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
+
+  if (!check && !o.yes) {
+    if (!interactive) {
+      throw new BatonError(
+        'refusing to change anything without --yes when not on a terminal (nothing was touched). ' +
+          'Look first with `baton plan` or `baton run --check`, then add --yes.',
+        ExitCode.INVALID,
+      );
+    }
+    process.stdout.write(renderPlan(inputs, o) + '\n');
+    const answer = await ask('Apply these changes? Type "yes" to go on: ');
+    if (answer !== 'yes') {
+      process.stderr.write('Nothing was changed.\n');
+      return ExitCode.OK;
+    }
+  }
+  if (o.step && !interactive) throw new BatonError('--step needs a terminal to ask on', ExitCode.INVALID);
+
+  const runId = newRunId();
+  const redactor = secretsOf(inputs);
+  const reporter = await makeReporter(o);
+  const recap = new RecapCollector();
+  const onEvent = (e: EngineEvent) => {
+    recap.onEvent(e);
+    reporter.onEvent(e);
+  };
+  const notes: string[] = [];
+  const locks: HeldLock[] = [];
+  let journal: Journal | undefined;
+  const pool = new TransportPool((name) => connectionFor(inputs.inventory.hosts.get(name)!, path.dirname(inputs.inventory.file)), {
+    acceptNewHostKeys: o.acceptNew,
+  });
+
+  const interrupt = new AbortController();
+  let interrupts = 0;
+  const onSignal = () => {
+    interrupts++;
+    if (interrupts === 1) {
+      process.stderr.write('\nInterrupted: finishing the steps in flight, then rolling back. Press Ctrl-C again to leave at once (then `baton undo`).\n');
+      interrupt.abort();
+    } else {
+      process.exit(ExitCode.FAILED_NOT_ROLLED_BACK);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  try {
+    if (!check) {
+      for (const name of lockNames(inputs)) {
+        const lock = acquireLock(name, runId);
+        locks.push(lock);
+        if (lock.tookOverFrom) {
+          notes.push(
+            `note: took over a stale lock "${name}" from run ${lock.tookOverFrom.runId} (pid ${lock.tookOverFrom.pid} on ${lock.tookOverFrom.controller} is gone); its journal may need \`baton undo ${lock.tookOverFrom.runId}\``,
+          );
+        }
+      }
+    }
+
+    const { failed: unreachable } = await pool.connectAll(hostsToReach(inputs, o.limit));
+    if (unreachable.length) {
+      const lines = unreachable.map((u) => `  ${u.host}: ${redactor.redact(u.error.message)}`);
+      throw new BatonError(`cannot reach ${unreachable.length} host(s); nothing was changed:\n${lines.join('\n')}`, ExitCode.UNREACHABLE);
+    }
+
+    if (!check) {
+      journal = new Journal(runId);
+      journal.append({
+        t: 'run',
+        runId,
+        mode: 'run',
+        playbook: inputs.playbookFile,
+        inventory: inputs.inventoryFile,
+        extraVars: redactor.maskArgs(inputs.extraVars, Object.keys(inputs.extraVars).filter((k) => redactor.redact(String(inputs.extraVars[k])) !== String(inputs.extraVars[k]))) as Record<string, unknown>,
+        lock: lockNames(inputs).join(','),
+        controller: os.hostname(),
+        pid: process.pid,
+        argv: process.argv.slice(2).map((a) => redactor.redact(a)),
+      });
+    }
+
+    const result = await execute({
+      playbook: inputs.playbook,
+      inventory: inputs.inventory,
+      extraVars: inputs.extraVars,
+      registry: inputs.registry,
+      pool,
+      runId,
+      journal,
+      redactor,
+      check,
+      force: o.force,
+      filter: { tags: o.tags, skipTags: o.skipTags },
+      limit: o.limit,
+      onEvent,
+      verbose: o.verbose,
+      signal: interrupt.signal,
+      confirmStep: o.step
+        ? async (ref, summary) => {
+            const a = await ask(`${ref.host}: ${summary} — run it? [y]es / [s]kip / [c]ontinue without asking: `);
+            return a.startsWith('s') ? 'skip' : a.startsWith('c') ? 'continue' : 'yes';
+          }
+        : undefined,
+    });
+
+    const outcome = result.outcome;
+    journal?.append({ t: 'end', outcome });
+    let exitCode = result.exitCode;
+    const wouldChange = [...recap.hosts.values()].some((r) => r.wouldChange > 0);
+    if (check && o.detailedExitcode && exitCode === ExitCode.OK && wouldChange) exitCode = ExitCode.WOULD_CHANGE;
+    const summary: RunSummary = {
+      runId,
+      mode: check ? 'check' : 'run',
+      outcome,
+      exitCode,
+      recap: recap.hosts,
+      failures: result.failures,
+      journalPath: journal?.path,
+      undoCommand: !check && result.changes.length ? `baton undo ${runId}` : undefined,
+      durationMs: Date.now() - t0,
+      notes,
+    };
+    await reporter.finish(summary);
+    return exitCode;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    journal?.close();
+    await pool.closeAll();
+    for (const l of locks) l.release();
+  }
+}

@@ -1,0 +1,57 @@
+import type { EngineEvent, HostRecap } from '../engine/events.js';
+
+/** Where engine events go: a listr2 tree on a terminal, one line per event otherwise, or JSON lines. */
+export interface Reporter {
+  onEvent(e: EngineEvent): void;
+  /** The run is over: print the recap and where to look next. */
+  finish(summary: RunSummary): void | Promise<void>;
+}
+
+export interface RunSummary {
+  runId: string;
+  mode: 'run' | 'check' | 'undo';
+  outcome: string;
+  exitCode: number;
+  recap: Map<string, HostRecap>;
+  failures: string[];
+  journalPath?: string;
+  /** The one-line undo, when the run left changes in place. */
+  undoCommand?: string;
+  durationMs: number;
+  notes: string[];
+}
+
+export function formatRecapLine(host: string, r: HostRecap, width: number): string {
+  const parts = [`ok=${r.ok}`, `changed=${r.changed}`, `failed=${r.failed}`, `skipped=${r.skipped}`, `reverted=${r.reverted}`];
+  if (r.wouldChange) parts.push(`would-change=${r.wouldChange}`);
+  return `${host.padEnd(width)}  ${parts.join('  ')}`;
+}
+
+/** The closing block every human-facing reporter prints. */
+export function formatSummary(s: RunSummary): string {
+  const width = Math.max(4, ...[...s.recap.keys()].map((h) => h.length));
+  const lines = ['', 'RECAP'];
+  for (const [host, r] of s.recap) lines.push('  ' + formatRecapLine(host, r, width));
+  if (s.failures.length) {
+    lines.push('', 'FAILED');
+    for (const f of s.failures) lines.push('  ' + f.split('\n').join('\n    '));
+  }
+  for (const n of s.notes) lines.push(n);
+  lines.push('', `${outcomeLine(s)}  (${(s.durationMs / 1000).toFixed(2)} s, exit ${s.exitCode})`);
+  if (s.journalPath) lines.push(`journal: ${s.journalPath}`);
+  if (s.undoCommand) lines.push(`undo:    ${s.undoCommand}`);
+  return lines.join('\n');
+}
+
+function outcomeLine(s: RunSummary): string {
+  switch (s.outcome) {
+    case 'succeeded':
+      return s.mode === 'check' ? 'check finished: nothing was changed' : `${s.mode} ${s.runId} succeeded`;
+    case 'failed-rolled-back':
+      return `${s.mode} ${s.runId} FAILED; every change was rolled back: the nodes are as they were`;
+    case 'failed-not-rolled-back':
+      return `${s.mode} ${s.runId} FAILED and changes are still in place: see the journal; undo with the command below`;
+    default:
+      return `${s.mode} ${s.runId}: ${s.outcome}`;
+  }
+}
