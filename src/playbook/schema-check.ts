@@ -39,17 +39,37 @@ export interface CheckOptions {
   basePath: Array<string | number>;
   /** How to name `data` itself in messages: `the playbook`, `"command" arguments`. */
   rootLabel: string;
+  /** A `{{ template }}` string may stand for any value: schema complaints about one are dropped. */
+  allowTemplates?: boolean;
 }
 
 export function checkAgainst(validate: ValidateFunction, data: unknown, opts: CheckOptions): Problem[] {
   if (validate(data)) return [];
-  return toProblems(validate.errors ?? [], data, opts);
+  let errors = validate.errors ?? [];
+  if (opts.allowTemplates) {
+    errors = errors.filter((e) => {
+      const v = valueAt(data, pointerToPath(e.instancePath));
+      return !(typeof v === 'string' && v.includes('{{'));
+    });
+  }
+  return toProblems(errors, data, opts);
 }
 
 function toProblems(errors: ErrorObject[], data: unknown, opts: CheckOptions): Problem[] {
   const drop = new Set<ErrorObject>();
   const extra: Problem[] = [];
   for (const e of errors) {
+    // A bad variable name under propertyNames: report it once, at the name.
+    if (e.keyword === 'propertyNames') drop.add(e);
+    const badName = (e as ErrorObject & { propertyName?: string }).propertyName;
+    if (badName !== undefined && e.keyword !== 'propertyNames') {
+      drop.add(e);
+      extra.push({
+        loc: opts.doc.keyAt([...opts.basePath, ...pointerToPath(e.instancePath), badName]),
+        message: `"${badName}" is not a valid variable name (letters, digits and _, not starting with a digit)`,
+      });
+      continue;
+    }
     if (e.keyword !== 'oneOf' && e.keyword !== 'anyOf') continue;
     drop.add(e);
     const branches = ((e.parentSchema as Record<string, unknown[]> | undefined)?.[e.keyword] ?? []).length;

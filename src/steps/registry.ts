@@ -12,7 +12,11 @@ export class StepRegistry {
   private readonly byKind = new Map<string, StepKind>();
   private readonly schemas = new Map<string, object>();
 
-  constructor(kinds: StepKind[]) {
+  /** `schemaFor` replaces reading schemas/steps/KIND.json (tests register kinds with inline schemas). */
+  constructor(
+    kinds: StepKind[],
+    private readonly schemaFor?: (kind: string) => object,
+  ) {
     for (const k of kinds) {
       if (this.byKind.has(k.kind)) throw new Error(`step kind ${k.kind} registered twice`);
       this.byKind.set(k.kind, k);
@@ -34,6 +38,10 @@ export class StepRegistry {
   /** The kind's JSON Schema (schemas/steps/KIND.json), read on first use. */
   schema(kind: string): object {
     let s = this.schemas.get(kind);
+    if (!s && this.schemaFor) {
+      s = this.schemaFor(kind);
+      this.schemas.set(kind, s);
+    }
     if (!s) {
       s = JSON.parse(readFileSync(path.join(schemasDir, 'steps', `${kind}.json`), 'utf8')) as object;
       this.schemas.set(kind, s);

@@ -1,0 +1,400 @@
+import { readFileSync } from 'node:fs';
+import type { Host, Inventory } from '../inventory/model.js';
+import { selectHosts } from '../inventory/pattern.js';
+import { ValidationError, type Problem, type SourceLocation } from '../util/errors.js';
+import { ConditionError, conditionRefs, parseCondition } from './conditions.js';
+import { parseValueExpr, requiredRefs } from './expr.js';
+import type { OnFailure, Play, Playbook, StepSpec } from './model.js';
+import { RoleLoader, roleSearchPath } from './roles.js';
+import { checkFenceOrder, type KindRoles } from './safety.js';
+import { checkAgainst } from './schema-check.js';
+import { playbookValidator, roleStepsValidator, stepArgsValidator, STEP_KEYS } from './schemas.js';
+import { closest, didYouMean } from './suggest.js';
+import { isTemplate, parseTemplate, render, TemplateError } from './template.js';
+import { MAGIC_VARS } from './vars.js';
+import { parseYaml, YamlSyntaxError, type ParsedYaml } from './yaml-source.js';
+
+type Vars = Record<string, unknown>;
+type Path = Array<string | number>;
+
+/** What the loader needs of the step registry (StepRegistry fits; tests pass small fakes). */
+export interface KindCatalog extends KindRoles {
+  has(kind: string): boolean;
+  kinds(): string[];
+  /** The kind's JSON Schema for its arguments. */
+  schema(kind: string): object;
+}
+
+export interface LoadOptions {
+  inventory: Inventory;
+  extraVars?: Vars;
+  registry: KindCatalog;
+  /** Role directories searched first (a list, or a PATH-like string). */
+  rolesPath?: string | string[];
+  /** `requires_fence` for plays that do not say (default false). */
+  requiresFence?: boolean;
+}
+
+/**
+ * Read, check and expand a playbook. Every problem found is reported at once in one
+ * ValidationError, each at file:line:col; nothing is returned unless the whole playbook is sound.
+ */
+export function loadPlaybook(file: string, opts: LoadOptions): Playbook {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ValidationError([{ loc: { file, line: 1, col: 1 }, message: `cannot read playbook: ${(err as Error).message}` }]);
+  }
+  return loadPlaybookText(text, file, opts);
+}
+
+export function loadPlaybookText(text: string, file: string, opts: LoadOptions): Playbook {
+  let doc: ParsedYaml;
+  try {
+    doc = parseYaml(text, file);
+  } catch (err) {
+    if (err instanceof YamlSyntaxError) throw new ValidationError([err.problem]);
+    throw err;
+  }
+  const problems: Problem[] = [];
+  const data = doc.value;
+  if (!Array.isArray(data)) {
+    const what = data === null || data === undefined ? 'an empty file' : 'a mapping';
+    problems.push({ loc: doc.at([]), message: `a playbook is a list of plays ("- hosts: ..."), got ${what}` });
+    throw new ValidationError(problems);
+  }
+  problems.push(...checkAgainst(playbookValidator(), data, { doc, basePath: [], rootLabel: 'the playbook' }));
+
+  const ctx = new LoadContext(file, doc, opts, problems);
+  const plays: Play[] = [];
+  data.forEach((raw, pi) => {
+    if (isMapping(raw)) plays.push(ctx.play(raw, pi));
+  });
+  if (problems.length) throw new ValidationError(sortProblems(problems));
+  return { file, plays };
+}
+
+function sortProblems(problems: Problem[]): Problem[] {
+  const seen = new Set<string>();
+  return problems
+    .filter((p) => {
+      const k = `${p.loc.file}:${p.loc.line}:${p.loc.col}:${p.message}`;
+      return seen.has(k) ? false : (seen.add(k), true);
+    })
+    .map((p, i) => ({ p, i }))
+    .sort((a, b) => (a.p.loc.file === b.p.loc.file ? a.p.loc.line - b.p.loc.line || a.p.loc.col - b.p.loc.col || a.i - b.i : a.i - b.i))
+    .map((x) => x.p);
+}
+
+/** What a step may refer to, beyond the magic vars. */
+interface Scope {
+  names: Set<string>;
+  /** Names given to `register:` so far in the play, shared by its roles and steps. */
+  registered: Set<string>;
+  /** Hosts the play targets: a name only some of them define is reported with who lacks it. */
+  targets: Host[] | undefined;
+}
+
+class LoadContext {
+  private readonly roles: RoleLoader;
+  private readonly extra: Vars;
+
+  constructor(
+    private readonly file: string,
+    private readonly doc: ParsedYaml,
+    private readonly opts: LoadOptions,
+    private readonly problems: Problem[],
+  ) {
+    this.roles = new RoleLoader(roleSearchPath(file, opts.rolesPath));
+    this.extra = opts.extraVars ?? {};
+  }
+
+  play(raw: Vars, pi: number): Play {
+    const doc = this.doc;
+    const at = (...p: Path) => doc.at([pi, ...p]);
+    const vars = isMapping(raw.vars) ? raw.vars : {};
+    const hosts = typeof raw.hosts === 'string' ? raw.hosts : '';
+    const targets = hosts ? this.resolveHosts(hosts, vars, [pi, 'hosts']) : undefined;
+    const playTags = tagList(raw.tags);
+
+    if (raw.steps !== undefined && raw.tasks !== undefined) {
+      this.problems.push({ loc: doc.keyAt([pi, 'tasks']), message: `play has both "steps" and "tasks" (the same thing): keep one` });
+    }
+    const stepsKey = raw.steps !== undefined ? 'steps' : 'tasks';
+    const rawSteps = Array.isArray(raw[stepsKey]) ? (raw[stepsKey] as unknown[]) : [];
+
+    const scope: Scope = {
+      names: new Set([...MAGIC_VARS, ...Object.keys(this.extra), ...Object.keys(vars)]),
+      registered: new Set(),
+      targets,
+    };
+    this.checkTemplates(vars, [pi, 'vars'], doc, scope, 'play vars');
+
+    const steps: StepSpec[] = [];
+    let slot = 0;
+    const roleRefs = Array.isArray(raw.roles) ? raw.roles : [];
+    roleRefs.forEach((ref, ri) => {
+      const name = typeof ref === 'string' ? ref : isMapping(ref) && typeof ref.role === 'string' ? ref.role : undefined;
+      const sid = slot++;
+      if (!name) return;
+      const refPath: Path = [pi, 'roles', ri, ...(typeof ref === 'string' ? [] : ['role'])];
+      const role = this.roles.load(name, doc.at(refPath), this.problems);
+      if (!role) return;
+      const params = isMapping(ref) && isMapping(ref.vars) ? ref.vars : {};
+      const roleTags = isMapping(ref) ? tagList(ref.tags) : [];
+      if (role.stepsDoc) {
+        this.problems.push(...checkAgainst(roleStepsValidator(), role.steps, { doc: role.stepsDoc, basePath: [], rootLabel: `role "${name}" steps` }));
+      }
+      const roleScope: Scope = {
+        names: new Set([...scope.names, ...Object.keys(role.defaults), ...Object.keys(params)]),
+        registered: scope.registered,
+        targets,
+      };
+      role.steps.forEach((rs, k) => {
+        if (!isMapping(rs) || !role.stepsDoc) return;
+        const step = this.step(rs, {
+          id: `p${pi}.s${sid}.${name}.s${k}`,
+          doc: role.stepsDoc,
+          path: [k],
+          scope: roleScope,
+          inheritedTags: [...playTags, ...roleTags],
+          role: { name, defaults: role.defaults, params },
+        });
+        if (step) steps.push(step);
+      });
+    });
+    rawSteps.forEach((rs, si) => {
+      if (!isMapping(rs)) return;
+      const step = this.step(rs, { id: `p${pi}.s${slot + si}`, doc, path: [pi, stepsKey, si], scope, inheritedTags: playTags });
+      if (step) steps.push(step);
+    });
+
+    const play: Play = {
+      name: typeof raw.name === 'string' ? raw.name : hosts,
+      hosts,
+      vars,
+      steps,
+      tags: playTags,
+      loc: at(),
+    };
+    if (typeof raw.forks === 'number') play.forks = raw.forks;
+    if (typeof raw.serial === 'number') play.serial = raw.serial;
+    if (typeof raw.lock === 'string') play.lock = raw.lock;
+    if (raw.on_failure === 'rollback' || raw.on_failure === 'stop') play.onFailure = raw.on_failure as OnFailure;
+    const requiresFence = typeof raw.requires_fence === 'boolean' ? raw.requires_fence : this.opts.requiresFence;
+    if (requiresFence !== undefined) play.requiresFence = requiresFence;
+    if (requiresFence) this.problems.push(...checkFenceOrder(play, this.opts.registry));
+    return play;
+  }
+
+  /** Render `hosts:` from play and extra vars, then check every name in it against the inventory. */
+  private resolveHosts(pattern: string, playVars: Vars, path: Path): Host[] | undefined {
+    const loc = this.doc.at(path);
+    let rendered = pattern;
+    if (isTemplate(pattern)) {
+      try {
+        const r = render(pattern, { ...playVars, ...this.extra });
+        rendered = Array.isArray(r) ? r.join(':') : String(r);
+      } catch (err) {
+        if (!(err instanceof TemplateError)) throw err;
+        const hint = err.variable ? ` (pass it with -e ${err.variable}=...)` : '';
+        this.problems.push({ loc, message: `hosts: ${err.message}${hint}` });
+        return undefined;
+      }
+    }
+    const inv = this.opts.inventory;
+    const sel = selectHosts(inv, rendered);
+    for (const name of sel.unknown) {
+      const shown = rendered === pattern ? `"${name}"` : `"${name}" (from ${JSON.stringify(pattern)})`;
+      this.problems.push({
+        loc,
+        message: `hosts: no host or group ${shown} in inventory ${inv.file}${didYouMean(name, [...inv.hosts.keys(), ...inv.groups.keys()])}`,
+      });
+    }
+    if (sel.unknown.length) return undefined;
+    if (!sel.hosts.length) {
+      this.problems.push({ loc, message: `hosts: pattern "${rendered}" matches no host in inventory ${inv.file}` });
+      return undefined;
+    }
+    return sel.hosts;
+  }
+
+  private step(
+    raw: Vars,
+    where: { id: string; doc: ParsedYaml; path: Path; scope: Scope; inheritedTags: string[]; role?: StepSpec['role'] },
+  ): StepSpec | undefined {
+    const { doc, path } = where;
+    const registry = this.opts.registry;
+    const extraKeys = Object.keys(raw).filter((k) => !STEP_KEYS.includes(k));
+    const kinds = extraKeys.filter((k) => registry.has(k));
+    const unknown = extraKeys.filter((k) => !registry.has(k));
+
+    for (const key of unknown) {
+      const nearKeyword = closest(key, STEP_KEYS);
+      const nearKind = closest(key, registry.kinds());
+      const loc = doc.keyAt([...path, key]);
+      if (kinds.length || (nearKeyword && !nearKind)) {
+        this.problems.push({
+          loc,
+          message: `unknown key "${key}" in step${nearKeyword ? ` (did you mean "${nearKeyword}"?)` : ''} (allowed: ${STEP_KEYS.join(', ')}, and one step kind)`,
+        });
+      } else {
+        const hint = nearKind ? ` (did you mean "${nearKind}"?)` : ` (known kinds: ${registry.kinds().join(', ')})`;
+        this.problems.push({ loc, message: `unknown step kind "${key}"${hint}` });
+      }
+    }
+    if (kinds.length > 1) {
+      this.problems.push({
+        loc: doc.keyAt([...path, kinds[1]!]),
+        message: `step has two kinds, "${kinds[0]}" and "${kinds[1]}": a step does exactly one thing, split it into two steps`,
+      });
+    }
+    if (!kinds.length && !unknown.length) {
+      this.problems.push({ loc: doc.at(path), message: `step has no kind: add one of ${registry.kinds().join(', ')}` });
+    }
+    const kind = kinds[0];
+
+    const loopVar = isMapping(raw.loop_control) && typeof raw.loop_control.loop_var === 'string' ? raw.loop_control.loop_var : 'item';
+    const names = new Set(where.scope.names);
+    if (where.role) for (const k of [...Object.keys(where.role.defaults), ...Object.keys(where.role.params)]) names.add(k);
+    const inner: Scope = { names, registered: where.scope.registered, targets: where.scope.targets };
+    if (raw.loop !== undefined) {
+      if (typeof raw.loop === 'string' && !isTemplate(raw.loop)) {
+        this.problems.push({ loc: doc.at([...path, 'loop']), message: `"loop" must be a list or a "{{ template }}" that renders to one, got the string ${JSON.stringify(raw.loop)}` });
+      }
+      this.checkTemplates(raw.loop, [...path, 'loop'], doc, where.scope, 'loop');
+      inner.names.add(loopVar);
+    }
+
+    if (kind !== undefined) {
+      const args = raw[kind];
+      const validate = stepArgsValidator(kind, registry);
+      this.problems.push(
+        ...checkAgainst(validate, args, { doc, basePath: [...path, kind], rootLabel: `"${kind}" arguments`, allowTemplates: true }),
+      );
+      this.checkTemplates(args, [...path, kind], doc, inner, `"${kind}" arguments`);
+    }
+    for (const key of ['name', 'delegate_to'] as const) this.checkTemplates(raw[key], [...path, key], doc, inner, key);
+
+    const when = raw.when === undefined ? [] : Array.isArray(raw.when) ? raw.when : [raw.when];
+    const whenStrings: string[] = [];
+    when.forEach((w, i) => {
+      const wPath = Array.isArray(raw.when) ? [...path, 'when', i] : [...path, 'when'];
+      const text = typeof w === 'boolean' ? String(w) : typeof w === 'string' ? w : undefined;
+      if (text === undefined) return;
+      whenStrings.push(text);
+      try {
+        const ast = parseCondition(text);
+        this.checkRefs(conditionRefs(ast), doc.at(wPath), inner, `condition ${JSON.stringify(text)}`);
+      } catch (err) {
+        if (!(err instanceof ConditionError)) throw err;
+        this.problems.push({ loc: doc.at(wPath), message: `when: ${err.message}` });
+      }
+    });
+
+    if (typeof raw.delegate_to === 'string') this.checkDelegate(raw.delegate_to, doc.at([...path, 'delegate_to']), inner);
+    if (typeof raw.register === 'string') where.scope.registered.add(raw.register);
+
+    if (kind === undefined) return undefined;
+    const explicitTags = tagList(raw.tags);
+    const spec: StepSpec = {
+      id: where.id,
+      kind,
+      args: raw[kind],
+      tags: [...new Set([...explicitTags, ...where.inheritedTags, kind])],
+      when: whenStrings,
+      loopVar,
+      runOnce: raw.run_once === true,
+      retries: typeof raw.retries === 'number' ? raw.retries : 0,
+      delayS: typeof raw.delay === 'number' ? raw.delay : 5,
+      ignoreErrors: raw.ignore_errors === true,
+      loc: doc.at(path),
+    };
+    if (typeof raw.name === 'string') spec.name = raw.name;
+    if (raw.loop !== undefined) spec.loop = raw.loop;
+    if (typeof raw.delegate_to === 'string') spec.delegateTo = raw.delegate_to;
+    if (typeof raw.timeout === 'number') spec.timeoutS = raw.timeout;
+    if (typeof raw.register === 'string') spec.register = raw.register;
+    if (where.role) spec.role = where.role;
+    return spec;
+  }
+
+  /** A literal `delegate_to` must name an inventory host; a template is checked when extra vars settle it. */
+  private checkDelegate(value: string, loc: SourceLocation, scope: Scope): void {
+    let name = value;
+    if (isTemplate(value)) {
+      try {
+        name = String(render(value, this.extra));
+      } catch {
+        return; // Depends on per-host or loop values: only its references are checked.
+      }
+    }
+    const inv = this.opts.inventory;
+    if (inv.hosts.has(name)) return;
+    const why = inv.groups.has(name) ? ` ("${name}" is a group; delegate_to takes one host)` : didYouMean(name, inv.hosts.keys());
+    this.problems.push({ loc, message: `delegate_to: host "${name}" is not in inventory ${inv.file}${why}` });
+    void scope;
+  }
+
+  /** Parse every template string inside `value` and check that what it needs is defined. */
+  private checkTemplates(value: unknown, path: Path, doc: ParsedYaml, scope: Scope, what: string): void {
+    forEachString(value, path, (s, p) => {
+      if (!isTemplate(s)) return;
+      try {
+        const refs = new Set<string>();
+        for (const seg of parseTemplate(s)) if ('expr' in seg) for (const r of templateRootRefs(seg.source)) refs.add(r);
+        this.checkRefs([...refs], doc.at(p), scope, `${what} ${JSON.stringify(s)}`);
+      } catch (err) {
+        if (!(err instanceof TemplateError)) throw err;
+        this.problems.push({ loc: doc.at(p), message: err.message });
+      }
+    });
+  }
+
+  private checkRefs(refs: string[], loc: SourceLocation, scope: Scope, what: string): void {
+    for (const ref of refs) {
+      if (scope.names.has(ref) || scope.registered.has(ref)) continue;
+      const targets = scope.targets;
+      if (targets) {
+        const lacking = targets.filter((h) => !Object.prototype.hasOwnProperty.call(h.vars, ref));
+        if (!lacking.length) continue;
+        if (lacking.length < targets.length) {
+          const having = targets.filter((h) => !lacking.includes(h)).map((h) => h.name);
+          this.problems.push({
+            loc,
+            message: `variable "${ref}" in ${what} is not defined for host${lacking.length > 1 ? 's' : ''} ${lacking.map((h) => h.name).join(', ')} (it is for ${having.join(', ')}): define it in the inventory, or give it a default with "| default(...)"`,
+          });
+          continue;
+        }
+      } else if ([...this.opts.inventory.hosts.values()].some((h) => Object.prototype.hasOwnProperty.call(h.vars, ref))) {
+        continue; // The play's hosts are unknown (already reported): do not pile on.
+      }
+      const candidates = [...scope.names, ...scope.registered, ...(targets?.flatMap((h) => Object.keys(h.vars)) ?? [])];
+      this.problems.push({
+        loc,
+        message: `undefined variable "${ref}" in ${what}${didYouMean(ref, candidates)} (define it in play vars, the inventory, or pass -e ${ref}=...)`,
+      });
+    }
+  }
+}
+
+function templateRootRefs(source: string): string[] {
+  return requiredRefs(parseValueExpr(source));
+}
+
+function forEachString(value: unknown, path: Path, cb: (s: string, path: Path) => void): void {
+  if (typeof value === 'string') cb(value, path);
+  else if (Array.isArray(value)) value.forEach((v, i) => forEachString(v, [...path, i], cb));
+  else if (isMapping(value)) for (const [k, v] of Object.entries(value)) forEachString(v, [...path, k], cb);
+}
+
+function isMapping(v: unknown): v is Vars {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function tagList(v: unknown): string[] {
+  if (typeof v === 'string') return v.split(',').map((t) => t.trim()).filter(Boolean);
+  if (Array.isArray(v)) return v.filter((t): t is string => typeof t === 'string');
+  return [];
+}

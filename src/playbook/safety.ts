@@ -1,0 +1,34 @@
+import type { Problem } from '../util/errors.js';
+import type { Play, StepSpec } from './model.js';
+
+export interface KindRoles {
+  /** The kind's implementation, for its safety role (StepRegistry.get). */
+  get(kind: string): { role?: 'takeover' | 'release' | 'fence' | 'neutral' } | undefined;
+}
+
+/**
+ * With requires_fence, taking a resource over before the peer was fenced or has released it
+ * risks two nodes serving the same data (split brain). Order is checked as written: a
+ * takeover step must come after some fence or release step of the same play.
+ */
+export function checkFenceOrder(play: Play, kinds: KindRoles): Problem[] {
+  const roleOf = (s: StepSpec) => kinds.get(s.kind)?.role ?? 'neutral';
+  const firstGuard = play.steps.find((s) => roleOf(s) === 'fence' || roleOf(s) === 'release');
+  const problems: Problem[] = [];
+  for (const step of play.steps) {
+    if (step === firstGuard) break;
+    if (roleOf(step) !== 'takeover') continue;
+    const after = firstGuard
+      ? `; the first fence/release step, ${describe(firstGuard)} at line ${firstGuard.loc.line}, comes after it: move it before`
+      : '; this play has no fence or release step at all';
+    problems.push({
+      loc: step.loc,
+      message: `unsafe order: takeover step ${describe(step)} runs before any fence or release step, and play "${play.name}" requires_fence${after}`,
+    });
+  }
+  return problems;
+}
+
+function describe(s: StepSpec): string {
+  return s.name ? `"${s.name}" (${s.kind})` : `"${s.kind}" (${s.id})`;
+}
