@@ -77,9 +77,10 @@ export class LocalTransport implements Transport {
         // The leader is gone, but a child that ignored TERM may still hold the group.
         if (timedOut) killGroup('SIGKILL');
         let err = Buffer.concat(stderr).toString('utf8');
-        // ENOENT etc. surface as exit 127 like a shell would report it, so a missing
-        // binary is a failed command (with a reason), not an unreachable host.
-        if (spawnError && code === null && signal === null) {
+        // Node reports a failed spawn as a negative errno "exit code". Report what a shell would
+        // (127 not found, 126 not executable): a missing binary is a failed command, not an
+        // unreachable host.
+        if (spawnError) {
           err += `${err && !err.endsWith('\n') ? '\n' : ''}${argv[0]}: ${spawnError.message}\n`;
           code = (spawnError as NodeJS.ErrnoException).code === 'ENOENT' ? 127 : 126;
         }
