@@ -1,0 +1,62 @@
+/**
+ * The lab's inventory, in the YAML shape of an Ansible inventory so that baton's runner (and
+ * Ansible itself) can use it as it is.
+ */
+import { writeFile } from 'node:fs/promises';
+import yaml from 'js-yaml';
+import { BMC_CIPHER_SUITE } from './bmc.js';
+import { mountPointFor, type LabPlan } from './plan.js';
+
+export function inventoryObject(plan: LabPlan): Record<string, unknown> {
+  const nodes: Record<string, unknown> = {};
+  for (const n of plan.nodes) {
+    nodes[n.name] = {
+      ansible_host: n.address,
+      ansible_user: 'root',
+      ansible_ssh_private_key_file: plan.keyFile,
+      baton_known_hosts: plan.knownHostsFile,
+      bmc_address: n.bmc.address,
+      bmc_port: n.bmc.port,
+      bmc_user: n.bmc.user,
+      bmc_password: n.bmc.password,
+      bmc_cipher_suite: BMC_CIPHER_SUITE,
+      iface: 'eth0',
+      mac: n.mac,
+      lab_netns: n.netns,
+    };
+  }
+  const clients: Record<string, unknown> = {};
+  for (const c of plan.clients) {
+    clients[c.name] = {
+      ansible_connection: 'local',
+      lab_netns: c.netns,
+      lab_address: c.address,
+      iface: 'eth0',
+      mac: c.mac,
+    };
+  }
+  return {
+    all: {
+      vars: {
+        lab_name: plan.spec.name,
+        lab_subnet: plan.spec.subnet,
+        lab_prefix: plan.prefixLength,
+        lab_dir: plan.dir,
+        lab_controller_address: plan.controllerAddress,
+        disks: plan.disks,
+        disk_mount_points: plan.disks.map((_, i) => mountPointFor(i + 1)),
+        vip: plan.vip,
+      },
+      children: {
+        nodes: { hosts: nodes },
+        clients: { hosts: clients },
+      },
+    },
+  };
+}
+
+export async function writeInventory(plan: LabPlan): Promise<string> {
+  const header = `# Inventory of baton lab "${plan.spec.name}" (written by \`baton lab up\`; removed by \`baton lab down\`).\n`;
+  await writeFile(plan.inventoryFile, header + yaml.dump(inventoryObject(plan), { lineWidth: 200 }), { mode: 0o600 });
+  return plan.inventoryFile;
+}

@@ -1,0 +1,197 @@
+/**
+ * The lab's plan: names, addresses, ports, MACs and paths, all derived from the lab's name and
+ * /24 so that two labs never share a namespace, an interface, a port or a file.
+ */
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { BatonError, ExitCode } from '../util/errors.js';
+
+export interface LabSpec {
+  name: string;
+  /** e.g. 198.18.10.0/24 */
+  subnet: string;
+  nodes: number;
+  clients: number;
+  disks: number;
+  /** Size of each shared disk image, in MiB. */
+  diskMiB: number;
+}
+
+export interface NodePlan {
+  name: string;
+  index: number;
+  netns: string;
+  /** Interface of the node's veth inside the switch namespace. */
+  switchPort: string;
+  address: string;
+  mac: string;
+  dir: string;
+  bmc: BmcPlan;
+}
+
+export interface BmcPlan {
+  address: string;
+  port: number;
+  user: string;
+  password: string;
+  dir: string;
+}
+
+export interface ClientPlan {
+  name: string;
+  index: number;
+  netns: string;
+  switchPort: string;
+  address: string;
+  mac: string;
+  dir: string;
+}
+
+export interface LabPlan {
+  spec: LabSpec;
+  dir: string;
+  /** Every netns of this lab starts with it; nothing of another lab does (names have no '-'). */
+  prefix: string;
+  switchNetns: string;
+  /** Controller end of the veth into the switch, in the host namespace. */
+  controllerIf: string;
+  controllerAddress: string;
+  prefixLength: 24;
+  network: string;
+  vip: string;
+  keyFile: string;
+  knownHostsFile: string;
+  inventoryFile: string;
+  disks: string[];
+  nodes: NodePlan[];
+  clients: ClientPlan[];
+}
+
+/**
+ * Root of all labs. Not under /run or /tmp: every node mounts a private tmpfs over both, which
+ * would hide the node's own config files from its daemons.
+ */
+export function labsRoot(): string {
+  return path.resolve(process.env.BATON_LAB_DIR ?? '/var/lib/baton-lab');
+}
+
+/** Lab names end up in interface names (15 bytes max, `bt-` + name) and must not contain '-'. */
+export const LAB_NAME_RE = /^[a-z][a-z0-9]{0,11}$/;
+
+export const MAX_NODES = 9;
+export const MAX_CLIENTS = 9;
+export const MAX_DISKS = 8;
+
+function invalid(message: string): never {
+  throw new BatonError(`baton lab: ${message}; nothing was changed`, ExitCode.INVALID);
+}
+
+/** Parse `198.18.X.0/24` (or 198.19.X.0/24) into its third octet and the /15 half. */
+export function parseSubnet(subnet: string): { second: 18 | 19; third: number } {
+  const m = /^198\.(18|19)\.(\d{1,3})\.0\/24$/.exec(subnet);
+  if (!m || Number(m[2]) > 255) {
+    invalid(`subnet ${JSON.stringify(subnet)} must be a /24 of 198.18.0.0/15 written as 198.18.X.0/24 or 198.19.X.0/24 (the lab uses no other addresses)`);
+  }
+  return { second: Number(m[1]) as 18 | 19, third: Number(m[2]) };
+}
+
+/** A default /24 derived from the name, so `baton lab up --name x` works without --subnet. */
+export function defaultSubnet(name: string): string {
+  const h = createHash('sha256').update(name).digest();
+  // 198.19.0.0/16 only: tests pick their /24s from 198.18.0.0/16, so defaults never meet them.
+  return `198.19.${h[0]! % 250}.0/24`;
+}
+
+export function validateSpec(spec: LabSpec): void {
+  if (!LAB_NAME_RE.test(spec.name)) {
+    invalid(`lab name ${JSON.stringify(spec.name)} must be 1-12 characters of a-z and 0-9, starting with a letter (it prefixes interface names, which Linux limits to 15 bytes)`);
+  }
+  parseSubnet(spec.subnet);
+  const count = (what: string, n: number, min: number, max: number) => {
+    if (!Number.isInteger(n) || n < min || n > max) invalid(`--${what} must be an integer from ${min} to ${max}, got ${n}`);
+  };
+  count('nodes', spec.nodes, 1, MAX_NODES);
+  count('clients', spec.clients, 0, MAX_CLIENTS);
+  count('disks', spec.disks, 0, MAX_DISKS);
+  count('disk-size', spec.diskMiB, 16, 4096);
+}
+
+function hex2(n: number): string {
+  return n.toString(16).padStart(2, '0');
+}
+
+export function planLab(spec: LabSpec): LabPlan {
+  validateSpec(spec);
+  const { second, third } = parseSubnet(spec.subnet);
+  const net = `198.${second}.${third}`;
+  const dir = path.join(labsRoot(), spec.name);
+  const prefix = `baton-${spec.name}-`;
+  // One BMC port block per /24: two labs (different /24s) never compete for a port even if
+  // their BMCs listened on the same address, which they do not.
+  const bmcPortBase = 20000 + ((second - 18) * 256 + third) * 10;
+  // Locally administered unicast MACs that encode the /24, the role and the index.
+  const mac = (role: number, index: number) => `02:ba:${hex2(second)}:${hex2(third)}:${hex2(role)}:${hex2(index)}`;
+
+  const nodes: NodePlan[] = [];
+  for (let i = 1; i <= spec.nodes; i++) {
+    const name = `n${i}`;
+    const ndir = path.join(dir, 'nodes', name);
+    nodes.push({
+      name,
+      index: i,
+      netns: `${prefix}${name}`,
+      switchPort: name,
+      address: `${net}.${10 + i}`,
+      mac: mac(1, i),
+      dir: ndir,
+      bmc: {
+        address: `${net}.1`,
+        port: bmcPortBase + i,
+        user: 'admin',
+        password: `bmc-${spec.name}-${name}`,
+        dir: path.join(dir, 'bmc', name),
+      },
+    });
+  }
+  const clients: ClientPlan[] = [];
+  for (let i = 1; i <= spec.clients; i++) {
+    const name = `c${i}`;
+    clients.push({
+      name,
+      index: i,
+      netns: `${prefix}${name}`,
+      switchPort: name,
+      address: `${net}.${100 + i}`,
+      mac: mac(2, i),
+      dir: path.join(dir, 'clients', name),
+    });
+  }
+  const disks: string[] = [];
+  for (let i = 1; i <= spec.disks; i++) disks.push(path.join(dir, 'disks', `disk${i}.img`));
+
+  return {
+    spec,
+    dir,
+    prefix,
+    switchNetns: `${prefix}sw`,
+    controllerIf: `bt-${spec.name}`,
+    controllerAddress: `${net}.1`,
+    prefixLength: 24,
+    network: `${net}.0`,
+    vip: `${net}.200`,
+    keyFile: path.join(dir, 'id_ed25519'),
+    knownHostsFile: path.join(dir, 'known_hosts'),
+    inventoryFile: path.join(dir, 'inventory.yml'),
+    disks,
+    nodes,
+    clients,
+  };
+}
+
+/** Where a node mounts shared disk N (made on every node at boot, in the node's private /srv). */
+export function mountPointFor(diskIndex: number): string {
+  return `/srv/disk${diskIndex}`;
+}
+
+/** The lab's spec as saved by `up`, so `down`, `status` and `power` need only the name. */
+export const SPEC_FILE = 'lab.json';
