@@ -78,6 +78,8 @@ function toProblems(errors: ErrorObject[], data: unknown, opts: CheckOptions): P
       // No alternative takes a value of this type: say which types would do.
       typeMisses.forEach((x) => drop.add(x));
       const wanted = [...new Set(typeMisses.flatMap((x) => typeWords(x.schema)))];
+      const expected = (e.parentSchema as { 'x-expected'?: string } | undefined)?.['x-expected'];
+      if (expected) wanted.splice(0, wanted.length, expected);
       const path = pointerToPath(e.instancePath);
       const value = valueAt(data, path);
       extra.push({
@@ -110,6 +112,11 @@ function one(e: ErrorObject, data: unknown, opts: CheckOptions): Problem {
   const what = label(path, opts.rootLabel);
   const title = (e.parentSchema as { title?: string } | undefined)?.title;
   const inWhat = title ? ` in ${title}` : path.length ? ` in ${what}` : '';
+  // A schema may say in words what it wants (`x-expected`), better than "must match pattern".
+  const expected = (e.parentSchema as { 'x-expected'?: string } | undefined)?.['x-expected'];
+  if (expected && ['type', 'pattern', 'minimum', 'maximum', 'enum'].includes(e.keyword)) {
+    return { loc: opts.doc.at(full), message: `${what} must be ${expected}, got ${describeValue(value)}` };
+  }
   switch (e.keyword) {
     case 'additionalProperties': {
       const key = (e.params as { additionalProperty: string }).additionalProperty;
