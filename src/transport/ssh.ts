@@ -234,7 +234,7 @@ export class SshTransport implements Transport {
         const result: ExecResult = {
           argv,
           code: timedOut ? null : code,
-          signal: timedOut ? signal : signal,
+          signal,
           stdout: Buffer.concat(out).toString('utf8'),
           stderr: Buffer.concat(err).toString('utf8'),
           timedOut,
