@@ -1,0 +1,101 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { connectionFor, sshOptions } from '../../src/inventory/connection.js';
+import { loadInventory } from '../../src/inventory/load.js';
+import { selectHosts } from '../../src/inventory/pattern.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const invFile = path.join(here, 'fixtures/inv/prod.yml');
+const inv = loadInventory(invFile);
+const host = (n: string) => inv.hosts.get(n)!;
+
+describe('loadInventory', () => {
+  it('lists hosts in inventory order with all their groups', () => {
+    expect([...inv.hosts.keys()]).toEqual(['ctl', 'nas1', 'nas2', 'client1']);
+    expect(host('nas1').groups).toEqual(['all', 'clients', 'storage', 'nas']);
+    expect(host('ctl').groups).toEqual(['all', 'ungrouped']);
+    expect(inv.groups.get('storage')!.children).toEqual(['nas']);
+  });
+
+  it('merges vars: all < parent group < child group < group_vars files < host entry < host_vars file', () => {
+    expect(host('client1').vars.site).toBe('lab'); // all
+    expect(host('nas1').vars.site).toBe('dc1-nas'); // child group beats parent
+    expect(host('nas2').vars.site).toBe('nas2-own'); // host_vars file beats everything
+    expect(host('nas1').vars.ntp).toBe('ntp.from-group-vars-all'); // group_vars/all beats inline all vars
+    expect(host('nas1').vars.export_root).toBe('/exports'); // group_vars/storage/ dir beats inline storage vars
+    expect(host('nas1').vars.fs_type).toBe('ext4');
+    expect(host('nas1').vars.role_hint).toBe('also-a-client'); // a host listed twice gets both listings' vars
+    expect(host('nas1').vars.vip).toBe('198.18.0.100');
+    expect(host('client1').vars.export_root).toBeUndefined();
+  });
+
+  it('remembers where each host was first listed', () => {
+    expect(host('nas2').loc).toEqual({ file: invFile, line: 21, col: 13 });
+  });
+
+  it('without a file, is an implicit local localhost', () => {
+    const implicit = loadInventory();
+    expect([...implicit.hosts.keys()]).toEqual(['localhost']);
+    expect(connectionFor(implicit.hosts.get('localhost')!).connection).toBe('local');
+  });
+
+  it('reports an unreadable file as a validation problem', () => {
+    expect(() => loadInventory(path.join(here, 'fixtures/inv/nope.yml'))).toThrow(/nope\.yml:1:1: cannot read inventory/);
+  });
+});
+
+describe('connectionFor', () => {
+  it("uses Ansible's connection variables", () => {
+    expect(connectionFor(host('nas1'))).toEqual({ host: 'nas1', connection: 'ssh', address: '198.18.0.11' });
+    expect(connectionFor(host('ctl')).connection).toBe('local');
+    expect(connectionFor(host('client1')).user).toBe('tester');
+  });
+
+  it('reads ssh options and resolves baton_known_hosts next to the inventory', () => {
+    const c = connectionFor(host('nas2'));
+    expect(c).toMatchObject({ address: '198.18.0.12', port: 2222, user: 'admin', hostKeyChecking: 'accept-new' });
+    expect(c.knownHostsFile).toBe(path.join(here, 'fixtures/inv/keys/known_hosts'));
+  });
+
+  it('never turns host key checking off', () => {
+    const h = { name: 'x', groups: ['all'], vars: { ansible_ssh_common_args: '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/tmp/kh' } };
+    expect(connectionFor(h)).toMatchObject({ hostKeyChecking: 'accept-new', knownHostsFile: '/tmp/kh' });
+    const strict = { name: 'y', groups: ['all'], vars: { ansible_ssh_common_args: "-o 'StrictHostKeyChecking yes' -oConnectTimeout=7" } };
+    expect(connectionFor(strict)).toMatchObject({ hostKeyChecking: 'strict', connectTimeoutMs: 7000 });
+  });
+
+  it('parses -o forms', () => {
+    expect([...sshOptions('-o A=1 -oB=2 -o C 3 -v')]).toEqual([['a', '1'], ['b', '2'], ['c', '3']]);
+  });
+});
+
+describe('selectHosts', () => {
+  const names = (p: string, limit?: string) => selectHosts(inv, p, limit).hosts.map((h) => h.name);
+  it('selects hosts, groups and everything', () => {
+    expect(names('all')).toEqual(['ctl', 'nas1', 'nas2', 'client1']);
+    expect(names('*')).toEqual(['ctl', 'nas1', 'nas2', 'client1']);
+    expect(names('nas2')).toEqual(['nas2']);
+    expect(names('storage')).toEqual(['nas1', 'nas2']);
+  });
+
+  it('combines with union, minus and intersection, in inventory order', () => {
+    expect(names('clients:nas2')).toEqual(['nas1', 'nas2', 'client1']);
+    expect(names('nas2,ctl')).toEqual(['ctl', 'nas2']);
+    expect(names('storage:!nas1')).toEqual(['nas2']);
+    expect(names('storage:&clients')).toEqual(['nas1']);
+    expect(names('!storage:all')).toEqual(['ctl', 'client1']);
+    expect(names('nas*')).toEqual(['nas1', 'nas2']);
+    // The regex matches group "clients" too, which holds nas1.
+    expect(names('~^c')).toEqual(['ctl', 'nas1', 'client1']);
+  });
+
+  it('applies --limit as an intersection', () => {
+    expect(names('all', 'nas*')).toEqual(['nas1', 'nas2']);
+    expect(names('storage', 'client1')).toEqual([]);
+  });
+
+  it('reports names that match nothing', () => {
+    expect(selectHosts(inv, 'storage:nas3:!web', 'nope*').unknown).toEqual(['nas3', 'web', 'nope*']);
+  });
+});
