@@ -12,7 +12,8 @@ import { ViteNodeRunner } from 'vite-node/client';
 import { createServer as createViteServer } from 'vite';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { chmodSync } from 'node:fs';
+import { chmodSync, readFileSync } from 'node:fs';
+import ssh2 from 'ssh2';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -51,8 +52,27 @@ try {
     times.push(performance.now() - t0);
     if (r.code !== 0) throw new Error(`true exited ${r.code}: ${r.stderr}`);
   }
+  // Reference: bare ssh2 exec of `true`, no wrapper, no queue. The difference is baton's share;
+  // the rest is sshd and the login shell on the node.
+  const raw = new ssh2.Client();
+  await new Promise((res, rej) => {
+    raw.once('ready', res).once('error', rej);
+    raw.connect({ host: sshd.host, port: sshd.port, username: user ?? sshd.user, privateKey: readFileSync(sshd.clientKey) });
+  });
+  const rawTimes = [];
+  for (let i = 0; i < Math.min(N, 50); i++) {
+    const t0 = performance.now();
+    await new Promise((res, rej) =>
+      raw.exec('true', (e, ch) => (e ? rej(e) : ch.on('close', res).resume().stderr.resume())),
+    );
+    rawTimes.push(performance.now() - t0);
+  }
+  raw.end();
+  rawTimes.sort((a, b) => a - b);
   times.sort((a, b) => a - b);
-  const q = (p) => times[Math.min(times.length - 1, Math.floor(p * times.length))];
+  const pct = (arr, p) => arr[Math.min(arr.length - 1, Math.floor(p * arr.length))];
+  const q = (p) => pct(times, p);
+  console.log(`reference: bare ssh2 exec \`true\` x${rawTimes.length}: median ${pct(rawTimes, 0.5).toFixed(2)} ms, p95 ${pct(rawTimes, 0.95).toFixed(2)} ms`);
   console.log(`ssh exec \`true\` as ${user ?? sshd.user} x${N} over one connection: median ${q(0.5).toFixed(2)} ms, p95 ${q(0.95).toFixed(2)} ms, min ${times[0].toFixed(2)} ms; sshd saw ${sshd.connectionCount()} connection(s)`);
 } finally {
   await t.close();
