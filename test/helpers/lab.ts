@@ -1,0 +1,170 @@
+/**
+ * The lab for tests: `startLab()` builds a lab with baton's own lab code and returns handles to
+ * reach its nodes (real OpenSSH, strict host key checking), its clients (`ip netns exec`) and its
+ * BMCs (real ipmitool). Every lab test file calls `requireRoot()` in beforeAll and
+ * `lab.down()` in afterAll; give each file its own lab name and /24 (files run in parallel).
+ *
+ *   198.18.10.0/24  test/lab/lab.test.ts   (198.18.11.0/24: its side-by-side second lab)
+ *   198.18.20.0/24 … for later files
+ */
+import { labUp, type UpResult } from '../../src/lab/up.js';
+import { teardown, type DownReport } from '../../src/lab/down.js';
+import { labStatus, type LabStatus } from '../../src/lab/status.js';
+import { ipmitoolArgv } from '../../src/lab/bmc.js';
+import { runRaw, shq, waitFor, type RunResult } from '../../src/lab/exec.js';
+import type { ClientPlan, LabPlan, NodePlan } from '../../src/lab/plan.js';
+import { tcpOpen } from '../../src/lab/node.js';
+
+export type { RunResult };
+
+export function requireRoot(): void {
+  if (process.getuid?.() !== 0) throw new Error('lab tests need root: run as root (CI does)');
+}
+
+export interface LabNode {
+  name: string;
+  address: string;
+  mac: string;
+  netns: string;
+  bmc: { address: string; port: number; user: string; password: string };
+}
+
+export interface LabClient {
+  name: string;
+  address: string;
+  netns: string;
+}
+
+export interface Lab {
+  name: string;
+  subnet: string;
+  dir: string;
+  inventoryPath: string;
+  knownHostsFile: string;
+  keyFile: string;
+  /** An unused address of the lab's /24, for a VIP. */
+  vip: string;
+  /** Shared ext4 images; node mount points are /srv/disk1, /srv/disk2, … */
+  disks: string[];
+  nodes: LabNode[];
+  clients: LabClient[];
+  /** How long `up` took, in ms. */
+  upMs: number;
+  plan: LabPlan;
+  node(name: string): LabNode;
+  /** The OpenSSH argv (strict host key checking, the lab's key) to run argv on a node. */
+  sshArgv(node: string | LabNode, argv: string[]): string[];
+  /** Run argv on a node over SSH; never throws on a non-zero exit. */
+  sshExec(node: string | LabNode, argv: string[], opts?: { timeoutMs?: number; input?: string }): Promise<RunResult>;
+  /** Like sshExec, but throws (with the node, command and stderr) unless it exits 0; returns stdout. */
+  sshOk(node: string | LabNode, argv: string[], opts?: { timeoutMs?: number; input?: string }): Promise<string>;
+  /** Run argv in a client's network namespace. */
+  clientExec(client: string | LabClient, argv: string[], opts?: { timeoutMs?: number }): Promise<RunResult>;
+  /** The ipmitool argv for a node's BMC (password with -P, as a user would type it). */
+  ipmitoolArgv(node: string | LabNode, command: string[]): string[];
+  /** `chassis power on|off|status` through the node's BMC; `on` waits until SSH answers. */
+  power(node: string | LabNode, action: 'on' | 'off' | 'status'): Promise<string>;
+  /** Wait until the node's sshd answers (true) or the time is up (false). */
+  waitSsh(node: string | LabNode, timeoutMs?: number): Promise<boolean>;
+  status(): Promise<LabStatus>;
+  /** Remove the lab; safe to call twice. */
+  down(): Promise<DownReport>;
+}
+
+export interface StartLabOptions {
+  name: string;
+  subnet: string;
+  nodes?: number;
+  clients?: number;
+  disks?: number;
+  diskMiB?: number;
+}
+
+function toNode(n: NodePlan): LabNode {
+  return { name: n.name, address: n.address, mac: n.mac, netns: n.netns, bmc: { ...n.bmc } };
+}
+
+function toClient(c: ClientPlan): LabClient {
+  return { name: c.name, address: c.address, netns: c.netns };
+}
+
+export async function startLab(opts: StartLabOptions): Promise<Lab & { up: UpResult }> {
+  requireRoot();
+  const up = await labUp({
+    name: opts.name,
+    subnet: opts.subnet,
+    nodes: opts.nodes ?? 2,
+    clients: opts.clients ?? 1,
+    disks: opts.disks ?? 2,
+    diskMiB: opts.diskMiB ?? 64,
+  });
+  const plan = up.plan;
+  const nodes = plan.nodes.map(toNode);
+  const clients = plan.clients.map(toClient);
+  const nodeOf = (n: string | LabNode): LabNode => {
+    if (typeof n !== 'string') return n;
+    const found = nodes.find((x) => x.name === n);
+    if (!found) throw new Error(`lab ${plan.spec.name} has no node ${n}`);
+    return found;
+  };
+  const clientOf = (c: string | LabClient): LabClient => {
+    if (typeof c !== 'string') return c;
+    const found = clients.find((x) => x.name === c);
+    if (!found) throw new Error(`lab ${plan.spec.name} has no client ${c}`);
+    return found;
+  };
+  const sshArgv = (node: string | LabNode, argv: string[]) => [
+    'ssh',
+    '-o', 'BatchMode=yes',
+    '-o', 'StrictHostKeyChecking=yes',
+    '-o', `UserKnownHostsFile=${plan.knownHostsFile}`,
+    '-o', 'GlobalKnownHostsFile=/dev/null',
+    '-o', 'ConnectTimeout=3',
+    '-o', 'LogLevel=ERROR',
+    '-i', plan.keyFile,
+    '-l', 'root',
+    nodeOf(node).address,
+    '--',
+    // ssh hands the remote shell one string: quote each argument so it arrives as it was.
+    argv.map(shq).join(' '),
+  ];
+  const sshExec: Lab['sshExec'] = (node, argv, o = {}) => runRaw(sshArgv(node, argv), { timeoutMs: o.timeoutMs ?? 30_000, input: o.input });
+  const lab: Lab = {
+    name: plan.spec.name,
+    subnet: plan.spec.subnet,
+    dir: plan.dir,
+    inventoryPath: up.inventoryPath,
+    knownHostsFile: plan.knownHostsFile,
+    keyFile: plan.keyFile,
+    vip: plan.vip,
+    disks: plan.disks,
+    nodes,
+    clients,
+    upMs: up.ms,
+    plan,
+    node: (name) => nodeOf(name),
+    sshArgv,
+    sshExec,
+    async sshOk(node, argv, o) {
+      const r = await sshExec(node, argv, o);
+      if (r.code !== 0) throw new Error(`on ${nodeOf(node).name}: \`${argv.join(' ')}\` exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
+      return r.stdout;
+    },
+    clientExec: (client, argv, o = {}) => runRaw(['ip', 'netns', 'exec', clientOf(client).netns, ...argv], { timeoutMs: o.timeoutMs ?? 30_000 }),
+    ipmitoolArgv(node, command) {
+      const n = nodeOf(node);
+      return ipmitoolArgv(plan.nodes.find((p) => p.name === n.name)!, command).flatMap((a) => (a === '-E' ? ['-P', n.bmc.password] : [a]));
+    },
+    async power(node, action) {
+      const n = nodeOf(node);
+      const r = await runRaw(lab.ipmitoolArgv(n, ['chassis', 'power', action]), { timeoutMs: 20_000 });
+      if (r.code !== 0) throw new Error(`BMC of ${n.name}: ipmitool chassis power ${action} exited ${r.code}: ${r.stderr.trim()}`);
+      if (action === 'on' && !(await lab.waitSsh(n))) throw new Error(`${n.name}: powered on but sshd did not answer within 20 s`);
+      return r.stdout.trim();
+    },
+    waitSsh: (node, timeoutMs = 20_000) => waitFor(() => tcpOpen(nodeOf(node).address, 22), timeoutMs, 50),
+    status: () => labStatus(plan),
+    down: () => teardown(plan.spec.name),
+  };
+  return Object.assign(lab, { up });
+}
