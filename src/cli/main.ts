@@ -7,6 +7,12 @@ import { Command, Option } from 'commander';
 import { registerLab } from './lab.js';
 import { collect, commaList } from './inputs.js';
 
+// `baton runs | head` closes our stdout early: that is not an error worth a stack trace.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
 const program = new Command();
 program
   .name('baton')

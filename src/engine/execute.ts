@@ -63,6 +63,9 @@ type Registered = Map<string, Record<string, { status: StepStatus; changed: bool
 
 class StepFailed extends Error {}
 
+/** How long a timed-out step waits for its commands to be killed on the node. */
+const KILL_WAIT_MS = 10_000;
+
 function isOneShot(kind: StepKind, args: unknown): boolean {
   return typeof kind.oneShot === 'function' ? kind.oneShot(args) : Boolean(kind.oneShot);
 }
@@ -150,16 +153,27 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
             if (o.verbose) emit({ type: 'log', host: host.name, message: o.redactor.redact(m) });
           },
           onCommand: o.verbose
-            ? (argv, r) => emit({ type: 'log', host: on, message: o.redactor.redact(`$ ${argv.join(' ')}  → ${r.code ?? 'killed'} (${r.durationMs} ms)`) })
+            ? (argv, r) => emit({ type: 'log', host: on, message: o.redactor.redact(`$ ${argv.join(' ')}  → ${r.code ?? 'killed'} (${Math.round(r.durationMs)} ms)`) })
             : undefined,
         });
+        // On timeout the abort signal kills the step's commands on the node; give the transport a
+        // moment to finish doing so (and the step to notice) before the step is declared failed,
+        // so nothing is left running when the run ends and the connection closes.
         const withTimeout = <T>(p: Promise<T>): Promise<T> =>
           timeoutMs === undefined
             ? p
             : Promise.race([
                 p,
                 new Promise<never>((_, reject) =>
-                  abort.signal.addEventListener('abort', () => reject(new Error(`timed out after ${step.timeoutS} s; its commands were killed`)), { once: true }),
+                  abort.signal.addEventListener(
+                    'abort',
+                    () => {
+                      const fail = () => reject(new Error(`timed out after ${step.timeoutS} s; its commands were killed`));
+                      const wait = new Promise<void>((r) => setTimeout(r, KILL_WAIT_MS).unref());
+                      Promise.race([p.catch(() => undefined), wait]).then(fail, fail);
+                    },
+                    { once: true },
+                  ),
                 ),
               ]);
 
@@ -178,9 +192,21 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
         }
 
         const journaledArgs = o.redactor.maskArgs(args, kind.secretArgs);
-        seq = o.journal?.append({ t: 'intent', instance, stepId: step.id, name: ref.name, kind: step.kind, host: host.name, on, args: journaledArgs, before });
+        const reversible = kind.reversible?.(args) ?? true;
+        seq = o.journal?.append({
+          t: 'intent',
+          instance,
+          stepId: step.id,
+          name: ref.name,
+          kind: step.kind,
+          host: host.name,
+          on,
+          args: journaledArgs,
+          before,
+          ...(reversible ? {} : { irreversible: true }),
+        });
         // From here on the change may have started: it is a change to revert, whatever happens next.
-        changes.push({ ref, kind: step.kind, args, before, seq: seq ?? changes.length + 1, runId: o.runId, journaledArgs });
+        if (reversible) changes.push({ ref, kind: step.kind, args, before, seq: seq ?? changes.length + 1, runId: o.runId, journaledArgs });
         await withTimeout(kind.apply(ctx, args, before));
         const after = oneShot ? undefined : await withTimeout(kind.probe(ctx, args));
         if (!oneShot && !kind.satisfied(after, args)) {

@@ -40,6 +40,8 @@ export interface IntentRecord {
   /** Rendered arguments, secrets replaced (see redact.ts). */
   args: unknown;
   before: unknown;
+  /** The kind cannot undo this change (a command without revert:): never listed for rollback or undo. */
+  irreversible?: boolean;
   /** When undoing another run: the seq of the intent this revert undoes. */
   reverts?: { runId: string; seq: number };
   at: string;
@@ -135,7 +137,7 @@ export function pendingChanges(records: JournalRecord[], revertedElsewhere: Set<
   const intents = new Map<number, IntentRecord>();
   const reverted = new Set(revertedElsewhere);
   for (const r of records) {
-    if (r.t === 'intent' && !r.reverts) intents.set(r.seq, r);
+    if (r.t === 'intent' && !r.reverts && !r.irreversible) intents.set(r.seq, r);
     if (r.t === 'done') {
       if (r.status === 'reverted') {
         const intent = records.find((x): x is IntentRecord => x.t === 'intent' && x.seq === r.seq);

@@ -66,13 +66,11 @@ export const command: StepKind<Raw, CommandObserved> = {
     await ctx.run(a.argv, { stdin: a.stdin, env: a.env, okCodes: a.ok_codes, timeoutMs: ctx.timeoutMs });
   },
 
+  reversible: (raw) => normalizeCommandArgs(raw).revert !== undefined,
+
   async revert(ctx, raw) {
     const a = normalizeCommandArgs(raw);
-    if (!a.revert) {
-      ctx.log(`nothing to revert for \`${a.argv.join(' ')}\`: the step has no revert: argv`);
-      return;
-    }
-    await ctx.run(a.revert, { env: a.env, timeoutMs: ctx.timeoutMs });
+    if (a.revert) await ctx.run(a.revert, { env: a.env, timeoutMs: ctx.timeoutMs });
   },
 
   describe(raw) {

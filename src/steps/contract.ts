@@ -29,6 +29,11 @@ export interface StepKind<A = any, O = any> {
   readonly readOnly?: boolean;
   /** What the kind does to the world, for safety checks: takeover steps need a fenced or released peer. */
   readonly role?: 'takeover' | 'release' | 'fence' | 'neutral';
+  /**
+   * False when revert() could not undo anything for these args (a `command` without `revert:`).
+   * Such changes are journaled but not listed for rollback or undo. Default: reversible.
+   */
+  reversible?(args: A): boolean;
   /** Dotted paths of arguments that are secret: never printed, never journaled. */
   readonly secretArgs?: string[];
 

@@ -91,8 +91,7 @@ describe('engine on the local transport', () => {
       expect(result.exitCode).toBe(1);
       expect(result.outcome).toBe('failed-rolled-back');
       expect(files()).toEqual(['pre-existing']);
-      // The failed step is reverted too: a change that failed half-way may have half-happened.
-      expect(recap).toMatchObject({ changed: k, failed: 1, reverted: k + 1 });
+      expect(recap).toMatchObject({ changed: k, failed: 1, reverted: k });
       const failed = events.find((e) => e.type === 'step-end' && e.status === 'failed') as Extract<EngineEvent, { type: 'step-end' }>;
       expect(failed.error).toContain('exited 3: disk on fire');
       // Every change and every revert is journaled; nothing is left to undo.
@@ -113,8 +112,7 @@ describe('engine on the local transport', () => {
     const { result } = await run([touch('a'), step('command', ['false'])], {}, { onFailure: 'stop' });
     expect(result.exitCode).toBe(3);
     expect(files()).toEqual(['a']);
-    // The failed step counts as possibly applied: `baton undo` will revert it too.
-    expect(result.changes.map((c) => c.ref.stepId)).toEqual(['p0.s0', 'p0.s1']);
+    expect(result.changes.map((c) => c.ref.stepId)).toEqual(['p0.s0']);
   });
 
   it('ignore_errors lets the run go on', async () => {
@@ -200,6 +198,19 @@ describe('engine on the local transport', () => {
     await pool.closeAll();
     expect(ok).toBe(true);
     expect(files()).toEqual([]);
+  });
+
+  it('a failed step is reverted too: a change that failed half-way may have half-happened', async () => {
+    // Creates its file, then fails: the revert must remove the file although the step "failed".
+    const half = step('command', {
+      argv: ['sh', '-c', 'touch "$0"; exit 1', path.join(dir, 'half')],
+      creates: path.join(dir, 'half'),
+      revert: ['rm', '-f', path.join(dir, 'half')],
+    });
+    const { result, recap } = await run([touch('a'), half]);
+    expect(result.exitCode).toBe(1);
+    expect(files()).toEqual([]);
+    expect(recap).toMatchObject({ changed: 1, failed: 1, reverted: 2 });
   });
 
   it('a revert that does not restore the state is reported, and rollback is incomplete (exit 3)', async () => {
