@@ -30,6 +30,7 @@ export const LAB_PACKAGES = [
   'dbus',
   'fence-agents',
   'psmisc',
+  'procps',
 ] as const;
 
 /** Program → the Debian package that ships it. */
@@ -61,6 +62,8 @@ const PROGRAMS: Array<[string, string]> = [
   ['dbus-send', 'dbus'],
   ['fence_ipmilan', 'fence-agents'],
   ['fuser', 'psmisc'],
+  ['pgrep', 'procps'],
+  ['sysctl', 'procps'],
 ];
 
 const SEARCH_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
