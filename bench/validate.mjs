@@ -1,0 +1,42 @@
+// Time `baton validate` on a generated 200-step playbook, Node start included.
+// Usage: npm run build && node bench/validate.mjs [runs]
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const cli = path.join(root, 'dist/cli/main.js');
+const runs = Number(process.argv[2] ?? 15);
+const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-bench-'));
+
+const steps = Array.from({ length: 200 }, (_, i) =>
+  [
+    `    - name: step ${i}`,
+    `      command: { argv: [echo, "{{ msg }}", "${i}"], creates: /tmp/baton-bench-${i} }`,
+    `      when: inventory_hostname is defined`,
+    `      tags: [bench]`,
+  ].join('\n'),
+).join('\n');
+writeFileSync(path.join(dir, 'inventory.yml'), 'all:\n  hosts:\n    n1: { ansible_connection: local }\n    n2: { ansible_connection: local }\n');
+writeFileSync(path.join(dir, 'big.yml'), `- name: bench\n  hosts: all\n  vars: { msg: hello }\n  steps:\n${steps}\n`);
+
+const args = [cli, 'validate', path.join(dir, 'big.yml'), '-i', path.join(dir, 'inventory.yml')];
+const first = spawnSync(process.execPath, args, { encoding: 'utf8' });
+if (first.status !== 0) {
+  console.error(`validate failed (exit ${first.status}):\n${first.stdout}${first.stderr}`);
+  process.exit(1);
+}
+const times = [];
+for (let i = 0; i < runs; i++) {
+  const t0 = process.hrtime.bigint();
+  spawnSync(process.execPath, args);
+  times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+}
+times.sort((a, b) => a - b);
+const node0 = process.hrtime.bigint();
+spawnSync(process.execPath, ['-e', '0']);
+const bare = Number(process.hrtime.bigint() - node0) / 1e6;
+console.log(`baton validate, 200 steps, ${runs} runs: median ${times[runs >> 1].toFixed(1)} ms (min ${times[0].toFixed(1)}, max ${times[runs - 1].toFixed(1)}); bare node -e 0: ${bare.toFixed(1)} ms`);
+rmSync(dir, { recursive: true, force: true });
