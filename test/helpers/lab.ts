@@ -90,14 +90,21 @@ function toClient(c: ClientPlan): LabClient {
 
 export async function startLab(opts: StartLabOptions): Promise<Lab & { up: UpResult }> {
   requireRoot();
-  const up = await labUp({
-    name: opts.name,
-    subnet: opts.subnet,
-    nodes: opts.nodes ?? 2,
-    clients: opts.clients ?? 1,
-    disks: opts.disks ?? 2,
-    diskMiB: opts.diskMiB ?? 64,
-  });
+  let up: UpResult;
+  try {
+    up = await labUp({
+      name: opts.name,
+      subnet: opts.subnet,
+      nodes: opts.nodes ?? 2,
+      clients: opts.clients ?? 1,
+      disks: opts.disks ?? 2,
+      diskMiB: opts.diskMiB ?? 64,
+    });
+  } catch (e) {
+    // The caller gets no handle to call down() on: clear what the failed up made here.
+    await teardown(opts.name).catch(() => undefined);
+    throw e;
+  }
   const plan = up.plan;
   const nodes = plan.nodes.map(toNode);
   const clients = plan.clients.map(toClient);
