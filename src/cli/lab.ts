@@ -61,7 +61,7 @@ export function registerLab(program: Command): void {
     .action(async (o: { name: string }) => {
       const { preflight } = await import('../lab/preflight.js');
       const { labDown } = await import('../lab/down.js');
-      preflight('down');
+      preflight('down', { packages: false });
       const r = await labDown(o.name);
       process.stderr.write(
         `baton lab: lab "${o.name}" down: ${r.killed} processes killed, ${r.netns.length} namespaces, ${r.loops.length} loop devices${r.veth ? `, veth ${r.veth}` : ''} removed${r.dir ? `, ${r.dir} deleted` : ''}\n`,

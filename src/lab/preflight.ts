@@ -115,12 +115,13 @@ export function aptLine(pkgs: readonly string[]): string {
 }
 
 /** Throw before anything is made if the lab cannot run here. */
-export function preflight(action: string): void {
+export function preflight(action: string, opts: { packages?: boolean } = {}): void {
   const problems: string[] = [];
   if (process.getuid?.() !== 0) {
     problems.push(`baton lab ${action} needs root (it makes network, mount and PID namespaces, loop devices and veths); run it as root`);
   }
-  const missing = missingPackages();
+  // `down` needs only root and the basics (ip, losetup): it must clear a lab whatever is missing.
+  const missing = opts.packages === false ? [] : missingPackages();
   if (missing.length > 0) {
     problems.push(`missing programs for the lab; install them with:\n  ${aptLine(missing)}\n(or run scripts/install-lab-deps.sh)`);
   }
