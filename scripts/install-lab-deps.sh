@@ -67,10 +67,14 @@ if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
   done
 fi
 
-# Without systemd nothing should have started (policy-rc.d), but say so if something did.
+# Without systemd nothing should have started (policy-rc.d), but say so if something did in
+# the host's own network namespace (lab nodes run the same daemons in theirs: those are fine).
+host_net=$(readlink /proc/self/ns/net)
 for d in ganesha.nfsd rpcbind tgtd; do
-  if pgrep -x "$d" >/dev/null 2>&1; then
-    echo "install-lab-deps: warning: $d is running in the host namespace; the lab does not need it there" >&2
-  fi
+  for pid in $(pgrep -x "$d" 2>/dev/null); do
+    if [ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" = "$host_net" ]; then
+      echo "install-lab-deps: warning: $d (pid $pid) is running in the host namespace; the lab does not need it there" >&2
+    fi
+  done
 done
 echo "install-lab-deps: done"
