@@ -80,7 +80,7 @@ async function hostMountsOf(devices: string[]): Promise<string[]> {
 }
 
 export async function teardown(name: string): Promise<DownReport> {
-  if (!LAB_NAME_RE.test(name)) throw new BatonError(`baton lab down: invalid lab name ${JSON.stringify(name)}; nothing was changed`, ExitCode.INVALID);
+  if (!LAB_NAME_RE.test(name)) throw new BatonError(`lab down: invalid lab name ${JSON.stringify(name)}; nothing was changed`, ExitCode.INVALID);
   const dir = path.join(labsRoot(), name);
   const prefix = `baton-${name}-`;
   const report: DownReport = { name, killed: 0, netns: [], loops: [], problems: [] };
@@ -148,7 +148,7 @@ export async function labDown(name: string): Promise<DownReport> {
   const report = await teardown(name);
   if (report.problems.length > 0) {
     throw new BatonError(
-      `baton lab down ${name}: could not remove everything:\n  ${report.problems.join('\n  ')}\nbaton: left ${dir(name)} in place; run \`baton lab down --name ${name}\` again`,
+      `lab down ${name}: could not remove everything:\n  ${report.problems.join('\n  ')}\nbaton: left ${dir(name)} in place; run \`baton lab down --name ${name}\` again`,
       ExitCode.FAILED_NOT_ROLLED_BACK,
     );
   }

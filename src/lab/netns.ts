@@ -33,7 +33,7 @@ export async function netnsPids(netns: string): Promise<number[]> {
     .filter((n) => Number.isInteger(n) && n > 0);
 }
 
-const onFailure = 'stopped building the lab; run `baton lab down` (or `up` again) to clear what was made';
+const onFailure = 'stopped building the lab; run `baton lab down --name NAME` (or `baton lab up` again) to clear what was made';
 
 /** Switch namespace, bridge and the controller veth with the lab's .1 address. */
 export async function makeSwitch(plan: LabPlan): Promise<void> {

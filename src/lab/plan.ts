@@ -83,7 +83,7 @@ export const MAX_CLIENTS = 9;
 export const MAX_DISKS = 8;
 
 function invalid(message: string): never {
-  throw new BatonError(`baton lab: ${message}; nothing was changed`, ExitCode.INVALID);
+  throw new BatonError(`lab: ${message}; nothing was changed`, ExitCode.INVALID);
 }
 
 /** Parse `198.18.X.0/24` (or 198.19.X.0/24) into its third octet and the /15 half. */

@@ -8,7 +8,7 @@ import { BatonError, ExitCode } from '../util/errors.js';
 export function findNode(plan: LabPlan, name: string): NodePlan {
   const n = plan.nodes.find((x) => x.name === name);
   if (!n) {
-    throw new BatonError(`baton lab power: lab "${plan.spec.name}" has no node ${JSON.stringify(name)} (nodes: ${plan.nodes.map((x) => x.name).join(', ')})`, ExitCode.INVALID);
+    throw new BatonError(`lab power: lab "${plan.spec.name}" has no node ${JSON.stringify(name)} (nodes: ${plan.nodes.map((x) => x.name).join(', ')})`, ExitCode.INVALID);
   }
   return n;
 }

@@ -118,7 +118,7 @@ export function aptLine(pkgs: readonly string[]): string {
 export function preflight(action: string, opts: { packages?: boolean } = {}): void {
   const problems: string[] = [];
   if (process.getuid?.() !== 0) {
-    problems.push(`baton lab ${action} needs root (it makes network, mount and PID namespaces, loop devices and veths); run it as root`);
+    problems.push(`lab ${action} needs root (it makes network, mount and PID namespaces, loop devices and veths); run it as root`);
   }
   // `down` needs only root and the basics (ip, losetup): it must clear a lab whatever is missing.
   const missing = opts.packages === false ? [] : missingPackages();

@@ -21,7 +21,7 @@ export async function loadSpec(name: string): Promise<LabSpec | undefined> {
 export async function loadPlan(name: string): Promise<LabPlan> {
   const spec = await loadSpec(name);
   if (!spec) {
-    throw new BatonError(`baton lab: no lab named ${JSON.stringify(name)} (no ${path.join(labsRoot(), name, SPEC_FILE)}); start one with \`baton lab up --name ${name}\``, ExitCode.INVALID);
+    throw new BatonError(`lab: no lab named ${JSON.stringify(name)} (no ${path.join(labsRoot(), name, SPEC_FILE)}); start one with \`baton lab up --name ${name}\``, ExitCode.INVALID);
   }
   return planLab(spec);
 }

@@ -51,7 +51,7 @@ async function checkSubnetFree(plan: LabPlan): Promise<void> {
     const spec = await loadSpec(other);
     if (spec?.subnet === plan.spec.subnet) {
       throw new BatonError(
-        `baton lab up ${plan.spec.name}: subnet ${plan.spec.subnet} is used by lab "${other}"; pick another /24 of 198.18.0.0/15 with --subnet, or \`baton lab down --name ${other}\`; nothing was made`,
+        `lab up ${plan.spec.name}: subnet ${plan.spec.subnet} is used by lab "${other}"; pick another /24 of 198.18.0.0/15 with --subnet, or \`baton lab down --name ${other}\`; nothing was made`,
         ExitCode.INVALID,
       );
     }
@@ -63,7 +63,7 @@ async function checkSubnetFree(plan: LabPlan): Promise<void> {
     if (!m || m[1] === plan.controllerIf) continue;
     if (m[2] === '198' && Number(m[3]) === second && Number(m[4]) === third) {
       throw new BatonError(
-        `baton lab up ${plan.spec.name}: host interface ${m[1]} already has an address in ${plan.spec.subnet}; pick another /24 with --subnet; nothing was made`,
+        `lab up ${plan.spec.name}: host interface ${m[1]} already has an address in ${plan.spec.subnet}; pick another /24 with --subnet; nothing was made`,
         ExitCode.INVALID,
       );
     }
@@ -122,7 +122,7 @@ export async function labUp(spec: LabSpec): Promise<UpResult> {
   if (saved) {
     if (!sameSpec(saved, spec) && (await labIntact(planLab(saved)))) {
       throw new BatonError(
-        `baton lab up: lab "${spec.name}" is running with ${JSON.stringify(saved)}, not ${JSON.stringify(spec)}; run \`baton lab down --name ${spec.name}\` first; nothing was changed`,
+        `lab up: lab "${spec.name}" is running with ${JSON.stringify(saved)}, not ${JSON.stringify(spec)}; run \`baton lab down --name ${spec.name}\` first; nothing was changed`,
         ExitCode.INVALID,
       );
     }
@@ -135,7 +135,7 @@ export async function labUp(spec: LabSpec): Promise<UpResult> {
   if (remains) {
     const r = await teardown(spec.name);
     if (r.problems.length > 0) {
-      throw new LabError(`baton lab up ${spec.name}: could not clear the remains of an earlier lab of that name:\n  ${r.problems.join('\n  ')}\nbaton: made nothing new`);
+      throw new LabError(`lab up ${spec.name}: could not clear the remains of an earlier lab of that name:\n  ${r.problems.join('\n  ')}\nbaton: made nothing new`);
     }
   }
   await mkdir(path.dirname(plan.dir), { recursive: true, mode: 0o700 });
