@@ -6,7 +6,7 @@ import { ConditionError, conditionRefs, parseCondition } from './conditions.js';
 import { parseValueExpr, requiredRefs } from './expr.js';
 import type { OnFailure, Play, Playbook, StepSpec } from './model.js';
 import { RoleLoader, roleSearchPath } from './roles.js';
-import { checkFenceOrder, type KindRoles } from './safety.js';
+import { checkFenceOrder, guardsTakeover, type KindRoles } from './safety.js';
 import { checkAgainst } from './schema-check.js';
 import { playbookValidator, roleStepsValidator, stepArgsValidator, STEP_KEYS } from './schemas.js';
 import { closest, didYouMean } from './suggest.js';
@@ -99,6 +99,8 @@ interface Scope {
 class LoadContext {
   private readonly roles: RoleLoader;
   private readonly extra: Vars;
+  /** A fence or release step was seen in an earlier play: takeovers after it are guarded. */
+  private guardSeen = false;
 
   constructor(
     private readonly file: string,
@@ -184,7 +186,8 @@ class LoadContext {
     if (raw.on_failure === 'rollback' || raw.on_failure === 'stop') play.onFailure = raw.on_failure as OnFailure;
     const requiresFence = typeof raw.requires_fence === 'boolean' ? raw.requires_fence : this.opts.requiresFence;
     if (requiresFence !== undefined) play.requiresFence = requiresFence;
-    if (requiresFence) this.problems.push(...checkFenceOrder(play, this.opts.registry));
+    if (requiresFence) this.problems.push(...checkFenceOrder(play, this.opts.registry, this.guardSeen));
+    if (guardsTakeover(play, this.opts.registry)) this.guardSeen = true;
     return play;
   }
 

@@ -9,9 +9,11 @@ export interface KindRoles {
 /**
  * With requires_fence, taking a resource over before the peer was fenced or has released it
  * risks two nodes serving the same data (split brain). Order is checked as written: a
- * takeover step must come after some fence or release step of the same play.
+ * takeover step must come after some fence or release step, in the same play or an earlier
+ * one (a switchover releases on the old node in one play and takes over in the next).
  */
-export function checkFenceOrder(play: Play, kinds: KindRoles): Problem[] {
+export function checkFenceOrder(play: Play, kinds: KindRoles, guardedByEarlierPlay = false): Problem[] {
+  if (guardedByEarlierPlay) return [];
   const roleOf = (s: StepSpec) => kinds.get(s.kind)?.role ?? 'neutral';
   const firstGuard = play.steps.find((s) => roleOf(s) === 'fence' || roleOf(s) === 'release');
   const problems: Problem[] = [];
@@ -20,7 +22,7 @@ export function checkFenceOrder(play: Play, kinds: KindRoles): Problem[] {
     if (roleOf(step) !== 'takeover') continue;
     const after = firstGuard
       ? `; the first fence/release step, ${describe(firstGuard)} at line ${firstGuard.loc.line}, comes after it: move it before`
-      : '; this play has no fence or release step at all';
+      : '; neither this play nor an earlier one has a fence or release step';
     problems.push({
       loc: step.loc,
       message: `unsafe order: takeover step ${describe(step)} runs before any fence or release step, and play "${play.name}" requires_fence${after}`,
@@ -31,4 +33,12 @@ export function checkFenceOrder(play: Play, kinds: KindRoles): Problem[] {
 
 function describe(s: StepSpec): string {
   return s.name ? `"${s.name}" (${s.kind})` : `"${s.kind}" (${s.id})`;
+}
+
+/** Does the play fence or release anything (so later plays may take over)? */
+export function guardsTakeover(play: Play, kinds: KindRoles): boolean {
+  return play.steps.some((s) => {
+    const role = kinds.get(s.kind)?.role;
+    return role === 'fence' || role === 'release';
+  });
 }
