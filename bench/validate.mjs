@@ -1,5 +1,8 @@
 // Time `baton validate` on a generated 200-step playbook, Node start included.
 // Usage: npm run build && node bench/validate.mjs [runs]
+//
+// The machine is shared, so a bare `node -e 0` is timed alternately with each validate
+// run: both see the same load, and the difference is what baton itself costs.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -28,15 +31,26 @@ if (first.status !== 0) {
   console.error(`validate failed (exit ${first.status}):\n${first.stdout}${first.stderr}`);
   process.exit(1);
 }
-const times = [];
-for (let i = 0; i < runs; i++) {
+
+function timed(argv) {
   const t0 = process.hrtime.bigint();
-  spawnSync(process.execPath, args);
-  times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  const r = spawnSync(process.execPath, argv);
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} exited ${r.status}`);
+  return Number(process.hrtime.bigint() - t0) / 1e6;
 }
-times.sort((a, b) => a - b);
-const node0 = process.hrtime.bigint();
-spawnSync(process.execPath, ['-e', '0']);
-const bare = Number(process.hrtime.bigint() - node0) / 1e6;
-console.log(`baton validate, 200 steps, ${runs} runs: median ${times[runs >> 1].toFixed(1)} ms (min ${times[0].toFixed(1)}, max ${times[runs - 1].toFixed(1)}); bare node -e 0: ${bare.toFixed(1)} ms`);
+
+const baton = [];
+const bare = [];
+for (let i = 0; i < runs; i++) {
+  bare.push(timed(['-e', '0']));
+  baton.push(timed(args));
+}
 rmSync(dir, { recursive: true, force: true });
+
+const stats = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const med = s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  return `median ${med.toFixed(1)} ms (min ${s[0].toFixed(1)}, max ${s[s.length - 1].toFixed(1)})`;
+};
+console.log(`baton validate, 200 steps, ${runs} runs: ${stats(baton)}`);
+console.log(`bare node -e 0, same ${runs} rounds:   ${stats(bare)}`);
