@@ -133,6 +133,9 @@ hostname ${shq(node.name)}
 # ganesha, statd) must not meet the host's or another node's.
 mount -t tmpfs -o mode=0755,size=64m tmpfs /run
 mount -t tmpfs -o mode=1777,size=256m tmpfs /tmp
+# A home of its own for root, as a separate machine has: the controller's ~/.bashrc (which bash
+# sources for every SSH command) must not run on the node, nor slow every step down.
+mount -t tmpfs -o mode=0700,size=16m tmpfs /root
 mkdir -p ${shq(f.varLibNfs)} ${shq(f.srv)}
 mount --bind ${shq(f.varLibNfs)} /var/lib/nfs
 mount --bind ${shq(f.srv)} /srv

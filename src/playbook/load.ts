@@ -141,7 +141,8 @@ class LoadContext {
       const sid = slot++;
       if (!name) return;
       const refPath: Path = [pi, 'roles', ri, ...(typeof ref === 'string' ? [] : ['role'])];
-      const role = this.roles.load(name, doc.at(refPath), this.problems);
+      const stepsFrom = isMapping(ref) && typeof ref.steps_from === 'string' ? ref.steps_from : undefined;
+      const role = this.roles.load(name, doc.at(refPath), this.problems, stepsFrom);
       if (!role) return;
       const params = isMapping(ref) && isMapping(ref.vars) ? ref.vars : {};
       const roleTags = isMapping(ref) ? tagList(ref.tags) : [];

@@ -30,15 +30,20 @@ export class RoleLoader {
 
   constructor(private readonly searchPath: string[]) {}
 
-  /** The role, or undefined after pushing a problem at `where` (not found, unreadable, wrong shape). */
-  load(name: string, where: SourceLocation, problems: Problem[]): LoadedRole | undefined {
-    if (this.cache.has(name)) return this.cache.get(name);
-    const role = this.find(name, where, problems);
-    this.cache.set(name, role);
+  /**
+   * The role, or undefined after pushing a problem at `where` (not found, unreadable, wrong shape).
+   * `stepsFrom` picks another step file of the role (Ansible's tasks_from): `release` reads
+   * `release.yml` or `tasks/release.yml`.
+   */
+  load(name: string, where: SourceLocation, problems: Problem[], stepsFrom?: string): LoadedRole | undefined {
+    const key = stepsFrom ? `${name}:${stepsFrom}` : name;
+    if (this.cache.has(key)) return this.cache.get(key);
+    const role = this.find(name, where, problems, stepsFrom);
+    this.cache.set(key, role);
     return role;
   }
 
-  private find(name: string, where: SourceLocation, problems: Problem[]): LoadedRole | undefined {
+  private find(name: string, where: SourceLocation, problems: Problem[], stepsFrom?: string): LoadedRole | undefined {
     const dir = this.searchPath.map((d) => path.join(d, name)).find((d) => existsSync(d));
     if (!dir) {
       const known = this.searchPath.flatMap((d) => (existsSync(d) ? readdirSync(d) : []));
@@ -59,9 +64,12 @@ export class RoleLoader {
         else problems.push({ loc: doc.at([]), message: `role defaults must be a mapping of variable names to values` });
       }
     }
-    const stepsFile = STEPS_FILES.map((f) => path.join(dir, f)).find((f) => existsSync(f));
+    const candidates = stepsFrom ? [`${stepsFrom}.yml`, `${stepsFrom}.yaml`, `tasks/${stepsFrom}.yml`, `tasks/${stepsFrom}.yaml`] : STEPS_FILES;
+    const stepsFile = candidates.map((f) => path.join(dir, f)).find((f) => existsSync(f));
     if (!stepsFile) {
-      problems.push({ loc: where, message: `role "${name}" at ${show(dir)} has no steps.yml (nor tasks/main.yml)` });
+      const wanted = stepsFrom ? `${stepsFrom}.yml (steps_from: ${stepsFrom})` : 'steps.yml (nor tasks/main.yml)';
+      const others = readdirSync(dir).filter((f) => f.endsWith('.yml') && !f.startsWith('defaults')).map((f) => f.slice(0, -4));
+      problems.push({ loc: where, message: `role "${name}" at ${show(dir)} has no ${wanted}${others.length ? `; it has: ${others.join(', ')}` : ''}` });
       return role;
     }
     const doc = parse(stepsFile, problems);
