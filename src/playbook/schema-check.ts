@@ -1,26 +1,70 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import type { Problem } from '../util/errors.js';
+import { packageRoot } from '../util/paths.js';
 import { typeName } from './expr.js';
 import type { ParsedYaml } from './yaml-source.js';
 
 /**
  * ajv, turned into problems a person can act on: each located at the offending key or
  * value, naming it, and saying what was expected (unknown keys list the allowed ones).
- * One Ajv instance, schemas compiled on first use and kept: compiling costs milliseconds,
- * and `baton validate` has to start fast.
+ *
+ * `baton validate` has to start fast, and importing ajv and compiling the schemas used to
+ * be most of its time. So `npm run build` compiles every shipped schema ahead of time
+ * (scripts/compile-schemas.mjs, into dist/schemas/validators.js), and ajv itself is loaded
+ * only for a schema that has no precompiled validator: a schema edited since the build, a
+ * test registry's inline schema, or no build at all (tests run from src/).
  */
+const require = createRequire(import.meta.url);
+
+/** The options both paths compile with: the precompiled code must report errors exactly as ajv would here. */
+export const AJV_OPTIONS = { allErrors: true, strict: false, verbose: true } as const;
+
+/**
+ * A precompiled validator is found by the schema's exact JSON text (and that of the schemas
+ * it `$ref`s), never by name: whatever schema a caller holds, it gets code compiled from that
+ * very schema, or none.
+ */
+export function schemaKey(schema: object, deps: object[] = []): string {
+  return JSON.stringify(deps.length ? [schema, ...deps] : schema);
+}
+
+let precompiled: Map<string, ValidateFunction> | undefined;
+
+export function precompiledValidator(schema: object, deps: object[] = []): ValidateFunction | undefined {
+  if (!precompiled) {
+    precompiled = new Map();
+    try {
+      // Synchronous on purpose (require of an ES module, Node >= 20.19): loading a playbook is synchronous.
+      const mod = require(path.join(packageRoot, 'dist', 'schemas', 'validators.js')) as {
+        validators: Array<[string, ValidateFunction]>;
+      };
+      precompiled = new Map(mod.validators);
+    } catch {
+      // Not built, or unloadable: ajv compiles at first use instead, slower but the same checks.
+    }
+  }
+  return precompiled.get(schemaKey(schema, deps));
+}
+
+/** ajv's constructor, required on first need only. */
+export function loadAjv(): typeof Ajv {
+  return (require('ajv') as typeof import('ajv')).Ajv;
+}
+
 let ajv: Ajv | undefined;
 const compiled = new Map<string, ValidateFunction>();
 
 function instance(): Ajv {
   // optimize:false halves compile time; these validators run once per load, not in a hot loop.
-  ajv ??= new Ajv({ allErrors: true, strict: false, verbose: true, code: { optimize: false } });
+  ajv ??= new (loadAjv())({ ...AJV_OPTIONS, code: { optimize: false } });
   return ajv;
 }
 
-/** Compile `schema` once under `cacheKey`; other schemas it `$ref`s by `$id` must be added first. */
+/** Compile `schema` once under `cacheKey`; other schemas it `$ref`s by `$id` must be passed as `deps`. */
 export function compileSchema(cacheKey: string, schema: object, deps: object[] = []): ValidateFunction {
-  let v = compiled.get(cacheKey);
+  let v = compiled.get(cacheKey) ?? precompiledValidator(schema, deps);
   if (!v) {
     const a = instance();
     for (const d of deps) {
@@ -29,8 +73,8 @@ export function compileSchema(cacheKey: string, schema: object, deps: object[] =
     }
     const id = (schema as { $id?: string }).$id;
     v = id && a.getSchema(id) ? a.getSchema(id)! : a.compile(schema);
-    compiled.set(cacheKey, v);
   }
+  compiled.set(cacheKey, v);
   return v;
 }
 

@@ -36,21 +36,28 @@ export const STEP_KEYS: string[] = Object.entries(publishedPlaybookSchema().defi
   .filter(([, p]) => !isKindRef(p))
   .map(([k]) => k);
 
-function runtimeSchema(): object {
-  const copy = structuredClone(publishedPlaybookSchema());
-  const step = copy.definitions.step;
-  for (const [k, p] of Object.entries(step.properties)) if (isKindRef(p)) delete step.properties[k];
-  step.additionalProperties = true;
-  return copy;
+let runtime: object | undefined;
+/** The playbook schema the loader checks with (scripts/compile-schemas.mjs precompiles this very object). */
+export function runtimePlaybookSchema(): object {
+  if (!runtime) {
+    const copy = structuredClone(publishedPlaybookSchema());
+    const step = copy.definitions.step;
+    for (const [k, p] of Object.entries(step.properties)) if (isKindRef(p)) delete step.properties[k];
+    step.additionalProperties = true;
+    runtime = copy;
+  }
+  return runtime;
 }
 
+/** A role's steps file is a step list: checked by the playbook schema's own definition. */
+export const ROLE_STEPS_SCHEMA = { $id: 'baton:role-steps', $ref: `${PLAYBOOK_ID}#/definitions/stepList` };
+
 export function playbookValidator(): ValidateFunction {
-  return compileSchema('playbook', runtimeSchema());
+  return compileSchema('playbook', runtimePlaybookSchema());
 }
 
 export function roleStepsValidator(): ValidateFunction {
-  playbookValidator();
-  return compileSchema('role-steps', { $id: 'baton:role-steps', $ref: `${PLAYBOOK_ID}#/definitions/stepList` });
+  return compileSchema('role-steps', ROLE_STEPS_SCHEMA, [runtimePlaybookSchema()]);
 }
 
 const byArgSchema = new WeakMap<object, ValidateFunction>();
