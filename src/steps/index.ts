@@ -2,6 +2,8 @@ import type { StepKind } from './contract.js';
 import { command } from './command.js';
 import { waitFor } from './wait-for.js';
 import { assertStep } from './assert.js';
+import { fence } from './fence.js';
+import { unfence } from './unfence.js';
 
 /** Every step kind baton ships. One line per kind; the engine never names one. */
-export const allKinds: StepKind[] = [command, waitFor, assertStep];
+export const allKinds: StepKind[] = [command, waitFor, assertStep, fence, unfence];

@@ -1,0 +1,49 @@
+/**
+ * command provider: the site's own power tool (a PDU's CLI, a cloud API client). Three argvs
+ * run where the step runs; the status argv's output matched against `off_pattern` says off.
+ */
+import { CommandFailedError, type StepContext } from '../contract.js';
+import { statusFromPattern, type PowerState } from '../../facts/power.js';
+import type { PowerDriver } from '../fence.js';
+
+export interface PowerCommands {
+  on?: string[];
+  off?: string[];
+  status?: string[];
+  off_pattern?: string;
+}
+
+export function commandDriver(c: PowerCommands): PowerDriver {
+  const need = (what: keyof PowerCommands) => {
+    const v = c[what];
+    if (!v || (Array.isArray(v) && v.length === 0)) throw new Error(`provider command needs \`${what}\` (an argv) for this step`);
+    return v;
+  };
+  return {
+    label: `${(c.status ?? c.off ?? ['command'])[0]}`,
+    async status(ctx: StepContext, timeoutMs: number): Promise<PowerState> {
+      const argv = need('status') as string[];
+      const pattern = need('off_pattern') as string;
+      let r;
+      try {
+        r = await ctx.run(argv, { okCodes: Array.from({ length: 256 }, (_, i) => i), timeoutMs });
+      } catch (e) {
+        if (e instanceof CommandFailedError) throw new Error(`power status command \`${argv.join(' ')}\` on ${ctx.transport.host} did not finish within ${Math.round(timeoutMs / 1000)} s`);
+        throw e;
+      }
+      const state = statusFromPattern(r.stdout, pattern);
+      // A tool that fails and prints nothing must not read as "on" (or "off"): say so instead.
+      if (r.code !== 0 && state === 'on') {
+        throw new Error(`power status command \`${argv.join(' ')}\` on ${ctx.transport.host} exited ${r.code}: ${(r.stderr || r.stdout).trim() || '(no output)'}`);
+      }
+      return state;
+    },
+    async set(ctx, state, timeoutMs) {
+      await ctx.run(need(state) as string[], { timeoutMs });
+    },
+    commands: (action) => {
+      const v = c[action];
+      return v && v.length ? [v] : [];
+    },
+  };
+}

@@ -1,0 +1,74 @@
+/**
+ * ssh provider (self-fence): log in to the target itself and have it power itself off. The
+ * only proof available afterwards is that it stopped answering SSH, so "off" here means "does
+ * not answer": a node cut off by a network partition looks the same. Use it where a BMC is
+ * absent and the node is known to be reachable, or behind a hardware watchdog.
+ */
+import { UnreachableError } from '../../transport/transport.js';
+import { CommandFailedError, type StepContext } from '../contract.js';
+import type { PowerState } from '../../facts/power.js';
+import type { PowerDriver } from '../fence.js';
+
+/**
+ * sysrq `o` powers off at once, without syncing or asking an init system that may hang on the
+ * storage that is failing (the kernel's sysrq-trigger works for root whatever kernel.sysrq
+ * says). In the namespace lab this would power off the machine hosting the lab: lab playbooks
+ * pass `command: [systemctl, poweroff, --force, --force]`, whose reboot(2) inside a child PID
+ * namespace only kills that namespace's init (kernel reboot_pid_ns).
+ */
+export const DEFAULT_SELF_FENCE = ['sh', '-c', 'echo o > /proc/sysrq-trigger'];
+
+/** How long one "does it still answer?" check may take. */
+const ANSWER_TIMEOUT_MS = 3000;
+
+export function sshDriver(target: string, command: string[] = DEFAULT_SELF_FENCE): PowerDriver {
+  return {
+    label: `ssh to ${target}`,
+    async status(ctx: StepContext, timeoutMs: number): Promise<PowerState> {
+      const limit = Math.min(timeoutMs, ANSWER_TIMEOUT_MS);
+      try {
+        const t = await withTimeout(ctx.transportFor(target), limit);
+        if (!t) return 'off';
+        const r = await t.exec(['true'], { timeoutMs: limit });
+        return r.code === 0 ? 'on' : 'off';
+      } catch (e) {
+        if (e instanceof UnreachableError) return 'off';
+        throw e;
+      }
+    },
+    async set(ctx: StepContext, state: PowerState, timeoutMs: number): Promise<void> {
+      if (state === 'on') {
+        throw new Error(`the ssh provider cannot power ${target} on (a node that is off has no SSH to log in to): use provider ipmi, fence-agent or command`);
+      }
+      try {
+        const t = await ctx.transportFor(target);
+        // The command takes the connection down with the node: losing it is the expected outcome.
+        const r = await t.exec(command, { timeoutMs: Math.min(timeoutMs, 10_000) });
+        if (r.code !== 0 && r.code !== null) {
+          throw new CommandFailedError(target, r);
+        }
+      } catch (e) {
+        if (e instanceof UnreachableError) return;
+        throw e;
+      }
+    },
+    commands: () => [command],
+  };
+}
+
+/** Resolves undefined when p does not settle in time (a connect to a hung node). */
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => resolve(undefined), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
+}
