@@ -4,6 +4,9 @@ import { waitFor } from './wait-for.js';
 import { assertStep } from './assert.js';
 import { fence } from './fence.js';
 import { unfence } from './unfence.js';
+import { exportStep } from './export.js';
+import { unexportStep } from './unexport.js';
+import { restartStatd } from './restart-statd.js';
 
 /** Every step kind baton ships. One line per kind; the engine never names one. */
 export const allKinds: StepKind[] = [command, waitFor, assertStep, fence, unfence];

@@ -1,0 +1,184 @@
+/**
+ * NFS-Ganesha provider: an export is an EXPORT block in a file of its own on the node, loaded
+ * and dropped at run time over D-Bus (AddExport / RemoveExport on ExportMgr), so no other export
+ * and no client of this server is disturbed.
+ *
+ * Where the file lives (conf_dir, default /run/ganesha/baton): under /run on purpose. /run is
+ * emptied at boot, and Ganesha never reads these files on its own (they are not %included), so a
+ * node that reboots or is fenced comes back exporting nothing; only a takeover re-exports.
+ * A file under /etc/ganesha would survive and tempt an %include that re-exports a moved volume
+ * on the old node at boot: the split brain failover exists to prevent.
+ */
+import { CommandFailedError, StepRefusedError, type StepContext } from '../contract.js';
+import {
+  GRACE_RELEASE_IP,
+  GRACE_TAKE_IP,
+  ganeshaAddExportArgv,
+  ganeshaGraceArgv,
+  ganeshaRemoveExportArgv,
+  parseAddExportReply,
+  parseGraceReply,
+  readGaneshaExports,
+  readGaneshaScope,
+} from '../../facts/nfs.js';
+import { DEFAULT_GANESHA_CONF_DIR, withDefaults, type ExportArgs, type ExportObserved, type ExportProvider } from './types.js';
+
+type GaneshaObserved = Extract<ExportObserved, { provider: 'ganesha' }>;
+
+export function exportIdOf(a: ExportArgs): number {
+  const id = Number(a.export_id);
+  if (!Number.isInteger(id) || id < 1 || id > 65535) {
+    throw new StepRefusedError(`export: provider ganesha needs export_id, an integer 1..65535 (got ${JSON.stringify(a.export_id)})`);
+  }
+  return id;
+}
+
+export function confPathOf(a: ExportArgs): string {
+  return `${(a.conf_dir ?? DEFAULT_GANESHA_CONF_DIR).replace(/\/+$/, '')}/export-${exportIdOf(a)}.conf`;
+}
+
+/** Ganesha's Filesystem_Id is `major.minor`; an integer fsid N becomes `N.0`. */
+export function ganeshaFsid(fsid: number | string): string {
+  const s = String(fsid);
+  if (/^\d+$/.test(s)) return `${s}.0`;
+  if (/^\d+\.\d+$/.test(s)) return s;
+  throw new StepRefusedError(`export: ganesha needs fsid as an integer or "major.minor" (got ${JSON.stringify(fsid)})`);
+}
+
+function quoted(name: string, value: string): string {
+  // Ganesha config strings have no escapes: refuse what would end the string or the line.
+  if (/["\n\r\\]/.test(value)) throw new StepRefusedError(`export: ${name} ${JSON.stringify(value)} contains a quote, backslash or newline`);
+  return `"${value}"`;
+}
+
+const SQUASH: Record<string, string> = { root_squash: 'Root_Squash', no_root_squash: 'No_Root_Squash', all_squash: 'All_Squash' };
+
+/** The EXPORT block written to the node. Access is granted per CLIENT; the export itself grants none. */
+export function ganeshaExportBlock(raw: ExportArgs): string {
+  const a = withDefaults(raw);
+  if (a.fsid === undefined) throw new StepRefusedError('export: fsid is required (the same on every node) so filehandles survive a move');
+  const clients = a.clients
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .map((c) => quoted('client', c))
+    .join(', ');
+  return [
+    '# Written by baton (export step), loaded over D-Bus with AddExport. Not read at boot.',
+    'EXPORT {',
+    `    Export_Id = ${exportIdOf(a)};`,
+    `    Path = ${quoted('path', a.path)};`,
+    `    Pseudo = ${quoted('pseudo', a.pseudo ?? a.path)};`,
+    `    Filesystem_Id = ${ganeshaFsid(a.fsid)};`,
+    '    Protocols = 3, 4;',
+    '    SecType = sys;',
+    '    Access_Type = None;',
+    `    Squash = ${SQUASH[a.squash]};`,
+    '    CLIENT {',
+    `        Clients = ${clients};`,
+    `        Access_Type = ${a.access === 'ro' ? 'RO' : 'RW'};`,
+    `        Squash = ${SQUASH[a.squash]};`,
+    '    }',
+    '    FSAL { Name = VFS; }',
+    '}',
+    '',
+  ].join('\n');
+}
+
+/** Write stdin to FILE atomically, creating DIR: constant script, paths as positional data. */
+export const WRITE_FILE_SCRIPT = 'umask 077 && mkdir -p -- "$1" && cat > "$2.baton-new" && mv -f -- "$2.baton-new" "$2"';
+export const writeConfArgv = (a: ExportArgs): string[] => {
+  const file = confPathOf(a);
+  return ['sh', '-c', WRITE_FILE_SCRIPT, 'baton-export-conf', file.slice(0, file.lastIndexOf('/')) || '/', file];
+};
+
+async function grace(ctx: StepContext, event: number, vip: string | undefined): Promise<void> {
+  if (!vip) return;
+  const what = event === GRACE_TAKE_IP ? 'take' : 'release';
+  try {
+    const r = await ctx.run(ganeshaGraceArgv(event, vip));
+    const g = parseGraceReply(r.stdout);
+    // With `Graceless = true` Ganesha answers "Started grace period" yet logs "skipping GRACE".
+    ctx.log(`ganesha grace ${event}:${vip} (${what} IP): ${g.ok ? 'accepted' : 'refused'}${g.message ? ` — ${g.message}` : ''}`);
+  } catch (e) {
+    // An older Ganesha or one without the admin interface: the export itself is done; lock
+    // reclaim just gets no grace period, which the operator should know about but not fail on.
+    ctx.log(`ganesha grace ${event}:${vip} (${what} IP) not supported here, continuing: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+async function addExport(ctx: StepContext, a: ExportArgs): Promise<void> {
+  const id = exportIdOf(a);
+  await ctx.run(writeConfArgv(a), { stdin: ganeshaExportBlock(a) });
+  let reply;
+  try {
+    reply = parseAddExportReply((await ctx.run(ganeshaAddExportArgv(confPathOf(a), id))).stdout);
+  } catch (e) {
+    if (e instanceof CommandFailedError && /already active/i.test(e.result.stderr)) return;
+    throw e;
+  }
+  if (reply.errors.length) {
+    throw new Error(
+      `on ${ctx.transport.host}: Ganesha added export ${id} from ${confPathOf(a)} but reported config errors: ${reply.errors.join('; ')}. ` +
+        'The export may not be what was asked; it will be rolled back. Check the Ganesha version against the EXPORT block baton writes.',
+    );
+  }
+}
+
+async function removeExport(ctx: StepContext, a: ExportArgs): Promise<void> {
+  const id = exportIdOf(a);
+  const r = await ctx.run(ganeshaRemoveExportArgv(id), { okCodes: [0, 1] });
+  if (r.code !== 0 && !/Export id not found/i.test(r.stderr)) throw new CommandFailedError(ctx.transport.host, r);
+  await ctx.run(['rm', '-f', '--', confPathOf(a)]);
+}
+
+export const ganeshaProvider: ExportProvider = {
+  async probe(ctx, a) {
+    const id = exportIdOf(a);
+    const found = (await readGaneshaExports(ctx)).find((e) => e.id === id);
+    return { provider: 'ganesha', exportId: id, activePath: found?.path ?? null };
+  },
+
+  exported: (o, a) => (o as GaneshaObserved).activePath === a.path,
+  absent: (o) => (o as GaneshaObserved).activePath === null,
+
+  async add(ctx, a) {
+    await addExport(ctx, a);
+    await grace(ctx, GRACE_TAKE_IP, a.vip);
+  },
+
+  async remove(ctx, a) {
+    await removeExport(ctx, a);
+    await grace(ctx, GRACE_RELEASE_IP, a.vip);
+  },
+
+  async restore(ctx, a, before) {
+    const b = before as GaneshaObserved;
+    const now = (await this.probe(ctx, a)) as GaneshaObserved;
+    // An apply that died between writing the file and AddExport leaves only the file behind.
+    if (b.activePath === null && now.activePath === null) {
+      await ctx.run(['rm', '-f', '--', confPathOf(a)]);
+      return;
+    }
+    if (b.activePath === now.activePath) return;
+    if (b.activePath === null && now.activePath === a.path) return removeExport(ctx, a);
+    if (b.activePath === a.path && now.activePath === null) return addExport(ctx, a);
+    // Someone else's export holds the id now, or held it then: not ours to change.
+    throw new StepRefusedError(
+      `on ${ctx.transport.host}: Ganesha Export_Id ${b.exportId} serves ${now.activePath ?? 'nothing'} and served ${b.activePath ?? 'nothing'} before; ` +
+        `baton only manages ${a.path} under that id, so it leaves it alone. Check with: ${['dbus-send', '--system', '--print-reply', '--dest=org.ganesha.nfsd', '/org/ganesha/nfsd/ExportMgr', 'org.ganesha.nfsd.exportmgr.ShowExports'].join(' ')}`,
+    );
+  },
+
+  async scope(ctx) {
+    const s = await readGaneshaScope(ctx);
+    return { scope: s.scope, source: `Server_Scope in NFSv4 {} of ${s.confPath || 'the running ganesha.nfsd config'}` };
+  },
+
+  commands(a, direction) {
+    const id = exportIdOf(a);
+    if (direction === 'export') {
+      return [writeConfArgv(a), ganeshaAddExportArgv(confPathOf(a), id), ...(a.vip ? [ganeshaGraceArgv(GRACE_TAKE_IP, a.vip)] : [])];
+    }
+    return [ganeshaRemoveExportArgv(id), ['rm', '-f', '--', confPathOf(a)], ...(a.vip ? [ganeshaGraceArgv(GRACE_RELEASE_IP, a.vip)] : [])];
+  },
+};
