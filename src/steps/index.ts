@@ -9,4 +9,4 @@ import { unexportStep } from './unexport.js';
 import { restartStatd } from './restart-statd.js';
 
 /** Every step kind baton ships. One line per kind; the engine never names one. */
-export const allKinds: StepKind[] = [command, waitFor, assertStep, fence, unfence];
+export const allKinds: StepKind[] = [command, waitFor, assertStep, fence, unfence, exportStep, unexportStep, restartStatd];
