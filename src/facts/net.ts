@@ -1,0 +1,269 @@
+/**
+ * Network facts: read-only probes of a node's addresses, its arping, its TCP connections.
+ * Pure argv builders and parsers (unit-tested on output captured from real nodes), plus small
+ * readers that run them through a StepContext. Nothing here changes a node.
+ */
+import type { Inventory } from '../inventory/model.js';
+import type { StepContext } from '../steps/contract.js';
+
+// ---------------------------------------------------------------- addresses
+
+export type Family = 'inet' | 'inet6';
+
+export interface IfAddress {
+  iface: string;
+  family: Family;
+  address: string;
+  prefix: number;
+  /** IPv4 label (the interface name when none was given); absent for IPv6. */
+  label?: string;
+  /** Words between `scope X` and the label: secondary, tentative, dadfailed, deprecated, nodad… */
+  flags: string[];
+}
+
+export function isIPv6(address: string): boolean {
+  return address.includes(':');
+}
+
+/**
+ * Canonical text of an address, so that `2001:2:0::10` asked by a user matches `2001:2::10`
+ * printed by ip. IPv6 is expanded to eight lower-case groups; IPv4 is returned as is.
+ */
+export function canonicalAddress(address: string): string {
+  if (!isIPv6(address)) return address.trim();
+  let a = address.trim().toLowerCase();
+  // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two groups.
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(a);
+  if (v4) {
+    const [b1, b2, b3, b4] = v4.slice(1).map(Number) as [number, number, number, number];
+    a = a.slice(0, v4.index) + `${((b1 << 8) | b2).toString(16)}:${((b3 << 8) | b4).toString(16)}`;
+  }
+  const [head, tail] = a.includes('::') ? a.split('::', 2) as [string, string] : [a, undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const missing = tail === undefined ? 0 : 8 - h.length - t.length;
+  const groups = [...h, ...Array(Math.max(0, missing)).fill('0'), ...t];
+  return groups.map((g) => g.replace(/^0+(?=.)/, '')).join(':');
+}
+
+export function sameAddress(a: string, b: string): boolean {
+  return canonicalAddress(a) === canonicalAddress(b);
+}
+
+export function addrShowArgv(iface: string): string[] {
+  return ['ip', '-o', 'addr', 'show', 'dev', iface];
+}
+
+/**
+ * Parse `ip -o addr show`: one line per address,
+ *   `2: eth0    inet 198.18.30.200/24 scope global secondary eth0:vip\       valid_lft …`
+ *   `2: eth0    inet6 2001:2::10/64 scope global dadfailed tentative \       valid_lft …`
+ * For IPv4 the last word before the backslash is the label; IPv6 has none.
+ */
+export function parseIpAddr(stdout: string): IfAddress[] {
+  const out: IfAddress[] = [];
+  for (const line of stdout.split('\n')) {
+    const m = /^\d+:\s+(\S+?)(?:@\S+)?\s+(inet6?)\s+([0-9a-fA-F:.]+)\/(\d+)(.*)$/.exec(line.trim());
+    if (!m) continue;
+    const [, iface, family, address, prefix, rest] = m as unknown as [string, string, Family, string, string, string];
+    const before = rest.split('\\')[0]!.trim().split(/\s+/).filter(Boolean);
+    // Drop `brd X`, `peer X`, `scope X`, `metric N`: word pairs that are not flags.
+    const words: string[] = [];
+    for (let i = 0; i < before.length; i++) {
+      if (['brd', 'peer', 'scope', 'metric', 'proto'].includes(before[i]!)) {
+        i++;
+        continue;
+      }
+      words.push(before[i]!);
+    }
+    const entry: IfAddress = { iface, family, address, prefix: Number(prefix), flags: words };
+    if (family === 'inet' && words.length > 0) {
+      entry.label = words[words.length - 1]!;
+      entry.flags = words.slice(0, -1);
+    }
+    out.push(entry);
+  }
+  return out;
+}
+
+export function findAddress(list: IfAddress[], address: string): IfAddress | undefined {
+  return list.find((a) => sameAddress(a.address, address));
+}
+
+export async function readAddresses(ctx: StepContext, iface: string): Promise<IfAddress[]> {
+  const r = await ctx.run(addrShowArgv(iface));
+  return parseIpAddr(r.stdout);
+}
+
+// ---------------------------------------------------------------- arping
+
+/**
+ * Two unrelated programs are called arping. iputils' (Debian iputils-arping) and Thomas
+ * Habets' (Debian arping) disagree on most flags: `-A` is "send replies" in one and "count only
+ * matching addresses" in the other; `-V` prints the version in one and takes a VLAN in the other.
+ */
+export type ArpingFlavour = 'iputils' | 'habets' | 'none' | 'unknown';
+
+export function arpingVersionArgv(): string[] {
+  // A constant script so that a missing arping reads as exit 127 rather than a failed exec.
+  return ['sh', '-c', 'command -v arping >/dev/null 2>&1 || exit 127; arping -V 2>&1; arping --help 2>&1; exit 0'];
+}
+
+export function parseArpingFlavour(output: string, code: number | null): ArpingFlavour {
+  if (code === 127) return 'none';
+  if (/iputils/i.test(output)) return 'iputils';
+  if (/habets/i.test(output)) return 'habets';
+  return 'unknown';
+}
+
+export async function readArpingFlavour(ctx: StepContext): Promise<ArpingFlavour> {
+  const r = await ctx.run(arpingVersionArgv(), { okCodes: [0, 127] });
+  return parseArpingFlavour(r.stdout + r.stderr, r.code);
+}
+
+/**
+ * Duplicate check before raising an IPv4 VIP: ARP probes with sender 0.0.0.0 (RFC 5227).
+ * iputils `-D`: exit 0 = nobody answered, 1 = someone answered, 2 = error (measured here:
+ * a missing device exits 2). It stops at the first reply, so a duplicate costs ~1 ms and a free
+ * address `count` seconds.
+ * Habets: `-0` sends from 0.0.0.0; exit 0 = replies, 1 = none.
+ */
+export function duplicateCheckArgv(flavour: ArpingFlavour, iface: string, address: string): string[] {
+  if (flavour === 'habets') return ['arping', '-0', '-c', '2', '-i', iface, address];
+  return ['arping', '-D', '-c', '2', '-w', '3', '-I', iface, address];
+}
+
+/** What the duplicate check's exit code means, for each flavour. */
+export function duplicateVerdict(flavour: ArpingFlavour, code: number | null): 'free' | 'duplicate' | 'error' {
+  if (flavour === 'habets') return code === 0 ? 'duplicate' : code === 1 ? 'free' : 'error';
+  return code === 0 ? 'free' : code === 1 ? 'duplicate' : 'error';
+}
+
+/**
+ * MACs that answered, lower case, from either flavour's output:
+ *   iputils: `Unicast reply from 198.18.30.200 [02:BA:12:1E:01:02]  0.560ms`
+ *   Habets:  `60 bytes from 00:11:85:4c:01:01 (88.1.180.225): index=0 time=13.910 msec`
+ */
+export function parseArpReplies(stdout: string): string[] {
+  const macs = new Set<string>();
+  for (const m of stdout.matchAll(/([0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5})/g)) macs.add(m[1]!.toLowerCase());
+  return [...macs];
+}
+
+export interface GarpOptions {
+  iface: string;
+  address: string;
+  count: number;
+  intervalMs: number;
+  /** Unsolicited ARP requests (default) or replies; some old stacks only honour one of them. */
+  mode: 'request' | 'reply';
+}
+
+/** iputils 20221126 (Debian 12) rejects a fractional `-i` ("invalid argument: '0.5'"): whole seconds, at least 1. */
+export function iputilsInterval(intervalMs: number): number {
+  return Math.max(1, Math.ceil(intervalMs / 1000));
+}
+
+/**
+ * Gratuitous ARP: sender and target IP both the VIP, so every neighbour that has an entry for it
+ * replaces the MAC.
+ *   iputils: `-U` requests, `-A` replies; `-i` whole seconds between packets; source defaults to the VIP.
+ *   Habets:  `-U` unsolicited (broadcast target), `-P` replies, `-S` source IP, `-i` interface,
+ *            `-W` seconds between packets (floating point).
+ */
+export function garpArgv(flavour: ArpingFlavour, o: GarpOptions): string[] {
+  if (flavour === 'habets') {
+    const secs = String(o.intervalMs / 1000);
+    return ['arping', '-q', '-U', ...(o.mode === 'reply' ? ['-P'] : []), '-S', o.address, '-i', o.iface, '-c', String(o.count), '-W', secs, o.address];
+  }
+  return ['arping', '-q', o.mode === 'reply' ? '-A' : '-U', '-c', String(o.count), '-i', String(iputilsInterval(o.intervalMs)), '-I', o.iface, o.address];
+}
+
+/**
+ * Run argv detached from the SSH channel: setsid gives it its own session (no SIGHUP when the
+ * channel closes), and /dev/null for every stream lets the channel close at once.
+ */
+export function detachedArgv(argv: string[]): string[] {
+  return ['sh', '-c', 'exec setsid -f "$@" </dev/null >/dev/null 2>&1', 'baton-detach', ...argv];
+}
+
+/** Inventory hosts whose `mac` var is this MAC (who answers for a VIP?). */
+export function hostsWithMac(inventory: Inventory, mac: string): string[] {
+  const want = mac.toLowerCase();
+  const out: string[] = [];
+  for (const h of inventory.hosts.values()) {
+    const m = h.vars['mac'];
+    if (typeof m === 'string' && m.toLowerCase() === want) out.push(h.name);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- IPv6 announcements
+
+/**
+ * Unsolicited neighbour advertisement. Debian ships no iputils tool for it; `ndsend ADDR IF`
+ * (vzctl) sends one to all-nodes. Without a tool the kernel can send one itself when DAD of a new
+ * address completes, if `ndisc_notify` is set on the interface (seen here with tcpdump).
+ */
+export function ndsendArgv(address: string, iface: string): string[] {
+  return ['ndsend', address, iface];
+}
+
+export function hasCommandArgv(name: string): string[] {
+  return ['sh', '-c', 'command -v "$1" >/dev/null 2>&1', 'baton-has', name];
+}
+
+export async function hasCommand(ctx: StepContext, name: string): Promise<boolean> {
+  return (await ctx.run(hasCommandArgv(name), { okCodes: [0, 1, 127] })).code === 0;
+}
+
+export function ndiscNotifyPath(iface: string): string {
+  return `/proc/sys/net/ipv6/conf/${iface}/ndisc_notify`;
+}
+
+export function readFileArgv(path: string): string[] {
+  return ['cat', path];
+}
+
+export function writeFileArgv(path: string, value: string): string[] {
+  return ['sh', '-c', 'printf "%s\\n" "$1" > "$2"', 'baton-write', value, path];
+}
+
+// ---------------------------------------------------------------- TCP connections
+
+/**
+ * `ss` filter for connections whose local end is the VIP. On the holder the VIP is the *source*
+ * of its sockets (`ss -K dst VIP` would match only connections this node opened to it). IPv6
+ * addresses need brackets in ss filters; IPv4-mapped sockets match the plain IPv4 form (seen here
+ * with Ganesha's dual-stack listener). `state connected` spares listeners bound to the VIP.
+ */
+function ssFilter(address: string): string[] {
+  return ['state', 'connected', 'src', isIPv6(address) ? `[${address}]` : address];
+}
+
+export function ssKillArgv(address: string): string[] {
+  return ['ss', '-H', '-K', '-t', ...ssFilter(address)];
+}
+
+export function ssListArgv(address: string): string[] {
+  return ['ss', '-H', '-n', '-t', ...ssFilter(address)];
+}
+
+export interface TcpConn {
+  state: string;
+  local: string;
+  peer: string;
+}
+
+/** `ss -H -n -t`: `ESTAB 0 0 [::ffff:198.18.30.200]:2049 [::ffff:198.18.30.101]:44286` */
+export function parseSs(stdout: string): TcpConn[] {
+  const out: TcpConn[] = [];
+  for (const line of stdout.split('\n')) {
+    const w = line.trim().split(/\s+/);
+    if (w.length < 5 || w[0] === 'State' || w[0] === 'Netid') continue;
+    // With -t and a state filter ss may or may not print the Netid column.
+    const o = w[0] === 'tcp' ? 1 : 0;
+    out.push({ state: w[o]!, local: w[o + 3]!, peer: w[o + 4]! });
+  }
+  return out;
+}

@@ -1,0 +1,128 @@
+import type { StepContext, StepKind } from './contract.js';
+import { StepRefusedError } from './contract.js';
+import {
+  detachedArgv,
+  findAddress,
+  garpArgv,
+  hasCommand,
+  iputilsInterval,
+  isIPv6,
+  ndsendArgv,
+  readAddresses,
+  readArpingFlavour,
+  type ArpingFlavour,
+} from '../facts/net.js';
+
+/**
+ * `garp`: tell the segment that this node now answers for an address, so clients and routers
+ * replace the old holder's MAC in their neighbour caches at once instead of after it ages out.
+ *
+ *   - garp: { address: "{{ vip }}", interface: eth0 }
+ *     when: vip_raised is changed
+ *
+ * One-shot: there is nothing to probe (a neighbour's cache is not ours to read), so it runs
+ * whenever selected. Several packets spread over more than a second, because Linux ignores an ARP
+ * update to an entry younger than `locktime` (1 s); in the background by default so the takeover
+ * does not wait for them (resource-agents IPaddr2 sends 5 in the background).
+ */
+export interface GarpArgs {
+  address: string;
+  interface: string;
+  /** Packets to send (default 5). */
+  count?: number;
+  /** Milliseconds between packets (default 1000; iputils takes whole seconds only). */
+  interval_ms?: number;
+  /** Unsolicited ARP requests (default) or replies. */
+  mode?: 'request' | 'reply';
+  /** Start it detached and return at once (default true). */
+  background?: boolean;
+}
+
+const defaults = (a: GarpArgs) => ({
+  count: a.count ?? 5,
+  intervalMs: a.interval_ms ?? 1000,
+  mode: a.mode ?? 'request',
+  background: a.background ?? true,
+});
+
+function arpArgv(flavour: ArpingFlavour, a: GarpArgs): string[] {
+  const d = defaults(a);
+  return garpArgv(flavour, { iface: a.interface, address: a.address, count: d.count, intervalMs: d.intervalMs, mode: d.mode });
+}
+
+const NA_LOOP = 'n=$1; s=$2; shift 2; i=0; while [ $i -lt $n ]; do "$@" || exit $?; i=$((i+1)); [ $i -lt $n ] && sleep "$s"; done; exit 0';
+
+/**
+ * Announce an address held here. Shared with lower_vip's revert (DESIGN.md: the revert of a
+ * release re-announces from the restored holder). Refuses to announce an address this node does
+ * not hold: that would point every client at a node that drops their packets.
+ */
+export async function announce(ctx: StepContext, a: GarpArgs): Promise<void> {
+  const d = defaults(a);
+  const held = findAddress(await readAddresses(ctx, a.interface), a.address);
+  if (!held && !ctx.force) {
+    throw new StepRefusedError(
+      `garp: ${a.address} is not on ${a.interface} of ${ctx.transport.host}; announcing it would send its clients to a node that does not answer. ` +
+        `Raise it first (raise_vip), or pass --force.`,
+    );
+  }
+  if (isIPv6(a.address)) {
+    if (!(await hasCommand(ctx, 'ndsend'))) {
+      ctx.log(
+        `garp: no tool to send an unsolicited neighbour advertisement for ${a.address} on ${ctx.transport.host} (ndsend, from vzctl, is not installed); ` +
+          `raise_vip had the kernel send one when DAD completed (ndisc_notify), and neighbours re-resolve stale entries by themselves`,
+      );
+      return;
+    }
+    // ndsend sends one packet per call: a constant loop script, the values as positional args.
+    const argv = ['sh', '-c', NA_LOOP, 'baton-garp', String(d.count), String(d.intervalMs / 1000), ...ndsendArgv(a.address, a.interface)];
+    await ctx.run(d.background ? detachedArgv(argv) : argv, { timeoutMs: ctx.timeoutMs });
+    return;
+  }
+  const flavour = await readArpingFlavour(ctx);
+  if (flavour === 'none' || flavour === 'unknown') {
+    throw new Error(
+      `garp: ${flavour === 'none' ? 'no arping' : 'an arping baton does not recognise'} on ${ctx.transport.host}; ` +
+        `install iputils-arping (or Thomas Habets' arping) so takeovers can announce ${a.address}`,
+    );
+  }
+  if (flavour === 'iputils' && iputilsInterval(d.intervalMs) * 1000 !== d.intervalMs) {
+    ctx.log(`garp: iputils arping takes whole seconds between packets: ${d.intervalMs} ms rounded to ${iputilsInterval(d.intervalMs)} s`);
+  }
+  const argv = arpArgv(flavour, a);
+  await ctx.run(d.background ? detachedArgv(argv) : argv, { timeoutMs: ctx.timeoutMs });
+}
+
+export const garp: StepKind<GarpArgs, Record<string, never>> = {
+  kind: 'garp',
+  role: 'neutral',
+  oneShot: true,
+  // Packets sent cannot be unsent; rolling back a takeover re-announces from the old holder
+  // (lower_vip's revert), which is the inverse that matters.
+  reversible: () => false,
+
+  async probe() {
+    return {};
+  },
+
+  satisfied() {
+    return false;
+  },
+
+  async apply(ctx, a) {
+    await announce(ctx, a);
+  },
+
+  async revert() {
+    // Nothing to put back: see `reversible`.
+  },
+
+  describe(a) {
+    const d = defaults(a);
+    const argv = isIPv6(a.address) ? ndsendArgv(a.address, a.interface) : arpArgv('iputils', a);
+    return {
+      summary: `announce ${a.address} on ${a.interface} (${d.count} × ${isIPv6(a.address) ? 'unsolicited NA' : `gratuitous ARP ${d.mode}`}${d.background ? ', in the background' : ''})`,
+      commands: [d.background ? detachedArgv(argv) : argv],
+    };
+  },
+};

@@ -1,0 +1,199 @@
+import type { StepContext, StepKind } from './contract.js';
+import { StepRefusedError } from './contract.js';
+import {
+  duplicateCheckArgv,
+  duplicateVerdict,
+  findAddress,
+  hostsWithMac,
+  isIPv6,
+  ndiscNotifyPath,
+  parseArpReplies,
+  readAddresses,
+  readArpingFlavour,
+  readFileArgv,
+  writeFileArgv,
+} from '../facts/net.js';
+
+/**
+ * `raise_vip`: put a service address on this node's interface (`ip addr add`), after checking
+ * that nobody else on the segment answers for it: a VIP on two nodes is split brain (FACTS.md).
+ *
+ *   - raise_vip: { address: "{{ vip }}", prefix: 24, interface: eth0 }
+ *     register: vip_raised
+ *
+ * IPv6: the kernel runs DAD itself; the step waits until the address is no longer `tentative`
+ * and fails (removing it again) on `dadfailed`.
+ */
+export interface VipArgs {
+  address: string;
+  prefix: number;
+  interface: string;
+  /** IPv4 label, e.g. eth0:nfs (must start with the interface name). */
+  label?: string;
+  /** Seconds to wait for IPv6 DAD (default 10). */
+  dad_timeout?: number;
+}
+
+/** What is true of the VIP on this node's interface. JSON: it is journaled. */
+export interface VipObserved {
+  present: boolean;
+  prefix?: number;
+  label?: string;
+  tentative?: boolean;
+  dadfailed?: boolean;
+}
+
+export async function probeVip(ctx: StepContext, a: { address: string; interface: string }): Promise<VipObserved> {
+  const found = findAddress(await readAddresses(ctx, a.interface), a.address);
+  if (!found) return { present: false };
+  const seen: VipObserved = { present: true, prefix: found.prefix };
+  if (found.label !== undefined && found.label !== a.interface) seen.label = found.label;
+  if (found.family === 'inet6') {
+    seen.tentative = found.flags.includes('tentative');
+    seen.dadfailed = found.flags.includes('dadfailed');
+  }
+  return seen;
+}
+
+export function addArgv(address: string, prefix: number, iface: string, label?: string): string[] {
+  return ['ip', ...(isIPv6(address) ? ['-6'] : []), 'addr', 'add', `${address}/${prefix}`, 'dev', iface, ...(label && !isIPv6(address) ? ['label', label] : [])];
+}
+
+export function delArgv(address: string, prefix: number, iface: string): string[] {
+  return ['ip', ...(isIPv6(address) ? ['-6'] : []), 'addr', 'del', `${address}/${prefix}`, 'dev', iface];
+}
+
+/** Remove the address if it is there (any prefix): idempotent, safe when apply never ran. */
+export async function removeVip(ctx: StepContext, address: string, iface: string): Promise<void> {
+  const seen = await probeVip(ctx, { address, interface: iface });
+  if (seen.present) await ctx.run(delArgv(address, seen.prefix!, iface));
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Add an IPv6 address and wait out DAD. The kernel announces the address itself (one
+ * unsolicited NA with the override flag, seen here with tcpdump) when DAD completes if
+ * `ndisc_notify` is set on the interface: set it around the add when it is not, then put it back.
+ */
+async function addIPv6(ctx: StepContext, a: VipArgs): Promise<void> {
+  const notifyPath = ndiscNotifyPath(a.interface);
+  const notify = (await ctx.run(readFileArgv(notifyPath), { okCodes: [0, 1] }));
+  const wasOff = notify.code === 0 && notify.stdout.trim() === '0';
+  if (wasOff) await ctx.run(writeFileArgv(notifyPath, '1'));
+  try {
+    await ctx.run(addArgv(a.address, a.prefix, a.interface));
+    const timeoutS = a.dad_timeout ?? 10;
+    const deadline = Date.now() + timeoutS * 1000;
+    for (;;) {
+      const seen = await probeVip(ctx, a);
+      if (seen.dadfailed) {
+        await removeVip(ctx, a.address, a.interface);
+        throw new StepRefusedError(
+          `raise_vip: duplicate address detection failed for ${a.address} on ${a.interface} of ${ctx.transport.host}: ` +
+            `another node on the link already holds it. Lower it there first (lower_vip), or fence that node. The address was removed again.`,
+        );
+      }
+      if (!seen.present) throw new Error(`raise_vip: ${a.address} vanished from ${a.interface} of ${ctx.transport.host} during DAD`);
+      if (!seen.tentative) return;
+      if (Date.now() >= deadline) {
+        throw new Error(
+          `raise_vip: ${a.address} was still tentative (DAD not finished) on ${ctx.transport.host} after ${timeoutS} s; ` +
+            `check net.ipv6.conf.${a.interface}.dad_transmits/retrans_time_ms, or raise dad_timeout`,
+        );
+      }
+      await sleep(100);
+    }
+  } finally {
+    if (wasOff) await ctx.run(writeFileArgv(notifyPath, '0')).catch(() => undefined);
+  }
+}
+
+/**
+ * Refuse when another node answers ARP for the VIP. The error names the MAC and, when the
+ * inventory gives hosts a `mac` var, the host.
+ */
+async function checkNobodyAnswers(ctx: StepContext, a: VipArgs): Promise<void> {
+  const flavour = await readArpingFlavour(ctx);
+  if (flavour === 'none' || flavour === 'unknown') {
+    if (ctx.force) {
+      ctx.log(`raise_vip: no usable arping on ${ctx.transport.host}: duplicate check skipped (--force)`);
+      return;
+    }
+    throw new StepRefusedError(
+      `raise_vip: cannot check that nobody else holds ${a.address}: ${flavour === 'none' ? 'arping is not installed' : 'arping is of an unknown kind'} on ${ctx.transport.host}. ` +
+        `Install iputils-arping, or pass --force if you know the address is free.`,
+    );
+  }
+  const argv = duplicateCheckArgv(flavour, a.interface, a.address);
+  // Exit codes carry the answer (free / duplicate / error): classify them here, not in ctx.run.
+  const r = await ctx.run(argv, { okCodes: [0, 1, 2], timeoutMs: 10_000 });
+  const verdict = duplicateVerdict(flavour, r.code);
+  if (verdict === 'free') return;
+  if (verdict === 'error') {
+    throw new Error(
+      `raise_vip: the duplicate check for ${a.address} failed on ${ctx.transport.host}: \`${argv.join(' ')}\` exited ${r.code ?? r.signal}: ${(r.stderr || r.stdout).trim()}. ` +
+        `Check that interface ${a.interface} exists and is up.`,
+    );
+  }
+  const macs = parseArpReplies(r.stdout);
+  const who = macs.map((m) => {
+    const hosts = hostsWithMac(ctx.inventory, m);
+    return hosts.length ? `${m} (${hosts.join(', ')})` : `${m} (not in the inventory)`;
+  });
+  const holder = who.length ? who.join(', ') : 'an unknown MAC';
+  if (ctx.force) {
+    ctx.log(`raise_vip: ${a.address} is answered by ${holder}; raising anyway (--force)`);
+    return;
+  }
+  throw new StepRefusedError(
+    `raise_vip: ${a.address} is already answered on ${a.interface}'s segment by ${holder}; raising it on ${ctx.transport.host} would be split brain. ` +
+      `Lower it there (lower_vip) or fence that node first, or pass --force if you are sure.`,
+  );
+}
+
+export async function addVip(ctx: StepContext, a: VipArgs): Promise<void> {
+  if (isIPv6(a.address)) await addIPv6(ctx, a);
+  else await ctx.run(addArgv(a.address, a.prefix, a.interface, a.label));
+}
+
+export const raiseVip: StepKind<VipArgs, VipObserved> = {
+  kind: 'raise_vip',
+  inverse: 'lower_vip',
+  role: 'takeover',
+
+  probe: (ctx, a) => probeVip(ctx, a),
+
+  satisfied(seen, a) {
+    return seen.present && seen.prefix === a.prefix && !seen.tentative && !seen.dadfailed && (a.label === undefined || isIPv6(a.address) || seen.label === a.label);
+  },
+
+  async apply(ctx, a, before) {
+    if (before.present) {
+      // Here already, but with another prefix/label, or a leftover dadfailed copy: replace it.
+      // No duplicate check: this node already answers for it.
+      await removeVip(ctx, a.address, a.interface);
+    } else if (!isIPv6(a.address)) {
+      await checkNobodyAnswers(ctx, a);
+    }
+    await addVip(ctx, a);
+  },
+
+  async revert(ctx, a, before) {
+    const now = await probeVip(ctx, a);
+    if (!before.present) {
+      if (now.present) await ctx.run(delArgv(a.address, now.prefix!, a.interface));
+      return;
+    }
+    if (now.present && now.prefix === before.prefix && now.label === before.label && !now.tentative) return;
+    if (now.present) await ctx.run(delArgv(a.address, now.prefix!, a.interface));
+    await addVip(ctx, { ...a, prefix: before.prefix!, label: before.label });
+  },
+
+  describe(a) {
+    const commands = isIPv6(a.address)
+      ? [addArgv(a.address, a.prefix, a.interface)]
+      : [duplicateCheckArgv('iputils', a.interface, a.address), addArgv(a.address, a.prefix, a.interface, a.label)];
+    return { summary: `raise ${a.address}/${a.prefix} on ${a.interface}`, commands };
+  },
+};
