@@ -51,6 +51,12 @@ function quoted(name: string, value: string): string {
   return `"${value}"`;
 }
 
+/** Ganesha wants clients as bare tokens ("Expected a client, got a double quoted string"). */
+function clientToken(c: string): string {
+  if (!/^[A-Za-z0-9.:/*?@_-]+$/.test(c)) throw new StepRefusedError(`export: client ${JSON.stringify(c)} is not a host, address, CIDR, @netgroup or wildcard`);
+  return c;
+}
+
 const SQUASH: Record<string, string> = { root_squash: 'Root_Squash', no_root_squash: 'No_Root_Squash', all_squash: 'All_Squash' };
 
 /** The EXPORT block written to the node. Access is granted per CLIENT; the export itself grants none. */
@@ -60,7 +66,7 @@ export function ganeshaExportBlock(raw: ExportArgs): string {
   const clients = a.clients
     .split(/[\s,]+/)
     .filter(Boolean)
-    .map((c) => quoted('client', c))
+    .map((c) => clientToken(c))
     .join(', ');
   return [
     '# Written by baton (export step), loaded over D-Bus with AddExport. Not read at boot.',
