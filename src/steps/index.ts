@@ -10,6 +10,12 @@ import { garp } from './garp.js';
 import { exportStep } from './export.js';
 import { unexportStep } from './unexport.js';
 import { restartStatd } from './restart-statd.js';
+import { importVolume } from './import-volume.js';
+import { deportVolume } from './deport-volume.js';
+import { mountStep } from './mount.js';
+import { unmountStep } from './unmount.js';
+import { promoteStep } from './promote.js';
+import { demoteStep } from './demote.js';
 
 /** Every step kind baton ships. One line per kind; the engine never names one. */
-export const allKinds: StepKind[] = [command, waitFor, assertStep, raiseVip, lowerVip, garp, fence, unfence, exportStep, unexportStep, restartStatd];
+export const allKinds: StepKind[] = [command, waitFor, assertStep, raiseVip, lowerVip, garp, fence, unfence, exportStep, unexportStep, restartStatd, importVolume, deportVolume, mountStep, unmountStep, promoteStep, demoteStep];

@@ -1,0 +1,283 @@
+/**
+ * Storage facts: read-only commands (argv builders), pure parsers of their output, and small
+ * readers that run them. Steps import these; nothing here changes a node.
+ */
+import type { ExecResult, Transport } from '../transport/transport.js';
+import { CommandFailedError, type StepContext } from '../steps/contract.js';
+
+/** Runs a read-only argv somewhere (this node through ctx.run, or a peer through its transport). */
+export type Runner = (argv: string[], okCodes?: number[]) => Promise<ExecResult>;
+
+export function runnerOf(ctx: StepContext): Runner {
+  return (argv, okCodes) => ctx.run(argv, { okCodes });
+}
+
+export function runnerOfTransport(t: Transport): Runner {
+  return async (argv, okCodes = [0]) => {
+    const r = await t.exec(argv, { timeoutMs: 15_000 });
+    if (r.timedOut || r.code === null || !okCodes.includes(r.code)) throw new CommandFailedError(t.host, r);
+    return r;
+  };
+}
+
+// ---------------------------------------------------------------- loop devices
+
+/**
+ * `losetup --list --json`: every loop device. `-j FILE` is not used because util-linux 2.38
+ * ignores `--json` together with `-j` and prints its plain format.
+ */
+export const losetupListArgv = (): string[] => ['losetup', '--list', '--json', '--output', 'NAME,BACK-FILE'];
+
+export interface LoopDevice {
+  name: string;
+  backFile: string;
+}
+
+/** Parses `losetup --list --json`; no loop device at all prints nothing. */
+export function parseLosetupJson(stdout: string): LoopDevice[] {
+  if (!stdout.trim()) return [];
+  const doc = JSON.parse(stdout) as { loopdevices?: Array<Record<string, unknown>> };
+  return (doc.loopdevices ?? []).map((d) => ({
+    name: String(d['name'] ?? ''),
+    // A backing file removed after attach reads "PATH (deleted)".
+    backFile: String(d['back-file'] ?? '').replace(/ \(deleted\)$/, ''),
+  }));
+}
+
+export const loopsOfImage = (devices: LoopDevice[], image: string): string[] =>
+  devices.filter((d) => d.backFile === image).map((d) => d.name).sort();
+
+/**
+ * Loop devices are global kernel objects: nodes that share a kernel (containers, the lab's
+ * namespace nodes) all see every one of them. So baton records which node attached a device in a
+ * claim under /run, which is private to the node and gone at reboot, as a loop device is.
+ */
+export const LOOP_CLAIM_DIR = '/run/baton/loop';
+
+/** Prints `DIR/loopN:IMAGE` per claim; exit 2 when the directory does not exist (nothing claimed). */
+export const loopClaimsArgv = (): string[] => ['grep', '-r', '-H', '-s', '', LOOP_CLAIM_DIR];
+
+export function parseLoopClaims(stdout: string): Array<{ device: string; image: string }> {
+  const out: Array<{ device: string; image: string }> = [];
+  for (const line of stdout.split('\n')) {
+    const m = /^(.*\/)?([^/:]+):(.+)$/.exec(line);
+    if (m) out.push({ device: `/dev/${m[2]}`, image: m[3]! });
+  }
+  return out;
+}
+
+const CLAIM_WRITE = 'mkdir -p "$1" && printf "%s\\n" "$3" > "$1/$2"';
+export const loopClaimWriteArgv = (device: string, image: string): string[] => ['sh', '-c', CLAIM_WRITE, 'baton', LOOP_CLAIM_DIR, device.replace(/^\/dev\//, ''), image];
+export const loopClaimRemoveArgv = (device: string): string[] => ['rm', '-f', `${LOOP_CLAIM_DIR}/${device.replace(/^\/dev\//, '')}`];
+
+export interface LoopState {
+  /** Devices backed by the image, as the kernel shows them (every node sharing the kernel). */
+  attached: string[];
+  /** Of those, the ones this node attached. */
+  held: string[];
+}
+
+export async function readLoopState(run: Runner, image: string): Promise<LoopState> {
+  const attached = loopsOfImage(parseLosetupJson((await run(losetupListArgv())).stdout), image);
+  const claims = parseLoopClaims((await run(loopClaimsArgv(), [0, 1, 2])).stdout);
+  const held = claims.filter((c) => c.image === image && attached.includes(c.device)).map((c) => c.device).sort();
+  return { attached, held };
+}
+
+// ---------------------------------------------------------------- mounts
+
+/** Read in the node's own mount namespace (the `cat` process is the "self"). */
+export const mountinfoArgv = (): string[] => ['cat', '/proc/self/mountinfo'];
+
+export interface MountEntry {
+  id: number;
+  parent: number;
+  root: string;
+  mountPoint: string;
+  /** Per-mount (VFS) options: rw, relatime, nosuid… */
+  options: string;
+  fstype: string;
+  source: string;
+  /** Per-superblock (filesystem) options: errors=remount-ro, data=ordered… */
+  superOptions: string;
+}
+
+/** mountinfo escapes space, tab, newline and backslash as \ooo octal. */
+export const unescapeMountinfo = (s: string): string => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+
+export function parseMountinfo(text: string): MountEntry[] {
+  const out: MountEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    const f = line.split(' ');
+    const dash = f.indexOf('-', 6);
+    if (dash < 0 || f.length < dash + 4) continue;
+    out.push({
+      id: Number(f[0]),
+      parent: Number(f[1]),
+      root: unescapeMountinfo(f[3]!),
+      mountPoint: unescapeMountinfo(f[4]!),
+      options: f[5]!,
+      fstype: f[dash + 1]!,
+      source: unescapeMountinfo(f[dash + 2]!),
+      superOptions: f[dash + 3]!,
+    });
+  }
+  return out;
+}
+
+/** The mount visible at exactly `path` (the last one mounted there wins, as the kernel shows it). */
+export function mountAt(entries: MountEntry[], path: string): MountEntry | undefined {
+  const p = normPath(path);
+  return entries.filter((e) => e.mountPoint === p).at(-1);
+}
+
+/** Mount points strictly below `path`. */
+export function submountsOf(entries: MountEntry[], path: string): string[] {
+  const p = normPath(path);
+  const prefix = p === '/' ? '/' : `${p}/`;
+  return entries.filter((e) => e.mountPoint.startsWith(prefix) && e.mountPoint !== p).map((e) => e.mountPoint);
+}
+
+export const normPath = (p: string): string => (p.length > 1 ? p.replace(/\/+$/, '') : p);
+
+export async function readMounts(run: Runner): Promise<MountEntry[]> {
+  return parseMountinfo((await run(mountinfoArgv())).stdout);
+}
+
+// ---------------------------------------------------------------- users of a mount
+
+/**
+ * Who uses a mount: walks /proc and reads only symlinks and maps, never stats a path under the
+ * mount, so it cannot hang on a dead NFS mount as fuser can. Prints `PID<TAB>COMM<TAB>HOW`.
+ */
+const MOUNT_USERS = `P=$1
+under() { case "$1" in "$P"|"$P"/*) return 0;; esac; return 1; }
+for d in /proc/[0-9]*; do
+  pid=\${d#/proc/}
+  [ "$pid" = "$$" ] && continue
+  how=
+  for l in cwd root exe; do
+    t=$(readlink "$d/$l" 2>/dev/null) && under "$t" && how="$how $l"
+  done
+  for f in "$d"/fd/*; do
+    t=$(readlink "$f" 2>/dev/null) && under "$t" && { how="$how fd"; break; }
+  done
+  grep -qsF -e " $P/" "$d/maps" && how="$how map"
+  [ -n "$how" ] && printf '%s\\t%s\\t%s\\n' "$pid" "$(cat "$d/comm" 2>/dev/null)" "\${how# }"
+done
+exit 0`;
+
+export const mountUsersArgv = (path: string): string[] => ['sh', '-c', MOUNT_USERS, 'baton', normPath(path)];
+
+export interface MountUser {
+  pid: number;
+  comm: string;
+  /** cwd, root, exe, fd, map */
+  how: string[];
+}
+
+export function parseMountUsers(stdout: string): MountUser[] {
+  const out: MountUser[] = [];
+  for (const line of stdout.split('\n')) {
+    const [pid, comm, how] = line.split('\t');
+    if (!pid || !/^\d+$/.test(pid)) continue;
+    out.push({ pid: Number(pid), comm: comm ?? '', how: (how ?? '').split(' ').filter(Boolean) });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- ZFS
+
+export const zpoolListArgv = (pool: string): string[] => ['zpool', 'list', '-H', '-o', 'name,health', pool];
+
+/** `zpool list -H` prints NAME<TAB>HEALTH; a pool that is not imported exits 1 ("no such pool"). */
+export function parseZpoolList(stdout: string, pool: string): { name: string; health: string } | undefined {
+  for (const line of stdout.split('\n')) {
+    const [name, health] = line.split('\t');
+    if (name === pool) return { name, health: (health ?? '').trim() };
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------- LVM
+
+export const lvmSystemIdArgv = (): string[] => ['lvm', 'systemid'];
+
+/** `lvm systemid` prints `  system ID: NAME` (empty name when none is set). */
+export function parseLvmSystemId(stdout: string): string {
+  const m = /system ID:\s*(\S*)/.exec(stdout);
+  return m ? m[1]! : '';
+}
+
+/** `--foreign` so a VG owned by another host's system ID is listed too (it is what we take over). */
+export const vgsArgv = (vg: string): string[] => ['vgs', '--noheadings', '--foreign', '--separator', '|', '-o', 'vg_name,vg_systemid', vg];
+export const lvsArgv = (vg: string): string[] => ['lvs', '--noheadings', '--foreign', '--separator', '|', '-o', 'lv_name,lv_active', vg];
+
+export function parseVgs(stdout: string, vg: string): { name: string; systemId: string } | undefined {
+  for (const line of stdout.split('\n')) {
+    const [name, sid] = line.trim().split('|');
+    if (name === vg) return { name, systemId: (sid ?? '').trim() };
+  }
+  return undefined;
+}
+
+export function parseLvs(stdout: string): Array<{ name: string; active: boolean }> {
+  return stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .map((l) => {
+      const [name, active] = l.split('|');
+      return { name: name!.trim(), active: (active ?? '').trim() === 'active' };
+    });
+}
+
+// ---------------------------------------------------------------- DRBD
+
+export const drbdRoleArgv = (res: string): string[] => ['drbdadm', 'role', res];
+export const drbdStatusArgv = (res: string): string[] => ['drbdadm', 'status', res];
+
+export type DrbdRole = 'Primary' | 'Secondary' | 'Unknown';
+
+/** DRBD 9 prints `Primary`; DRBD 8.4 prints `Primary/Secondary` (local role first). */
+export function parseDrbdRole(stdout: string): DrbdRole {
+  const first = stdout.trim().split(/[\s/]/)[0];
+  return first === 'Primary' || first === 'Secondary' ? first : 'Unknown';
+}
+
+export interface DrbdPeer {
+  name: string;
+  /** Connection state; DRBD 9 shows it only when it is not Connected. */
+  connection: string;
+  role?: string;
+}
+
+export interface DrbdStatus {
+  role: DrbdRole;
+  disk?: string;
+  peers: DrbdPeer[];
+}
+
+/**
+ * `drbdadm status RES` (DRBD 9): `RES role:R`, `  disk:D`, then per peer `  NAME role:R` when
+ * connected or `  NAME connection:StandAlone|Connecting…` when not.
+ */
+export function parseDrbdStatus(stdout: string): DrbdStatus {
+  const lines = stdout.split('\n').filter((l) => l.trim());
+  const kv = (s: string) => Object.fromEntries([...s.matchAll(/(\S+?):(\S+)/g)].map((m) => [m[1]!, m[2]!]));
+  const head = kv(lines[0] ?? '');
+  const status: DrbdStatus = { role: parseDrbdRole(head['role'] ?? ''), peers: [] };
+  for (const line of lines.slice(1)) {
+    const indent = line.length - line.trimStart().length;
+    const words = line.trim().split(/\s+/);
+    const fields = kv(line);
+    if (indent === 2 && words[0]!.startsWith('disk:')) status.disk = fields['disk'];
+    else if (indent === 2 && !words[0]!.includes(':')) {
+      status.peers.push({ name: words[0]!, connection: fields['connection'] ?? 'Connected', role: fields['role'] });
+    }
+  }
+  return status;
+}
+
+export const drbdConnected = (s: DrbdStatus): boolean => s.peers.length > 0 && s.peers.every((p) => p.connection === 'Connected');

@@ -1,0 +1,218 @@
+/**
+ * `mount`: mount a filesystem, from a device or from the loop device of a shared image this
+ * node imported (`source_image`). Already mounted as asked → nothing to do. Something else on
+ * the mount point, or mounts below it, are refused rather than hidden. A peer that has the same
+ * image mounted is split brain (two ext4 mounts of one disk corrupt it): refused unless --force.
+ *
+ *   - mount: { source_image: /srv/san/disk1.img, path: /srv/disk1, fstype: ext4 }
+ *   - mount: { source: /dev/sdb1, path: /export, fstype: xfs, options: noatime }
+ */
+import { CommandFailedError, StepRefusedError, type StepContext, type StepKind } from './contract.js';
+import {
+  mountAt,
+  mountUsersArgv,
+  normPath,
+  parseMountUsers,
+  readLoopState,
+  readMounts,
+  runnerOf,
+  runnerOfTransport,
+  submountsOf,
+  type MountEntry,
+  type MountUser,
+} from '../facts/storage.js';
+import { peersOf } from './import-volume.js';
+import { describeError } from '../engine/errors.js';
+import { UnreachableError } from '../transport/transport.js';
+import { sleep } from '../util/limit.js';
+
+export interface MountArgs {
+  /** Device to mount, as given (a symlink such as /dev/disk/by-uuid/… is resolved). */
+  source?: string;
+  /** Mount the loop device this node attached for this image (import_volume provider loop). */
+  source_image?: string;
+  path: string;
+  fstype: string;
+  /** Comma-separated mount options, as for `mount -o`. */
+  options?: string;
+  /** Hosts checked for having the image mounted (default: every other inventory host). */
+  peers?: string[];
+}
+
+/** What is mounted at a path, as recorded for a later mount back. */
+export interface MountedFs {
+  source: string;
+  fstype: string;
+  options: string;
+  superOptions: string;
+}
+
+export interface MountObserved {
+  /** The device `source`/`source_image` names on this node; null when the image is not attached here. */
+  device: string | null;
+  mounted: MountedFs | null;
+  submounts: string[];
+}
+
+export const toMounted = (e: MountEntry | undefined): MountedFs | null =>
+  e ? { source: e.source, fstype: e.fstype, options: e.options, superOptions: e.superOptions } : null;
+
+export function mountArgv(source: string, path: string, fstype: string, options?: string): string[] {
+  return ['mount', '-t', fstype, ...(options ? ['-o', options] : []), source, normPath(path)];
+}
+
+/** Options that tell mount(8) or fstab what to do but never show in mountinfo. */
+const NOT_SHOWN = new Set(['defaults', 'auto', 'noauto', 'nofail', '_netdev', 'loop', 'user', 'nouser', 'users', 'owner', 'group', 'comment', 'x-systemd']);
+
+/** Every option asked for shows in the mount's per-mount or superblock options. */
+export function optionsMatch(mounted: MountedFs, options?: string): boolean {
+  if (!options) return true;
+  const have = new Set([...mounted.options.split(','), ...mounted.superOptions.split(',')]);
+  return options
+    .split(',')
+    .map((o) => o.trim())
+    .filter((o) => o && !NOT_SHOWN.has(o) && !o.startsWith('x-'))
+    .every((o) => have.has(o));
+}
+
+function sourceLabel(a: MountArgs): string {
+  return a.source_image ? `the loop device of ${a.source_image}` : String(a.source);
+}
+
+async function resolveDevice(ctx: StepContext, a: MountArgs): Promise<string | null> {
+  if (a.source_image) {
+    const held = (await readLoopState(runnerOf(ctx), a.source_image)).held;
+    return held[0] ?? null;
+  }
+  if (!a.source) throw new Error('mount needs `source` or `source_image`');
+  // Only device paths are resolved; "tmpfs", "server:/path" and such stay as written.
+  if (!a.source.startsWith('/')) return a.source;
+  const r = await ctx.run(['readlink', '-f', '--', a.source], { okCodes: [0, 1] });
+  return r.code === 0 && r.stdout.trim() ? r.stdout.trim() : a.source;
+}
+
+/** Peers with the image mounted: any mount whose source is a loop device backed by the image. */
+async function peersWithImageMounted(ctx: StepContext, a: MountArgs): Promise<string[]> {
+  const out: string[] = [];
+  for (const peer of peersOf(ctx, a.peers)) {
+    try {
+      const run = runnerOfTransport(await ctx.transportFor(peer));
+      const loops = await readLoopState(run, a.source_image!);
+      const mounts = (await readMounts(run)).filter((m) => loops.attached.includes(m.source));
+      if (mounts.length) out.push(`${peer} (${mounts.map((m) => `${m.source} on ${m.mountPoint}`).join(', ')})`);
+    } catch (e) {
+      if (e instanceof UnreachableError) ctx.log(`mount: skipped the check on ${peer}: unreachable (${describeError(e)})`);
+      else out.push(`${peer} (could not be checked: ${describeError(e)}; limit the check with \`peers:\`)`);
+    }
+  }
+  return out;
+}
+
+export const mountStep: StepKind<MountArgs, MountObserved> = {
+  kind: 'mount',
+  inverse: 'unmount',
+  role: 'takeover',
+
+  async probe(ctx, a) {
+    const device = await resolveDevice(ctx, a);
+    const mounts = await readMounts(runnerOf(ctx));
+    return { device, mounted: toMounted(mountAt(mounts, a.path)), submounts: submountsOf(mounts, a.path) };
+  },
+
+  satisfied(o, a) {
+    return o.device !== null && o.mounted !== null && o.mounted.source === o.device && o.mounted.fstype === a.fstype && optionsMatch(o.mounted, a.options);
+  },
+
+  async apply(ctx, a, before) {
+    const path = normPath(a.path);
+    if (before.device === null) {
+      throw new Error(`on ${ctx.host.name}: ${a.source_image} is not attached on this node; import it first (import_volume provider: loop)`);
+    }
+    if (before.mounted) {
+      const m = before.mounted;
+      throw new StepRefusedError(
+        `${ctx.host.name}: ${path} already has ${m.source} (${m.fstype}, ${m.options}) mounted, not ${before.device} (${a.fstype}${a.options ? `, ${a.options}` : ''}); ` +
+          `unmount it first if it should be replaced`,
+      );
+    }
+    if (before.submounts.length) {
+      throw new StepRefusedError(`${ctx.host.name}: will not mount on ${path}: mounts below it would be hidden: ${before.submounts.join(', ')}`);
+    }
+    if (a.source_image) {
+      const holders = await peersWithImageMounted(ctx, a);
+      if (holders.length) {
+        const who = holders.join('; ');
+        if (!ctx.force) {
+          throw new StepRefusedError(`${ctx.host.name}: will not mount ${a.source_image}: it is mounted on ${who}. Unmount and deport it there first, or fence that node and re-run with --force.`);
+        }
+        ctx.log(`--force: mounting ${a.source_image} although it is mounted on ${who}`);
+      }
+    }
+    await ctx.run(mountArgv(before.device, path, a.fstype, a.options));
+  },
+
+  async revert(ctx, a, before) {
+    if (before.mounted) return;
+    const mounts = await readMounts(runnerOf(ctx));
+    const now = mountAt(mounts, a.path);
+    // Only what this step mounted is taken away; an apply that never ran left nothing to undo.
+    if (now && (before.device === null || now.source === before.device)) await unmountPath(ctx, a.path, { killTimeoutS: DEFAULT_KILL_TIMEOUT_S, killUsers: true });
+  },
+
+  describe(a) {
+    const src = a.source_image ? 'LOOPDEV' : String(a.source);
+    return { summary: `mount ${sourceLabel(a)} on ${a.path} (${a.fstype})`, commands: [mountArgv(src, a.path, a.fstype, a.options)] };
+  },
+};
+
+// ---------------------------------------------------------------- unmount with busy users
+
+export const DEFAULT_KILL_TIMEOUT_S = 10;
+const POLL_MS = 200;
+
+export interface UnmountOptions {
+  /** Bound on the whole unmount, signals included. */
+  killTimeoutS: number;
+  /** Signal the processes that keep the mount busy (TERM, then KILL). */
+  killUsers: boolean;
+}
+
+const usersText = (users: MountUser[]) => users.map((u) => `${u.pid} (${u.comm}: ${u.how.join(',')})`).join(', ');
+
+/**
+ * `umount PATH`; while it is busy, find the users by walking /proc, send TERM, then KILL after
+ * half the time, and retry, for at most killTimeoutS. Then give up with the users named: a
+ * failover that hangs on a busy mount is worse than one that stops and says why.
+ */
+export async function unmountPath(ctx: StepContext, path: string, o: UnmountOptions): Promise<{ killed: MountUser[] }> {
+  const p = normPath(path);
+  const t0 = Date.now();
+  const budget = Math.min(o.killTimeoutS * 1000, ctx.timeoutMs ?? Infinity);
+  const killAt = t0 + budget / 2;
+  const signalled = new Map<number, MountUser>();
+  let users: MountUser[] = [];
+  for (;;) {
+    const r = await ctx.run(['umount', p], { okCodes: [0, 32] });
+    if (r.code === 0 || /not mounted/i.test(r.stderr)) return { killed: [...signalled.values()] };
+    if (!/busy/i.test(r.stderr)) throw new CommandFailedError(ctx.host.name, r);
+    users = parseMountUsers((await ctx.run(mountUsersArgv(p))).stdout).filter((u) => u.pid !== 1);
+    if (!o.killUsers) {
+      throw new Error(`on ${ctx.host.name}: ${p} is busy (\`umount ${p}\`: ${r.stderr.trim()}); used by: ${usersText(users) || 'no process found'}; kill_users is off: stop them and re-run`);
+    }
+    const now = Date.now();
+    if (now - t0 >= budget) break;
+    const sig = now >= killAt ? 'KILL' : 'TERM';
+    const targets = users.filter((u) => sig === 'KILL' || !signalled.has(u.pid));
+    if (targets.length) {
+      ctx.log(`${p} is busy: sending ${sig} to ${usersText(targets)}`);
+      for (const u of targets) signalled.set(u.pid, u);
+      // Exit 1 when some already exited: that is what we want.
+      await ctx.run(['kill', `-${sig}`, ...targets.map((u) => String(u.pid))], { okCodes: [0, 1] });
+    }
+    await sleep(POLL_MS);
+  }
+  const held = users.length
+    ? `still used by ${usersText(users)} after SIGTERM and SIGKILL (a process in uninterruptible sleep, e.g. on a dead NFS server, cannot be killed)`
+    : 'no process holds it: look for mounts below it, an NFS export of it (unexport first), or a loop device backed by a file on it';
+  throw new Error(`on ${ctx.host.name}: could not unmount ${p} within ${Math.round(budget / 1000)} s: ${held}; \`umount ${p}\` says "target is busy"`);
+}

@@ -1,0 +1,62 @@
+/**
+ * `unmount`: unmount a path; processes keeping it busy are signalled (TERM, then KILL) within
+ * `kill_timeout` seconds, then the step gives up naming them. What was mounted is recorded, so
+ * a revert mounts it back with the same source, type and options.
+ *
+ *   - unmount: { path: /srv/disk1 }
+ *   - unmount: { path: /export, kill_timeout: 30, kill_users: false }
+ */
+import type { StepKind } from './contract.js';
+import { losetupListArgv, mountAt, normPath, parseLosetupJson, readLoopState, readMounts, runnerOf } from '../facts/storage.js';
+import { DEFAULT_KILL_TIMEOUT_S, mountArgv, toMounted, unmountPath, type MountedFs } from './mount.js';
+
+export interface UnmountArgs {
+  path: string;
+  /** Seconds the whole unmount may take, signals included (default 10). */
+  kill_timeout?: number;
+  /** Signal the processes that keep the mount busy (default true). */
+  kill_users?: boolean;
+}
+
+export interface UnmountObserved {
+  mounted: MountedFs | null;
+  /** Backing file when the source is a loop device: a re-import after rollback may get another loopN. */
+  image?: string;
+}
+
+export const unmountStep: StepKind<UnmountArgs, UnmountObserved> = {
+  kind: 'unmount',
+  inverse: 'mount',
+  role: 'release',
+
+  async probe(ctx, a) {
+    const mounted = toMounted(mountAt(await readMounts(runnerOf(ctx)), a.path));
+    if (!mounted || !/^\/dev\/loop\d+$/.test(mounted.source)) return { mounted };
+    const image = parseLosetupJson((await ctx.run(losetupListArgv())).stdout).find((d) => d.name === mounted.source)?.backFile;
+    return image ? { mounted, image } : { mounted };
+  },
+
+  satisfied: (o) => o.mounted === null,
+
+  async apply(ctx, a) {
+    const { killed } = await unmountPath(ctx, a.path, { killTimeoutS: a.kill_timeout ?? DEFAULT_KILL_TIMEOUT_S, killUsers: a.kill_users ?? true });
+    if (killed.length) ctx.log(`unmounted ${a.path} after signalling ${killed.map((u) => `${u.pid} (${u.comm})`).join(', ')}`);
+  },
+
+  async revert(ctx, a, before) {
+    const m = before.mounted;
+    if (!m) return;
+    const now = mountAt(await readMounts(runnerOf(ctx)), a.path);
+    if (now) return;
+    let source = m.source;
+    if (before.image) {
+      const held = (await readLoopState(runnerOf(ctx), before.image)).held;
+      if (held.length && !held.includes(source)) source = held[0]!;
+    }
+    await ctx.run(mountArgv(source, a.path, m.fstype, m.options));
+  },
+
+  describe(a) {
+    return { summary: `unmount ${normPath(a.path)}`, commands: [['umount', normPath(a.path)]] };
+  },
+};
