@@ -179,6 +179,9 @@ function openClient(t: ResolvedTarget, opts: DialOptions, sock?: Duplex, via?: s
     };
     client.on('ready', () => {
       settled = true;
+      // Every step is a few small request/response round trips: with Nagle's algorithm on, each
+      // waits out the peer's delayed ACK (~40 ms here). OpenSSH sets TCP_NODELAY too.
+      client.setNoDelay(true);
       resolve(client);
     });
     client.on('error', (err: Error & { code?: string; level?: string }) => {
