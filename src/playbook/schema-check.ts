@@ -12,7 +12,7 @@ import type { ParsedYaml } from './yaml-source.js';
  *
  * `baton validate` has to start fast, and importing ajv and compiling the schemas used to
  * be most of its time. So `npm run build` compiles every shipped schema ahead of time
- * (scripts/compile-schemas.mjs, into dist/schemas/validators.js), and ajv itself is loaded
+ * (scripts/compile-schemas.mjs, into dist/schemas/), and ajv itself is loaded
  * only for a schema that has no precompiled validator: a schema edited since the build, a
  * test registry's inline schema, or no build at all (tests run from src/).
  */
@@ -30,22 +30,29 @@ export function schemaKey(schema: object, deps: object[] = []): string {
   return JSON.stringify(deps.length ? [schema, ...deps] : schema);
 }
 
-let precompiled: Map<string, ValidateFunction> | undefined;
+const precompiledDir = path.join(packageRoot, 'dist', 'schemas');
+/** Schema key -> module file, from the build's index; empty when there is no build. */
+let precompiledIndex: Map<string, string> | undefined;
 
 export function precompiledValidator(schema: object, deps: object[] = []): ValidateFunction | undefined {
-  if (!precompiled) {
-    precompiled = new Map();
+  if (!precompiledIndex) {
+    precompiledIndex = new Map();
     try {
       // Synchronous on purpose (require of an ES module, Node >= 20.19): loading a playbook is synchronous.
-      const mod = require(path.join(packageRoot, 'dist', 'schemas', 'validators.js')) as {
-        validators: Array<[string, ValidateFunction]>;
-      };
-      precompiled = new Map(mod.validators);
+      const index = require(path.join(precompiledDir, 'index.js')) as { validators: Array<[string, string]> };
+      precompiledIndex = new Map(index.validators);
     } catch {
-      // Not built, or unloadable: ajv compiles at first use instead, slower but the same checks.
+      // Not built: ajv compiles at first use instead, slower but the same checks.
     }
   }
-  return precompiled.get(schemaKey(schema, deps));
+  const file = precompiledIndex.get(schemaKey(schema, deps));
+  if (!file) return undefined;
+  try {
+    return (require(path.join(precompiledDir, file)) as { validate: ValidateFunction }).validate;
+  } catch {
+    // A build half-replaced under us: compiling is still correct.
+    return undefined;
+  }
 }
 
 /** ajv's constructor, required on first need only. */
