@@ -3,7 +3,7 @@ import { tagSelected } from '../engine/tags.js';
 import { render } from '../playbook/template.js';
 import { varsFor } from '../playbook/vars.js';
 import { evalCondition, parseCondition } from '../playbook/conditions.js';
-import { quoteArgv } from '../transport/quote.js';
+import { displayArgv } from '../report/argv.js';
 import { Redactor } from '../engine/redact.js';
 import type { CommonOptions, Inputs } from './inputs.js';
 
@@ -58,10 +58,11 @@ export function renderPlan(inputs: Inputs, o: CommonOptions): string {
           }
           const on = step.delegateTo ? ` (on ${String(render(step.delegateTo, v))})` : '';
           out.push(`  ${name}${on}: ${summary}  [${step.tags.join(', ')}]${cond}`);
-          for (const c of commands) out.push(`      $ ${redactor.redact(quoteArgv(c))}`);
+          for (const c of commands) out.push(`      $ ${redactor.redact(displayArgv(c))}`);
         }
       }
     }
   });
   return out.join('\n');
 }
+

@@ -9,6 +9,7 @@ import { selectHosts } from '../inventory/pattern.js';
 import { ExitCode } from '../util/errors.js';
 import { mapLimit, sleep } from '../util/limit.js';
 import { checkRenderedArgs } from './args-check.js';
+import { displayArgv } from '../report/argv.js';
 import { makeStepContext, type TransportSource } from './context.js';
 import { describeError } from './errors.js';
 import type { EngineEvent, StepRef, StepStatus } from './events.js';
@@ -153,7 +154,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
             if (o.verbose) emit({ type: 'log', host: host.name, message: o.redactor.redact(m) });
           },
           onCommand: o.verbose
-            ? (argv, r) => emit({ type: 'log', host: on, message: o.redactor.redact(`$ ${argv.join(' ')}  → ${r.code ?? 'killed'} (${Math.round(r.durationMs)} ms)`) })
+            ? (argv, r) => emit({ type: 'log', host: on, message: o.redactor.redact(`$ ${displayArgv(argv)}  → ${r.code ?? 'killed'} (${Math.round(r.durationMs)} ms)`) })
             : undefined,
         });
         // On timeout the abort signal kills the step's commands on the node; give the transport a
@@ -297,6 +298,18 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
     record(overall);
   }
 
+  /** The step's title for a group of hosts: its name rendered for the first of them, else its kind. */
+  function groupName(play: Play, step: StepSpec, first: string | undefined, playHostNames: string[]): string {
+    if (!step.name) return step.kind;
+    const host = first ? o.inventory.hosts.get(first) : undefined;
+    if (!host) return step.name;
+    try {
+      return String(render(step.name, varsFor({ host, inventory: o.inventory, play, step, extraVars: o.extraVars, registered: registered.get(host.name) ?? {}, playHosts: playHostNames })));
+    } catch {
+      return step.name;
+    }
+  }
+
   for (let p = 0; p < o.playbook.plays.length && !failedPlay; p++) {
     const play = o.playbook.plays[p]!;
     const hostNames = playHosts(play, o.inventory, o.extraVars, o.limit);
@@ -306,7 +319,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
       for (const step of steps) {
         if (o.signal?.aborted) break;
         const targets = step.runOnce ? batch.slice(0, 1) : batch;
-        emit({ type: 'step-group-start', play: p, stepId: step.id, name: step.name ?? step.kind, kind: step.kind, hosts: targets });
+        emit({ type: 'step-group-start', play: p, stepId: step.id, name: groupName(play, step, targets[0], hostNames), kind: step.kind, hosts: targets });
         const results = await mapLimit(targets, play.forks ?? 10, async (name) => {
           try {
             await runStepOnHost(play, p, step, o.inventory.hosts.get(name)!, hostNames);

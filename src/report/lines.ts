@@ -1,4 +1,5 @@
 import type { EngineEvent } from '../engine/events.js';
+import { displayArgv } from './argv.js';
 import { formatSummary, type Reporter, type RunSummary } from './reporter.js';
 
 /** One line per event, for logs and pipes (no TTY). */
@@ -16,7 +17,7 @@ export class LineReporter implements Reporter {
         let line = `  ${where.padEnd(10)} ${status.padEnd(12)} ${e.step.name} (${e.durationMs} ms)`;
         if (e.reason) line += ` — ${e.reason}`;
         if (e.error) line += `\n      ${e.error.split('\n').join('\n      ')}`;
-        if (e.status === 'would-change' && e.commands?.length) line += '\n' + e.commands.map((c) => `      $ ${c.join(' ')}`).join('\n');
+        if (e.status === 'would-change' && e.commands?.length) line += '\n' + e.commands.map((c) => `      $ ${displayArgv(c)}`).join('\n');
         this.out(line);
         break;
       }
