@@ -23,10 +23,11 @@ export interface RunOptions extends CommonOptions {
   acceptNew?: boolean;
 }
 
-export async function makeReporter(o: { json?: boolean }): Promise<Reporter> {
+export async function makeReporter(o: { json?: boolean; diff?: boolean }): Promise<Reporter> {
   if (o.json) return new (await import('../report/json.js')).JsonReporter();
-  if (process.stdout.isTTY && !process.env.CI) return new (await import('../report/tty.js')).TtyReporter();
-  return new (await import('../report/lines.js')).LineReporter();
+  // The tree has no room for before/after states: --diff prints lines, also on a terminal.
+  if (process.stdout.isTTY && !process.env.CI && !o.diff) return new (await import('../report/tty.js')).TtyReporter();
+  return new (await import('../report/lines.js')).LineReporter(undefined, o.diff);
 }
 
 async function ask(question: string): Promise<string> {

@@ -180,6 +180,9 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
 
         before = oneShot ? {} : await withTimeout(kind.probe(ctx, args));
         if (!oneShot && kind.satisfied(before, args)) return end('ok', { before });
+        if (o.check && kind.readOnly) {
+          return end('skipped', { before, reason: 'does not hold now; in a real run it is checked after the changes before it' });
+        }
         if (o.check) return end('would-change', { before, commands: desc.commands });
         if (askEachStep && !kind.readOnly) {
           const answer = await o.confirmStep!(ref, desc.summary);
@@ -256,7 +259,9 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
 
     const record = (status: StepStatus) => {
       if (step.register) {
-        reg[step.register] = { status, changed: status === 'changed', failed: status === 'failed', skipped: status === 'skipped', ok: status === 'ok' || status === 'changed' };
+        // In check mode a step that would change counts as changed, as in Ansible, so that
+        // `when: x is changed` shows what the real run would do.
+        reg[step.register] = { status, changed: status === 'changed' || status === 'would-change', failed: status === 'failed', skipped: status === 'skipped', ok: status === 'ok' || status === 'changed' };
       }
     };
 

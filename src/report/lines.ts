@@ -4,7 +4,11 @@ import { formatSummary, type Reporter, type RunSummary } from './reporter.js';
 
 /** One line per event, for logs and pipes (no TTY). */
 export class LineReporter implements Reporter {
-  constructor(private readonly out: (line: string) => void = (l) => process.stdout.write(l + '\n')) {}
+  constructor(
+    private readonly out: (line: string) => void = (l) => process.stdout.write(l + '\n'),
+    /** --diff: show the state probed before (and after) each change. */
+    private readonly diff = false,
+  ) {}
 
   onEvent(e: EngineEvent): void {
     switch (e.type) {
@@ -18,6 +22,10 @@ export class LineReporter implements Reporter {
         if (e.reason) line += ` — ${e.reason}`;
         if (e.error) line += `\n      ${e.error.split('\n').join('\n      ')}`;
         if (e.status === 'would-change' && e.commands?.length) line += '\n' + e.commands.map((c) => `      $ ${displayArgv(c)}`).join('\n');
+        if (this.diff && (e.status === 'would-change' || e.status === 'changed')) {
+          line += `\n      before: ${JSON.stringify(e.before)}`;
+          if (e.after !== undefined) line += `\n      after:  ${JSON.stringify(e.after)}`;
+        }
         this.out(line);
         break;
       }
