@@ -374,7 +374,8 @@ function runTest(e: Extract<Expr, { type: 'test' }>, vars: Record<string, unknow
   }
   switch (e.test) {
     case 'changed':
-      return status === 'changed';
+      // 'would-change' is check mode's changed (Ansible reports changed in check mode too).
+      return status === 'changed' || status === 'would-change';
     case 'ok':
       return status === 'ok';
     case 'failed':
@@ -382,7 +383,7 @@ function runTest(e: Extract<Expr, { type: 'test' }>, vars: Record<string, unknow
     case 'skipped':
       return status === 'skipped';
     case 'succeeded':
-      return status === 'ok' || status === 'changed';
+      return status === 'ok' || status === 'changed' || status === 'would-change';
   }
 }
 
