@@ -30,8 +30,8 @@ const touch = (name: string, extra: Partial<StepSpec> = {}) =>
 
 const files = () => readdirSync(dir).sort();
 
-async function run(steps: StepSpec[], over: Partial<ExecuteOptions> = {}, playExtra = {}) {
-  const inventory = localInventory();
+async function run(steps: StepSpec[], over: Partial<ExecuteOptions> = {}, playExtra = {}, hosts = ['local']) {
+  const inventory = localInventory(hosts);
   const events: EngineEvent[] = [];
   const recap = new RecapCollector();
   const journal = over.check ? undefined : new Journal('test-run', path.join(stateDir, 'runs'));
@@ -52,7 +52,7 @@ async function run(steps: StepSpec[], over: Partial<ExecuteOptions> = {}, playEx
       },
       ...over,
     });
-    return { result, events, recap: recap.hosts.get('local')!, journal: journal ? readJournal(journal.path) : [] };
+    return { result, events, recap: recap.hosts.get(hosts[0]!)!, recaps: recap.hosts, journal: journal ? readJournal(journal.path) : [] };
   } finally {
     journal?.close();
     await pool.closeAll();
@@ -219,5 +219,59 @@ describe('engine on the local transport', () => {
     expect(result.exitCode).toBe(3);
     const bad = events.find((e) => e.type === 'revert-end' && !e.ok) as Extract<EngineEvent, { type: 'revert-end' }>;
     expect(bad.error).toMatch(/does not look as before/);
+  });
+
+  describe('several hosts', () => {
+    const perHost = (extra: Partial<StepSpec> = {}) =>
+      step('command', { argv: ['touch', `${dir}/{{ inventory_hostname }}`], creates: `${dir}/{{ inventory_hostname }}`, revert: ['rm', '-f', `${dir}/{{ inventory_hostname }}`] }, extra);
+    const hosts = ['a', 'b', 'c'];
+
+    it('runs each step on every host of the play', async () => {
+      const { result } = await run([perHost()], {}, {}, hosts);
+      expect(result.exitCode).toBe(0);
+      expect(files()).toEqual(['a', 'b', 'c']);
+    });
+
+    it('--limit narrows the hosts (a:c, b:&all, all:!b)', async () => {
+      await run([perHost()], { limit: 'a:c' }, {}, hosts);
+      expect(files()).toEqual(['a', 'c']);
+      rmSync(path.join(dir, 'a'));
+      rmSync(path.join(dir, 'c'));
+      await run([perHost()], { limit: 'all:!b' }, {}, hosts);
+      expect(files()).toEqual(['a', 'c']);
+    });
+
+    it('run_once runs on the first host only', async () => {
+      await run([perHost({ runOnce: true })], {}, {}, hosts);
+      expect(files()).toEqual(['a']);
+    });
+
+    it('delegate_to runs the commands on another host, for the host the step is for', async () => {
+      const { events } = await run([perHost({ delegateTo: 'c' })], {}, {}, ['a', 'b', 'c']);
+      const ends = events.filter((e) => e.type === 'step-end') as Extract<EngineEvent, { type: 'step-end' }>[];
+      expect(ends.map((e) => [e.step.host, e.step.on]).sort()).toEqual([
+        ['a', 'c'],
+        ['b', 'c'],
+        ['c', undefined],
+      ]);
+    });
+
+    it('serial: a failure in the second batch rolls back the first batch too', async () => {
+      const failOnC = step('command', ['sh', '-c', 'test "$0" != c', '{{ inventory_hostname }}']);
+      const { result, recaps } = await run([perHost(), failOnC], {}, { serial: 2 }, hosts);
+      expect(result.exitCode).toBe(1);
+      expect(files()).toEqual([]);
+      // Two changes on a: its file, and the check command (a command without creates: always counts as a change).
+      expect(recaps.get('a')).toMatchObject({ changed: 2, reverted: 1 });
+      expect(recaps.get('c')).toMatchObject({ changed: 1, failed: 1, reverted: 1 });
+    });
+
+    it('a failure on one host stops the run after that step, and every host is rolled back', async () => {
+      const failOnB = step('command', ['sh', '-c', 'test "$0" != b', '{{ inventory_hostname }}']);
+      const after = step('command', { argv: ['touch', `${dir}/never`], creates: `${dir}/never` });
+      const { result } = await run([perHost(), failOnB, after], {}, {}, hosts);
+      expect(result.exitCode).toBe(1);
+      expect(files()).toEqual([]);
+    });
   });
 });
