@@ -261,6 +261,25 @@ describe('fence through the engine (command provider, local)', () => {
     }
   });
 
+  it('waits `delay` seconds before acting (two-node race), then fences', async () => {
+    const t0 = Date.now();
+    const r = await run('fence', cmdArgs({ delay: 0.5 }));
+    expect(r.result.exitCode).toBe(0);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(500);
+    expect(readFileSync(psu, 'utf8')).toBe('off\n');
+  });
+
+  it('ipmi without BMC details in args or inventory fails before running anything, naming the vars', async () => {
+    const r = await run('fence', { target: 'peer' });
+    expect(r.result.exitCode).not.toBe(0);
+    expect(r.result.failures.join('\n')).toMatch(/cannot reach the BMC of peer: no address \(inventory var bmc_address\), user \(bmc_user\), password \(bmc_password\)/);
+  });
+
+  it('a target missing from the inventory is named', async () => {
+    const r = await run('fence', cmdArgs({ target: 'n9' }));
+    expect(r.result.failures.join('\n')).toMatch(/target "n9" is not in the inventory/);
+  });
+
   it('journals the fence with the password masked', async () => {
     const r = await run('fence', cmdArgs({ password: 'not-in-journal-123' }));
     expect(r.result.exitCode).toBe(0);
