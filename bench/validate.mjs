@@ -54,3 +54,5 @@ const stats = (xs) => {
 };
 console.log(`baton validate, 200 steps, ${runs} runs: ${stats(baton)}`);
 console.log(`bare node -e 0, same ${runs} rounds:   ${stats(bare)}`);
+// Per round, so that load shared by both runs of a round cancels out.
+console.log(`baton's own share (validate - bare, per round): ${stats(baton.map((t, i) => t - bare[i]))}`);
