@@ -237,8 +237,12 @@ export function writeFileArgv(path: string, value: string): string[] {
  * addresses need brackets in ss filters; IPv4-mapped sockets match the plain IPv4 form (seen here
  * with Ganesha's dual-stack listener). `state connected` spares listeners bound to the VIP.
  */
+export function ssAddress(address: string): string {
+  return isIPv6(address) ? `[${address}]` : address;
+}
+
 function ssFilter(address: string): string[] {
-  return ['state', 'connected', 'src', isIPv6(address) ? `[${address}]` : address];
+  return ['state', 'connected', 'src', ssAddress(address)];
 }
 
 export function ssKillArgv(address: string): string[] {

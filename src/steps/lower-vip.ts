@@ -1,5 +1,5 @@
 import type { StepContext, StepKind } from './contract.js';
-import { parseSs, ssKillArgv, ssListArgv } from '../facts/net.js';
+import { parseSs, ssAddress, ssKillArgv, ssListArgv } from '../facts/net.js';
 import { addVip, delArgv, probeVip, type VipObserved } from './raise-vip.js';
 import { announce } from './garp.js';
 
@@ -19,23 +19,36 @@ export interface LowerVipArgs {
   address: string;
   prefix: number;
   interface: string;
-  /** Reset TCP connections to the VIP after removing it (default true). */
+  /** Reset TCP connections to the VIP as it is removed (default true). */
   reset_connections?: boolean;
 }
 
-async function resetConnections(ctx: StepContext, a: LowerVipArgs): Promise<void> {
-  const r = await ctx.run(ssKillArgv(a.address), { okCodes: [0, 1, 255] });
-  const unsupported = /not supported|Operation not permitted|Invalid argument/i.test(r.stderr);
+/**
+ * Reset the VIP's connections, then delete it, in one command. The order matters: once the address
+ * is gone the kernel cannot route the RST from it (measured here: the client then saw nothing and
+ * waited for its timeout), so the reset must come first; one command keeps the window in which a
+ * client could reconnect to this node as short as one `ss` run.
+ */
+const RESET_THEN_DEL = 'ss -H -K -t state connected src "$1"; shift; exec "$@"';
+
+export function releaseArgv(a: LowerVipArgs, prefix: number): string[] {
+  const del = delArgv(a.address, prefix, a.interface);
+  if (a.reset_connections === false) return del;
+  return ['sh', '-c', RESET_THEN_DEL, 'baton-lower-vip', ssAddress(a.address), ...del];
+}
+
+async function checkReset(ctx: StepContext, a: LowerVipArgs, stderr: string): Promise<void> {
   const left = parseSs((await ctx.run(ssListArgv(a.address), { okCodes: [0, 1] })).stdout);
-  if (left.length === 0) {
-    if (r.stdout.trim()) ctx.log(`lower_vip: reset ${r.stdout.trim().split('\n').length} TCP connection(s) to ${a.address} on ${ctx.transport.host}`);
-    return;
-  }
+  if (left.length === 0) return;
+  // Connections that raced the delete, or a kernel that cannot destroy sockets. Destroy what is
+  // left (their RST cannot leave any more, but the sockets stop holding the old state).
+  const again = await ctx.run(ssKillArgv(a.address), { okCodes: [0, 1, 255] });
+  const unsupported = /not supported|Operation not permitted|Invalid argument/i.test(stderr + again.stderr);
   // A degraded release, not a failed one: the address is gone, clients will time out and retry.
   ctx.log(
-    `lower_vip: ${left.length} TCP connection(s) to ${a.address} on ${ctx.transport.host} could not be reset` +
-      `${unsupported ? ' (this kernel cannot destroy sockets: CONFIG_INET_DIAG_DESTROY?)' : ''}: ` +
-      `${ssKillArgv(a.address).join(' ')} said ${(r.stderr || 'nothing').trim()}; their clients will reconnect only after TCP timeouts`,
+    `lower_vip: ${left.length} TCP connection(s) to ${a.address} on ${ctx.transport.host} were not reset` +
+      `${unsupported ? ' (this kernel cannot destroy sockets: built without CONFIG_INET_DIAG_DESTROY?)' : ''}; ` +
+      `their clients reconnect only after TCP timeouts${(stderr + again.stderr).trim() ? `. ss said: ${(stderr + again.stderr).trim()}` : ''}`,
   );
 }
 
@@ -53,9 +66,12 @@ export const lowerVip: StepKind<LowerVipArgs, VipObserved> = {
   async apply(ctx, a, before) {
     // Delete with the prefix seen, which may differ from the one asked for.
     const now = await probeVip(ctx, a);
-    if (now.present) await ctx.run(delArgv(a.address, now.prefix ?? before.prefix ?? a.prefix, a.interface));
-    // After the delete, so a client that reconnects at once cannot land on this node again.
-    if (a.reset_connections ?? true) await resetConnections(ctx, a);
+    if (!now.present) return;
+    const r = await ctx.run(releaseArgv(a, now.prefix ?? before.prefix ?? a.prefix));
+    if (a.reset_connections === false) return;
+    const killed = r.stdout.split('\n').filter((l) => l.trim()).length;
+    if (killed) ctx.log(`lower_vip: reset ${killed} TCP connection(s) to ${a.address} on ${ctx.transport.host}`);
+    await checkReset(ctx, a, r.stderr);
   },
 
   async revert(ctx, a, before) {
@@ -70,8 +86,7 @@ export const lowerVip: StepKind<LowerVipArgs, VipObserved> = {
   },
 
   describe(a) {
-    const commands = [delArgv(a.address, a.prefix, a.interface)];
-    if (a.reset_connections ?? true) commands.push(ssKillArgv(a.address));
+    const commands = [releaseArgv(a, a.prefix)];
     return { summary: `lower ${a.address}/${a.prefix} from ${a.interface}${a.reset_connections === false ? '' : ' and reset its TCP connections'}`, commands };
   },
 };
