@@ -64,8 +64,8 @@ describe('loadPlaybook', () => {
   it('finds roles through rolesPath when none sit next to the playbook', () => {
     const uses = path.join(here, 'fixtures/uses-role.yml');
     const pb = loadPlaybook(uses, { inventory, registry: testRegistry(), rolesPath: path.join(here, 'fixtures/project/roles') });
-    expect(pb.plays[0]!.steps.map((s) => s.id)).toEqual(['p0.s0.vip.s0', 'p0.s0.vip.s1']);
-    expect(() => loadPlaybook(uses, { inventory, registry: testRegistry() })).toThrow('role "vip" not found');
+    expect(pb.plays[0]!.steps.map((s) => s.id)).toEqual(['p0.s0.fixture_vip.s0', 'p0.s0.fixture_vip.s1']);
+    expect(() => loadPlaybook(uses, { inventory, registry: testRegistry() })).toThrow('role "fixture_vip" not found');
   });
 });
 
