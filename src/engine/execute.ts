@@ -1,6 +1,6 @@
 import type { Host, Inventory } from '../inventory/model.js';
 import type { Play, Playbook, StepSpec } from '../playbook/model.js';
-import type { StepKind } from '../steps/contract.js';
+import { StepRefusedError, type StepKind } from '../steps/contract.js';
 import type { StepRegistry } from '../steps/registry.js';
 import { render } from '../playbook/template.js';
 import { varsFor } from '../playbook/vars.js';
@@ -220,7 +220,13 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
         return end('changed', { before, after, attempt });
       } catch (err) {
         lastError = o.redactor.redact(describeError(err));
-        if (seq !== undefined) o.journal?.append({ t: 'done', seq, status: 'failed', error: lastError });
+        // A refusal comes before the step touches anything (the contract): nothing to revert.
+        const refused = err instanceof StepRefusedError;
+        if (refused) {
+          const i = changes.findIndex((c) => c.ref.instance === instance && c.seq === seq);
+          if (i >= 0) changes.splice(i, 1);
+        }
+        if (seq !== undefined) o.journal?.append({ t: 'done', seq, status: refused ? 'refused' : 'failed', error: lastError });
         if (attempt < attempts && !o.signal?.aborted) {
           emit({ type: 'log', host: host.name, message: `${ref.name}: attempt ${attempt}/${attempts} failed (${lastError}); retrying in ${step.delayS} s` });
           await sleep(step.delayS * 1000);

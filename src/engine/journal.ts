@@ -50,7 +50,8 @@ export interface IntentRecord {
 export interface DoneRecord {
   t: 'done';
   seq: number;
-  status: 'changed' | 'failed' | 'reverted' | 'revert-failed';
+  /** `refused`: the step declined to act (StepRefusedError) and changed nothing. */
+  status: 'changed' | 'failed' | 'refused' | 'reverted' | 'revert-failed';
   after?: unknown;
   error?: string;
   at: string;
@@ -139,6 +140,7 @@ export function pendingChanges(records: JournalRecord[], revertedElsewhere: Set<
   for (const r of records) {
     if (r.t === 'intent' && !r.reverts && !r.irreversible) intents.set(r.seq, r);
     if (r.t === 'done') {
+      if (r.status === 'refused') reverted.add(r.seq);
       if (r.status === 'reverted') {
         const intent = records.find((x): x is IntentRecord => x.t === 'intent' && x.seq === r.seq);
         if (intent?.reverts) reverted.add(intent.reverts.seq);

@@ -97,7 +97,10 @@ export class CommandFailedError extends Error {
   }
 }
 
-/** A step refused to act because acting would be unsafe (split brain, resource held elsewhere). */
+/**
+ * A step refused to act because acting would be unsafe (split brain, resource held elsewhere).
+ * Throw it only before changing anything: the engine then counts no change to revert.
+ */
 export class StepRefusedError extends Error {
   constructor(message: string) {
     super(message);

@@ -9,7 +9,11 @@ export interface ExecOptions {
   timeoutMs?: number;
   /** Bytes fed to the command's standard input, then EOF. */
   stdin?: string | Buffer;
-  /** Extra environment for the command. Values are passed as data, never as code. */
+  /**
+   * Extra environment for the command. Values are passed as data, never as code — but over SSH
+   * they travel on the remote command line, visible in the node's process list while it starts:
+   * never put a secret here; pass secrets on stdin.
+   */
   env?: Record<string, string>;
   /** Aborts the command like a timeout does. */
   signal?: AbortSignal;

@@ -8,6 +8,7 @@
  *   198.18.20.0/24 … for later files
  */
 import { labUp, type UpResult } from '../../src/lab/up.js';
+import { BatonError, ExitCode } from '../../src/util/errors.js';
 import { teardown, type DownReport } from '../../src/lab/down.js';
 import { labStatus, type LabStatus } from '../../src/lab/status.js';
 import { ipmitoolArgv } from '../../src/lab/bmc.js';
@@ -101,8 +102,11 @@ export async function startLab(opts: StartLabOptions): Promise<Lab & { up: UpRes
       diskMiB: opts.diskMiB ?? 64,
     });
   } catch (e) {
+    // A refusal (subnet taken, a lab of that name running with another spec) made nothing, and
+    // tearing down would destroy somebody else's running lab: only clear after a real failure.
+    const refused = e instanceof BatonError && e.exitCode === ExitCode.INVALID;
     // The caller gets no handle to call down() on: clear what the failed up made here.
-    await teardown(opts.name).catch(() => undefined);
+    if (!refused) await teardown(opts.name).catch(() => undefined);
     throw e;
   }
   const plan = up.plan;

@@ -7,7 +7,9 @@ import { Journal, pendingChanges, readJournal } from '../../src/engine/journal.j
 import { RecapCollector, type EngineEvent } from '../../src/engine/events.js';
 import { Redactor } from '../../src/engine/redact.js';
 import { revertChanges } from '../../src/engine/rollback.js';
-import { defaultRegistry } from '../../src/steps/registry.js';
+import { defaultRegistry, StepRegistry } from '../../src/steps/registry.js';
+import { allKinds } from '../../src/steps/index.js';
+import { StepRefusedError, type StepKind } from '../../src/steps/contract.js';
 import { TransportPool } from '../../src/transport/index.js';
 import { connectionFor } from '../../src/inventory/connection.js';
 import { localInventory, playbook, step } from '../helpers/model.js';
@@ -273,5 +275,29 @@ describe('engine on the local transport', () => {
       expect(result.exitCode).toBe(1);
       expect(files()).toEqual([]);
     });
+  });
+
+  it('a refusal is not a change: nothing to revert for it, and undo will not list it', async () => {
+    const refuser: StepKind = {
+      kind: 'refuser',
+      probe: async () => ({ held: false }),
+      satisfied: () => false,
+      apply: async () => {
+        throw new StepRefusedError('n1 still holds 198.18.0.200 (it answers ARP from 02:00:00:00:00:01)');
+      },
+      revert: async () => {
+        throw new Error('must never be called: the refusal changed nothing');
+      },
+      describe: () => ({ summary: 'refuse', commands: [] }),
+    };
+    const registry = new StepRegistry([...allKinds, refuser], (k) => (k === 'refuser' ? {} : defaultRegistry().schema(k)));
+    const { result, recap, journal, events } = await run([touch('a'), step('refuser', {})], { registry });
+    expect(result.exitCode).toBe(1);
+    expect(files()).toEqual([]);
+    expect(recap).toMatchObject({ changed: 1, failed: 1, reverted: 1 });
+    const failed = events.find((e) => e.type === 'step-end' && e.status === 'failed') as Extract<EngineEvent, { type: 'step-end' }>;
+    expect(failed.error).toContain('n1 still holds');
+    expect(journal.some((r) => r.t === 'done' && r.status === 'refused')).toBe(true);
+    expect(pendingChanges(journal)).toEqual([]);
   });
 });
