@@ -208,15 +208,27 @@ on() {
 }
 
 off() {
+  loops=""
   if pid=$(holder); then
     # unshare's only child is the node's PID 1; killing it kills every process of the node.
     kids=$(cat "/proc/$pid/task/$pid/children" 2>/dev/null || pgrep -P "$pid")
+    # Loop devices belong to the one kernel all nodes share, so they would outlive the node:
+    # note the ones it attached (baton's claims in its private /run) to release them below,
+    # as a real machine's block devices go with its power.
+    for k in $kids; do
+      for claim in /proc/$k/root/run/baton/loop/loop*; do
+        [ -e "$claim" ] && loops="$loops \${claim##*/}"
+      done
+    done
     for k in $kids; do kill -KILL "$k" 2>/dev/null; done
     i=0
     # holder() fails once unshare has exited (a zombie has an empty cmdline).
     while holder >/dev/null && [ $i -lt 100 ]; do sleep 0.02; i=$((i+1)); done
     kill -KILL "$pid" 2>/dev/null
   fi
+  # The node's mounts died with its mount namespace; detaching now frees the device (or, if
+  # another node mounted it meanwhile, marks it to go when that node unmounts it).
+  for d in $loops; do losetup -d "/dev/$d" 2>/dev/null; done
   rm -f "$PIDFILE"
   # Power loss takes the NIC with it: no address (no VIP) may outlive it.
   ip -n "$NETNS" link set eth0 down 2>/dev/null
