@@ -50,6 +50,32 @@ function arpArgv(flavour: ArpingFlavour, a: GarpArgs): string[] {
   return garpArgv(flavour, { iface: a.interface, address: a.address, count: d.count, intervalMs: d.intervalMs, mode: d.mode });
 }
 
+/**
+ * A background announcement leaves its pid here, so that giving the address up (lower_vip, or
+ * rolling back raise_vip) can stop it: a rolled-back takeover must not go on pointing clients at
+ * itself for seconds while the restored holder announces.
+ */
+export function garpPidFile(address: string, iface: string): string {
+  return `/run/baton-garp-${iface}-${address}.pid`;
+}
+
+/** Detached, recording its pid first: `sh` writes `$$` and then execs the command, so it is that pid. */
+function backgroundArgv(argv: string[], pidFile: string): string[] {
+  return detachedArgv(['sh', '-c', 'echo $$ > "$1"; shift; exec "$@"', 'baton-garp', pidFile, ...argv]);
+}
+
+/** Kill the recorded announcer only if that pid still runs an announcer (pids are reused). */
+const STOP = 'p=$(cat "$1" 2>/dev/null) || exit 0; rm -f "$1"; case "$p" in ""|*[!0-9]*) exit 0;; esac; ' +
+  'if grep -qa -e arping -e ndsend "/proc/$p/cmdline" 2>/dev/null; then kill "$p" 2>/dev/null; fi; exit 0';
+
+export function stopGarpArgv(address: string, iface: string): string[] {
+  return ['sh', '-c', STOP, 'baton-garp-stop', garpPidFile(address, iface)];
+}
+
+export async function stopAnnouncing(ctx: StepContext, address: string, iface: string): Promise<void> {
+  await ctx.run(stopGarpArgv(address, iface));
+}
+
 const NA_LOOP = 'n=$1; s=$2; shift 2; i=0; while [ $i -lt $n ]; do "$@" || exit $?; i=$((i+1)); [ $i -lt $n ] && sleep "$s"; done; exit 0';
 
 /**
@@ -76,7 +102,8 @@ export async function announce(ctx: StepContext, a: GarpArgs): Promise<void> {
     }
     // ndsend sends one packet per call: a constant loop script, the values as positional args.
     const argv = ['sh', '-c', NA_LOOP, 'baton-garp', String(d.count), String(d.intervalMs / 1000), ...ndsendArgv(a.address, a.interface)];
-    await ctx.run(d.background ? detachedArgv(argv) : argv, { timeoutMs: ctx.timeoutMs });
+    await stopAnnouncing(ctx, a.address, a.interface);
+    await ctx.run(d.background ? backgroundArgv(argv, garpPidFile(a.address, a.interface)) : argv, { timeoutMs: ctx.timeoutMs });
     return;
   }
   const flavour = await readArpingFlavour(ctx);
@@ -90,7 +117,8 @@ export async function announce(ctx: StepContext, a: GarpArgs): Promise<void> {
     ctx.log(`garp: iputils arping takes whole seconds between packets: ${d.intervalMs} ms rounded to ${iputilsInterval(d.intervalMs)} s`);
   }
   const argv = arpArgv(flavour, a);
-  await ctx.run(d.background ? detachedArgv(argv) : argv, { timeoutMs: ctx.timeoutMs });
+  await stopAnnouncing(ctx, a.address, a.interface);
+  await ctx.run(d.background ? backgroundArgv(argv, garpPidFile(a.address, a.interface)) : argv, { timeoutMs: ctx.timeoutMs });
 }
 
 export const garp: StepKind<GarpArgs, Record<string, never>> = {
@@ -122,7 +150,7 @@ export const garp: StepKind<GarpArgs, Record<string, never>> = {
     const argv = isIPv6(a.address) ? ndsendArgv(a.address, a.interface) : arpArgv('iputils', a);
     return {
       summary: `announce ${a.address} on ${a.interface} (${d.count} × ${isIPv6(a.address) ? 'unsolicited NA' : `gratuitous ARP ${d.mode}`}${d.background ? ', in the background' : ''})`,
-      commands: [d.background ? detachedArgv(argv) : argv],
+      commands: [d.background ? backgroundArgv(argv, garpPidFile(a.address, a.interface)) : argv],
     };
   },
 };

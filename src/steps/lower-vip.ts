@@ -1,7 +1,7 @@
 import type { StepContext, StepKind } from './contract.js';
 import { parseSs, ssAddress, ssKillArgv, ssListArgv } from '../facts/net.js';
 import { addVip, delArgv, probeVip, type VipObserved } from './raise-vip.js';
-import { announce } from './garp.js';
+import { announce, stopAnnouncing } from './garp.js';
 
 /**
  * `lower_vip`: take a service address off this node (`ip addr del`) and reset the TCP
@@ -67,6 +67,7 @@ export const lowerVip: StepKind<LowerVipArgs, VipObserved> = {
     // Delete with the prefix seen, which may differ from the one asked for.
     const now = await probeVip(ctx, a);
     if (!now.present) return;
+    await stopAnnouncing(ctx, a.address, a.interface);
     const r = await ctx.run(releaseArgv(a, now.prefix ?? before.prefix ?? a.prefix));
     if (a.reset_connections === false) return;
     const killed = r.stdout.split('\n').filter((l) => l.trim()).length;

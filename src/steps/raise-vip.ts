@@ -1,5 +1,6 @@
 import type { StepContext, StepKind } from './contract.js';
 import { StepRefusedError } from './contract.js';
+import { stopAnnouncing } from './garp.js';
 import {
   duplicateCheckArgv,
   duplicateVerdict,
@@ -182,6 +183,8 @@ export const raiseVip: StepKind<VipArgs, VipObserved> = {
   async revert(ctx, a, before) {
     const now = await probeVip(ctx, a);
     if (!before.present) {
+      // A garp that followed this raise may still be announcing us: stop it before giving up the address.
+      await stopAnnouncing(ctx, a.address, a.interface);
       if (now.present) await ctx.run(delArgv(a.address, now.prefix!, a.interface));
       return;
     }

@@ -194,6 +194,29 @@ describe('network steps on the lab', () => {
     console.log(`rollback of lower_vip: client back at n1's MAC ${seen} ms after the run ended`);
   });
 
+  it('a takeover that fails after its garp is rolled back: n2 stops announcing, n1 re-announces, the client ends at n1', async () => {
+    const [n1, n2] = [L().node('n1'), L().node('n2')];
+    expect(await holders(vip())).toEqual(['n1']);
+    const pb = [
+      `- hosts: n1\n  steps:\n${stepLine('lower_vip', 'n1', { address: vip(), prefix: 24, interface: 'eth0' })}`,
+      `- hosts: n2\n  steps:\n${stepLine('raise_vip', 'n2', { address: vip(), prefix: 24, interface: 'eth0' })}      register: vip_raised\n` +
+        `${stepLine('garp', 'n2', { address: vip(), interface: 'eth0' })}      when: vip_raised is changed\n` +
+        `    - command: ["false"]\n`,
+    ].join('');
+    const r = await runPb(pb);
+    expect(r.code, r.out).toBe(1);
+    expect(r.out).toMatch(/reverted=1/);
+    expect(await holders(vip())).toEqual(['n1']);
+    // n2's background arping (5 packets over 4 s) was stopped when its raise was reverted.
+    const n2Procs = (await runRaw(['ip', 'netns', 'pids', n2.netns])).stdout.split(/\s+/).filter(Boolean);
+    const comms = await Promise.all(n2Procs.map(async (p) => (await runRaw(['cat', `/proc/${p}/comm`])).stdout.trim()));
+    expect(comms).not.toContain('arping');
+    const seen = await neighShows(vip(), n1.mac, 3000);
+    expect(seen, `client still at ${await neigh(vip())}`).toBeGreaterThanOrEqual(0);
+    await sleep(2500);
+    expect(await neigh(vip())).toContain(n1.mac);
+  });
+
   it('lower_vip resets the TCP connections to the VIP: the client sees a reset at once', async () => {
     // Ganesha listens on 2049 on every address of n1, the VIP included.
     const c = L().clients[0]!;

@@ -4,7 +4,7 @@
  * on a scripted StepContext.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import {
@@ -25,7 +25,7 @@ import {
 import { CommandFailedError, StepRefusedError, type StepContext } from '../../src/steps/contract.js';
 import { addArgv, delArgv, raiseVip } from '../../src/steps/raise-vip.js';
 import { lowerVip, releaseArgv } from '../../src/steps/lower-vip.js';
-import { garp } from '../../src/steps/garp.js';
+import { garp, garpPidFile, stopGarpArgv } from '../../src/steps/garp.js';
 import type { Inventory } from '../../src/inventory/model.js';
 import type { ExecResult } from '../../src/transport/transport.js';
 
@@ -133,6 +133,16 @@ describe('facts/net argv', () => {
     expect(argv[2]).not.toContain('198.18');
     expect(argv.slice(3)).toEqual(['baton-lower-vip', '198.18.30.200', 'ip', 'addr', 'del', '198.18.30.200/24', 'dev', 'eth0']);
     expect(releaseArgv({ ...a, reset_connections: false }, 24)).toEqual(['ip', 'addr', 'del', '198.18.30.200/24', 'dev', 'eth0']);
+  });
+
+  it('stopping an announcer kills only a recorded arping, and is a no-op without a pid file (real sh)', async () => {
+    const pidFile = `/tmp/baton-garp-stop-test-${process.pid}.pid`;
+    const [cmd, , script, name] = stopGarpArgv('x', 'y');
+    const sh = (file: string) => promisify(execFile)(cmd!, ['-c', script!, name!, file]);
+    await sh(pidFile); // no file: exit 0
+    writeFileSync(pidFile, `${process.pid}\n`); // a pid that is not an arping: left alone
+    await sh(pidFile);
+    expect(existsSync(pidFile)).toBe(false);
   });
 
   it('detachedArgv returns at once and leaves the command running (real sh)', async () => {
@@ -244,12 +254,13 @@ describe('raise_vip', () => {
   });
 
   it('revert removes only what is there, and does nothing when apply never ran', async () => {
+    const stop = stopGarpArgv('198.18.30.200', 'eth0');
     const none = fakeCtx((argv) => (isShow(argv) ? { stdout: '' } : undefined));
     await raiseVip.revert(none.ctx, V4, { present: false });
-    expect(none.ran.filter((a) => !isShow(a))).toEqual([]);
+    expect(none.ran.filter((a) => !isShow(a))).toEqual([stop]);
     const some = fakeCtx((argv) => (isShow(argv) ? { stdout: IP_ADDR_N1 } : undefined));
     await raiseVip.revert(some.ctx, V4, { present: false });
-    expect(some.ran.filter((a) => !isShow(a))).toEqual([delArgv('198.18.30.200', 24, 'eth0')]);
+    expect(some.ran.filter((a) => !isShow(a))).toEqual([stop, delArgv('198.18.30.200', 24, 'eth0')]);
   });
 });
 
@@ -272,7 +283,11 @@ describe('lower_vip and garp', () => {
       return undefined;
     });
     await garp.apply(ctx, { address: '198.18.30.200', interface: 'eth0' }, {});
-    expect(ran.at(-1)).toEqual(detachedArgv(['arping', '-q', '-U', '-S', '198.18.30.200', '-i', 'eth0', '-c', '5', '-W', '1', '198.18.30.200']));
+    // A previous announcer of the address is stopped first, and this one records its pid.
+    expect(ran.at(-2)).toEqual(stopGarpArgv('198.18.30.200', 'eth0'));
+    const last = ran.at(-1)!;
+    expect(last.slice(0, 5)).toEqual(detachedArgv([]).slice(0, 4).concat('sh'));
+    expect(last.slice(-13)).toEqual([garpPidFile('198.18.30.200', 'eth0'), 'arping', '-q', '-U', '-S', '198.18.30.200', '-i', 'eth0', '-c', '5', '-W', '1', '198.18.30.200']);
   });
 
   it('garp in the foreground runs arping itself', async () => {
