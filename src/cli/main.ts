@@ -54,7 +54,9 @@ playbookOptions(program.command('plan').argument('<playbook>').description('prin
   .action(async (playbook: string, opts) => {
     const { loadInputs } = await import('./inputs.js');
     const { renderPlan } = await import('./plan.js');
-    process.stdout.write(renderPlan(loadInputs(playbook, opts), opts) + '\n');
+    const inputs = loadInputs(playbook, opts);
+    await inputs.registry.ensureLoaded();
+    process.stdout.write(renderPlan(inputs, opts) + '\n');
   });
 
 playbookOptions(program.command('validate').argument('<playbook...>').description('check playbooks and inventory; exit 2 on any problem; contacts no node'))

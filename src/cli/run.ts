@@ -65,6 +65,7 @@ function secretsOf(inputs: Inputs): Redactor {
 export async function runCommand(playbookFile: string, o: RunOptions): Promise<number> {
   const t0 = Date.now();
   const inputs = loadInputs(playbookFile, o);
+  await inputs.registry.ensureLoaded();
   const check = Boolean(o.check);
   const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
 

@@ -85,6 +85,7 @@ export function playHosts(play: Play, inventory: Inventory, extraVars: Record<st
 }
 
 export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
+  await o.registry.ensureLoaded();
   const changes: AppliedChange[] = [];
   const failures: string[] = [];
   const registered: Registered = new Map();

@@ -7,6 +7,9 @@ import type { EngineEvent, StepRef } from './events.js';
 import type { Journal } from './journal.js';
 import { describeError } from './errors.js';
 
+/** Per command of a revert, when the caller sets no bound (a step's own timeout is for its apply). */
+export const DEFAULT_REVERT_TIMEOUT_MS = 120_000;
+
 /** A change that was (or may have been) made: what reverting it needs. */
 export interface AppliedChange {
   ref: StepRef;
@@ -40,6 +43,7 @@ function isOneShot(kind: StepKind, args: unknown): boolean {
  * but the rollback is then reported incomplete.
  */
 export async function revertChanges(changes: AppliedChange[], o: RevertOptions): Promise<boolean> {
+  await o.registry.ensureLoaded(new Set(changes.map((c) => c.kind)));
   let complete = true;
   const ordered = [...changes].sort((a, b) => b.seq - a.seq);
   for (const c of ordered) {
@@ -75,7 +79,8 @@ export async function revertChanges(changes: AppliedChange[], o: RevertOptions):
         pool: o.pool,
         vars: {},
         force: true,
-        timeoutMs: o.timeoutMs,
+        // A hung command must not hang the rollback: every revert command gets a bound.
+        timeoutMs: o.timeoutMs ?? DEFAULT_REVERT_TIMEOUT_MS,
         log: (m) => notes.push(m),
       });
       await kind.revert(ctx, c.args, c.before);

@@ -2,8 +2,8 @@ import type { Problem } from '../util/errors.js';
 import type { Play, StepSpec } from './model.js';
 
 export interface KindRoles {
-  /** The kind's implementation, for its safety role (StepRegistry.get). */
-  get(kind: string): { role?: 'takeover' | 'release' | 'fence' | 'neutral' } | undefined;
+  /** The kind's safety role (StepRegistry.roleOf), known without loading the kind. */
+  roleOf(kind: string): 'takeover' | 'release' | 'fence' | 'neutral' | undefined;
 }
 
 /**
@@ -14,7 +14,7 @@ export interface KindRoles {
  */
 export function checkFenceOrder(play: Play, kinds: KindRoles, guardedByEarlierPlay = false): Problem[] {
   if (guardedByEarlierPlay) return [];
-  const roleOf = (s: StepSpec) => kinds.get(s.kind)?.role ?? 'neutral';
+  const roleOf = (s: StepSpec) => kinds.roleOf(s.kind) ?? 'neutral';
   const firstGuard = play.steps.find((s) => roleOf(s) === 'fence' || roleOf(s) === 'release');
   const problems: Problem[] = [];
   for (const step of play.steps) {
@@ -38,7 +38,7 @@ function describe(s: StepSpec): string {
 /** Does the play fence or release anything (so later plays may take over)? */
 export function guardsTakeover(play: Play, kinds: KindRoles): boolean {
   return play.steps.some((s) => {
-    const role = kinds.get(s.kind)?.role;
+    const role = kinds.roleOf(s.kind);
     return role === 'fence' || role === 'release';
   });
 }

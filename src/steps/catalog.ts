@@ -1,0 +1,35 @@
+import type { StepKind } from './contract.js';
+
+/**
+ * Every step kind baton ships: its YAML name, its safety role, and how to load it. Validation
+ * needs only the first two, so `baton validate` never loads a kind's code (Node 20 pays for
+ * every ES module it loads; the kinds and their facts are ~35 of them). Adding a kind: one line
+ * here, one in steps/index.ts; a test checks the two agree.
+ */
+export type StepRole = NonNullable<StepKind['role']>;
+
+export interface CatalogEntry {
+  kind: string;
+  role: StepRole;
+  load: () => Promise<StepKind>;
+}
+
+export const catalog: CatalogEntry[] = [
+  { kind: 'command', role: 'neutral', load: async () => (await import('./command.js')).command },
+  { kind: 'wait_for', role: 'neutral', load: async () => (await import('./wait-for.js')).waitFor },
+  { kind: 'assert', role: 'neutral', load: async () => (await import('./assert.js')).assertStep },
+  { kind: 'fence', role: 'fence', load: async () => (await import('./fence.js')).fence },
+  { kind: 'unfence', role: 'neutral', load: async () => (await import('./unfence.js')).unfence },
+  { kind: 'raise_vip', role: 'takeover', load: async () => (await import('./raise-vip.js')).raiseVip },
+  { kind: 'lower_vip', role: 'release', load: async () => (await import('./lower-vip.js')).lowerVip },
+  { kind: 'garp', role: 'neutral', load: async () => (await import('./garp.js')).garp },
+  { kind: 'export', role: 'takeover', load: async () => (await import('./export.js')).exportStep },
+  { kind: 'unexport', role: 'release', load: async () => (await import('./unexport.js')).unexportStep },
+  { kind: 'restart_statd', role: 'neutral', load: async () => (await import('./restart-statd.js')).restartStatd },
+  { kind: 'import_volume', role: 'takeover', load: async () => (await import('./import-volume.js')).importVolume },
+  { kind: 'deport_volume', role: 'release', load: async () => (await import('./deport-volume.js')).deportVolume },
+  { kind: 'mount', role: 'takeover', load: async () => (await import('./mount.js')).mountStep },
+  { kind: 'unmount', role: 'release', load: async () => (await import('./unmount.js')).unmountStep },
+  { kind: 'promote', role: 'takeover', load: async () => (await import('./promote.js')).promoteStep },
+  { kind: 'demote', role: 'release', load: async () => (await import('./demote.js')).demoteStep },
+];
