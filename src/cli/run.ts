@@ -135,7 +135,7 @@ export async function runCommand(playbookFile: string, o: RunOptions): Promise<n
     }
 
     if (!check) {
-      journal = new Journal(runId);
+      journal = new Journal(runId, undefined, (line) => redactor.redact(line));
       journal.append({
         t: 'run',
         runId,

@@ -80,9 +80,14 @@ export class Journal {
   private nextSeq = 1;
   readonly path: string;
 
+  /**
+   * `redact` is the last line of defence for secrets: every line passes through it before it is
+   * written (arguments were already masked in a recoverable way by Redactor.maskArgs).
+   */
   constructor(
     readonly runId: string,
     dir = runsDir(),
+    private readonly redact: (line: string) => string = (l) => l,
   ) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.path = path.join(dir, `${runId}.jsonl`);
@@ -93,7 +98,7 @@ export class Journal {
     this.fd ??= openSync(this.path, 'a', 0o600);
     const seq = record.t === 'intent' ? this.nextSeq++ : record.t === 'done' ? record.seq : undefined;
     const line = JSON.stringify({ ...record, ...(seq !== undefined ? { seq } : {}), at: new Date().toISOString() });
-    writeSync(this.fd, line + '\n');
+    writeSync(this.fd, this.redact(line) + '\n');
     fsyncSync(this.fd);
     return seq ?? 0;
   }

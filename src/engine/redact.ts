@@ -28,26 +28,39 @@ export class Redactor {
     if (value.length >= 3) this.values.add(value);
   }
 
+  private maskValues(v: unknown, at: string): unknown {
+    if (typeof v === 'string') return [...this.values].some((s) => v.includes(s)) ? { $secret: at || '(value)' } : v;
+    if (Array.isArray(v)) return v.map((x, i) => this.maskValues(x, `${at}[${i}]`));
+    if (v && typeof v === 'object') {
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, this.maskValues(x, at ? `${at}.${k}` : k)]));
+    }
+    return v;
+  }
+
   redact(text: string): string {
     let out = text;
     for (const v of this.values) out = out.split(v).join(MASK);
     return out;
   }
 
-  /** A copy of args with the given dotted paths masked, for the journal. */
+  /**
+   * A copy of args for the journal: the given dotted paths masked, and so is any string that
+   * holds a known secret value (a password templated into a command's argv). Masked places
+   * read `{"$secret": PATH}`; undo renders them again from the inventory (unmaskArgs).
+   */
   maskArgs(args: unknown, secretPaths: string[] = []): unknown {
-    if (!secretPaths.length || !args || typeof args !== 'object') return args;
-    const copy = structuredClone(args) as Record<string, unknown>;
+    if (!args || typeof args !== 'object') return args;
+    for (const p of secretPaths) {
+      const value = p.split('.').reduce<unknown>((node, k) => (node && typeof node === 'object' ? (node as Record<string, unknown>)[k] : undefined), args);
+      if (typeof value === 'string') this.add(value);
+    }
+    const copy = this.maskValues(structuredClone(args), '');
+    // Secrets too short to be searched for (add() ignores them) are still masked by path.
     for (const p of secretPaths) {
       const keys = p.split('.');
-      let node: unknown = copy;
-      for (const k of keys.slice(0, -1)) node = node && typeof node === 'object' ? (node as Record<string, unknown>)[k] : undefined;
+      const parent = keys.slice(0, -1).reduce<unknown>((node, k) => (node && typeof node === 'object' ? (node as Record<string, unknown>)[k] : undefined), copy);
       const last = keys[keys.length - 1]!;
-      if (node && typeof node === 'object' && last in (node as object)) {
-        const value = (node as Record<string, unknown>)[last];
-        if (typeof value === 'string') this.add(value);
-        (node as Record<string, unknown>)[last] = { $secret: p };
-      }
+      if (parent && typeof parent === 'object' && last in parent) (parent as Record<string, unknown>)[last] = { $secret: p };
     }
     return copy;
   }
