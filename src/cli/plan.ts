@@ -1,4 +1,4 @@
-import { playHosts } from '../engine/execute.js';
+import { playHosts, playTitle } from '../engine/execute.js';
 import { tagSelected } from '../engine/tags.js';
 import { render } from '../playbook/template.js';
 import { varsFor } from '../playbook/vars.js';
@@ -19,13 +19,14 @@ export function renderPlan(inputs: Inputs, o: CommonOptions): string {
   const out: string[] = [`PLAN for ${inputs.playbookFile}`];
   inputs.playbook.plays.forEach((play) => {
     const hosts = playHosts(play, inputs.inventory, inputs.extraVars, o.limit);
-    out.push('', `PLAY [${play.name}] on ${hosts.join(', ') || '(no hosts matched)'}${play.onFailure === 'stop' ? '  (on_failure: stop)' : ''}`);
+    out.push('', `PLAY [${playTitle(play, inputs.extraVars)}] on ${hosts.join(', ') || '(no hosts matched)'}${play.onFailure === 'stop' ? '  (on_failure: stop)' : ''}`);
     for (const step of play.steps) {
       if (!tagSelected(step.tags, { tags: o.tags, skipTags: o.skipTags })) continue;
       const targets = step.runOnce ? hosts.slice(0, 1) : hosts;
       for (const name of targets) {
         const host = inputs.inventory.hosts.get(name)!;
-        const vars = varsFor({ host, inventory: inputs.inventory, play, step, extraVars: inputs.extraVars, registered: {}, playHosts: hosts });
+        const varsInput = { host, inventory: inputs.inventory, play, step, extraVars: inputs.extraVars, registered: {}, playHosts: hosts };
+        const vars = varsFor(varsInput);
         const kind = inputs.registry.get(step.kind)!;
         let items: unknown[] = [undefined];
         if (step.loop !== undefined) {
@@ -37,14 +38,22 @@ export function renderPlan(inputs: Inputs, o: CommonOptions): string {
           }
         }
         for (const item of items) {
-          const v = step.loop !== undefined ? { ...vars, [step.loopVar]: item } : vars;
+          const v = step.loop !== undefined ? varsFor({ ...varsInput, loop: { var: step.loopVar, value: item } }) : vars;
           let cond = '';
+          let skipped = false;
           for (const c of step.when) {
             try {
-              if (!evalCondition(parseCondition(c), v)) cond = `  [skipped: when ${c}]`;
+              if (!evalCondition(parseCondition(c), v)) {
+                skipped = true;
+                cond = `  [skipped: when ${c}]`;
+              }
             } catch {
               cond = `  [only if: ${c}]`;
             }
+          }
+          if (skipped) {
+            out.push(`  ${name}: ${step.name ?? step.kind}${cond}`);
+            continue;
           }
           let summary: string;
           let commands: string[][] = [];

@@ -58,11 +58,12 @@ function restoreSecrets(intent: IntentRecord, run: RunRecord, inventoryFile: str
     const step = play.steps.find((s: { id: string }) => s.id === intent.stepId);
     const host = inventory.hosts.get(intent.host);
     if (!step || !host) continue;
-    let vars = varsFor({ host, inventory, play, step, extraVars: run.extraVars ?? {}, registered: {}, playHosts: [] });
+    const varsInput = { host, inventory, play, step, extraVars: run.extraVars ?? {}, registered: {}, playHosts: [] };
+    let vars = varsFor(varsInput);
     const m = /\[(\d+)\]$/.exec(intent.instance);
     if (m && step.loop !== undefined) {
       const items = render(step.loop, vars) as unknown[];
-      vars = { ...vars, [step.loopVar]: items[Number(m[1])] };
+      vars = varsFor({ ...varsInput, loop: { var: step.loopVar, value: items[Number(m[1])] } });
     }
     return unmaskArgs(intent.args, render(step.args, vars));
   }

@@ -78,6 +78,15 @@ function batchesOf(hosts: string[], serial?: number): string[][] {
   return out;
 }
 
+/** A play's name with its templates rendered from its vars and the extra vars (as written, if that fails). */
+export function playTitle(play: Play, extraVars: Record<string, unknown>): string {
+  try {
+    return String(render(play.name, { ...play.vars, ...extraVars }));
+  } catch {
+    return play.name;
+  }
+}
+
 /** The hosts a play targets after `--limit`, its `hosts:` rendered with the extra vars. */
 export function playHosts(play: Play, inventory: Inventory, extraVars: Record<string, unknown>, limit?: string): string[] {
   const pattern = String(render(play.hosts, { ...play.vars, ...extraVars }));
@@ -294,10 +303,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
     }
     let overall: StepStatus = 'skipped';
     for (let i = 0; i < items.length; i++) {
-      const vars = {
-        ...varsFor({ ...varsInput, loop: { var: step.loopVar, value: items[i] } }),
-        ansible_loop: { index0: i, index: i + 1, length: items.length },
-      };
+      const vars = varsFor({ ...varsInput, loop: { var: step.loopVar, value: items[i], index: i, length: items.length } });
       if (!step.when.every((c) => evalCondition(parseCondition(c), vars))) continue;
       try {
         const s = await runInstance(play, playIndex, step, host, vars, `${step.id}[${i}]`);
@@ -325,7 +331,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
   for (let p = 0; p < o.playbook.plays.length && !failedPlay; p++) {
     const play = o.playbook.plays[p]!;
     const hostNames = playHosts(play, o.inventory, o.extraVars, o.limit);
-    emit({ type: 'play-start', play: p, name: play.name, hosts: hostNames });
+    emit({ type: 'play-start', play: p, name: playTitle(play, o.extraVars), hosts: hostNames });
     const steps = play.steps.filter((s) => tagSelected(s.tags, filter));
     for (const batch of batchesOf(hostNames, play.serial)) {
       for (const step of steps) {

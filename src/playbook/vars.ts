@@ -1,6 +1,7 @@
 import type { Host, Inventory } from '../inventory/model.js';
 import { hostsOfGroup } from '../inventory/pattern.js';
 import type { Play, StepSpec } from './model.js';
+import { isTemplate, render, TemplateError } from './template.js';
 
 type Vars = Record<string, unknown>;
 
@@ -15,8 +16,8 @@ export interface VarsInput {
   extraVars?: Vars;
   /** Outcomes of `register:`ed steps on this host so far. */
   registered?: Vars;
-  /** The current loop item, under the step's loop_var. */
-  loop?: { var: string; value: unknown };
+  /** The current loop item, under the step's loop_var (and `ansible_loop` when index is given). */
+  loop?: { var: string; value: unknown; index?: number; length?: number };
   /** Names of the hosts the play runs on; default: none known. */
   playHosts?: string[];
 }
@@ -26,19 +27,68 @@ export interface VarsInput {
  *   role defaults < inventory (group < host) < play vars < role params
  *   < registered results < loop var < extra vars (-e)
  * then the magic vars, which nothing overrides.
+ *
+ * Vars written in the playbook or a role (role defaults, play vars, role params) are templates
+ * themselves — `vip_interface: "{{ iface | default('eth0') }}"` — rendered when first read,
+ * against all the other vars, as Ansible does. Values from the inventory, from `-e` and from
+ * registered results are data: never rendered, so a value holding `{{` stays that text.
  */
 export function varsFor(input: VarsInput): Vars {
   const { host, inventory, play, step } = input;
   const out: Vars = {};
-  Object.assign(out, step?.role?.defaults ?? {});
-  Object.assign(out, host.vars);
-  Object.assign(out, play.vars);
-  Object.assign(out, step?.role?.params ?? {});
-  Object.assign(out, input.registered ?? {});
-  if (input.loop) out[input.loop.var] = input.loop.value;
-  Object.assign(out, input.extraVars ?? {});
-  Object.assign(out, magicVars(inventory, host.name, input.playHosts ?? []));
+  const layers: Array<[Vars, boolean]> = [
+    [step?.role?.defaults ?? {}, true],
+    [host.vars, false],
+    [play.vars, true],
+    [step?.role?.params ?? {}, true],
+    [input.registered ?? {}, false],
+  ];
+  for (const [layer, authored] of layers) {
+    for (const [k, v] of Object.entries(layer)) {
+      if (authored && hasTemplate(v)) defineLazy(out, k, v);
+      else setPlain(out, k, v);
+    }
+  }
+  if (input.loop) {
+    setPlain(out, input.loop.var, input.loop.value);
+    if (input.loop.index !== undefined) {
+      setPlain(out, 'ansible_loop', { index0: input.loop.index, index: input.loop.index + 1, length: input.loop.length });
+    }
+  }
+  for (const [k, v] of Object.entries(input.extraVars ?? {})) setPlain(out, k, v);
+  for (const [k, v] of Object.entries(magicVars(inventory, host.name, input.playHosts ?? []))) setPlain(out, k, v);
   return out;
+}
+
+function setPlain(out: Vars, key: string, value: unknown): void {
+  Object.defineProperty(out, key, { value, writable: true, enumerable: true, configurable: true });
+}
+
+/** A var rendered on first read, then kept; a var that needs itself is an error, not a hang. */
+function defineLazy(out: Vars, key: string, raw: unknown): void {
+  let resolving = false;
+  Object.defineProperty(out, key, {
+    enumerable: true,
+    configurable: true,
+    get() {
+      if (resolving) throw new TemplateError(`variable "${key}" is defined in terms of itself`, key);
+      resolving = true;
+      try {
+        const value = render(raw, out);
+        setPlain(out, key, value);
+        return value;
+      } finally {
+        resolving = false;
+      }
+    },
+  });
+}
+
+function hasTemplate(v: unknown): boolean {
+  if (typeof v === 'string') return isTemplate(v);
+  if (Array.isArray(v)) return v.some(hasTemplate);
+  if (v && typeof v === 'object') return Object.values(v).some(hasTemplate);
+  return false;
 }
 
 const hostvarsCache = new WeakMap<Inventory, { hostvars: Vars; groups: Record<string, string[]> }>();
