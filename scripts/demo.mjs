@@ -115,7 +115,9 @@ try {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-demo-payload-'));
   const local = path.join(dir, 'payload');
   writeFileSync(local, randomBytes(8 << 20));
-  execFileSync('ip', ['netns', 'exec', netns, 'nfs-cp', local, `nfs://${vip}${FILE}?version=4`]);
+  // Written over NFSv3 (to the export's real path), read back over NFSv4: libnfs's NFSv4 write
+  // fails against this Ganesha, its NFSv3 write and NFSv4 read work.
+  execFileSync('ip', ['netns', 'exec', netns, 'nfs-cp', local, `nfs://${vip}${FILE.replace('/disk1/', '/srv/disk1/')}?version=3`]);
   const sha = createHash('sha256').update(readFileSync(local)).digest('hex');
   rmSync(dir, { recursive: true, force: true });
   say(`  wrote ${FILE}, sha256 ${sha.slice(0, 16)}…`);

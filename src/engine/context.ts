@@ -5,6 +5,8 @@ import { CommandFailedError, type RunOptions, type StepContext } from '../steps/
 /** Anything that hands out connected transports by inventory host name (TransportPool in practice). */
 export interface TransportSource {
   get(host: string): Promise<Transport>;
+  /** See StepContext.markDown. */
+  markDown?(host: string, reason: string | null): void;
 }
 
 export interface ContextOptions {
@@ -33,6 +35,7 @@ export function makeStepContext(o: ContextOptions): StepContext {
     timeoutMs: o.timeoutMs,
     log: o.log,
     transportFor: (name) => o.pool.get(name),
+    markDown: (name, reason) => o.pool.markDown?.(name, reason),
     async run(argv: string[], opts: RunOptions = {}) {
       const { okCodes = [0], ...exec } = opts;
       const result = await o.transport.exec(argv, {

@@ -46,6 +46,8 @@ export function inventoryObject(plan: LabPlan): Record<string, unknown> {
         disks: plan.disks,
         disk_mount_points: plan.disks.map((_, i) => mountPointFor(i + 1)),
         vip: plan.vip,
+        // The lab's NFS clients (libnfs from a namespace) read and write as root.
+        export_squash: 'no_root_squash',
       },
       children: {
         nodes: { hosts: nodes },

@@ -167,6 +167,12 @@ class LoadContext {
         if (step) steps.push(step);
       });
     });
+    // As in Ansible, role defaults are visible to the whole play (the step's own role's win):
+    // `export_path: "{{ mount_point }}"` in nfs-export reads the volume role's mount_point.
+    const playDefaults: Vars = {};
+    for (const s of steps) if (s.role) Object.assign(playDefaults, s.role.defaults);
+    for (const s of steps) if (s.role) s.role = { ...s.role, defaults: { ...playDefaults, ...s.role.defaults } };
+
     rawSteps.forEach((rs, si) => {
       if (!isMapping(rs)) return;
       const step = this.step(rs, { id: `p${pi}.s${slot + si}`, doc, path: [pi, stepsKey, si], scope, inheritedTags: playTags });

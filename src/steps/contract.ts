@@ -69,6 +69,11 @@ export interface StepContext {
   run(argv: string[], opts?: RunOptions): Promise<ExecResult>;
   /** Reach another inventory host (safety checks: who else holds this VIP?). */
   transportFor(hostName: string): Promise<Transport>;
+  /**
+   * Say that a host is known to be down (a fence confirmed it off): from now on, reaching it
+   * fails at once with `reason` instead of waiting out a connect timeout. `null` clears it.
+   */
+  markDown(hostName: string, reason: string | null): void;
   inventory: Inventory;
   /** The step's vars after precedence (for kinds that evaluate conditions, like assert). */
   vars: Record<string, unknown>;

@@ -207,7 +207,10 @@ export const fence: StepKind<FenceArgs, PowerObserved> = {
   async probe(ctx, a) {
     refuseSelf(ctx, a, 'fence');
     const driver = driverFor(ctx, a);
-    return { power: await driver.status(ctx, budgetMs(ctx, a)) };
+    const power = await driver.status(ctx, budgetMs(ctx, a));
+    // A node confirmed off holds nothing and answers nothing: later peer checks need not wait on it.
+    if (power === 'off') ctx.markDown(a.target, `fenced (${driver.label} reports its power off)`);
+    return { power };
   },
 
   satisfied(seen, a) {
@@ -223,6 +226,7 @@ export const fence: StepKind<FenceArgs, PowerObserved> = {
     }
     const deadline = Date.now() + budgetMs(ctx, a);
     await converge(ctx, a, driver, 'off', deadline);
+    if (a.action !== 'reboot') ctx.markDown(a.target, `fenced (${driver.label} confirmed its power off)`);
     if (a.action === 'reboot') {
       // The fence is done once off is confirmed; a node that then fails to boot is still fenced.
       try {
@@ -238,6 +242,7 @@ export const fence: StepKind<FenceArgs, PowerObserved> = {
     // and then the node is still on and converge finds nothing to do but confirm it.
     if (before?.power !== 'on' || a.action === 'reboot') return;
     const driver = driverFor(ctx, a);
+    ctx.markDown(a.target, null);
     if ((await driver.status(ctx, budgetMs(ctx, a))) === 'on') return;
     await converge(ctx, a, driver, 'on', Date.now() + budgetMs(ctx, a));
   },

@@ -21,6 +21,9 @@ export async function openTransport(spec: ConnectionSpec, opts: TransportOptions
   return new SshTransport(spec, opts);
 }
 
+/** How long a failed connect is remembered before the host is tried again. */
+export const FAILED_CONNECT_MEMORY_MS = 30_000;
+
 export interface ConnectFailure {
   host: string;
   error: Error;
@@ -29,6 +32,10 @@ export interface ConnectFailure {
 /** One transport per inventory host, opened once and shared by every step that runs there. */
 export class TransportPool {
   private readonly transports = new Map<string, Promise<Transport>>();
+  /** Hosts known to be down (fenced), with why: reaching them fails at once. */
+  private readonly down = new Map<string, string>();
+  /** Recent connect failures: a peer check of a dead host waits out its timeout once, not per step. */
+  private readonly failed = new Map<string, { error: unknown; until: number }>();
 
   constructor(
     private readonly connectionFor: (hostName: string) => ConnectionSpec,
@@ -37,6 +44,10 @@ export class TransportPool {
 
   /** The connected transport for a host; concurrent callers share one connection attempt. */
   get(host: string): Promise<Transport> {
+    const down = this.down.get(host);
+    if (down) return Promise.reject(new UnreachableError(host, `${host} is down: ${down}`));
+    const recent = this.failed.get(host);
+    if (recent && recent.until > Date.now()) return Promise.reject(recent.error);
     let p = this.transports.get(host);
     if (!p) {
       p = (async () => {
@@ -45,12 +56,27 @@ export class TransportPool {
         return t;
       })();
       this.transports.set(host, p);
-      // A failed host may come back (a later `get` retries) rather than failing forever.
-      p.catch(() => {
+      // A failed host may come back (a `get` after FAILED_CONNECT_MEMORY_MS retries) rather
+      // than failing forever.
+      p.catch((error: unknown) => {
         if (this.transports.get(host) === p) this.transports.delete(host);
+        this.failed.set(host, { error, until: Date.now() + FAILED_CONNECT_MEMORY_MS });
       });
     }
     return p;
+  }
+
+  /** A fence confirmed the host off (reason), or it is back (null). */
+  markDown(host: string, reason: string | null): void {
+    if (reason === null) {
+      this.down.delete(host);
+      this.failed.delete(host);
+      return;
+    }
+    this.down.set(host, reason);
+    const open = this.transports.get(host);
+    this.transports.delete(host);
+    open?.then((t) => t.close()).catch(() => undefined);
   }
 
   /** Open every host in parallel. Never rejects: it reports all failures, not just the first. */

@@ -146,10 +146,20 @@ export class SshTransport implements Transport {
     }
   }
 
+  /** Exit statuses seen on a channel before run() got to listen (see openExec). */
+  private readonly exits = new WeakMap<object, { code: number | null; signal: string | null }>();
+
   private openExec(client: SshClient, command: string): Promise<import('ssh2').ClientChannel> {
     return new Promise((resolve, reject) => {
       try {
-        client.exec(command, (err, stream) => (err ? reject(err) : resolve(stream)));
+        client.exec(command, (err, stream) => {
+          if (err) return reject(err);
+          // A fast command's exit-status can arrive in the same read as the channel's
+          // confirmation and be emitted before the awaiting code runs: record it now. (Data is
+          // buffered by the stream until read; an event is not.)
+          stream.on('exit', (c: number | null, sig?: string) => this.exits.set(stream, { code: c ?? null, signal: sig ? `SIG${sig}` : null }));
+          resolve(stream);
+        });
       } catch (e) {
         // ssh2 throws synchronously when the connection is already gone.
         reject(e);
@@ -219,14 +229,15 @@ export class SshTransport implements Transport {
         if (timedOut) killRemote();
       });
       stream.on('data', (b: Buffer) => out.push(b));
-      stream.on('exit', (c: number | null, s?: string) => {
-        exited = true;
-        code = c ?? null;
-        signal = s ? `SIG${s}` : null;
-      });
       stream.on('error', () => {});
       stream.on('close', () => {
         finished = true;
+        const exit = this.exits.get(stream);
+        if (exit) {
+          exited = true;
+          code = exit.code;
+          signal = exit.signal;
+        }
         clearTimeout(timer);
         clearTimeout(forceClose);
         opts.signal?.removeEventListener('abort', stop);

@@ -61,7 +61,9 @@ export async function nodeState(lab: Lab, node: string): Promise<NodeState> {
       'sh',
       '-c',
       // A constant script: each section on its own, separated by markers.
-      'ip -o addr show dev eth0 | awk \'{print $4}\'; echo @@; losetup -a | sed "s/^[^:]*: //"; echo @@; ' +
+      // Loop devices belong to the kernel all lab nodes share (`losetup -a` lists them on every
+      // node): what a node holds is what it attached, recorded in its own /run by the step.
+      'ip -o addr show dev eth0 | awk \'{print $4}\'; echo @@; grep -r -s "" /run/baton/loop; echo @@; ' +
         'findmnt -rn -o TARGET,SOURCE | grep "^/srv/" ; echo @@; ' +
         'dbus-send --system --print-reply --dest=org.ganesha.nfsd /org/ganesha/nfsd/ExportMgr org.ganesha.nfsd.exportmgr.ShowExports 2>/dev/null | grep -o \'string "/[^"]*"\' ; true',
     ],
@@ -73,7 +75,7 @@ export async function nodeState(lab: Lab, node: string): Promise<NodeState> {
   return {
     up: true,
     addresses: lines(addr),
-    loops: lines(loops).map((l) => l.replace(/^\(\d+\): \[\d+\]:\d+ /, '')),
+    loops: lines(loops).map((l) => l.replace(/^\/run\/baton\/loop\//, '')),
     mounts: lines(mounts).map((l) => l.split(' ')[0]!),
     exports: lines(exports),
   };
@@ -92,7 +94,7 @@ export function vipHolders(state: Record<string, NodeState>, vip: string): strin
     .map(([n]) => n);
 }
 
-/** Nodes on which the image is attached as a loop device. */
+/** Nodes that attached the image as a loop device. */
 export function diskHolders(state: Record<string, NodeState>, image: string): string[] {
   return Object.entries(state)
     .filter(([, s]) => s.loops.some((l) => l.includes(image)))
@@ -111,14 +113,19 @@ export async function clientSha256(lab: Lab, file: string): Promise<string> {
   return createHash('sha256').update(r.stdout).digest('hex');
 }
 
-/** Write `bytes` of random data through the VIP as the client; returns its sha256. */
-export async function clientWrite(lab: Lab, file: string, bytes: number): Promise<string> {
+/**
+ * Write `bytes` of random data through the VIP as the client; returns its sha256. `file` is the
+ * NFSv4 path (under the pseudo root); the write goes over NFSv3 to the same file under its real
+ * path, because libnfs's NFSv4 write fails against this Ganesha (NFS4ERR_ACCESS at create, or a
+ * failed WRITE) while NFSv3 writes and NFSv4 reads work.
+ */
+export async function clientWrite(lab: Lab, file: string, bytes: number, v3Path = file.replace(/^\/disk1\//, '/srv/disk1/')): Promise<string> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-client-'));
   try {
     const local = path.join(dir, 'payload');
     const data = randomBytes(bytes);
     writeFileSync(local, data);
-    await execFileP('ip', ['netns', 'exec', lab.clients[0]!.netns, 'nfs-cp', local, `nfs://${lab.vip}${file}?version=4`], { timeout: 30_000 });
+    await execFileP('ip', ['netns', 'exec', lab.clients[0]!.netns, 'nfs-cp', local, `nfs://${lab.vip}${v3Path}?version=3`], { timeout: 30_000 });
     return createHash('sha256').update(readFileSync(local)).digest('hex');
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -32,8 +32,9 @@ describe('loadPlaybook', () => {
 
   it('keeps role defaults and params on role steps (roles/ next to the playbook, both layouts)', () => {
     const steps = load().plays[0]!.steps;
-    expect(steps[0]!.role).toEqual({ name: 'fencing', defaults: { fence_target: '{{ from }}' }, params: {} });
-    expect(steps[1]!.role).toEqual({ name: 'vip', defaults: { vip_interface: 'eth0', vip_prefix: 24 }, params: { vip_interface: 'bond0' } });
+    // Every role's defaults are visible to the whole play, as in Ansible; a role's own win.
+    expect(steps[0]!.role).toEqual({ name: 'fencing', defaults: { fence_target: '{{ from }}', vip_interface: 'eth0', vip_prefix: 24 }, params: {} });
+    expect(steps[1]!.role).toEqual({ name: 'vip', defaults: { fence_target: '{{ from }}', vip_interface: 'eth0', vip_prefix: 24 }, params: { vip_interface: 'bond0' } });
     expect(steps[1]!.loc.file).toBe(path.join(here, 'fixtures/project/roles/vip/steps.yml'));
   });
 

@@ -178,6 +178,7 @@ function fakeCtx(script: Script, force = false) {
     force,
     log: (m) => logs.push(m),
     transportFor: async () => { throw new Error('unused'); },
+    markDown: () => {},
     async run(argv, opts = {}) {
       ran.push(argv);
       const r: ExecResult = { argv, code: 0, signal: null, stdout: '', stderr: '', timedOut: false, durationMs: 1, ...script(argv) };

@@ -105,6 +105,7 @@ function fakeCtx(host: string, script: Script, peers: Record<string, Script | 'u
       }
       return fakeTransport(name, p, []);
     },
+    markDown: () => {},
   };
   return { ctx, log, notes };
 }
