@@ -128,10 +128,17 @@ export async function readArpingFlavour(ctx: StepContext): Promise<ArpingFlavour
  * address `count` seconds.
  * Habets: `-0` sends from 0.0.0.0; exit 0 = replies, 1 = none.
  */
-export function duplicateCheckArgv(flavour: ArpingFlavour, iface: string, address: string): string[] {
-  if (flavour === 'habets') return ['arping', '-0', '-c', '2', '-i', iface, address];
-  return ['arping', '-D', '-c', '2', '-w', '3', '-I', iface, address];
+export function duplicateCheckArgv(flavour: ArpingFlavour, iface: string, address: string, probes = DEFAULT_DUPLICATE_PROBES): string[] {
+  if (flavour === 'habets') return ['arping', '-0', '-c', String(probes), '-i', iface, address];
+  return ['arping', '-D', '-c', String(probes), '-w', String(probes + 1), '-I', iface, address];
 }
+
+/**
+ * One probe: a holder answers within milliseconds, and every probe on a free address costs a
+ * second of the client's outage (it is on the takeover's critical path). RFC 5227 hosts send 3;
+ * raise_vip's `duplicate_probes` asks for more where a lossy segment warrants it.
+ */
+export const DEFAULT_DUPLICATE_PROBES = 1;
 
 /** What the duplicate check's exit code means, for each flavour. */
 export function duplicateVerdict(flavour: ArpingFlavour, code: number | null): 'free' | 'duplicate' | 'error' {

@@ -33,6 +33,8 @@ export interface VipArgs {
   label?: string;
   /** Seconds to wait for IPv6 DAD (default 10). */
   dad_timeout?: number;
+  /** ARP probes of the IPv4 duplicate check (default 1: each costs ~1 s of outage when nobody answers). */
+  duplicate_probes?: number;
 }
 
 /** What is true of the VIP on this node's interface. JSON: it is journaled. */
@@ -126,7 +128,7 @@ async function checkNobodyAnswers(ctx: StepContext, a: VipArgs): Promise<void> {
         `Install iputils-arping, or pass --force if you know the address is free.`,
     );
   }
-  const argv = duplicateCheckArgv(flavour, a.interface, a.address);
+  const argv = duplicateCheckArgv(flavour, a.interface, a.address, a.duplicate_probes);
   // Exit codes carry the answer (free / duplicate / error): classify them here, not in ctx.run.
   const r = await ctx.run(argv, { okCodes: [0, 1, 2], timeoutMs: 10_000 });
   const verdict = duplicateVerdict(flavour, r.code);
@@ -196,7 +198,7 @@ export const raiseVip: StepKind<VipArgs, VipObserved> = {
   describe(a) {
     const commands = isIPv6(a.address)
       ? [addArgv(a.address, a.prefix, a.interface)]
-      : [duplicateCheckArgv('iputils', a.interface, a.address), addArgv(a.address, a.prefix, a.interface, a.label)];
+      : [duplicateCheckArgv('iputils', a.interface, a.address, a.duplicate_probes), addArgv(a.address, a.prefix, a.interface, a.label)];
     return { summary: `raise ${a.address}/${a.prefix} on ${a.interface}`, commands };
   },
 };

@@ -33,10 +33,13 @@ import { step } from '../helpers/model.js';
 
 const PB = (name: string) => path.resolve('playbooks', name);
 const FILE = '/disk1/payload.bin';
+/** A small file the client reads every 50 ms during a move: the outage, not the transfer, is measured. */
+const PROBE = '/disk1/probe.bin';
 
 let lab: Lab;
 let state: string;
 let payloadSha: string;
+let probeSha: string;
 
 const run = (playbook: string, ...args: string[]) => baton(['run', '--yes', '-i', lab.inventoryPath, PB(playbook), ...args], state);
 
@@ -50,7 +53,7 @@ async function expectServedBy(node: string): Promise<Record<string, NodeState>> 
 
 /** Run a move while the client reads every 50 ms; report what the client saw. */
 async function withClientProbe<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  const probe = new ReadProbe({ argv: nfsCatArgv(lab, FILE), intervalMs: 50, readTimeoutMs: 3000 });
+  const probe = new ReadProbe({ argv: nfsCatArgv(lab, PROBE), intervalMs: 50, readTimeoutMs: 300 });
   probe.start();
   await new Promise((r) => setTimeout(r, 300));
   try {
@@ -59,7 +62,7 @@ async function withClientProbe<T>(what: string, fn: () => Promise<T>): Promise<T
     await new Promise((r) => setTimeout(r, 1500));
     const samples = await probe.stop();
     const windows = outageWindows(samples);
-    const bad = samples.filter((s) => s.ok && s.sha256 !== payloadSha);
+    const bad = samples.filter((s) => s.ok && s.sha256 !== probeSha);
     // The figure for the closing note: first failed read to first good read.
     console.log(`[outage] ${what}: ${windows.length} window(s), total ${totalOutageMs(windows)} ms, ${samples.length} reads, ${bad.length} with wrong bytes`);
     expect(bad).toEqual([]);
@@ -74,6 +77,7 @@ beforeAll(async () => {
   const start = await run('nfs-start.yml', '-e', 'on=n1');
   expect(start.code, start.stdout + start.stderr).toBe(0);
   payloadSha = await clientWrite(lab, FILE, 8 * 1024 * 1024);
+  probeSha = await clientWrite(lab, PROBE, 4096);
 });
 
 afterAll(async () => {
@@ -164,8 +168,12 @@ describe('NFS switchover, failover and undo in the lab', () => {
 
   it('unplanned: n1 powered off while serving; nfs-failover fences it through its BMC (ipmi) and n2 serves the data', async () => {
     await expectServedBy('n1');
-    await lab.power('n1', 'off');
-    const r = await withClientProbe('failover n1→n2 (ipmi fencing, n1 already off)', () => run('nfs-failover.yml', '-e', 'from=n1', '-e', 'to=n2'));
+    // The client reads from before the power loss: the outage runs from the failure to the
+    // service answering again (detecting the failure is not baton's job: it starts right away).
+    const r = await withClientProbe('failover n1→n2 (power loss, ipmi fencing)', async () => {
+      await lab.power('n1', 'off');
+      return run('nfs-failover.yml', '-e', 'from=n1', '-e', 'to=n2');
+    });
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(await lab.power('n1', 'status')).toMatch(/off/);
     const s = await clusterState(lab);
@@ -180,10 +188,10 @@ describe('NFS switchover, failover and undo in the lab', () => {
 
   it('unplanned with fence_ipmilan: n2 fails while serving, n1 (repaired) takes over', async () => {
     await lab.power('n1', 'on');
-    await lab.power('n2', 'off');
-    const r = await withClientProbe('failover n2→n1 (fence_ipmilan)', () =>
-      run('nfs-failover.yml', '-e', 'from=n2', '-e', 'to=n1', '-e', 'fence_provider=fence-agent'),
-    );
+    const r = await withClientProbe('failover n2→n1 (power loss, fence_ipmilan)', async () => {
+      await lab.power('n2', 'off');
+      return run('nfs-failover.yml', '-e', 'from=n2', '-e', 'to=n1', '-e', 'fence_provider=fence-agent');
+    });
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/fence/);
     const s = await clusterState(lab);

@@ -97,8 +97,9 @@ describe('facts/net parsers', () => {
 
 describe('facts/net argv', () => {
   it('duplicate check: iputils -D, Habets -0, and what their exit codes mean', () => {
-    expect(duplicateCheckArgv('iputils', 'eth0', '198.18.30.200')).toEqual(['arping', '-D', '-c', '2', '-w', '3', '-I', 'eth0', '198.18.30.200']);
-    expect(duplicateCheckArgv('habets', 'eth0', '198.18.30.200')).toEqual(['arping', '-0', '-c', '2', '-i', 'eth0', '198.18.30.200']);
+    expect(duplicateCheckArgv('iputils', 'eth0', '198.18.30.200')).toEqual(['arping', '-D', '-c', '1', '-w', '2', '-I', 'eth0', '198.18.30.200']);
+    expect(duplicateCheckArgv('iputils', 'eth0', '198.18.30.200', 3)).toEqual(['arping', '-D', '-c', '3', '-w', '4', '-I', 'eth0', '198.18.30.200']);
+    expect(duplicateCheckArgv('habets', 'eth0', '198.18.30.200')).toEqual(['arping', '-0', '-c', '1', '-i', 'eth0', '198.18.30.200']);
     expect([0, 1, 2].map((c) => duplicateVerdict('iputils', c))).toEqual(['free', 'duplicate', 'error']);
     expect([0, 1, 2].map((c) => duplicateVerdict('habets', c))).toEqual(['duplicate', 'free', 'error']);
     expect(duplicateVerdict('iputils', null)).toBe('error');
