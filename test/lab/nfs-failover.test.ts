@@ -30,6 +30,7 @@ import { execute } from '../../src/engine/execute.js';
 import { Journal } from '../../src/engine/journal.js';
 import { Redactor } from '../../src/engine/redact.js';
 import { step } from '../helpers/model.js';
+import { monitorClient, startClientStatd, type ClientStatd } from '../helpers/client-statd.js';
 
 const PB = (name: string) => path.resolve('playbooks', name);
 const FILE = '/disk1/payload.bin';
@@ -40,6 +41,15 @@ let lab: Lab;
 let state: string;
 let payloadSha: string;
 let probeSha: string;
+let clientStatd: ClientStatd | undefined;
+/** statd's state on the shared volume (roles/statd's default), so it moves with the disk. */
+const STATD_DIR = '/srv/disk1/.nfs-statd';
+
+/** The state number the client's statd was last told, from its log. */
+function lastNotifiedState(): number {
+  const all = [...clientStatd!.log().matchAll(/Received SM_NOTIFY from nfs-vip, state: (\d+)/g)];
+  return all.length ? Number(all[all.length - 1]![1]) : 0;
+}
 
 const run = (playbook: string, ...args: string[]) => baton(['run', '--yes', '-i', lab.inventoryPath, PB(playbook), ...args], state);
 
@@ -81,6 +91,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  clientStatd?.stop();
   await lab?.down();
   if (state) rmSync(state, { recursive: true, force: true });
 });
@@ -168,6 +179,10 @@ describe('NFS switchover, failover and undo in the lab', () => {
 
   it('unplanned: n1 powered off while serving; nfs-failover fences it through its BMC (ipmi) and n2 serves the data', async () => {
     await expectServedBy('n1');
+    // An NFSv3 client holding a lock: its statd must hear from the VIP after the failover.
+    clientStatd = await startClientStatd(lab);
+    await monitorClient(lab, 'n1', STATD_DIR);
+    const notifiedBefore = lastNotifiedState();
     // The client reads from before the power loss: the outage runs from the failure to the
     // service answering again (detecting the failure is not baton's job: it starts right away).
     const r = await withClientProbe('failover n1→n2 (power loss, ipmi fencing)', async () => {
@@ -180,14 +195,21 @@ describe('NFS switchover, failover and undo in the lab', () => {
     expect(s.n1!.up).toBe(false);
     expect(vipHolders(s, lab.vip)).toEqual(['n2']);
     expect(await clientSha256(lab, FILE)).toBe(payloadSha);
+    expect(await clientStatd.waitFor(/Received SM_NOTIFY from nfs-vip, state: \d+/), clientStatd.log()).toBe(true);
+    expect(clientStatd.log()).toContain(`access by ${lab.vip} ALLOWED`);
+    expect(lastNotifiedState()).toBeGreaterThan(notifiedBefore);
+    console.log(`[statd] after failover n1→n2 the client was notified with state ${lastNotifiedState()}`);
 
     const again = await run('nfs-failover.yml', '-e', 'from=n1', '-e', 'to=n2');
     expect(again.code, again.stdout + again.stderr).toBe(0);
     expect(changedCount(again.stdout)).toBe(0);
   });
 
-  it('unplanned with fence_ipmilan: n2 fails while serving, n1 (repaired) takes over', async () => {
+  it('unplanned with fence_ipmilan: n2 fails while serving, n1 (repaired) takes over; the client hears a higher state number', async () => {
     await lab.power('n1', 'on');
+    await monitorClient(lab, 'n2', STATD_DIR);
+    const previous = lastNotifiedState();
+    expect(previous).toBeGreaterThan(0);
     const r = await withClientProbe('failover n2→n1 (power loss, fence_ipmilan)', async () => {
       await lab.power('n2', 'off');
       return run('nfs-failover.yml', '-e', 'from=n2', '-e', 'to=n1', '-e', 'fence_provider=fence-agent');
@@ -198,6 +220,9 @@ describe('NFS switchover, failover and undo in the lab', () => {
     expect(s.n2!.up).toBe(false);
     expect(vipHolders(s, lab.vip)).toEqual(['n1']);
     expect(await clientSha256(lab, FILE)).toBe(payloadSha);
+    for (let i = 0; i < 100 && lastNotifiedState() <= previous; i++) await new Promise((res) => setTimeout(res, 50));
+    expect(lastNotifiedState(), clientStatd!.log()).toBeGreaterThan(previous);
+    console.log(`[statd] after failover n2→n1 the client was notified with state ${lastNotifiedState()} (before: ${previous})`);
     await lab.power('n2', 'on');
   });
 });

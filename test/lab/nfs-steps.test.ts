@@ -4,17 +4,16 @@
  * then checked from where a user would look — a client reading files over NFS, Ganesha's own
  * export list, statd's state file, and a client's statd receiving SM_NOTIFY.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRoot, startLab, type Lab } from '../helpers/lab.js';
-import { ganeshaShowExportsArgv, parseShowExports, statdMonitorRecord } from '../../src/facts/nfs.js';
-import { sleep } from '../../src/lab/exec.js';
+import { startClientStatd, monitorClient, type ClientStatd } from '../helpers/client-statd.js';
+import { ganeshaShowExportsArgv, parseShowExports } from '../../src/facts/nfs.js';
 
 const NAME = 'nfssteps';
 const SUBNET = '198.18.50.0/24';
@@ -24,8 +23,7 @@ const VIP_NAME = 'nfs-vip';
 
 let lab: Lab | undefined;
 let work: string;
-let clientStatd: ChildProcess | undefined;
-let clientLog = '';
+let clientStatd: ClientStatd | undefined;
 const execFileP = promisify(execFile);
 
 function L(): Lab {
@@ -78,21 +76,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // Also on failure: the client's statd and rpcbind run in the lab's client netns, outside any node.
-  if (clientStatd?.pid) {
-    try {
-      process.kill(clientStatd.pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
-  const rpcbindPid = work && existsSync(path.join(work, 'rpcbind.pid')) ? Number(readFileSync(path.join(work, 'rpcbind.pid'), 'utf8')) : 0;
-  if (rpcbindPid) {
-    try {
-      process.kill(rpcbindPid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
+  clientStatd?.stop();
   if (lab) await lab.down();
   if (work) rmSync(work, { recursive: true, force: true });
 }, 60_000);
@@ -172,48 +156,19 @@ describe('export / unexport with provider ganesha', () => {
 });
 
 describe('restart_statd', () => {
-  /** The client's own rpcbind + rpc.statd, in c1's netns with a private /run and /var/lib/nfs. */
-  async function startClientStatd(): Promise<void> {
-    const c1 = L().clients[0]!;
-    const script = [
-      'mount -t tmpfs tmpfs /run',
-      'mount -t tmpfs tmpfs /var/lib/nfs',
-      'mkdir -p /var/lib/nfs/sm /var/lib/nfs/sm.bak',
-      'rpcbind -f & echo $! > "$1"',
-      'exec rpc.statd -F -d --no-notify',
-    ].join('\n');
-    clientStatd = spawn('ip', ['netns', 'exec', c1.netns, 'unshare', '--mount', '--propagation', 'private', 'sh', '-c', script, 'c1-statd', path.join(work, 'rpcbind.pid')], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    clientStatd.stdout!.on('data', (d: Buffer) => (clientLog += d.toString()));
-    clientStatd.stderr!.on('data', (d: Buffer) => (clientLog += d.toString()));
-    for (let i = 0; i < 100 && !/Waiting for client connections/.test(clientLog); i++) await sleep(50);
-    expect(clientLog).toMatch(/Waiting for client connections/);
-  }
-
-  /**
-   * A record in the server's sm/ directory naming the client: it stands in for the one statd
-   * writes when a client takes an NLM lock (SM_MON), which libnfs cannot make here.
-   */
-  async function monitorClient(node: string): Promise<void> {
-    const c1 = L().clients[0]!;
-    const record = statdMonitorRecord({ callbackIPv4: '127.0.0.1', monName: c1.address, myName: node });
-    await L().sshOk(node, ['sh', '-c', 'cat > "$1"', 'baton-test', `${STATE_DIR}/sm/${c1.address}`], { input: record });
-  }
-
   it('notifies a client from the VIP with a larger state number on every run', async () => {
     const { vip } = L();
     // sm-notify sends the VIP's host name as mon_name: the VIP must resolve on the node.
     // Appended to the node's own /etc/hosts (a file of this lab), the way an operator would.
     await L().sshOk('n2', ['sh', '-c', 'printf "%s %s\\n" "$1" "$2" >> /etc/hosts', 'baton-test', vip, VIP_NAME]);
     await L().sshOk('n2', ['ip', 'addr', 'add', `${vip}/24`, 'dev', 'eth0']);
-    await startClientStatd();
+    clientStatd = await startClientStatd(L());
 
     const step = `restart_statd: { vip: "{{ vip }}", state_dir: ${STATE_DIR} }`;
     const states: number[] = [];
     for (let round = 0; round < 2; round++) {
       await L().sshOk('n2', ['mkdir', '-p', `${STATE_DIR}/sm`]);
-      await monitorClient('n2');
+      await monitorClient(L(), 'n2', STATE_DIR);
       const r = await play('n2', [step]);
       expect(r.code, r.out).toBe(0);
       expect(r.changed).toBe(1);
@@ -221,10 +176,10 @@ describe('restart_statd', () => {
       expect(state % 2).toBe(1);
       states.push(state);
       const line = `Received SM_NOTIFY from ${VIP_NAME}, state: ${state}`;
-      for (let i = 0; i < 100 && !clientLog.includes(line); i++) await sleep(50);
-      expect(clientLog).toContain(line);
+      await clientStatd.waitFor(line);
+      expect(clientStatd.log()).toContain(line);
       // The notify came from the VIP, not from the node's own address.
-      expect(clientLog).toContain(`access by ${vip} ALLOWED`);
+      expect(clientStatd.log()).toContain(`access by ${vip} ALLOWED`);
     }
     expect(states[1]!).toBeGreaterThan(states[0]!);
     // statd on n2 now runs on the shared directory under the VIP's name.
