@@ -268,8 +268,14 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
       tags: step.tags,
     });
     const skip = (reason: string) => {
-      emit({ type: 'step-start', step: ref(step.id, step.name ?? step.kind), at: Date.now() });
-      emit({ type: 'step-end', step: ref(step.id, step.name ?? step.kind), status: 'skipped', durationMs: 0, reason });
+      let name = step.name ?? step.kind;
+      try {
+        name = String(render(name, base));
+      } catch {
+        /* a skipped step's name may use vars that only its real run would have */
+      }
+      emit({ type: 'step-start', step: ref(step.id, name), at: Date.now() });
+      emit({ type: 'step-end', step: ref(step.id, name), status: 'skipped', durationMs: 0, reason });
       if (step.register) reg[step.register] = { status: 'skipped', changed: false, failed: false, skipped: true, ok: false };
     };
 

@@ -48,6 +48,8 @@ export function inventoryObject(plan: LabPlan): Record<string, unknown> {
         vip: plan.vip,
         // The lab's NFS clients (libnfs from a namespace) read and write as root.
         export_squash: 'no_root_squash',
+        // Every node's Ganesha presents this NFSv4 server scope (node.ts): exports check it.
+        nfs_scope: `baton-${plan.spec.name}`,
       },
       children: {
         nodes: { hosts: nodes },

@@ -29,7 +29,7 @@ export async function checkBeforeExport(ctx: StepContext, raw: ExportArgs, p: Ex
     }
     ctx.log(`${a.path} is ${m.source} (${m.fstype})`);
   }
-  if (a.scope !== undefined) {
+  if (a.scope) {
     const s = await p.scope(ctx);
     if (s.scope !== a.scope) {
       throw new StepRefusedError(
