@@ -225,4 +225,14 @@ describe('NFS switchover, failover and undo in the lab', () => {
     console.log(`[statd] after failover n2→n1 the client was notified with state ${lastNotifiedState()} (before: ${previous})`);
     await lab.power('n2', 'on');
   });
+
+  it('failback to the repaired n2: served there; a second run changes nothing', async () => {
+    await expectServedBy('n1');
+    const r = await run('nfs-failback.yml', '-e', 'from=n1', '-e', 'to=n2');
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    await expectServedBy('n2');
+    const again = await run('nfs-failback.yml', '-e', 'from=n1', '-e', 'to=n2');
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(changedCount(again.stdout)).toBe(0);
+  });
 });
