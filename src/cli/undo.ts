@@ -109,7 +109,14 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
   const recap = new RecapCollector();
   const journal = new Journal(undoId);
   try {
-    for (const name of (run.lock ?? '').split(',').filter(Boolean)) locks.push(acquireLock(name, undoId));
+    const notes: string[] = [];
+    for (const name of (run.lock ?? '').split(',').filter(Boolean)) {
+      const lock = acquireLock(name, undoId);
+      locks.push(lock);
+      if (lock.tookOverFrom) {
+        notes.push(`note: took over a stale lock "${name}" from run ${lock.tookOverFrom.runId} (pid ${lock.tookOverFrom.pid} on ${lock.tookOverFrom.controller} is gone)`);
+      }
+    }
     const changes: AppliedChange[] = pending.map((p) => ({
       ref: { play: 0, playName: 'undo', stepId: p.stepId, instance: p.instance, name: p.name, kind: p.kind, host: p.host, on: p.on === p.host ? undefined : p.on, tags: [] },
       kind: p.kind,
@@ -148,7 +155,7 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
       failures: complete ? [] : ['some changes could not be reverted: run `baton undo ' + runId + '` again once the cause is fixed'],
       journalPath: journal.path,
       durationMs: Date.now() - t0,
-      notes: [],
+      notes,
     });
     return exitCode;
   } finally {

@@ -2,7 +2,7 @@
  * The `baton` CLI as an operator and a CI job use it, on the local transport (no root, no SSH):
  * exit codes, refusing to act without --yes off a terminal, locks, undo, runs, secrets, JSON.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -201,5 +201,77 @@ describe('baton CLI, local transport', () => {
     expect(r.stderr).toMatch(/ghost/);
     expect(r.stderr).toMatch(/nothing was changed/);
     expect(files()).toEqual([]);
+  });
+
+  /** A run whose second step sleeps: touch a, sleep, touch b — long enough to interrupt. */
+  function slowPlaybook(): string {
+    const file = path.join(work, 'slow.yml');
+    writeFileSync(
+      file,
+      `- name: slow
+  hosts: localhost
+  lock: slow-lock
+  steps:
+    - command: { argv: [touch, "${target}/a"], creates: "${target}/a", revert: [rm, -f, "${target}/a"] }
+    - command: { argv: [sh, -c, 'sleep 2; touch "$0"', "${target}/mid"], creates: "${target}/mid", revert: [rm, -f, "${target}/mid"] }
+    - command: { argv: [touch, "${target}/b"], creates: "${target}/b", revert: [rm, -f, "${target}/b"] }
+`,
+    );
+    return file;
+  }
+
+  function startRun(pb: string) {
+    const child = spawn('node', [CLI, 'run', '--yes', pb], { env: { ...process.env, BATON_STATE_DIR: state, CI: 'true' } });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const done = new Promise<number | null>((res) => child.on('close', (code) => res(code)));
+    return { child, done, out: () => out };
+  }
+
+  async function waitForFile(file: string, ms = 10_000): Promise<void> {
+    for (let waited = 0; !existsSync(file); waited += 20) {
+      if (waited > ms) throw new Error(`${file} never appeared`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  it('Ctrl-C finishes the step in flight, then rolls everything back (exit 1)', async () => {
+    const r = startRun(slowPlaybook());
+    await waitForFile(path.join(target, 'a'));
+    await new Promise((res) => setTimeout(res, 300));
+    r.child.kill('SIGINT');
+    const code = await r.done;
+    expect(code, r.out()).toBe(1);
+    expect(r.out()).toMatch(/Interrupted/);
+    expect(files()).toEqual([]);
+  });
+
+  it('a controller killed mid-run leaves a journal: runs shows it, undo reverts it, the stale lock is taken over', async () => {
+    const pb = slowPlaybook();
+    const r = startRun(pb);
+    await waitForFile(path.join(target, 'a'));
+    await new Promise((res) => setTimeout(res, 300));
+    r.child.kill('SIGKILL');
+    await r.done;
+    // Step 2 was in flight when the controller died; its sleep goes on and may still create `mid`.
+    await new Promise((res) => setTimeout(res, 2500));
+    expect(files()).toContain('a');
+
+    const runs = await baton(['runs', '--json']);
+    const row = JSON.parse(runs.stdout.trim().split('\n').at(-1)!) as { runId: string; outcome: string; changesInPlace: number };
+    expect(row.outcome).toMatch(/interrupted/);
+    expect(row.changesInPlace).toBe(2);
+
+    // The dead run's lock is still on disk: undo takes it over (it is the run's lock) and says so.
+    const undo = await baton(['undo', '--yes', row.runId]);
+    expect(undo.code, undo.stdout + undo.stderr).toBe(0);
+    expect(undo.stdout).toMatch(new RegExp(`took over a stale lock "slow-lock" from run ${row.runId}`));
+    expect(files()).toEqual([]);
+
+    // And a re-run completes from scratch.
+    const again = await baton(['run', '--yes', pb]);
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(files()).toEqual(['a', 'b', 'mid']);
   });
 });
