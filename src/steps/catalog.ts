@@ -32,4 +32,12 @@ export const catalog: CatalogEntry[] = [
   { kind: 'unmount', role: 'release', load: async () => (await import('./unmount.js')).unmountStep },
   { kind: 'promote', role: 'takeover', load: async () => (await import('./promote.js')).promoteStep },
   { kind: 'demote', role: 'release', load: async () => (await import('./demote.js')).demoteStep },
+  { kind: 'vip_holder', role: 'neutral', load: async () => (await import('./vip-holder.js')).vipHolder },
+  { kind: 'mounted', role: 'neutral', load: async () => (await import('./mounted.js')).mounted },
+  { kind: 'exported', role: 'neutral', load: async () => (await import('./exported.js')).exported },
+  { kind: 'service_running', role: 'neutral', load: async () => (await import('./service-running.js')).serviceRunning },
+  { kind: 'nfs_null', role: 'neutral', load: async () => (await import('./nfs-null.js')).nfsNull },
+  { kind: 'tcp', role: 'neutral', load: async () => (await import('./tcp.js')).tcp },
+  { kind: 'disk_free', role: 'neutral', load: async () => (await import('./disk-free.js')).diskFree },
+  { kind: 'fence_device', role: 'neutral', load: async () => (await import('./fence-device.js')).fenceDevice },
 ];

@@ -16,6 +16,14 @@ import { mountStep } from './mount.js';
 import { unmountStep } from './unmount.js';
 import { promoteStep } from './promote.js';
 import { demoteStep } from './demote.js';
+import { vipHolder } from './vip-holder.js';
+import { mounted } from './mounted.js';
+import { exported } from './exported.js';
+import { serviceRunning } from './service-running.js';
+import { nfsNull } from './nfs-null.js';
+import { tcp } from './tcp.js';
+import { diskFree } from './disk-free.js';
+import { fenceDevice } from './fence-device.js';
 
 /** Every step kind baton ships. One line per kind; the engine never names one. */
-export const allKinds: StepKind[] = [command, waitFor, assertStep, raiseVip, lowerVip, garp, fence, unfence, exportStep, unexportStep, restartStatd, importVolume, deportVolume, mountStep, unmountStep, promoteStep, demoteStep];
+export const allKinds: StepKind[] = [command, waitFor, assertStep, raiseVip, lowerVip, garp, fence, unfence, exportStep, unexportStep, restartStatd, importVolume, deportVolume, mountStep, unmountStep, promoteStep, demoteStep, vipHolder, mounted, exported, serviceRunning, nfsNull, tcp, diskFree, fenceDevice];
