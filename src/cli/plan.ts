@@ -3,7 +3,7 @@ import { tagSelected } from '../engine/tags.js';
 import { render } from '../playbook/template.js';
 import { varsFor } from '../playbook/vars.js';
 import { evalCondition, parseCondition } from '../playbook/conditions.js';
-import { displayArgv } from '../report/argv.js';
+import { displayArgv } from '../util/argv.js';
 import { Redactor } from '../engine/redact.js';
 import type { CommonOptions, Inputs } from './inputs.js';
 

@@ -9,7 +9,7 @@ import { selectHosts } from '../inventory/pattern.js';
 import { ExitCode } from '../util/errors.js';
 import { mapLimit, sleep } from '../util/limit.js';
 import { checkRenderedArgs } from './args-check.js';
-import { displayArgv } from '../report/argv.js';
+import { displayArgv } from '../util/argv.js';
 import { makeStepContext, type TransportSource } from './context.js';
 import { describeError } from './errors.js';
 import type { EngineEvent, StepRef, StepStatus } from './events.js';

@@ -1,5 +1,5 @@
 import type { EngineEvent } from '../engine/events.js';
-import { displayArgv } from './argv.js';
+import { displayArgv } from '../util/argv.js';
 import { formatSummary, type Reporter, type RunSummary } from './reporter.js';
 
 /** One line per event, for logs and pipes (no TTY). */

@@ -1,5 +1,6 @@
 import type { Host, Inventory } from '../inventory/model.js';
 import type { ExecOptions, ExecResult, Transport } from '../transport/transport.js';
+import { displayArgv } from '../util/argv.js';
 
 /**
  * The step contract. One module per kind in src/steps/, one JSON Schema per kind in
@@ -97,7 +98,7 @@ export class CommandFailedError extends Error {
         ? `was killed by ${result.signal ?? 'a signal'}`
         : `exited ${result.code}`;
     const stderr = result.stderr.trim();
-    super(`on ${host}: \`${result.argv.join(' ')}\` ${why}${stderr ? `: ${stderr}` : ''}`);
+    super(`on ${host}: \`${displayArgv(result.argv)}\` ${why}${stderr ? `: ${stderr}` : ''}`);
     this.name = 'CommandFailedError';
   }
 }
