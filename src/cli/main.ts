@@ -5,6 +5,7 @@
  */
 import { Command, Option } from 'commander';
 import { registerLab } from './lab.js';
+import { registerDrill } from './drill.js';
 import { collect, commaList } from './inputs.js';
 
 // `baton runs | head` closes our stdout early: that is not an error worth a stack trace.
@@ -48,6 +49,7 @@ playbookOptions(program.command('run').argument('<playbook>').description('run a
   .option('--step', 'ask before each change')
   .option('--force', 'take resources a peer may still hold (the operator vouches it is down)')
   .option('--accept-new', 'accept and record host keys of hosts not yet in known_hosts (never a changed key)')
+  .option('--junit <file>', 'also write JUnit XML (a suite per play, a test case per step and host)')
   .action(async (playbook: string, opts) => exitWith(await (await import('./run.js')).runCommand(playbook, opts)));
 
 playbookOptions(program.command('plan').argument('<playbook>').description('print every step with its host and the exact commands; contacts no node'))
@@ -61,6 +63,12 @@ playbookOptions(program.command('plan').argument('<playbook>').description('prin
 
 playbookOptions(program.command('validate').argument('<playbook...>').description('check playbooks and inventory; exit 2 on any problem; contacts no node'))
   .action(async (playbooks: string[], opts) => exitWith((await import('./validate.js')).validateCommand(playbooks, opts)));
+
+playbookOptions(program.command('check').argument('<playbook>').description('probe only, change nothing, no lock, no journal; Nagios output and exit codes (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)'))
+  .option('--prom <file>', 'also write a Prometheus textfile (atomically) for node_exporter')
+  // Nagios reads exit 2 as CRITICAL: a usage error is UNKNOWN (3) here, not invalid-input 2.
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 3))
+  .action(async (playbook: string, opts) => exitWith(await (await import('./check.js')).checkCommand(playbook, opts)));
 
 program
   .command('undo')
@@ -80,6 +88,7 @@ program
   .action(async (opts) => exitWith((await import('./runs.js')).runsCommand(opts)));
 
 registerLab(program);
+registerDrill(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as { message?: string; exitCode?: number };

@@ -54,7 +54,7 @@ function lockNames(inputs: Inputs): string[] {
   return [...new Set(inputs.playbook.plays.map((p) => p.lock ?? inputs.playbookFile))];
 }
 
-function secretsOf(inputs: Inputs): Redactor {
+export function secretsOf(inputs: Inputs): Redactor {
   const r = new Redactor();
   r.addVars(inputs.extraVars);
   for (const h of inputs.inventory.hosts.values()) r.addVars(h.vars);
@@ -62,7 +62,7 @@ function secretsOf(inputs: Inputs): Redactor {
   return r;
 }
 
-export async function runCommand(playbookFile: string, o: RunOptions): Promise<number> {
+export async function runCommand(playbookFile: string, o: RunOptions & { junit?: string }): Promise<number> {
   const t0 = Date.now();
   const inputs = loadInputs(playbookFile, o);
   await inputs.registry.ensureLoaded();
@@ -86,13 +86,53 @@ export async function runCommand(playbookFile: string, o: RunOptions): Promise<n
   }
   if (o.step && !interactive) throw new BatonError('--step needs a terminal to ask on', ExitCode.INVALID);
 
-  const runId = newRunId();
-  const redactor = secretsOf(inputs);
   const reporter = await makeReporter(o);
+  const redactor = secretsOf(inputs);
+  const junit = o.junit ? new (await import('../report/junit.js')).JunitCollector({ redactor }) : undefined;
+  try {
+    const r = await runPlaybook(inputs, o, { t0, reporter, redactor, onEvent: junit && ((e) => junit.onEvent(e)), confirm: o.step ? ask : undefined });
+    return r.exitCode;
+  } catch (e) {
+    junit?.addError(path.basename(inputs.playbookFile), (e as Error).message, (e as Error).name);
+    throw e;
+  } finally {
+    if (junit && o.junit) (await import('../report/junit.js')).writeJunit(o.junit, junit.suites, path.basename(inputs.playbookFile));
+  }
+}
+
+export interface RunHooks {
+  /** When the command started (the recap's duration counts from it). */
+  t0?: number;
+  reporter: Reporter;
+  redactor?: Redactor;
+  /** Every engine event, after the recap and the reporter saw it (JUnit, a drill's timeline). */
+  onEvent?: (e: EngineEvent) => void;
+  /** `--step`: how to ask the operator. */
+  confirm?: (question: string) => Promise<string>;
+}
+
+export interface RunPlaybookResult {
+  exitCode: number;
+  summary: RunSummary;
+}
+
+/**
+ * A loaded playbook, run as `baton run` does once it may go ahead: locks, connect every host
+ * first, journal, execute (with rollback), recap. `run` and `drill` share it. Throws BatonError
+ * (unreachable 4, locked 5) when it stops before the first step.
+ */
+export async function runPlaybook(inputs: Inputs, o: RunOptions, hooks: RunHooks): Promise<RunPlaybookResult> {
+  const t0 = hooks.t0 ?? Date.now();
+  const check = Boolean(o.check);
+  const reporter = hooks.reporter;
+  const ask = hooks.confirm;
+  const runId = newRunId();
+  const redactor = hooks.redactor ?? secretsOf(inputs);
   const recap = new RecapCollector();
   const onEvent = (e: EngineEvent) => {
     recap.onEvent(e);
     reporter.onEvent(e);
+    hooks.onEvent?.(e);
   };
   const notes: string[] = [];
   const locks: HeldLock[] = [];
@@ -166,7 +206,7 @@ export async function runCommand(playbookFile: string, o: RunOptions): Promise<n
       onEvent,
       verbose: o.verbose,
       signal: interrupt.signal,
-      confirmStep: o.step
+      confirmStep: o.step && ask
         ? async (ref, summary) => {
             const a = await ask(`${ref.host}: ${summary} — run it? [y]es / [s]kip / [c]ontinue without asking: `);
             return a.startsWith('s') ? 'skip' : a.startsWith('c') ? 'continue' : 'yes';
@@ -192,7 +232,7 @@ export async function runCommand(playbookFile: string, o: RunOptions): Promise<n
       notes,
     };
     await reporter.finish(summary);
-    return exitCode;
+    return { exitCode, summary };
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -36,3 +36,25 @@ export function outageWindows(samples: ProbeSample[]): OutageWindow[] {
 export function totalOutageMs(windows: OutageWindow[]): number {
   return windows.reduce((n, w) => n + w.ms, 0);
 }
+
+/** A window's start and end in ms from `origin` (the drill's start), for reports. */
+export function relativeWindow(w: OutageWindow, origin: number): { startMs: number; endMs: number } {
+  return { startMs: w.start - origin, endMs: w.end - origin };
+}
+
+/** The longest single window: what `--max-outage` is compared with is the total, this is for the summary. */
+export function longestOutageMs(windows: OutageWindow[]): number {
+  return windows.reduce((n, w) => Math.max(n, w.ms), 0);
+}
+
+/**
+ * `--max-outage`: `5s`, `1500ms`, `1.5s`, `2m`, or a bare number of ms. Returns ms, or
+ * undefined when the text is not a duration.
+ */
+export function parseDuration(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$/.exec(text);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  const unit = m[2] ?? 'ms';
+  return Math.round(unit === 'ms' ? n : unit === 's' ? n * 1000 : n * 60_000);
+}

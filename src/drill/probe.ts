@@ -47,25 +47,40 @@ function readOnce(argv: string[], timeoutMs: number): Promise<{ ok: boolean; sha
   });
 }
 
-export class ReadProbe {
+/** One attempt at the service: did it answer, and (for reads) with which bytes. */
+export type ProbeAttempt = () => Promise<{ ok: boolean; sha256?: string; error?: string }>;
+
+/** Something that probes a service until stopped, keeping every sample. */
+export interface Prober {
+  readonly samples: ProbeSample[];
+  start(): void;
+  stop(): Promise<ProbeSample[]>;
+}
+
+/**
+ * Attempts one after another, started every `intervalMs` (a slow attempt delays the next rather
+ * than overlapping it: a client application waits for its read too).
+ */
+export class ProbeLoop implements Prober {
   readonly samples: ProbeSample[] = [];
   private running = false;
   private loop: Promise<void> | undefined;
 
-  constructor(private readonly o: ReadProbeOptions) {}
+  constructor(
+    private readonly attempt: ProbeAttempt,
+    private readonly intervalMs = 50,
+  ) {}
 
   start(): void {
     if (this.running) return;
     this.running = true;
-    const interval = this.o.intervalMs ?? 50;
-    const timeout = this.o.readTimeoutMs ?? 2000;
     this.loop = (async () => {
       while (this.running) {
         const t = Date.now();
-        const r = await readOnce(this.o.argv, timeout);
+        const r = await this.attempt();
         this.samples.push({ t, ms: Date.now() - t, ...r });
-        const wait = t + interval - Date.now();
-        if (wait > 0) await new Promise((res) => setTimeout(res, wait));
+        const wait = t + this.intervalMs - Date.now();
+        if (wait > 0 && this.running) await new Promise((res) => setTimeout(res, wait));
       }
     })();
   }
@@ -74,5 +89,13 @@ export class ReadProbe {
     this.running = false;
     await this.loop;
     return this.samples;
+  }
+}
+
+/** Reads a file with a command (`nfs-cat`) every `intervalMs`; a read past `readTimeoutMs` is killed and counts as failed. */
+export class ReadProbe extends ProbeLoop {
+  constructor(o: ReadProbeOptions) {
+    const timeout = o.readTimeoutMs ?? 2000;
+    super(() => readOnce(o.argv, timeout), o.intervalMs ?? 50);
   }
 }

@@ -1,0 +1,112 @@
+/**
+ * What a drill found, in one JSON-serialisable shape: the `--json` closing line, the human
+ * summary, the probes' JUnit suite and the HTML report are all made from it.
+ */
+import type { JunitSuite } from '../report/junit.js';
+import type { IntegrityResult } from './integrity.js';
+import type { OutageWindow } from './outage.js';
+import type { ProbeSample } from './probe.js';
+import type { StepBar } from './timeline.js';
+
+export interface DrillPlaybookResult {
+  /** `playbook` or `then`. */
+  role: 'playbook' | 'then';
+  file: string;
+  extraVars: Record<string, unknown>;
+  runId?: string;
+  /** succeeded, failed-rolled-back, failed-not-rolled-back, unreachable, locked, not-run. */
+  outcome: string;
+  exitCode: number;
+  start: number;
+  end: number;
+  error?: string;
+}
+
+export interface DrillProbeResult {
+  label: string;
+  kind: 'nfs' | 'tcp';
+  /** Inventory host whose network namespace the probe ran in. */
+  from?: string;
+  reads: number;
+  failed: number;
+  samples: ProbeSample[];
+  windows: OutageWindow[];
+  totalOutageMs: number;
+  /** Reads only: were the bytes the same throughout. */
+  integrity?: IntegrityResult;
+  /** Its total outage is over --max-outage. */
+  outageOverLimit: boolean;
+}
+
+export interface DrillReport {
+  type: 'drill';
+  startedAt: number;
+  endedAt: number;
+  verdict: 'pass' | 'fail';
+  exitCode: number;
+  /** Why the verdict is fail, one line each. */
+  reasons: string[];
+  maxOutageMs?: number;
+  intervalMs: number;
+  playbooks: DrillPlaybookResult[];
+  probes: DrillProbeResult[];
+  bars: StepBar[];
+}
+
+const sec = (ms: number) => `${(ms / 1000).toFixed(3)} s`;
+
+export function formatDrillSummary(r: DrillReport): string {
+  const lines: string[] = ['', 'DRILL'];
+  for (const p of r.playbooks) {
+    const vars = Object.entries(p.extraVars).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ');
+    lines.push(`  ${p.role.padEnd(8)} ${p.file}${vars ? ` (${vars})` : ''}: ${p.outcome}, exit ${p.exitCode}` + (p.outcome === 'not-run' ? '' : `, ${sec(p.start - r.startedAt)} → ${sec(p.end - r.startedAt)}`));
+    if (p.error) lines.push(`           ${p.error.split('\n').join('\n           ')}`);
+  }
+  for (const p of r.probes) {
+    lines.push(`  probe    ${p.label}${p.from ? ` from ${p.from}` : ''}: ${p.reads} reads, ${p.failed} failed, outage ${p.totalOutageMs} ms in ${p.windows.length} window(s)` + (p.outageOverLimit ? ` — OVER the limit of ${r.maxOutageMs} ms` : ''));
+    for (const w of p.windows) {
+      lines.push(`           ${sec(w.start - r.startedAt)} → ${sec(w.end - r.startedAt)}  ${w.ms} ms, ${w.failedReads} failed read(s)${w.open ? ' (still failing when probing stopped)' : ''}`);
+    }
+    if (p.integrity) {
+      const i = p.integrity;
+      lines.push(i.ok ? `           data: same bytes before, during and after (sha256 ${i.before?.slice(0, 16)}…)` : `           data: DIFFERS — ${i.reason}`);
+    }
+  }
+  lines.push('', r.verdict === 'pass' ? `drill passed (${sec(r.endedAt - r.startedAt)}, exit 0)` : `drill FAILED (exit ${r.exitCode}):`);
+  for (const why of r.reasons) lines.push(`  - ${why}`);
+  return lines.join('\n');
+}
+
+/** The `probes` suite of a drill's JUnit: one test case per probe, failing on a broken limit or different data. */
+export function probesSuite(r: DrillReport): JunitSuite {
+  const props: Record<string, string | number> = { interval_ms: r.intervalMs };
+  if (r.maxOutageMs !== undefined) props.max_outage_ms = r.maxOutageMs;
+  r.probes.forEach((p, i) => {
+    props[`probe.${i}.url`] = p.label;
+    props[`probe.${i}.outage_ms`] = p.totalOutageMs;
+    props[`probe.${i}.windows`] = p.windows.length;
+  });
+  props.outage_ms = Math.max(0, ...r.probes.map((p) => p.totalOutageMs));
+  return {
+    name: 'probes',
+    timestamp: r.startedAt,
+    timeMs: r.endedAt - r.startedAt,
+    properties: props,
+    cases: r.probes.map((p) => {
+      const problems: string[] = [];
+      if (p.outageOverLimit) problems.push(`outage ${p.totalOutageMs} ms exceeds --max-outage ${r.maxOutageMs} ms`);
+      if (p.integrity && !p.integrity.ok) problems.push(`data differs: ${p.integrity.reason}`);
+      const out = [
+        `${p.reads} reads, ${p.failed} failed, ${p.windows.length} window(s), total ${p.totalOutageMs} ms`,
+        ...p.windows.map((w) => `window ${sec(w.start - r.startedAt)} → ${sec(w.end - r.startedAt)}: ${w.ms} ms${w.open ? ' (open)' : ''}`),
+      ].join('\n');
+      return {
+        classname: `probes/${p.from ?? 'controller'}`,
+        name: p.label,
+        timeMs: p.totalOutageMs,
+        systemOut: out,
+        ...(problems.length ? { failure: { message: problems.join('; '), type: 'DrillLimit', body: problems.join('\n') + '\n' + out } } : {}),
+      };
+    }),
+  };
+}

@@ -1,0 +1,171 @@
+/**
+ * `--junit FILE`: JUnit XML in the Ant/Jenkins shape CI servers read (GitLab, Jenkins, GitHub
+ * test-report actions): `<testsuites>` → `<testsuite>` → `<testcase>` with `<failure>`,
+ * `<error>` or `<skipped>`. Built from engine events, so `run` and `drill` report the same way.
+ */
+import os from 'node:os';
+import type { EngineEvent, StepRef } from '../engine/events.js';
+import type { Redactor } from '../engine/redact.js';
+import { escapeAttr, escapeText } from './xml.js';
+import { writeFileAtomic } from './write-atomic.js';
+
+export interface JunitCase {
+  /** `play/host`: CI servers group test cases by it. */
+  classname: string;
+  name: string;
+  timeMs: number;
+  failure?: { message: string; type?: string; body?: string };
+  /** A problem outside the step itself (host unreachable, lock held): not a test that failed. */
+  error?: { message: string; type?: string; body?: string };
+  skipped?: string;
+  systemOut?: string;
+}
+
+export interface JunitSuite {
+  name: string;
+  /** ms since the epoch. */
+  timestamp: number;
+  cases: JunitCase[];
+  properties?: Record<string, string | number>;
+  /** Wall time of the suite; the sum of its cases when absent. */
+  timeMs?: number;
+}
+
+const seconds = (ms: number) => (Math.max(0, ms) / 1000).toFixed(3);
+
+/** ISO 8601 without zone designator or fraction, as the Ant schema's `timestamp` wants. */
+const antTimestamp = (ms: number) => new Date(ms).toISOString().slice(0, 19);
+
+function detail(tag: 'failure' | 'error', d: { message: string; type?: string; body?: string }): string {
+  const type = d.type ? ` type="${escapeAttr(d.type)}"` : '';
+  return `      <${tag} message="${escapeAttr(d.message.split('\n')[0] ?? '')}"${type}>${escapeText(d.body ?? d.message)}</${tag}>\n`;
+}
+
+export function renderJunit(suites: JunitSuite[], name = 'baton'): string {
+  let tests = 0;
+  let failures = 0;
+  let errors = 0;
+  let skipped = 0;
+  let totalMs = 0;
+  const body: string[] = [];
+  suites.forEach((s, id) => {
+    const f = s.cases.filter((c) => c.failure).length;
+    const e = s.cases.filter((c) => c.error).length;
+    const k = s.cases.filter((c) => c.skipped !== undefined).length;
+    const ms = s.timeMs ?? s.cases.reduce((n, c) => n + c.timeMs, 0);
+    tests += s.cases.length;
+    failures += f;
+    errors += e;
+    skipped += k;
+    totalMs += ms;
+    const out: string[] = [];
+    out.push(
+      `  <testsuite name="${escapeAttr(s.name)}" id="${id}" package="baton" hostname="${escapeAttr(os.hostname())}" timestamp="${antTimestamp(s.timestamp)}" ` +
+        `tests="${s.cases.length}" failures="${f}" errors="${e}" skipped="${k}" time="${seconds(ms)}">\n`,
+    );
+    const props = Object.entries(s.properties ?? {});
+    if (props.length) {
+      out.push('    <properties>\n');
+      for (const [k2, v] of props) out.push(`      <property name="${escapeAttr(k2)}" value="${escapeAttr(String(v))}"/>\n`);
+      out.push('    </properties>\n');
+    }
+    for (const c of s.cases) {
+      const open = `    <testcase classname="${escapeAttr(c.classname)}" name="${escapeAttr(c.name)}" time="${seconds(c.timeMs)}"`;
+      const inner: string[] = [];
+      if (c.skipped !== undefined) inner.push(c.skipped ? `      <skipped message="${escapeAttr(c.skipped)}"/>\n` : '      <skipped/>\n');
+      if (c.failure) inner.push(detail('failure', c.failure));
+      if (c.error) inner.push(detail('error', c.error));
+      if (c.systemOut) inner.push(`      <system-out>${escapeText(c.systemOut)}</system-out>\n`);
+      out.push(inner.length ? `${open}>\n${inner.join('')}    </testcase>\n` : `${open}/>\n`);
+    }
+    out.push('  </testsuite>\n');
+    body.push(out.join(''));
+  });
+  return (
+    '<?xml version="1.0" encoding="UTF-8"?>\n' +
+    `<testsuites name="${escapeAttr(name)}" tests="${tests}" failures="${failures}" errors="${errors}" skipped="${skipped}" time="${seconds(totalMs)}">\n` +
+    body.join('') +
+    '</testsuites>\n'
+  );
+}
+
+export function writeJunit(file: string, suites: JunitSuite[], name?: string): void {
+  writeFileAtomic(file, renderJunit(suites, name));
+}
+
+export interface JunitCollectorOptions {
+  redactor: Redactor;
+  /** Put every play into one suite of this name (a drill: one suite per playbook); default one suite per play. */
+  suiteName?: string;
+  now?: () => number;
+}
+
+/**
+ * Engine events → test cases: one per step instance and host (`classname` = play/host), and one
+ * per revert during a rollback (`revert: NAME`), failing when the revert failed.
+ */
+export class JunitCollector {
+  readonly suites: JunitSuite[] = [];
+  private readonly byPlay = new Map<number, JunitSuite>();
+  private readonly revertStarts = new Map<string, number>();
+  private readonly now: () => number;
+
+  constructor(private readonly o: JunitCollectorOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  private suiteFor(play: number, playName: string): JunitSuite {
+    if (this.o.suiteName !== undefined) {
+      if (!this.suites[0]) this.suites.push({ name: this.o.suiteName, timestamp: this.now(), cases: [] });
+      return this.suites[0]!;
+    }
+    let s = this.byPlay.get(play);
+    if (!s) {
+      s = { name: playName, timestamp: this.now(), cases: [] };
+      this.byPlay.set(play, s);
+      this.suites.push(s);
+    }
+    return s;
+  }
+
+  private classname(ref: StepRef): string {
+    return `${ref.playName}/${ref.host}`;
+  }
+
+  onEvent(e: EngineEvent): void {
+    const r = (s: string) => this.o.redactor.redact(s);
+    switch (e.type) {
+      case 'play-start':
+        this.suiteFor(e.play, e.name);
+        break;
+      case 'step-end': {
+        const c: JunitCase = { classname: this.classname(e.step), name: r(e.step.name), timeMs: e.durationMs };
+        if (e.step.on) c.classname += `→${e.step.on}`;
+        if (e.status === 'skipped') c.skipped = r(e.reason ?? '');
+        else if (e.status === 'failed' && !e.ignored) c.failure = { message: r(e.error ?? 'failed'), type: 'StepFailed' };
+        else if (e.status === 'failed') c.systemOut = `failed (ignored): ${r(e.error ?? '')}`;
+        else c.systemOut = e.status;
+        this.suiteFor(e.step.play, e.step.playName).cases.push(c);
+        break;
+      }
+      case 'revert-start':
+        this.revertStarts.set(`${e.step.instance}@${e.step.host}`, this.now());
+        break;
+      case 'revert-end': {
+        const c: JunitCase = { classname: this.classname(e.step), name: `revert: ${r(e.step.name)}`, timeMs: e.durationMs };
+        if (!e.ok) c.failure = { message: r(e.error ?? 'revert failed'), type: 'RevertFailed' };
+        else c.systemOut = e.note ? `reverted — ${r(e.note)}` : 'reverted';
+        this.suiteFor(e.step.play, e.step.playName).cases.push(c);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  /** The run stopped before or outside any step (unreachable host, lock held, interrupted). */
+  addError(suiteName: string, message: string, type = 'RunError'): void {
+    const s = this.o.suiteName !== undefined ? this.suiteFor(0, suiteName) : this.suiteFor(-1, suiteName);
+    s.cases.push({ classname: suiteName, name: 'run', timeMs: 0, error: { message: this.o.redactor.redact(message), type } });
+  }
+}
