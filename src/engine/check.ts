@@ -1,0 +1,232 @@
+import type { Host, Inventory } from '../inventory/model.js';
+import type { Play, Playbook, StepSpec } from '../playbook/model.js';
+import type { StepKind } from '../steps/contract.js';
+import type { StepRegistry } from '../steps/registry.js';
+import { isCheckKind, type Severity } from '../steps/check/common.js';
+import { render } from '../playbook/template.js';
+import { varsFor } from '../playbook/vars.js';
+import { evalCondition, parseCondition } from '../playbook/conditions.js';
+import { mapLimit } from '../util/limit.js';
+import { checkRenderedArgs } from './args-check.js';
+import { makeStepContext, type TransportSource } from './context.js';
+import { describeError } from './errors.js';
+import { selectHosts } from '../inventory/pattern.js';
+import { tagSelected, type TagFilter } from './tags.js';
+
+/**
+ * `baton check`: every selected step on every host is probed and judged, and nothing else.
+ * No apply, no lock, no journal: a health playbook can run from cron every minute beside a
+ * failover in progress. Unlike `run`, steps do not wait for each other (nothing changes, so no
+ * order matters): all checks start at once, bounded by `forks`, so the wall time is the
+ * slowest check, not the sum.
+ *
+ * Status of one check: satisfied → OK; not satisfied → its severity (check kinds' `severity`
+ * argument, default critical; ordinary kinds like `mount` in a health playbook → critical);
+ * probe threw, timed out, or the host could not be reached → UNKNOWN (CRITICAL for an
+ * unreachable host when the play sets `check_unreachable: critical`).
+ */
+export type CheckStatus = 'OK' | 'WARNING' | 'CRITICAL' | 'UNKNOWN';
+
+export interface CheckResult {
+  play: number;
+  host: string;
+  /** Where it ran when delegated. */
+  on?: string;
+  kind: string;
+  stepId: string;
+  instance: string;
+  /** The step's name rendered, else its summary. */
+  name: string;
+  /** Short label for the one-line summary: the step's name if it has one, else its kind. */
+  label: string;
+  status: CheckStatus;
+  severity: Severity;
+  observed?: unknown;
+  message: string;
+  durationMs: number;
+}
+
+export interface CheckOptions {
+  playbook: Playbook;
+  inventory: Inventory;
+  extraVars: Record<string, unknown>;
+  registry: StepRegistry;
+  pool: TransportSource;
+  filter?: TagFilter;
+  limit?: string;
+  /** Hosts that could not be connected up front, with why. */
+  unreachable?: Map<string, string>;
+  /** Bound of one check when the step sets no `timeout` (default 10 s). */
+  defaultTimeoutMs?: number;
+  /** Checks in flight at once (default 32). */
+  concurrency?: number;
+}
+
+export const DEFAULT_CHECK_TIMEOUT_MS = 10_000;
+
+/** Nagios severity order for the overall result: OK < WARNING < UNKNOWN < CRITICAL. */
+const RANK: Record<CheckStatus, number> = { OK: 0, WARNING: 1, UNKNOWN: 2, CRITICAL: 3 };
+
+export function worstStatus(statuses: Iterable<CheckStatus>): CheckStatus {
+  let worst: CheckStatus = 'OK';
+  for (const s of statuses) if (RANK[s] > RANK[worst]) worst = s;
+  return worst;
+}
+
+/** The Nagios plugin exit code of a status. */
+export const EXIT_CODE: Record<CheckStatus, number> = { OK: 0, WARNING: 1, CRITICAL: 2, UNKNOWN: 3 };
+
+interface Job {
+  play: Play;
+  playIndex: number;
+  step: StepSpec;
+  host: Host;
+  vars: Record<string, unknown>;
+  instance: string;
+  /** Could not decide whether to check at all (a `when` or `loop` that does not evaluate). */
+  error?: string;
+}
+
+/** As execute.ts' playHosts, without importing the run engine into a check's startup. */
+function playHosts(play: Play, inventory: Inventory, extraVars: Record<string, unknown>, limit?: string): string[] {
+  const pattern = String(render(play.hosts, { ...play.vars, ...extraVars }));
+  return selectHosts(inventory, pattern, limit).hosts.map((h) => h.name);
+}
+
+function unreachableStatus(play: Play): CheckStatus {
+  return String(play.vars.check_unreachable ?? '').toLowerCase() === 'critical' ? 'CRITICAL' : 'UNKNOWN';
+}
+
+/** Every (step, host, loop item) to check, in playbook order; `when` false → not a check. */
+function plan(o: CheckOptions, kinds: Set<string>): Job[] {
+  const jobs: Job[] = [];
+  o.playbook.plays.forEach((play, p) => {
+    const hostNames = playHosts(play, o.inventory, o.extraVars, o.limit);
+    for (const step of play.steps) {
+      if (!tagSelected(step.tags, o.filter ?? {})) continue;
+      kinds.add(step.kind);
+      // run_once: one instance, on the first host that could be reached.
+      const targets = step.runOnce ? [hostNames.find((h) => !o.unreachable?.has(h)) ?? hostNames[0]].filter((h): h is string => !!h) : hostNames;
+      for (const name of targets) {
+        const host = o.inventory.hosts.get(name)!;
+        const base = { host, inventory: o.inventory, play, step, extraVars: o.extraVars, registered: {}, playHosts: hostNames };
+        const add = (vars: Record<string, unknown>, instance: string) => {
+          try {
+            if (step.when.every((c) => evalCondition(parseCondition(c), vars))) jobs.push({ play, playIndex: p, step, host, vars, instance });
+          } catch (e) {
+            jobs.push({ play, playIndex: p, step, host, vars, instance, error: `when: ${describeError(e)}` });
+          }
+        };
+        if (step.loop === undefined) {
+          add(varsFor(base), step.id);
+          continue;
+        }
+        let items: unknown;
+        try {
+          items = render(step.loop, varsFor(base));
+        } catch (e) {
+          items = e;
+        }
+        if (!Array.isArray(items)) {
+          const why = items instanceof Error ? describeError(items) : `expected a list, got ${JSON.stringify(items)}`;
+          jobs.push({ play, playIndex: p, step, host, vars: varsFor(base), instance: step.id, error: `loop: ${why}` });
+          continue;
+        }
+        items.forEach((value, index, list) => add(varsFor({ ...base, loop: { var: step.loopVar, value, index, length: list.length } }), `${step.id}[${index}]`));
+      }
+    }
+  });
+  return jobs;
+}
+
+function nameOf(step: StepSpec, vars: Record<string, unknown>, kind: StepKind | undefined, args: unknown): string {
+  if (step.name) {
+    try {
+      return String(render(step.name, vars));
+    } catch {
+      return step.name;
+    }
+  }
+  try {
+    return kind && args !== undefined ? kind.describe(args).summary : step.kind;
+  } catch {
+    return step.kind;
+  }
+}
+
+/** The message of an unsatisfied ordinary kind: what was wanted, what was seen. */
+function plainProblem(kind: StepKind, args: unknown, observed: unknown): string {
+  const seen = JSON.stringify(observed);
+  return `not as wanted (${kind.describe(args).summary}); seen: ${seen.length > 300 ? `${seen.slice(0, 300)}…` : seen}`;
+}
+
+async function checkOne(o: CheckOptions, job: Job): Promise<CheckResult> {
+  const t0 = performance.now();
+  const { step, host, vars } = job;
+  const kind = o.registry.get(step.kind)!;
+  let args: unknown;
+  let on = host.name;
+  const result = (status: CheckStatus, message: string, severity: Severity, observed?: unknown): CheckResult => ({
+    play: job.playIndex,
+    host: host.name,
+    ...(on !== host.name ? { on } : {}),
+    kind: step.kind,
+    stepId: step.id,
+    instance: job.instance,
+    name: nameOf(step, vars, kind, args),
+    label: step.name ? nameOf(step, vars, kind, args) : step.kind,
+    status,
+    severity,
+    ...(observed !== undefined ? { observed } : {}),
+    message,
+    durationMs: Math.round((performance.now() - t0) * 10) / 10,
+  });
+  if (job.error) return result('UNKNOWN', job.error, 'critical');
+  try {
+    args = render(step.args, vars);
+    if (step.delegateTo) on = String(render(step.delegateTo, vars));
+  } catch (e) {
+    return result('UNKNOWN', `arguments: ${describeError(e)}`, 'critical');
+  }
+  const severity: Severity = (args as { severity?: Severity } | null)?.severity ?? 'critical';
+  const problem = checkRenderedArgs(o.registry, step.kind, args);
+  if (problem) return result('UNKNOWN', `arguments after templating: ${problem}`, severity);
+  const down = o.unreachable?.get(on);
+  if (down !== undefined) return result(unreachableStatus(job.play), `cannot reach ${on}: ${down}`, severity);
+
+  const timeoutMs = step.timeoutS ? step.timeoutS * 1000 : (o.defaultTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS);
+  const abort = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const transport = await o.pool.get(on);
+    const ctx = makeStepContext({ host, transport, inventory: o.inventory, pool: o.pool, vars, force: false, timeoutMs, signal: abort.signal, log: () => undefined });
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        abort.abort();
+        reject(new Error(`no answer within ${timeoutMs / 1000} s (the check's commands were killed)`));
+      }, timeoutMs);
+    });
+    const observed = await Promise.race([kind.probe(ctx, args), timeout]);
+    if (isCheckKind(kind)) {
+      const why = kind.problem(observed, args as never);
+      if (why === undefined) return result('OK', kind.healthy(observed, args as never), severity, observed);
+      const sev = kind.severityOf?.(observed, args as never) ?? severity;
+      return result(sev === 'warning' ? 'WARNING' : 'CRITICAL', why, sev, observed);
+    }
+    if (kind.satisfied(observed, args)) return result('OK', kind.describe(args).summary, 'critical', observed);
+    return result('CRITICAL', plainProblem(kind, args, observed), 'critical', observed);
+  } catch (e) {
+    return result('UNKNOWN', describeError(e), severity);
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+}
+
+/** Probe and judge every selected check. Never throws for a node's sake: that is an UNKNOWN. */
+export async function check(o: CheckOptions): Promise<CheckResult[]> {
+  const kinds = new Set<string>();
+  const jobs = plan(o, kinds);
+  // Only the kinds this playbook uses: a check from cron should not load the whole catalog.
+  await o.registry.ensureLoaded(kinds);
+  return mapLimit(jobs, o.concurrency ?? 32, (job) => checkOne(o, job));
+}
