@@ -5,6 +5,7 @@
  */
 import { Command, Option } from 'commander';
 import { registerLab } from './lab.js';
+import { registerDrill } from './drill.js';
 import { collect, commaList } from './inputs.js';
 
 // `baton runs | head` closes our stdout early: that is not an error worth a stack trace.
@@ -48,6 +49,7 @@ playbookOptions(program.command('run').argument('<playbook>').description('run a
   .option('--step', 'ask before each change')
   .option('--force', 'take resources a peer may still hold (the operator vouches it is down)')
   .option('--accept-new', 'accept and record host keys of hosts not yet in known_hosts (never a changed key)')
+  .option('--junit <file>', 'also write JUnit XML (a suite per play, a test case per step and host)')
   .action(async (playbook: string, opts) => exitWith(await (await import('./run.js')).runCommand(playbook, opts)));
 
 playbookOptions(program.command('plan').argument('<playbook>').description('print every step with its host and the exact commands; contacts no node'))
@@ -86,6 +88,7 @@ program
   .action(async (opts) => exitWith((await import('./runs.js')).runsCommand(opts)));
 
 registerLab(program);
+registerDrill(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as { message?: string; exitCode?: number };
