@@ -35,7 +35,9 @@ function tickStep(spanMs: number): number {
   return Math.ceil(raw / 600_000) * 600_000;
 }
 
-const fmtS = (ms: number) => `${(ms / 1000).toFixed(ms % 1000 === 0 ? 0 : ms % 100 === 0 ? 1 : 3)} s`;
+const fmtS = (ms: number) => `${(ms / 1000).toFixed(3)} s`;
+/** Axis labels: as few decimals as the tick step needs. */
+const axisLabel = (ms: number) => `${Number((ms / 1000).toFixed(3))} s`;
 const fixed = (n: number) => (Math.round(n * 10) / 10).toString();
 
 export function renderDrillHtml(r: DrillReport): string {
@@ -119,9 +121,9 @@ export function renderDrillHtml(r: DrillReport): string {
   svg.push(`<g class="axis"><line x1="${LEFT}" y1="${axisY}" x2="${LEFT + plotW}" y2="${axisY}" stroke="#333"/>`);
   for (let t = 0; t <= span; t += step) {
     const tx = x(origin + t);
-    svg.push(`<line x1="${fixed(tx)}" y1="${axisY}" x2="${fixed(tx)}" y2="${axisY + 5}" stroke="#333"/><text x="${fixed(tx)}" y="${axisY + 16}" text-anchor="middle" font-size="10">${fmtS(t)}</text>`);
+    svg.push(`<line x1="${fixed(tx)}" y1="${axisY}" x2="${fixed(tx)}" y2="${axisY + 5}" stroke="#333"/><text x="${fixed(tx)}" y="${axisY + 16}" text-anchor="middle" font-size="10">${axisLabel(t)}</text>`);
   }
-  svg.push(`<text x="${LEFT - 8}" y="${axisY + 16}" text-anchor="end" font-size="10">time from start</text></g>`);
+  svg.push(`<text x="${LEFT - 14}" y="${axisY + 16}" text-anchor="end" font-size="10">time from start</text></g>`);
   svg.push('</svg>');
 
   const when = new Date(r.startedAt).toISOString().replace('T', ' ').slice(0, 19) + ' UTC';
