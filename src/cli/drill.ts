@@ -61,6 +61,7 @@ export function registerDrill(program: Command): void {
     .addHelpText('after', HELP)
     .action(async (playbook: string, opts) => {
       const { drillCommand } = await import('../drill/runner.js');
-      process.exitCode = await drillCommand(playbook, opts);
+      // commander names --then-e `thenE`.
+      process.exitCode = await drillCommand(playbook, { ...opts, thenExtraVars: opts.thenE ?? [] });
     });
 }

@@ -22,6 +22,8 @@ export interface StepBar {
 export class TimelineCollector {
   readonly bars: StepBar[] = [];
   private readonly open = new Map<string, number>();
+  /** Rendered play titles from play-start (a StepRef's playName is the unrendered template). */
+  private readonly titles = new Map<string, string>();
   playbook = 0;
 
   constructor(
@@ -32,6 +34,9 @@ export class TimelineCollector {
 
   onEvent(e: EngineEvent): void {
     switch (e.type) {
+      case 'play-start':
+        this.titles.set(`${this.playbook}:${e.play}`, e.name);
+        break;
       case 'step-start':
         this.open.set(`s:${e.step.instance}@${e.step.host}`, e.at);
         break;
@@ -42,7 +47,7 @@ export class TimelineCollector {
         this.open.delete(key);
         this.bars.push({
           playbook: this.playbook,
-          playName: e.step.playName,
+          playName: this.titles.get(`${this.playbook}:${e.step.play}`) ?? e.step.playName,
           host: e.step.host,
           name: e.step.name,
           kind: e.step.kind,
@@ -63,7 +68,7 @@ export class TimelineCollector {
         this.open.delete(key);
         this.bars.push({
           playbook: this.playbook,
-          playName: e.step.playName,
+          playName: this.titles.get(`${this.playbook}:${e.step.play}`) ?? e.step.playName,
           host: e.step.host,
           name: `revert: ${e.step.name}`,
           kind: e.step.kind,

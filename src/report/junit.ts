@@ -108,6 +108,11 @@ export class JunitCollector {
   readonly suites: JunitSuite[] = [];
   private readonly byPlay = new Map<number, JunitSuite>();
   private readonly revertStarts = new Map<string, number>();
+  /**
+   * Play titles as play-start renders them: a StepRef's playName is the unrendered template
+   * (`release the NFS service on {{ from }}`), see the engine.
+   */
+  private readonly titles = new Map<number, string>();
   private readonly now: () => number;
 
   constructor(private readonly o: JunitCollectorOptions) {
@@ -128,14 +133,19 @@ export class JunitCollector {
     return s;
   }
 
+  private playTitle(ref: StepRef): string {
+    return this.titles.get(ref.play) ?? ref.playName;
+  }
+
   private classname(ref: StepRef): string {
-    return `${ref.playName}/${ref.host}`;
+    return `${this.playTitle(ref)}/${ref.host}`;
   }
 
   onEvent(e: EngineEvent): void {
     const r = (s: string) => this.o.redactor.redact(s);
     switch (e.type) {
       case 'play-start':
+        this.titles.set(e.play, e.name);
         this.suiteFor(e.play, e.name);
         break;
       case 'step-end': {
@@ -145,7 +155,7 @@ export class JunitCollector {
         else if (e.status === 'failed' && !e.ignored) c.failure = { message: r(e.error ?? 'failed'), type: 'StepFailed' };
         else if (e.status === 'failed') c.systemOut = `failed (ignored): ${r(e.error ?? '')}`;
         else c.systemOut = e.status;
-        this.suiteFor(e.step.play, e.step.playName).cases.push(c);
+        this.suiteFor(e.step.play, this.playTitle(e.step)).cases.push(c);
         break;
       }
       case 'revert-start':
@@ -155,7 +165,7 @@ export class JunitCollector {
         const c: JunitCase = { classname: this.classname(e.step), name: `revert: ${r(e.step.name)}`, timeMs: e.durationMs };
         if (!e.ok) c.failure = { message: r(e.error ?? 'revert failed'), type: 'RevertFailed' };
         else c.systemOut = e.note ? `reverted — ${r(e.note)}` : 'reverted';
-        this.suiteFor(e.step.play, e.step.playName).cases.push(c);
+        this.suiteFor(e.step.play, this.playTitle(e.step)).cases.push(c);
         break;
       }
       default:
