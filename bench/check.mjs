@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+// Wall time of `baton check playbooks/nfs-health.yml -i INV` (Node start included), as cron
+// pays it, against a lab serving NFS from n1; beside a bare `node -e 0`. Target: median
+// ≤ 250 ms (an Ansible health check of the same size took 1.9 s here).
+// Root; runs from dist/ (`npm run build` first). Usage: node bench/check.mjs [runs]
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const cli = path.join(root, 'dist/cli/main.js');
+if (!existsSync(cli)) {
+  console.error('bench/check: dist/ is missing; run `npm run build` first');
+  process.exit(2);
+}
+if (process.getuid?.() !== 0) {
+  console.error('bench/check: the lab needs root; run as root');
+  process.exit(2);
+}
+const { labUp } = await import(new URL('../dist/lab/up.js', import.meta.url).href);
+const { labDown } = await import(new URL('../dist/lab/down.js', import.meta.url).href);
+
+const runs = Number(process.argv[2] ?? 15);
+// A name and /24 of its own, so the bench never meets a test lab.
+const spec = { name: 'benchcheck', subnet: '198.18.252.0/24', nodes: 2, clients: 1, disks: 2, diskMiB: 64 };
+const state = mkdtempSync(path.join(os.tmpdir(), 'baton-bench-check-'));
+const env = { ...process.env, BATON_STATE_DIR: state, CI: 'true' };
+
+function timeOnce(argv) {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, argv, { env, encoding: 'utf8' });
+  return { ms: performance.now() - t0, code: r.status, out: r.stdout, err: r.stderr };
+}
+
+function stats(times) {
+  const s = [...times].sort((a, b) => a - b);
+  const mid = s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  return `median ${mid.toFixed(0)} ms, min ${s[0].toFixed(0)} ms, max ${s.at(-1).toFixed(0)} ms`;
+}
+
+try {
+  const up = await labUp(spec);
+  const inv = up.inventoryPath;
+  execFileSync(process.execPath, [cli, 'run', '--yes', '-i', inv, path.join(root, 'playbooks/nfs-start.yml'), '-e', 'on=n1'], { env, stdio: 'ignore' });
+  const argv = [cli, 'check', '-i', inv, path.join(root, 'playbooks/nfs-health.yml')];
+  const first = timeOnce(argv);
+  if (first.code !== 0) throw new Error(`the lab is not healthy, check exited ${first.code}:\n${first.out}${first.err}`);
+  console.log(first.out.split('\n')[0]);
+  const check = [];
+  const bare = [];
+  for (let i = 0; i < runs; i++) {
+    bare.push(timeOnce(['-e', '0']).ms);
+    const r = timeOnce(argv);
+    if (r.code !== 0) throw new Error(`run ${i + 1}: check exited ${r.code}: ${r.out.split('\n')[0]}`);
+    check.push(r.ms);
+  }
+  console.log(`baton check nfs-health (8 checks, 2 nodes): ${stats(check)} over ${runs} runs`);
+  console.log(`node -e 0 (baseline):                      ${stats(bare)}`);
+  // Where the time goes, from the check's own perfdata (connections and checks, Node start excluded).
+  const inner = timeOnce(argv).out.match(/duration=([\d.]+)s/)?.[1];
+  if (inner) console.log(`inside baton (inputs loaded → report): ${(Number(inner) * 1000).toFixed(0)} ms`);
+} finally {
+  await labDown(spec.name).catch(() => undefined);
+  rmSync(state, { recursive: true, force: true });
+}
