@@ -52,7 +52,9 @@ export function renderDrillHtml(r: DrillReport): string {
   const lanesTop = TOP + 22;
   const stripsTop = lanesTop + hosts.length * LANE_H + 10;
   const chartBottom = stripsTop + r.probes.length * STRIP_H;
-  const H = chartBottom + 40;
+  // Each probe's window labels get their own row under the chart: windows of probes overlap.
+  const labelRows = Math.max(1, r.probes.length) * 12;
+  const H = chartBottom + labelRows + 32;
 
   const svg: string[] = [];
   svg.push(`<svg id="timeline" xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="drill timeline">`);
@@ -108,7 +110,7 @@ export function renderDrillHtml(r: DrillReport): string {
       svg.push(
         `<g class="outage" data-probe="${attr(p.label)}" data-ms="${w.ms}" data-start="${w.start - origin}" data-end="${w.end - origin}">` +
           `<rect x="${fixed(wx)}" y="${lanesTop - 4}" width="${fixed(ww)}" height="${chartBottom - lanesTop + 4}" fill="#e53e3e" fill-opacity="0.18" stroke="#e53e3e" stroke-dasharray="3 2"/>` +
-          `<text x="${fixed(wx + ww / 2)}" y="${chartBottom + 12 + pi * 0}" text-anchor="middle" font-size="11" fill="#b00">${w.ms} ms${w.open ? ' (open)' : ''}</text>` +
+          `<text x="${fixed(wx + ww / 2)}" y="${chartBottom + 12 + pi * 12}" text-anchor="middle" font-size="11" fill="#b00">${w.ms} ms${w.open ? ' (open)' : ''}</text>` +
           `<title>${text(`${p.label}: no service ${fmtS(w.start - origin)} → ${fmtS(w.end - origin)} (${w.ms} ms, ${w.failedReads} failed reads)`)}</title></g>`,
       );
     }
@@ -117,7 +119,7 @@ export function renderDrillHtml(r: DrillReport): string {
 
   // Time axis in seconds from the drill's start.
   const step = tickStep(span);
-  const axisY = chartBottom + 20;
+  const axisY = chartBottom + labelRows + 8;
   svg.push(`<g class="axis"><line x1="${LEFT}" y1="${axisY}" x2="${LEFT + plotW}" y2="${axisY}" stroke="#333"/>`);
   for (let t = 0; t <= span; t += step) {
     const tx = x(origin + t);
@@ -162,7 +164,8 @@ h1 { font-size: 20px; margin: 0 0 4px; }
 h1.pass { color: #2f7d32; } h1.fail { color: #b00020; }
 .meta { color: #555; margin-bottom: 12px; }
 table { border-collapse: collapse; margin: 8px 0 20px; font-size: 13px; }
-th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: top; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: top; white-space: nowrap; }
+td.err { white-space: pre-wrap; }
 th { background: #f0f0f0; }
 td.bad { color: #b00020; font-weight: bold; }
 td.err { white-space: pre-wrap; font-family: monospace; font-size: 11px; max-width: 420px; }

@@ -4,7 +4,7 @@
  * pipeline relies on is checked: the exit code, the reported outage windows against the raw
  * probe samples, the JUnit file against an XSD, the HTML report in a real browser. Root only.
  */
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -130,6 +130,9 @@ describe('baton drill in the lab', () => {
     const outages = elementsWithClass(dom, 'outage');
     expect(outages.map((t) => Number(attrOf(t, 'data-ms')))).toEqual(report.probes.flatMap((p) => p.windows.map((w) => w.ms)));
     expect(dom).toContain('Drill PASSED');
+    // Kept with the test results (CI artifacts; git ignores test-results/) for a person to look at.
+    mkdirSync('test-results/drill', { recursive: true });
+    for (const f of ['pass.html', 'pass.png', 'pass.xml']) copyFileSync(path.join(out, f), path.join('test-results/drill', f));
   });
 
   it('--max-outage 1ms: exit 1, the JUnit probes suite has a failing test case naming the limit', async () => {

@@ -107,6 +107,23 @@ describe('JUnit from engine events', () => {
     expect(xml).toMatch(/errors="1"/);
   });
 
+  it('classnames use the play title as play-start rendered it, not the template a StepRef carries', () => {
+    const j = new JunitCollector({ redactor, now: () => 0 });
+    const tl = new TimelineCollector(() => 5);
+    const a = ref(0, 'release on {{ from }}', 'lower', 'n1');
+    const evs: EngineEvent[] = [
+      { type: 'play-start', play: 0, name: 'release on n1', hosts: ['n1'] },
+      { type: 'step-start', step: a, at: 1 },
+      { type: 'step-end', step: a, status: 'ok', durationMs: 4 },
+    ];
+    for (const e of evs) {
+      j.onEvent(e);
+      tl.onEvent(e);
+    }
+    expect(j.suites[0]!.cases[0]!.classname).toBe('release on n1/n1');
+    expect(tl.bars[0]!.playName).toBe('release on n1');
+  });
+
   it('properties come before test cases, and an empty property list is left out', () => {
     const xml = renderJunit([
       { name: 'probes', timestamp: 0, cases: [{ classname: 'probes/c1', name: 'tcp://x:1', timeMs: 0 }], properties: { outage_ms: 12 } },
