@@ -111,7 +111,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
     let args: unknown;
     let ref: StepRef = {
       play: playIndex,
-      playName: play.name,
+      playName: playTitle(play, o.extraVars),
       stepId: step.id,
       instance,
       name: step.name ?? step.kind,
@@ -259,7 +259,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
     const base = varsFor(varsInput);
     const ref = (instance: string, name: string): StepRef => ({
       play: playIndex,
-      playName: play.name,
+      playName: playTitle(play, o.extraVars),
       stepId: step.id,
       instance,
       name,
