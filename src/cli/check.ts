@@ -38,7 +38,10 @@ export async function checkCommand(playbookFile: string, o: CheckCommandOptions)
   const pool = new TransportPool((name) => connectionFor(inputs.inventory.hosts.get(name)!, path.dirname(inputs.inventory.file)));
   try {
     // Every host up front, in parallel: the checks then only open sessions on live connections.
-    const { failed } = await pool.connectAll(playHostsOf(inputs, o.limit));
+    // While the nodes' sshd fork and exchange keys, load the code of the kinds the playbook uses.
+    const connecting = pool.connectAll(playHostsOf(inputs, o.limit));
+    await inputs.registry.ensureLoaded(new Set(inputs.playbook.plays.flatMap((p) => p.steps.map((s) => s.kind))));
+    const { failed } = await connecting;
     const unreachable = new Map(failed.map((f) => [f.host, f.error.message]));
     const results = await check({
       playbook: inputs.playbook,
