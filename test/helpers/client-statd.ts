@@ -28,6 +28,8 @@ export async function startClientStatd(lab: Lab): Promise<ClientStatd> {
     'mount -t tmpfs tmpfs /var/lib/nfs',
     'mkdir -p /var/lib/nfs/sm /var/lib/nfs/sm.bak',
     'rpcbind -f & echo $! > "$1"',
+    // statd registers with rpcbind at once: wait for rpcbind's socket (bounded) or it gives up.
+    'i=0; while [ ! -S /run/rpcbind.sock ] && [ $i -lt 100 ]; do sleep 0.02; i=$((i+1)); done',
     'exec rpc.statd -F -d --no-notify',
   ].join('\n');
   let log = '';
