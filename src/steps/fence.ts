@@ -173,9 +173,9 @@ export function describePower(verb: string, a: PowerArgs, driver: Pick<PowerDriv
   return { summary: `${verb} ${a.target} via ${how}`, commands: driver ? driver.commands(action) : [] };
 }
 
-/** describe() has no inventory: BMC fields it cannot know are shown as the vars they come from. */
+/** describe() has no inventory: BMC fields it cannot know show as <bmc_address of TARGET>, read from the inventory at run time. */
 export function describeDriver(a: PowerArgs): PowerDriver {
-  const placeholder = (arg: unknown, name: string) => (arg !== undefined ? String(arg) : `{{ hostvars['${a.target}'].${name} }}`);
+  const placeholder = (arg: unknown, name: string) => (arg !== undefined ? String(arg) : `<${name} of ${a.target}>`);
   switch (a.provider ?? 'ipmi') {
     case 'ipmi':
       return ipmiDriver({
