@@ -2,7 +2,7 @@
  * When each step ran on each host, from engine events: the bars of a drill's timeline. Times
  * are ms since the epoch, as the probes' samples are, so both share one axis.
  */
-import type { EngineEvent, StepStatus } from '../engine/events.js';
+import type { EngineEvent, StepRef, StepStatus } from '../engine/events.js';
 
 export type BarStatus = Exclude<StepStatus, 'would-change'> | 'would-change' | 'reverted' | 'revert-failed';
 
@@ -40,47 +40,35 @@ export class TimelineCollector {
       case 'step-start':
         this.open.set(`s:${e.step.instance}@${e.step.host}`, e.at);
         break;
-      case 'step-end': {
-        const key = `s:${e.step.instance}@${e.step.host}`;
-        const end = this.now();
-        const start = this.open.get(key) ?? end - e.durationMs;
-        this.open.delete(key);
-        this.bars.push({
-          playbook: this.playbook,
-          playName: this.titles.get(`${this.playbook}:${e.step.play}`) ?? e.step.playName,
-          host: e.step.host,
-          name: e.step.name,
-          kind: e.step.kind,
-          start,
-          end: Math.max(end, start),
-          status: e.status === 'failed' && e.ignored ? 'ok' : e.status,
-          ...(e.error ? { error: this.redact(e.error) } : {}),
-        });
+      case 'step-end':
+        this.close(`s:${e.step.instance}@${e.step.host}`, e.step, e.durationMs, e.step.name, e.status === 'failed' && e.ignored ? 'ok' : e.status, e.error);
         break;
-      }
       case 'revert-start':
         this.open.set(`r:${e.step.instance}@${e.step.host}`, this.now());
         break;
-      case 'revert-end': {
-        const key = `r:${e.step.instance}@${e.step.host}`;
-        const end = this.now();
-        const start = this.open.get(key) ?? end - e.durationMs;
-        this.open.delete(key);
-        this.bars.push({
-          playbook: this.playbook,
-          playName: this.titles.get(`${this.playbook}:${e.step.play}`) ?? e.step.playName,
-          host: e.step.host,
-          name: `revert: ${e.step.name}`,
-          kind: e.step.kind,
-          start,
-          end,
-          status: e.ok ? 'reverted' : 'revert-failed',
-          ...(e.error ? { error: this.redact(e.error) } : {}),
-        });
+      case 'revert-end':
+        this.close(`r:${e.step.instance}@${e.step.host}`, e.step, e.durationMs, `revert: ${e.step.name}`, e.ok ? 'reverted' : 'revert-failed', e.error);
         break;
-      }
       default:
         break;
     }
+  }
+
+  /** A step (or revert) ended: its bar runs from when it started (or its duration back) to now. */
+  private close(key: string, step: StepRef, durationMs: number, name: string, status: BarStatus, error?: string): void {
+    const end = this.now();
+    const start = this.open.get(key) ?? end - durationMs;
+    this.open.delete(key);
+    this.bars.push({
+      playbook: this.playbook,
+      playName: this.titles.get(`${this.playbook}:${step.play}`) ?? step.playName,
+      host: step.host,
+      name,
+      kind: step.kind,
+      start,
+      end: Math.max(end, start),
+      status,
+      ...(error ? { error: this.redact(error) } : {}),
+    });
   }
 }
