@@ -9,6 +9,18 @@ import { loadInputs, type CommonOptions } from './inputs.js';
 
 export interface CheckCommandOptions extends CommonOptions {
   prom?: string;
+  /** --persist SECONDS (or BATON_PERSIST): reuse SSH connections held by the keeper. */
+  persist?: string;
+}
+
+/** Seconds from --persist, else $BATON_PERSIST; undefined when off. Throws on a bad value. */
+function persistSeconds(o: CheckCommandOptions): number | undefined {
+  const raw = o.persist ?? process.env.BATON_PERSIST;
+  if (raw === undefined || raw === '') return undefined;
+  const from = o.persist !== undefined ? '--persist' : 'BATON_PERSIST';
+  if (!/^\d+$/.test(raw.trim())) throw new Error(`${from} must be a whole number of seconds (0 turns it off), not ${JSON.stringify(raw)}`);
+  const n = Number(raw.trim());
+  return n > 0 ? n : undefined;
 }
 
 /** Nagios' UNKNOWN: the only exit code a monitoring system reads as "could not tell". */
@@ -29,13 +41,16 @@ export async function checkCommand(playbookFile: string, o: CheckCommandOptions)
   const t0 = performance.now();
   const startedAt = Date.now() / 1000;
   let inputs;
+  let persist: number | undefined;
   try {
+    persist = persistSeconds(o);
     inputs = loadInputs(playbookFile, o);
   } catch (e) {
     if (e instanceof ValidationError) return unknown(o, `invalid input: ${e.problems.length} problem(s); nothing was checked`, e.message);
+    if (e instanceof Error && /^(--persist|BATON_PERSIST) /.test(e.message)) return unknown(o, 'invalid input; nothing was checked', e.message);
     throw e;
   }
-  const pool = new TransportPool((name) => connectionFor(inputs.inventory.hosts.get(name)!, path.dirname(inputs.inventory.file)));
+  const pool = new TransportPool((name) => connectionFor(inputs.inventory.hosts.get(name)!, path.dirname(inputs.inventory.file)), { persistSeconds: persist });
   try {
     // Every host up front, in parallel: the checks then only open sessions on live connections.
     // While the nodes' sshd fork and exchange keys, load the code of the kinds the playbook uses.

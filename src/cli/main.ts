@@ -6,6 +6,7 @@
 import { Command, Option } from 'commander';
 import { registerLab } from './lab.js';
 import { registerDrill } from './drill.js';
+import { registerKeeper } from './keeper.js';
 import { collect, commaList } from './inputs.js';
 
 // `baton runs | head` closes our stdout early: that is not an error worth a stack trace.
@@ -66,6 +67,7 @@ playbookOptions(program.command('validate').argument('<playbook...>').descriptio
 
 playbookOptions(program.command('check').argument('<playbook>').description('probe only, change nothing, no lock, no journal; Nagios output and exit codes (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)'))
   .option('--prom <file>', 'also write a Prometheus textfile (atomically) for node_exporter')
+  .option('--persist <seconds>', 'keep SSH connections open in a background keeper for later runs; it exits after SECONDS idle (env BATON_PERSIST)')
   // Nagios reads exit 2 as CRITICAL: a usage error is UNKNOWN (3) here, not invalid-input 2.
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 3))
   .action(async (playbook: string, opts) => exitWith(await (await import('./check.js')).checkCommand(playbook, opts)));
@@ -89,6 +91,7 @@ program
 
 registerLab(program);
 registerDrill(program);
+registerKeeper(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as { message?: string; exitCode?: number };

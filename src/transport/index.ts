@@ -13,10 +13,21 @@ export { LocalTransport } from './local.js';
 export { quoteArg, quoteArgv } from './quote.js';
 export type { SshTransportOptions } from './ssh.js';
 
-export type TransportOptions = SshTransportOptions;
+export interface TransportOptions extends SshTransportOptions {
+  /**
+   * Hold SSH connections in the background keeper (keeper/main.ts) and reuse them across runs;
+   * it exits after this many seconds without a request. Unset: connections die with the run.
+   */
+  persistSeconds?: number;
+}
 
 export async function openTransport(spec: ConnectionSpec, opts: TransportOptions = {}): Promise<Transport> {
   if (spec.connection === 'local') return new LocalTransport(spec.host, { killGraceMs: opts.killGraceMs });
+  if (opts.persistSeconds !== undefined && opts.persistSeconds > 0) {
+    // The keeper client does not load ssh2: the keeper does, once, for every later run.
+    const { KeeperTransport } = await import('./keeper/client.js');
+    return new KeeperTransport(spec, { persistSeconds: opts.persistSeconds, acceptNewHostKeys: opts.acceptNewHostKeys });
+  }
   const { SshTransport } = await import('./ssh.js');
   return new SshTransport(spec, opts);
 }
