@@ -183,3 +183,17 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
     throw e;
   }
 }
+
+/** An inventory with one host, `node1`, reached through this sshd with the given known_hosts. */
+export function sshdInventory(sshd: Sshd, knownHosts: string = sshd.knownHosts): string {
+  return [
+    'all:',
+    '  hosts:',
+    '    node1:',
+    `      ansible_host: ${sshd.host}`,
+    `      ansible_port: ${sshd.port}`,
+    `      ansible_user: ${sshd.user}`,
+    `      ansible_ssh_private_key_file: ${sshd.clientKey}`,
+    `      baton_known_hosts: ${knownHosts}`,
+  ].join('\n') + '\n';
+}

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startSshd, type Sshd } from '../helpers/sshd.js';
+import { sshdInventory, startSshd, type Sshd } from '../helpers/sshd.js';
 
 const run = promisify(execFile);
 const CLI = path.resolve('dist/cli/main.js');
@@ -63,19 +63,7 @@ async function killKeepers(): Promise<void> {
 }
 
 function writeInventory(file: string, knownHosts: string): void {
-  writeFileSync(
-    file,
-    [
-      'all:',
-      '  hosts:',
-      '    node1:',
-      `      ansible_host: ${sshd.host}`,
-      `      ansible_port: ${sshd.port}`,
-      `      ansible_user: ${sshd.user}`,
-      `      ansible_ssh_private_key_file: ${sshd.clientKey}`,
-      `      baton_known_hosts: ${knownHosts}`,
-    ].join('\n') + '\n',
-  );
+  writeFileSync(file, sshdInventory(sshd, knownHosts));
 }
 
 beforeAll(async () => {
