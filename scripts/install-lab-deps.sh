@@ -18,14 +18,9 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-installed() {
-  dpkg-query -W -f '${db:Status-Status}' "$1" 2>/dev/null | grep -qx installed
-}
-
-missing=""
-for p in $PACKAGES; do
-  installed "$p" || missing="$missing $p"
-done
+. "$(dirname "$0")/lib/missing-packages.sh"
+# shellcheck disable=SC2086 # word splitting of the package list is intended
+missing=$(missing_packages $PACKAGES)
 if [ -z "$missing" ]; then
   echo "install-lab-deps: all lab packages are installed"
   exit 0

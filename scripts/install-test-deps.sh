@@ -9,14 +9,9 @@ set -eu
 
 PACKAGES="chromium libxml2-utils"
 
-installed() {
-  dpkg-query -W -f '${db:Status-Status}' "$1" 2>/dev/null | grep -qx installed
-}
-
-missing=""
-for p in $PACKAGES; do
-  installed "$p" || missing="$missing $p"
-done
+. "$(dirname "$0")/lib/missing-packages.sh"
+# shellcheck disable=SC2086 # word splitting of the package list is intended
+missing=$(missing_packages $PACKAGES)
 if [ -z "$missing" ]; then
   echo "install-test-deps: all test packages are installed"
   exit 0
