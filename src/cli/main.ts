@@ -80,6 +80,7 @@ program
   .option('-y, --yes', 'do not ask')
   .option('--json', 'JSON lines on stdout')
   .option('--accept-new', 'accept and record unknown host keys')
+  .option('--force', 'revert although a peer may hold a resource or a change drifted since the run (the operator vouches)')
   .action(async (run: string, opts) => exitWith(await (await import('./undo.js')).undoCommand(run, opts)));
 
 program
