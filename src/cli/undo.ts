@@ -93,7 +93,7 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
       journal.append({ t: 'run', runId: undoId, mode: 'undo', undoOf: runId, playbook: run.playbook, inventory: inventoryFile, lock: run.lock, controller: os.hostname(), pid: process.pid, argv: process.argv.slice(2).map((a) => redactor.redact(a)) });
       return journal;
     };
-    const complete = await executeUndo({ plan, changes, inventory, registry, pool, openJournal, onEvent, force: Boolean(o.force) });
+    const complete = await executeUndo({ plan, changes, inventory, registry, pool, openJournal, onEvent, force: Boolean(o.force), redact: (t) => redactor.redact(t) });
     const outcome = complete ? 'succeeded' : 'failed-not-rolled-back';
     journal!.append({ t: 'end', outcome });
     const exitCode = complete ? ExitCode.OK : ExitCode.FAILED_NOT_ROLLED_BACK;

@@ -469,6 +469,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
     journal: o.journal,
     onEvent: emit,
     safety,
+    redact: (t) => o.redactor.redact(t),
   });
   emit({ type: 'rollback-end', complete });
   return complete

@@ -33,6 +33,8 @@ export interface RevertOptions {
   timeoutMs?: number;
   /** The run's safety state (fenced hosts, releases); a fresh one, without --force, when absent. */
   safety?: RunSafety;
+  /** Masks secrets in errors and notes (a revert's stderr may echo a password). */
+  redact?: (text: string) => string;
 }
 
 function isOneShot(kind: StepKind, args: unknown): boolean {
@@ -49,6 +51,7 @@ export async function revertChanges(changes: AppliedChange[], o: RevertOptions):
   // Inverse kinds too: a revert of a release runs the takeover kind's checks.
   await o.registry.ensureLoaded();
   const safety = o.safety ?? new RunSafety(false);
+  const redact = o.redact ?? ((t: string) => t);
   let complete = true;
   const ordered = [...changes].sort((a, b) => b.seq - a.seq);
   for (const c of ordered) {
@@ -129,10 +132,10 @@ export async function revertChanges(changes: AppliedChange[], o: RevertOptions):
       }
       if (kind.role === 'takeover' && resource) safety.noteReleased(resource, c.ref.host);
       if (seq !== undefined) o.journal?.append({ t: 'done', seq, status: 'reverted' });
-      o.onEvent({ type: 'revert-end', step: c.ref, ok: true, durationMs: Date.now() - t0, note: notes.join('; ') || undefined });
+      o.onEvent({ type: 'revert-end', step: c.ref, ok: true, durationMs: Date.now() - t0, note: redact(notes.join('; ')) || undefined });
     } catch (err) {
       complete = false;
-      const error = describeError(err) + (notes.length ? ` (${notes.join('; ')})` : '');
+      const error = redact(describeError(err) + (notes.length ? ` (${notes.join('; ')})` : ''));
       if (seq !== undefined) o.journal?.append({ t: 'done', seq, status: 'revert-failed', error });
       o.onEvent({ type: 'revert-end', step: c.ref, ok: false, durationMs: Date.now() - t0, error });
     } finally {

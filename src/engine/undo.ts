@@ -213,6 +213,7 @@ export interface UndoExecution {
   openJournal: () => Journal;
   onEvent: (e: EngineEvent) => void;
   force: boolean;
+  redact?: (text: string) => string;
 }
 
 /** Check drift, then revert. Throws BatonError (exit 2) on drift, touching nothing. */
@@ -231,6 +232,7 @@ export async function executeUndo(u: UndoExecution): Promise<boolean> {
     journal,
     onEvent: u.onEvent,
     safety: new RunSafety(u.force),
+    redact: u.redact,
   });
   u.onEvent({ type: 'rollback-end', complete });
   return complete;
