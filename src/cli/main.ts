@@ -90,6 +90,13 @@ program
   .addOption(new Option('-n, --last <n>', 'only the last n').argParser((v) => parseInt(v, 10)))
   .action(async (opts) => exitWith((await import('./runs.js')).runsCommand(opts)));
 
+program
+  .command('show')
+  .argument('<run>', 'run id (or a unique prefix)')
+  .description("one run from its journal: what it moved, each change and what became of it")
+  .option('--json', 'the journal records, one JSON object per line')
+  .action(async (run: string, opts) => exitWith((await import('./show.js')).showCommand(run, opts)));
+
 registerLab(program);
 registerDrill(program);
 registerKeeper(program);

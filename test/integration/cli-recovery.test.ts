@@ -234,3 +234,23 @@ describe('secrets (defect 12)', () => {
     expect(readFileSync(path.join(target, 'pw'), 'utf8')).toBe('n3w-fr0m-e');
   });
 });
+
+describe('baton runs and baton show', () => {
+  it('runs shows the move, its duration and its fate; show lists each change and what became of it', async () => {
+    const inv = inventory();
+    const pb = fiveSteps();
+    const r = await baton(['run', '--yes', '-i', inv, '-e', 'to=n1', pb]);
+    expect(r.code).toBe(0);
+    const id = runIdOf(r.stdout)!;
+    const u = await baton(['undo', '--yes', id]);
+    expect(u.code).toBe(0);
+    const runs = await baton(['runs']);
+    expect(runs.stdout).toMatch(new RegExp(`${id}  run   succeeded, undone by \\S+  five\\.yml to=n1  \\d+\\.\\d s`));
+    const json = (await baton(['runs', '--json'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(json.find((x) => x.runId === id)).toMatchObject({ playbook: 'five.yml', vars: 'to=n1', outcome: 'succeeded' });
+    const show = await baton(['show', id]);
+    expect(show.code).toBe(0);
+    expect(show.stdout).toMatch(/outcome: succeeded, undone by/);
+    expect(show.stdout.match(/changed\s+make [a-e]/g)).toHaveLength(5);
+  });
+});
