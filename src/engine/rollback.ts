@@ -103,8 +103,13 @@ export async function revertChanges(changes: AppliedChange[], o: RevertOptions):
           p,
           new Promise<never>((_, reject) => abort.signal.addEventListener('abort', () => reject(new Error(`revert timed out after ${timeoutMs / 1000} s; its commands were killed`)), { once: true })),
         ]);
+      const oneShot = isOneShot(kind, c.args) || Boolean(kind.readOnly);
+      const back = (now: unknown) => (kind.restored ? kind.restored(c.before, now, c.args) : kind.satisfied(now, c.args) === kind.satisfied(c.before, c.args));
+      // Already as before (a step that failed before changing anything, a revert done by hand):
+      // nothing to put back, and no takeover to check.
+      const already = !oneShot && back(await bounded(kind.probe(ctx, c.args)));
       // Putting back what a release gave up is a takeover: the same checks as a forward takeover.
-      const takeover = takeoverOfRevert(kind, o.registry);
+      const takeover = already ? undefined : takeoverOfRevert(kind, o.registry);
       if (takeover) {
         await bounded(
           checkTakeover({
@@ -120,11 +125,10 @@ export async function revertChanges(changes: AppliedChange[], o: RevertOptions):
           }),
         );
       }
-      await bounded(kind.revert(ctx, c.args, c.before));
-      if (!isOneShot(kind, c.args) && !kind.readOnly) {
+      if (!already) await bounded(kind.revert(ctx, c.args, c.before));
+      if (!oneShot && !already) {
         const now = await bounded(kind.probe(ctx, c.args));
-        const back = kind.restored ? kind.restored(c.before, now, c.args) : kind.satisfied(now, c.args) === kind.satisfied(c.before, c.args);
-        if (!back) {
+        if (!back(now)) {
           throw new Error(
             `revert ran but ${c.ref.host} is not back as before: was ${JSON.stringify(c.before)}, now ${JSON.stringify(now)}`,
           );
