@@ -23,15 +23,7 @@ after the last playbook all have the same sha256.
 overlaid by its own --then-e vars:
   baton drill playbooks/nfs-switchover.yml -i inv.yml -e from=n1 -e to=n2 \\
     --then playbooks/nfs-switchover.yml --then-e from=n2 --then-e to=n1 \\
-    --probe 'nfs://VIP/disk1/probe.bin?version=4' --probe tcp://VIP:2049 --max-outage 5s
-
-Exit codes:
-  0  passed
-  1  a limit was broken (outage over --max-outage, data differed) or a playbook failed and was rolled back
-  2  invalid input (nothing was touched)
-  3  a playbook failed and left changes in place (see its journal; baton undo RUN)
-  4  a host could not be reached
-  5  the lock is held by another run`;
+    --probe 'nfs://VIP/disk1/probe.bin?version=4' --probe tcp://VIP:2049 --max-outage 5s`;
 
 export function registerDrill(program: Command): void {
   program
