@@ -187,7 +187,7 @@ if [[ $zsh_eval_context[-1] == loadautofunc ]]; then _baton "$@"; else compdef _
 export function registerCompletion(program: Command): void {
   program
     .command('completion')
-    .description('print a shell completion script (bash or zsh), made from these very command definitions')
+    .description('print a shell completion script for bash or zsh')
     .addArgument(new Argument('<shell>', 'bash | zsh').choices(['bash', 'zsh']))
     .addHelpText('after', '\nExamples:\n  source <(baton completion bash)\n  baton completion bash > /etc/bash_completion.d/baton\n  baton completion zsh > "${fpath[1]}/_baton"')
     .action((shell: 'bash' | 'zsh') => {
@@ -196,7 +196,7 @@ export function registerCompletion(program: Command): void {
     });
   program
     .command('man')
-    .description('print the man page (roff), made from these very command definitions: baton man | man -l -')
+    .description('print the man page (roff): baton man | man -l -')
     .action(async () => {
       const { manPage } = await import('./man.js');
       process.stdout.write(manPage(commandModel(program)));

@@ -82,6 +82,11 @@ export function exitCodesHelp(name: string): string | undefined {
 
 /** Append the exit codes to the help of every top-level command that has a table. */
 export function addExitCodeHelp(program: Command): void {
+  program.addHelpText(
+    'after',
+    '\nA playbook is a file, or the name of a shipped one (nfs-switchover, nfs-failover, nfs-health, ...).\n' +
+      "Each command's --help ends with its exit codes; `baton man | man -l -` shows the whole manual.",
+  );
   for (const cmd of program.commands) {
     const help = exitCodesHelp(cmd.name());
     if (help) cmd.addHelpText('after', help);
