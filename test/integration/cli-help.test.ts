@@ -4,7 +4,7 @@
  * and the man page made from the same command definitions (exercised in real bash and zsh).
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -88,6 +88,20 @@ describe('-e errors say how to quote', () => {
       expect(readFileSync(out, 'utf8'), form).toBe(value);
     }
     expect(existsSync(pwned)).toBe(false);
+  });
+});
+
+describe('a playbook by name', () => {
+  it('a bare name that is no file here is the shipped playbook; a file of that name here wins', async () => {
+    const inventory = path.resolve('inventory/lab.example.yml');
+    const dir = mkdtempSync(path.join(tmp, 'cwd-'));
+    const shipped = await baton(['plan', 'nfs-switchover', '-i', inventory, '-e', 'from=n1', '-e', 'to=n2'], dir);
+    expect(shipped.code, shipped.stderr).toBe(0);
+    expect(shipped.stdout).toContain(`PLAN for ${path.resolve('playbooks/nfs-switchover.yml')}`);
+    writeFileSync(path.join(dir, 'nfs-switchover.yml'), '- name: mine\n  hosts: localhost\n  steps:\n    - command: ["true"]\n');
+    const local = await baton(['plan', 'nfs-switchover.yml'], dir);
+    expect(local.code, local.stderr).toBe(0);
+    expect(local.stdout).toContain(`PLAN for ${path.join(realpathSync(dir), 'nfs-switchover.yml')}`);
   });
 });
 

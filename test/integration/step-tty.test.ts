@@ -20,6 +20,16 @@ const SESSION = 'step';
 
 let work: string;
 let target: string;
+/** The screen at the end of the run: the tree with each step's duration, the recap. */
+let finalScreen = '';
+/** How long step a's question waited for its answer, at least. */
+const WAIT_MS = 1000;
+
+/** The duration the tree shows for the host of step `name`. */
+const shownMs = (screen: string, name: string) => {
+  const m = new RegExp(`✔ ${name}\\s*\\n\\s*✔ localhost: changed \\((\\d+) ms\\)`).exec(screen);
+  return m ? Number(m[1]) : undefined;
+};
 
 const tmux = (...args: string[]) => execFileP('tmux', ['-L', SOCKET, ...args]);
 const screen = async () => (await tmux('capture-pane', '-p', '-J', '-t', SESSION, '-S', '-200')).stdout;
@@ -68,7 +78,7 @@ describe('--step on a terminal with the live tree', () => {
     expect(existsSync(path.join(target, 'a')), 'step a ran before it was answered').toBe(false);
     expect(s.indexOf('make a')).toBeLessThan(s.search(QUESTION('a')));
     // Nothing runs while the question waits.
-    await new Promise((r) => setTimeout(r, 1000));
+    await new Promise((r) => setTimeout(r, WAIT_MS));
     expect(existsSync(path.join(target, 'a'))).toBe(false);
 
     await tmux('send-keys', '-t', SESSION, 'y', 'Enter');
@@ -91,5 +101,15 @@ describe('--step on a terminal with the live tree', () => {
     expect(s).toMatch(/localhost\s+ok=0\s+changed=2\s+failed=0\s+skipped=1/);
     // No question is left over on the screen after its answer, and none appears late.
     expect(s.match(/run it\? \[y\]es/g) ?? []).toHaveLength(0);
+    expect(shownMs(s, 'make a'), s).toBeTypeOf('number');
+    finalScreen = s;
+  });
+
+  // The engine's part of issue 14 item 1 (the lead's): the time the question waits must not count
+  // in the step's duration. Until execute.ts leaves it out this fails, as marked; once it does,
+  // turn \`it.fails\` into \`it\`.
+  it.fails('the duration shown for a step leaves out the time its question waited (engine part pending)', () => {
+    expect(finalScreen).not.toBe('');
+    expect(shownMs(finalScreen, 'make a')).toBeLessThan(WAIT_MS);
   });
 });
