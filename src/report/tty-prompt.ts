@@ -15,6 +15,15 @@ type Wrapper = ListrTaskWrapper<unknown, any, any>;
 /** A shown cursor: listr2 hides the terminal's while it draws. */
 const CURSOR = '\u2588';
 
+/**
+ * The answer as the caller reads it: trimmed, lower-cased, and a "no" (`n`, `no`) read as
+ * "skip" — an operator who types no at 3 a.m. must never see the step run.
+ */
+export function normalise(typed: string): string {
+  const a = typed.trim().toLowerCase();
+  return a === 'n' || a === 'no' ? 'skip' : a;
+}
+
 class LinePrompt extends ListrPromptAdapter {
   run<T = string>(question: string, input: NodeJS.ReadStream = process.stdin): Promise<T> {
     return this.ask(question, input) as Promise<T>;
@@ -49,7 +58,7 @@ class LinePrompt extends ListrPromptAdapter {
             done('skip');
             process.kill(process.pid, 'SIGINT');
           } else if (key?.ctrl && key.name === 'd') done('skip');
-          else if (key?.name === 'return' || key?.name === 'enter') done(typed.trim().toLowerCase());
+          else if (key?.name === 'return' || key?.name === 'enter') done(normalise(typed));
           else if (key?.name === 'backspace') typed = typed.slice(0, -1);
           else if (str && !key?.ctrl && str >= ' ') typed += str;
           show();
@@ -73,7 +82,7 @@ export function askBelowTree(wrapper: Wrapper, question: string): Promise<string
 export async function askOnStderr(question: string): Promise<string> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
-    return (await rl.question(question)).trim().toLowerCase();
+    return normalise(await rl.question(question));
   } finally {
     rl.close();
   }

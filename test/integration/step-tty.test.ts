@@ -1,7 +1,7 @@
 /**
  * `--step` on a real terminal (tmux): the live tree is on screen and the question for each
  * change shows under it at once — before the step runs, not one step late — and the answer
- * typed decides: `y` runs the step, `s` skips it. Three reversible local steps (no root).
+ * typed decides: `y` runs the step, `n` or `s` skips it. Three reversible local steps (no root).
  *
  * The run is driven as `baton run --step` will be once run.ts asks through the reporter
  * (test/helpers/step-driver.mjs): the real engine, local transport, the TtyReporter.
@@ -72,7 +72,7 @@ afterAll(async () => {
 });
 
 describe('--step on a terminal with the live tree', () => {
-  it('each question is on screen before its step runs; y runs it, s skips it', async () => {
+  it('each question is on screen before its step runs; y runs it, n and s skip it', async () => {
     // The first question shows while nothing ran yet: under the tree, with the step's line above it.
     let s = await waitForScreen(QUESTION('a'));
     expect(existsSync(path.join(target, 'a')), 'step a ran before it was answered').toBe(false);
@@ -87,18 +87,19 @@ describe('--step on a terminal with the live tree', () => {
     expect(existsSync(path.join(target, 'b')), 'step b ran before it was answered').toBe(false);
 
     // The answer is echoed on the prompt line as it is typed.
-    await tmux('send-keys', '-t', SESSION, 's');
-    await waitForScreen(/\[c\]ontinue without asking: s/);
+    await tmux('send-keys', '-t', SESSION, 'n');
+    await waitForScreen(/\[c\]ontinue without asking: n/);
     await tmux('send-keys', '-t', SESSION, 'Enter');
     s = await waitForScreen(QUESTION('c'));
-    expect(existsSync(path.join(target, 'b')), 'answered s: step b was skipped').toBe(false);
+    expect(existsSync(path.join(target, 'b')), 'answered n: step b was skipped').toBe(false);
 
-    await tmux('send-keys', '-t', SESSION, 'y', 'Enter');
+    await tmux('send-keys', '-t', SESSION, 's', 'Enter');
     s = await waitForScreen(/EXIT=\d+/);
     expect(s).toContain('EXIT=0');
-    expect(existsSync(path.join(target, 'c'))).toBe(true);
-    expect(existsSync(path.join(target, 'b'))).toBe(false);
-    expect(s).toMatch(/localhost\s+ok=0\s+changed=2\s+failed=0\s+skipped=1/);
+    expect(existsSync(path.join(target, 'a'))).toBe(true);
+    expect(existsSync(path.join(target, 'b')), 'answered n: step b was skipped').toBe(false);
+    expect(existsSync(path.join(target, 'c')), 'answered s: step c was skipped').toBe(false);
+    expect(s).toMatch(/localhost\s+ok=0\s+changed=1\s+failed=0\s+skipped=2/);
     // No question is left over on the screen after its answer, and none appears late.
     expect(s.match(/run it\? \[y\]es/g) ?? []).toHaveLength(0);
     expect(shownMs(s, 'make a'), s).toBeTypeOf('number');
