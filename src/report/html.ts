@@ -24,7 +24,7 @@ export const STATUS_COLOURS: Record<BarStatus, string> = {
 };
 
 const W = 1100;
-const LEFT = 170;
+const LEFT = 200;
 const RIGHT = 20;
 const LANE_H = 36;
 const STRIP_H = 22;
@@ -57,6 +57,13 @@ export function slowestBars(bars: StepBar[]): Map<string, StepBar> {
 }
 
 const clip = (s: string, n: number) => (s.length > n ? s.slice(0, n - 1) + '…' : s);
+
+/** `slowest: NAME 1020 ms`, the name shortened to fit the lanes' label column (9 px text, ~5 px a character). */
+function slowestLabel(b: StepBar): string {
+  const ms = ` ${b.end - b.start} ms`;
+  const room = Math.floor((LEFT - 12) / 5) - 'slowest: '.length - ms.length;
+  return `slowest: ${clip(b.name, Math.max(6, room))}${ms}`;
+}
 
 export function renderDrillHtml(r: DrillReport): string {
   const origin = r.startedAt;
@@ -102,7 +109,7 @@ export function renderDrillHtml(r: DrillReport): string {
     if (slow) {
       svg.push(
         `<text class="slowest-label" data-host="${attr(h)}" x="${LEFT - 8}" y="${y + 26}" text-anchor="end" font-size="9" fill="#b45f06">` +
-          `${text(`slowest: ${clip(slow.name, 18)} ${slow.end - slow.start} ms`)}<title>${text(`slowest step on ${h}: ${slow.name}, ${slow.end - slow.start} ms`)}</title></text>`,
+          `${text(slowestLabel(slow))}<title>${text(`slowest step on ${h}: ${slow.name}, ${slow.end - slow.start} ms`)}</title></text>`,
       );
     }
     for (const b of r.bars.filter((bar) => bar.host === h)) {
@@ -168,17 +175,18 @@ export function renderDrillHtml(r: DrillReport): string {
   const moves = r.playbooks.map((p) => `${p.file}${directionOf(p) ? ` ${directionOf(p)}` : ''}`).join(', then ');
   const title = `Drill ${r.verdict === 'pass' ? 'PASSED' : 'FAILED'}: ${moves}`;
   const moveRows = r.playbooks.map((p, i) => {
+    // Named by probe only when there are several.
     const outage = r.probes
       .map((pr) => {
         const ph = pr.perPlaybook?.find((x) => x.role === p.role);
-        return ph ? `${pr.label}: ${ph.windows.length} window(s), ${ph.outageMs} ms` : '';
+        return ph ? `${r.probes.length > 1 ? `${pr.label}: ` : ''}${ph.outageMs} ms in ${ph.windows.length} window(s)` : '';
       })
       .filter(Boolean)
       .join('; ');
     const pause = i > 0 && r.thenAfterMs !== undefined ? ` (started ${r.thenAfterMs} ms after the client read well again)` : '';
     return (
       `<tr class="move" data-role="${attr(p.role)}"><td>${text(p.role)}</td><td>${text(p.file)}</td><td class="direction">${text(directionOf(p) || '—')}</td>` +
-      `<td>${text(p.outcome)}${text(pause)}</td><td>${p.outcome === 'not-run' ? '' : `${fmtS(p.start - origin)} → ${fmtS(p.end - origin)}`}</td><td>${text(outage)}</td></tr>`
+      `<td>${text(p.outcome)}${text(pause)}</td><td>${p.outcome === 'not-run' ? '' : `${fmtS(p.start - origin)} → ${fmtS(p.end - origin)}`}</td><td class="outage-cell">${text(outage)}</td></tr>`
     );
   });
 
@@ -223,6 +231,7 @@ th { background: #f0f0f0; }
 td.bad { color: #b00020; font-weight: bold; }
 td.slowest { color: #b45f06; font-weight: bold; }
 td.direction { font-weight: bold; }
+td.outage-cell { white-space: normal; }
 td.err { white-space: pre-wrap; font-family: monospace; font-size: 11px; max-width: 420px; }
 .badge { color: #fff; padding: 0 6px; border-radius: 3px; }
 .key { margin-right: 12px; font-size: 12px; } .swatch { display: inline-block; width: 12px; height: 12px; margin-right: 4px; vertical-align: middle; }

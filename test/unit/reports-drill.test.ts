@@ -352,7 +352,7 @@ describe('drill with --then: one outage window per direction', () => {
   it('HTML: the header says what moved where; windows carry their direction; bars are labelled where the name fits; the slowest step of each host is called out', () => {
     const html = renderDrillHtml(twoWay());
     expect(html).toContain('<h1 class="pass">Drill PASSED: playbooks/nfs-switchover.yml n1 → n2, then playbooks/nfs-switchover.yml n2 → n1</h1>');
-    expect(html).toMatch(/<tr class="move" data-role="playbook">.*<td class="direction">n1 → n2<\/td>.*nfs:\/\/v\/a: 1 window\(s\), 1350 ms/);
+    expect(html).toMatch(/<tr class="move" data-role="playbook">.*<td class="direction">n1 → n2<\/td>.*<td class="outage-cell">1350 ms in 1 window\(s\)<\/td>/);
     expect(html).toMatch(/<tr class="move" data-role="then">.*<td class="direction">n2 → n1<\/td>.*after the client read well again/);
     expect([...html.matchAll(/<g class="outage"[^>]*data-during="([^"]+)"/g)].map((m) => m[1])).toEqual(['playbook (n1 → n2)', 'then (n2 → n1)']);
     // 1200 ms over an 8 s span is ~136 px: room for the name; 900 ms (~102 px) for the start of
