@@ -34,6 +34,8 @@ export interface CommandModel {
   options: OptionModel[];
   arguments: ArgumentModel[];
   commands: CommandModel[];
+  /** What `--help` prints after the options (notes, examples, exit codes), as text. */
+  after: string;
 }
 
 /** `on | off | status` in an argument's description lists the values it takes. */
@@ -72,6 +74,16 @@ function argumentModel(a: Argument): ArgumentModel {
   };
 }
 
+/**
+ * The text `addHelpText('after', …)` gave a command: commander keeps it only as a listener of
+ * its `afterHelp` event, so ask the listeners to write it here.
+ */
+function afterHelp(cmd: Command): string {
+  let text = '';
+  (cmd as unknown as NodeJS.EventEmitter).emit('afterHelp', { error: false, command: cmd, write: (s: string) => (text += s) });
+  return text.replace(/^\n+/, '').trimEnd();
+}
+
 export function commandModel(cmd: Command, parents: string[] = []): CommandModel {
   const path = [...parents, cmd.name()];
   const hidden = (o: Option) => (o as Option & { hidden?: boolean }).hidden;
@@ -83,6 +95,7 @@ export function commandModel(cmd: Command, parents: string[] = []): CommandModel
     options: cmd.options.filter((o) => !hidden(o)).map(optionModel),
     arguments: cmd.registeredArguments.map(argumentModel),
     commands: cmd.commands.map((c) => commandModel(c, path)),
+    after: afterHelp(cmd),
   };
 }
 

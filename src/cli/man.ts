@@ -3,7 +3,6 @@
  * to dist/man/baton.1 (scripts/gen-man.mjs), which `npm install -g` links into man1.
  */
 import { allCommands, type CommandModel, type OptionModel } from './command-model.js';
-import { EXIT_CODES } from './exit-codes.js';
 import { packageVersion } from './package-info.js';
 
 /** Text safe in roff: backslashes escaped, no line read as a request, dashes as minus signs. */
@@ -31,11 +30,8 @@ function commandSection(c: CommandModel): string[] {
     if (a.description) lines.push('.TP', `\\fI${roff(a.name)}\\fR${a.variadic ? '...' : ''}`, roff(a.description));
   }
   for (const o of c.options) lines.push(...optionLines(o));
-  const codes = c.path.length === 2 ? EXIT_CODES[c.name] : undefined;
-  if (codes) {
-    lines.push('.PP', 'Exit codes:');
-    for (const [code, what] of codes) lines.push('.TP', bold(String(code)), roff(what));
-  }
+  // The notes --help prints after the options (examples, exit codes), as written there.
+  if (c.after) lines.push('.PP', '.nf', roff(c.after), '.fi');
   return lines;
 }
 
@@ -57,6 +53,7 @@ export function manPage(root: CommandModel, date = new Date()): string {
     roff('A playbook is given as a path, or as the name of a shipped playbook (nfs-switchover, nfs-failover, ...) when no such file exists in the current directory.'),
     '.SH OPTIONS',
     ...root.options.flatMap(optionLines),
+    ...(root.after ? ['.PP', roff(root.after)] : []),
     '.SH COMMANDS',
     ...allCommands(root).flatMap(commandSection),
     '.SH ENVIRONMENT',
