@@ -47,7 +47,7 @@ const exitWith = (code: number) => {
 
 playbookOptions(program.command('run').argument('<playbook>').description('run a playbook: plan, confirm, apply, roll back on failure'))
   .option('-C, --check', 'probe only: report what would change, change nothing')
-  .option('--diff', 'with --check: show the state before each change')
+  .option('--diff', 'under each change, a diff of the state probed before and after (with --check: the state now and the commands)')
   .option('--detailed-exitcode', 'with --check: exit 6 when changes would be made')
   .option('-y, --yes', 'do not ask before changing anything (needed without a terminal)')
   .option('--step', 'ask before each change')
