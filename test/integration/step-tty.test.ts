@@ -68,6 +68,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await tmux('kill-server').catch(() => undefined);
+  // A killed server leaves its socket file behind.
+  rmSync(path.join(process.env.TMUX_TMPDIR ?? '/tmp', `tmux-${process.getuid?.() ?? 0}`, SOCKET), { force: true });
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
