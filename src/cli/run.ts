@@ -24,11 +24,11 @@ export interface RunOptions extends CommonOptions {
   acceptNew?: boolean;
 }
 
-export async function makeReporter(o: { json?: boolean; diff?: boolean }): Promise<Reporter> {
+export async function makeReporter(o: { json?: boolean; diff?: boolean; redact?: (s: string) => string }): Promise<Reporter> {
   if (o.json) return new (await import('../report/json.js')).JsonReporter();
   // The tree has no room for before/after states: --diff prints lines, also on a terminal.
   if (process.stdout.isTTY && !process.env.CI && !o.diff) return new (await import('../report/tty.js')).TtyReporter();
-  return new (await import('../report/lines.js')).LineReporter(undefined, o.diff);
+  return new (await import('../report/lines.js')).LineReporter(undefined, o.diff, o.redact);
 }
 
 async function ask(question: string): Promise<string> {
@@ -87,11 +87,11 @@ export async function runCommand(playbookFile: string, o: RunOptions & { junit?:
   }
   if (o.step && !interactive) throw new BatonError('--step needs a terminal to ask on', ExitCode.INVALID);
 
-  const reporter = await makeReporter(o);
   const redactor = secretsOf(inputs);
+  const reporter = await makeReporter({ ...o, redact: (s) => redactor.redact(s) });
   const junit = o.junit ? new (await import('../report/junit.js')).JunitCollector({ redactor }) : undefined;
   try {
-    const r = await runPlaybook(inputs, o, { t0, reporter, redactor, onEvent: junit && ((e) => junit.onEvent(e)), confirm: o.step ? ask : undefined });
+    const r = await runPlaybook(inputs, o, { t0, reporter, redactor, onEvent: junit && ((e) => junit.onEvent(e)), confirm: o.step ? (q) => (reporter.ask ? reporter.ask(q) : ask(q)) : undefined });
     return r.exitCode;
   } catch (e) {
     junit?.addError(path.basename(inputs.playbookFile), (e as Error).message, (e as Error).name);
@@ -220,7 +220,7 @@ export async function runPlaybook(inputs: Inputs, o: RunOptions, hooks: RunHooks
       confirmStep: o.step && ask
         ? async (ref, summary) => {
             const a = await ask(`${ref.host}: ${summary} — run it? [y]es / [s]kip / [c]ontinue without asking: `);
-            return a.startsWith('s') ? 'skip' : a.startsWith('c') ? 'continue' : 'yes';
+            return a.startsWith('s') || a.startsWith('n') ? 'skip' : a.startsWith('c') ? 'continue' : 'yes';
           }
         : undefined,
     });

@@ -33,6 +33,8 @@ export type EngineEvent =
       /** Why it was skipped. */
       reason?: string;
       ignored?: boolean;
+      /** Time spent at the --step question: not part of durationMs. */
+      waitedMs?: number;
       before?: unknown;
       after?: unknown;
       /** The exact commands (from describe) for --check/--diff output. */

@@ -165,7 +165,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
     // Time spent waiting for the operator at the --step prompt is not the step's.
     let pausedMs = 0;
     const end = (status: StepStatus, extra: Partial<Extract<EngineEvent, { type: 'step-end' }>> = {}) => {
-      emit({ type: 'step-end', step: ref, status, durationMs: Date.now() - t0 - pausedMs, ...extra });
+      emit({ type: 'step-end', step: ref, status, durationMs: Date.now() - t0 - pausedMs, ...(pausedMs ? { waitedMs: pausedMs } : {}), ...extra });
       return status;
     };
     /** Every failure ends here: it fails the run unless the step says ignore_errors. */
@@ -200,7 +200,8 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
     const timeoutMs = stepTimeoutMs(kind, args, step.timeoutS);
     for (let attempt = 1; attempt <= attempts; attempt++) {
       const abort = new AbortController();
-      const timer = setTimeout(() => abort.abort(), timeoutMs);
+      const attemptStart = Date.now();
+      let timer = setTimeout(() => abort.abort(), timeoutMs);
       const notes: string[] = [];
       let seq: number | undefined;
       let before: unknown;
@@ -255,9 +256,12 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
         }
         if (o.check) return end('would-change', { before, commands: desc.commands });
         if (askEachStep && !kind.readOnly) {
+          // The step's bound stops while the operator thinks: only the step's own time counts.
+          clearTimeout(timer);
           const asked = Date.now();
           const answer = await o.confirmStep!(ref, desc.summary);
           pausedMs += Date.now() - asked;
+          timer = setTimeout(() => abort.abort(), Math.max(0, timeoutMs - (asked - attemptStart)));
           if (answer === 'skip') return end('skipped', { reason: 'skipped at the --step prompt' });
           if (answer === 'continue') askEachStep = false;
         }

@@ -3,8 +3,7 @@
  * change shows under it at once — before the step runs, not one step late — and the answer
  * typed decides: `y` runs the step, `n` or `s` skips it. Three reversible local steps (no root).
  *
- * The run is driven as `baton run --step` will be once run.ts asks through the reporter
- * (test/helpers/step-driver.mjs): the real engine, local transport, the TtyReporter.
+ * The run is the real `baton run --step --yes` on the local transport, with the TtyReporter.
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,7 +13,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const execFileP = promisify(execFile);
-const DRIVER = path.resolve('test/helpers/step-driver.mjs');
+const CLI = path.resolve('dist/cli/main.js');
 const SOCKET = `baton-oncall-step-${process.pid}`;
 const SESSION = 'step';
 
@@ -63,7 +62,7 @@ beforeAll(async () => {
   writeFileSync(path.join(work, 'inv.yml'), 'all:\n  hosts:\n    localhost:\n      ansible_connection: local\n');
   const env = `env -u CI BATON_STATE_DIR=${path.join(work, 'state')} TERM=xterm-256color`;
   // The pane stays after the run ends, so its last screen (the recap) can be read.
-  await tmux('new-session', '-d', '-s', SESSION, '-x', '160', '-y', '50', `${env} node ${DRIVER} ${path.join(work, 'pb.yml')} ${path.join(work, 'inv.yml')}; echo "EXIT=$?"; sleep 600`);
+  await tmux('new-session', '-d', '-s', SESSION, '-x', '160', '-y', '50', `${env} node ${CLI} run --step --yes -i ${path.join(work, 'inv.yml')} ${path.join(work, 'pb.yml')}; echo "EXIT=$?"; sleep 600`);
 });
 
 afterAll(async () => {
@@ -108,10 +107,8 @@ describe('--step on a terminal with the live tree', () => {
     finalScreen = s;
   });
 
-  // The engine's part of issue 14 item 1 (the lead's): the time the question waits must not count
-  // in the step's duration. Until execute.ts leaves it out this fails, as marked; once it does,
-  // turn \`it.fails\` into \`it\`.
-  it.fails('the duration shown for a step leaves out the time its question waited (engine part pending)', () => {
+  // The time the question waits does not count in the step's duration.
+  it('the duration shown for a step leaves out the time its question waited', () => {
     expect(finalScreen).not.toBe('');
     expect(shownMs(finalScreen, 'make a')).toBeLessThan(WAIT_MS);
   });
