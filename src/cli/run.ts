@@ -3,7 +3,7 @@ import os from 'node:os';
 import { createInterface } from 'node:readline/promises';
 import { execute, playHosts } from '../engine/execute.js';
 import { Journal, newRunId } from '../engine/journal.js';
-import { acquireLock, type HeldLock } from '../engine/lock.js';
+import { acquireRunLocks, type HeldLocks } from '../engine/locks/index.js';
 import { RecapCollector, type EngineEvent } from '../engine/events.js';
 import { Redactor } from '../engine/redact.js';
 import { connectionFor } from '../inventory/connection.js';
@@ -135,7 +135,7 @@ export async function runPlaybook(inputs: Inputs, o: RunOptions, hooks: RunHooks
     hooks.onEvent?.(e);
   };
   const notes: string[] = [];
-  const locks: HeldLock[] = [];
+  let held: HeldLocks | undefined;
   let journal: Journal | undefined;
   const pool = new TransportPool((name) => connectionFor(inputs.inventory.hosts.get(name)!, path.dirname(inputs.inventory.file)), {
     acceptNewHostKeys: o.acceptNew,
@@ -156,22 +156,15 @@ export async function runPlaybook(inputs: Inputs, o: RunOptions, hooks: RunHooks
   process.on('SIGTERM', onSignal);
 
   try {
-    if (!check) {
-      for (const name of lockNames(inputs)) {
-        const lock = acquireLock(name, runId);
-        locks.push(lock);
-        if (lock.tookOverFrom) {
-          notes.push(
-            `note: took over a stale lock "${name}" from run ${lock.tookOverFrom.runId} (pid ${lock.tookOverFrom.pid} on ${lock.tookOverFrom.controller} is gone); its journal may need \`baton undo ${lock.tookOverFrom.runId}\``,
-          );
-        }
-      }
-    }
-
-    const { failed: unreachable } = await pool.connectAll(hostsToReach(inputs, o.limit));
+    const hosts = hostsToReach(inputs, o.limit);
+    const { failed: unreachable } = await pool.connectAll(hosts);
     if (unreachable.length) {
       const lines = unreachable.map((u) => `  ${u.host}: ${redactor.redact(u.error.message)}`);
       throw new BatonError(`cannot reach ${unreachable.length} host(s); nothing was changed:\n${lines.join('\n')}`, ExitCode.UNREACHABLE);
+    }
+    if (!check) {
+      held = await acquireRunLocks({ names: lockNames(inputs), runId, pool, hosts, inventory: inputs.inventory, note: (m) => notes.push(m) });
+      notes.push(...held.notes);
     }
 
     if (!check) {
@@ -195,7 +188,7 @@ export async function runPlaybook(inputs: Inputs, o: RunOptions, hooks: RunHooks
       inventory: inputs.inventory,
       extraVars: inputs.extraVars,
       registry: inputs.registry,
-      pool,
+      pool: held ? held.guard(pool) : pool,
       runId,
       journal,
       redactor,
@@ -237,7 +230,7 @@ export async function runPlaybook(inputs: Inputs, o: RunOptions, hooks: RunHooks
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     journal?.close();
+    await held?.release();
     await pool.closeAll();
-    for (const l of locks) l.release();
   }
 }

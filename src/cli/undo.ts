@@ -2,7 +2,7 @@ import path from 'node:path';
 import os from 'node:os';
 import { existsSync } from 'node:fs';
 import { Journal, journalPath, listRunIds, newRunId, pendingChanges, readJournal, type IntentRecord, type RunRecord } from '../engine/journal.js';
-import { acquireLock, type HeldLock } from '../engine/lock.js';
+import { acquireRunLocks, type HeldLocks } from '../engine/locks/index.js';
 import { RecapCollector, type EngineEvent } from '../engine/events.js';
 import { hasMaskedArgs, Redactor, unmaskArgs } from '../engine/redact.js';
 import { revertChanges, type AppliedChange } from '../engine/rollback.js';
@@ -99,7 +99,7 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
   }
 
   const undoId = newRunId();
-  const locks: HeldLock[] = [];
+  let held: HeldLocks | undefined;
   const pool = new TransportPool((name) => {
     const h = inventory.hosts.get(name);
     if (!h) throw new BatonError(`host ${name} of run ${runId} is not in ${inventoryFile ?? 'the inventory'}`, ExitCode.INVALID);
@@ -110,13 +110,6 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
   const journal = new Journal(undoId);
   try {
     const notes: string[] = [];
-    for (const name of (run.lock ?? '').split(',').filter(Boolean)) {
-      const lock = acquireLock(name, undoId);
-      locks.push(lock);
-      if (lock.tookOverFrom) {
-        notes.push(`note: took over a stale lock "${name}" from run ${lock.tookOverFrom.runId} (pid ${lock.tookOverFrom.pid} on ${lock.tookOverFrom.controller} is gone)`);
-      }
-    }
     const changes: AppliedChange[] = pending.map((p) => ({
       ref: { play: 0, playName: 'undo', stepId: p.stepId, instance: p.instance, name: p.name, kind: p.kind, host: p.host, on: p.on === p.host ? undefined : p.on, tags: [] },
       kind: p.kind,
@@ -126,20 +119,23 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
       runId,
       journaledArgs: p.args,
     }));
-    const { failed: unreachable } = await pool.connectAll([...new Set(pending.map((p) => p.on))]);
+    const hosts = [...new Set(pending.map((p) => p.on))];
+    const { failed: unreachable } = await pool.connectAll(hosts);
     if (unreachable.length) {
       throw new BatonError(
         `cannot reach ${unreachable.map((u) => `${u.host} (${u.error.message})`).join(', ')}; nothing was changed`,
         ExitCode.UNREACHABLE,
       );
     }
+    held = await acquireRunLocks({ names: (run.lock ?? '').split(',').filter(Boolean), runId: undoId, pool, hosts, inventory, note: (m) => notes.push(m) });
+    notes.push(...held.notes);
     journal.append({ t: 'run', runId: undoId, mode: 'undo', undoOf: runId, playbook: run.playbook, inventory: inventoryFile, lock: run.lock, controller: os.hostname(), pid: process.pid, argv: process.argv.slice(2) });
     const onEvent = (e: EngineEvent) => {
       recap.onEvent(e);
       reporter.onEvent(e);
     };
     onEvent({ type: 'rollback-start', reason: `undo of run ${runId} was asked for`, count: changes.length });
-    const complete = await revertChanges(changes, { registry, inventory, pool, journal, onEvent });
+    const complete = await revertChanges(changes, { registry, inventory, pool: held.guard(pool), journal, onEvent });
     onEvent({ type: 'rollback-end', complete });
     const outcome = complete ? 'succeeded' : 'failed-not-rolled-back';
     journal.append({ t: 'end', outcome });
@@ -160,7 +156,7 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
     return exitCode;
   } finally {
     journal.close();
+    await held?.release();
     await pool.closeAll();
-    for (const l of locks) l.release();
   }
 }
