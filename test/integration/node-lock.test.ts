@@ -97,6 +97,7 @@ beforeAll(async () => {
       '  hosts: all',
       `  lock: ${LOCK}`,
       '  steps:',
+      '    - command: { argv: [touch, "{{ marker }}.before"], creates: "{{ marker }}.before", revert: [rm, -f, "{{ marker }}.before"] }',
       '    - command: [sleep, "{{ pause }}"]',
       '    - command: { argv: [touch, "{{ marker }}"], creates: "{{ marker }}", revert: [rm, -f, "{{ marker }}"] }',
       '',
@@ -129,7 +130,8 @@ describe('the run lock across controllers, over SSH', () => {
   });
 
   it('a controller SIGKILLed mid-run: another controller is refused until the lease runs out, then takes over', async () => {
-    const lease = { BATON_LOCK_LEASE_S: '3' };
+    // Long enough that the refused run surely starts within it on a busy machine.
+    const lease = { BATON_LOCK_LEASE_S: '10' };
     const a = await startHolder('state-a', 30, { ...lease, BATON_CONTROLLER: 'laptop-a' });
     a.child.kill('SIGKILL');
     await a.done;
@@ -138,10 +140,10 @@ describe('the run lock across controllers, over SSH', () => {
     expect(early.stderr).toContain(`run ${a.runId}, pid ${a.child.pid} on laptop-a`);
     expect(ownerOn('node1')).toBe(a.runId);
 
-    await new Promise((r) => setTimeout(r, 4500));
+    await new Promise((r) => setTimeout(r, 11_000));
     const later = await baton('state-b', runArgs(0), { ...lease, BATON_CONTROLLER: 'laptop-b' });
     expect(later.code, later.stdout + later.stderr).toBe(0);
-    expect(later.stdout).toMatch(new RegExp(`took over a stale lock "${LOCK}" on node1, node2 from run ${a.runId} \\(not renewed for \\d+ s, past its 3 s lease\\)`));
+    expect(later.stdout).toMatch(new RegExp(`took over a stale lock "${LOCK}" on node1, node2 from run ${a.runId} \\(not renewed for \\d+ s, past its 10 s lease\\)`));
     expect(ownerOn('node1')).toBeUndefined();
   });
 
@@ -170,7 +172,9 @@ describe('the run lock across controllers, over SSH', () => {
     writeFileSync(path.join(entry, 'run'), 'run-elsewhere\n');
     writeFileSync(path.join(entry, 'holder'), JSON.stringify({ runId: 'run-elsewhere', controller: 'laptop-x', pid: 4242 }) + '\n');
     const code = await done;
-    expect(code, out).not.toBe(0);
+    // Exit 3: changes are in place; the rollback is refused too, since the other run owns the nodes now.
+    expect(code, out).toBe(3);
+    expect(existsSync(`${marker}.before`), 'the change made before the loss is left for `baton undo`').toBe(true);
     expect(out).toContain(`the lock "${LOCK}" was taken over on node1 by run run-elsewhere (pid 4242 on laptop-x)`);
     expect(out).toContain(`baton undo ${runId}`);
     expect(existsSync(marker), 'the step after the loss must not have run').toBe(false);

@@ -130,7 +130,8 @@ describe('two controllers on the same NFS service', () => {
   });
 
   it('a controller SIGKILLed mid-run: the other is refused while its lease runs, then takes over and moves the service', async () => {
-    const lease = { BATON_LOCK_LEASE_S: '4' };
+    // Long enough that the refused run surely starts within it on a busy machine.
+    const lease = { BATON_LOCK_LEASE_S: '10' };
     const holder = await startHolder('laptop-a', { ...lease, BATON_CONTROLLER: 'laptop-a' });
     holder.child.kill('SIGKILL');
     await holder.exited;
@@ -142,10 +143,10 @@ describe('two controllers on the same NFS service', () => {
     expect(early.stderr).toContain(`on node n1: run ${holder.runId}, pid ${holder.child.pid} on laptop-a`);
     expect(await expectWholeOnOne()).toBe(from);
 
-    await new Promise((r) => setTimeout(r, 5000));
+    await new Promise((r) => setTimeout(r, 11_000));
     const later = await switchover('laptop-b', from, to, { ...lease, BATON_CONTROLLER: 'laptop-b' });
     expect(later.code, later.stdout + later.stderr).toBe(0);
-    expect(later.stdout).toMatch(new RegExp(`took over a stale lock "nfs-service" on n1, n2 from run ${holder.runId} \\(not renewed for \\d+ s, past its 4 s lease\\)`));
+    expect(later.stdout).toMatch(new RegExp(`took over a stale lock "nfs-service" on n1, n2 from run ${holder.runId} \\(not renewed for \\d+ s, past its 10 s lease\\)`));
     expect(await expectWholeOnOne()).toBe(to);
     expect([...(await entriesOn('n1')), ...(await entriesOn('n2'))]).toEqual([]);
   });

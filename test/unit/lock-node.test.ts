@@ -184,7 +184,7 @@ describe('the run lock on the nodes', () => {
     down.add('n2');
     await sleep(3500);
     expect(a.lost.aborted).toBe(false);
-    expect(notes.join('\n')).toMatch(/could not renew the run lock on n2 .*runs out after 2 s/);
+    expect(notes.join('\n')).toMatch(/cannot reach n2.*the lock entry on n2 runs out after 2 s/);
     down.delete('n2');
     // n2's entry ran out, n1's did not: another controller is still refused, on n1.
     const e = await refused(take('laptop-b', 'run-b', { leaseS: 2 }));

@@ -188,7 +188,9 @@ class NodeHeldLocks implements HeldLocks {
   private async renewOn(node: LockedNode): Promise<EntryStatus[] | undefined> {
     try {
       const t = await this.ctx.pool.get(node.host);
-      const out = await runOp(this.ctx, t, node, 'renew', this.entries, (this.ctx.leaseS * 1000) / 3);
+      // As long as a round may take (rounds never overlap), but never so short that a busy
+      // node's slow answer reads as unreachable.
+      const out = await runOp(this.ctx, t, node, 'renew', this.entries, Math.max(5000, (this.ctx.leaseS * 1000) / 3));
       this.unrenewed.delete(node.host);
       return out;
     } catch (e) {
@@ -196,7 +198,7 @@ class NodeHeldLocks implements HeldLocks {
       if (!this.unrenewed.has(node.host)) {
         this.unrenewed.add(node.host);
         this.note(
-          `note: could not renew the run lock on ${node.host} (${(e as Error).message}); its entry there runs out after ${this.ctx.leaseS} s, the other nodes' entries still hold the lock`,
+          `note: ${(e as Error).message}; the run goes on: the lock entry on ${node.host} runs out after ${this.ctx.leaseS} s without renewal, the other nodes' entries still hold the lock`,
         );
       }
       return undefined;
