@@ -212,6 +212,18 @@ describe('the run lock on the nodes', () => {
     expect(ownerOn('n2')).toBeUndefined();
   });
 
+  it('a node where no entry can be written stops the run (exit 4) naming node and cause, and gives the others back', async () => {
+    // n2's lock directory cannot be made: a file stands where its parent should be.
+    writeFileSync(path.join(work, 'n2'), 'not a directory\n');
+    const e = await take('laptop-a', 'run-a').then(
+      () => undefined,
+      (err: unknown) => err as Error & { exitCode?: number },
+    );
+    expect(e?.exitCode).toBe(4);
+    expect(e?.message).toMatch(/cannot acquire the run lock on n2: .*cannot create the lock directory/);
+    expect(ownerOn('n1')).toBeUndefined();
+  });
+
   it('a lock name is data on the node, never shell code', async () => {
     const canary = path.join(work, 'pwned');
     const name = `$(touch ${canary}); \`touch ${canary}\` '"\n-n`;
