@@ -132,23 +132,27 @@ function deadHereOf(ctx: Ctx, s: EntryStatus): string | undefined {
 
 /** Take every entry on one node, taking over those whose holder is dead here. Returns TOOKOVER statuses. */
 async function takeOn(ctx: Ctx, t: Transport, node: LockedNode, entries: string[]): Promise<EntryStatus[]> {
-  const from = new Map<string, string>();
-  for (let attempt = 0; attempt < 2; attempt++) {
+  const attempt = async (from: Map<string, string>) => {
     const statuses = await runOp(ctx, t, node, 'acquire', entries.map((entry) => ({ entry, from: from.get(entry) ?? '' })));
     const held = statuses.filter((s) => s.status === 'HELD');
-    if (held.length === 0) {
-      const missing = entries.filter((e) => !statuses.some((s) => s.entry === e));
-      if (missing.length) throw new BatonError(`the run lock on ${node.host} answered for ${statuses.length} of ${entries.length} entries (missing ${missing.join(', ')}): is sh on that node a POSIX shell?`, ExitCode.UNREACHABLE);
-      return statuses.filter((s) => s.status === 'TOOKOVER');
+    const missing = entries.filter((e) => !statuses.some((s) => s.entry === e));
+    if (!held.length && missing.length) {
+      throw new BatonError(`the run lock on ${node.host} answered for ${statuses.length} of ${entries.length} entries (missing ${missing.join(', ')}): is sh on that node a POSIX shell?`, ExitCode.UNREACHABLE);
     }
-    if (attempt > 0) throw heldError(ctx, node.host, held[0]!);
-    for (const s of held) {
-      const dead = deadHereOf(ctx, s);
-      if (!dead) throw heldError(ctx, node.host, s);
-      from.set(s.entry, dead);
-    }
+    return { held, tookOver: statuses.filter((s) => s.status === 'TOOKOVER') };
+  };
+  const first = await attempt(new Map());
+  if (!first.held.length) return first.tookOver;
+  // Entries of this controller's own dead runs may be taken over at once; any other holder stops us.
+  const from = new Map<string, string>();
+  for (const s of first.held) {
+    const dead = deadHereOf(ctx, s);
+    if (!dead) throw heldError(ctx, node.host, s);
+    from.set(s.entry, dead);
   }
-  throw new Error('unreachable');
+  const second = await attempt(from);
+  if (second.held.length) throw heldError(ctx, node.host, second.held[0]!);
+  return second.tookOver;
 }
 
 class NodeHeldLocks implements HeldLocks {
@@ -218,7 +222,8 @@ class NodeHeldLocks implements HeldLocks {
       const taken = again?.find((s) => s.status === 'HELD');
       if (taken) return this.lose(this.nodes[i]!.host, taken);
     }
-    this.lastConfirmed = started;
+    // Confirmed only if some node answered: with none, the next command tries again first.
+    if (results.some((r) => r !== undefined)) this.lastConfirmed = started;
   }
 
   private lose(host: string, s: EntryStatus): void {
