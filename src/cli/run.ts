@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline/promises';
 import { checkSelection, execute, playHosts } from '../engine/execute.js';
 import { findInterrupted } from '../engine/resume.js';
 import { Journal, newRunId } from '../engine/journal.js';
-import { acquireLock, type HeldLock } from '../engine/lock.js';
+import { acquireRunLocks, type HeldLocks } from '../engine/locks/index.js';
 import { RecapCollector, type EngineEvent } from '../engine/events.js';
 import { Redactor } from '../engine/redact.js';
 import { connectionFor } from '../inventory/connection.js';
@@ -136,7 +136,7 @@ export async function runPlaybook(inputs: Inputs, o: RunOptions, hooks: RunHooks
     hooks.onEvent?.(e);
   };
   const notes: string[] = [];
-  const locks: HeldLock[] = [];
+  let held: HeldLocks | undefined;
   let journal: Journal | undefined;
   const pool = new TransportPool((name) => connectionFor(inputs.inventory.hosts.get(name)!, path.dirname(inputs.inventory.file)), {
     acceptNewHostKeys: o.acceptNew,
@@ -159,22 +159,15 @@ export async function runPlaybook(inputs: Inputs, o: RunOptions, hooks: RunHooks
   try {
     // An empty selection is invalid input: said before any lock, connection or change.
     checkSelection(inputs.playbook, inputs.inventory, inputs.extraVars, o.limit);
-    if (!check) {
-      for (const name of lockNames(inputs)) {
-        const lock = acquireLock(name, runId);
-        locks.push(lock);
-        if (lock.tookOverFrom) {
-          notes.push(
-            `note: took over a stale lock "${name}" from run ${lock.tookOverFrom.runId} (pid ${lock.tookOverFrom.pid} on ${lock.tookOverFrom.controller} is gone); its journal may need \`baton undo ${lock.tookOverFrom.runId}\``,
-          );
-        }
-      }
-    }
-
-    const { failed: unreachable } = await pool.connectAll(hostsToReach(inputs, o.limit));
+    const hosts = hostsToReach(inputs, o.limit);
+    const { failed: unreachable } = await pool.connectAll(hosts);
     if (unreachable.length) {
       const lines = unreachable.map((u) => `  ${u.host}: ${redactor.redact(u.error.message)}`);
       throw new BatonError(`cannot reach ${unreachable.length} host(s); nothing was changed:\n${lines.join('\n')}`, ExitCode.UNREACHABLE);
+    }
+    if (!check) {
+      held = await acquireRunLocks({ names: lockNames(inputs), runId, pool, hosts, inventory: inputs.inventory, note: (m) => notes.push(m) });
+      notes.push(...held.notes);
     }
 
     let resume: ReturnType<typeof findInterrupted>;
@@ -205,7 +198,7 @@ export async function runPlaybook(inputs: Inputs, o: RunOptions, hooks: RunHooks
       inventory: inputs.inventory,
       extraVars: inputs.extraVars,
       registry: inputs.registry,
-      pool,
+      pool: held ? held.guard(pool) : pool,
       runId,
       journal,
       redactor,
@@ -248,7 +241,7 @@ export async function runPlaybook(inputs: Inputs, o: RunOptions, hooks: RunHooks
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     journal?.close();
+    await held?.release();
     await pool.closeAll();
-    for (const l of locks) l.release();
   }
 }

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import os from 'node:os';
 import { Journal, newRunId } from '../engine/journal.js';
-import { acquireLock, type HeldLock } from '../engine/lock.js';
+import { acquireRunLocks, type HeldLocks } from '../engine/locks/index.js';
 import { RecapCollector, type EngineEvent } from '../engine/events.js';
 import { Redactor } from '../engine/redact.js';
 import { changesToRevert, executeUndo, loadUndoInventory, planUndo, resolveRunId } from '../engine/undo.js';
@@ -55,7 +55,7 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
   }
 
   const undoId = newRunId();
-  const locks: HeldLock[] = [];
+  let held: HeldLocks | undefined;
   const pool = new TransportPool(
     (name) => {
       const h = inventory.hosts.get(name);
@@ -70,20 +70,16 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
   try {
     const notes: string[] = [];
     if (plan.torn) notes.push(`note: the last line of run ${runId}'s journal was torn (the controller died while writing it); that record was never acted on`);
-    for (const name of (run.lock ?? '').split(',').filter(Boolean)) {
-      const lock = acquireLock(name, undoId);
-      locks.push(lock);
-      if (lock.tookOverFrom) {
-        notes.push(`note: took over a stale lock "${name}" from run ${lock.tookOverFrom.runId} (pid ${lock.tookOverFrom.pid} on ${lock.tookOverFrom.controller} is gone)`);
-      }
-    }
-    const { failed: unreachable } = await pool.connectAll([...new Set(pending.map((p) => p.on))]);
+    const hosts = [...new Set(pending.map((p) => p.on))];
+    const { failed: unreachable } = await pool.connectAll(hosts);
     if (unreachable.length) {
       throw new BatonError(
         `cannot reach ${unreachable.map((u) => `${u.host} (${redactor.redact(u.error.message)})`).join(', ')}; nothing was changed`,
         ExitCode.UNREACHABLE,
       );
     }
+    held = await acquireRunLocks({ names: (run.lock ?? '').split(',').filter(Boolean), runId: undoId, pool, hosts, inventory, note: (m) => notes.push(m) });
+    notes.push(...held.notes);
     const onEvent = (e: EngineEvent) => {
       recap.onEvent(e);
       reporter.onEvent(e.type === 'log' ? { ...e, message: redactor.redact(e.message) } : e);
@@ -93,7 +89,7 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
       journal.append({ t: 'run', runId: undoId, mode: 'undo', undoOf: runId, playbook: run.playbook, inventory: inventoryFile, lock: run.lock, controller: os.hostname(), pid: process.pid, argv: process.argv.slice(2).map((a) => redactor.redact(a)) });
       return journal;
     };
-    const complete = await executeUndo({ plan, changes, inventory, registry, pool, openJournal, onEvent, force: Boolean(o.force), redact: (t) => redactor.redact(t) });
+    const complete = await executeUndo({ plan, changes, inventory, registry, pool: held.guard(pool), openJournal, onEvent, force: Boolean(o.force), redact: (t) => redactor.redact(t) });
     const outcome = complete ? 'succeeded' : 'failed-not-rolled-back';
     journal!.append({ t: 'end', outcome });
     const exitCode = complete ? ExitCode.OK : ExitCode.FAILED_NOT_ROLLED_BACK;
@@ -111,7 +107,8 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
     return exitCode;
   } finally {
     (journal as Journal | undefined)?.close();
+    // Releasing the node entries needs the connections: before closing them.
+    await held?.release();
     await pool.closeAll();
-    for (const l of locks) l.release();
   }
 }

@@ -6,7 +6,8 @@ import { BatonError, ExitCode } from '../util/errors.js';
 import { locksDir } from './state-dir.js';
 
 /**
- * One run per lock name at a time. The lock is a file created with O_EXCL holding who
+ * The local fast path of the run lock (locks/ holds the rest: the entries on the nodes, which
+ * exclude runs from other controllers). One run per lock name at a time. The lock is a file created with O_EXCL holding who
  * holds it; a lock whose holder is a dead pid on this same machine is stale and is taken over.
  * (A holder on another controller cannot be checked from here, so it is never taken over.)
  */
@@ -16,13 +17,28 @@ export interface LockHolder {
   controller: string;
   pid: number;
   since: string;
+  /** Set when the holder was found in a node's lock entry rather than this controller's file. */
+  node?: string;
+  /** Seconds since the holder last renewed its entry on that node, by the node's clock. */
+  ageS?: number;
+  /** The holder's lease: its entry is stale once it goes this long without renewal. */
+  leaseS?: number;
 }
 
 export class LockHeldError extends BatonError {
   constructor(readonly holder: LockHolder) {
+    const where = holder.node ? ` on node ${holder.node}` : '';
+    const lease =
+      holder.node && holder.ageS !== undefined && holder.leaseS !== undefined
+        ? ` (renewed ${holder.ageS} s ago there; its lease runs out after ${holder.leaseS} s without renewal)`
+        : '';
+    const advice = holder.node
+      ? `Wait for it to finish. If that controller is gone, a later run takes the lock over once the lease has run out, ` +
+        `or at once from ${holder.controller} when pid ${holder.pid} is no longer running.`
+      : `Wait for it to finish, or if it is gone: \`baton runs\` to see it, then remove the lock file.`;
     super(
-      `another run holds the lock "${holder.name}": run ${holder.runId}, pid ${holder.pid} on ${holder.controller}, since ${holder.since}. ` +
-        `Nothing was changed. Wait for it to finish, or if it is gone: \`baton runs\` to see it, then remove the lock file.`,
+      `another run holds the lock "${holder.name}"${where}: run ${holder.runId}, pid ${holder.pid} on ${holder.controller}, since ${holder.since}${lease}. ` +
+        `Nothing was changed. ${advice}`,
       ExitCode.LOCKED,
     );
     this.name = 'LockHeldError';
