@@ -1,13 +1,16 @@
 #!/bin/sh
-# Install the Debian packages the report tests need: headless Chromium opens `baton drill
-# --html` reports and takes a screenshot; xmllint validates `--junit` files against the XSD in
-# test/fixtures/junit.xsd. A fast no-op, without apt-get update, when both are installed.
+# Install the Debian packages the tests need: headless Chromium opens `baton drill --html`
+# reports and takes a screenshot; xmllint validates `--junit` files against the XSD in
+# test/fixtures/junit.xsd; ansible-core's ansible-inventory and ansible-vault are what the
+# inventory corpus is compared with, live; sudo is what `become` runs on the lab's nodes;
+# openssh-client's `ssh -G` resolves ssh config as OpenSSH does. A fast no-op, without
+# apt-get update, when all are installed.
 #
 # --no-install-recommends is enough for headless use: --headless --screenshot and --dump-dom
 # work without the recommended fonts/upower/notification packages (checked on Debian 12).
 set -eu
 
-PACKAGES="chromium libxml2-utils"
+PACKAGES="chromium libxml2-utils ansible-core sudo openssh-client"
 
 . "$(dirname "$0")/lib/missing-packages.sh"
 # shellcheck disable=SC2086 # word splitting of the package list is intended
