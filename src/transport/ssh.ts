@@ -10,6 +10,7 @@
  * honours it from 7.9 on, and not for every session type.
  */
 import type { ConnectionSpec } from '../inventory/model.js';
+import { explainSudoFailure, withBecome } from './become.js';
 import { ChannelQueue } from './channel-queue.js';
 import { quoteArg, quoteArgv } from './quote.js';
 import { dial, type SshClient } from './ssh-dial.js';
@@ -136,11 +137,14 @@ export class SshTransport implements Transport {
 
   async exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
     if (argv.length === 0) throw new TypeError('exec: empty argv');
-    const command = remoteCommand(argv, opts.env);
+    const plan = withBecome(argv, opts, this.spec);
+    const command = remoteCommand(plan.argv, plan.env);
     const release = await this.queue.acquire();
     try {
       const client = await this.client();
-      return await this.run(client, argv, command, opts);
+      const r = await this.run(client, argv, command, opts);
+      if (plan.user !== undefined && r.code !== 0) r.stderr = explainSudoFailure(r.stderr, plan.user, this.host);
+      return r;
     } finally {
       release();
     }
