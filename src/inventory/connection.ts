@@ -51,6 +51,9 @@ export function connectionFor(host: Host, inventoryDir?: string): ConnectionSpec
   if (become) spec.become = become;
 
   const opts = sshOptions(`${str('ansible_ssh_common_args') ?? ''} ${str('ansible_ssh_extra_args') ?? ''}`);
+  // All of them go to OpenSSH's own resolution (ProxyCommand, ProxyJump, HostKeyAlias…); the
+  // few below are also read here, for the parser fallback and for baton's own checks.
+  if (opts.size) spec.sshOptions = [...opts].map(([k, val]) => `${k}=${val}`);
   const known = opts.get('userknownhostsfile');
   if (known) spec.knownHostsFile = expandHome(known.split(/\s+/)[0]!);
   const strict = opts.get('stricthostkeychecking')?.toLowerCase();

@@ -60,6 +60,8 @@ export interface ConnectionSpec {
   /** `strict` (default) or `accept-new`. */
   hostKeyChecking?: 'strict' | 'accept-new';
   connectTimeoutMs?: number;
+  /** `-o Key=Value` options from ansible_ssh_common_args/ansible_ssh_extra_args, for OpenSSH's resolution (ssh -G). */
+  sshOptions?: string[];
   /**
    * Become as the inventory sets it (ansible_become, ansible_become_user): each field only
    * when set there. Inventory values win over a play's or step's `become`, as in Ansible.
