@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { checkAgainst, compileSchema } from '../playbook/schema-check.js';
 import { ValidationError, type Problem, type SourceLocation } from '../util/errors.js';
+import { ansibleBool } from './connection.js';
 import { InventoryData } from './data.js';
 import type { Group, Host, Inventory } from './model.js';
 import { renderInventoryTemplates } from './templated.js';
@@ -164,10 +165,24 @@ function checkVarsLayer(layer: VarsLayer, problems: Problem[]): void {
   problems.push(...found);
 }
 
-/** baton becomes another user with `sudo -n` only; any other method is refused where it is set. */
+/**
+ * baton becomes another user with `sudo -n` only; any other method is refused where it is set,
+ * and so is an ansible_become that is no boolean (better at load than at the first command).
+ */
 function checkBecomeMethods(hosts: Map<string, Host>, problems: Problem[]): void {
   const reported = new Set<string>();
   for (const h of hosts.values()) {
+    const b = h.vars.ansible_become;
+    if (b !== undefined && b !== null && !(h.deferred && 'ansible_become' in h.deferred)) {
+      try {
+        ansibleBool(b, 'ansible_become');
+      } catch (e) {
+        const loc = h.varOrigins?.ansible_become ?? h.loc ?? { file: '<inventory>', line: 1, col: 1 };
+        const key = `b:${loc.file}:${loc.line}:${loc.col}`;
+        if (!reported.has(key)) problems.push({ loc, message: `${(e as Error).message} (host ${h.name})` });
+        reported.add(key);
+      }
+    }
     const m = h.vars.ansible_become_method;
     if (m === undefined || m === null || m === 'sudo') continue;
     const loc = h.varOrigins?.ansible_become_method ?? h.loc ?? { file: '<inventory>', line: 1, col: 1 };

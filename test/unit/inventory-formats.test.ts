@@ -159,3 +159,12 @@ describe('Ansible Vault', () => {
     expect(decryptVault(text, secrets, 'secret.yml')).toBe('ipmi_password: "p@ss: w0rd {{ not a template }}"\n');
   }, 60_000);
 });
+
+describe('become in the inventory', () => {
+  it('refuses a method other than sudo, and an ansible_become that is no boolean, where they are written', () => {
+    const f = write('become.ini', ['[nas]', 'nas1 ansible_become_method=su', 'nas2 ansible_become=maybe'].join('\n'));
+    const msg = problemsOf(f);
+    expect(msg).toContain(`${f}:2:6: ansible_become_method "su" (host nas1): baton becomes another user with "sudo -n" only`);
+    expect(msg).toContain(`${f}:3:6: ansible_become must be a boolean (true/false, yes/no), got "maybe" (host nas2)`);
+  });
+});
