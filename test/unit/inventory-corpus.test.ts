@@ -132,8 +132,8 @@ const cases: Case[] = [
     also: (inv) => {
       expect(inv.hosts.get('nas1')!.vars.bmc_password).toBe('s3cret-nas1-bmc');
       expect(inv.secretVars).toEqual(new Set(['bmc_address', 'bmc_password', 'shared_key']));
-      expect(inv.secretValues.has('s3cret-nas1-bmc')).toBe(true);
-      expect(inv.secretValues.has('storage-shared-key')).toBe(true);
+      expect(inv.secretValues!.has('s3cret-nas1-bmc')).toBe(true);
+      expect(inv.secretValues!.has('storage-shared-key')).toBe(true);
     },
   },
   { name: '07 an executable inventory script with _meta.hostvars', sources: [dir('07-script/inventory.sh')], compare: ['nas2.dc1', 'client1.dc1'] },
