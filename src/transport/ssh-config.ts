@@ -10,7 +10,7 @@
  * OpenSSH too. Without it, the `ssh-config` package's parser is the fallback (no Include, no
  * Match).
  */
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { homedir, hostname as localHostname, userInfo } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
@@ -202,8 +202,7 @@ function resolveWithParser(spec: ConnectionSpec, opts: ResolveOptions, config: S
 
 const OPENSSH_DEFAULT_IDENTITIES = ['id_rsa', 'id_ecdsa', 'id_ecdsa_sk', 'id_ed25519', 'id_ed25519_sk', 'id_xmss', 'id_dsa'].map((n) => `~/.ssh/${n}`);
 
-/** `ssh -G ADDRESS` with the inventory's values on the command line; undefined when ssh is not installed. */
-function sshG(spec: ConnectionSpec, opts: ResolveOptions): Map<string, string[]> | undefined {
+function sshGArgs(spec: ConnectionSpec, opts: ResolveOptions): string[] {
   const args = ['-G'];
   if (opts.sshConfigFile === null) args.push('-F', '/dev/null');
   else if (opts.sshConfigFile !== undefined) args.push('-F', opts.sshConfigFile);
@@ -211,8 +210,17 @@ function sshG(spec: ConnectionSpec, opts: ResolveOptions): Map<string, string[]>
   if (spec.user !== undefined) args.push('-l', spec.user);
   for (const o of spec.sshOptions ?? []) args.push('-o', o);
   args.push('--', spec.address);
+  return args;
+}
+
+/** What `ssh -G` printed, or why it failed (undefined: ssh is not installed). */
+function parseSshG(
+  spec: ConnectionSpec,
+  opts: ResolveOptions,
+  args: string[],
+  r: { error?: Error; status: number | null; stdout: string; stderr: string },
+): Map<string, string[]> | undefined {
   const bin = opts.sshBinary ?? 'ssh';
-  const r = spawnSync(bin, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
   if (r.error) {
     if ((r.error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new Error(`\`${bin} ${args.join(' ')}\` failed: ${r.error.message}`);
@@ -230,6 +238,31 @@ function sshG(spec: ConnectionSpec, opts: ResolveOptions): Map<string, string[]>
     out.set(k, [...(out.get(k) ?? []), m[2]!]);
   }
   return out;
+}
+
+/** `ssh -G ADDRESS` with the inventory's values on the command line; undefined when ssh is not installed. */
+function sshG(spec: ConnectionSpec, opts: ResolveOptions): Map<string, string[]> | undefined {
+  const args = sshGArgs(spec, opts);
+  const r = spawnSync(opts.sshBinary ?? 'ssh', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
+  return parseSshG(spec, opts, args, { error: r.error, status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' });
+}
+
+/**
+ * resolveTarget without blocking: `ssh -G` costs ~10-20 ms, and a run opens all its hosts in
+ * parallel, so their resolutions overlap instead of queueing on the event loop.
+ */
+export async function resolveTargetAsync(spec: ConnectionSpec, opts: ResolveOptions = {}): Promise<ResolvedTarget> {
+  if (opts.sshBinary === null) return resolveTarget(spec, opts);
+  const args = sshGArgs(spec, opts);
+  const r = await new Promise<{ error?: Error; status: number | null; stdout: string; stderr: string }>((resolve) => {
+    execFile(opts.sshBinary ?? 'ssh', args, { encoding: 'utf8', timeout: 10_000 }, (error, stdout, stderr) => {
+      const code = error && typeof (error as { code?: unknown }).code === 'number' ? ((error as { code: number }).code) : error ? null : 0;
+      resolve({ error: error && code === null ? error : undefined, status: code, stdout, stderr });
+    });
+  });
+  const g = parseSshG(spec, opts, args, r);
+  if (!g) return resolveWithParser(spec, opts, loadSshConfig(opts.sshConfigFile), 0);
+  return fromSshG(spec, g, opts, 0);
 }
 
 function fromSshG(spec: ConnectionSpec, g: Map<string, string[]>, opts: ResolveOptions, depth: number): ResolvedTarget {

@@ -14,7 +14,7 @@ import { explainSudoFailure, withBecome } from './become.js';
 import { ChannelQueue } from './channel-queue.js';
 import { quoteArg, quoteArgv } from './quote.js';
 import { dial, type SshClient } from './ssh-dial.js';
-import { resolveTarget, type ResolvedTarget } from './ssh-config.js';
+import { resolveTarget, resolveTargetAsync, type ResolvedTarget } from './ssh-config.js';
 import { UnreachableError, type ExecOptions, type ExecResult, type Transport } from './transport.js';
 
 export interface SshTransportOptions {
@@ -89,7 +89,7 @@ export class SshTransport implements Transport {
       const p = (async () => {
         let t: ResolvedTarget;
         try {
-          t = this.resolved();
+          t = this.target ??= await resolveTargetAsync(this.spec, { sshConfigFile: this.opts.sshConfigFile, acceptNewHostKeys: this.opts.acceptNewHostKeys });
         } catch (e) {
           throw new UnreachableError(this.host, `cannot work out how to reach ${this.host}: ${(e as Error).message}`);
         }
