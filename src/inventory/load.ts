@@ -47,6 +47,10 @@ export function loadInventory(sources?: string | string[], opts: LoadOptions = {
   const book = new SecretBook(opts.vault ?? []);
   for (const s of list) readSource(s, data, book, problems);
   if (problems.length) throw new ValidationError(problems);
+  // Every var written in a vault-encrypted inventory file is a secret too.
+  for (const holder of [...data.groups.values(), ...data.hosts.values()]) {
+    for (const [k, loc] of Object.entries(holder.varLocs)) if (loc.file.endsWith(' (decrypted)')) book.remember(k, holder.vars[k]);
+  }
   data.reconcile();
   if (problems.length) throw new ValidationError(problems);
 

@@ -34,19 +34,28 @@ export function withoutVaultTags(text: string): string {
 }
 
 /**
- * Replace every vaulted string in `vars` (a mapping just parsed from `doc`) by its plaintext,
- * recording it as a secret. Problems say where the value was written.
+ * Replace every vaulted string in `vars` (a mapping just parsed from `doc`), at any depth, by
+ * its plaintext, recording it as a secret under its top-level var name. Problems say where the
+ * value was written.
  */
 export function openVaultedValues(vars: Record<string, unknown>, doc: ParsedYaml, path: Array<string | number>, book: SecretBook, problems: Problem[]): void {
-  for (const [k, v] of Object.entries(vars)) {
-    if (typeof v === 'string' && isVaulted(v)) {
-      try {
-        vars[k] = decryptVault(v, book.vault, `the value of "${k}"`);
-        book.remember(k, vars[k]);
-      } catch (e) {
-        if (!(e instanceof VaultError)) throw e;
-        problems.push({ loc: doc.at([...path, k]), message: e.message });
+  const open = (node: Record<string, unknown> | unknown[], at: Array<string | number>, top: string | undefined): void => {
+    for (const [k, v] of Object.entries(node)) {
+      const key: string | number = Array.isArray(node) ? Number(k) : k;
+      const name = top ?? k;
+      if (typeof v === 'string' && isVaulted(v)) {
+        try {
+          const plain = decryptVault(v, book.vault, `the value of "${name}"`);
+          (node as Record<string, unknown>)[k] = plain;
+          book.remember(name, plain);
+        } catch (e) {
+          if (!(e instanceof VaultError)) throw e;
+          problems.push({ loc: doc.at([...at, key]), message: e.message });
+        }
+      } else if (v && typeof v === 'object') {
+        open(v as Record<string, unknown> | unknown[], [...at, key], name);
       }
     }
-  }
+  };
+  open(vars, path, undefined);
 }

@@ -168,3 +168,21 @@ describe('become in the inventory', () => {
     expect(msg).toContain(`${f}:3:6: ansible_become must be a boolean (true/false, yes/no), got "maybe" (host nas2)`);
   });
 });
+
+describe('vault: whole inventories and nested values', () => {
+  it('opens a vault-encrypted INI inventory and a !vault value inside a mapping; both are secrets', () => {
+    const have = spawnSync('ansible-vault', ['--version']).status === 0;
+    expect(have, 'ansible-vault is missing: install ansible-core (scripts/install-test-deps.sh)').toBe(true);
+    const pass = write('v2/pass', 'second-password\n');
+    const ini = write('v2/hosts', '[bmc]\nnas9 ipmi_password=hunter2-nas9\n');
+    execFileSync('ansible-vault', ['encrypt', '--vault-password-file', pass, ini], { cwd: os.tmpdir(), stdio: 'ignore' });
+    const sealed = execFileSync('ansible-vault', ['encrypt_string', '--vault-password-file', pass, 'nested-token-value', '--name', 'token'], { cwd: os.tmpdir(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    write('v2/group_vars/bmc.yml', `bmc:\n  user: admin\n  ${sealed.trim().split('\n').join('\n  ')}\n`);
+    const inv = loadInventory(ini, { vault: [readVaultSecret(pass, 'password-file')] });
+    expect(inv.hosts.get('nas9')!.vars.ipmi_password).toBe('hunter2-nas9');
+    expect(inv.hosts.get('nas9')!.vars.bmc).toEqual({ user: 'admin', token: 'nested-token-value' });
+    expect([...inv.secretVars!].sort()).toEqual(['bmc', 'ipmi_password']);
+    expect(inv.secretValues!.has('hunter2-nas9') && inv.secretValues!.has('nested-token-value')).toBe(true);
+    expect(problemsOf(ini)).toContain(`${ini}:1:1: inventory ${ini} is encrypted with Ansible Vault; pass --vault-password-file`);
+  }, 60_000);
+});
