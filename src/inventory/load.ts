@@ -8,7 +8,7 @@ import type { Group, Host, Inventory } from './model.js';
 import { renderInventoryTemplates } from './templated.js';
 import { SecretBook } from './secrets.js';
 import { inventorySchema, readSource } from './sources.js';
-import { varsFor, type VarsLayer } from './vars-files.js';
+import { varsFor, type DirListings, type VarsLayer } from './vars-files.js';
 import type { VaultSecret } from './vault.js';
 
 type Vars = Record<string, unknown>;
@@ -62,11 +62,12 @@ export function loadInventory(sources?: string | string[], opts: LoadOptions = {
     }
   });
   const fileVars = new Map<string, VarsLayer | undefined>();
+  const listings: DirListings = new Map();
   const filesOf = (kind: 'group_vars' | 'host_vars', name: string): VarsLayer[] =>
     baseDirs.flatMap((dir) => {
       const key = `${dir}\0${kind}\0${name}`;
       if (!fileVars.has(key)) {
-        const layer = varsFor(dir, kind, name, book, problems);
+        const layer = varsFor(dir, kind, name, book, problems, listings);
         if (layer) checkVarsLayer(layer, problems);
         fileVars.set(key, layer);
       }

@@ -33,11 +33,28 @@ function dirFiles(dir: string): string[] {
   return out;
 }
 
-export function findVarsFiles(dir: string, name: string): string[] {
+/** Names in each group_vars/host_vars directory, read once per load (thousands of hosts ask). */
+export type DirListings = Map<string, Set<string> | null>;
+
+function listed(dir: string, cache: DirListings | undefined): Set<string> | null | undefined {
+  if (!cache) return undefined;
+  if (!cache.has(dir)) {
+    try {
+      cache.set(dir, new Set(readdirSync(dir)));
+    } catch {
+      cache.set(dir, null);
+    }
+  }
+  return cache.get(dir);
+}
+
+export function findVarsFiles(dir: string, name: string, cache?: DirListings): string[] {
   const found: string[] = [];
+  const names = listed(dir, cache);
+  if (names === null) return found;
   for (const ext of ['', ...EXTS]) {
     const f = path.join(dir, name + ext);
-    if (!existsSync(f)) continue;
+    if (names ? !names.has(name + ext) : !existsSync(f)) continue;
     if (statSync(f).isDirectory()) found.push(...dirFiles(f));
     else found.push(f);
   }
@@ -88,8 +105,10 @@ export function readVarsFile(file: string, book: SecretBook, problems: Problem[]
 }
 
 /** Every var file for `name` under DIR/group_vars or DIR/host_vars, merged in order. */
-export function varsFor(dir: string, kind: 'group_vars' | 'host_vars', name: string, book: SecretBook, problems: Problem[]): VarsLayer | undefined {
-  const files = findVarsFiles(path.join(dir, kind), name);
+export function varsFor(dir: string, kind: 'group_vars' | 'host_vars', name: string, book: SecretBook, problems: Problem[], cache?: DirListings): VarsLayer | undefined {
+  // A name with a path separator would look outside the directory: no such vars file.
+  if (name.includes('/') || name === '..') return undefined;
+  const files = findVarsFiles(path.join(dir, kind), name, cache);
   if (!files.length) return undefined;
   const out: VarsLayer = { vars: {}, locs: {} };
   for (const f of files) {
