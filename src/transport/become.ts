@@ -12,7 +12,7 @@
  * in Ansible.
  */
 import type { ConnectionSpec } from '../inventory/model.js';
-import type { ExecOptions } from './transport.js';
+import type { ExecOptions, Transport } from './transport.js';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -54,4 +54,20 @@ export function explainSudoFailure(stderr: string, user: string, host: string): 
     ? `sudo on ${host} wants a password, and baton runs sudo -n (never prompts): give the connecting user a NOPASSWD rule for the commands baton runs as ${user}`
     : `baton ran this through \`sudo -n -u ${user} --\` on ${host} (become); sudo refused it`;
   return `${stderr}${stderr.endsWith('\n') ? '' : '\n'}(${hint})\n`;
+}
+
+/**
+ * A view of `t` whose every command asks for `become` (a play's or step's keyword), so the
+ * engine can hand a step its transport and no step kind has to know about become. A `become`
+ * the caller passes itself still wins; closing the view closes nothing (the pool owns `t`).
+ */
+export function withBecomeKeyword(t: Transport, become: ExecOptions['become'] | undefined): Transport {
+  if (become === undefined) return t;
+  return {
+    host: t.host,
+    kind: t.kind,
+    connect: () => t.connect(),
+    exec: (argv, opts = {}) => t.exec(argv, { become, ...opts }),
+    close: async () => {},
+  };
 }

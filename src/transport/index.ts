@@ -11,7 +11,7 @@ export type { ExecOptions, ExecResult, Transport } from './transport.js';
 export { UnreachableError } from './transport.js';
 export { LocalTransport } from './local.js';
 export { quoteArg, quoteArgv } from './quote.js';
-export { withBecome, becomeUser } from './become.js';
+export { withBecome, becomeUser, withBecomeKeyword } from './become.js';
 export type { SshTransportOptions } from './ssh.js';
 
 export interface TransportOptions extends SshTransportOptions {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { connectionFor } from '../../src/inventory/connection.js';
-import { withBecome } from '../../src/transport/become.js';
+import { withBecome, withBecomeKeyword } from '../../src/transport/become.js';
+import type { ExecOptions, Transport } from '../../src/transport/transport.js';
 import { remoteCommand } from '../../src/transport/ssh.js';
 
 const host = (vars: Record<string, unknown>) => ({ name: 'nas1', groups: ['all'], vars });
@@ -50,5 +51,30 @@ describe('connectionFor: Ansible aliases and become', () => {
 
   it('does not render a value again: a rendered or plain value holding {{ stays data', () => {
     expect(connectionFor(host({ ansible_password: 'p{{ ansible_host }}q', ansible_host: 'h' })).password).toBe('p{{ ansible_host }}q');
+  });
+});
+
+describe('withBecomeKeyword: what the engine hands a step', () => {
+  it("adds the play's or step's become to every command, unless the command says otherwise", async () => {
+    const seen: Array<ExecOptions['become']> = [];
+    const base: Transport = {
+      host: 'nas1',
+      kind: 'local',
+      connect: async () => {},
+      close: async () => {
+        throw new Error('the pool owns the connection');
+      },
+      exec: async (argv, opts = {}) => {
+        seen.push(opts.become);
+        return { argv, code: 0, signal: null, stdout: '', stderr: '', timedOut: false, durationMs: 0 };
+      },
+    };
+    expect(withBecomeKeyword(base, undefined)).toBe(base);
+    const t = withBecomeKeyword(base, { user: 'nfs' });
+    await t.exec(['id']);
+    await t.exec(['id'], { timeoutMs: 5 });
+    await t.exec(['id'], { become: false });
+    await t.close();
+    expect(seen).toEqual([{ user: 'nfs' }, { user: 'nfs' }, false]);
   });
 });
