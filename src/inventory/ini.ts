@@ -20,11 +20,6 @@ import { VAULT_HEADER } from './vault.js';
 const SECTION = /^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:#.*)?$/;
 const GROUP_NAME = /^([^:\]\s]+)\s*(?:#.*)?$/;
 
-export interface IniVar {
-  value: unknown;
-  loc: SourceLocation;
-}
-
 export function parseIniInventory(text: string, file: string, data: InventoryData, problems: Problem[]): void {
   const lines = text.split(/\r?\n/);
   let group = 'ungrouped';
@@ -66,7 +61,7 @@ export function parseIniInventory(text: string, file: string, data: InventoryDat
     }
     if (group.includes(':')) return; // inside a section already reported as unknown
 
-    if (state === 'hosts') hostLine(raw, line, lineNo, indent);
+    if (state === 'hosts') hostLine(line, lineNo, indent);
     else if (state === 'vars') varLine(line, at);
     else {
       const m = GROUP_NAME.exec(line);
@@ -114,7 +109,7 @@ export function parseIniInventory(text: string, file: string, data: InventoryDat
     data.setGroupVar(group, key, iniValue(text), at(valueCol < 0 ? eq + 1 : valueCol));
   }
 
-  function hostLine(raw: string, line: string, lineNo: number, indent: number): void {
+  function hostLine(line: string, lineNo: number, indent: number): void {
     const at = (offset = 0): SourceLocation => ({ file, line: lineNo, col: indent + offset + 1 });
     let words: string[];
     try {
@@ -151,7 +146,6 @@ export function parseIniInventory(text: string, file: string, data: InventoryDat
       }
       vars.push([w.slice(0, eq), iniValue(w.slice(eq + 1)), at(col)]);
     }
-    void raw;
     for (const name of hosts.names) {
       data.addHost(name, group, hosts.port, at());
       for (const [k, v, loc] of vars) data.setHostVar(name, k, v, loc);
