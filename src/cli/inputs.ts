@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Inventory } from '../inventory/model.js';
 import type { Playbook } from '../playbook/model.js';
 import { loadInventory } from '../inventory/load.js';
+import { readVaultSecret, VaultError, type VaultSecret } from '../inventory/vault.js';
 import { loadPlaybook } from '../playbook/load.js';
 import { parseExtraVars } from '../playbook/extra-vars.js';
 import { defaultRegistry, type StepRegistry } from '../steps/registry.js';
@@ -11,7 +12,10 @@ import { packageRoot } from '../util/paths.js';
 
 /** Options every playbook command shares. */
 export interface CommonOptions {
-  inventory?: string;
+  /** -i, repeatable (a single string from older callers). */
+  inventory?: string | string[];
+  vaultPasswordFile?: string[];
+  vaultId?: string[];
   extraVars: string[];
   limit?: string;
   tags?: string[];
@@ -22,7 +26,10 @@ export interface CommonOptions {
 
 export interface Inputs {
   playbookFile: string;
+  /** The first inventory source (resolved), for records that name one. */
   inventoryFile?: string;
+  /** Every inventory source, resolved, in order. */
+  inventorySources: string[];
   playbook: Playbook;
   inventory: Inventory;
   extraVars: Record<string, unknown>;
@@ -45,10 +52,12 @@ export function loadInputs(playbookArg: string, o: CommonOptions): Inputs {
     if (e instanceof ValidationError) problems.push(...e.problems);
     else problems.push({ loc: { file: '-e', line: 1, col: 1 }, message: (e as Error).message });
   }
+  const sources = inventorySources(o.inventory);
   try {
-    inventory = loadInventory(o.inventory ? path.resolve(o.inventory) : undefined);
+    inventory = loadInventory(sources, { vault: vaultSecrets(o) });
   } catch (e) {
     if (e instanceof ValidationError) problems.push(...e.problems);
+    else if (e instanceof VaultError) problems.push({ loc: { file: '--vault-password-file', line: 1, col: 1 }, message: e.message });
     else throw e;
   }
   if (!inventory) throw new ValidationError(problems);
@@ -62,7 +71,8 @@ export function loadInputs(playbookArg: string, o: CommonOptions): Inputs {
   if (problems.length || !playbook) throw new ValidationError(problems);
   return {
     playbookFile: path.resolve(playbookFile),
-    inventoryFile: o.inventory ? path.resolve(o.inventory) : undefined,
+    inventoryFile: sources[0],
+    inventorySources: sources,
     playbook,
     inventory,
     extraVars,
@@ -85,4 +95,22 @@ export function resolvePlaybook(arg: string, shippedDir = path.join(packageRoot,
     if (existsSync(shipped)) return shipped;
   }
   return arg;
+}
+
+/** -i values, resolved; a `host1,host2,` list is kept as written, as Ansible reads it. */
+export function inventorySources(value: string | string[] | undefined): string[] {
+  const list = Array.isArray(value) ? value : value ? [value] : [];
+  return list.map((s) => (s.includes(',') && !existsSync(s) ? s : path.resolve(s)));
+}
+
+/** --vault-password-file and --vault-id, else $ANSIBLE_VAULT_PASSWORD_FILE, as ansible does. */
+export function vaultSecrets(o: Pick<CommonOptions, 'vaultPasswordFile' | 'vaultId'>): VaultSecret[] {
+  const files = o.vaultPasswordFile ?? [];
+  const ids = o.vaultId ?? [];
+  const fromEnv = process.env.ANSIBLE_VAULT_PASSWORD_FILE;
+  return [
+    ...ids.map((id) => readVaultSecret(id, 'vault-id')),
+    ...files.map((f) => readVaultSecret(f, 'password-file')),
+    ...(!files.length && !ids.length && fromEnv ? [readVaultSecret(fromEnv, 'password-file')] : []),
+  ];
 }

@@ -32,7 +32,9 @@ program
 /** Options shared by the commands that read a playbook. */
 function playbookOptions(cmd: Command): Command {
   return cmd
-    .option('-i, --inventory <file>', 'inventory (Ansible YAML shape); default: localhost only')
+    .option('-i, --inventory <source>', 'inventory: YAML or INI file, directory, executable script, or "host1,host2," (repeatable, merged in order); default: localhost only', collect, [])
+    .option('--vault-password-file <file>', 'password for Ansible Vault files and !vault values (a file, or an executable that prints it; repeatable)', collect, [])
+    .option('--vault-id <[label@]file>', 'vault password with its vault id label (repeatable)', collect, [])
     .option('-e, --extra-vars <vars>', 'key=value, JSON, or @file.yml (repeatable; highest precedence)', collect, [])
     .option('-l, --limit <pattern>', 'only these hosts (a:b, a:!b, a:&b)')
     .option('-t, --tags <tags>', 'only steps with these tags (comma-separated, repeatable)', commaList, [])

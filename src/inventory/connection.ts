@@ -5,11 +5,13 @@ import type { ConnectionSpec, Host } from './model.js';
 
 /**
  * How to reach a host, from Ansible's connection variables:
- *   ansible_connection (local|ssh), ansible_host, ansible_port, ansible_user (ansible_ssh_user),
+ *   ansible_connection (local|ssh), ansible_host (ansible_ssh_host), ansible_port
+ *   (ansible_ssh_port), ansible_user (ansible_ssh_user),
  *   ansible_ssh_private_key_file, ansible_password (ansible_ssh_pass), ansible_timeout,
  *   ansible_ssh_common_args / ansible_ssh_extra_args: `-o UserKnownHostsFile=...`,
  *   `-o StrictHostKeyChecking=...`, `-o ConnectTimeout=...` are understood, the rest ignored;
- *   baton_known_hosts: an extra known_hosts file, relative to the inventory file.
+ *   baton_known_hosts: an extra known_hosts file, relative to the inventory file;
+ *   ansible_become, ansible_become_user, ansible_become_method (sudo only): see becomeFor.
  *
  * `StrictHostKeyChecking=no` is read as accept-new: baton pins a key it has not seen, but a
  * changed key is never accepted — a failover must not talk to an impostor.
@@ -17,9 +19,11 @@ import type { ConnectionSpec, Host } from './model.js';
  * `inventoryDir` defaults to the directory of the file the host was listed in.
  */
 export function connectionFor(host: Host, inventoryDir?: string): ConnectionSpec {
+  // Inventory templates were rendered at load (templated.ts): a value is data here, never
+  // rendered again. Only a var left for play context is rendered, against the host's vars.
   const v = (name: string): unknown => {
     const raw = host.vars[name];
-    return typeof raw === 'string' && raw.includes('{{') ? render(raw, { inventory_hostname: host.name, ...host.vars }) : raw;
+    return host.deferred && name in host.deferred ? render(raw, { inventory_hostname: host.name, ...host.vars }) : raw;
   };
   const str = (name: string): string | undefined => {
     const x = v(name);
@@ -30,20 +34,26 @@ export function connectionFor(host: Host, inventoryDir?: string): ConnectionSpec
   const spec: ConnectionSpec = {
     host: host.name,
     connection: str('ansible_connection') === 'local' ? 'local' : 'ssh',
-    address: str('ansible_host') ?? host.name,
+    // ansible_ssh_host/_port/_user are Ansible's older names; the new ones win when both are set.
+    address: str('ansible_host') ?? str('ansible_ssh_host') ?? host.name,
   };
-  const port = str('ansible_port');
+  const port = str('ansible_port') ?? str('ansible_ssh_port');
   if (port !== undefined) spec.port = Number.parseInt(port, 10);
   const user = str('ansible_user') ?? str('ansible_ssh_user');
   if (user) spec.user = user;
-  const key = str('ansible_ssh_private_key_file');
+  const key = str('ansible_ssh_private_key_file') ?? str('ansible_private_key_file');
   if (key) spec.privateKeyFile = expandHome(key);
   const password = str('ansible_password') ?? str('ansible_ssh_pass');
   if (password) spec.password = password;
   const timeout = str('ansible_timeout');
   if (timeout && /^\d+$/.test(timeout)) spec.connectTimeoutMs = Number(timeout) * 1000;
+  const become = becomeFor(host, v);
+  if (become) spec.become = become;
 
   const opts = sshOptions(`${str('ansible_ssh_common_args') ?? ''} ${str('ansible_ssh_extra_args') ?? ''}`);
+  // All of them go to OpenSSH's own resolution (ProxyCommand, ProxyJump, HostKeyAlias…); the
+  // few below are also read here, for the parser fallback and for baton's own checks.
+  if (opts.size) spec.sshOptions = [...opts].map(([k, val]) => `${k}=${val}`);
   const known = opts.get('userknownhostsfile');
   if (known) spec.knownHostsFile = expandHome(known.split(/\s+/)[0]!);
   const strict = opts.get('stricthostkeychecking')?.toLowerCase();
@@ -53,8 +63,57 @@ export function connectionFor(host: Host, inventoryDir?: string): ConnectionSpec
   if (ct && /^\d+$/.test(ct)) spec.connectTimeoutMs = Number(ct) * 1000;
 
   const batonKnown = str('baton_known_hosts');
-  if (batonKnown) spec.knownHostsFile = path.resolve(baseDir, expandHome(batonKnown));
+  if (batonKnown) spec.knownHostsFile = path.resolve(knownHostsBase(host, baseDir), expandHome(batonKnown));
   return spec;
+}
+
+/**
+ * baton_known_hosts is relative to the inventory it was written in: the file that set it, or,
+ * for a group_vars/host_vars file, the inventory directory above it. With several sources
+ * (`-i a/ -i b/`) that is the right one of them, whatever `inventoryDir` the caller guessed.
+ */
+function knownHostsBase(host: Host, fallback: string): string {
+  const origin = host.varOrigins?.baton_known_hosts?.file.replace(/ \(decrypted\)$/, '');
+  if (!origin || origin.startsWith('<') || origin === '-i') return fallback;
+  let dir = path.dirname(origin);
+  for (let up = dir; up !== path.dirname(up); up = path.dirname(up)) {
+    const base = path.basename(up);
+    if (base === 'group_vars' || base === 'host_vars') {
+      dir = path.dirname(up);
+      break;
+    }
+  }
+  return dir;
+}
+
+const TRUE_WORDS = ['true', 'yes', 'on', '1', 'y', 't'];
+const FALSE_WORDS = ['false', 'no', 'off', '0', 'n', 'f', ''];
+
+/** Ansible's boolean(): true/yes/on/1 and false/no/off/0, any case; anything else is an error. */
+export function ansibleBool(value: unknown, what: string): boolean {
+  if (typeof value === 'boolean') return value;
+  const s = String(value).trim().toLowerCase();
+  if (TRUE_WORDS.includes(s)) return true;
+  if (FALSE_WORDS.includes(s)) return false;
+  throw new Error(`${what} must be a boolean (true/false, yes/no), got ${JSON.stringify(value)}`);
+}
+
+/**
+ * ansible_become / ansible_become_user / ansible_become_method, as set in the inventory: each
+ * field only when the inventory sets it, since an inventory value beats a play's or step's
+ * `become` (Ansible's rule: connection variables win over keywords). Only sudo is supported.
+ */
+function becomeFor(host: Host, v: (name: string) => unknown): ConnectionSpec['become'] {
+  const method = v('ansible_become_method');
+  if (method !== undefined && method !== null && method !== 'sudo') {
+    throw new Error(`host ${host.name}: ansible_become_method ${JSON.stringify(method)} is not supported; baton becomes another user with "sudo -n" only`);
+  }
+  const out: NonNullable<ConnectionSpec['become']> = {};
+  const enabled = v('ansible_become');
+  if (enabled !== undefined && enabled !== null) out.enabled = ansibleBool(enabled, `ansible_become of host ${host.name}`);
+  const user = v('ansible_become_user');
+  if (user !== undefined && user !== null && user !== '') out.user = String(user);
+  return Object.keys(out).length ? out : undefined;
 }
 
 /** `-o Key=Value`, `-o Key Value`, `-oKey=Value`; keys lower-cased as OpenSSH treats them. */

@@ -11,6 +11,7 @@ export type { ExecOptions, ExecResult, Transport } from './transport.js';
 export { UnreachableError } from './transport.js';
 export { LocalTransport } from './local.js';
 export { quoteArg, quoteArgv } from './quote.js';
+export { withBecome, becomeUser, withBecomeKeyword } from './become.js';
 export type { SshTransportOptions } from './ssh.js';
 
 export interface TransportOptions extends SshTransportOptions {
@@ -22,7 +23,7 @@ export interface TransportOptions extends SshTransportOptions {
 }
 
 export async function openTransport(spec: ConnectionSpec, opts: TransportOptions = {}): Promise<Transport> {
-  if (spec.connection === 'local') return new LocalTransport(spec.host, { killGraceMs: opts.killGraceMs });
+  if (spec.connection === 'local') return new LocalTransport(spec.host, { killGraceMs: opts.killGraceMs, become: spec.become });
   if (opts.persistSeconds !== undefined && opts.persistSeconds > 0) {
     // The keeper client does not load ssh2: the keeper does, once, for every later run.
     const { KeeperTransport } = await import('./keeper/client.js');

@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import type { ConnectionSpec } from '../inventory/model.js';
+import { explainSudoFailure, withBecome, type BecomePlan } from './become.js';
 import type { ExecOptions, ExecResult, Transport } from './transport.js';
 
 /** How long a timed-out process group gets between SIGTERM and SIGKILL. */
@@ -13,7 +15,7 @@ export class LocalTransport implements Transport {
 
   constructor(
     readonly host: string,
-    private readonly opts: { killGraceMs?: number } = {},
+    private readonly opts: { killGraceMs?: number; become?: ConnectionSpec['become'] } = {},
   ) {}
 
   async connect(): Promise<void> {}
@@ -22,6 +24,12 @@ export class LocalTransport implements Transport {
 
   exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
     if (argv.length === 0) return Promise.reject(new TypeError('exec: empty argv'));
+    let plan: BecomePlan;
+    try {
+      plan = withBecome(argv, opts, { become: this.opts.become });
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const started = performance.now();
     const grace = this.opts.killGraceMs ?? KILL_GRACE_MS;
     return new Promise<ExecResult>((resolve) => {
@@ -34,9 +42,9 @@ export class LocalTransport implements Transport {
 
       // detached puts the child in its own process group, so a timeout can kill what
       // it started too (a `sh -c` wrapper's children would otherwise survive it).
-      const child = spawn(argv[0]!, argv.slice(1), {
+      const child = spawn(plan.argv[0]!, plan.argv.slice(1), {
         detached: true,
-        env: opts.env ? { ...process.env, ...opts.env } : process.env,
+        env: plan.env ? { ...process.env, ...plan.env } : process.env,
         stdio: ['pipe', 'pipe', 'pipe'],
       });
 
@@ -84,6 +92,7 @@ export class LocalTransport implements Transport {
           err += `${err && !err.endsWith('\n') ? '\n' : ''}${argv[0]}: ${spawnError.message}\n`;
           code = (spawnError as NodeJS.ErrnoException).code === 'ENOENT' ? 127 : 126;
         }
+        if (plan.user !== undefined && code !== 0) err = explainSudoFailure(err, plan.user, this.host);
         resolve({
           argv,
           code: timedOut ? null : code,

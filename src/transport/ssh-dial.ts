@@ -2,8 +2,9 @@
  * Opening authenticated, host-key-checked ssh2 connections, through ProxyJump hops if the
  * config says so. Every failure becomes an UnreachableError that says what to do about it.
  */
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import type { Duplex } from 'node:stream';
+import { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
 import type { AnyAuthMethod, AuthHandlerMiddleware, ConnectConfig, NextAuthHandler } from 'ssh2';
 import { UnreachableError } from './transport.js';
@@ -229,8 +230,66 @@ function forwardOut(client: SshClient, through: ResolvedTarget, to: ResolvedTarg
 }
 
 /**
- * Connects to `t`, through its ProxyJump hops first. Returns every client opened, the
- * target's last; closing them in reverse order tears the chain down.
+ * ProxyCommand, run as OpenSSH runs it (`exec COMMAND` by /bin/sh), its stdin and stdout
+ * handed to ssh2 as the connection's socket. What it prints on stderr is kept for the error
+ * message if the connection fails; the process is killed when the connection closes.
+ */
+function proxySocket(t: ResolvedTarget, log: (m: string) => void): { sock: Duplex; stderr: () => string; kill: () => void } {
+  const cmd = t.proxyCommand!;
+  const child = spawn('/bin/sh', ['-c', `exec ${cmd}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (b: Buffer) => {
+    err = (err + b.toString('utf8')).slice(-2000);
+  });
+  const sock = new Duplex({
+    read() {
+      child.stdout.resume();
+    },
+    write(chunk: Buffer, _enc, cb) {
+      if (!child.stdin.writable) return cb();
+      child.stdin.write(chunk, () => cb());
+    },
+    final(cb) {
+      child.stdin.end();
+      cb();
+    },
+    destroy(e, cb) {
+      child.kill();
+      cb(e);
+    },
+  });
+  child.stdin.on('error', () => {});
+  child.stdout.on('data', (b: Buffer) => {
+    if (!sock.push(b)) child.stdout.pause();
+  });
+  child.stdout.on('end', () => sock.push(null));
+  child.on('error', (e) => sock.destroy(e));
+  child.on('exit', (code, signal) => {
+    if (code !== 0 && code !== null) log(`${t.host}: ProxyCommand \`${cmd}\` exited ${code}: ${err.trim()}`);
+    void signal;
+  });
+  return { sock, stderr: () => err.trim(), kill: () => child.kill() };
+}
+
+/** One connection over a ProxyCommand (or directly); its failure carries what the command said. */
+async function openDirectOrProxied(t: ResolvedTarget, opts: DialOptions, sock?: Duplex, via?: string): Promise<SshClient> {
+  if (sock || !t.proxyCommand) return openClient(t, opts, sock, via);
+  const p = proxySocket(t, opts.log ?? (() => {}));
+  try {
+    const c = await openClient(t, opts, p.sock, `ProxyCommand \`${t.proxyCommand}\``);
+    c.on('close', () => p.kill());
+    return c;
+  } catch (e) {
+    p.kill();
+    const said = p.stderr();
+    if (e instanceof UnreachableError && said) throw new UnreachableError(e.host, `${e.message} The ProxyCommand said: ${said}`);
+    throw e;
+  }
+}
+
+/**
+ * Connects to `t`, through its ProxyJump hops (or its ProxyCommand) first. Returns every client
+ * opened, the target's last; closing them in reverse order tears the chain down.
  */
 export async function dial(t: ResolvedTarget, opts: DialOptions = {}): Promise<SshClient[]> {
   const chain: SshClient[] = [];
@@ -240,12 +299,12 @@ export async function dial(t: ResolvedTarget, opts: DialOptions = {}): Promise<S
     for (let i = 0; i < t.jumps.length; i++) {
       const hop = t.jumps[i]!;
       if (i === 0 && hop.jumps.length > 0) chain.push(...(await dial(hop, opts)));
-      else chain.push(await openClient(hop, opts, sock, via));
+      else chain.push(await openDirectOrProxied(hop, opts, sock, via));
       const next = t.jumps[i + 1] ?? t;
       sock = await forwardOut(chain[chain.length - 1]!, hop, next);
       via = `jump host ${hop.host}`;
     }
-    chain.push(await openClient(t, opts, sock, via));
+    chain.push(await openDirectOrProxied(t, opts, sock, via));
     return chain;
   } catch (e) {
     for (const c of chain.reverse()) c.end();

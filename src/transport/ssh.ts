@@ -10,10 +10,11 @@
  * honours it from 7.9 on, and not for every session type.
  */
 import type { ConnectionSpec } from '../inventory/model.js';
+import { explainSudoFailure, withBecome } from './become.js';
 import { ChannelQueue } from './channel-queue.js';
 import { quoteArg, quoteArgv } from './quote.js';
 import { dial, type SshClient } from './ssh-dial.js';
-import { resolveTarget, type ResolvedTarget } from './ssh-config.js';
+import { resolveTarget, resolveTargetAsync, type ResolvedTarget } from './ssh-config.js';
 import { UnreachableError, type ExecOptions, type ExecResult, type Transport } from './transport.js';
 
 export interface SshTransportOptions {
@@ -88,7 +89,7 @@ export class SshTransport implements Transport {
       const p = (async () => {
         let t: ResolvedTarget;
         try {
-          t = this.resolved();
+          t = this.target ??= await resolveTargetAsync(this.spec, { sshConfigFile: this.opts.sshConfigFile, acceptNewHostKeys: this.opts.acceptNewHostKeys });
         } catch (e) {
           throw new UnreachableError(this.host, `cannot work out how to reach ${this.host}: ${(e as Error).message}`);
         }
@@ -136,11 +137,14 @@ export class SshTransport implements Transport {
 
   async exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
     if (argv.length === 0) throw new TypeError('exec: empty argv');
-    const command = remoteCommand(argv, opts.env);
+    const plan = withBecome(argv, opts, this.spec);
+    const command = remoteCommand(plan.argv, plan.env);
     const release = await this.queue.acquire();
     try {
       const client = await this.client();
-      return await this.run(client, argv, command, opts);
+      const r = await this.run(client, argv, command, opts);
+      if (plan.user !== undefined && r.code !== 0) r.stderr = explainSudoFailure(r.stderr, plan.user, this.host);
+      return r;
     } finally {
       release();
     }

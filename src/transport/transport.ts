@@ -17,6 +17,12 @@ export interface ExecOptions {
   env?: Record<string, string>;
   /** Aborts the command like a timeout does. */
   signal?: AbortSignal;
+  /**
+   * Run as another user through `sudo -n -u USER --` (become.ts): the play's or step's
+   * `become: true` (+ `become_user`). Absent or false: as the connecting user, unless the
+   * inventory's ansible_become says otherwise (it wins, as in Ansible).
+   */
+  become?: { user?: string } | false;
 }
 
 export interface ExecResult {

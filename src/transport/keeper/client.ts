@@ -210,7 +210,7 @@ export class KeeperTransport implements Transport {
     const stdin = opts.stdin === undefined ? undefined : (typeof opts.stdin === 'string' ? Buffer.from(opts.stdin, 'utf8') : opts.stdin).toString('base64');
     try {
       const r = await ch
-        .request({ op: 'exec', spec: this.spec, opts: this.wireOpts(), argv, stdinB64: stdin, env: opts.env, timeoutMs: opts.timeoutMs }, (i) => {
+        .request({ op: 'exec', spec: this.spec, opts: this.wireOpts(), argv, stdinB64: stdin, env: opts.env, timeoutMs: opts.timeoutMs, become: opts.become }, (i) => {
           id = i;
           if (opts.signal?.aborted) queueMicrotask(abort);
           else opts.signal?.addEventListener('abort', abort, { once: true });

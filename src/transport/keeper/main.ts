@@ -153,6 +153,7 @@ async function handle(req: Request, send: (r: Reply) => void, aborts: Map<number
           stdin: req.stdinB64 === undefined ? undefined : Buffer.from(req.stdinB64, 'base64'),
           env: req.env,
           timeoutMs: req.timeoutMs,
+          become: req.become,
           signal: ac.signal,
         });
         h.connected = true;

@@ -12,7 +12,7 @@ export interface ConnectOpts {
 
 export type Request =
   | { id: number; op: 'connect'; spec: ConnectionSpec; opts?: ConnectOpts }
-  | { id: number; op: 'exec'; spec: ConnectionSpec; opts?: ConnectOpts; argv: string[]; stdinB64?: string; env?: Record<string, string>; timeoutMs?: number }
+  | { id: number; op: 'exec'; spec: ConnectionSpec; opts?: ConnectOpts; argv: string[]; stdinB64?: string; env?: Record<string, string>; timeoutMs?: number; become?: { user?: string } | false }
   | { id: number; op: 'abort'; target: number }
   | { id: number; op: 'status' };
 

@@ -1,0 +1,156 @@
+/**
+ * Which reader takes an inventory source, as ansible-core's enabled inventory plugins decide:
+ *   `a,b,`            (no such file, holds a comma) a list of hosts, into `ungrouped`
+ *   a directory       every file in it, sorted, recursively, minus Ansible's ignored names
+ *                     (hidden, group_vars, host_vars, vars_plugins, and the extensions of
+ *                     INVENTORY_IGNORE_EXTS: .orig .ini .cfg .retry .pyc .pyo .swp .bak ~ .rpm
+ *                     .md .txt .rst)
+ *   an executable     an inventory script
+ *   .yml .yaml .json  YAML
+ *   no extension      YAML when it parses as a mapping, otherwise INI
+ *   anything else     INI
+ * A vault-encrypted source is decrypted first.
+ */
+import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { checkAgainst, compileSchema } from '../playbook/schema-check.js';
+import { parseYaml, YamlSyntaxError, type ParsedYaml } from '../playbook/yaml-source.js';
+import { schemasDir } from '../util/paths.js';
+import type { Problem } from '../util/errors.js';
+import type { InventoryData } from './data.js';
+import { HostPatternError, parseHostPattern } from './host-pattern.js';
+import { parseIniInventory } from './ini.js';
+import { readScriptInventory } from './script.js';
+import { withoutVaultTags, type SecretBook } from './secrets.js';
+import { decryptVault, isVaulted, VaultError } from './vault.js';
+import { readYamlInventory } from './yaml-inventory.js';
+
+const IGNORED_NAMES = /^\.|^host_vars$|^group_vars$|^vars_plugins$/;
+const IGNORED_EXTS = ['.pyc', '.pyo', '.swp', '.bak', '~', '.rpm', '.md', '.txt', '.rst', '.orig', '.ini', '.cfg', '.retry'];
+const YAML_EXTS = ['.yml', '.yaml', '.json'];
+
+export function ignoredInDirectory(name: string): boolean {
+  return IGNORED_NAMES.test(name) || IGNORED_EXTS.some((e) => name.endsWith(e));
+}
+
+export function readSource(source: string, data: InventoryData, book: SecretBook, problems: Problem[]): void {
+  let st;
+  try {
+    st = statSync(source);
+  } catch (e) {
+    if (source.includes(',')) return hostList(source, data, problems);
+    problems.push({ loc: { file: source, line: 1, col: 1 }, message: `cannot read inventory: ${(e as Error).message}` });
+    return;
+  }
+  if (st.isDirectory()) {
+    for (const name of readdirSync(source).sort()) {
+      if (ignoredInDirectory(name)) continue;
+      readSource(path.join(source, name), data, book, problems);
+    }
+    return;
+  }
+  readFile(source, data, book, problems);
+}
+
+function hostList(source: string, data: InventoryData, problems: Problem[]): void {
+  const loc = { file: '-i', line: 1, col: 1 };
+  for (const word of source.split(',').map((s) => s.trim()).filter(Boolean)) {
+    try {
+      const { names, port } = parseHostPattern(word);
+      for (const n of names) data.addHost(n, 'ungrouped', port, loc);
+    } catch (e) {
+      if (!(e instanceof HostPatternError)) throw e;
+      problems.push({ loc, message: `bad host "${word}" in host list "${source}": ${e.message}` });
+    }
+  }
+}
+
+function executable(file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function readFile(file: string, data: InventoryData, book: SecretBook, problems: Problem[]): void {
+  const ext = path.extname(file);
+  if (executable(file)) return readScriptInventory(file, data, problems);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    problems.push({ loc: { file, line: 1, col: 1 }, message: `cannot read inventory: ${(e as Error).message}` });
+    return;
+  }
+  let shownAs = file;
+  if (isVaulted(text)) {
+    try {
+      text = decryptVault(text, book.vault, `inventory ${file}`);
+      shownAs = `${file} (decrypted)`;
+    } catch (e) {
+      if (!(e instanceof VaultError)) throw e;
+      problems.push({ loc: { file, line: 1, col: 1 }, message: e.message });
+      return;
+    }
+  }
+  if (ext === '.toml') {
+    problems.push({ loc: { file, line: 1, col: 1 }, message: `TOML inventories are not read by baton; convert it with: ansible-inventory -i ${file} --list -y > inventory.yml` });
+    return;
+  }
+  if (YAML_EXTS.includes(ext)) {
+    let doc: ParsedYaml;
+    try {
+      doc = parseYaml(withoutVaultTags(text), shownAs);
+    } catch (e) {
+      if (e instanceof YamlSyntaxError) {
+        problems.push(e.problem);
+        return;
+      }
+      throw e;
+    }
+    return yamlDoc(doc, data, book, problems);
+  }
+  if (ext === '') {
+    try {
+      const doc = parseYaml(withoutVaultTags(text), shownAs);
+      if (doc.value !== null && typeof doc.value === 'object' && !Array.isArray(doc.value)) return yamlDoc(doc, data, book, problems);
+    } catch (e) {
+      if (!(e instanceof YamlSyntaxError)) throw e;
+    }
+  }
+  parseIniInventory(text, shownAs, data, problems);
+}
+
+function yamlDoc(doc: ParsedYaml, data: InventoryData, book: SecretBook, problems: Problem[]): void {
+  const v = doc.value;
+  if (v === null || v === undefined) {
+    problems.push({ loc: doc.at([]), message: 'the inventory is empty (Ansible refuses an empty YAML inventory too)' });
+    return;
+  }
+  if (typeof v !== 'object' || Array.isArray(v)) {
+    problems.push({ loc: doc.at([]), message: 'an inventory must be a mapping of groups (e.g. "all:")' });
+    return;
+  }
+  const top = v as Record<string, unknown>;
+  if (typeof top.plugin === 'string') {
+    problems.push({
+      loc: doc.at(['plugin']),
+      message: `this is the configuration of Ansible inventory plugin "${top.plugin}", which baton does not run; export what it finds with: ansible-inventory -i ${doc.file} --list -y > inventory.yml`,
+    });
+    return;
+  }
+  const found = checkAgainst(compileSchema('inventory', inventorySchema()), v, { doc, basePath: [], rootLabel: 'the inventory' });
+  if (found.length) {
+    problems.push(...found);
+    return;
+  }
+  readYamlInventory(doc, data, book, problems);
+}
+
+let schemaCache: object | undefined;
+export function inventorySchema(): object {
+  schemaCache ??= JSON.parse(readFileSync(path.join(schemasDir, 'inventory.json'), 'utf8')) as object;
+  return schemaCache;
+}
