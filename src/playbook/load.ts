@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { Host, Inventory } from '../inventory/model.js';
 import { selectHosts } from '../inventory/pattern.js';
 import { ValidationError, type Problem, type SourceLocation } from '../util/errors.js';
@@ -7,7 +6,8 @@ import { parseValueExpr, requiredRefs } from './expr.js';
 import type { OnFailure, Play, Playbook, StepSpec } from './model.js';
 import { RoleLoader, roleSearchPath } from './roles.js';
 import { checkFenceOrder, guardsTakeover, type KindRoles } from './safety.js';
-import { checkAgainst } from './schema-check.js';
+import { checkAgainst, describeValue } from './schema-check.js';
+import { readSource } from './read-source.js';
 import { playbookValidator, roleStepsValidator, stepArgsValidator, STEP_KEYS } from './schemas.js';
 import { closest, didYouMean } from './suggest.js';
 import { isTemplate, parseTemplate, render, TemplateError } from './template.js';
@@ -40,13 +40,7 @@ export interface LoadOptions {
  * ValidationError, each at file:line:col; nothing is returned unless the whole playbook is sound.
  */
 export function loadPlaybook(file: string, opts: LoadOptions): Playbook {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ValidationError([{ loc: { file, line: 1, col: 1 }, message: `cannot read playbook: ${(err as Error).message}` }]);
-  }
-  return loadPlaybookText(text, file, opts);
+  return loadPlaybookText(readSource(file, 'playbook'), file, opts);
 }
 
 export function loadPlaybookText(text: string, file: string, opts: LoadOptions): Playbook {
@@ -60,8 +54,9 @@ export function loadPlaybookText(text: string, file: string, opts: LoadOptions):
   const problems: Problem[] = [];
   const data = doc.value;
   if (!Array.isArray(data)) {
-    const what = data === null || data === undefined ? 'an empty file' : 'a mapping';
-    problems.push({ loc: doc.at([]), message: `a playbook is a list of plays ("- hosts: ..."), got ${what}` });
+    const what = data === null || data === undefined ? 'an empty file' : isMapping(data) ? 'a mapping' : describeValue(data);
+    const loc = data === null || data === undefined ? { file, line: 1, col: 1 } : doc.at([]);
+    problems.push({ loc, message: `a playbook is a list of plays ("- hosts: ..."), got ${what}` });
     throw new ValidationError(problems);
   }
   problems.push(...checkAgainst(playbookValidator(), data, { doc, basePath: [], rootLabel: 'the playbook' }));
