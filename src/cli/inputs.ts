@@ -5,7 +5,7 @@ import { loadInventory } from '../inventory/load.js';
 import { loadPlaybook } from '../playbook/load.js';
 import { parseExtraVars } from '../playbook/extra-vars.js';
 import { defaultRegistry, type StepRegistry } from '../steps/registry.js';
-import { ValidationError, type Problem } from '../util/errors.js';
+import { formatLocation, ValidationError, type Problem } from '../util/errors.js';
 
 /** Options every playbook command shares. */
 export interface CommonOptions {
@@ -16,6 +16,10 @@ export interface CommonOptions {
   skipTags?: string[];
   json?: boolean;
   verbose?: boolean;
+  /** -u: remote user for hosts whose inventory sets no ansible_user (Ansible's remote_user). */
+  user?: string;
+  /** -f: parallel hosts for plays that set no `forks:`. */
+  forks?: number;
 }
 
 export interface Inputs {
@@ -57,6 +61,11 @@ export function loadInputs(playbookFile: string, o: CommonOptions): Inputs {
     else throw e;
   }
   if (problems.length || !playbook) throw new ValidationError(problems);
+  if (o.forks !== undefined) for (const play of playbook.plays) play.forks ??= o.forks;
+  if (o.user) applyRemoteUser(inventory, o.user);
+  if (o.verbose && !o.json) {
+    for (const n of playbook.notices ?? []) process.stderr.write(`${formatLocation(n.loc)}: note: ${n.message}\n`);
+  }
   return {
     playbookFile: path.resolve(playbookFile),
     inventoryFile: o.inventory ? path.resolve(o.inventory) : undefined,
@@ -65,6 +74,18 @@ export function loadInputs(playbookFile: string, o: CommonOptions): Inputs {
     extraVars,
     registry,
   };
+}
+
+/**
+ * `-u USER` as ansible-playbook applies it: the user for every host whose inventory names
+ * none (ansible_user, or its older name ansible_ssh_user, at any level); an inventory value
+ * wins. Written into the merged host vars,
+ * which is where the connection is built from (src/inventory/connection.ts).
+ */
+export function applyRemoteUser(inventory: Inventory, user: string): void {
+  for (const host of inventory.hosts.values()) {
+    if (host.vars.ansible_user === undefined && host.vars.ansible_ssh_user === undefined) host.vars.ansible_user = user;
+  }
 }
 
 export const collect = (value: string, previous: string[] = []) => [...previous, value];
