@@ -224,13 +224,19 @@ function childAt(node: YamlNode, step: string | number): { key?: YamlNode; value
 
 function normalize(node: YamlNode): YamlNode {
   let n = node;
-  while (n.children.length === 1 && n.children[0]!.result === n.result && n.kind !== 'mapping') {
+  // A mapping's only child is never the mapping itself, except as that would-be key: a flow
+  // mapping written as a block sequence item (`- { a: 1 }`) is one.
+  while (n.children.length === 1 && n.children[0]!.result === n.result && (n.kind !== 'mapping' || isObject(n.result))) {
     n = n.children[0]!;
   }
   // A collapsed flow collection keeps the outer node's kind when the child had none recorded.
   n.children = n.children.map(normalize);
   if (n.kind === 'mapping' && n.children.length % 2 === 1) n.children.pop();
   return n;
+}
+
+function isObject(v: unknown): boolean {
+  return v !== null && typeof v === 'object';
 }
 
 function register(node: YamlNode, path: (string | number)[], doc: ParsedYaml): void {

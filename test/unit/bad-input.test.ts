@@ -108,7 +108,8 @@ describe('bad input: exit 2 at file:line:col, nothing run', () => {
     const huge = path.join(tmp, 'huge-line.yml');
     const name = 'x'.repeat(7 * 1024 * 1024);
     writeFileSync(huge, `- { hosts: local, steps: [ { command: { argv: [touch, "{{ marker }}"] } } ], name: "${name}", forkz: 1 }\n`);
-    await expectRefused(huge, inventory, `${huge}:1:3`, 'unknown key "forkz" in play');
+    // The key itself, 7 MiB into the line.
+    await expectRefused(huge, inventory, `${huge}:1:7340120`, 'unknown key "forkz" in play');
   });
 
   it('an alias bomb in the inventory is refused too', async () => {
