@@ -129,6 +129,14 @@ describe('playbooks written by Ansible habit', () => {
     ]);
   });
 
+  it('reads vars files with the same bounds as playbooks: invalid UTF-8 is reported in the vars file', () => {
+    const file = project({ 'pb.yml': '- hosts: nas1\n  vars_files: [site.yml]\n  steps:\n    - command: [uptime]\n' });
+    const vars = path.join(path.dirname(file), 'site.yml');
+    writeFileSync(vars, Buffer.concat([Buffer.from('a: 1\nsite: "caf'), Buffer.from([0xe9]), Buffer.from('"\n')]));
+    const [p] = problemsOf(file);
+    expect(p).toEqual({ loc: { file: vars, line: 2, col: 11 }, message: expect.stringContaining('invalid UTF-8 in vars file (byte 0xe9)') });
+  });
+
   it.each([
     ['block', 'baton has no block/rescue/always: when a step fails, every change of the run is reverted'],
     ['rescue', 'baton has no block/rescue/always'],
@@ -237,6 +245,15 @@ describe('--list-hosts, --list-tasks, --list-tags, --syntax-check', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain(`${broken}:4:7: unknown key "whn" in step (did you mean "when"?)`);
     expect(existsSync(marker)).toBe(false);
+  });
+
+  it('-v says that gather_facts is ignored; without -v nothing is said', async () => {
+    const f = project({ 'pb.yml': '- hosts: here\n  gather_facts: yes\n  steps:\n    - command: [uptime]\n' });
+    const quiet = await baton(['validate', f, '-i', inv]);
+    const loud = await baton(['validate', f, '-i', inv, '-v']);
+    expect([quiet.code, loud.code]).toEqual([0, 0]);
+    expect(quiet.stderr).toBe('');
+    expect(loud.stderr).toContain(`${f}:2:3: note: gather_facts is ignored: baton gathers no facts, each step probes what it needs on the node`);
   });
 
   it('-f refuses anything but a positive whole number (exit 2)', async () => {
