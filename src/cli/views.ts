@@ -40,7 +40,8 @@ export function renderViews(inputs: Inputs, o: ViewOptions): string {
       for (const s of selected) {
         // Named as the first host would see it (role defaults, inventory, play and extra vars).
         const vars = first ? varsFor({ host: first, inventory: inputs.inventory, play, step: s, extraVars: inputs.extraVars, playHosts: hosts }) : inputs.extraVars;
-        out.push(`      ${stepTitle(s.name, s.kind, vars)}\tTAGS: [${s.tags.join(', ')}]`);
+        const role = s.role ? `${s.role.name} : ` : ''; // as ansible-playbook shows a role's tasks
+        out.push(`      ${role}${stepTitle(s.name, s.kind, vars)}\tTAGS: [${s.tags.join(', ')}]`);
       }
     }
     if (o.listTags) {

@@ -256,6 +256,17 @@ describe('--list-hosts, --list-tasks, --list-tags, --syntax-check', () => {
     expect(loud.stderr).toContain(`${f}:2:3: note: gather_facts is ignored: baton gathers no facts, each step probes what it needs on the node`);
   });
 
+  it('--list-tasks names a role\'s steps "role : name", as ansible-playbook does', async () => {
+    const r = await baton(['plan', path.resolve('playbooks/nfs-failover.yml'), '-i', path.resolve('inventory/lab.example.yml'), '-e', 'from=n1', '-e', 'to=n2', '--list-tasks']);
+    expect(r.code).toBe(0);
+    const tasks = r.stdout.split('\n').filter((l) => l.startsWith('      ')).map((l) => l.trim().split('\t')[0]);
+    expect(tasks.slice(0, 3)).toEqual([
+      'fencing : fence n1 (power off through its BMC)',
+      'volume : attach the shared volume /var/lib/baton-lab/lab/disks/disk1.img',
+      'volume : mount /var/lib/baton-lab/lab/disks/disk1.img on /srv/disk1',
+    ]);
+  });
+
   it('-f refuses anything but a positive whole number (exit 2)', async () => {
     const r = await baton(['plan', pb, '-i', inv, '-e', `marker=${marker}`, '-f', '0']);
     expect(r.code).toBe(2);
