@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Host, Inventory } from '../inventory/model.js';
 import { selectHosts } from '../inventory/pattern.js';
-import { ValidationError, type Problem, type SourceLocation } from '../util/errors.js';
+import { formatLocation, ValidationError, type Problem, type SourceLocation } from '../util/errors.js';
 import { ConditionError, conditionRefs, parseCondition } from './conditions.js';
 import { parseValueExpr, requiredRefs } from './expr.js';
 import type { OnFailure, Play, Playbook, StepSpec } from './model.js';
@@ -63,7 +63,7 @@ export function loadPlaybookText(text: string, file: string, opts: LoadOptions):
     problems.push({ loc, message: `a playbook is a list of plays ("- hosts: ..."), got ${what}` });
     throw new ValidationError(problems);
   }
-  problems.push(...insteadOfAnsible(checkAgainst(playbookValidator(), data, { doc, basePath: [], rootLabel: 'the playbook' })));
+  problems.push(...insteadOfAnsible(checkAgainst(playbookValidator(), data, { doc, basePath: [], rootLabel: 'the playbook' }), data, doc));
 
   const ctx = new LoadContext(file, doc, opts, problems);
   const plays: Play[] = [];
@@ -74,13 +74,22 @@ export function loadPlaybookText(text: string, file: string, opts: LoadOptions):
   return { file, plays, notices: ctx.notices };
 }
 
-/** "unknown key" for an Ansible play keyword baton does without: say what to write instead. */
-function insteadOfAnsible(problems: Problem[]): Problem[] {
-  return problems.map((p) => {
+/**
+ * "unknown key" for an Ansible play keyword baton does without: say what to write instead.
+ * `- import_playbook: x.yml` has no hosts, naturally: that it lacks them is not news.
+ */
+function insteadOfAnsible(problems: Problem[], plays: unknown[], doc: ParsedYaml): Problem[] {
+  const importing = new Set<string>();
+  plays.forEach((p, i) => {
+    if (isMapping(p) && (p.import_playbook !== undefined || p.include_playbook !== undefined)) importing.add(formatLocation(doc.at([i])));
+  });
+  return problems
+    .filter((p) => !(p.message.startsWith('missing required key "hosts"') && importing.has(formatLocation(p.loc))))
+    .map((p) => {
     const m = /^unknown key "([^"]+)" in play /.exec(p.message);
     const instead = m ? PLAY_INSTEAD[m[1]!] : undefined;
-    return instead ? { loc: p.loc, message: `"${m![1]}": ${instead}` } : p;
-  });
+      return instead ? { loc: p.loc, message: `"${m![1]}": ${instead}` } : p;
+    });
 }
 
 function sortProblems(problems: Problem[]): Problem[] {
@@ -112,6 +121,8 @@ class LoadContext {
   readonly notices: Problem[] = [];
   /** Names any step of the playbook registers: a condition on one is decided at run time. */
   private readonly registeredAnywhere = new Set<string>();
+  /** The vars files of the play being loaded, for their own template checks. */
+  private loadedVarsFiles: Array<{ doc: ParsedYaml }> = [];
 
   constructor(
     private readonly file: string,
@@ -223,9 +234,6 @@ class LoadContext {
     if (guardsTakeover(play, this.opts.registry)) this.guardSeen = true;
     return play;
   }
-
-  /** The vars files of the play being loaded, for their own template checks. */
-  private loadedVarsFiles: Array<{ doc: ParsedYaml }> = [];
 
   /**
    * `vars_files:` as Ansible reads them: paths relative to the playbook (templates rendered

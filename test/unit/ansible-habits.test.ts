@@ -152,6 +152,13 @@ describe('playbooks written by Ansible habit', () => {
     expect([p!.loc.line, p!.loc.col]).toEqual([4, 7]);
   });
 
+  it('an import_playbook entry is told what to do, without "missing hosts"', () => {
+    const problems = problemsOf(project({ 'pb.yml': '- import_playbook: other.yml\n- hosts: nas1\n  steps:\n    - command: [uptime]\n' }));
+    expect(problems.map((p) => [p.loc.line, p.loc.col, p.message])).toEqual([
+      [1, 3, '"import_playbook": baton has no import_playbook: run the playbooks one after the other, or put their plays in one file'],
+    ]);
+  });
+
   it.each([
     ['handlers', '[{ name: h, command: [uptime] }]', 'baton has no handlers'],
     ['pre_tasks', '[{ command: [uptime] }]', 'baton has no pre_tasks: put these steps first in "steps:"'],
