@@ -126,7 +126,7 @@ describe('bad input: exit 2 at file:line:col, nothing run', () => {
     writeFileSync(pb, MARKER_PLAY);
     const inv = path.join(tmp, 'big-inventory.yml');
     const line = `        # ${'z'.repeat(1000)}\n`;
-    writeFileSync(inv, 'all:\n  hosts:\n    local:\n      ansible_connection: local\n' + line.repeat(50 * 1024));
+    writeFileSync(inv, 'all:\n  hosts:\n    local:\n      ansible_connection: local\n' + line.repeat(Math.ceil((50 * 1024 * 1024) / line.length)));
     await expectRefused(pb, inv, `${inv}:1:1`, 'inventory is 50.0 MiB, over the 8 MiB limit for an input file');
   });
 
