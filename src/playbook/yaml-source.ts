@@ -50,17 +50,18 @@ export function originOf(value: unknown): { doc: ParsedYaml; path: (string | num
  * reference, so parsing a "billion laughs" is quick, but everything that walks the value
  * afterwards (schema checks, template scans, rendering) would visit every expansion: the
  * aliases are counted, with the nodes each one stands for, and a document over the limits is
- * refused at the alias that crossed them. Legitimate playbooks use a few aliases of a few nodes.
+ * refused at the alias that crossed them. Playbooks use a few aliases of a few nodes, inventories at most a
+ * few per host; a bomb needs millions.
  */
 export const YAML_LIMITS = {
   /** Nesting of collections, aliases included (js-yaml's own guard is 100; playbooks use < 15). */
   maxDepth: 64,
-  /** Alias uses (`*name`) in one document. */
-  maxAliases: 1000,
+  /** Alias uses (`*name`) in one document: a big inventory may give each host `<<: *defaults`. */
+  maxAliases: 10_000,
   /** Nodes all the aliases of a document stand for, counted as if expanded. */
-  maxAliasNodes: 100_000,
+  maxAliasNodes: 1_000_000,
   /** Keys copied by merge keys (`<<: *name`) in one document. */
-  maxMergeKeys: 10_000,
+  maxMergeKeys: 100_000,
 } as const;
 
 export function parseYaml(text: string, file: string): ParsedYaml {
