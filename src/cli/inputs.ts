@@ -53,6 +53,8 @@ export function loadInputs(playbookFile: string, o: CommonOptions): Inputs {
     else throw e;
   }
   if (!inventory) throw new ValidationError(problems);
+  // Before the playbook is read: what it sees of the hosts (hostvars too) includes the user.
+  if (o.user) applyRemoteUser(inventory, o.user);
   let playbook: Playbook | undefined;
   try {
     playbook = loadPlaybook(path.resolve(playbookFile), { inventory, extraVars, registry });
@@ -62,7 +64,6 @@ export function loadInputs(playbookFile: string, o: CommonOptions): Inputs {
   }
   if (problems.length || !playbook) throw new ValidationError(problems);
   if (o.forks !== undefined) for (const play of playbook.plays) play.forks ??= o.forks;
-  if (o.user) applyRemoteUser(inventory, o.user);
   if (o.verbose && !o.json) {
     for (const n of playbook.notices ?? []) process.stderr.write(`${formatLocation(n.loc)}: note: ${n.message}\n`);
   }
@@ -79,8 +80,8 @@ export function loadInputs(playbookFile: string, o: CommonOptions): Inputs {
 /**
  * `-u USER` as ansible-playbook applies it: the user for every host whose inventory names
  * none (ansible_user, or its older name ansible_ssh_user, at any level); an inventory value
- * wins. Written into the merged host vars,
- * which is where the connection is built from (src/inventory/connection.ts).
+ * wins. Written into the merged host vars, which is where the connection is built from
+ * (src/inventory/connection.ts).
  */
 export function applyRemoteUser(inventory: Inventory, user: string): void {
   for (const host of inventory.hosts.values()) {
