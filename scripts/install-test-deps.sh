@@ -1,13 +1,15 @@
 #!/bin/sh
-# Install the Debian packages the report tests need: headless Chromium opens `baton drill
-# --html` reports and takes a screenshot; xmllint validates `--junit` files against the XSD in
-# test/fixtures/junit.xsd. A fast no-op, without apt-get update, when both are installed.
+# Install the Debian packages the report and terminal tests need: headless Chromium opens
+# `baton drill --html` reports and takes a screenshot; xmllint validates `--junit` files against
+# the XSD in test/fixtures/junit.xsd; tmux gives `--step` a real terminal; bash and zsh source
+# the completion scripts; man renders the man page. A fast no-op, without apt-get update, when
+# all are installed.
 #
 # --no-install-recommends is enough for headless use: --headless --screenshot and --dump-dom
 # work without the recommended fonts/upower/notification packages (checked on Debian 12).
 set -eu
 
-PACKAGES="chromium libxml2-utils"
+PACKAGES="chromium libxml2-utils tmux zsh bash man-db"
 
 . "$(dirname "$0")/lib/missing-packages.sh"
 # shellcheck disable=SC2086 # word splitting of the package list is intended

@@ -20,18 +20,12 @@ check: the last good read before the playbook, every good read during, and the l
 after the last playbook all have the same sha256.
 
 --then FILE runs a second playbook (a failback) after the first succeeded, with the -e vars
-overlaid by its own --then-e vars:
+overlaid by its own --then-e vars. It starts once every probe reads well again after the first
+playbook (at most --settle) and --then-after (2 s) more, so the failover's and the failback's
+outages are two windows, each reported with its direction:
   baton drill playbooks/nfs-switchover.yml -i inv.yml -e from=n1 -e to=n2 \\
     --then playbooks/nfs-switchover.yml --then-e from=n2 --then-e to=n1 \\
-    --probe 'nfs://VIP/disk1/probe.bin?version=4' --probe tcp://VIP:2049 --max-outage 5s
-
-Exit codes:
-  0  passed
-  1  a limit was broken (outage over --max-outage, data differed) or a playbook failed and was rolled back
-  2  invalid input (nothing was touched)
-  3  a playbook failed and left changes in place (see its journal; baton undo RUN)
-  4  a host could not be reached
-  5  the lock is held by another run`;
+    --probe 'nfs://VIP/disk1/probe.bin?version=4' --probe tcp://VIP:2049 --max-outage 5s`;
 
 export function registerDrill(program: Command): void {
   program
@@ -42,6 +36,7 @@ export function registerDrill(program: Command): void {
     .option('-e, --extra-vars <vars>', 'key=value, JSON, or @file.yml (repeatable)', collect, [])
     .option('--then <playbook>', 'run this playbook after the first one succeeded (a failback)')
     .option('--then-e <vars>', 'extra vars for --then only, over the -e ones (repeatable)', collect, [])
+    .option('--then-after <duration>', 'before --then: wait until the probes read well again (at most --settle), then this long, so each move has its own outage window', '2s')
     .option('--probe <url>', 'nfs://HOST/PATH?version=4|3 or tcp://HOST:PORT (repeatable)', collect, [])
     .option('--probe-from <host>', "probe from this inventory host's network namespace (its lab_netns var)")
     .option('--interval <ms>', 'time between probe attempts', '50')

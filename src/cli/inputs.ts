@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Inventory } from '../inventory/model.js';
 import type { Playbook } from '../playbook/model.js';
@@ -6,6 +7,7 @@ import { loadPlaybook } from '../playbook/load.js';
 import { parseExtraVars } from '../playbook/extra-vars.js';
 import { defaultRegistry, type StepRegistry } from '../steps/registry.js';
 import { formatLocation, ValidationError, type Problem } from '../util/errors.js';
+import { packageRoot } from '../util/paths.js';
 
 /** Options every playbook command shares. */
 export interface CommonOptions {
@@ -35,7 +37,8 @@ export interface Inputs {
  * Load and validate everything before any node is contacted. All problems of all inputs
  * are gathered and thrown together (exit 2): the operator fixes them in one pass.
  */
-export function loadInputs(playbookFile: string, o: CommonOptions): Inputs {
+export function loadInputs(playbookArg: string, o: CommonOptions): Inputs {
+  const playbookFile = resolvePlaybook(playbookArg);
   const problems: Problem[] = [];
   const registry = defaultRegistry();
   let extraVars: Record<string, unknown> = {};
@@ -91,3 +94,17 @@ export function applyRemoteUser(inventory: Inventory, user: string): void {
 
 export const collect = (value: string, previous: string[] = []) => [...previous, value];
 export const commaList = (value: string, previous: string[] = []) => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+
+/**
+ * A playbook argument as a path; a bare name that is no file here (`nfs-switchover`, or
+ * `nfs-switchover.yml`) is one of the shipped playbooks, so an installed baton works from any
+ * directory. A file in the current directory always wins over a shipped one.
+ */
+export function resolvePlaybook(arg: string, shippedDir = path.join(packageRoot, 'playbooks')): string {
+  if (existsSync(arg) || arg.includes('/') || arg.includes(path.sep)) return arg;
+  for (const name of [arg, `${arg}.yml`, `${arg}.yaml`]) {
+    const shipped = path.join(shippedDir, name);
+    if (existsSync(shipped)) return shipped;
+  }
+  return arg;
+}

@@ -7,6 +7,9 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { registerLab } from './lab.js';
 import { registerDrill } from './drill.js';
 import { registerKeeper } from './keeper.js';
+import { registerCompletion } from './completion.js';
+import { addExitCodeHelp } from './exit-codes.js';
+import { packageVersion } from './package-info.js';
 import { collect, commaList } from './inputs.js';
 
 // `baton runs | head` closes our stdout early: that is not an error worth a stack trace.
@@ -24,7 +27,7 @@ const program = new Command();
 program
   .name('baton')
   .description('Fail storage services over between nodes with declarative, reversible YAML playbooks')
-  .version('0.1.0')
+  .version(packageVersion())
   .showSuggestionAfterError(true)
   .exitOverride((err) => {
     // Usage errors are invalid input: exit 2, like every other kind of bad input.
@@ -69,7 +72,7 @@ const exitWith = (code: number) => {
 
 viewOptions(playbookOptions(program.command('run').argument('<playbook>').description('run a playbook: plan, confirm, apply, roll back on failure')))
   .option('-C, --check', 'probe only: report what would change, change nothing')
-  .option('--diff', 'with --check: show the state before each change')
+  .option('--diff', 'under each change, a diff of the state probed before and after (with --check: the state now and the commands)')
   .option('--detailed-exitcode', 'with --check: exit 6 when changes would be made')
   .option('-y, --yes', 'do not ask before changing anything (needed without a terminal)')
   .option('--step', 'ask before each change')
@@ -109,6 +112,7 @@ program
   .option('-y, --yes', 'do not ask')
   .option('--json', 'JSON lines on stdout')
   .option('--accept-new', 'accept and record unknown host keys')
+  .option('--force', 'revert although a peer may hold a resource or a change drifted since the run (the operator vouches)')
   .action(async (run: string, opts) => exitWith(await (await import('./undo.js')).undoCommand(run, opts)));
 
 program
@@ -118,9 +122,18 @@ program
   .addOption(new Option('-n, --last <n>', 'only the last n').argParser((v) => parseInt(v, 10)))
   .action(async (opts) => exitWith((await import('./runs.js')).runsCommand(opts)));
 
+program
+  .command('show')
+  .argument('<run>', 'run id (or a unique prefix)')
+  .description("one run from its journal: what it moved, each change and what became of it")
+  .option('--json', 'the journal records, one JSON object per line')
+  .action(async (run: string, opts) => exitWith((await import('./show.js')).showCommand(run, opts)));
+
 registerLab(program);
 registerDrill(program);
 registerKeeper(program);
+registerCompletion(program);
+addExitCodeHelp(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as { message?: string; exitCode?: number };

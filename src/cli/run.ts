@@ -1,7 +1,8 @@
 import path from 'node:path';
 import os from 'node:os';
 import { createInterface } from 'node:readline/promises';
-import { execute, playHosts } from '../engine/execute.js';
+import { checkSelection, execute, playHosts } from '../engine/execute.js';
+import { findInterrupted } from '../engine/resume.js';
 import { Journal, newRunId } from '../engine/journal.js';
 import { acquireLock, type HeldLock } from '../engine/lock.js';
 import { RecapCollector, type EngineEvent } from '../engine/events.js';
@@ -156,6 +157,8 @@ export async function runPlaybook(inputs: Inputs, o: RunOptions, hooks: RunHooks
   process.on('SIGTERM', onSignal);
 
   try {
+    // An empty selection is invalid input: said before any lock, connection or change.
+    checkSelection(inputs.playbook, inputs.inventory, inputs.extraVars, o.limit);
     if (!check) {
       for (const name of lockNames(inputs)) {
         const lock = acquireLock(name, runId);
@@ -174,7 +177,13 @@ export async function runPlaybook(inputs: Inputs, o: RunOptions, hooks: RunHooks
       throw new BatonError(`cannot reach ${unreachable.length} host(s); nothing was changed:\n${lines.join('\n')}`, ExitCode.UNREACHABLE);
     }
 
+    let resume: ReturnType<typeof findInterrupted>;
     if (!check) {
+      const journaledExtraVars = redactor.maskArgs(inputs.extraVars, Object.keys(inputs.extraVars).filter((k) => redactor.redact(String(inputs.extraVars[k])) !== String(inputs.extraVars[k]))) as Record<string, unknown>;
+      const lock = lockNames(inputs).join(',');
+      // We hold the lock: a run of the same playbook that never ended is dead, and may owe steps.
+      resume = findInterrupted(inputs.playbookFile, lock, journaledExtraVars);
+      if (resume) notes.push(`note: run ${resume.runId} of this playbook was interrupted; this run finishes it (its changes count as changed, so the steps it owed run)`);
       journal = new Journal(runId, undefined, (line) => redactor.redact(line));
       journal.append({
         t: 'run',
@@ -182,8 +191,9 @@ export async function runPlaybook(inputs: Inputs, o: RunOptions, hooks: RunHooks
         mode: 'run',
         playbook: inputs.playbookFile,
         inventory: inputs.inventoryFile,
-        extraVars: redactor.maskArgs(inputs.extraVars, Object.keys(inputs.extraVars).filter((k) => redactor.redact(String(inputs.extraVars[k])) !== String(inputs.extraVars[k]))) as Record<string, unknown>,
-        lock: lockNames(inputs).join(','),
+        extraVars: journaledExtraVars,
+        ...(resume ? { resumes: resume.runId } : {}),
+        lock,
         controller: os.hostname(),
         pid: process.pid,
         argv: process.argv.slice(2).map((a) => redactor.redact(a)),
@@ -206,6 +216,7 @@ export async function runPlaybook(inputs: Inputs, o: RunOptions, hooks: RunHooks
       onEvent,
       verbose: o.verbose,
       signal: interrupt.signal,
+      resume,
       confirmStep: o.step && ask
         ? async (ref, summary) => {
             const a = await ask(`${ref.host}: ${summary} — run it? [y]es / [s]kip / [c]ontinue without asking: `);

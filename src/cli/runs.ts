@@ -1,50 +1,20 @@
-import { journalPath, listRunIds, pendingChanges, readJournal } from '../engine/journal.js';
+import { describeRuns, type RunRow } from '../engine/runs.js';
 
 export interface RunsOptions {
   json?: boolean;
   last?: number;
 }
 
-interface RunRow {
-  runId: string;
-  mode: string;
-  started: string;
-  playbook: string;
-  outcome: string;
-  changesInPlace: number;
-  undoOf?: string;
+export { describeRuns as listRuns };
+
+function fmtDuration(ms: number | undefined): string {
+  if (ms === undefined) return '';
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
 }
 
-/** `baton runs`: every journaled run, newest last, with its outcome and what it left in place. */
-export function listRuns(): RunRow[] {
-  const rows: RunRow[] = [];
-  const undoneBy = new Map<string, string[]>();
-  for (const id of listRunIds()) {
-    const recs = readJournal(journalPath(id));
-    const head = recs[0];
-    if (head?.t !== 'run') continue;
-    const end = recs.find((r) => r.t === 'end');
-    if (head.mode === 'undo' && head.undoOf) undoneBy.set(head.undoOf, [...(undoneBy.get(head.undoOf) ?? []), id]);
-    rows.push({
-      runId: id,
-      mode: head.mode,
-      started: head.at,
-      playbook: head.playbook ?? '',
-      // No end record: the controller died (or is still running) mid-run.
-      outcome: end && end.t === 'end' ? end.outcome : 'interrupted (no end record)',
-      changesInPlace: head.mode === 'run' ? pendingChanges(recs).length : 0,
-      undoOf: head.undoOf,
-    });
-  }
-  for (const r of rows) {
-    const undos = undoneBy.get(r.runId);
-    if (undos) r.outcome += `, undone by ${undos.join(', ')}`;
-  }
-  return rows;
-}
-
+/** `baton runs`: every journaled run, newest last: what it moved, its outcome, what it left in place. */
 export function runsCommand(o: RunsOptions): number {
-  let rows = listRuns();
+  let rows = describeRuns();
   if (o.last) rows = rows.slice(-o.last);
   if (o.json) {
     for (const r of rows) process.stdout.write(JSON.stringify(r) + '\n');
@@ -54,9 +24,16 @@ export function runsCommand(o: RunsOptions): number {
     process.stdout.write('no runs yet\n');
     return 0;
   }
-  for (const r of rows) {
-    const what = r.mode === 'undo' ? `undo of ${r.undoOf}` : r.playbook;
-    process.stdout.write(`${r.runId}  ${r.mode.padEnd(4)}  ${r.outcome}${r.changesInPlace && !r.outcome.includes('undone') ? ` (${r.changesInPlace} change(s) in place)` : ''}  ${what}\n`);
-  }
+  for (const r of rows) process.stdout.write(line(r) + '\n');
   return 0;
+}
+
+function line(r: RunRow): string {
+  const what = r.mode === 'undo' ? `undo of ${r.undoOf}` : `${r.playbook}${r.vars ? ` ${r.vars}` : ''}`;
+  let outcome = r.outcome;
+  if (r.undoneBy.length) outcome += `, undone by ${r.undoneBy.join(', ')}`;
+  else if (r.supersededBy) outcome += `, superseded by ${r.supersededBy}`;
+  else if (r.finishedBy) outcome += `, finished by ${r.finishedBy}`;
+  else if (r.changesInPlace) outcome += ` (${r.changesInPlace} change(s) in place)`;
+  return `${r.runId}  ${r.mode.padEnd(4)}  ${outcome}  ${what}${r.durationMs !== undefined ? `  ${fmtDuration(r.durationMs)}` : ''}`;
 }

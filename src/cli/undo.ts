@@ -1,89 +1,45 @@
 import path from 'node:path';
 import os from 'node:os';
-import { existsSync } from 'node:fs';
-import { Journal, journalPath, listRunIds, newRunId, pendingChanges, readJournal, type IntentRecord, type RunRecord } from '../engine/journal.js';
+import { Journal, newRunId } from '../engine/journal.js';
 import { acquireLock, type HeldLock } from '../engine/lock.js';
 import { RecapCollector, type EngineEvent } from '../engine/events.js';
-import { hasMaskedArgs, Redactor, unmaskArgs } from '../engine/redact.js';
-import { revertChanges, type AppliedChange } from '../engine/rollback.js';
-import { loadInventory } from '../inventory/load.js';
+import { Redactor } from '../engine/redact.js';
+import { changesToRevert, executeUndo, loadUndoInventory, planUndo, resolveRunId } from '../engine/undo.js';
 import { connectionFor } from '../inventory/connection.js';
-import { loadPlaybook } from '../playbook/load.js';
-import { render } from '../playbook/template.js';
-import { varsFor } from '../playbook/vars.js';
 import { defaultRegistry } from '../steps/registry.js';
 import { TransportPool } from '../transport/index.js';
 import { BatonError, ExitCode } from '../util/errors.js';
 import { makeReporter } from './run.js';
+
+export { resolveRunId };
 
 export interface UndoOptions {
   inventory?: string;
   yes?: boolean;
   json?: boolean;
   acceptNew?: boolean;
-}
-
-/** Find a run by id or unique prefix. */
-export function resolveRunId(idOrPrefix: string): string {
-  if (existsSync(journalPath(idOrPrefix))) return idOrPrefix;
-  const matches = listRunIds().filter((id) => id.startsWith(idOrPrefix));
-  if (matches.length === 1) return matches[0]!;
-  if (matches.length === 0) throw new BatonError(`no run ${idOrPrefix} in ${journalPath('')}: see \`baton runs\``, ExitCode.INVALID);
-  throw new BatonError(`"${idOrPrefix}" matches ${matches.length} runs (${matches.slice(0, 5).join(', ')}…): give more of the id`, ExitCode.INVALID);
-}
-
-/** Seqs of the run's intents already put back by earlier undos. */
-function revertedByUndos(runId: string): Set<number> {
-  const done = new Set<number>();
-  for (const id of listRunIds()) {
-    const recs = readJournal(journalPath(id));
-    const head = recs[0];
-    if (head?.t !== 'run' || head.mode !== 'undo' || head.undoOf !== runId) continue;
-    const reverted = new Set(recs.filter((r) => r.t === 'done' && r.status === 'reverted').map((r) => (r as { seq: number }).seq));
-    for (const r of recs) if (r.t === 'intent' && r.reverts && reverted.has(r.seq)) done.add(r.reverts.seq);
-  }
-  return done;
-}
-
-/**
- * Secrets are never journaled, so a change whose arguments held one gets them back from the
- * playbook and inventory the run used, rendered again for the same host and loop item.
- */
-function restoreSecrets(intent: IntentRecord, run: RunRecord, inventoryFile: string | undefined): unknown {
-  if (!hasMaskedArgs(intent.args)) return intent.args;
-  if (!run.playbook) throw new BatonError(`cannot restore the secret arguments of ${intent.name}: the journal names no playbook`);
-  const inventory = loadInventory(inventoryFile);
-  const playbook = loadPlaybook(run.playbook, { inventory, extraVars: run.extraVars ?? {}, registry: defaultRegistry() });
-  for (const play of playbook.plays) {
-    const step = play.steps.find((s: { id: string }) => s.id === intent.stepId);
-    const host = inventory.hosts.get(intent.host);
-    if (!step || !host) continue;
-    const varsInput = { host, inventory, play, step, extraVars: run.extraVars ?? {}, registered: {}, playHosts: [] };
-    let vars = varsFor(varsInput);
-    const m = /\[(\d+)\]$/.exec(intent.instance);
-    if (m && step.loop !== undefined) {
-      const items = render(step.loop, vars) as unknown[];
-      vars = varsFor({ ...varsInput, loop: { var: step.loopVar, value: items[Number(m[1])] } });
-    }
-    return unmaskArgs(intent.args, render(step.args, vars));
-  }
-  throw new BatonError(`cannot restore the secret arguments of ${intent.name}: step ${intent.stepId} is no longer in ${run.playbook}`);
+  force?: boolean;
 }
 
 export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<number> {
   const t0 = Date.now();
   const runId = resolveRunId(idOrPrefix);
-  const records = readJournal(journalPath(runId));
-  const run = records[0];
-  if (run?.t !== 'run') throw new BatonError(`journal of ${runId} has no run record: it is damaged`, ExitCode.INVALID);
-  const pending = pendingChanges(records, revertedByUndos(runId));
+  const plan = planUndo(runId);
+  const { run, pending } = plan;
   if (pending.length === 0) {
     process.stdout.write(`run ${runId}: nothing to undo (it changed nothing, or every change was already put back)\n`);
     return ExitCode.OK;
   }
-  const inventoryFile = o.inventory ?? run.inventory;
-  const inventory = loadInventory(inventoryFile);
+  const { inventory, file: inventoryFile } = loadUndoInventory(plan, o.inventory);
   const registry = defaultRegistry();
+  // Every secret the run's inputs hold is masked in undo's output and journal, as in run's.
+  const redactor = new Redactor();
+  redactor.addVars(run.extraVars ?? {});
+  for (const h of inventory.hosts.values()) redactor.addVars(h.vars);
+  await registry.ensureLoaded();
+  const changes = changesToRevert(plan, inventory, registry);
+  // Secret arguments restored from the inventory are masked wherever they would show.
+  for (const c of changes) redactor.maskArgs(c.args, registry.get(c.kind)?.secretArgs);
 
   if (!o.yes) {
     const lines = pending.map((p) => `  ${p.host}${p.on !== p.host ? `→${p.on}` : ''}: revert ${p.name}`);
@@ -100,16 +56,20 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
 
   const undoId = newRunId();
   const locks: HeldLock[] = [];
-  const pool = new TransportPool((name) => {
-    const h = inventory.hosts.get(name);
-    if (!h) throw new BatonError(`host ${name} of run ${runId} is not in ${inventoryFile ?? 'the inventory'}`, ExitCode.INVALID);
-    return connectionFor(h, path.dirname(inventory.file));
-  }, { acceptNewHostKeys: o.acceptNew });
+  const pool = new TransportPool(
+    (name) => {
+      const h = inventory.hosts.get(name);
+      if (!h) throw new BatonError(`host ${name} of run ${runId} is not in ${inventoryFile ?? 'the inventory'}`, ExitCode.INVALID);
+      return connectionFor(h, path.dirname(inventory.file));
+    },
+    { acceptNewHostKeys: o.acceptNew },
+  );
   const reporter = await makeReporter(o);
   const recap = new RecapCollector();
-  const journal = new Journal(undoId);
+  let journal: Journal | undefined;
   try {
     const notes: string[] = [];
+    if (plan.torn) notes.push(`note: the last line of run ${runId}'s journal was torn (the controller died while writing it); that record was never acted on`);
     for (const name of (run.lock ?? '').split(',').filter(Boolean)) {
       const lock = acquireLock(name, undoId);
       locks.push(lock);
@@ -117,34 +77,25 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
         notes.push(`note: took over a stale lock "${name}" from run ${lock.tookOverFrom.runId} (pid ${lock.tookOverFrom.pid} on ${lock.tookOverFrom.controller} is gone)`);
       }
     }
-    const changes: AppliedChange[] = pending.map((p) => ({
-      ref: { play: 0, playName: 'undo', stepId: p.stepId, instance: p.instance, name: p.name, kind: p.kind, host: p.host, on: p.on === p.host ? undefined : p.on, tags: [] },
-      kind: p.kind,
-      args: restoreSecrets(p, run, inventoryFile),
-      before: p.before,
-      seq: p.seq,
-      runId,
-      journaledArgs: p.args,
-    }));
     const { failed: unreachable } = await pool.connectAll([...new Set(pending.map((p) => p.on))]);
     if (unreachable.length) {
       throw new BatonError(
-        `cannot reach ${unreachable.map((u) => `${u.host} (${u.error.message})`).join(', ')}; nothing was changed`,
+        `cannot reach ${unreachable.map((u) => `${u.host} (${redactor.redact(u.error.message)})`).join(', ')}; nothing was changed`,
         ExitCode.UNREACHABLE,
       );
     }
-    journal.append({ t: 'run', runId: undoId, mode: 'undo', undoOf: runId, playbook: run.playbook, inventory: inventoryFile, lock: run.lock, controller: os.hostname(), pid: process.pid, argv: process.argv.slice(2) });
     const onEvent = (e: EngineEvent) => {
       recap.onEvent(e);
-      reporter.onEvent(e);
+      reporter.onEvent(e.type === 'log' ? { ...e, message: redactor.redact(e.message) } : e);
     };
-    onEvent({ type: 'rollback-start', reason: `undo of run ${runId} was asked for`, count: changes.length });
-    const complete = await revertChanges(changes, { registry, inventory, pool, journal, onEvent });
-    onEvent({ type: 'rollback-end', complete });
+    const openJournal = () => {
+      journal = new Journal(undoId, undefined, (line) => redactor.redact(line));
+      journal.append({ t: 'run', runId: undoId, mode: 'undo', undoOf: runId, playbook: run.playbook, inventory: inventoryFile, lock: run.lock, controller: os.hostname(), pid: process.pid, argv: process.argv.slice(2).map((a) => redactor.redact(a)) });
+      return journal;
+    };
+    const complete = await executeUndo({ plan, changes, inventory, registry, pool, openJournal, onEvent, force: Boolean(o.force), redact: (t) => redactor.redact(t) });
     const outcome = complete ? 'succeeded' : 'failed-not-rolled-back';
-    journal.append({ t: 'end', outcome });
-    const redactor = new Redactor();
-    for (const h of inventory.hosts.values()) redactor.addVars(h.vars);
+    journal!.append({ t: 'end', outcome });
     const exitCode = complete ? ExitCode.OK : ExitCode.FAILED_NOT_ROLLED_BACK;
     await reporter.finish({
       runId: undoId,
@@ -153,13 +104,13 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
       exitCode,
       recap: recap.hosts,
       failures: complete ? [] : ['some changes could not be reverted: run `baton undo ' + runId + '` again once the cause is fixed'],
-      journalPath: journal.path,
+      journalPath: journal!.path,
       durationMs: Date.now() - t0,
       notes,
     });
     return exitCode;
   } finally {
-    journal.close();
+    (journal as Journal | undefined)?.close();
     await pool.closeAll();
     for (const l of locks) l.release();
   }

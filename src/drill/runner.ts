@@ -20,7 +20,7 @@ import { writeFileAtomic } from '../report/write-atomic.js';
 import { checkIntegrity } from './integrity.js';
 import { outageWindows, parseDuration, totalOutageMs } from './outage.js';
 import { ReadProbe, type Prober } from './probe.js';
-import { formatDrillSummary, probesSuite, type DrillPlaybookResult, type DrillProbeResult, type DrillReport } from './report.js';
+import { formatDrillSummary, probePhases, probesSuite, type DrillPlaybookResult, type DrillProbeResult, type DrillReport } from './report.js';
 import { nfsCatArgv, parseProbeSpec, type ProbeSpec } from './spec.js';
 import { tcpProbe } from './tcp-probe.js';
 import { TimelineCollector } from './timeline.js';
@@ -29,6 +29,8 @@ export interface DrillOptions extends CommonOptions {
   then?: string;
   /** `--then-e`: vars for the --then playbook, over the -e ones. */
   thenExtraVars?: string[];
+  /** `--then-after`: pause before --then, once the probes read well after the first playbook. */
+  thenAfter?: string;
   probe?: string[];
   probeFrom?: string;
   interval?: string;
@@ -102,6 +104,7 @@ export async function drillCommand(playbookFile: string, o: DrillOptions): Promi
   const warmupMs = duration('--warmup', o.warmup, 1000);
   const settleMs = duration('--settle', o.settle, 10_000);
   const maxOutageMs = o.maxOutage === undefined ? undefined : duration('--max-outage', o.maxOutage, 0);
+  const thenAfterMs = duration('--then-after', o.thenAfter, 2000);
 
   const main = loadInputs(playbookFile, o);
   const thenInputs = o.then ? loadInputs(o.then, { ...o, extraVars: [...(o.extraVars ?? []), ...(o.thenExtraVars ?? [])] }) : undefined;
@@ -142,6 +145,13 @@ export async function drillCommand(playbookFile: string, o: DrillOptions): Promi
       };
       results.push(result);
       if (stop) continue;
+      if (i > 0) {
+        // Keep the failback's outage apart from the failover's: first let the client read well
+        // again (at most --settle), then --then-after more, so each move is its own window.
+        await waitForReads(probers, results[i - 1]!.end, 2, settleMs, true);
+        await sleep(thenAfterMs);
+        result.start = Date.now();
+      }
       timeline.playbook = i;
       const junit = new JunitCollector({ redactor, suiteName: label });
       const onEvent = (e: EngineEvent) => {
@@ -191,6 +201,7 @@ export async function drillCommand(playbookFile: string, o: DrillOptions): Promi
         totalOutageMs: total,
         ...(spec.kind === 'nfs' ? { integrity: checkIntegrity(samples, playbooksStart, playbooksEnd) } : {}),
         outageOverLimit: maxOutageMs !== undefined && total > maxOutageMs,
+        perPlaybook: probePhases(results, windows),
       };
     });
 
@@ -211,6 +222,7 @@ export async function drillCommand(playbookFile: string, o: DrillOptions): Promi
       reasons,
       ...(maxOutageMs !== undefined ? { maxOutageMs } : {}),
       intervalMs,
+      ...(thenInputs ? { thenAfterMs } : {}),
       playbooks: results,
       probes,
       bars: timeline.bars,

@@ -20,6 +20,8 @@ export interface ContextOptions {
   /** Aborts every command of the step (step timeout, interrupt). */
   signal?: AbortSignal;
   log: (message: string) => void;
+  /** Told when the step marks a host down or up again (a fence kind's confirmation: the run's safety notes it). */
+  onMarkDown?: (host: string, reason: string | null) => void;
   /** Called with every command and its result, for -v output and the failure report. */
   onCommand?: (argv: string[], result: { code: number | null; durationMs: number }) => void;
 }
@@ -35,7 +37,10 @@ export function makeStepContext(o: ContextOptions): StepContext {
     timeoutMs: o.timeoutMs,
     log: o.log,
     transportFor: (name) => o.pool.get(name),
-    markDown: (name, reason) => o.pool.markDown?.(name, reason),
+    markDown: (name, reason) => {
+      o.pool.markDown?.(name, reason);
+      o.onMarkDown?.(name, reason);
+    },
     async run(argv: string[], opts: RunOptions = {}) {
       const { okCodes = [0], ...exec } = opts;
       const result = await o.transport.exec(argv, {

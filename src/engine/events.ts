@@ -43,7 +43,8 @@ export type EngineEvent =
   | { type: 'revert-start'; step: StepRef }
   | { type: 'revert-end'; step: StepRef; ok: boolean; durationMs: number; error?: string; note?: string }
   | { type: 'rollback-end'; complete: boolean }
-  | { type: 'log'; host?: string; message: string };
+  /** `warn`: shown at the default verbosity (a peer skipped, a --force used); other logs are -v detail. */
+  | { type: 'log'; host?: string; message: string; level?: 'info' | 'warn' };
 
 export interface HostRecap {
   ok: number;

@@ -1,6 +1,7 @@
 import type { Host, Inventory } from '../inventory/model.js';
 import type { Play, Playbook, StepSpec } from '../playbook/model.js';
 import { StepRefusedError, type StepKind } from '../steps/contract.js';
+import { BatonError } from '../util/errors.js';
 import type { StepRegistry } from '../steps/registry.js';
 import { render } from '../playbook/template.js';
 import { varsFor } from '../playbook/vars.js';
@@ -17,6 +18,9 @@ import type { Journal, RunOutcome } from './journal.js';
 import type { Redactor } from './redact.js';
 import { revertChanges, type AppliedChange } from './rollback.js';
 import { tagSelected, type TagFilter } from './tags.js';
+import { checkTakeover, resourceOf, RunSafety } from './safety.js';
+import { stepTimeoutMs } from './timeouts.js';
+import { withExtraVars } from './inventory-view.js';
 
 /**
  * The engine. Plays run in order; within a play, each step runs on every host of the batch
@@ -49,6 +53,12 @@ export interface ExecuteOptions {
   /** Interrupt (Ctrl-C): stop after the steps in flight, then roll back. */
   signal?: AbortSignal;
   verbose?: boolean;
+  /**
+   * An interrupted run of the same playbook that this run finishes: step instances (`instance@host`)
+   * it changed count as changed here too, so `when: x is changed` steps it still owed (garp,
+   * statd) run although their trigger is now merely ok.
+   */
+  resume?: { runId: string; changed: Set<string> };
 }
 
 export interface ExecuteResult {
@@ -93,6 +103,27 @@ export function playHosts(play: Play, inventory: Inventory, extraVars: Record<st
   return selectHosts(inventory, pattern, limit).hosts.map((h) => h.name);
 }
 
+/**
+ * The hosts of every play, checked before anything runs: a `--limit` that matches no host, or a
+ * play left with no host while others have some (a switchover limited to one side would release
+ * the service and take nothing over), is invalid input, not a quiet success.
+ */
+export function checkSelection(playbook: Playbook, inventory: Inventory, extraVars: Record<string, unknown>, limit?: string): string[][] {
+  if (limit !== undefined && limit.trim() !== '' && selectHosts(inventory, 'all', limit).hosts.length === 0) {
+    throw new BatonError(`--limit ${JSON.stringify(limit)} matches no host of the inventory (${inventory.file}); nothing was run`, ExitCode.INVALID);
+  }
+  const selected = playbook.plays.map((play) => playHosts(play, inventory, extraVars, limit));
+  const empty = playbook.plays.map((play, i) => ({ play, i })).filter(({ i }) => selected[i]!.length === 0);
+  if (empty.length) {
+    const names = empty.map(({ play, i }) => `play ${i + 1} "${playTitle(play, extraVars)}" (hosts: ${play.hosts}${limit ? `, --limit ${limit}` : ''})`);
+    throw new BatonError(
+      `no host selected for ${names.join(', ')}; nothing was run. Check the host names, -e values and --limit: a play that runs nowhere would leave its part of the job undone.`,
+      ExitCode.INVALID,
+    );
+  }
+  return selected;
+}
+
 export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
   await o.registry.ensureLoaded();
   const changes: AppliedChange[] = [];
@@ -102,7 +133,18 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
   let failedPlay: Play | undefined;
   let askEachStep = Boolean(o.confirmStep);
 
-  const emit = (e: EngineEvent) => o.onEvent(e);
+  const safety = new RunSafety(Boolean(o.force));
+  // -e wins over inventory vars everywhere, hostvars[...] included (a -e bmc_password reaches the fence).
+  const inventory = withExtraVars(o.inventory, o.extraVars);
+  /** Failed step instances that fail the run: the one place the outcome is decided from. */
+  let failedCount = 0;
+  const emit = (e: EngineEvent) => {
+    if (e.type === 'step-end' && e.status === 'failed' && !e.ignored) {
+      failedCount++;
+      failures.push(`${e.step.host}: ${e.step.name}: ${e.error ?? 'failed'}`);
+    }
+    o.onEvent(e);
+  };
 
   async function runInstance(play: Play, playIndex: number, step: StepSpec, host: Host, vars: Record<string, unknown>, instance: string): Promise<StepStatus> {
     const kind = o.registry.get(step.kind)!;
@@ -120,31 +162,45 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
       on: on === host.name ? undefined : on,
       tags: step.tags,
     };
+    // Time spent waiting for the operator at the --step prompt is not the step's.
+    let pausedMs = 0;
     const end = (status: StepStatus, extra: Partial<Extract<EngineEvent, { type: 'step-end' }>> = {}) => {
-      emit({ type: 'step-end', step: ref, status, durationMs: Date.now() - t0, ...extra });
+      emit({ type: 'step-end', step: ref, status, durationMs: Date.now() - t0 - pausedMs, ...extra });
       return status;
+    };
+    /** Every failure ends here: it fails the run unless the step says ignore_errors. */
+    const fail = (error: string): StepStatus => {
+      end('failed', { error, ignored: step.ignoreErrors });
+      if (step.ignoreErrors) return 'failed';
+      throw new StepFailed(error);
     };
 
     try {
       args = render(step.args, vars);
     } catch (err) {
       emit({ type: 'step-start', step: ref, at: t0 });
-      throw new StepFailed(end('failed', { error: `arguments: ${describeError(err)}` }));
+      return fail(`arguments: ${describeError(err)}`);
     }
-    const desc = kind.describe(args);
-    ref = { ...ref, name: step.name ? String(render(step.name, vars)) : desc.summary };
+    let desc;
+    try {
+      desc = kind.describe(args);
+      ref = { ...ref, name: step.name ? String(render(step.name, vars)) : desc.summary };
+    } catch (err) {
+      emit({ type: 'step-start', step: ref, at: t0 });
+      return fail(`arguments: ${describeError(err)}`);
+    }
     emit({ type: 'step-start', step: ref, at: t0 });
 
     const argsProblem = checkRenderedArgs(o.registry, step.kind, args);
-    if (argsProblem) return end('failed', { error: `arguments after templating: ${argsProblem}` });
+    if (argsProblem) return fail(`arguments after templating: ${argsProblem}`);
 
     const oneShot = isOneShot(kind, args);
     const attempts = step.retries + 1;
     let lastError = '';
+    const timeoutMs = stepTimeoutMs(kind, args, step.timeoutS);
     for (let attempt = 1; attempt <= attempts; attempt++) {
       const abort = new AbortController();
-      const timeoutMs = step.timeoutS ? step.timeoutS * 1000 : undefined;
-      const timer = timeoutMs ? setTimeout(() => abort.abort(), timeoutMs) : undefined;
+      const timer = setTimeout(() => abort.abort(), timeoutMs);
       const notes: string[] = [];
       let seq: number | undefined;
       let before: unknown;
@@ -153,12 +209,13 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
         const ctx = makeStepContext({
           host,
           transport,
-          inventory: o.inventory,
+          inventory,
           pool: o.pool,
           vars,
           force: Boolean(o.force),
           timeoutMs,
           signal: abort.signal,
+          onMarkDown: kind.role === 'fence' ? (name, reason) => (reason ? safety.fenced.add(name) : safety.fenced.delete(name)) : undefined,
           log: (m) => {
             notes.push(m);
             if (o.verbose) emit({ type: 'log', host: host.name, message: o.redactor.redact(m) });
@@ -171,15 +228,13 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
         // moment to finish doing so (and the step to notice) before the step is declared failed,
         // so nothing is left running when the run ends and the connection closes.
         const withTimeout = <T>(p: Promise<T>): Promise<T> =>
-          timeoutMs === undefined
-            ? p
-            : Promise.race([
+          Promise.race([
                 p,
                 new Promise<never>((_, reject) =>
                   abort.signal.addEventListener(
                     'abort',
                     () => {
-                      const fail = () => reject(new Error(`timed out after ${step.timeoutS} s; its commands were killed`));
+                      const fail = () => reject(new Error(`timed out after ${timeoutMs / 1000} s${step.timeoutS ? '' : ` (the default bound of ${step.kind}; set timeout: to change it)`}; its commands were killed`));
                       const wait = new Promise<void>((r) => setTimeout(r, KILL_WAIT_MS).unref());
                       Promise.race([p.catch(() => undefined), wait]).then(fail, fail);
                     },
@@ -189,13 +244,20 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
               ]);
 
         before = oneShot ? {} : await withTimeout(kind.probe(ctx, args));
-        if (!oneShot && kind.satisfied(before, args)) return end('ok', { before });
+        if (!oneShot && kind.satisfied(before, args)) {
+          // A release seen done in this run lets a later takeover go on without asking this node again.
+          const resource = kind.role === 'release' ? resourceOf(kind, args) : undefined;
+          if (resource) safety.noteReleased(resource, host.name);
+          return end('ok', { before });
+        }
         if (o.check && kind.readOnly) {
           return end('skipped', { before, reason: 'does not hold now; in a real run it is checked after the changes before it' });
         }
         if (o.check) return end('would-change', { before, commands: desc.commands });
         if (askEachStep && !kind.readOnly) {
+          const asked = Date.now();
           const answer = await o.confirmStep!(ref, desc.summary);
+          pausedMs += Date.now() - asked;
           if (answer === 'skip') return end('skipped', { reason: 'skipped at the --step prompt' });
           if (answer === 'continue') askEachStep = false;
         }
@@ -205,8 +267,14 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
           return end('ok', { before });
         }
 
+        // Refusals come before the intent: a takeover that would be unsafe changes nothing.
+        await withTimeout(
+          checkTakeover({ kind, args, host, inventory, pool: o.pool, safety, ctx, timeoutMs, warn: (m) => emit({ type: 'log', host: host.name, message: o.redactor.redact(m), level: 'warn' }) }),
+        );
+
         const journaledArgs = o.redactor.maskArgs(args, kind.secretArgs);
         const reversible = kind.reversible?.(args) ?? true;
+        const resource = resourceOf(kind, args);
         seq = o.journal?.append({
           t: 'intent',
           instance,
@@ -217,6 +285,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
           on,
           args: journaledArgs,
           before,
+          ...(resource ? { resource } : {}),
           ...(reversible ? {} : { irreversible: true }),
         });
         // From here on the change may have started: it is a change to revert, whatever happens next.
@@ -227,6 +296,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
           throw new Error(`the commands succeeded but ${on} is not in the wanted state afterwards: ${JSON.stringify(after)}`);
         }
         if (seq !== undefined) o.journal?.append({ t: 'done', seq, status: 'changed', after });
+        if (kind.role === 'release' && resource) safety.noteReleased(resource, host.name);
         return end('changed', { before, after, attempt });
       } catch (err) {
         lastError = o.redactor.redact(describeError(err));
@@ -243,19 +313,16 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
           continue;
         }
       } finally {
-        if (timer) clearTimeout(timer);
+        clearTimeout(timer);
       }
     }
-    const status = end('failed', { error: lastError, ignored: step.ignoreErrors });
-    if (step.ignoreErrors) return status;
-    failures.push(`${host.name}: ${ref.name}: ${lastError}`);
-    throw new StepFailed(lastError);
+    return fail(lastError);
   }
 
   async function runStepOnHost(play: Play, playIndex: number, step: StepSpec, host: Host, playHostNames: string[]): Promise<void> {
     const reg = registered.get(host.name) ?? {};
     registered.set(host.name, reg);
-    const varsInput = { host, inventory: o.inventory, play, step, extraVars: o.extraVars, registered: reg, playHosts: playHostNames };
+    const varsInput = { host, inventory, play, step, extraVars: o.extraVars, registered: reg, playHosts: playHostNames };
     const base = varsFor(varsInput);
     const ref = (instance: string, name: string): StepRef => ({
       play: playIndex,
@@ -279,7 +346,11 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
       if (step.register) reg[step.register] = { status: 'skipped', changed: false, failed: false, skipped: true, ok: false };
     };
 
-    const record = (status: StepStatus) => {
+    const record = (status: StepStatus, instance = step.id) => {
+      if (status === 'ok' && o.resume?.changed.has(`${instance}@${host.name}`)) {
+        emit({ type: 'log', host: host.name, message: `${step.name ?? step.kind}: changed by the interrupted run ${o.resume.runId}; what it still owed runs now`, level: 'warn' });
+        status = 'changed';
+      }
       if (step.register) {
         // In check mode a step that would change counts as changed, as in Ansible, so that
         // `when: x is changed` shows what the real run would do.
@@ -304,7 +375,6 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
     if (!Array.isArray(items)) {
       emit({ type: 'step-start', step: ref(step.id, step.name ?? step.kind), at: Date.now() });
       emit({ type: 'step-end', step: ref(step.id, step.name ?? step.kind), status: 'failed', durationMs: 0, error: `loop: expected a list, got ${JSON.stringify(items)}` });
-      failures.push(`${host.name}: ${step.id}: loop is not a list`);
       throw new StepFailed('loop is not a list');
     }
     let overall: StepStatus = 'skipped';
@@ -312,7 +382,8 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
       const vars = varsFor({ ...varsInput, loop: { var: step.loopVar, value: items[i], index: i, length: items.length } });
       if (!step.when.every((c) => evalCondition(parseCondition(c), vars))) continue;
       try {
-        const s = await runInstance(play, playIndex, step, host, vars, `${step.id}[${i}]`);
+        let s = await runInstance(play, playIndex, step, host, vars, `${step.id}[${i}]`);
+        if (s === 'ok' && o.resume?.changed.has(`${step.id}[${i}]@${host.name}`)) s = 'changed';
         if (s === 'changed' || s === 'would-change' || (s === 'ok' && overall === 'skipped')) overall = s;
       } catch (e) {
         record('failed');
@@ -325,18 +396,20 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
   /** The step's title for a group of hosts: its name rendered for the first of them, else its kind. */
   function groupName(play: Play, step: StepSpec, first: string | undefined, playHostNames: string[]): string {
     if (!step.name) return step.kind;
-    const host = first ? o.inventory.hosts.get(first) : undefined;
+    const host = first ? inventory.hosts.get(first) : undefined;
     if (!host) return step.name;
     try {
-      return String(render(step.name, varsFor({ host, inventory: o.inventory, play, step, extraVars: o.extraVars, registered: registered.get(host.name) ?? {}, playHosts: playHostNames })));
+      return String(render(step.name, varsFor({ host, inventory, play, step, extraVars: o.extraVars, registered: registered.get(host.name) ?? {}, playHosts: playHostNames })));
     } catch {
       return step.name;
     }
   }
 
+  const selected = checkSelection(o.playbook, o.inventory, o.extraVars, o.limit);
+
   for (let p = 0; p < o.playbook.plays.length && !failedPlay; p++) {
     const play = o.playbook.plays[p]!;
-    const hostNames = playHosts(play, o.inventory, o.extraVars, o.limit);
+    const hostNames = selected[p]!;
     emit({ type: 'play-start', play: p, name: playTitle(play, o.extraVars), hosts: hostNames });
     const steps = play.steps.filter((s) => tagSelected(s.tags, filter));
     for (const batch of batchesOf(hostNames, play.serial)) {
@@ -344,21 +417,23 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
         if (o.signal?.aborted) break;
         const targets = step.runOnce ? batch.slice(0, 1) : batch;
         emit({ type: 'step-group-start', play: p, stepId: step.id, name: groupName(play, step, targets[0], hostNames), kind: step.kind, hosts: targets });
+        const failedBefore = failedCount;
         const results = await mapLimit(targets, play.forks ?? 10, async (name) => {
           try {
-            await runStepOnHost(play, p, step, o.inventory.hosts.get(name)!, hostNames);
+            await runStepOnHost(play, p, step, inventory.hosts.get(name)!, hostNames);
             return true;
           } catch (err) {
             if (!(err instanceof StepFailed)) {
               const msg = o.redactor.redact(describeError(err));
+              failedCount++;
               failures.push(`${name}: ${step.id}: ${msg}`);
-              emit({ type: 'log', host: name, message: msg });
+              emit({ type: 'log', host: name, message: msg, level: 'warn' });
             }
             return false;
           }
         });
         emit({ type: 'step-group-end', play: p, stepId: step.id });
-        if (results.includes(false)) {
+        if (results.includes(false) || failedCount > failedBefore) {
           failedPlay = play;
           break;
         }
@@ -370,7 +445,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
   }
 
   const interrupted = Boolean(o.signal?.aborted) && !failedPlay;
-  if (!failedPlay && !interrupted) {
+  if (!failedPlay && !interrupted && failedCount === 0) {
     return { outcome: 'succeeded', exitCode: ExitCode.OK, changes, failures };
   }
   if (interrupted) failures.push('interrupted by the operator');
@@ -389,10 +464,12 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
   emit({ type: 'rollback-start', reason: failures[0] ?? 'a step failed', count: changes.length });
   const complete = await revertChanges(changes, {
     registry: o.registry,
-    inventory: o.inventory,
+    inventory,
     pool: o.pool,
     journal: o.journal,
     onEvent: emit,
+    safety,
+    redact: (t) => o.redactor.redact(t),
   });
   emit({ type: 'rollback-end', complete });
   return complete

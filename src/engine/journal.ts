@@ -1,5 +1,5 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, writeSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { runsDir } from './state-dir.js';
 
@@ -7,10 +7,18 @@ import { runsDir } from './state-dir.js';
  * The journal: one append-only JSON-lines file per run. Every record is fsync'd before the
  * engine goes on, and the intent of a change is written *before* the change, so a
  * controller killed at any moment leaves enough to undo or re-run.
+ *
+ * A journal is trusted only whole (format 2): every line ends with `"h"`, a hash chained over the
+ * previous line's, so a changed, missing or reordered record breaks the chain at its line; a
+ * finished run also leaves RUN.seal (record count and last hash), so a journal cut at a line
+ * boundary is caught too. A torn last line is what a crash mid-write leaves: expected, reported.
  */
+export const JOURNAL_FORMAT = 2;
 
 export interface RunRecord {
   t: 'run';
+  /** Journal format version (absent: format 1, before hash chains). */
+  v?: number;
   runId: string;
   /** `run` for a playbook run, `undo` for an undo of another run. */
   mode: 'run' | 'undo';
@@ -22,6 +30,8 @@ export interface RunRecord {
   controller: string;
   pid: number;
   argv: string[];
+  /** An interrupted run this one finished (see execute's `resume`). */
+  resumes?: string;
   at: string;
 }
 
@@ -42,6 +52,8 @@ export interface IntentRecord {
   before: unknown;
   /** The kind cannot undo this change (a command without revert:): never listed for rollback or undo. */
   irreversible?: boolean;
+  /** The exclusive resource the step is about (the kind's key), to tell later runs that touched it. */
+  resource?: string;
   /** When undoing another run: the seq of the intent this revert undoes. */
   reverts?: { runId: string; seq: number };
   at: string;
@@ -75,9 +87,14 @@ export function newRunId(now = new Date()): string {
   return `${stamp}-${randomBytes(3).toString('hex')}`;
 }
 
+const GENESIS = '0'.repeat(16);
+const chain = (prev: string, body: string): string => createHash('sha256').update(prev).update(body).digest('hex').slice(0, 16);
+
 export class Journal {
   private fd: number | undefined;
   private nextSeq = 1;
+  private last = GENESIS;
+  private count = 0;
   readonly path: string;
 
   /**
@@ -95,12 +112,41 @@ export class Journal {
 
   /** Write one record and wait until it is on disk. Intents get the next seq, returned. */
   append(record: NewRecord): number {
-    this.fd ??= openSync(this.path, 'a', 0o600);
+    if (this.fd === undefined) {
+      // Appending to a journal that exists (the same run id again): go on with its chain and seqs.
+      if (existsSync(this.path)) this.resume();
+      this.fd = openSync(this.path, 'a', 0o600);
+    }
     const seq = record.t === 'intent' ? this.nextSeq++ : record.t === 'done' ? record.seq : undefined;
-    const line = JSON.stringify({ ...record, ...(seq !== undefined ? { seq } : {}), at: new Date().toISOString() });
-    writeSync(this.fd, this.redact(line) + '\n');
+    const body = this.redact(
+      JSON.stringify({ ...(record.t === 'run' ? { v: JOURNAL_FORMAT } : {}), ...record, ...(seq !== undefined ? { seq } : {}), at: new Date().toISOString() }),
+    );
+    const h = chain(this.last, body);
+    writeSync(this.fd, `${body.slice(0, -1)},"h":"${h}"}\n`);
     fsyncSync(this.fd);
+    this.last = h;
+    this.count++;
+    if (record.t === 'end') this.seal();
     return seq ?? 0;
+  }
+
+  private resume(): void {
+    const text = readFileSync(this.path, 'utf8');
+    for (const line of text.split('\n')) {
+      const m = /,"h":"([0-9a-f]{16})"\}$/.exec(line);
+      if (!m) continue;
+      this.last = m[1]!;
+      this.count++;
+      const seq = /"t":"intent".*"seq":(\d+)/.exec(line);
+      if (seq) this.nextSeq = Math.max(this.nextSeq, Number(seq[1]) + 1);
+    }
+  }
+
+  /** A finished journal says how long it is, so a cut at a line boundary cannot pass for whole. */
+  private seal(): void {
+    const file = sealPath(this.path);
+    writeFileSync(`${file}.tmp`, JSON.stringify({ records: this.count, h: this.last }) + '\n', { mode: 0o600 });
+    renameSync(`${file}.tmp`, file);
   }
 
   close(): void {
@@ -109,18 +155,105 @@ export class Journal {
   }
 }
 
-/** Read a journal back. A torn last line (a kill in mid-write) is ignored: its change never started. */
-export function readJournal(file: string): JournalRecord[] {
+const sealPath = (journal: string) => journal.replace(/\.jsonl$/, '.seal');
+
+/** The journal cannot be trusted: which line, and why. */
+export class JournalDamagedError extends Error {
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    readonly why: string,
+  ) {
+    super(
+      `journal ${file} is damaged at line ${line}: ${why}. Nothing was changed: baton acts only on a whole journal. ` +
+        'Look at the nodes (`baton check`, the health playbook) and repair with a playbook run, by hand, or with --force.',
+    );
+    this.name = 'JournalDamagedError';
+  }
+}
+
+export interface JournalReading {
+  records: JournalRecord[];
+  /** The last line was cut mid-write (a crash): its record never counted. */
+  torn: boolean;
+  /** 1 (no hash chain) or 2. */
+  version: number;
+}
+
+/**
+ * Read a journal back, checking it whole: every line parses and carries the next link of the hash
+ * chain, and a sealed journal has exactly the records its seal says. Only a torn last line (no
+ * newline at the end of the file) is forgiven. Anything else throws JournalDamagedError.
+ */
+export function inspectJournal(file: string): JournalReading {
+  const text = readFileSync(file, 'utf8');
+  const lines = text.split('\n');
+  const endsClean = text.endsWith('\n') || text === '';
+  if (lines[lines.length - 1] === '') lines.pop();
   const records: JournalRecord[] = [];
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (!line.trim()) continue;
+  let prev = GENESIS;
+  let version = 0;
+  let torn = false;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    const lastLine = i === lines.length - 1;
+    /** A bad line: forgiven only as the torn tail of a crashed write. */
+    const bad = (why: string): void => {
+      if (lastLine && !endsClean) torn = true;
+      else throw new JournalDamagedError(file, i + 1, why);
+    };
+    let rec: (JournalRecord & { h?: string }) | undefined;
     try {
-      records.push(JSON.parse(line) as JournalRecord);
+      rec = JSON.parse(line) as JournalRecord & { h?: string };
     } catch {
-      break;
+      bad('not a JSON record');
+      continue;
+    }
+    if (!rec || typeof rec !== 'object' || typeof (rec as { t?: unknown }).t !== 'string') {
+      bad('not a journal record');
+      continue;
+    }
+    // Format 1 journals had no hashes; from format 2 on, the first line already carries one.
+    if (i === 0) version = typeof (rec as RunRecord).v === 'number' ? (rec as RunRecord).v! : typeof rec.h === 'string' ? JOURNAL_FORMAT : 1;
+    if (version >= 2) {
+      const m = /,"h":"([0-9a-f]{16})"\}$/.exec(line);
+      if (!m) {
+        bad('it carries no hash: the record was altered or written by something else');
+        continue;
+      }
+      const body = line.slice(0, m.index) + '}';
+      if (chain(prev, body) !== m[1]) {
+        bad(i > 0 ? 'its hash does not follow from the line before: a record was altered, removed or inserted here' : 'its hash does not match its content');
+        continue;
+      }
+      prev = m[1]!;
+      delete rec.h;
+    }
+    records.push(rec);
+  }
+  if (records.length === 0) throw new JournalDamagedError(file, 1, torn ? 'its only line is torn' : 'the journal is empty');
+  const seal = sealPath(file);
+  if (version >= 2 && existsSync(seal)) {
+    let s: { records?: number; h?: string };
+    try {
+      s = JSON.parse(readFileSync(seal, 'utf8')) as { records?: number; h?: string };
+    } catch {
+      throw new JournalDamagedError(file, records.length, `its seal ${seal} is unreadable`);
+    }
+    if (torn || s.records !== records.length || s.h !== prev) {
+      throw new JournalDamagedError(
+        file,
+        records.length + (torn ? 1 : 0),
+        `the run sealed it with ${s.records} records, but ${records.length} whole records are here: records are missing or were added`,
+      );
     }
   }
-  return records;
+  return { records, torn, version };
+}
+
+/** Read a journal back (see inspectJournal); throws JournalDamagedError unless whole. */
+export function readJournal(file: string): JournalRecord[] {
+  return inspectJournal(file).records;
 }
 
 export function journalPath(runId: string, dir = runsDir()): string {

@@ -1,4 +1,3 @@
-import { isDeepStrictEqual } from 'node:util';
 import type { Inventory } from '../inventory/model.js';
 import type { StepKind } from '../steps/contract.js';
 import type { StepRegistry } from '../steps/registry.js';
@@ -6,6 +5,8 @@ import { makeStepContext, type TransportSource } from './context.js';
 import type { EngineEvent, StepRef } from './events.js';
 import type { Journal } from './journal.js';
 import { describeError } from './errors.js';
+import { checkTakeover, resourceOf, RunSafety, takeoverOfRevert } from './safety.js';
+import { stepTimeoutMs } from './timeouts.js';
 
 /** Per command of a revert, when the caller sets no bound (a step's own timeout is for its apply). */
 export const DEFAULT_REVERT_TIMEOUT_MS = 120_000;
@@ -30,6 +31,10 @@ export interface RevertOptions {
   journal?: Journal;
   onEvent: (e: EngineEvent) => void;
   timeoutMs?: number;
+  /** The run's safety state (fenced hosts, releases); a fresh one, without --force, when absent. */
+  safety?: RunSafety;
+  /** Masks secrets in errors and notes (a revert's stderr may echo a password). */
+  redact?: (text: string) => string;
 }
 
 function isOneShot(kind: StepKind, args: unknown): boolean {
@@ -43,7 +48,10 @@ function isOneShot(kind: StepKind, args: unknown): boolean {
  * but the rollback is then reported incomplete.
  */
 export async function revertChanges(changes: AppliedChange[], o: RevertOptions): Promise<boolean> {
-  await o.registry.ensureLoaded(new Set(changes.map((c) => c.kind)));
+  // Inverse kinds too: a revert of a release runs the takeover kind's checks.
+  await o.registry.ensureLoaded();
+  const safety = o.safety ?? new RunSafety(false);
+  const redact = o.redact ?? ((t: string) => t);
   let complete = true;
   const ordered = [...changes].sort((a, b) => b.seq - a.seq);
   for (const c of ordered) {
@@ -55,6 +63,7 @@ export async function revertChanges(changes: AppliedChange[], o: RevertOptions):
       o.onEvent({ type: 'revert-end', step: c.ref, ok: false, durationMs: 0, error: `unknown step kind ${c.kind}: this baton cannot revert it` });
       continue;
     }
+    const resource = resourceOf(kind, c.args);
     const seq = o.journal?.append({
       t: 'intent',
       instance: c.ref.instance,
@@ -65,9 +74,13 @@ export async function revertChanges(changes: AppliedChange[], o: RevertOptions):
       on: c.ref.on ?? c.ref.host,
       args: c.journaledArgs,
       before: c.before,
+      ...(resource ? { resource } : {}),
       reverts: { runId: c.runId, seq: c.seq },
     });
     const notes: string[] = [];
+    const timeoutMs = o.timeoutMs ?? Math.max(stepTimeoutMs(kind, c.args), DEFAULT_REVERT_TIMEOUT_MS);
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), timeoutMs);
     try {
       const host = o.inventory.hosts.get(c.ref.host);
       if (!host) throw new Error(`host ${c.ref.host} is no longer in the inventory`);
@@ -78,27 +91,59 @@ export async function revertChanges(changes: AppliedChange[], o: RevertOptions):
         inventory: o.inventory,
         pool: o.pool,
         vars: {},
-        force: true,
-        // A hung command must not hang the rollback: every revert command gets a bound.
-        timeoutMs: o.timeoutMs ?? DEFAULT_REVERT_TIMEOUT_MS,
+        force: safety.force,
+        // A hung command must not hang the rollback: every revert is bounded.
+        timeoutMs,
+        signal: abort.signal,
         log: (m) => notes.push(m),
+        onMarkDown: kind.role === 'fence' ? (name, reason) => (reason ? safety.fenced.add(name) : safety.fenced.delete(name)) : undefined,
       });
-      await kind.revert(ctx, c.args, c.before);
-      if (!isOneShot(kind, c.args) && !kind.readOnly) {
-        const now = await kind.probe(ctx, c.args);
-        if (!isDeepStrictEqual(now, c.before)) {
+      const bounded = <T>(p: Promise<T>): Promise<T> =>
+        Promise.race([
+          p,
+          new Promise<never>((_, reject) => abort.signal.addEventListener('abort', () => reject(new Error(`revert timed out after ${timeoutMs / 1000} s; its commands were killed`)), { once: true })),
+        ]);
+      const oneShot = isOneShot(kind, c.args) || Boolean(kind.readOnly);
+      const back = (now: unknown) => (kind.restored ? kind.restored(c.before, now, c.args) : kind.satisfied(now, c.args) === kind.satisfied(c.before, c.args));
+      // Already as before (a step that failed before changing anything, a revert done by hand):
+      // nothing to put back, and no takeover to check.
+      const already = !oneShot && back(await bounded(kind.probe(ctx, c.args)));
+      // Putting back what a release gave up is a takeover: the same checks as a forward takeover.
+      const takeover = already ? undefined : takeoverOfRevert(kind, o.registry);
+      if (takeover) {
+        await bounded(
+          checkTakeover({
+            kind: takeover,
+            args: c.args,
+            host,
+            inventory: o.inventory,
+            pool: o.pool,
+            safety,
+            ctx,
+            timeoutMs,
+            warn: (m) => notes.push(m),
+          }),
+        );
+      }
+      if (!already) await bounded(kind.revert(ctx, c.args, c.before));
+      if (!oneShot && !already) {
+        const now = await bounded(kind.probe(ctx, c.args));
+        if (!back(now)) {
           throw new Error(
-            `revert ran but ${c.ref.host} does not look as before: was ${JSON.stringify(c.before)}, now ${JSON.stringify(now)}`,
+            `revert ran but ${c.ref.host} is not back as before: was ${JSON.stringify(c.before)}, now ${JSON.stringify(now)}`,
           );
         }
       }
+      if (kind.role === 'takeover' && resource) safety.noteReleased(resource, c.ref.host);
       if (seq !== undefined) o.journal?.append({ t: 'done', seq, status: 'reverted' });
-      o.onEvent({ type: 'revert-end', step: c.ref, ok: true, durationMs: Date.now() - t0, note: notes.join('; ') || undefined });
+      o.onEvent({ type: 'revert-end', step: c.ref, ok: true, durationMs: Date.now() - t0, note: redact(notes.join('; ')) || undefined });
     } catch (err) {
       complete = false;
-      const error = describeError(err);
+      const error = redact(describeError(err) + (notes.length ? ` (${notes.join('; ')})` : ''));
       if (seq !== undefined) o.journal?.append({ t: 'done', seq, status: 'revert-failed', error });
       o.onEvent({ type: 'revert-end', step: c.ref, ok: false, durationMs: Date.now() - t0, error });
+    } finally {
+      clearTimeout(timer);
     }
   }
   return complete;

@@ -45,7 +45,7 @@ export function parseExtraVars(list: string[], cwd: string = process.cwd()): Rec
     }
     for (const pair of splitPairs(trimmed)) {
       const eq = pair.indexOf('=');
-      if (eq <= 0) return fail(`extra var ${JSON.stringify(pair)} is not key=value (nor JSON, nor @file)`);
+      if (eq <= 0) return fail(notKeyValue(arg, pair));
       const key = pair.slice(0, eq);
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) return fail(`extra var name ${JSON.stringify(key)} is not a valid variable name`);
       out[key] = pair.slice(eq + 1);
@@ -53,6 +53,30 @@ export function parseExtraVars(list: string[], cwd: string = process.cwd()): Rec
   });
   if (problems.length) throw new ValidationError(problems);
   return out;
+}
+
+/**
+ * Why `pair` is not key=value, and how to write what was probably meant. Two ways to get here:
+ * a value with spaces split by our own key=value parsing (`-e 'x=a b'`), or a word the shell
+ * split off or ended the command at (`-e x=; touch f` runs `touch f` as a second command).
+ */
+function notKeyValue(arg: string, pair: string): string {
+  const head = `extra var ${JSON.stringify(pair)} is not key=value (nor JSON, nor @file)`;
+  const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(arg);
+  if (m && /\s/.test(m[2]!.trim())) {
+    const [, key, value] = m;
+    const json = JSON.stringify({ [key!]: value!.trim() });
+    // The double-quoted form only when the shell would pass the value through unchanged.
+    const inner = /['"$`\\!]/.test(value!) ? '' : ` -e "${key}='${value!.trim()}'" or`;
+    return (
+      `${head}: -e ${JSON.stringify(arg)} was read as space-separated key=value pairs, as ansible-playbook does. ` +
+      `For a value with spaces or shell characters, quote the value inside the argument:${inner} -e '${json.replace(/'/g, `'\\''`)}'`
+    );
+  }
+  return (
+    `${head}: write -e NAME=VALUE; a value with spaces or shell characters is quoted inside the argument, ` +
+    `-e "x='a b; c'", or given as JSON, -e '{"x": "a b; c"}'`
+  );
 }
 
 /** Split on spaces outside quotes; quotes around a value are removed (`msg="a b"`). */

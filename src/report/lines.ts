@@ -1,13 +1,16 @@
 import type { EngineEvent } from '../engine/events.js';
 import { displayArgv } from '../util/argv.js';
+import { renderStepDiff } from './diff.js';
 import { formatSummary, type Reporter, type RunSummary } from './reporter.js';
 
 /** One line per event, for logs and pipes (no TTY). */
 export class LineReporter implements Reporter {
   constructor(
     private readonly out: (line: string) => void = (l) => process.stdout.write(l + '\n'),
-    /** --diff: show the state probed before (and after) each change. */
+    /** --diff: a diff of the state probed before and after each change (--check: the state now). */
     private readonly diff = false,
+    /** The run's redactor: known secret values never reach the output, diffs included. */
+    private readonly redact: (s: string) => string = (s) => s,
   ) {}
 
   onEvent(e: EngineEvent): void {
@@ -21,10 +24,12 @@ export class LineReporter implements Reporter {
         let line = `  ${where.padEnd(10)} ${status.padEnd(12)} ${e.step.name} (${e.durationMs} ms)`;
         if (e.reason) line += ` — ${e.reason}`;
         if (e.error) line += `\n      ${e.error.split('\n').join('\n      ')}`;
-        if (e.status === 'would-change' && e.commands?.length) line += '\n' + e.commands.map((c) => `      $ ${displayArgv(c)}`).join('\n');
         if (this.diff && (e.status === 'would-change' || e.status === 'changed')) {
-          line += `\n      before: ${JSON.stringify(e.before)}`;
-          if (e.after !== undefined) line += `\n      after:  ${JSON.stringify(e.after)}`;
+          line += renderStepDiff({ host: e.step.host, on: e.step.on, status: e.status, before: e.before, after: e.after, commands: e.commands }, this.redact)
+            .map((l) => `\n      ${l}`)
+            .join('');
+        } else if (e.status === 'would-change' && e.commands?.length) {
+          line += '\n' + e.commands.map((c) => `      $ ${this.redact(displayArgv(c))}`).join('\n');
         }
         this.out(line);
         break;

@@ -5,6 +5,11 @@ export interface Reporter {
   onEvent(e: EngineEvent): void;
   /** The run is over: print the recap and where to look next. */
   finish(summary: RunSummary): void | Promise<void>;
+  /**
+   * `--step`: ask the operator where the reporter can be seen (the live tree pauses its
+   * hold on the terminal for it); absent: the caller asks on stderr itself.
+   */
+  ask?(question: string): Promise<string>;
 }
 
 export interface RunSummary {

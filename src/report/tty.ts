@@ -1,10 +1,16 @@
 import { Listr, type ListrTaskWrapper } from 'listr2';
 import type { EngineEvent, StepStatus } from '../engine/events.js';
+import { askBelowTree, askOnStderr } from './tty-prompt.js';
 import { formatSummary, type Reporter, type RunSummary } from './reporter.js';
+
+type Wrapper = ListrTaskWrapper<unknown, any, any>;
 
 interface HostTask {
   resolve: () => void;
-  task?: ListrTaskWrapper<unknown, any, any>;
+  /** Resolves once the host's line is in the tree (its listr2 task began). */
+  started: Promise<Wrapper>;
+  markStarted: (t: Wrapper) => void;
+  task?: Wrapper;
   status?: StepStatus;
   error?: string;
   items: number;
@@ -18,7 +24,31 @@ interface HostTask {
 export class TtyReporter implements Reporter {
   private chain: Promise<unknown> = Promise.resolve();
   private hosts = new Map<string, HostTask>();
+  /** The current step's line in the tree, once listr2 runs it (a question is asked under it). */
+  private group?: Promise<Wrapper>;
+  /** Questions are asked one at a time, in the order the engine asks them. */
+  private asking: Promise<unknown> = Promise.resolve();
   private readonly print = (s: string) => process.stdout.write(s + '\n');
+
+  /**
+   * `--step`: ask on the terminal while the tree is live. The question is drawn under the tree
+   * (listr2's prompt line, redrawn with it) as soon as it is asked, on the line of the host it
+   * names (`HOST: …`), and the answer typed is echoed there; Enter ends it. Ctrl-C answers
+   * "skip" and interrupts the run (the run's own handler rolls back).
+   */
+  ask(question: string): Promise<string> {
+    const answer = this.asking.then(() => this.askNow(question));
+    this.asking = answer.catch(() => undefined);
+    return answer;
+  }
+
+  private async askNow(question: string): Promise<string> {
+    if (!this.group) return askOnStderr(question);
+    const host = /^([^\s:]+):/.exec(question)?.[1];
+    const h = host ? this.hosts.get(host) : undefined;
+    const wrapper = h ? await h.started : await this.group;
+    return askBelowTree(wrapper, question);
+  }
 
   onEvent(e: EngineEvent): void {
     switch (e.type) {
@@ -78,21 +108,27 @@ export class TtyReporter implements Reporter {
     for (const host of hosts) {
       let resolve!: () => void;
       const done = new Promise<void>((r) => (resolve = r));
-      const h: HostTask = { resolve, items: 0, durationMs: 0 };
+      let markStarted!: (t: Wrapper) => void;
+      const started = new Promise<Wrapper>((r) => (markStarted = r));
+      const h: HostTask = { resolve, started, markStarted, items: 0, durationMs: 0 };
       (h as HostTask & { done: Promise<void> }).done = done;
       group.set(host, h);
     }
     this.hosts = group;
+    let groupStarted!: (t: Wrapper) => void;
+    this.group = new Promise<Wrapper>((r) => (groupStarted = r));
     const list = new Listr(
       [
         {
           title: name,
-          task: (_ctx, task) =>
-            task.newListr(
+          task: (_ctx, task) => {
+            groupStarted(task);
+            return task.newListr(
               [...group.entries()].map(([host, h]) => ({
                 title: host,
-                task: async (_c: unknown, t: ListrTaskWrapper<unknown, any, any>) => {
+                task: async (_c: unknown, t: Wrapper) => {
                   h.task = t;
+                  h.markStarted(t);
                   await (h as HostTask & { done: Promise<void> }).done;
                   const took = `(${h.durationMs} ms${h.items > 1 ? `, ${h.items} items` : ''})`;
                   if (h.status === 'failed') throw new Error(`${host}: ${h.error ?? 'failed'}`);
@@ -101,7 +137,8 @@ export class TtyReporter implements Reporter {
                 },
               })),
               { concurrent: true, exitOnError: false },
-            ),
+            );
+          },
         },
       ],
       { exitOnError: false, rendererOptions: { collapseSubtasks: false, collapseErrors: false, showErrorMessage: true } as never },

@@ -37,6 +37,36 @@ export interface StepKind<A = any, O = any> {
   reversible?(args: A): boolean;
   /** Dotted paths of arguments that are secret: never printed, never journaled. */
   readonly secretArgs?: string[];
+  /**
+   * Bound, in seconds, on one probe+apply (or one revert) of this kind when the step sets no
+   * `timeout:`. Every kind is bounded: a hung daemon must not hold a failover forever.
+   */
+  readonly defaultTimeoutS?: number | ((args: A) => number);
+
+  /**
+   * The exclusive resource a takeover or release step is about, as a key its inverse kind gives
+   * too ("vip 198.18.0.200", "volume loop:/srv/san/disk1.img"). The engine remembers releases by
+   * it, and names it when something is in the way.
+   */
+  resource?(args: A): string;
+  /**
+   * Takeover kinds: does this peer hold the resource now? A read-only fact, run with the peer's
+   * own context; a reason ("has /dev/loop3 mounted on /srv/disk1") or null. The engine asks every
+   * peer before an apply, and before the revert of the matching release, on every path (run,
+   * rollback, undo); an unreachable peer blocks unless fenced or released in this run.
+   */
+  heldBy?(peer: StepContext, args: A): Promise<string | null>;
+  /**
+   * Refusals an apply makes before changing anything (StepRefusedError): "the path is not a
+   * mount point", "someone answers ARP for the VIP". The engine runs them before the apply and
+   * before the revert of the inverse kind, so a rollback cannot do what a run would refuse.
+   */
+  preconditions?(ctx: StepContext, args: A): Promise<void>;
+  /**
+   * Is the node back as `before` showed it, in the sense that matters for this kind? Device
+   * numbers, pids and timestamps must not count. Default: satisfied() says the same of both.
+   */
+  restored?(before: O, now: O, args: A): boolean;
 
   probe(ctx: StepContext, args: A): Promise<O>;
   satisfied(observed: O, args: A): boolean;

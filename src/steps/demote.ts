@@ -12,6 +12,8 @@ export const demoteStep: StepKind<ReplicationArgs, ReplicationObserved> = {
   kind: 'demote',
   inverse: 'promote',
   role: 'release',
+  defaultTimeoutS: 120,
+  resource: (a) => `replication ${a.resource ?? a.provider}`,
 
   probe: probeRole,
   satisfied: (o) => !o.primary,

@@ -6,12 +6,14 @@
  *   - deport_volume: { provider: loop, image: /srv/san/disk1.img }
  */
 import type { StepKind } from './contract.js';
-import { volumeProvider, type VolumeArgs } from './import-volume.js';
+import { volumeProvider, volumeResource, type VolumeArgs } from './import-volume.js';
 
 export const deportVolume: StepKind<VolumeArgs, unknown> = {
   kind: 'deport_volume',
   inverse: 'import_volume',
   role: 'release',
+  defaultTimeoutS: 120,
+  resource: volumeResource,
 
   probe: (ctx, a) => volumeProvider(a).probe((argv, okCodes) => ctx.run(argv, { okCodes }), a),
 
@@ -27,7 +29,7 @@ export const deportVolume: StepKind<VolumeArgs, unknown> = {
     const p = volumeProvider(a);
     if (!p.imported(before, a)) return;
     const now = await p.probe((argv, okCodes) => ctx.run(argv, { okCodes }), a);
-    // Re-importing what this node held a moment ago: no peer check, the peer was never given it.
+    // Re-importing what this node held a moment ago: the engine has asked the peers first.
     if (!p.imported(now, a)) await p.importHere(ctx, a, now);
   },
 

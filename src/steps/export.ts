@@ -1,5 +1,5 @@
 import { StepRefusedError, type StepKind } from './contract.js';
-import { checkBeforeExport, exportSummary, providerFor, type ExportArgs, type ExportObserved } from './export/index.js';
+import { exportPreconditions, exportResource, exportSummary, providerFor, type ExportArgs, type ExportObserved } from './export/index.js';
 
 /**
  * `export`: serve a directory over NFS with a stable fsid, through Ganesha (D-Bus) or the kernel
@@ -12,22 +12,28 @@ export const exportStep: StepKind<ExportArgs, ExportObserved> = {
   kind: 'export',
   inverse: 'unexport',
   role: 'takeover',
+  // Ganesha's D-Bus calls are bounded by dbus-send (25 s); the grace event comes after.
+  defaultTimeoutS: 60,
+  resource: exportResource,
+  preconditions: exportPreconditions,
+
+  async heldBy(peer, a) {
+    const p = providerFor(a);
+    return p.absent(await p.probe(peer, a), a) ? null : `exports ${a.path}`;
+  },
 
   probe: (ctx, a) => providerFor(a).probe(ctx, a),
   satisfied: (o, a) => providerFor(a).exported(o, a),
+  restored: (before, now, a) => providerFor(a).absent(before, a) === providerFor(a).absent(now, a) && providerFor(a).exported(before, a) === providerFor(a).exported(now, a),
 
   async apply(ctx, a, before) {
     const p = providerFor(a);
-    if (a.fsid === undefined || a.fsid === '') {
-      throw new StepRefusedError('export: fsid is required and must be the same on every node, or clients get ESTALE after a move');
-    }
     if (before.provider === 'ganesha' && before.activePath !== null && before.activePath !== a.path) {
       throw new StepRefusedError(
         `on ${ctx.transport.host}: Ganesha Export_Id ${before.exportId} already serves ${before.activePath}; refusing to export ${a.path} under the same id. ` +
           'Pick another export_id, or unexport the other path first.',
       );
     }
-    await checkBeforeExport(ctx, a, p);
     await p.add(ctx, a, before);
   },
 

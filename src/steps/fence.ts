@@ -199,6 +199,8 @@ export const fence: StepKind<FenceArgs, PowerObserved> = {
   kind: 'fence',
   inverse: 'unfence',
   role: 'fence',
+  // Its own budget (timeout, default 60 s) plus the race delay, plus room to confirm.
+  defaultTimeoutS: (a) => (a.timeout ?? DEFAULT_TIMEOUT_S) + (a.delay ?? 0) + 10,
   secretArgs: POWER_SECRET_ARGS,
   oneShot: (a) => a.action === 'reboot',
   // A self-fenced node cannot be powered back on over SSH; a reboot leaves nothing to undo.

@@ -124,6 +124,7 @@ export async function announce(ctx: StepContext, a: GarpArgs): Promise<void> {
 export const garp: StepKind<GarpArgs, Record<string, never>> = {
   kind: 'garp',
   role: 'neutral',
+  defaultTimeoutS: 30,
   oneShot: true,
   // Packets sent cannot be unsent; rolling back a takeover re-announces from the old holder
   // (lower_vip's revert), which is the inverse that matters.

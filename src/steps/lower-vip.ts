@@ -1,6 +1,6 @@
 import type { StepContext, StepKind } from './contract.js';
 import { parseSs, ssAddress, ssKillArgv, ssListArgv } from '../facts/net.js';
-import { addVip, delArgv, probeVip, type VipObserved } from './raise-vip.js';
+import { addVip, delArgv, probeVip, vipResource, vipRestored, type VipObserved } from './raise-vip.js';
 import { announce, stopAnnouncing } from './garp.js';
 
 /**
@@ -56,6 +56,9 @@ export const lowerVip: StepKind<LowerVipArgs, VipObserved> = {
   kind: 'lower_vip',
   inverse: 'raise_vip',
   role: 'release',
+  defaultTimeoutS: 30,
+  resource: vipResource,
+  restored: vipRestored,
 
   probe: (ctx, a) => probeVip(ctx, a),
 

@@ -2,7 +2,7 @@
  * `mount`: mount a filesystem, from a device or from the loop device of a shared image this
  * node imported (`source_image`). Already mounted as asked → nothing to do. Something else on
  * the mount point, or mounts below it, are refused rather than hidden. A peer that has the same
- * image mounted is split brain (two ext4 mounts of one disk corrupt it): refused unless --force.
+ * image mounted is split brain (two ext4 mounts of one disk corrupt it): `heldBy` tells the engine.
  *
  *   - mount: { source_image: /srv/san/disk1.img, path: /srv/disk1, fstype: ext4 }
  *   - mount: { source: /dev/sdb1, path: /export, fstype: xfs, options: noatime }
@@ -16,14 +16,10 @@ import {
   readLoopState,
   readMounts,
   runnerOf,
-  runnerOfTransport,
   submountsOf,
   type MountEntry,
   type MountUser,
 } from '../facts/storage.js';
-import { peersOf } from './import-volume.js';
-import { describeError } from '../engine/errors.js';
-import { UnreachableError } from '../transport/transport.js';
 import { sleep } from '../util/limit.js';
 
 export interface MountArgs {
@@ -91,27 +87,24 @@ async function resolveDevice(ctx: StepContext, a: MountArgs): Promise<string | n
   return r.code === 0 && r.stdout.trim() ? r.stdout.trim() : a.source;
 }
 
-/** Peers with the image mounted: any mount whose source is a loop device backed by the image. */
-async function peersWithImageMounted(ctx: StepContext, a: MountArgs): Promise<string[]> {
-  const out: string[] = [];
-  for (const peer of peersOf(ctx, a.peers)) {
-    try {
-      const run = runnerOfTransport(await ctx.transportFor(peer));
-      const loops = await readLoopState(run, a.source_image!);
-      const mounts = (await readMounts(run)).filter((m) => loops.attached.includes(m.source));
-      if (mounts.length) out.push(`${peer} (${mounts.map((m) => `${m.source} on ${m.mountPoint}`).join(', ')})`);
-    } catch (e) {
-      if (e instanceof UnreachableError) ctx.log(`mount: skipped the check on ${peer}: unreachable (${describeError(e)})`);
-      else out.push(`${peer} (could not be checked: ${describeError(e)}; limit the check with \`peers:\`)`);
-    }
-  }
-  return out;
-}
+/** The key mount and unmount share: what is mounted at this path, on whichever node. */
+export const mountResource = (a: { path: string }): string => `mount ${normPath(a.path)}`;
 
 export const mountStep: StepKind<MountArgs, MountObserved> = {
   kind: 'mount',
   inverse: 'unmount',
   role: 'takeover',
+  defaultTimeoutS: 60,
+  resource: mountResource,
+
+  /** A peer with the image mounted anywhere (a loop device of it under any path). */
+  async heldBy(peer, a) {
+    if (!a.source_image) return null;
+    const run = runnerOf(peer);
+    const loops = await readLoopState(run, a.source_image);
+    const mounts = (await readMounts(run)).filter((m) => loops.attached.includes(m.source));
+    return mounts.length ? `has ${a.source_image} mounted (${mounts.map((m) => `${m.source} on ${m.mountPoint}`).join(', ')})` : null;
+  },
 
   async probe(ctx, a) {
     const device = await resolveDevice(ctx, a);
@@ -138,18 +131,11 @@ export const mountStep: StepKind<MountArgs, MountObserved> = {
     if (before.submounts.length) {
       throw new StepRefusedError(`${ctx.host.name}: will not mount on ${path}: mounts below it would be hidden: ${before.submounts.join(', ')}`);
     }
-    if (a.source_image) {
-      const holders = await peersWithImageMounted(ctx, a);
-      if (holders.length) {
-        const who = holders.join('; ');
-        if (!ctx.force) {
-          throw new StepRefusedError(`${ctx.host.name}: will not mount ${a.source_image}: it is mounted on ${who}. Unmount and deport it there first, or fence that node and re-run with --force.`);
-        }
-        ctx.log(`--force: mounting ${a.source_image} although it is mounted on ${who}`);
-      }
-    }
     await ctx.run(mountArgv(before.device, path, a.fstype, a.options));
   },
+
+  // Mounted or not is what a revert must restore; the loop device's number may differ.
+  restored: (before, now) => (before.mounted === null) === (now.mounted === null),
 
   async revert(ctx, a, before) {
     if (before.mounted) return;

@@ -28,6 +28,8 @@ export const promoteStep: StepKind<ReplicationArgs, ReplicationObserved> = {
   kind: 'promote',
   inverse: 'demote',
   role: 'takeover',
+  defaultTimeoutS: 120,
+  resource: (a) => `replication ${a.resource ?? a.provider}`,
 
   probe: probeRole,
   satisfied: (o) => o.primary,

@@ -2,6 +2,7 @@ import type { StepContext, StepKind } from './contract.js';
 import { StepRefusedError } from './contract.js';
 import { stopAnnouncing } from './garp.js';
 import {
+  canonicalAddress,
   duplicateCheckArgv,
   duplicateVerdict,
   findAddress,
@@ -9,6 +10,7 @@ import {
   isIPv6,
   ndiscNotifyPath,
   parseArpReplies,
+  parseIpAddr,
   readAddresses,
   readArpingFlavour,
   readFileArgv,
@@ -155,6 +157,26 @@ async function checkNobodyAnswers(ctx: StepContext, a: VipArgs): Promise<void> {
   );
 }
 
+/** The key raise and lower share: one service address, on whichever node. */
+export const vipResource = (a: { address: string }): string => `vip ${canonicalAddress(a.address)}`;
+
+/** Does this node have the address on any interface? (Peers may name their interfaces otherwise.) */
+export async function vipHeldBy(peer: StepContext, a: { address: string }): Promise<string | null> {
+  const found = findAddress(parseIpAddr((await peer.run(['ip', '-o', 'addr', 'show'])).stdout), a.address);
+  return found ? `has ${a.address} on ${found.iface}` : null;
+}
+
+/** Before an address goes up here: nobody on the segment may answer for it (unless this node already does). */
+export async function vipPreconditions(ctx: StepContext, a: VipArgs): Promise<void> {
+  if (isIPv6(a.address)) return; // the kernel's DAD decides, in addIPv6
+  if ((await probeVip(ctx, a)).present) return;
+  await checkNobodyAnswers(ctx, a);
+}
+
+/** Held or not is what a revert restores, with the prefix it had. */
+export const vipRestored = (before: VipObserved, now: VipObserved): boolean =>
+  before.present === now.present && (!before.present || (now.prefix === before.prefix && !now.tentative));
+
 export async function addVip(ctx: StepContext, a: VipArgs): Promise<void> {
   if (isIPv6(a.address)) await addIPv6(ctx, a);
   else await ctx.run(addArgv(a.address, a.prefix, a.interface, a.label));
@@ -164,6 +186,12 @@ export const raiseVip: StepKind<VipArgs, VipObserved> = {
   kind: 'raise_vip',
   inverse: 'lower_vip',
   role: 'takeover',
+  // IPv6 DAD waits up to dad_timeout (10 s); the ARP probe is bounded too.
+  defaultTimeoutS: (a) => (a.dad_timeout ?? 10) + 20,
+  resource: vipResource,
+  heldBy: vipHeldBy,
+  preconditions: vipPreconditions,
+  restored: vipRestored,
 
   probe: (ctx, a) => probeVip(ctx, a),
 
@@ -172,12 +200,10 @@ export const raiseVip: StepKind<VipArgs, VipObserved> = {
   },
 
   async apply(ctx, a, before) {
+    // The duplicate check ran in preconditions (the engine calls them on every path).
     if (before.present) {
       // Here already, but with another prefix/label, or a leftover dadfailed copy: replace it.
-      // No duplicate check: this node already answers for it.
       await removeVip(ctx, a.address, a.interface);
-    } else if (!isIPv6(a.address)) {
-      await checkNobodyAnswers(ctx, a);
     }
     await addVip(ctx, a);
   },

@@ -65,6 +65,7 @@ async function checkNameResolves(ctx: StepContext, vip: string): Promise<void> {
 export const restartStatd: StepKind<RestartStatdArgs, Record<string, never>> = {
   kind: 'restart_statd',
   role: 'neutral',
+  defaultTimeoutS: 60,
   oneShot: true,
 
   async probe() {

@@ -1,5 +1,5 @@
 import { StepRefusedError, type StepKind } from './contract.js';
-import { exportSummary, providerFor, type ExportArgs, type ExportObserved } from './export/index.js';
+import { exportResource, exportSummary, providerFor, type ExportArgs, type ExportObserved } from './export/index.js';
 
 /**
  * `unexport`: stop serving a directory (Ganesha RemoveExport; kernel exportfs -u, then drop its
@@ -10,6 +10,9 @@ export const unexportStep: StepKind<ExportArgs, ExportObserved> = {
   kind: 'unexport',
   inverse: 'export',
   role: 'release',
+  defaultTimeoutS: 60,
+  resource: exportResource,
+  restored: (before, now, a) => providerFor(a).absent(before, a) === providerFor(a).absent(now, a) && providerFor(a).exported(before, a) === providerFor(a).exported(now, a),
 
   probe: (ctx, a) => providerFor(a).probe(ctx, a),
   satisfied: (o, a) => providerFor(a).absent(o, a),

@@ -1,5 +1,5 @@
 import type { StepKind } from './contract.js';
-import { budgetMs, converge, describeDriver, describePower, driverFor, POWER_SECRET_ARGS, refuseSelf, type PowerArgs, type PowerObserved } from './fence.js';
+import { budgetMs, converge, DEFAULT_TIMEOUT_S, describeDriver, describePower, driverFor, POWER_SECRET_ARGS, refuseSelf, type PowerArgs, type PowerObserved } from './fence.js';
 
 /**
  * `unfence`: power a node back on and confirm it by its power state (the inverse of `fence`).
@@ -11,6 +11,7 @@ export const unfence: StepKind<PowerArgs, PowerObserved> = {
   kind: 'unfence',
   inverse: 'fence',
   role: 'neutral',
+  defaultTimeoutS: (a) => (a.timeout ?? DEFAULT_TIMEOUT_S) + 10,
   secretArgs: POWER_SECRET_ARGS,
 
   async probe(ctx, a) {

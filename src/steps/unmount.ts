@@ -8,7 +8,7 @@
  */
 import type { StepKind } from './contract.js';
 import { losetupListArgv, mountAt, normPath, parseLosetupJson, readLoopState, readMounts, runnerOf } from '../facts/storage.js';
-import { DEFAULT_KILL_TIMEOUT_S, mountArgv, toMounted, unmountPath, type MountedFs } from './mount.js';
+import { DEFAULT_KILL_TIMEOUT_S, mountArgv, mountResource, toMounted, unmountPath, type MountedFs } from './mount.js';
 
 export interface UnmountArgs {
   path: string;
@@ -28,6 +28,12 @@ export const unmountStep: StepKind<UnmountArgs, UnmountObserved> = {
   kind: 'unmount',
   inverse: 'mount',
   role: 'release',
+  // The kill escalation is bounded by kill_timeout; leave room for the umount after it.
+  defaultTimeoutS: (a) => (a.kill_timeout ?? DEFAULT_KILL_TIMEOUT_S) + 30,
+  resource: mountResource,
+  // Back as before means mounted again with the same filesystem type: a re-imported disk may be
+  // /dev/loop1 where it was /dev/loop2, and that is the same service.
+  restored: (before, now) => (before.mounted === null) === (now.mounted === null) && (before.mounted === null || before.mounted.fstype === now.mounted?.fstype),
 
   async probe(ctx, a) {
     const mounted = toMounted(mountAt(await readMounts(runnerOf(ctx)), a.path));

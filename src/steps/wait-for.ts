@@ -39,6 +39,7 @@ const wanted = (a: WaitForArgs) => (a.state ?? 'started') === 'started';
 export const waitFor: StepKind<WaitForArgs, WaitForObserved> = {
   kind: 'wait_for',
   role: 'neutral',
+  defaultTimeoutS: (a) => (a.timeout ?? 30) + 10,
   readOnly: true,
 
   async probe(ctx, a) {

@@ -61,6 +61,11 @@ async function expectServedBy(node: string): Promise<Record<string, NodeState>> 
   return s;
 }
 
+/** A node's state without loop device numbers. */
+function sameService(s: Record<string, NodeState>): Record<string, NodeState> {
+  return Object.fromEntries(Object.entries(s).map(([n, st]) => [n, { ...st, loops: st.loops.map((l) => l.replace(/^loop\d+:/, 'loop:')) }]));
+}
+
 /** Run a move while the client reads every 50 ms; report what the client saw. */
 async function withClientProbe<T>(what: string, fn: () => Promise<T>): Promise<T> {
   const probe = new ReadProbe({ argv: nfsCatArgv(lab, PROBE), intervalMs: 50, readTimeoutMs: 300 });
@@ -172,7 +177,9 @@ describe('NFS switchover, failover and undo in the lab', () => {
         journal.close();
         await pool.closeAll();
       }
-      expect(await clusterState(lab), `after a failure at step ${k}`).toEqual(before);
+      // The same service in the same places; which loop device number the disk got back is not
+      // part of it (the kernel hands out the first free one, and other labs share the kernel).
+      expect(sameService(await clusterState(lab)), `after a failure at step ${k}`).toEqual(sameService(before));
     }
     await expectServedBy('n1');
   });

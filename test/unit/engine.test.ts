@@ -220,7 +220,7 @@ describe('engine on the local transport', () => {
     const { result, events } = await run([stubborn, step('command', ['false'])]);
     expect(result.exitCode).toBe(3);
     const bad = events.find((e) => e.type === 'revert-end' && !e.ok) as Extract<EngineEvent, { type: 'revert-end' }>;
-    expect(bad.error).toMatch(/does not look as before/);
+    expect(bad.error).toMatch(/is not back as before/);
   });
 
   describe('several hosts', () => {

@@ -13,7 +13,7 @@ import { checkIntegrity } from '../../src/drill/integrity.js';
 import { nfsCatArgv, parseProbeSpec } from '../../src/drill/spec.js';
 import { tcpAgentArgv, TCP_AGENT } from '../../src/drill/tcp-probe.js';
 import { TimelineCollector } from '../../src/drill/timeline.js';
-import { formatDrillSummary, probesSuite, type DrillReport } from '../../src/drill/report.js';
+import { directionOf, formatDrillSummary, probePhases, probesSuite, type DrillPlaybookResult, type DrillReport } from '../../src/drill/report.js';
 import type { ProbeSample } from '../../src/drill/probe.js';
 
 const s = (t: number, ok: boolean, ms = 5, sha256?: string): ProbeSample => ({ t, ok, ms, ...(sha256 ? { sha256 } : {}) });
@@ -244,7 +244,8 @@ describe('drill reports', () => {
     expect(html).not.toMatch(/<script|<link|src=|href=|url\(/i);
     expect(html).toMatch(/<svg id="timeline"/);
     expect(html.match(/class="lane"/g)).toHaveLength(1);
-    expect(html.match(/class="step-bar changed"/g)).toHaveLength(1);
+    // The only step is also its host's slowest.
+    expect(html.match(/class="step-bar changed slowest"/g)).toHaveLength(1);
     expect(html.match(/class="probe-strip"/g)).toHaveLength(1);
     expect(html.match(/class="tick ok"/g)).toHaveLength(2);
     expect(html.match(/class="tick failed"/g)).toHaveLength(2);
@@ -252,7 +253,7 @@ describe('drill reports', () => {
     expect(html).toContain('>700 ms<');
     expect(html).toContain('data-host="n1&lt;script&gt;"');
     expect(html).toContain('lower &lt;vip&gt; &amp; &quot;go&quot;');
-    expect(html).toContain('<title>Drill FAILED: playbooks/&lt;x&gt;.yml</title>');
+    expect(html).toContain('<title>Drill FAILED: playbooks/&lt;x&gt;.yml from=n1</title>');
     expect(html).toMatch(/<table id="windows">[\s\S]*1\.100 s<\/td><td>1\.800 s<\/td><td>700 ms/);
   });
 
@@ -269,5 +270,103 @@ describe('drill reports', () => {
     expect(text).toContain('1.100 s → 1.800 s  700 ms, 2 failed read(s)');
     expect(text).toContain('data: same bytes before, during and after');
     expect(text).toContain('drill FAILED (exit 1):');
+  });
+});
+
+/**
+ * A failover n1→n2 and its failback n2→n1 (--then), each with its own client outage: what the
+ * reports must tell apart.
+ */
+function twoWay(): DrillReport {
+  const t0 = 1_800_000_000_000;
+  let now = t0;
+  const tl = new TimelineCollector(() => now);
+  const step = (playbook: number, host: string, name: string, i: number, at: number, ms: number) => {
+    tl.playbook = playbook;
+    const r = ref(0, 'move', name, host, i);
+    tl.onEvent({ type: 'step-start', step: r, at: t0 + at });
+    now = t0 + at + ms;
+    tl.onEvent({ type: 'step-end', step: r, status: 'changed', durationMs: ms });
+  };
+  step(0, 'n1', 'lower the VIP', 0, 1000, 40);
+  step(0, 'n1', 'stop exporting /srv/disk1 over NFS', 1, 1040, 900);
+  step(0, 'n2', 'export /srv/disk1', 2, 1950, 300);
+  step(0, 'n2', 'raise the VIP', 3, 2250, 60);
+  step(1, 'n2', 'lower the VIP', 4, 6000, 50);
+  step(1, 'n1', 'raise the VIP', 5, 6100, 1200);
+  const samples = [s(t0, true, 5, 'A'), s(t0 + 1050, false, 300), s(t0 + 2400, true, 5, 'A'), s(t0 + 4000, true, 5, 'A'), s(t0 + 6050, false, 300), s(t0 + 7400, true, 5, 'A')];
+  const windows = outageWindows(samples);
+  const playbooks: DrillPlaybookResult[] = [
+    { role: 'playbook', file: 'playbooks/nfs-switchover.yml', extraVars: { from: 'n1', to: 'n2' }, outcome: 'succeeded', exitCode: 0, start: t0 + 1000, end: t0 + 2310 },
+    { role: 'then', file: 'playbooks/nfs-switchover.yml', extraVars: { from: 'n2', to: 'n1' }, outcome: 'succeeded', exitCode: 0, start: t0 + 6000, end: t0 + 7300 },
+  ];
+  return {
+    type: 'drill',
+    startedAt: t0,
+    endedAt: t0 + 8000,
+    verdict: 'pass',
+    exitCode: 0,
+    reasons: [],
+    intervalMs: 50,
+    thenAfterMs: 2000,
+    playbooks,
+    probes: [{ label: 'nfs://v/a', kind: 'nfs', reads: 6, failed: 2, samples, windows, totalOutageMs: totalOutageMs(windows), outageOverLimit: false, perPlaybook: probePhases(playbooks, windows) }],
+    bars: tl.bars,
+  };
+}
+
+describe('drill with --then: one outage window per direction', () => {
+  it('what moved where comes from the extra vars', () => {
+    expect(directionOf({ extraVars: { from: 'n1', to: 'n2' } })).toBe('n1 → n2');
+    expect(directionOf({ extraVars: { on: 'n1' } })).toBe('on n1');
+    expect(directionOf({ extraVars: { group: 'g1', node: 'n3' } })).toBe('group=g1 node=n3');
+    expect(directionOf({ extraVars: {} })).toBe('');
+  });
+
+  it('each window belongs to the playbook that had started when it opened; one before any playbook belongs to none', () => {
+    const r = twoWay();
+    expect(r.probes[0]!.perPlaybook).toEqual([
+      { role: 'playbook', direction: 'n1 → n2', windows: [0], outageMs: 1350 },
+      { role: 'then', direction: 'n2 → n1', windows: [1], outageMs: 1350 },
+    ]);
+    const early = outageWindows([s(0, false), s(50, true), s(1100, false), s(1200, true)]);
+    expect(probePhases(r.playbooks.slice(0, 1).map((p) => ({ ...p, start: 1000 })), early)).toEqual([{ role: 'playbook', direction: 'n1 → n2', windows: [1], outageMs: 100 }]);
+  });
+
+  it('JUnit: the outage of each direction as properties, each window saying during which', () => {
+    const suite = probesSuite(twoWay());
+    expect(suite.properties).toMatchObject({ 'probe.0.playbook.outage_ms': 1350, 'probe.0.playbook.windows': 1, 'probe.0.then.outage_ms': 1350, 'probe.0.then.windows': 1, then_after_ms: 2000 });
+    const out = suite.cases[0]!.systemOut!;
+    expect(out).toContain('window 1.050 s → 2.400 s: 1350 ms, during playbook (n1 → n2)');
+    expect(out).toContain('window 6.050 s → 7.400 s: 1350 ms, during then (n2 → n1)');
+  });
+
+  it('the summary names each move and the move during which each window opened', () => {
+    const text = formatDrillSummary(twoWay());
+    expect(text).toContain('playbook playbooks/nfs-switchover.yml n1 → n2: succeeded');
+    expect(text).toContain('then     playbooks/nfs-switchover.yml n2 → n1: succeeded');
+    expect(text).toContain('1.050 s → 2.400 s  1350 ms, 1 failed read(s), during playbook (n1 → n2)');
+    expect(text).toContain('6.050 s → 7.400 s  1350 ms, 1 failed read(s), during then (n2 → n1)');
+  });
+
+  it('HTML: the header says what moved where; windows carry their direction; bars are labelled where the name fits; the slowest step of each host is called out', () => {
+    const html = renderDrillHtml(twoWay());
+    expect(html).toContain('<h1 class="pass">Drill PASSED: playbooks/nfs-switchover.yml n1 → n2, then playbooks/nfs-switchover.yml n2 → n1</h1>');
+    expect(html).toMatch(/<tr class="move" data-role="playbook">.*<td class="direction">n1 → n2<\/td>.*<td class="outage-cell">1350 ms in 1 window\(s\)<\/td>/);
+    expect(html).toMatch(/<tr class="move" data-role="then">.*<td class="direction">n2 → n1<\/td>.*after the client read well again/);
+    expect([...html.matchAll(/<g class="outage"[^>]*data-during="([^"]+)"/g)].map((m) => m[1])).toEqual(['playbook (n1 → n2)', 'then (n2 → n1)']);
+    // 1200 ms over an 8 s span is ~136 px: room for the name; 900 ms (~102 px) for the start of
+    // a long one; 40 ms (~5 px) for none.
+    const labels = [...html.matchAll(/<text class="bar-label"[^>]*>([^<]+)<\/text>/g)].map((m) => m[1]);
+    expect(labels).toContain('raise the VIP');
+    expect(labels.filter((l) => /^stop exporting .*…$/.test(l!))).toHaveLength(1);
+    expect(labels).not.toContain('lower the VIP');
+    const slow = [...html.matchAll(/<rect class="step-bar changed slowest"[^>]*data-host="([^"]+)" data-step="([^"]+)" data-ms="(\d+)"/g)].map((m) => [m[1], m[2], Number(m[3])]);
+    expect(slow).toEqual([
+      ['n1', 'raise the VIP', 1200],
+      ['n2', 'export /srv/disk1', 300],
+    ]);
+    expect(html).toContain('>slowest: raise the VIP 1200 ms<');
+    expect(html).toContain('1200 ms (slowest on n1)');
   });
 });

@@ -220,7 +220,7 @@ describe('raise_vip', () => {
       if (argv[0] === 'arping') return { code: 1, stdout: ARPING_DUP.replace('02:BA:12:1E:01:02', '02:BA:12:1E:01:01') };
       return undefined;
     });
-    const err = await raiseVip.apply(ctx, V4, { present: false }).catch((e) => e);
+    const err = await raiseVip.preconditions!(ctx, V4).then(() => raiseVip.apply(ctx, V4, { present: false })).catch((e) => e);
     expect(err).toBeInstanceOf(StepRefusedError);
     expect(err.message).toContain('02:ba:12:1e:01:01 (n1)');
     expect(err.message).toMatch(/split brain/);
@@ -233,7 +233,7 @@ describe('raise_vip', () => {
       if (argv[0] === 'arping') return { code: 1, stdout: ARPING_DUP };
       return undefined;
     }, true);
-    await raiseVip.apply(ctx, V4, { present: false });
+    await raiseVip.preconditions!(ctx, V4).then(() => raiseVip.apply(ctx, V4, { present: false }));
     expect(ran.at(-1)).toEqual(addArgv('198.18.30.200', 24, 'eth0'));
     expect(logs.join()).toContain('02:ba:12:1e:01:02 (n2)');
   });
@@ -244,7 +244,7 @@ describe('raise_vip', () => {
       if (argv[0] === 'arping') return { code: 2, stderr: 'arping: Device eth9 not available.' };
       return undefined;
     });
-    const err = await raiseVip.apply(ctx, { ...V4, interface: 'eth9' }, { present: false }).catch((e) => e);
+    const err = await raiseVip.preconditions!(ctx, { ...V4, interface: 'eth9' }).catch((e) => e);
     expect(err).not.toBeInstanceOf(StepRefusedError);
     expect(err.message).toMatch(/duplicate check .* failed on n2/);
     expect(err.message).toContain('Device eth9 not available');
@@ -252,7 +252,7 @@ describe('raise_vip', () => {
 
   it('refuses without arping (unless forced): it cannot check for a duplicate', async () => {
     const { ctx } = fakeCtx((argv) => (isVersion(argv) ? { code: 127 } : undefined));
-    await expect(raiseVip.apply(ctx, V4, { present: false })).rejects.toThrow(/arping is not installed/);
+    await expect(raiseVip.preconditions!(ctx, V4)).rejects.toThrow(/arping is not installed/);
   });
 
   it('revert removes only what is there, and does nothing when apply never ran', async () => {

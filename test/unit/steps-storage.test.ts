@@ -251,17 +251,13 @@ describe('import_volume / deport_volume', () => {
     expect(importVolume.satisfied(seen, { provider: 'loop', image: IMG })).toBe(false);
   });
 
-  it('loop: refuses to import while a peer holds the image, naming it; skips unreachable peers', async () => {
+  it('loop: tells the engine which peer holds the image (heldBy), from that peer\'s own claims', async () => {
     const a = { provider: 'loop' as const, image: IMG };
-    const { ctx, log, notes } = fakeCtx('n2', loopNode([['/dev/loop1', IMG]], []), {
-      n1: loopNode([['/dev/loop1', IMG]], [['/dev/loop1', IMG]]),
-      n3: 'unreachable',
-    });
-    const before = await importVolume.probe(ctx, a);
-    await expect(importVolume.apply(ctx, a, before)).rejects.toThrow(StepRefusedError);
-    await expect(importVolume.apply(ctx, a, before)).rejects.toThrow(/n1 has it imported/);
-    expect(log.some((argv) => argv[1] === '--nooverlap')).toBe(false);
-    expect(notes.join('\n')).toMatch(/skipped the check on n3: unreachable/);
+    const holder = fakeCtx('n1', loopNode([['/dev/loop1', IMG]], [['/dev/loop1', IMG]])).ctx;
+    const free = fakeCtx('n3', loopNode([['/dev/loop1', IMG]], [])).ctx;
+    expect(await importVolume.heldBy!(holder, a)).toMatch(/has .*disk1.* imported/);
+    expect(await importVolume.heldBy!(free, a)).toBeNull();
+    expect(importVolume.resource!(a)).toBe(deportVolume.resource!(a));
   });
 
   it('loop: --force imports anyway and claims the device', async () => {

@@ -40,6 +40,20 @@ export async function checkBeforeExport(ctx: StepContext, raw: ExportArgs, p: Ex
   }
 }
 
+/** The key export and unexport share: one exported path, on whichever node. */
+export const exportResource = (a: ExportArgs): string => `export ${a.path}`;
+
+/**
+ * What an export must find before it serves anything, and what the revert of an unexport must find
+ * too: an fsid (clients get ESTALE without a stable one), a mounted path, the right server scope.
+ */
+export async function exportPreconditions(ctx: StepContext, a: ExportArgs): Promise<void> {
+  if (a.fsid === undefined || a.fsid === '') {
+    throw new StepRefusedError('export: fsid is required and must be the same on every node, or clients get ESTALE after a move');
+  }
+  await checkBeforeExport(ctx, a, providerFor(a));
+}
+
 export function exportSummary(a: ExportArgs): string {
   const b = withDefaults(a);
   const id = a.provider === 'ganesha' ? ` as export ${a.export_id}${a.pseudo ? ` (${a.pseudo})` : ''}` : '';

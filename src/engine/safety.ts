@@ -1,0 +1,139 @@
+import type { Host, Inventory } from '../inventory/model.js';
+import { selectHosts } from '../inventory/pattern.js';
+import { StepRefusedError, type StepContext, type StepKind } from '../steps/contract.js';
+import type { StepRegistry } from '../steps/registry.js';
+import { UnreachableError } from '../transport/transport.js';
+import { makeStepContext, type TransportSource } from './context.js';
+import { describeError } from './errors.js';
+
+/**
+ * The safety invariants that hold on every path (forward run, rollback, undo), whatever the
+ * step kind: a takeover never proceeds while another node may hold the resource — holding it,
+ * or unreachable and neither fenced nor released in this run — unless the operator said --force.
+ * Kinds only say what their resource is and how to see it on a peer; the decision is here.
+ */
+export class RunSafety {
+  /** Hosts a fence of this run confirmed powered off. */
+  readonly fenced = new Set<string>();
+  private readonly released = new Set<string>();
+
+  constructor(readonly force: boolean) {}
+
+  noteReleased(resource: string, host: string): void {
+    this.released.add(`${resource}\u0000${host}`);
+  }
+
+  wasReleased(resource: string, host: string): boolean {
+    return this.released.has(`${resource}\u0000${host}`);
+  }
+}
+
+/**
+ * The nodes that could hold a resource: the step's own `peers:` if it names them; else the
+ * inventory's `baton_peers` host pattern (e.g. `nodes`); else every host baton reaches over the
+ * network. Hosts with `ansible_connection: local` are the controller itself (the lab's clients
+ * are such hosts): asking them would only have the controller answer for a node it is not.
+ */
+export function peersOf(inventory: Inventory, self: Host, args: unknown): string[] {
+  const given = (args as { peers?: unknown } | null)?.peers;
+  if (Array.isArray(given)) return given.map(String).filter((h) => h !== self.name);
+  const pattern = self.vars.baton_peers;
+  const candidates = typeof pattern === 'string' && pattern ? selectHosts(inventory, pattern).hosts : [...inventory.hosts.values()];
+  return candidates.filter((h) => h.name !== self.name && h.vars.ansible_connection !== 'local').map((h) => h.name);
+}
+
+export interface TakeoverCheck {
+  kind: StepKind;
+  args: unknown;
+  /** The inventory host taking the resource. */
+  host: Host;
+  inventory: Inventory;
+  pool: TransportSource;
+  safety: RunSafety;
+  /** Said at the default verbosity: a skipped peer or a --force is never silent. */
+  warn(message: string): void;
+  timeoutMs: number;
+}
+
+/**
+ * Refuse (StepRefusedError) when a peer holds the resource, or cannot be asked and was neither
+ * fenced nor released in this run. Peers are asked in parallel over their open connections.
+ */
+export async function ensureNoPeerHolds(c: TakeoverCheck): Promise<void> {
+  const { kind, args, safety } = c;
+  if (!kind.heldBy) return;
+  const resource = kind.resource?.(args) ?? kind.kind;
+  const peers = peersOf(c.inventory, c.host, args);
+  const found = await Promise.all(
+    peers.map(async (peer): Promise<string | null> => {
+      const excused = safety.fenced.has(peer)
+        ? 'fenced in this run'
+        : safety.wasReleased(resource, peer)
+          ? `released ${resource} in this run`
+          : undefined;
+      try {
+        const host = c.inventory.hosts.get(peer);
+        if (!host) return `${peer} is not in the inventory`;
+        const transport = await c.pool.get(peer);
+        const ctx: StepContext = makeStepContext({
+          host,
+          transport,
+          inventory: c.inventory,
+          pool: c.pool,
+          vars: {},
+          force: false,
+          timeoutMs: c.timeoutMs,
+          log: () => undefined,
+        });
+        const held = await kind.heldBy!(ctx, args);
+        return held ? `${peer} ${held}` : null;
+      } catch (e) {
+        const unreachable = e instanceof UnreachableError || /unreachable|not reachable|ECONNREFUSED|EHOSTUNREACH|timed out/i.test(describeError(e));
+        if (unreachable && excused) {
+          c.warn(`${kind.kind} on ${c.host.name}: ${peer} cannot be asked whether it holds ${resource}, but it was ${excused}: going on`);
+          return null;
+        }
+        const why = describeError(e);
+        return unreachable
+          ? `${peer} cannot be reached (${why}), so it may still hold ${resource} (unknown is not free)`
+          : `${peer} could not be checked (${why})`;
+      }
+    }),
+  );
+  const problems = found.filter((x): x is string => x !== null);
+  if (problems.length === 0) return;
+  const what = `${kind.kind} ${resource} on ${c.host.name}`;
+  if (safety.force) {
+    c.warn(`--force: ${what} although ${problems.join('; ')}`);
+    return;
+  }
+  throw new StepRefusedError(
+    `will not ${what}: ${problems.join('; ')}. Release it there first, or fence that node (a fence step before this one), ` +
+      `or, if you are sure it is down, re-run with --force.`,
+  );
+}
+
+/**
+ * Everything that must hold before a kind takes something over: its own preconditions, then the
+ * peers. Used before an apply of a takeover kind and before the revert of a release (whose
+ * inverse is the takeover), so rollback and undo can never do what a run would refuse.
+ */
+export async function checkTakeover(c: TakeoverCheck & { ctx: StepContext }): Promise<void> {
+  await c.kind.preconditions?.(c.ctx, c.args);
+  if (c.kind.role === 'takeover') await ensureNoPeerHolds(c);
+}
+
+/** The kind whose apply a revert of `kind` amounts to, for safety: the inverse of a release. */
+export function takeoverOfRevert(kind: StepKind, registry: StepRegistry): StepKind | undefined {
+  if (kind.role !== 'release' || !kind.inverse) return undefined;
+  return registry.get(kind.inverse);
+}
+
+/** Resource key of a change, for "released in this run" and for undo's drift report. */
+export function resourceOf(kind: StepKind, args: unknown): string | undefined {
+  try {
+    return kind.resource?.(args);
+  } catch {
+    return undefined;
+  }
+}

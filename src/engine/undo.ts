@@ -1,0 +1,239 @@
+import { existsSync } from 'node:fs';
+import type { Inventory } from '../inventory/model.js';
+import { loadInventory } from '../inventory/load.js';
+import { loadPlaybook } from '../playbook/load.js';
+import { render } from '../playbook/template.js';
+import { varsFor } from '../playbook/vars.js';
+import type { StepRegistry } from '../steps/registry.js';
+import { BatonError, ExitCode } from '../util/errors.js';
+import { makeStepContext, type TransportSource } from './context.js';
+import { describeError } from './errors.js';
+import type { EngineEvent } from './events.js';
+import {
+  inspectJournal,
+  journalPath,
+  JournalDamagedError,
+  listRunIds,
+  pendingChanges,
+  type DoneRecord,
+  type IntentRecord,
+  type Journal,
+  type JournalRecord,
+  type RunRecord,
+} from './journal.js';
+import { hasMaskedArgs, unmaskArgs } from './redact.js';
+import { revertChanges, type AppliedChange } from './rollback.js';
+import { RunSafety } from './safety.js';
+
+/**
+ * `baton undo RUN`: revert what a run changed and has not put back, newest first — but only
+ * from a whole journal, and only what is still as the run left it. Reverts go through the same
+ * safety checks as a forward takeover (revertChanges), so an undo cannot make a split brain.
+ */
+
+/** Find a run by id or unique prefix. */
+export function resolveRunId(idOrPrefix: string): string {
+  if (existsSync(journalPath(idOrPrefix))) return idOrPrefix;
+  const matches = listRunIds().filter((id) => id.startsWith(idOrPrefix));
+  if (matches.length === 1) return matches[0]!;
+  if (matches.length === 0) throw new BatonError(`no run ${idOrPrefix} in ${journalPath('')}: see \`baton runs\``, ExitCode.INVALID);
+  throw new BatonError(`"${idOrPrefix}" matches ${matches.length} runs (${matches.slice(0, 5).join(', ')}…): give more of the id`, ExitCode.INVALID);
+}
+
+/** A journal read whole, or a BatonError (invalid input, exit 2) naming the damaged line. */
+export function readWhole(runId: string): { records: JournalRecord[]; torn: boolean } {
+  try {
+    const r = inspectJournal(journalPath(runId));
+    return { records: r.records, torn: r.torn };
+  } catch (e) {
+    if (e instanceof JournalDamagedError) throw new BatonError(e.message, ExitCode.INVALID);
+    throw e;
+  }
+}
+
+/** Seqs of the run's intents already put back by earlier undos (whose journals must be whole too). */
+function revertedByUndos(runId: string): Set<number> {
+  const done = new Set<number>();
+  for (const id of listRunIds()) {
+    if (id <= runId) continue;
+    const recs = readWhole(id).records;
+    const head = recs[0];
+    if (head?.t !== 'run' || head.mode !== 'undo' || head.undoOf !== runId) continue;
+    const reverted = new Set(recs.filter((r): r is DoneRecord => r.t === 'done' && r.status === 'reverted').map((r) => r.seq));
+    for (const r of recs) if (r.t === 'intent' && r.reverts && reverted.has(r.seq)) done.add(r.reverts.seq);
+  }
+  return done;
+}
+
+export interface UndoPlan {
+  runId: string;
+  run: RunRecord;
+  records: JournalRecord[];
+  /** Newest first. */
+  pending: IntentRecord[];
+  /** The run's last record was torn by a crash (said to the operator, not an error). */
+  torn: boolean;
+}
+
+export function planUndo(runId: string): UndoPlan {
+  const { records, torn } = readWhole(runId);
+  const run = records[0] as RunRecord;
+  if (run.t !== 'run') throw new BatonError(`journal of ${runId} does not start with its run record: it is damaged; nothing was changed`, ExitCode.INVALID);
+  if (run.mode === 'undo') {
+    throw new BatonError(`run ${runId} is itself an undo (of ${run.undoOf}); to go back to what that run did, run its playbook again`, ExitCode.INVALID);
+  }
+  return { runId, run, records, pending: pendingChanges(records, revertedByUndos(runId)), torn };
+}
+
+/**
+ * Secrets are never journaled, so a change whose arguments held one gets them back from the
+ * playbook and inventory the run used, rendered again for the same host and loop item.
+ */
+export function restoreSecrets(intent: IntentRecord, run: RunRecord, inventory: Inventory, registry: StepRegistry): unknown {
+  if (!hasMaskedArgs(intent.args)) return intent.args;
+  if (!run.playbook) throw new BatonError(`cannot restore the secret arguments of ${intent.name}: the journal names no playbook`);
+  const playbook = loadPlaybook(run.playbook, { inventory, extraVars: run.extraVars ?? {}, registry });
+  for (const play of playbook.plays) {
+    const step = play.steps.find((s) => s.id === intent.stepId);
+    const host = inventory.hosts.get(intent.host);
+    if (!step || !host) continue;
+    const varsInput = { host, inventory, play, step, extraVars: run.extraVars ?? {}, registered: {}, playHosts: [] };
+    let vars = varsFor(varsInput);
+    const m = /\[(\d+)\]$/.exec(intent.instance);
+    if (m && step.loop !== undefined) {
+      const items = render(step.loop, vars) as unknown[];
+      vars = varsFor({ ...varsInput, loop: { var: step.loopVar, value: items[Number(m[1])] } });
+    }
+    return unmaskArgs(intent.args, render(step.args, vars));
+  }
+  throw new BatonError(`cannot restore the secret arguments of ${intent.name}: step ${intent.stepId} is no longer in ${run.playbook}`);
+}
+
+export function loadUndoInventory(plan: UndoPlan, override?: string): { inventory: Inventory; file?: string } {
+  const file = override ?? plan.run.inventory;
+  return { inventory: loadInventory(file), file };
+}
+
+export interface Drift {
+  intent: IntentRecord;
+  /** What is there now, in words. */
+  now: string;
+  /** A later run that touched the same resource, when the journals know one. */
+  changedBy?: string;
+}
+
+/** The later run (not an undo of this one) that last touched this resource on this host. */
+function laterRunTouching(runId: string, intent: IntentRecord): string | undefined {
+  if (!intent.resource) return undefined;
+  let found: string | undefined;
+  for (const id of listRunIds()) {
+    if (id <= runId) continue;
+    let recs: JournalRecord[];
+    try {
+      recs = inspectJournal(journalPath(id)).records;
+    } catch {
+      continue;
+    }
+    const head = recs[0] as RunRecord;
+    if (head.mode === 'undo' && head.undoOf === runId) continue;
+    if (recs.some((r) => r.t === 'intent' && r.resource === intent.resource)) found = id;
+  }
+  return found;
+}
+
+/**
+ * Changes that are no longer as the run left them: probed now, judged by the kind's own
+ * `satisfied`. Only changes the journal says completed are judged; a change whose outcome was
+ * never written (a crash mid-step) may or may not have happened, and its revert is idempotent.
+ */
+export async function findDrift(
+  plan: UndoPlan,
+  changes: AppliedChange[],
+  o: { registry: StepRegistry; inventory: Inventory; pool: TransportSource },
+): Promise<Drift[]> {
+  await o.registry.ensureLoaded(new Set(changes.map((c) => c.kind)));
+  const completed = new Set(plan.records.filter((r): r is DoneRecord => r.t === 'done' && r.status === 'changed').map((r) => r.seq));
+  const drift = await Promise.all(
+    changes.map(async (c): Promise<Drift | null> => {
+      const intent = plan.pending.find((p) => p.seq === c.seq)!;
+      const kind = o.registry.get(c.kind);
+      if (!kind || kind.readOnly || !completed.has(c.seq)) return null;
+      const oneShot = typeof kind.oneShot === 'function' ? kind.oneShot(c.args) : Boolean(kind.oneShot);
+      if (oneShot) return null;
+      const host = o.inventory.hosts.get(c.ref.host);
+      if (!host) return { intent, now: `host ${c.ref.host} is no longer in the inventory` };
+      let now: unknown;
+      try {
+        const transport = await o.pool.get(c.ref.on ?? c.ref.host);
+        const ctx = makeStepContext({ host, transport, inventory: o.inventory, pool: o.pool, vars: {}, force: false, timeoutMs: 30_000, log: () => undefined });
+        now = await kind.probe(ctx, c.args);
+      } catch (e) {
+        return { intent, now: `cannot be probed: ${describeError(e)}` };
+      }
+      if (kind.satisfied(now, c.args)) return null;
+      return { intent, now: JSON.stringify(now), changedBy: laterRunTouching(plan.runId, intent) };
+    }),
+  );
+  return drift.filter((d): d is Drift => d !== null);
+}
+
+export function driftMessage(runId: string, drift: Drift[]): string {
+  const lines = drift.map(
+    (d) =>
+      `  ${d.intent.on}: ${d.intent.name}${d.intent.resource ? ` [${d.intent.resource}]` : ''}: now ${d.now}` +
+      (d.changedBy ? `; changed since by run ${d.changedBy}` : '; changed since by something baton did not journal'),
+  );
+  return (
+    `will not undo run ${runId}: ${drift.length} of its changes are no longer as it left them, so putting back what it found could ` +
+    `undo a later move and leave the service on two nodes. Nothing was changed.\n${lines.join('\n')}\n` +
+    `Undo the later run first (\`baton undo RUN\`), or move the service with a playbook; --force reverts anyway.`
+  );
+}
+
+/** The run's pending changes as revertChanges wants them, secrets restored. */
+export function changesToRevert(plan: UndoPlan, inventory: Inventory, registry: StepRegistry): AppliedChange[] {
+  return plan.pending.map((p) => ({
+    ref: { play: 0, playName: 'undo', stepId: p.stepId, instance: p.instance, name: p.name, kind: p.kind, host: p.host, on: p.on === p.host ? undefined : p.on, tags: [] },
+    kind: p.kind,
+    args: restoreSecrets(p, plan.run, inventory, registry),
+    before: p.before,
+    seq: p.seq,
+    runId: plan.runId,
+    journaledArgs: p.args,
+  }));
+}
+
+export interface UndoExecution {
+  plan: UndoPlan;
+  changes: AppliedChange[];
+  inventory: Inventory;
+  registry: StepRegistry;
+  pool: TransportSource;
+  /** Opened only once the undo may go ahead: a refused undo leaves no journal behind. */
+  openJournal: () => Journal;
+  onEvent: (e: EngineEvent) => void;
+  force: boolean;
+  redact?: (text: string) => string;
+}
+
+/** Check drift, then revert. Throws BatonError (exit 2) on drift, touching nothing. */
+export async function executeUndo(u: UndoExecution): Promise<boolean> {
+  const drift = await findDrift(u.plan, u.changes, u);
+  if (drift.length && !u.force) throw new BatonError(driftMessage(u.plan.runId, drift), ExitCode.INVALID);
+  const journal = u.openJournal();
+  if (drift.length) {
+    u.onEvent({ type: 'log', message: `--force: reverting although ${drift.length} change(s) drifted since the run`, level: 'warn' });
+  }
+  u.onEvent({ type: 'rollback-start', reason: `undo of run ${u.plan.runId} was asked for`, count: u.changes.length });
+  const complete = await revertChanges(u.changes, {
+    registry: u.registry,
+    inventory: u.inventory,
+    pool: u.pool,
+    journal,
+    onEvent: u.onEvent,
+    safety: new RunSafety(u.force),
+    redact: u.redact,
+  });
+  u.onEvent({ type: 'rollback-end', complete });
+  return complete;
+}
