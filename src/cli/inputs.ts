@@ -7,7 +7,7 @@ import { readVaultSecret, VaultError, type VaultSecret } from '../inventory/vaul
 import { loadPlaybook } from '../playbook/load.js';
 import { parseExtraVars } from '../playbook/extra-vars.js';
 import { defaultRegistry, type StepRegistry } from '../steps/registry.js';
-import { ValidationError, type Problem } from '../util/errors.js';
+import { formatLocation, ValidationError, type Problem } from '../util/errors.js';
 import { packageRoot } from '../util/paths.js';
 
 /** Options every playbook command shares. */
@@ -22,6 +22,10 @@ export interface CommonOptions {
   skipTags?: string[];
   json?: boolean;
   verbose?: boolean;
+  /** -u: remote user for hosts whose inventory sets no ansible_user (Ansible's remote_user). */
+  user?: string;
+  /** -f: parallel hosts for plays that set no `forks:`. */
+  forks?: number;
 }
 
 export interface Inputs {
@@ -61,6 +65,8 @@ export function loadInputs(playbookArg: string, o: CommonOptions): Inputs {
     else throw e;
   }
   if (!inventory) throw new ValidationError(problems);
+  // Before the playbook is read: what it sees of the hosts (hostvars too) includes the user.
+  if (o.user) applyRemoteUser(inventory, o.user);
   let playbook: Playbook | undefined;
   try {
     playbook = loadPlaybook(path.resolve(playbookFile), { inventory, extraVars, registry });
@@ -69,6 +75,10 @@ export function loadInputs(playbookArg: string, o: CommonOptions): Inputs {
     else throw e;
   }
   if (problems.length || !playbook) throw new ValidationError(problems);
+  if (o.forks !== undefined) for (const play of playbook.plays) play.forks ??= o.forks;
+  if (o.verbose && !o.json) {
+    for (const n of playbook.notices ?? []) process.stderr.write(`${formatLocation(n.loc)}: note: ${n.message}\n`);
+  }
   return {
     playbookFile: path.resolve(playbookFile),
     inventoryFile: sources[0],
@@ -78,6 +88,18 @@ export function loadInputs(playbookArg: string, o: CommonOptions): Inputs {
     extraVars,
     registry,
   };
+}
+
+/**
+ * `-u USER` as ansible-playbook applies it: the user for every host whose inventory names
+ * none (ansible_user, or its older name ansible_ssh_user, at any level); an inventory value
+ * wins. Written into the merged host vars, which is where the connection is built from
+ * (src/inventory/connection.ts).
+ */
+export function applyRemoteUser(inventory: Inventory, user: string): void {
+  for (const host of inventory.hosts.values()) {
+    if (host.vars.ansible_user === undefined && host.vars.ansible_ssh_user === undefined) host.vars.ansible_user = user;
+  }
 }
 
 export const collect = (value: string, previous: string[] = []) => [...previous, value];

@@ -3,7 +3,7 @@
  * The `baton` command. Each subcommand's module is imported only when it runs, so
  * `baton validate` and `baton check` do not pay for ssh2 or listr2 at start.
  */
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { registerLab } from './lab.js';
 import { registerDrill } from './drill.js';
 import { registerKeeper } from './keeper.js';
@@ -17,6 +17,11 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
   throw e;
 });
+
+function positiveInt(value: string): number {
+  if (!/^[1-9][0-9]*$/.test(value)) throw new InvalidArgumentError(`expected a whole number of hosts, 1 or more, got "${value}"`);
+  return Number(value);
+}
 
 const program = new Command();
 program
@@ -40,14 +45,34 @@ function playbookOptions(cmd: Command): Command {
     .option('-t, --tags <tags>', 'only steps with these tags (comma-separated, repeatable)', commaList, [])
     .option('--skip-tags <tags>', 'skip steps with these tags', commaList, [])
     .option('--json', 'JSON lines on stdout')
-    .option('-v, --verbose', 'show every command and its exit code');
+    .option('-v, --verbose', 'show every command and its exit code')
+    .option('-u, --user <user>', 'remote user for hosts whose inventory sets no ansible_user')
+    .option('-f, --forks <n>', 'hosts in parallel, for plays that set no forks: (default 10)', positiveInt);
+}
+
+/** ansible-playbook's read-only views: print from the validated input and exit, contacting no node. */
+function viewOptions(cmd: Command): Command {
+  return cmd
+    .option('--list-hosts', 'list the hosts each play would run on, and exit')
+    .option('--list-tasks', 'list the steps each play would run (after --tags/--skip-tags), and exit')
+    .option('--list-tags', 'list the tags of the steps each play would run, and exit')
+    .option('--syntax-check', 'validate the playbook and inventory, and exit (as validate)');
+}
+
+/** The views, when asked for: true if one was printed. */
+async function printedView(playbook: string, opts: import('./views.js').ViewOptions): Promise<boolean> {
+  const views = await import('./views.js');
+  if (!views.wantsView(opts)) return false;
+  const { loadInputs } = await import('./inputs.js');
+  process.stdout.write(views.renderViews(loadInputs(playbook, opts), opts) + '\n');
+  return true;
 }
 
 const exitWith = (code: number) => {
   process.exitCode = code;
 };
 
-playbookOptions(program.command('run').argument('<playbook>').description('run a playbook: plan, confirm, apply, roll back on failure'))
+viewOptions(playbookOptions(program.command('run').argument('<playbook>').description('run a playbook: plan, confirm, apply, roll back on failure')))
   .option('-C, --check', 'probe only: report what would change, change nothing')
   .option('--diff', 'under each change, a diff of the state probed before and after (with --check: the state now and the commands)')
   .option('--detailed-exitcode', 'with --check: exit 6 when changes would be made')
@@ -56,10 +81,14 @@ playbookOptions(program.command('run').argument('<playbook>').description('run a
   .option('--force', 'take resources a peer may still hold (the operator vouches it is down)')
   .option('--accept-new', 'accept and record host keys of hosts not yet in known_hosts (never a changed key)')
   .option('--junit <file>', 'also write JUnit XML (a suite per play, a test case per step and host)')
-  .action(async (playbook: string, opts) => exitWith(await (await import('./run.js')).runCommand(playbook, opts)));
-
-playbookOptions(program.command('plan').argument('<playbook>').description('print every step with its host and the exact commands; contacts no node'))
   .action(async (playbook: string, opts) => {
+    if (await printedView(playbook, opts)) return;
+    exitWith(await (await import('./run.js')).runCommand(playbook, opts));
+  });
+
+viewOptions(playbookOptions(program.command('plan').argument('<playbook>').description('print every step with its host and the exact commands; contacts no node')))
+  .action(async (playbook: string, opts) => {
+    if (await printedView(playbook, opts)) return;
     const { loadInputs } = await import('./inputs.js');
     const { renderPlan } = await import('./plan.js');
     const inputs = loadInputs(playbook, opts);

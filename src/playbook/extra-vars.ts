@@ -1,7 +1,8 @@
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import yaml from 'js-yaml';
 import { ValidationError, type Problem } from '../util/errors.js';
+import { readSource } from './read-source.js';
+import { parseYaml, YamlSyntaxError } from './yaml-source.js';
 
 /**
  * `-e` values, merged left to right (a later `-e` wins), as ansible-playbook reads them:
@@ -20,8 +21,10 @@ export function parseExtraVars(list: string[], cwd: string = process.cwd()): Rec
       const file = path.resolve(cwd, trimmed.slice(1));
       let data: unknown;
       try {
-        data = yaml.load(readFileSync(file, 'utf8'), { filename: file });
+        data = parseYaml(readSource(file, `extra vars from ${trimmed}`), file).value;
       } catch (err) {
+        if (err instanceof ValidationError) return void problems.push(...err.problems);
+        if (err instanceof YamlSyntaxError) return void problems.push(err.problem);
         return fail(`cannot read extra vars from ${trimmed}: ${(err as Error).message}`);
       }
       if (data === null || data === undefined) return;

@@ -1,13 +1,17 @@
-import { readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import type { Host, Inventory } from '../inventory/model.js';
 import { selectHosts } from '../inventory/pattern.js';
-import { ValidationError, type Problem, type SourceLocation } from '../util/errors.js';
+import { formatLocation, ValidationError, type Problem, type SourceLocation } from '../util/errors.js';
 import { ConditionError, conditionRefs, parseCondition } from './conditions.js';
 import { parseValueExpr, requiredRefs } from './expr.js';
 import type { OnFailure, Play, Playbook, StepSpec } from './model.js';
 import { RoleLoader, roleSearchPath } from './roles.js';
 import { checkFenceOrder, guardsTakeover, type KindRoles } from './safety.js';
-import { checkAgainst } from './schema-check.js';
+import { checkAgainst, describeValue } from './schema-check.js';
+import { readSource } from './read-source.js';
+import { PLAY_INSTEAD, STEP_INSTEAD } from './ansible-habits.js';
+import { provablySkipped } from './static-when.js';
 import { playbookValidator, roleStepsValidator, stepArgsValidator, STEP_KEYS } from './schemas.js';
 import { closest, didYouMean } from './suggest.js';
 import { isTemplate, parseTemplate, render, TemplateError } from './template.js';
@@ -40,13 +44,7 @@ export interface LoadOptions {
  * ValidationError, each at file:line:col; nothing is returned unless the whole playbook is sound.
  */
 export function loadPlaybook(file: string, opts: LoadOptions): Playbook {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ValidationError([{ loc: { file, line: 1, col: 1 }, message: `cannot read playbook: ${(err as Error).message}` }]);
-  }
-  return loadPlaybookText(text, file, opts);
+  return loadPlaybookText(readSource(file, 'playbook'), file, opts);
 }
 
 export function loadPlaybookText(text: string, file: string, opts: LoadOptions): Playbook {
@@ -60,11 +58,12 @@ export function loadPlaybookText(text: string, file: string, opts: LoadOptions):
   const problems: Problem[] = [];
   const data = doc.value;
   if (!Array.isArray(data)) {
-    const what = data === null || data === undefined ? 'an empty file' : 'a mapping';
-    problems.push({ loc: doc.at([]), message: `a playbook is a list of plays ("- hosts: ..."), got ${what}` });
+    const what = data === null || data === undefined ? 'an empty file' : isMapping(data) ? 'a mapping' : describeValue(data);
+    const loc = data === null || data === undefined ? { file, line: 1, col: 1 } : doc.at([]);
+    problems.push({ loc, message: `a playbook is a list of plays ("- hosts: ..."), got ${what}` });
     throw new ValidationError(problems);
   }
-  problems.push(...checkAgainst(playbookValidator(), data, { doc, basePath: [], rootLabel: 'the playbook' }));
+  problems.push(...insteadOfAnsible(checkAgainst(playbookValidator(), data, { doc, basePath: [], rootLabel: 'the playbook' }), data, doc));
 
   const ctx = new LoadContext(file, doc, opts, problems);
   const plays: Play[] = [];
@@ -72,7 +71,25 @@ export function loadPlaybookText(text: string, file: string, opts: LoadOptions):
     if (isMapping(raw)) plays.push(ctx.play(raw, pi));
   });
   if (problems.length) throw new ValidationError(sortProblems(problems));
-  return { file, plays };
+  return { file, plays, notices: ctx.notices };
+}
+
+/**
+ * "unknown key" for an Ansible play keyword baton does without: say what to write instead.
+ * `- import_playbook: x.yml` has no hosts, naturally: that it lacks them is not news.
+ */
+function insteadOfAnsible(problems: Problem[], plays: unknown[], doc: ParsedYaml): Problem[] {
+  const importing = new Set<string>();
+  plays.forEach((p, i) => {
+    if (isMapping(p) && (p.import_playbook !== undefined || p.include_playbook !== undefined)) importing.add(formatLocation(doc.at([i])));
+  });
+  return problems
+    .filter((p) => !(p.message.startsWith('missing required key "hosts"') && importing.has(formatLocation(p.loc))))
+    .map((p) => {
+    const m = /^unknown key "([^"]+)" in play /.exec(p.message);
+    const instead = m ? PLAY_INSTEAD[m[1]!] : undefined;
+      return instead ? { loc: p.loc, message: `"${m![1]}": ${instead}` } : p;
+    });
 }
 
 function sortProblems(problems: Problem[]): Problem[] {
@@ -101,6 +118,11 @@ class LoadContext {
   private readonly extra: Vars;
   /** A fence or release step was seen in an earlier play: takeovers after it are guarded. */
   private guardSeen = false;
+  readonly notices: Problem[] = [];
+  /** Names any step of the playbook registers: a condition on one is decided at run time. */
+  private readonly registeredAnywhere = new Set<string>();
+  /** The vars files of the play being loaded, for their own template checks. */
+  private loadedVarsFiles: Array<{ doc: ParsedYaml }> = [];
 
   constructor(
     private readonly file: string,
@@ -115,7 +137,10 @@ class LoadContext {
   play(raw: Vars, pi: number): Play {
     const doc = this.doc;
     const at = (...p: Path) => doc.at([pi, ...p]);
-    const vars = isMapping(raw.vars) ? raw.vars : {};
+    const vars = { ...(isMapping(raw.vars) ? raw.vars : {}), ...this.varsFiles(raw, pi) };
+    if (raw.gather_facts !== undefined) {
+      this.notices.push({ loc: doc.keyAt([pi, 'gather_facts']), message: 'gather_facts is ignored: baton gathers no facts, each step probes what it needs on the node' });
+    }
     const hosts = typeof raw.hosts === 'string' ? raw.hosts : '';
     const targets = hosts ? this.resolveHosts(hosts, vars, [pi, 'hosts']) : undefined;
     const playTags = tagList(raw.tags);
@@ -131,7 +156,8 @@ class LoadContext {
       registered: new Set(),
       targets,
     };
-    this.checkTemplates(vars, [pi, 'vars'], doc, scope, 'play vars');
+    if (isMapping(raw.vars)) this.checkTemplates(raw.vars, [pi, 'vars'], doc, scope, 'play vars');
+    for (const f of this.loadedVarsFiles) this.checkTemplates(f.doc.value, [], f.doc, scope, `vars file ${path.basename(f.doc.file)}`);
 
     const steps: StepSpec[] = [];
     let slot = 0;
@@ -193,9 +219,74 @@ class LoadContext {
     if (raw.on_failure === 'rollback' || raw.on_failure === 'stop') play.onFailure = raw.on_failure as OnFailure;
     const requiresFence = typeof raw.requires_fence === 'boolean' ? raw.requires_fence : this.opts.requiresFence;
     if (requiresFence !== undefined) play.requiresFence = requiresFence;
+    for (const s of steps) if (s.register) this.registeredAnywhere.add(s.register);
+    if (targets) {
+      play.steps = steps.filter((s) => {
+        const cond = provablySkipped(s, play, targets, { inventory: this.opts.inventory, extraVars: this.extra, runtimeNames: this.registeredAnywhere });
+        if (cond === undefined) return true;
+        this.notices.push({ loc: s.loc, message: `left out of the play: ${s.name ? `"${s.name}"` : s.kind} never runs here (when: ${cond} is false for every host of the play)` });
+        return false;
+      });
+    }
+    if (typeof raw.become === 'boolean') play.become = raw.become;
+    if (typeof raw.become_user === 'string') play.becomeUser = raw.become_user;
     if (requiresFence) this.problems.push(...checkFenceOrder(play, this.opts.registry, this.guardSeen));
     if (guardsTakeover(play, this.opts.registry)) this.guardSeen = true;
     return play;
+  }
+
+  /**
+   * `vars_files:` as Ansible reads them: paths relative to the playbook (templates rendered
+   * from play and extra vars), each a YAML mapping; a later file wins, and all win over `vars:`.
+   * Problems point into the vars file itself, or at the list item when the file is missing.
+   */
+  private varsFiles(raw: Vars, pi: number): Vars {
+    this.loadedVarsFiles = [];
+    const out: Vars = {};
+    if (!Array.isArray(raw.vars_files)) return out;
+    const playVars = isMapping(raw.vars) ? raw.vars : {};
+    raw.vars_files.forEach((entry, i) => {
+      if (typeof entry !== 'string') return; // the schema says so
+      const loc = this.doc.at([pi, 'vars_files', i]);
+      let name = entry;
+      if (isTemplate(entry)) {
+        try {
+          name = String(render(entry, { ...playVars, ...this.extra }));
+        } catch (err) {
+          if (!(err instanceof TemplateError)) throw err;
+          this.problems.push({ loc, message: `vars_files: ${err.message}${err.variable ? ` (pass it with -e ${err.variable}=...)` : ''}` });
+          return;
+        }
+      }
+      const file = path.resolve(path.dirname(this.file), name);
+      let fileDoc: ParsedYaml;
+      try {
+        if (!existsSync(file)) {
+          this.problems.push({ loc, message: `vars_files: no file ${file}` });
+          return;
+        }
+        fileDoc = parseYaml(readSource(file, 'vars file'), file);
+      } catch (err) {
+        if (err instanceof YamlSyntaxError) this.problems.push(err.problem);
+        else if (err instanceof ValidationError) this.problems.push(...err.problems);
+        else throw err;
+        return;
+      }
+      const value = fileDoc.value;
+      if (value === null || value === undefined) return;
+      if (!isMapping(value)) {
+        this.problems.push({ loc: fileDoc.at([]), message: `a vars file must be a mapping of names to values, got ${describeValue(value)}` });
+        return;
+      }
+      for (const key of Object.keys(value)) {
+        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
+          this.problems.push({ loc: fileDoc.keyAt([key]), message: `"${key}" is not a valid variable name (letters, digits and _, not starting with a digit)` });
+        }
+      }
+      this.loadedVarsFiles.push({ doc: fileDoc });
+      Object.assign(out, value);
+    });
+    return out;
   }
 
   /** Render `hosts:` from play and extra vars, then check every name in it against the inventory. */
@@ -241,6 +332,11 @@ class LoadContext {
     const unknown = extraKeys.filter((k) => !registry.has(k));
 
     for (const key of unknown) {
+      const instead = STEP_INSTEAD[key];
+      if (instead) {
+        this.problems.push({ loc: doc.keyAt([...path, key]), message: `"${key}": ${instead}` });
+        continue;
+      }
       const nearKeyword = closest(key, STEP_KEYS);
       const nearKind = closest(key, registry.kinds());
       const loc = doc.keyAt([...path, key]);
@@ -327,6 +423,8 @@ class LoadContext {
     if (typeof raw.timeout === 'number') spec.timeoutS = raw.timeout;
     if (typeof raw.register === 'string') spec.register = raw.register;
     if (where.role) spec.role = where.role;
+    if (typeof raw.become === 'boolean') spec.become = raw.become;
+    if (typeof raw.become_user === 'string') spec.becomeUser = raw.become_user;
     return spec;
   }
 

@@ -1,4 +1,4 @@
-import type { SourceLocation } from '../util/errors.js';
+import type { Problem, SourceLocation } from '../util/errors.js';
 
 /**
  * A playbook as loaded and validated, before any template is rendered.
@@ -7,6 +7,8 @@ import type { SourceLocation } from '../util/errors.js';
 export interface Playbook {
   file: string;
   plays: Play[];
+  /** Things the loader did that a reader may want to know (shown with -v): keys ignored, steps left out. */
+  notices?: Problem[];
 }
 
 export type OnFailure = 'rollback' | 'stop';
@@ -27,6 +29,9 @@ export interface Play {
   onFailure?: OnFailure;
   /** Takeover steps require a fence or release of the peer before them in this play. */
   requiresFence?: boolean;
+  /** `become`/`become_user` as written (Ansible's privilege escalation), passed through untouched. */
+  become?: boolean;
+  becomeUser?: string;
   tags: string[];
   loc: SourceLocation;
 }
@@ -56,5 +61,8 @@ export interface StepSpec {
   register?: string;
   /** The role this step came from, with its default vars (lowest precedence) and its params (above play vars). */
   role?: { name: string; defaults: Record<string, unknown>; params: Record<string, unknown> };
+  /** `become`/`become_user` as written on the step, passed through untouched. */
+  become?: boolean;
+  becomeUser?: string;
   loc: SourceLocation;
 }

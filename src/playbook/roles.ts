@@ -1,6 +1,7 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import type { Problem, SourceLocation } from '../util/errors.js';
+import { ValidationError, type Problem, type SourceLocation } from '../util/errors.js';
+import { readSource } from './read-source.js';
 import { rolesDir } from '../util/paths.js';
 import { didYouMean } from './suggest.js';
 import { parseYaml, YamlSyntaxError, type ParsedYaml } from './yaml-source.js';
@@ -86,10 +87,14 @@ export class RoleLoader {
 
 function parse(file: string, problems: Problem[]): ParsedYaml | undefined {
   try {
-    return parseYaml(readFileSync(file, 'utf8'), file);
+    return parseYaml(readSource(file, 'role file'), file);
   } catch (err) {
     if (err instanceof YamlSyntaxError) {
       problems.push(err.problem);
+      return undefined;
+    }
+    if (err instanceof ValidationError) {
+      problems.push(...err.problems);
       return undefined;
     }
     throw err;

@@ -95,8 +95,40 @@ export interface CheckOptions {
   allowTemplates?: boolean;
 }
 
+/** YAML 1.1 booleans, which Ansible playbooks use (`become: yes`); YAML 1.2 reads them as strings. */
+const YAML11_BOOLEAN = /^(?:(yes|on|true)|(no|off|false))$/i;
+
+/**
+ * Where the schema wants true or false and finds `yes`, `no`, `on` or `off` (any case), the
+ * value becomes the boolean, in `data` itself, as Ansible reads it. Only there: a string
+ * field keeps the text `yes`. Returns whether anything changed.
+ */
+function coerceYaml11Booleans(errors: ErrorObject[], data: unknown): boolean {
+  let changed = false;
+  for (const e of errors) {
+    if (e.keyword !== 'type') continue;
+    const types = Array.isArray(e.schema) ? (e.schema as unknown[]) : [e.schema];
+    if (!types.includes('boolean')) continue;
+    const path = pointerToPath(e.instancePath);
+    const key = path[path.length - 1];
+    if (key === undefined) continue;
+    const parent = valueAt(data, path.slice(0, -1));
+    const value = valueAt(data, path);
+    const m = typeof value === 'string' ? YAML11_BOOLEAN.exec(value) : null;
+    if (!m || parent === null || typeof parent !== 'object') continue;
+    (parent as Record<string | number, unknown>)[key] = m[1] !== undefined;
+    changed = true;
+  }
+  return changed;
+}
+
 export function checkAgainst(validate: ValidateFunction, data: unknown, opts: CheckOptions): Problem[] {
   if (validate(data)) return [];
+  // Each round settles the booleans ajv reported; a value inside a branch it had not reached
+  // shows up in the next round. A handful of rounds covers any real nesting.
+  for (let round = 0; round < 4 && coerceYaml11Booleans(validate.errors ?? [], data); round++) {
+    if (validate(data)) return [];
+  }
   let errors = validate.errors ?? [];
   if (opts.allowTemplates) {
     errors = errors.filter((e) => {

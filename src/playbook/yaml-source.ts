@@ -45,6 +45,25 @@ export function originOf(value: unknown): { doc: ParsedYaml; path: (string | num
   return value !== null && typeof value === 'object' ? origins.get(value) : undefined;
 }
 
+/**
+ * Bounds on what one document may make baton build. js-yaml shares an aliased node by
+ * reference, so parsing a "billion laughs" is quick, but everything that walks the value
+ * afterwards (schema checks, template scans, rendering) would visit every expansion: the
+ * aliases are counted, with the nodes each one stands for, and a document over the limits is
+ * refused at the alias that crossed them. Playbooks use a few aliases of a few nodes, inventories at most a
+ * few per host; a bomb needs millions.
+ */
+export const YAML_LIMITS = {
+  /** Nesting of collections, aliases included (js-yaml's own guard is 100; playbooks use < 15). */
+  maxDepth: 64,
+  /** Alias uses (`*name`) in one document: a big inventory may give each host `<<: *defaults`. */
+  maxAliases: 10_000,
+  /** Nodes all the aliases of a document stand for, counted as if expanded. */
+  maxAliasNodes: 1_000_000,
+  /** Keys copied by merge keys (`<<: *name`) in one document. */
+  maxMergeKeys: 100_000,
+} as const;
+
 export function parseYaml(text: string, file: string): ParsedYaml {
   const lineStarts = computeLineStarts(text);
   const toLoc = (offset: number): SourceLocation => {
@@ -60,10 +79,13 @@ export function parseYaml(text: string, file: string): ParsedYaml {
 
   const stack: YamlNode[] = [];
   const tops: YamlNode[] = [];
+  const aliases = new AliasBudget();
   let value: unknown;
   try {
     value = yaml.load(text, {
       filename: file,
+      maxDepth: YAML_LIMITS.maxDepth,
+      maxTotalMergeKeys: YAML_LIMITS.maxMergeKeys,
       listener(event, state) {
         if (event === 'open') {
           stack.push({ start: state.position, end: state.position, kind: null, result: undefined, children: [] });
@@ -75,10 +97,14 @@ export function parseYaml(text: string, file: string): ParsedYaml {
         node.kind = state.kind as YamlNode['kind'];
         node.result = state.result;
         node.start = skipBlank(text, node.start, node.end);
+        if (node.kind === null && text.charCodeAt(node.start) === 42 /* * */) {
+          const over = aliases.use(state.result, stack.length);
+          if (over) throw new YamlSyntaxError({ loc: toLoc(node.start), message: `YAML: ${over}` });
+        } else if (state.result !== null && typeof state.result === 'object') aliases.closed(state.result);
         const parent = stack[stack.length - 1];
         (parent ? parent.children : tops).push(node);
       },
-    });
+    } as yaml.LoadOptions);
   } catch (err) {
     if (err instanceof yaml.YAMLException) throw new YamlSyntaxError(syntaxProblem(err, file));
     throw err;
@@ -121,6 +147,67 @@ export function parseYaml(text: string, file: string): ParsedYaml {
   return doc;
 }
 
+/** Counts alias uses and what they expand to; says what is wrong once a limit is crossed. */
+class AliasBudget {
+  private uses = 0;
+  private nodes = 0;
+  /** Expanded size and depth of every collection measured so far (each is walked once). */
+  private readonly measured = new WeakMap<object, { size: number; depth: number }>();
+  /** Collections whose node is complete: an alias to any other is inside the node it names. */
+  private readonly complete = new WeakSet<object>();
+
+  closed(result: object): void {
+    this.complete.add(result);
+  }
+
+  use(target: unknown, depth: number): string | undefined {
+    this.uses++;
+    if (this.uses > YAML_LIMITS.maxAliases) {
+      return `more than ${YAML_LIMITS.maxAliases} aliases in one document: baton refuses it (an alias bomb?)`;
+    }
+    if (target !== null && typeof target === 'object' && !this.complete.has(target)) return CYCLE;
+    let m: { size: number; depth: number };
+    try {
+      m = this.measure(target, new Set());
+    } catch (err) {
+      if (err instanceof CycleError) return CYCLE;
+      throw err;
+    }
+    this.nodes += m.size;
+    if (this.nodes > YAML_LIMITS.maxAliasNodes) {
+      return `aliases expand to more than ${YAML_LIMITS.maxAliasNodes} nodes: baton refuses the document (an alias bomb, "billion laughs"?)`;
+    }
+    if (depth + m.depth > YAML_LIMITS.maxDepth) {
+      return `nesting deeper than ${YAML_LIMITS.maxDepth} levels through aliases: baton refuses the document`;
+    }
+    return undefined;
+  }
+
+  private measure(v: unknown, path: Set<object>): { size: number; depth: number } {
+    if (v === null || typeof v !== 'object') return { size: 1, depth: 0 };
+    const known = this.measured.get(v);
+    if (known) return known;
+    if (path.has(v)) throw new CycleError();
+    path.add(v);
+    let size = 1;
+    let depth = 0;
+    for (const child of Object.values(v as Record<string, unknown>)) {
+      const c = this.measure(child, path);
+      size += c.size;
+      depth = Math.max(depth, c.depth);
+      // Past the limit the exact figure no longer matters: stop walking early.
+      if (size > YAML_LIMITS.maxAliasNodes) break;
+    }
+    path.delete(v);
+    const m = { size, depth: depth + 1 };
+    this.measured.set(v, m);
+    return m;
+  }
+}
+
+class CycleError extends Error {}
+const CYCLE = 'this alias refers to a node that contains it: a YAML cycle, which baton cannot read';
+
 function childAt(node: YamlNode, step: string | number): { key?: YamlNode; value?: YamlNode } | undefined {
   if (node.kind === 'mapping') {
     for (let i = 0; i + 1 < node.children.length; i += 2) {
@@ -138,13 +225,19 @@ function childAt(node: YamlNode, step: string | number): { key?: YamlNode; value
 
 function normalize(node: YamlNode): YamlNode {
   let n = node;
-  while (n.children.length === 1 && n.children[0]!.result === n.result && n.kind !== 'mapping') {
+  // A mapping's only child is never the mapping itself, except as that would-be key: a flow
+  // mapping written as a block sequence item (`- { a: 1 }`) is one.
+  while (n.children.length === 1 && n.children[0]!.result === n.result && (n.kind !== 'mapping' || isObject(n.result))) {
     n = n.children[0]!;
   }
   // A collapsed flow collection keeps the outer node's kind when the child had none recorded.
   n.children = n.children.map(normalize);
   if (n.kind === 'mapping' && n.children.length % 2 === 1) n.children.pop();
   return n;
+}
+
+function isObject(v: unknown): boolean {
+  return v !== null && typeof v === 'object';
 }
 
 function register(node: YamlNode, path: (string | number)[], doc: ParsedYaml): void {
@@ -184,6 +277,10 @@ function syntaxProblem(err: yaml.YAMLException, file: string): Problem {
   const line = (mark?.line ?? 0) + 1;
   const col = (mark?.column ?? 0) + 1;
   const reason = err.reason || 'invalid YAML';
+  for (const [re, say] of SYNTAX_PATTERNS) {
+    const m = reason.match(re);
+    if (m) return { loc: { file, line, col }, message: `YAML: ${say(m)}` };
+  }
   const hint = SYNTAX_HINTS[reason];
   return { loc: { file, line, col }, message: `YAML syntax error: ${reason}${hint ? ` (${hint})` : ''}` };
 }
@@ -194,4 +291,20 @@ const SYNTAX_HINTS: Record<string, string> = {
   'bad indentation of a mapping entry': 'check that this key lines up with the keys above it',
   'bad indentation of a sequence entry': 'check that this "-" lines up with the items above it',
   'tab characters must not be used in indentation': 'indent with spaces',
+  'expected valid JSON character': 'a control character inside a quoted string: write it as an escape such as \\t, or remove it',
+  'the stream contains non-printable characters': 'control characters are not allowed in YAML text; is this a binary file?',
 };
+
+/** Reasons js-yaml words with a variable part, and what to say about them. */
+const SYNTAX_PATTERNS: Array<[RegExp, (m: RegExpMatchArray) => string]> = [
+  [/^nesting exceeded maxDepth/, () => `nesting deeper than ${YAML_LIMITS.maxDepth} levels: baton refuses the document (playbooks need far less)`],
+  [/^merge keys exceeded maxTotalMergeKeys/, () => `merge keys (<<) copy more than ${YAML_LIMITS.maxMergeKeys} keys: baton refuses the document (a merge-key bomb?)`],
+  [
+    /^unknown tag !<(.*)>$/,
+    (m) => `unknown tag ${shortTag(m[1]!)}: baton reads plain YAML data (no language-specific tags such as !!js/function or !!python/object)`,
+  ],
+];
+
+function shortTag(tag: string): string {
+  return tag.startsWith('tag:yaml.org,2002:') ? `!!${tag.slice('tag:yaml.org,2002:'.length)}` : tag.startsWith('!') ? tag : `!<${tag}>`;
+}
