@@ -9,6 +9,9 @@ import { registerDrill } from './drill.js';
 import { registerKeeper } from './keeper.js';
 import { collect, commaList } from './inputs.js';
 
+/** When this process started: a --junit file newer than this was written by the command itself. */
+const startedAtMs = Date.now();
+
 // `baton runs | head` closes our stdout early: that is not an error worth a stack trace.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
@@ -56,10 +59,10 @@ playbookOptions(program.command('run').argument('<playbook>').description('run a
 playbookOptions(program.command('plan').argument('<playbook>').description('print every step with its host and the exact commands; contacts no node'))
   .action(async (playbook: string, opts) => {
     const { loadInputs } = await import('./inputs.js');
-    const { renderPlan } = await import('./plan.js');
     const inputs = loadInputs(playbook, opts);
     await inputs.registry.ensureLoaded();
-    process.stdout.write(renderPlan(inputs, opts) + '\n');
+    if (opts.json) process.stdout.write(JSON.stringify((await import('./plan-json.js')).planDocument(inputs, opts)) + '\n');
+    else process.stdout.write((await import('./plan.js')).renderPlan(inputs, opts) + '\n');
   });
 
 playbookOptions(program.command('validate').argument('<playbook...>').description('check playbooks and inventory; exit 2 on any problem; contacts no node'))
@@ -68,6 +71,7 @@ playbookOptions(program.command('validate').argument('<playbook...>').descriptio
 playbookOptions(program.command('check').argument('<playbook>').description('probe only, change nothing, no lock, no journal; Nagios output and exit codes (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)'))
   .option('--prom <file>', 'also write a Prometheus textfile (atomically) for node_exporter')
   .option('--persist <seconds>', 'keep SSH connections open in a background keeper for later runs; it exits after SECONDS idle (env BATON_PERSIST)')
+  .option('--connect-timeout <seconds>', 'call a node unreachable (UNKNOWN) after this long without SSH (default 2; inventory var baton_check_connect_timeout)')
   // Nagios reads exit 2 as CRITICAL: a usage error is UNKNOWN (3) here, not invalid-input 2.
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 3))
   .action(async (playbook: string, opts) => exitWith(await (await import('./check.js')).checkCommand(playbook, opts)));
@@ -93,8 +97,16 @@ registerLab(program);
 registerDrill(program);
 registerKeeper(program);
 
-program.parseAsync(process.argv).catch((err: unknown) => {
+// The subcommand that ran, so that the error path below can answer in the format it asked for.
+let acting: Command | undefined;
+program.hook('preAction', (_root, actionCommand) => {
+  acting = actionCommand;
+});
+
+program.parseAsync(process.argv).catch(async (err: unknown) => {
   const e = err as { message?: string; exitCode?: number };
   process.stderr.write(`baton: ${e.message ?? String(err)}\n`);
-  process.exitCode = typeof e.exitCode === 'number' ? e.exitCode : 3;
+  const code = typeof e.exitCode === 'number' ? e.exitCode : 3;
+  process.exitCode = code;
+  if (acting) await (await import('./stopped.js')).reportStopped(acting.name(), acting.args, acting.opts(), err, code, startedAtMs);
 });

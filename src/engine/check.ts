@@ -62,6 +62,9 @@ export interface CheckOptions {
   concurrency?: number;
 }
 
+/** The pseudo check that stands for every check of a host that could not be reached. */
+export const REACH_KIND = 'reach';
+
 export const DEFAULT_CHECK_TIMEOUT_MS = 10_000;
 
 /** Nagios severity order for the overall result: OK < WARNING < UNKNOWN < CRITICAL. */
@@ -222,11 +225,42 @@ async function checkOne(o: CheckOptions, job: Job): Promise<CheckResult> {
   }
 }
 
+/**
+ * One result for a host that could not be reached, standing for all its checks: the operator
+ * reads "n2 unreachable" once, not once per check, and the count of checks it hides.
+ */
+function reachResult(o: CheckOptions, host: string, jobs: Job[]): CheckResult {
+  const first = jobs[0]!;
+  const n = jobs.length;
+  return {
+    play: first.playIndex,
+    host,
+    kind: REACH_KIND,
+    stepId: REACH_KIND,
+    instance: REACH_KIND,
+    name: `reach ${host}`,
+    label: REACH_KIND,
+    status: unreachableStatus(first.play),
+    severity: 'critical',
+    message: `cannot reach ${host}: ${o.unreachable!.get(host)} (${n} check${n === 1 ? '' : 's'} of ${host} not run)`,
+    durationMs: 0,
+  };
+}
+
 /** Probe and judge every selected check. Never throws for a node's sake: that is an UNKNOWN. */
 export async function check(o: CheckOptions): Promise<CheckResult[]> {
   const kinds = new Set<string>();
   const jobs = plan(o, kinds);
   // Only the kinds this playbook uses: a check from cron should not load the whole catalog.
   await o.registry.ensureLoaded(kinds);
-  return mapLimit(jobs, o.concurrency ?? 32, (job) => checkOne(o, job));
+  // Checks that would run on an unreachable host (not delegated elsewhere) fold into one result.
+  const folded = new Map<string, Job[]>();
+  const live: Job[] = [];
+  for (const job of jobs) {
+    if (!job.step.delegateTo && o.unreachable?.has(job.host.name)) {
+      (folded.get(job.host.name) ?? folded.set(job.host.name, []).get(job.host.name)!).push(job);
+    } else live.push(job);
+  }
+  const reach = [...folded].map(([host, js]) => reachResult(o, host, js));
+  return [...reach, ...(await mapLimit(live, o.concurrency ?? 32, (job) => checkOne(o, job)))];
 }
