@@ -129,27 +129,20 @@ export function formatNagios(rep: CheckReport, verbose = false): string {
     const okPart = ok.length ? `${ok.length} OK` : '';
     const where = [...new Set(ok.filter((r) => HEADLINE_KINDS.has(r.kind)).map((r) => oneLine(r.message)))];
     const okText = [okPart, ...where].filter(Boolean).join('; ');
-    // Problems first, as many as fit whole; the rest counted. A single long message is cut.
-    const parts: string[] = [];
-    let used = okText.length;
-    for (let i = 0; i < bad.length; i++) {
-      const text = `${label(bad[i]!, multi(bad[i]!))}: ${oneLine(bad[i]!.message)}`;
-      const more = bad.length - i - 1;
-      const reserve = more ? ` (+${more} more)`.length + 2 : 0;
-      const sep = parts.length || okText ? 2 : 0;
-      if (used + sep + text.length + reserve <= room) {
-        parts.push(text);
-        used += sep + text.length;
-      } else if (parts.length === 0) {
-        const cut = clip(text, Math.max(20, room - used - sep - ` (+${bad.length - 1} more)`.length));
-        parts.push(cut);
-        used += sep + cut.length;
-      } else {
-        parts.push(`+${bad.length - i} more below`);
-        break;
-      }
+    // Problems first, worst first, as many as fit whole; the rest counted ("+3 more"), the
+    // OK count last. If not even the first fits, it is cut.
+    const texts = bad.map((r) => `${label(r, multi(r))}: ${oneLine(r.message)}`);
+    const join = (shown: string[]) => {
+      const rest = texts.length - shown.length;
+      return [...shown, rest ? `+${rest} more` : '', okText].filter(Boolean).join('; ');
+    };
+    let shown: string[] = [];
+    while (shown.length < texts.length && join([...shown, texts[shown.length]!]).length <= room) shown = [...shown, texts[shown.length]!];
+    if (shown.length === 0 && texts.length) {
+      const others = join(['']).length;
+      shown = [clip(texts[0]!, Math.max(10, room - others - (others ? 2 : 0)))];
     }
-    summary = [...parts, okText].filter(Boolean).join('; ');
+    summary = join(shown);
   }
   const lines = [clip(`${head}${summary}`, FIRST_LINE_MAX - tail.length) + tail];
   if (rep.detail) lines.push(...rep.detail.split('\n').map(oneLine));

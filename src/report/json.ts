@@ -13,7 +13,9 @@ export class JsonReporter implements Reporter {
   constructor(private readonly out: (line: string) => void = (l) => process.stdout.write(l + '\n')) {}
 
   onEvent(e: EngineEvent): void {
-    this.out(JSON.stringify({ v: JSON_FORMAT_VERSION, ...e, time: new Date().toISOString() }));
+    // Durations to 0.1 ms: a reader wants 13.8, not 13.800000000000182.
+    const rounded = 'durationMs' in e ? { ...e, durationMs: Math.round(e.durationMs * 10) / 10 } : e;
+    this.out(JSON.stringify({ v: JSON_FORMAT_VERSION, ...rounded, time: new Date().toISOString() }));
   }
 
   finish(s: RunSummary): void {
