@@ -96,8 +96,9 @@ function playHosts(play: Play, inventory: Inventory, extraVars: Record<string, u
   return selectHosts(inventory, pattern, limit).hosts.map((h) => h.name);
 }
 
-function unreachableStatus(play: Play): CheckStatus {
-  return String(play.vars.check_unreachable ?? '').toLowerCase() === 'critical' ? 'CRITICAL' : 'UNKNOWN';
+/** `check_unreachable: critical` in the play's vars, or `-e check_unreachable=critical` (extra vars win). */
+function unreachableStatus(play: Play, extraVars: Record<string, unknown> = {}): CheckStatus {
+  return String(extraVars.check_unreachable ?? play.vars.check_unreachable ?? '').toLowerCase() === 'critical' ? 'CRITICAL' : 'UNKNOWN';
 }
 
 /** Every (step, host, loop item) to check, in playbook order; `when` false → not a check. */
@@ -195,7 +196,7 @@ async function checkOne(o: CheckOptions, job: Job): Promise<CheckResult> {
   const problem = checkRenderedArgs(o.registry, step.kind, args);
   if (problem) return result('UNKNOWN', `arguments after templating: ${problem}`, severity);
   const down = o.unreachable?.get(on);
-  if (down !== undefined) return result(unreachableStatus(job.play), `cannot reach ${on}: ${down}`, severity);
+  if (down !== undefined) return result(unreachableStatus(job.play, o.extraVars), `cannot reach ${on}: ${down}`, severity);
 
   const timeoutMs = step.timeoutS ? step.timeoutS * 1000 : (o.defaultTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS);
   const abort = new AbortController();
@@ -240,9 +241,9 @@ function reachResult(o: CheckOptions, host: string, jobs: Job[]): CheckResult {
     instance: REACH_KIND,
     name: `reach ${host}`,
     label: REACH_KIND,
-    status: unreachableStatus(first.play),
+    status: unreachableStatus(first.play, o.extraVars),
     severity: 'critical',
-    message: `cannot reach ${host}: ${o.unreachable!.get(host)} (${n} check${n === 1 ? '' : 's'} of ${host} not run)`,
+    message: `unreachable, ${n} check${n === 1 ? '' : 's'} not run: ${o.unreachable!.get(host)}`,
     durationMs: 0,
   };
 }

@@ -128,8 +128,8 @@ describe('baton check: no false success', () => {
   });
 
   it('an unreachable host is one UNKNOWN line naming it, not one per check', () => {
-    const out = formatNagios(makeReport('h.yml', [res({ host: 'n2', kind: 'reach', label: 'reach', stepId: 'reach', name: 'reach n2', status: 'UNKNOWN', message: 'cannot reach n2: timed out (3 checks of n2 not run)' }), res({})], 1, 0));
-    expect(out.split('\n')[0]).toBe('BATON CHECK UNKNOWN - n2: cannot reach n2: timed out (3 checks of n2 not run); 1 OK | checks=2 critical=0 warning=0 unknown=1 duration=0.001s');
+    const out = formatNagios(makeReport('h.yml', [res({ host: 'n2', kind: 'reach', label: 'reach', stepId: 'reach', name: 'reach n2', status: 'UNKNOWN', message: 'unreachable, 3 checks not run: cannot reach n2: timed out' }), res({})], 1, 0));
+    expect(out.split('\n')[0]).toBe('BATON CHECK UNKNOWN - n2: unreachable, 3 checks not run: cannot reach n2: timed out; 1 OK | checks=2 critical=0 warning=0 unknown=1 duration=0.001s');
   });
 
   it('perfdata labels: quotes doubled, no = or |', () => {
