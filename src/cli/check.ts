@@ -111,12 +111,11 @@ export async function checkCommand(playbookFile: string, o: CheckCommandOptions)
     { persistSeconds: persist },
   );
   try {
-    // Every host up front, in parallel: the checks then only open sessions on live connections.
-    // While the nodes' sshd fork and exchange keys, load the code of the kinds the playbook uses.
-    const connecting = pool.connectAll(playHostsOf(inputs, o.limit));
+    // Every host's connection starts now, in parallel; while the nodes' sshd fork and exchange
+    // keys, the code of the kinds the playbook uses loads. Each check then waits for its own
+    // host only: a node that does not answer holds up nobody else's checks.
+    void pool.connectAll(playHostsOf(inputs, o.limit));
     await inputs.registry.ensureLoaded(new Set(inputs.playbook.plays.flatMap((p) => p.steps.map((s) => s.kind))));
-    const { failed } = await connecting;
-    const unreachable = new Map(failed.map((f) => [f.host, f.error.message]));
     const results = await check({
       playbook: inputs.playbook,
       inventory,
@@ -125,7 +124,6 @@ export async function checkCommand(playbookFile: string, o: CheckCommandOptions)
       pool,
       filter: { tags: o.tags, skipTags: o.skipTags },
       limit: o.limit,
-      unreachable,
     });
     return finish(o, makeReport(inputs.playbookFile, results, elapsed(), startedAt, selection(o)));
   } catch (e) {
