@@ -5,7 +5,7 @@
  * strict Ant-layout schema, with classnames Jenkins does not split. Needs xmllint
  * (scripts/install-test-deps.sh).
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -142,6 +142,7 @@ describe('JUnit for Jenkins xunit and GitLab', () => {
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
   const xmllint = (file: string, xsd: string) => {
+    if (!existsSync('/usr/bin/xmllint')) throw new Error('/usr/bin/xmllint is missing: run scripts/install-test-deps.sh (npm test does, as root)');
     try {
       execFileSync('xmllint', ['--noout', '--schema', path.resolve('test/fixtures', xsd), file], { stdio: 'pipe' });
       return 'valid';
