@@ -133,3 +133,22 @@ export async function checkCommand(playbookFile: string, o: CheckCommandOptions)
     await pool.closeAll();
   }
 }
+
+/**
+ * A usage error of `check` (an unknown option, a missing argument) is invalid input too: the
+ * monitoring system reads the same UNKNOWN line and, with --prom, a replaced textfile. Called
+ * from the command's exit override with the raw argv, since no option was parsed.
+ */
+export function checkUsageError(argv: string[], message: string): void {
+  let prom: string | undefined;
+  argv.forEach((a, i) => {
+    if (a === '--prom' && argv[i + 1] !== undefined) prom = argv[i + 1];
+    else if (a.startsWith('--prom=')) prom = a.slice('--prom='.length);
+  });
+  // The playbook: the first argument after `check` that is neither an option nor an option's value.
+  const withValue = new Set(['-i', '--inventory', '-e', '--extra-vars', '-l', '--limit', '-t', '--tags', '--skip-tags', '--prom', '--persist', '--connect-timeout']);
+  const rest = argv.slice(argv.indexOf('check') + 1);
+  const playbook = rest.find((a, i) => !a.startsWith('-') && !withValue.has(rest[i - 1] ?? '')) ?? 'check';
+  const why = message.replace(/^error:\s*/i, '').trim() || 'usage error';
+  finish({ extraVars: [], prom, json: argv.includes('--json') }, invalidReport(playbook, `invalid usage; nothing was checked: ${why}`, undefined, 0, Date.now() / 1000));
+}

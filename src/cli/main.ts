@@ -72,8 +72,13 @@ playbookOptions(program.command('check').argument('<playbook>').description('pro
   .option('--prom <file>', 'also write a Prometheus textfile (atomically) for node_exporter')
   .option('--persist <seconds>', 'keep SSH connections open in a background keeper for later runs; it exits after SECONDS idle (env BATON_PERSIST)')
   .option('--connect-timeout <seconds>', 'call a node unreachable (UNKNOWN) after this long without SSH (default 2; inventory var baton_check_connect_timeout)')
-  // Nagios reads exit 2 as CRITICAL: a usage error is UNKNOWN (3) here, not invalid-input 2.
-  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 3))
+  // Nagios reads exit 2 as CRITICAL: a usage error is UNKNOWN (3) here, not invalid-input 2,
+  // said on stdout and in the --prom file like any other invalid input.
+  .exitOverride((err) => {
+    if (err.exitCode === 0) process.exit(0);
+    // Handled (asynchronously) by the final catch below; commander already printed the error.
+    throw Object.assign(new Error(err.message), { exitCode: 3, checkUsage: true });
+  })
   .action(async (playbook: string, opts) => exitWith(await (await import('./check.js')).checkCommand(playbook, opts)));
 
 program
@@ -104,7 +109,12 @@ program.hook('preAction', (_root, actionCommand) => {
 });
 
 program.parseAsync(process.argv).catch(async (err: unknown) => {
-  const e = err as { message?: string; exitCode?: number };
+  const e = err as { message?: string; exitCode?: number; checkUsage?: boolean };
+  if (e.checkUsage) {
+    (await import('./check.js')).checkUsageError(process.argv.slice(2), e.message ?? '');
+    process.exitCode = 3;
+    return;
+  }
   process.stderr.write(`baton: ${e.message ?? String(err)}\n`);
   const code = typeof e.exitCode === 'number' ? e.exitCode : 3;
   process.exitCode = code;

@@ -43,6 +43,8 @@ export interface CheckResult {
   severity: Severity;
   observed?: unknown;
   message: string;
+  /** A shorter message for one-line summaries, when `message` is long by nature. */
+  summary?: string;
   durationMs: number;
 }
 
@@ -260,6 +262,7 @@ function reachResult(o: CheckOptions, host: string, jobs: Job[], why: string): C
     status: unreachableStatus(first.play, o.extraVars),
     severity: 'critical',
     message: `unreachable, ${n} check${n === 1 ? '' : 's'} not run: ${why}`,
+    summary: `unreachable, ${n} check${n === 1 ? '' : 's'} not run`,
     durationMs: 0,
   };
 }

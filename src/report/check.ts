@@ -67,6 +67,22 @@ export const FIRST_LINE_MAX = 199;
 /** Kinds whose OK message says where the service is (who holds the VIP): worth the first line. */
 const HEADLINE_KINDS = new Set(['vip_holder']);
 
+/**
+ * The largest length cap such that the texts, each cut to it, and the `; ` between them fit
+ * in `room` (short texts keep their length and leave their spare room to the long ones).
+ */
+function shareCap(lengths: number[], room: number): number {
+  const budget = room - 2 * (lengths.length - 1);
+  const sorted = [...lengths].sort((a, b) => a - b);
+  let used = 0;
+  for (let i = 0; i < sorted.length; i++) {
+    const cap = Math.floor((budget - used) / (sorted.length - i));
+    if (sorted[i]! <= cap) used += sorted[i]!;
+    else return cap;
+  }
+  return Infinity;
+}
+
 /** Cut to `max` characters with an ellipsis. */
 function clip(s: string, max: number): string {
   return s.length <= max ? s : `${s.slice(0, Math.max(0, max - 1))}…`;
@@ -128,21 +144,26 @@ export function formatNagios(rep: CheckReport, verbose = false): string {
   else {
     const okPart = ok.length ? `${ok.length} OK` : '';
     const where = [...new Set(ok.filter((r) => HEADLINE_KINDS.has(r.kind)).map((r) => oneLine(r.message)))];
-    const okText = [okPart, ...where].filter(Boolean).join('; ');
-    // Problems first, worst first, as many as fit whole; the rest counted ("+3 more"), the
-    // OK count last. If not even the first fits, it is cut.
-    const texts = bad.map((r) => `${label(r, multi(r))}: ${oneLine(r.message)}`);
-    const join = (shown: string[]) => {
-      const rest = texts.length - shown.length;
-      return [...shown, rest ? `+${rest} more` : '', okText].filter(Boolean).join('; ');
+    // Problems first, worst first: as many as fit, each cut to an equal share of the room if
+    // they do not all fit whole (no share under 40 characters: then fewer problems and
+    // "+N more"), the OK count last, and who holds the VIP when that leaves the problems whole.
+    // The detail lines below carry everything.
+    const texts = bad.map((r) => `${label(r, multi(r))}: ${oneLine(r.summary ?? r.message)}`);
+    const fit = (okText: string): { line: string; whole: boolean } => {
+      const join = (shown: string[]) => {
+        const rest = texts.length - shown.length;
+        return [...shown, rest ? `+${rest} more` : '', okText].filter(Boolean).join('; ');
+      };
+      for (let k = texts.length; k >= 1; k--) {
+        const tail = join(texts.slice(0, k)).length - texts.slice(0, k).join('; ').length;
+        const cap = shareCap(texts.slice(0, k).map((t) => t.length), room - tail);
+        if (cap < 40 && k > 1) continue;
+        return { line: join(texts.slice(0, k).map((t) => clip(t, Math.max(10, cap)))), whole: k === texts.length && cap === Infinity };
+      }
+      return { line: join([]), whole: true };
     };
-    let shown: string[] = [];
-    while (shown.length < texts.length && join([...shown, texts[shown.length]!]).length <= room) shown = [...shown, texts[shown.length]!];
-    if (shown.length === 0 && texts.length) {
-      const others = join(['']).length;
-      shown = [clip(texts[0]!, Math.max(10, room - others - (others ? 2 : 0)))];
-    }
-    summary = join(shown);
+    const withWhere = fit([okPart, ...where].filter(Boolean).join('; '));
+    summary = withWhere.whole || where.length === 0 ? withWhere.line : fit(okPart).line;
   }
   const lines = [clip(`${head}${summary}`, FIRST_LINE_MAX - tail.length) + tail];
   if (rep.detail) lines.push(...rep.detail.split('\n').map(oneLine));

@@ -157,5 +157,12 @@ describe('check: no false success', () => {
     const bad = await baton(['check', '-i', inv, pb, '--connect-timeout', 'soon', '--prom', prom]);
     expect(bad.code).toBe(3);
     expect(bad.stdout).toMatch(/--connect-timeout must be a number of seconds/);
+
+    // A usage error is invalid input too: UNKNOWN on stdout and in the file, exit 3 (not 2, CRITICAL).
+    writeFileSync(prom, 'baton_check_overall_status{playbook="pb"} 0\n');
+    const usage = await baton(['check', '-i', inv, pb, '--prom', prom, '--bogus']);
+    expect(usage.code).toBe(3);
+    expect(usage.stdout).toMatch(/^BATON CHECK UNKNOWN - invalid usage; nothing was checked: unknown option '--bogus'/);
+    expect(readFileSync(prom, 'utf8')).toContain('baton_check_overall_status{playbook="pb"} 3');
   });
 });

@@ -119,12 +119,17 @@ describe('baton check: no false success', () => {
     const lines = out.trimEnd().split('\n');
     expect(lines[0]!.length).toBeLessThan(200);
     expect(lines[0]!.length).toBeLessThanOrEqual(FIRST_LINE_MAX);
-    expect(lines[0]).toMatch(/^BATON CHECK CRITICAL - fence device of the peer@node0\.storage\.example\.com: .*more.* \| checks=13 critical=12 /);
+    // As many problems as fit at 40+ characters each, the rest counted.
+    expect(lines[0]).toMatch(/^BATON CHECK CRITICAL - fence device of the peer@node0\.storage\.example\.c…; fence device of the peer@node1\.storage\.example\.c…; \+10 more; 1 OK \| checks=13 critical=12 /);
     for (let i = 0; i < 12; i++) expect(lines.some((l) => l.startsWith(`CRITICAL node${i}.storage.example.com `))).toBe(true);
     // One enormous message is cut, not allowed to push the perfdata off the line.
     const huge = formatNagios(makeReport('h.yml', [res({ status: 'CRITICAL', message: 'x'.repeat(500) })], 1, 0)).split('\n')[0]!;
     expect(huge.length).toBeLessThan(200);
     expect(huge).toMatch(/^BATON CHECK CRITICAL - ganesha: x+… \| checks=1 critical=1 /);
+    // Two problems that do not fit whole share the room; a short one keeps its length.
+    const two = formatNagios(makeReport('h.yml', [res({ status: 'CRITICAL', label: 'nfs_null', stepId: 'a', message: 'y'.repeat(300) }), res({ status: 'CRITICAL', host: 'n1', stepId: 'b', message: 'no process named ganesha.nfsd' })], 1, 0)).split('\n')[0]!;
+    expect(two.length).toBeLessThan(200);
+    expect(two).toMatch(/^BATON CHECK CRITICAL - nfs_null: y+…; ganesha: no process named ganesha\.nfsd \| /);
   });
 
   it('an unreachable host is one UNKNOWN line naming it, not one per check', () => {
