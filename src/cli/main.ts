@@ -8,6 +8,7 @@ import { registerLab } from './lab.js';
 import { registerDrill } from './drill.js';
 import { registerKeeper } from './keeper.js';
 import { collect, commaList } from './inputs.js';
+import { stoppedSummaryLine } from '../report/json.js';
 
 /** When this process started: a --junit file newer than this was written by the command itself. */
 const startedAtMs = Date.now();
@@ -25,7 +26,12 @@ program
   .version('0.1.0')
   .showSuggestionAfterError(true)
   .exitOverride((err) => {
-    // Usage errors are invalid input: exit 2, like every other kind of bad input.
+    // Usage errors are invalid input: exit 2, like every other kind of bad input; with --json,
+    // said in the summary record too (stdout to a pipe is written synchronously on Linux).
+    const command = process.argv[2] ?? '';
+    if (err.exitCode !== 0 && process.argv.includes('--json') && ['run', 'undo', 'drill', 'plan'].includes(command)) {
+      process.stdout.write(stoppedSummaryLine({ mode: command as 'run', exitCode: 2, message: err.message, durationMs: Date.now() - startedAtMs }) + '\n');
+    }
     process.exit(err.exitCode === 0 ? 0 : 2);
   });
 

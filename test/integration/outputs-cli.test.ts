@@ -92,10 +92,13 @@ describe('run --json', () => {
     expect(readFileSync(junit, 'utf8')).toMatch(/<error message="[^"]*mountt[^"]*" type="ValidationError">/);
   });
 
-  it('no --yes without a terminal (exit 2) and an unreachable host (exit 4) end with their summaries', async () => {
+  it('no --yes without a terminal and a usage error (exit 2), an unreachable host (exit 4): each ends with its summary', async () => {
     const noYes = await baton(['run', '--json', '-i', inv, pb]);
     expect(noYes.code).toBe(2);
     expect(records(noYes.stdout).at(-1)).toMatchObject({ type: 'summary', outcome: 'invalid-input', exitCode: 2 });
+    const usage = await baton(['run', '--json', '--bogus', '-i', inv, pb]);
+    expect(usage.code).toBe(2);
+    expect(records(usage.stdout)).toEqual([expect.objectContaining({ type: 'summary', outcome: 'invalid-input', exitCode: 2, failures: ["error: unknown option '--bogus'"] })]);
 
     const far = path.join(work, 'far.yml');
     writeFileSync(far, `all:\n  hosts:\n    far.example.com:\n      ansible_host: 127.0.0.1\n      ansible_port: 1\n      ansible_user: nobody\n`);
