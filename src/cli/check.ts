@@ -128,7 +128,8 @@ export async function checkCommand(playbookFile: string, o: CheckCommandOptions)
     return finish(o, makeReport(inputs.playbookFile, results, elapsed(), startedAt, selection(o)));
   } catch (e) {
     // A bug or an unexpected failure still answers UNKNOWN in every asked format.
-    return finish(o, invalidReport(inputs.playbookFile, `baton check failed: ${(e as Error).message ?? String(e)}`, (e as Error).stack, elapsed(), startedAt));
+    // The stack is for a bug report (-v); the message is what on-call reads.
+    return finish(o, invalidReport(inputs.playbookFile, `baton check failed: ${(e as Error).message ?? String(e)}`, o.verbose ? (e as Error).stack : undefined, elapsed(), startedAt));
   } finally {
     await pool.closeAll();
   }
