@@ -117,7 +117,7 @@ export function agentWarnings(stderr: string): string[] {
   for (const raw of stderr.split('\n')) {
     const line = raw.trim();
     const unknown = /Ignoring unknown option '([^'=]*)/.exec(line);
-    if (unknown) out.push(`the agent ignored the unknown option "${unknown[1]}" (a typo in options:?)`);
+    if (unknown) out.push(`unknown option "${unknown[1]}" ignored (a typo in options:?)`);
     else if (/^WARNING\b|\bWARNING:/.test(line) && !/DeprecationWarning/.test(line)) out.push(line.replace(/^WARNING:(root:)?\s*/, ''));
   }
   return [...new Set(out)];

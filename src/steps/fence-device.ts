@@ -51,7 +51,8 @@ export const fenceDevice = checkKind<FenceDeviceArgs, FenceDeviceObserved>({
 
   problem(seen, a) {
     if (!seen.answers) return `the fence device of ${a.target} (${seen.device}) does not answer: ${seen.error}`;
-    if (seen.warnings?.length) return `the fence device of ${a.target} (${seen.device}) answers, but the agent warned: ${seen.warnings.join('; ')}`;
+    // The warning first: it is what to fix, and what a one-line summary keeps.
+    if (seen.warnings?.length) return `agent warning: ${seen.warnings.join('; ')}; the fence device of ${a.target} (${seen.device}) answers`;
     return undefined;
   },
 

@@ -9,7 +9,7 @@
  * what a monitoring system depends on: an answer well inside NRPE's default 10 s plugin
  * timeout, past which the monitoring kills the check and the detail is lost.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -49,6 +49,29 @@ describe('baton check with a node powered off', () => {
     const first = r.stdout.split('\n')[0]!;
     expect(first).toMatch(new RegExp(`^BATON CHECK OK - 8 OK; ${lab.vip.replace(/\./g, '\\.')} held by n1 \\| checks=8 `));
     expect(first.length).toBeLessThan(200);
+  });
+
+  it('fence_device with the real fence_ipmilan: monitor answers OK; a typo in options: is a WARNING naming the key', async () => {
+    const pb = path.join(tmp, 'fence-health.yml');
+    const write = (options: string) =>
+      writeFileSync(
+        pb,
+        `- name: fence devices
+  hosts: n1
+  steps:
+    - name: fence device of n2
+      fence_device: { target: n2, provider: fence-agent, agent: fence_ipmilan, timeout: 20, options: { ${options} } }
+`,
+      );
+    write('power_timeout: 5');
+    const ok = await baton(['check', '-v', '-i', lab.inventoryPath, pb], path.join(tmp, 'check-state'));
+    expect(ok.code, ok.stdout).toBe(0);
+    expect(ok.stdout).toMatch(/^OK n1 fence device of n2 \[fence_device\]: fence_ipmilan ip=[\d.]+:\d+ answers \(monitor\)/m);
+    write('power_timeout: 5, lanpluss: 1');
+    const typo = await baton(['check', '-i', lab.inventoryPath, pb], path.join(tmp, 'check-state'));
+    expect(typo.code, typo.stdout).toBe(1);
+    expect(typo.stdout.split('\n')[0]).toMatch(/^BATON CHECK WARNING - fence device of n2: agent warning: unknown option "lanpluss" ignored \(a typo in options:\?\)/);
+    expect(typo.stdout.split('\n')[0]!.length).toBeLessThan(200);
   });
 
   it('n2 off: UNKNOWN (exit 3) within the bound, one line for n2, first line < 200 characters; critical on request (exit 2)', async () => {

@@ -110,21 +110,21 @@ exit 0`,
     );
     const r = await fenceDeviceCheck(a, { passwrd: 'hunter2' });
     expect(r.status).toBe('WARNING');
-    expect(r.message).toBe(`the fence device of peer (${a} ip=198.18.120.9) answers, but the agent warned: the agent ignored the unknown option "passwrd" (a typo in options:?)`);
+    expect(r.message).toBe(`agent warning: unknown option "passwrd" ignored (a typo in options:?); the fence device of peer (${a} ip=198.18.120.9) answers`);
     expect(JSON.stringify(r)).not.toContain('hunter2');
   });
 
   it('warnings: unknown options by key only, other WARNING lines kept, deprecation noise dropped', () => {
     expect(
       agentWarnings("x:5: DeprecationWarning: 'pipes'\nWARNING:root:Parse error: Ignoring unknown option 'lanpluss=1'\nWARNING:root:Parse error: Ignoring unknown option 'lanpluss=1'\nWARNING:root:Delay 3 s\n"),
-    ).toEqual(['the agent ignored the unknown option "lanpluss" (a typo in options:?)', 'Delay 3 s']);
+    ).toEqual(['unknown option "lanpluss" ignored (a typo in options:?)', 'Delay 3 s']);
     expect(agentWarnings('')).toEqual([]);
   });
 
   it('a failed fence shows the warnings in its error', async () => {
     const a = agent('agent-fails', `echo "WARNING:root:Parse error: Ignoring unknown option 'ipp=1'" >&2; echo "ERROR:root:Failed: Timed out waiting to power OFF" >&2; exit 1`);
     await withCtx(async (ctx) => {
-      await expect(fenceAgentDriver(a, {}).set(ctx, 'off', 5000)).rejects.toThrow(/exited 1: .*Timed out waiting to power OFF; warnings: the agent ignored the unknown option "ipp"/);
+      await expect(fenceAgentDriver(a, {}).set(ctx, 'off', 5000)).rejects.toThrow(/exited 1: .*Timed out waiting to power OFF; warnings: unknown option "ipp" ignored/);
     });
   });
 });
