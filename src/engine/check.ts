@@ -297,9 +297,14 @@ export async function check(o: CheckOptions): Promise<CheckResult[]> {
   const results = await mapLimit(jobs, o.concurrency ?? 32, async (job): Promise<CheckResult | undefined> => {
     let chosen = job;
     if (job.alternatives) {
-      const live = [];
-      for (const alt of job.alternatives) if (alt.step.delegateTo || (await downReason(alt.host.name)) === undefined) live.push(alt);
-      chosen = live[0] ?? job.alternatives[0]!;
+      // The first host, in the play's order, that answers (a dead one costs its timeout once).
+      chosen = job.alternatives[0]!;
+      for (const alt of job.alternatives) {
+        if (alt.step.delegateTo || (await downReason(alt.host.name)) === undefined) {
+          chosen = alt;
+          break;
+        }
+      }
     }
     if (!chosen.step.delegateTo) {
       const down = await downReason(chosen.host.name);
