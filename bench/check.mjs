@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Wall time of `baton check playbooks/nfs-health.yml -i INV` (Node start included), as cron
 // pays it, against a lab serving NFS from n1; beside a bare `node -e 0`. Target: median
-// ≤ 250 ms (an Ansible health check of the same size took 1.9 s here). Two modes: fresh
+// ≤ 250 ms (an Ansible health check of the same size took 1.9 s here); with a node powered
+// off, < 3 s (the connect timeout is 2 s). Two modes: fresh
 // connections per run, and `--persist 60` (connections held by the keeper, after one warm-up
 // run that starts it).
 // Root; runs from dist/ (`npm run build` first). Usage: node bench/check.mjs [runs]
@@ -78,6 +79,17 @@ try {
   // Where the time goes, from the check's own perfdata (connections and checks, Node start excluded).
   const inner = timeOnce(argv).out.match(/duration=([\d.]+)s/)?.[1];
   if (inner) console.log(`inside baton (inputs loaded → report): ${(Number(inner) * 1000).toFixed(0)} ms`);
+
+  // A node powered off (through its BMC): the answer is bounded by the connect timeout
+  // (2 s by default). Target: under 3 s, UNKNOWN (exit 3), one line for the dead node.
+  execFileSync(process.execPath, [cli, 'lab', 'power', 'n2', 'off', '--name', spec.name], { env, stdio: 'ignore' });
+  const off = [];
+  for (let i = 0; i < Math.min(runs, 5); i++) {
+    const r = timeOnce(argv);
+    if (r.code !== 3) throw new Error(`n2 off: check exited ${r.code}, expected 3 (UNKNOWN): ${r.out.split('\n')[0]}`);
+    off.push(r.ms);
+  }
+  console.log(`n2 powered off (connect timeout 2 s): ${stats(off)} over ${off.length} runs (target < 3000 ms, exit 3)`);
 } finally {
   // The keeper outlives each run by design: stop it, by its pid file if `keeper stop` fails.
   spawnSync(process.execPath, [cli, 'keeper', 'stop'], { env, stdio: 'ignore' });

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install the Debian packages baton's namespace lab needs (`baton lab up`, test/lab/).
-# A no-op, without apt-get update, when every package is already installed.
+# A no-op, without apt-get update, when every package is already installed (any user: only
+# installing needs root). `--list-missing` prints what is missing and installs nothing.
 #
 # The lab runs its own sshd, rpcbind, dbus, Ganesha and tgtd inside each node's namespaces.
 # The same daemons started by the packages in the host's root namespace would get in the way
@@ -13,17 +14,22 @@ PACKAGES="iproute2 util-linux mount e2fsprogs openssh-client openssh-server iput
 nfs-ganesha nfs-ganesha-vfs nfs-common rpcbind libnfs-utils tgt libiscsi-bin openipmi ipmitool tcpdump
 dbus fence-agents psmisc procps"
 
-if [ "$(id -u)" != 0 ]; then
-  echo "install-lab-deps: needs root (apt-get install); run: sudo $0" >&2
-  exit 1
-fi
-
 . "$(dirname "$0")/lib/missing-packages.sh"
 # shellcheck disable=SC2086 # word splitting of the package list is intended
 missing=$(missing_packages $PACKAGES)
+
+# --list-missing: print the missing packages (space-separated) and change nothing; any user.
+if [ "${1:-}" = "--list-missing" ]; then
+  echo "$missing"
+  exit 0
+fi
 if [ -z "$missing" ]; then
   echo "install-lab-deps: all lab packages are installed"
   exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "install-lab-deps: missing:$missing; needs root (apt-get install); run: sudo $0" >&2
+  exit 1
 fi
 echo "install-lab-deps: installing:$missing"
 

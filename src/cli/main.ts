@@ -11,6 +11,10 @@ import { registerCompletion } from './completion.js';
 import { addExitCodeHelp } from './exit-codes.js';
 import { packageVersion } from './package-info.js';
 import { collect, commaList } from './inputs.js';
+import { stoppedSummaryLine } from '../report/json.js';
+
+/** When this process started: a --junit file newer than this was written by the command itself. */
+const startedAtMs = Date.now();
 
 // `baton runs | head` closes our stdout early: that is not an error worth a stack trace.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -30,7 +34,12 @@ program
   .version(packageVersion())
   .showSuggestionAfterError(true)
   .exitOverride((err) => {
-    // Usage errors are invalid input: exit 2, like every other kind of bad input.
+    // Usage errors are invalid input: exit 2, like every other kind of bad input; with --json,
+    // said in the summary record too (stdout to a pipe is written synchronously on Linux).
+    const command = process.argv[2] ?? '';
+    if (err.exitCode !== 0 && process.argv.includes('--json') && ['run', 'undo', 'drill', 'plan'].includes(command)) {
+      process.stdout.write(stoppedSummaryLine({ mode: command as 'run', exitCode: 2, message: err.message, durationMs: Date.now() - startedAtMs }) + '\n');
+    }
     process.exit(err.exitCode === 0 ? 0 : 2);
   });
 
@@ -90,10 +99,10 @@ viewOptions(playbookOptions(program.command('plan').argument('<playbook>').descr
   .action(async (playbook: string, opts) => {
     if (await printedView(playbook, opts)) return;
     const { loadInputs } = await import('./inputs.js');
-    const { renderPlan } = await import('./plan.js');
     const inputs = loadInputs(playbook, opts);
     await inputs.registry.ensureLoaded();
-    process.stdout.write(renderPlan(inputs, opts) + '\n');
+    if (opts.json) process.stdout.write(JSON.stringify((await import('./plan-json.js')).planDocument(inputs, opts)) + '\n');
+    else process.stdout.write((await import('./plan.js')).renderPlan(inputs, opts) + '\n');
   });
 
 playbookOptions(program.command('validate').argument('<playbook...>').description('check playbooks and inventory; exit 2 on any problem; contacts no node'))
@@ -102,8 +111,14 @@ playbookOptions(program.command('validate').argument('<playbook...>').descriptio
 playbookOptions(program.command('check').argument('<playbook>').description('probe only, change nothing, no lock, no journal; Nagios output and exit codes (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)'))
   .option('--prom <file>', 'also write a Prometheus textfile (atomically) for node_exporter')
   .option('--persist <seconds>', 'keep SSH connections open in a background keeper for later runs; it exits after SECONDS idle (env BATON_PERSIST)')
-  // Nagios reads exit 2 as CRITICAL: a usage error is UNKNOWN (3) here, not invalid-input 2.
-  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 3))
+  .option('--connect-timeout <seconds>', 'call a node unreachable (UNKNOWN) after this long without SSH (default 2; inventory var baton_check_connect_timeout)')
+  // Nagios reads exit 2 as CRITICAL: a usage error is UNKNOWN (3) here, not invalid-input 2,
+  // said on stdout and in the --prom file like any other invalid input.
+  .exitOverride((err) => {
+    if (err.exitCode === 0) process.exit(0);
+    // Handled (asynchronously) by the final catch below; commander already printed the error.
+    throw Object.assign(new Error(err.message), { exitCode: 3, checkUsage: true });
+  })
   .action(async (playbook: string, opts) => exitWith(await (await import('./check.js')).checkCommand(playbook, opts)));
 
 program
@@ -137,8 +152,21 @@ registerKeeper(program);
 registerCompletion(program);
 addExitCodeHelp(program);
 
-program.parseAsync(process.argv).catch((err: unknown) => {
-  const e = err as { message?: string; exitCode?: number };
+// The subcommand that ran, so that the error path below can answer in the format it asked for.
+let acting: Command | undefined;
+program.hook('preAction', (_root, actionCommand) => {
+  acting = actionCommand;
+});
+
+program.parseAsync(process.argv).catch(async (err: unknown) => {
+  const e = err as { message?: string; exitCode?: number; checkUsage?: boolean };
+  if (e.checkUsage) {
+    (await import('./check.js')).checkUsageError(process.argv.slice(2), e.message ?? '');
+    process.exitCode = 3;
+    return;
+  }
   process.stderr.write(`baton: ${e.message ?? String(err)}\n`);
-  process.exitCode = typeof e.exitCode === 'number' ? e.exitCode : 3;
+  const code = typeof e.exitCode === 'number' ? e.exitCode : 3;
+  process.exitCode = code;
+  if (acting) await (await import('./stopped.js')).reportStopped(acting.name(), acting.args, acting.opts(), err, code, startedAtMs);
 });

@@ -43,6 +43,8 @@ export interface CheckResult {
   severity: Severity;
   observed?: unknown;
   message: string;
+  /** A shorter message for one-line summaries, when `message` is long by nature. */
+  summary?: string;
   durationMs: number;
 }
 
@@ -61,6 +63,9 @@ export interface CheckOptions {
   /** Checks in flight at once (default 32). */
   concurrency?: number;
 }
+
+/** The pseudo check that stands for every check of a host that could not be reached. */
+export const REACH_KIND = 'reach';
 
 export const DEFAULT_CHECK_TIMEOUT_MS = 10_000;
 
@@ -85,6 +90,11 @@ interface Job {
   instance: string;
   /** Could not decide whether to check at all (a `when` or `loop` that does not evaluate). */
   error?: string;
+  /**
+   * run_once: the same check planned on each host of the play, in order; it runs on the first
+   * one that can be reached (this job is the first of them).
+   */
+  alternatives?: Job[];
 }
 
 /** As execute.ts' playHosts, without importing the run engine into a check's startup. */
@@ -93,8 +103,9 @@ function playHosts(play: Play, inventory: Inventory, extraVars: Record<string, u
   return selectHosts(inventory, pattern, limit).hosts.map((h) => h.name);
 }
 
-function unreachableStatus(play: Play): CheckStatus {
-  return String(play.vars.check_unreachable ?? '').toLowerCase() === 'critical' ? 'CRITICAL' : 'UNKNOWN';
+/** `check_unreachable: critical` in the play's vars, or `-e check_unreachable=critical` (extra vars win). */
+function unreachableStatus(play: Play, extraVars: Record<string, unknown> = {}): CheckStatus {
+  return String(extraVars.check_unreachable ?? play.vars.check_unreachable ?? '').toLowerCase() === 'critical' ? 'CRITICAL' : 'UNKNOWN';
 }
 
 /** Every (step, host, loop item) to check, in playbook order; `when` false → not a check. */
@@ -105,8 +116,11 @@ function plan(o: CheckOptions, kinds: Set<string>): Job[] {
     for (const step of play.steps) {
       if (!tagSelected(step.tags, o.filter ?? {})) continue;
       kinds.add(step.kind);
-      // run_once: one instance, on the first host that could be reached.
-      const targets = step.runOnce ? [hostNames.find((h) => !o.unreachable?.has(h)) ?? hostNames[0]].filter((h): h is string => !!h) : hostNames;
+      // run_once: one instance, on the first host that can be reached (decided when it runs:
+      // planned on every candidate, the later ones kept as alternatives of the first).
+      const candidates = step.runOnce ? hostNames.filter((h) => !o.unreachable?.has(h)) : hostNames;
+      const targets = step.runOnce && candidates.length === 0 ? hostNames.slice(0, 1) : candidates;
+      const firstJob = jobs.length;
       for (const name of targets) {
         const host = o.inventory.hosts.get(name)!;
         const base = { host, inventory: o.inventory, play, step, extraVars: o.extraVars, registered: {}, playHosts: hostNames };
@@ -133,6 +147,14 @@ function plan(o: CheckOptions, kinds: Set<string>): Job[] {
           continue;
         }
         items.forEach((value, index, list) => add(varsFor({ ...base, loop: { var: step.loopVar, value, index, length: list.length } }), `${step.id}[${index}]`));
+      }
+      if (step.runOnce && jobs.length - firstJob > 1) {
+        // Keep one job per instance (loop item) with the other hosts' versions as alternatives.
+        const planned = jobs.splice(firstJob);
+        const perHost = new Map<string, Job[]>();
+        for (const j of planned) (perHost.get(j.host.name) ?? perHost.set(j.host.name, []).get(j.host.name)!).push(j);
+        const [first, ...others] = [...perHost.values()];
+        first!.forEach((j, i) => jobs.push({ ...j, alternatives: [j, ...others.map((js) => js[i]).filter((x): x is Job => !!x)] }));
       }
     }
   });
@@ -192,7 +214,7 @@ async function checkOne(o: CheckOptions, job: Job): Promise<CheckResult> {
   const problem = checkRenderedArgs(o.registry, step.kind, args);
   if (problem) return result('UNKNOWN', `arguments after templating: ${problem}`, severity);
   const down = o.unreachable?.get(on);
-  if (down !== undefined) return result(unreachableStatus(job.play), `cannot reach ${on}: ${down}`, severity);
+  if (down !== undefined) return result(unreachableStatus(job.play, o.extraVars), `cannot reach ${on}: ${down}`, severity);
 
   const timeoutMs = step.timeoutS ? step.timeoutS * 1000 : (o.defaultTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS);
   const abort = new AbortController();
@@ -222,11 +244,77 @@ async function checkOne(o: CheckOptions, job: Job): Promise<CheckResult> {
   }
 }
 
-/** Probe and judge every selected check. Never throws for a node's sake: that is an UNKNOWN. */
+/**
+ * One result for a host that could not be reached, standing for all its checks: the operator
+ * reads "n2 unreachable" once, not once per check, and the count of checks it hides.
+ */
+function reachResult(o: CheckOptions, host: string, jobs: Job[], why: string): CheckResult {
+  const first = jobs[0]!;
+  const n = jobs.length;
+  return {
+    play: first.playIndex,
+    host,
+    kind: REACH_KIND,
+    stepId: REACH_KIND,
+    instance: REACH_KIND,
+    name: `reach ${host}`,
+    label: REACH_KIND,
+    status: unreachableStatus(first.play, o.extraVars),
+    severity: 'critical',
+    message: `unreachable, ${n} check${n === 1 ? '' : 's'} not run: ${why}`,
+    summary: `unreachable, ${n} check${n === 1 ? '' : 's'} not run`,
+    durationMs: 0,
+  };
+}
+
+/**
+ * Probe and judge every selected check. Never throws for a node's sake: that is an UNKNOWN.
+ *
+ * Checks do not wait for every connection: each waits only for its own host's, so a node that
+ * does not answer costs its connect timeout once, alongside the other checks, not before them.
+ * A check whose host cannot be reached is not run; all of a host's fold into one result.
+ */
 export async function check(o: CheckOptions): Promise<CheckResult[]> {
   const kinds = new Set<string>();
   const jobs = plan(o, kinds);
   // Only the kinds this playbook uses: a check from cron should not load the whole catalog.
   await o.registry.ensureLoaded(kinds);
-  return mapLimit(jobs, o.concurrency ?? 32, (job) => checkOne(o, job));
+
+  // Why a host cannot be reached (undefined: it can), one connection attempt per host.
+  const reach = new Map<string, Promise<string | undefined>>();
+  const downReason = (host: string): Promise<string | undefined> => {
+    let p = reach.get(host);
+    if (!p) {
+      const known = o.unreachable?.get(host);
+      p = known !== undefined ? Promise.resolve(known) : o.pool.get(host).then(() => undefined, (e: unknown) => (e instanceof Error ? e.message : String(e)));
+      reach.set(host, p);
+    }
+    return p;
+  };
+  const folded = new Map<string, { jobs: Job[]; why: string }>();
+  const fold = (job: Job, why: string) => (folded.get(job.host.name) ?? folded.set(job.host.name, { jobs: [], why }).get(job.host.name)!).jobs.push(job);
+
+  const results = await mapLimit(jobs, o.concurrency ?? 32, async (job): Promise<CheckResult | undefined> => {
+    let chosen = job;
+    if (job.alternatives) {
+      // The first host, in the play's order, that answers (a dead one costs its timeout once).
+      chosen = job.alternatives[0]!;
+      for (const alt of job.alternatives) {
+        if (alt.step.delegateTo || (await downReason(alt.host.name)) === undefined) {
+          chosen = alt;
+          break;
+        }
+      }
+    }
+    if (!chosen.step.delegateTo) {
+      const down = await downReason(chosen.host.name);
+      if (down !== undefined) {
+        fold(chosen, down);
+        return undefined;
+      }
+    }
+    return checkOne(o, chosen);
+  });
+  const reachResults = [...folded].map(([host, f]) => reachResult(o, host, f.jobs, f.why));
+  return [...reachResults, ...results.filter((r): r is CheckResult => r !== undefined)];
 }

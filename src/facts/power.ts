@@ -87,6 +87,42 @@ export function agentStatusFromExit(code: number | null): PowerState | undefined
   return undefined;
 }
 
+/**
+ * The answer to action=status, judged from the exit code and the printed line together.
+ * fence-agents' fencing library prints `Status: ON` or `Status: OFF` on every successful
+ * status read and exits 2 only after printing `Status: OFF`. A bare exit 2 is something else
+ * (a shell wrapper's syntax error, Python's usage error, a missing interpreter's wrapper):
+ * taking it as "off" would tell a failover a node is fenced when nothing was asked.
+ */
+export function judgeAgentStatus(code: number | null, stdout: string): { state: PowerState } | { problem: string } {
+  const printed = parseAgentStatus(stdout);
+  if (code === 2) {
+    if (printed === 'off') return { state: 'off' };
+    return { problem: `exited 2 without printing "Status: OFF"${printed ? ` (it printed "Status: ${printed.toUpperCase()}")` : ''}; fence agents print that line with every status answer, so this exit is an error of the agent or its wrapper, not "off"` };
+  }
+  if (code === 0) {
+    if (printed === 'off') return { problem: 'exited 0 (on) but printed "Status: OFF"' };
+    return { state: 'on' };
+  }
+  return { problem: `exited ${code}` };
+}
+
+/**
+ * Warnings an agent printed on stderr, worth showing: a typo in `options:` makes fencing.py
+ * say "Parse error: Ignoring unknown option 'KEY=VALUE'" and go on without it. The value is
+ * left out (the typo may be in `password`); Python deprecation chatter is dropped.
+ */
+export function agentWarnings(stderr: string): string[] {
+  const out: string[] = [];
+  for (const raw of stderr.split('\n')) {
+    const line = raw.trim();
+    const unknown = /Ignoring unknown option '([^'=]*)/.exec(line);
+    if (unknown) out.push(`unknown option "${unknown[1]}" ignored (a typo in options:?)`);
+    else if (/^WARNING\b|\bWARNING:/.test(line) && !/DeprecationWarning/.test(line)) out.push(line.replace(/^WARNING:(root:)?\s*/, ''));
+  }
+  return [...new Set(out)];
+}
+
 /** `Status: ON` / `Status: OFF`, what fence agents print for action=status. */
 export function parseAgentStatus(stdout: string): PowerState | undefined {
   const m = /^Status:\s*(ON|OFF)\b/im.exec(stdout);

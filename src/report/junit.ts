@@ -10,7 +10,7 @@ import { escapeAttr, escapeText } from './xml.js';
 import { writeFileAtomic } from './write-atomic.js';
 
 export interface JunitCase {
-  /** `play/host`: CI servers group test cases by it. */
+  /** `play/host`: CI servers group test cases by it (dots are written as `_`, see classnameFor). */
   classname: string;
   name: string;
   timeMs: number;
@@ -41,13 +41,47 @@ function detail(tag: 'failure' | 'error', d: { message: string; type?: string; b
   return `      <${tag} message="${escapeAttr(d.message.split('\n')[0] ?? '')}"${type}>${escapeText(d.body ?? d.message)}</${tag}>\n`;
 }
 
+/**
+ * Jenkins' JUnit reader splits `classname` at its last dot into package and class: a host
+ * `nas1.example.com` would show as class `com` in package `…/nas1.example`, and an address
+ * `198.18.0.1` as class `1`. baton's classnames are `play/host`, never Java names, so every
+ * dot is written as `_` (`nas1_example_com`): Jenkins shows the whole name as one class, and
+ * GitLab, which shows classname as the suite column, shows the same text.
+ */
+export function classnameFor(s: string): string {
+  return s.replace(/\./g, '_');
+}
+
+/**
+ * GitLab keeps only the first test case of each (classname, name) pair: two loop items of one
+ * unnamed step, or a step retried in one file, would hide each other. Later ones get ` #2`, ….
+ */
+function uniqueNames(suites: JunitSuite[]): Map<JunitCase, string> {
+  const seen = new Map<string, number>();
+  const names = new Map<JunitCase, string>();
+  for (const s of suites) {
+    for (const c of s.cases) {
+      const key = `${classnameFor(c.classname)}\u0000${c.name}`;
+      const n = (seen.get(key) ?? 0) + 1;
+      seen.set(key, n);
+      names.set(c, n > 1 ? `${c.name} #${n}` : c.name);
+    }
+  }
+  return names;
+}
+
+/**
+ * The file. Valid against Jenkins xUnit's junit-10.xsd (which allows no `skipped` on
+ * `<testsuites>`: skips are counted per suite) and against the stricter Ant-layout schema in
+ * test/fixtures/junit.xsd; (classname, name) pairs are unique, as GitLab needs.
+ */
 export function renderJunit(suites: JunitSuite[], name = 'baton'): string {
   let tests = 0;
   let failures = 0;
   let errors = 0;
-  let skipped = 0;
   let totalMs = 0;
   const body: string[] = [];
+  const names = uniqueNames(suites);
   suites.forEach((s, id) => {
     const f = s.cases.filter((c) => c.failure).length;
     const e = s.cases.filter((c) => c.error).length;
@@ -56,7 +90,6 @@ export function renderJunit(suites: JunitSuite[], name = 'baton'): string {
     tests += s.cases.length;
     failures += f;
     errors += e;
-    skipped += k;
     totalMs += ms;
     const out: string[] = [];
     out.push(
@@ -70,7 +103,7 @@ export function renderJunit(suites: JunitSuite[], name = 'baton'): string {
       out.push('    </properties>\n');
     }
     for (const c of s.cases) {
-      const open = `    <testcase classname="${escapeAttr(c.classname)}" name="${escapeAttr(c.name)}" time="${seconds(c.timeMs)}"`;
+      const open = `    <testcase classname="${escapeAttr(classnameFor(c.classname))}" name="${escapeAttr(names.get(c) ?? c.name)}" time="${seconds(c.timeMs)}"`;
       const inner: string[] = [];
       if (c.skipped !== undefined) inner.push(c.skipped ? `      <skipped message="${escapeAttr(c.skipped)}"/>\n` : '      <skipped/>\n');
       if (c.failure) inner.push(detail('failure', c.failure));
@@ -83,7 +116,7 @@ export function renderJunit(suites: JunitSuite[], name = 'baton'): string {
   });
   return (
     '<?xml version="1.0" encoding="UTF-8"?>\n' +
-    `<testsuites name="${escapeAttr(name)}" tests="${tests}" failures="${failures}" errors="${errors}" skipped="${skipped}" time="${seconds(totalMs)}">\n` +
+    `<testsuites name="${escapeAttr(name)}" tests="${tests}" failures="${failures}" errors="${errors}" time="${seconds(totalMs)}">\n` +
     body.join('') +
     '</testsuites>\n'
   );
@@ -91,6 +124,25 @@ export function renderJunit(suites: JunitSuite[], name = 'baton'): string {
 
 export function writeJunit(file: string, suites: JunitSuite[], name?: string): void {
   writeFileAtomic(file, renderJunit(suites, name));
+}
+
+/**
+ * The file of a run that stopped before any step (invalid input, a host unreachable, a lock
+ * held): one suite with one test case in error, so a CI server shows why instead of "no tests"
+ * or, worse, the previous run's file.
+ */
+export function renderStoppedJunit(suiteName: string, message: string, type: string, exitCode: number, now = Date.now()): string {
+  return renderJunit(
+    [
+      {
+        name: suiteName,
+        timestamp: now,
+        properties: { exit_code: exitCode },
+        cases: [{ classname: suiteName, name: 'run', timeMs: 0, error: { message, type } }],
+      },
+    ],
+    suiteName,
+  );
 }
 
 export interface JunitCollectorOptions {

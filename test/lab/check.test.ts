@@ -56,7 +56,7 @@ describe('baton check in the lab', () => {
     const r = await check('--prom', prom);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const first = r.stdout.split('\n')[0]!;
-    expect(first).toMatch(/^BATON CHECK OK - 8 OK \| checks=8 critical=0 warning=0 unknown=0 duration=\d+\.\d{3}s$/);
+    expect(first).toMatch(/^BATON CHECK OK - 8 OK; [\d.]+ held by n1 \| checks=8 critical=0 warning=0 unknown=0 duration=\d+\.\d{3}s$/);
 
     const gauges = statusGauges(prom);
     expect([...gauges.values()].every((v) => v === 0)).toBe(true);
@@ -109,8 +109,11 @@ describe('baton check in the lab', () => {
     expect(r.code, r.stdout).toBe(2);
     const first = r.stdout.split('\n')[0]!;
     expect(first).toMatch(/^BATON CHECK CRITICAL - /);
-    expect(first).toMatch(/nfs_null: NFSv4 NULL call to [\d.]+:2049 failed/);
-    expect(first).toMatch(/ganesha@n1: no process named ganesha\.nfsd/);
+    expect(first).toMatch(/^BATON CHECK CRITICAL - nfs_null: NFSv4 NULL call to [\d.]+:2049/);
+    expect(r.stdout).toMatch(/^CRITICAL n1 nfs_null \[nfs_null\]: NFSv4 NULL call to [\d.]+:2049 failed/m);
+    expect(first).toMatch(/; ganesha@n1: no process named ganesha\.nfsd; 6 OK[;| ]/);
+    expect(first.length).toBeLessThan(200);
+    expect(r.stdout).toMatch(/^CRITICAL n1 ganesha \[service_running\]: no process named ganesha\.nfsd/m);
     const g = statusGauges(prom);
     expect(g.get('n1/nfs_null')).toBe(2);
     expect(g.get('n1/ganesha')).toBe(2);

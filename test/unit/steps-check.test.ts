@@ -162,7 +162,7 @@ describe('severity ranking and exit codes', () => {
 describe('Nagios output', () => {
   it('first line: worst status, problems worst first, OK count, perfdata; then one line per problem', () => {
     const results = [
-      res({}),
+      res({ kind: 'tcp', label: 'tcp', name: 'tcp', stepId: 'p0.s9' }),
       res({ status: 'WARNING', kind: 'disk_free', name: 'space', label: 'space', stepId: 'p0.s4', host: 'n2', message: '7% free on /' }),
       res({ status: 'CRITICAL', message: '198.18.80.200 held by n1 and n2 (split brain)' }),
       res({ status: 'OK', kind: 'service_running', label: 'ganesha', stepId: 'p0.s2', host: 'n1' }),
@@ -171,19 +171,32 @@ describe('Nagios output', () => {
     const out = formatNagios(makeReport('nfs-health.yml', results, 183.4, 0));
     const lines = out.trimEnd().split('\n');
     expect(lines[0]).toBe('BATON CHECK CRITICAL - vip_holder: 198.18.80.200 held by n1 and n2 (split brain); space: 7% free on /; 3 OK | checks=5 critical=1 warning=1 unknown=0 duration=0.183s');
-    expect(lines).toHaveLength(3);
+    // Two problem lines, then the per-check perfdata after a `|`, one check per line.
+    expect(lines).toHaveLength(3 + 5);
     expect(lines[1]).toBe('CRITICAL n1 vip_holder [vip_holder]: 198.18.80.200 held by n1 and n2 (split brain) (12 ms)');
-    expect(formatNagios(makeReport('x', results, 1, 0), true).trimEnd().split('\n')).toHaveLength(6);
+    expect(lines[3]).toBe("| 'tcp'=0;1;2;0;3 'tcp time'=0.012s;;;0");
+    expect(lines.slice(4)).toEqual([
+      "'space'=1;1;2;0;3 'space time'=0.012s;;;0",
+      "'vip_holder'=2;1;2;0;3 'vip_holder time'=0.012s;;;0",
+      "'ganesha@n1'=0;1;2;0;3 'ganesha@n1 time'=0.012s;;;0",
+      "'ganesha@n2'=0;1;2;0;3 'ganesha@n2 time'=0.012s;;;0",
+    ]);
+    expect(formatNagios(makeReport('x', results, 1, 0), true).trimEnd().split('\n')).toHaveLength(6 + 5);
   });
 
   it('a check that ran on several hosts is labelled with its host; pipes and newlines cannot break the line', () => {
-    const results = [res({ status: 'CRITICAL', label: 'ganesha', host: 'n1', message: 'a|b\nc' }), res({ label: 'ganesha', host: 'n2' })];
+    const results = [res({ status: 'CRITICAL', kind: 'service_running', label: 'ganesha', host: 'n1', message: 'a|b\nc' }), res({ kind: 'service_running', label: 'ganesha', host: 'n2' })];
     const first = formatNagios(makeReport('x', results, 1, 0)).split('\n')[0]!;
     expect(first).toBe('BATON CHECK CRITICAL - ganesha@n1: a/b / c; 1 OK | checks=2 critical=1 warning=0 unknown=0 duration=0.001s');
   });
 
-  it('all OK', () => {
-    expect(formatNagios(makeReport('x', [res({}), res({ host: 'n2' })], 50, 0))).toBe('BATON CHECK OK - 2 OK | checks=2 critical=0 warning=0 unknown=0 duration=0.050s\n');
+  it('all OK: says who holds the VIP', () => {
+    const results = [res({ message: '198.18.80.200 held by n1' }), res({ kind: 'service_running', label: 'ganesha', name: 'ganesha', stepId: 'p0.s2', durationMs: 13.8 })];
+    expect(formatNagios(makeReport('x', results, 50, 0))).toBe(
+      'BATON CHECK OK - 2 OK; 198.18.80.200 held by n1 | checks=2 critical=0 warning=0 unknown=0 duration=0.050s\n' +
+        "| 'vip_holder'=0;1;2;0;3 'vip_holder time'=0.012s;;;0\n" +
+        "'ganesha'=0;1;2;0;3 'ganesha time'=0.0138s;;;0\n",
+    );
   });
 });
 

@@ -1,10 +1,12 @@
 /**
  * fence-agent provider: any `fence_*` agent through the fence-agents stdin protocol
- * (`key=value` lines; exit 0 = success, 1 = failure; for status 0 = on, 2 = off). Every option,
- * the password included, travels on stdin: the agent's argv is its name alone.
+ * (`key=value` lines; exit 0 = success, 1 = failure; for status 0 = on, 2 = off with the
+ * `Status: OFF` line). Every option, the password included, travels on stdin: the agent's argv
+ * is its name alone. Warnings the agent prints on stderr (an unknown option it ignored) are
+ * passed on: in messages, to `-v`, and to `fence_device`, which reports them as a WARNING.
  */
 import { CommandFailedError, type StepContext } from '../contract.js';
-import { agentStatusFromExit, fenceAgentStdin, parseAgentStatus, type AgentOptions, type PowerState } from '../../facts/power.js';
+import { agentWarnings, fenceAgentStdin, judgeAgentStatus, type AgentOptions, type PowerState } from '../../facts/power.js';
 import type { PowerDriver } from '../fence.js';
 
 /** Keys shown in place of their values in messages and plans. */
@@ -16,43 +18,67 @@ function visible(options: AgentOptions): string {
     .join(' ');
 }
 
-export function fenceAgentDriver(agent: string, options: AgentOptions): PowerDriver {
-  const call = async (ctx: StepContext, action: 'on' | 'off' | 'status', timeoutMs: number) => {
+type Action = 'on' | 'off' | 'status' | 'monitor';
+
+/** The fence-agent driver, plus the agents' own health action for `fence_device`. */
+export interface FenceAgentDriver extends PowerDriver {
+  /**
+   * action=monitor: the device answers (exit 0) or not. It checks what a fence would need
+   * (login, the connection) without switching anything. Warnings come back with the answer.
+   */
+  monitor(ctx: StepContext, timeoutMs: number): Promise<{ warnings: string[] }>;
+  /** Warnings of the last call (cleared by each call). */
+  lastWarnings(): string[];
+}
+
+export function isFenceAgentDriver(d: PowerDriver): d is FenceAgentDriver {
+  return typeof (d as Partial<FenceAgentDriver>).monitor === 'function';
+}
+
+export function fenceAgentDriver(agent: string, options: AgentOptions): FenceAgentDriver {
+  let warnings: string[] = [];
+  const call = async (ctx: StepContext, action: Action, timeoutMs: number) => {
     const opts = { ...options, action };
+    let r;
     try {
       // Agents count their own power_timeout; the step's deadline still bounds the whole call.
-      return await ctx.run([agent], { stdin: fenceAgentStdin(opts), okCodes: Array.from({ length: 256 }, (_, i) => i), timeoutMs });
+      r = await ctx.run([agent], { stdin: fenceAgentStdin(opts), okCodes: Array.from({ length: 256 }, (_, i) => i), timeoutMs });
     } catch (e) {
       if (e instanceof CommandFailedError) {
-        const r = e.result;
+        const x = e.result;
         throw new Error(
-          `fence agent ${agent} (action=${action}) run on ${ctx.transport.host} ${r.timedOut ? `did not finish within ${Math.round(timeoutMs / 1000)} s and was killed` : `was killed by ${r.signal}`}; stdin: ${visible(opts)}`,
+          `fence agent ${agent} (action=${action}) run on ${ctx.transport.host} ${x.timedOut ? `did not finish within ${Math.round(timeoutMs / 1000)} s and was killed` : `was killed by ${x.signal}`}; stdin: ${visible(opts)}`,
         );
       }
       throw e;
     }
+    warnings = agentWarnings(r.stderr);
+    for (const w of warnings) ctx.log(`fence agent ${agent} (action=${action}) on ${ctx.transport.host}: ${w}`);
+    return r;
   };
-  const failure = (ctx: StepContext, action: string, code: number | null, stderr: string) =>
+  const failure = (ctx: StepContext, action: Action, why: string, output: string) =>
     new Error(
-      `fence agent ${agent} (action=${action}) run on ${ctx.transport.host} exited ${code}: ${lastLines(stderr) || '(no output)'}; stdin: ${visible({ ...options, action })}`,
+      `fence agent ${agent} (action=${action}) run on ${ctx.transport.host} ${why}: ${lastLines(output) || '(no output)'}` +
+        `${warnings.length ? `; warnings: ${warnings.join('; ')}` : ''}; stdin: ${visible({ ...options, action })}`,
     );
   return {
     label: `${agent} ${options.ip !== undefined ? `ip=${String(options.ip)}${options.ipport !== undefined ? `:${String(options.ipport)}` : ''}` : ''}`.trim(),
     async status(ctx, timeoutMs): Promise<PowerState> {
       const r = await call(ctx, 'status', timeoutMs);
-      const byExit = agentStatusFromExit(r.code);
-      if (!byExit) throw failure(ctx, 'status', r.code, r.stderr || r.stdout);
-      // The exit code is the protocol; the printed line is only a cross-check when present.
-      const printed = parseAgentStatus(r.stdout);
-      if (printed && printed !== byExit) {
-        throw new Error(`fence agent ${agent} on ${ctx.transport.host}: status exit code ${r.code} means ${byExit} but it printed "Status: ${printed.toUpperCase()}"`);
-      }
-      return byExit;
+      const judged = judgeAgentStatus(r.code, r.stdout);
+      if ('problem' in judged) throw failure(ctx, 'status', judged.problem, `${r.stderr}\n${r.stdout}`);
+      return judged.state;
     },
     async set(ctx, state, timeoutMs) {
       const r = await call(ctx, state, timeoutMs);
-      if (r.code !== 0) throw failure(ctx, state, r.code, r.stderr || r.stdout);
+      if (r.code !== 0) throw failure(ctx, state, `exited ${r.code}`, r.stderr || r.stdout);
     },
+    async monitor(ctx, timeoutMs) {
+      const r = await call(ctx, 'monitor', timeoutMs);
+      if (r.code !== 0) throw failure(ctx, 'monitor', `exited ${r.code}`, r.stderr || r.stdout);
+      return { warnings };
+    },
+    lastWarnings: () => warnings,
     // The options are not argv: they go on stdin (shown with the password masked in errors).
     commands: () => [[agent]],
   };
