@@ -38,7 +38,7 @@ export interface PlannedPlay {
  */
 export function planDocument(inputs: Inputs, o: CommonOptions): { v: number; type: 'plan'; playbook: string; plays: PlannedPlay[] } {
   const redactor = new Redactor();
-  for (const h of inputs.inventory.hosts.values()) redactor.addVars(h.vars);
+  redactor.addInventory(inputs.inventory);
   redactor.addVars(inputs.extraVars);
   const mask = (argv: string[]) => argv.map((a) => redactor.redact(a));
   const plays = inputs.playbook.plays.map((play): PlannedPlay => {

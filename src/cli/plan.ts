@@ -14,7 +14,7 @@ import type { CommonOptions, Inputs } from './inputs.js';
  */
 export function renderPlan(inputs: Inputs, o: CommonOptions): string {
   const redactor = new Redactor();
-  for (const h of inputs.inventory.hosts.values()) redactor.addVars(h.vars);
+  redactor.addInventory(inputs.inventory);
   redactor.addVars(inputs.extraVars);
   const out: string[] = [`PLAN for ${inputs.playbookFile}`];
   inputs.playbook.plays.forEach((play) => {

@@ -58,7 +58,7 @@ function lockNames(inputs: Inputs): string[] {
 export function secretsOf(inputs: Inputs): Redactor {
   const r = new Redactor();
   r.addVars(inputs.extraVars);
-  for (const h of inputs.inventory.hosts.values()) r.addVars(h.vars);
+  r.addInventory(inputs.inventory);
   for (const p of inputs.playbook.plays) r.addVars(p.vars);
   return r;
 }
@@ -184,6 +184,7 @@ export async function runPlaybook(inputs: Inputs, o: RunOptions, hooks: RunHooks
         mode: 'run',
         playbook: inputs.playbookFile,
         inventory: inputs.inventoryFile,
+        inventories: inputs.inventorySources,
         extraVars: journaledExtraVars,
         ...(resume ? { resumes: resume.runId } : {}),
         lock,
@@ -237,6 +238,9 @@ export async function runPlaybook(inputs: Inputs, o: RunOptions, hooks: RunHooks
     };
     await reporter.finish(summary);
     return { exitCode, summary };
+  } catch (e) {
+    if (e instanceof BatonError) e.runId ??= runId;
+    throw e;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -10,11 +10,14 @@ import { defaultRegistry } from '../steps/registry.js';
 import { TransportPool } from '../transport/index.js';
 import { BatonError, ExitCode } from '../util/errors.js';
 import { makeReporter } from './run.js';
+import { inventorySources, vaultSecrets } from './inputs.js';
 
 export { resolveRunId };
 
 export interface UndoOptions {
-  inventory?: string;
+  inventory?: string[];
+  vaultPasswordFile?: string[];
+  vaultId?: string[];
   yes?: boolean;
   json?: boolean;
   acceptNew?: boolean;
@@ -30,12 +33,12 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
     process.stdout.write(`run ${runId}: nothing to undo (it changed nothing, or every change was already put back)\n`);
     return ExitCode.OK;
   }
-  const { inventory, file: inventoryFile } = loadUndoInventory(plan, o.inventory);
+  const { inventory, file: inventoryFile, sources } = loadUndoInventory(plan, inventorySources(o.inventory), vaultSecrets(o));
   const registry = defaultRegistry();
   // Every secret the run's inputs hold is masked in undo's output and journal, as in run's.
   const redactor = new Redactor();
   redactor.addVars(run.extraVars ?? {});
-  for (const h of inventory.hosts.values()) redactor.addVars(h.vars);
+  redactor.addInventory(inventory);
   await registry.ensureLoaded();
   const changes = changesToRevert(plan, inventory, registry);
   // Secret arguments restored from the inventory are masked wherever they would show.
@@ -86,7 +89,7 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
     };
     const openJournal = () => {
       journal = new Journal(undoId, undefined, (line) => redactor.redact(line));
-      journal.append({ t: 'run', runId: undoId, mode: 'undo', undoOf: runId, playbook: run.playbook, inventory: inventoryFile, lock: run.lock, controller: os.hostname(), pid: process.pid, argv: process.argv.slice(2).map((a) => redactor.redact(a)) });
+      journal.append({ t: 'run', runId: undoId, mode: 'undo', undoOf: runId, playbook: run.playbook, inventory: inventoryFile, inventories: sources, lock: run.lock, controller: os.hostname(), pid: process.pid, argv: process.argv.slice(2).map((a) => redactor.redact(a)) });
       return journal;
     };
     const complete = await executeUndo({ plan, changes, inventory, registry, pool: held.guard(pool), openJournal, onEvent, force: Boolean(o.force), redact: (t) => redactor.redact(t) });

@@ -237,7 +237,7 @@ export async function drillCommand(playbookFile: string, o: DrillOptions): Promi
     const { renderDrillHtml } = await import('../report/html.js');
     writeFileAtomic(o.html, renderDrillHtml(report));
   }
-  if (o.json) process.stdout.write(JSON.stringify(report) + '\n');
+  if (o.json) process.stdout.write(JSON.stringify({ v: 1, ...report }) + '\n');
   else process.stdout.write(formatDrillSummary(report) + '\n');
   return report.exitCode;
 }

@@ -1,5 +1,6 @@
 import type { Host, Inventory } from '../inventory/model.js';
-import type { Transport } from '../transport/transport.js';
+import type { ExecOptions, Transport } from '../transport/transport.js';
+import { withBecomeKeyword } from '../transport/become.js';
 import { CommandFailedError, type RunOptions, type StepContext } from '../steps/contract.js';
 
 /** Anything that hands out connected transports by inventory host name (TransportPool in practice). */
@@ -17,6 +18,8 @@ export interface ContextOptions {
   vars: Record<string, unknown>;
   force: boolean;
   timeoutMs?: number;
+  /** The play's or step's `become`: every command of the step, peers' included, runs through it. */
+  become?: ExecOptions['become'];
   /** Aborts every command of the step (step timeout, interrupt). */
   signal?: AbortSignal;
   log: (message: string) => void;
@@ -28,29 +31,30 @@ export interface ContextOptions {
 
 /** The StepContext a step kind sees: commands run where the step runs, failures become CommandFailedError. */
 export function makeStepContext(o: ContextOptions): StepContext {
+  const transport = withBecomeKeyword(o.transport, o.become);
   return {
     host: o.host,
-    transport: o.transport,
+    transport,
     inventory: o.inventory,
     vars: o.vars,
     force: o.force,
     timeoutMs: o.timeoutMs,
     log: o.log,
-    transportFor: (name) => o.pool.get(name),
+    transportFor: async (name) => withBecomeKeyword(await o.pool.get(name), o.become),
     markDown: (name, reason) => {
       o.pool.markDown?.(name, reason);
       o.onMarkDown?.(name, reason);
     },
     async run(argv: string[], opts: RunOptions = {}) {
       const { okCodes = [0], ...exec } = opts;
-      const result = await o.transport.exec(argv, {
+      const result = await transport.exec(argv, {
         ...exec,
         timeoutMs: exec.timeoutMs ?? o.timeoutMs,
         signal: exec.signal ?? o.signal,
       });
       o.onCommand?.(argv, result);
       if (result.timedOut || result.code === null || !okCodes.includes(result.code)) {
-        throw new CommandFailedError(o.transport.host, result);
+        throw new CommandFailedError(transport.host, result);
       }
       return result;
     },

@@ -196,6 +196,9 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
 
     const oneShot = isOneShot(kind, args);
     const attempts = step.retries + 1;
+    // Ansible's keywords: the step's become wins over the play's; the inventory's wins over both (transport).
+    const becomeOn = step.become ?? play.become;
+    const become = becomeOn === undefined ? undefined : becomeOn ? { user: step.becomeUser ?? play.becomeUser } : (false as const);
     let lastError = '';
     const timeoutMs = stepTimeoutMs(kind, args, step.timeoutS);
     for (let attempt = 1; attempt <= attempts; attempt++) {
@@ -215,6 +218,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
           vars,
           force: Boolean(o.force),
           timeoutMs,
+          become,
           signal: abort.signal,
           onMarkDown: kind.role === 'fence' ? (name, reason) => (reason ? safety.fenced.add(name) : safety.fenced.delete(name)) : undefined,
           log: (m) => {
@@ -273,7 +277,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
 
         // Refusals come before the intent: a takeover that would be unsafe changes nothing.
         await withTimeout(
-          checkTakeover({ kind, args, host, inventory, pool: o.pool, safety, ctx, timeoutMs, warn: (m) => emit({ type: 'log', host: host.name, message: o.redactor.redact(m), level: 'warn' }) }),
+          checkTakeover({ kind, args, host, inventory, pool: o.pool, safety, ctx, timeoutMs, become, warn: (m) => emit({ type: 'log', host: host.name, message: o.redactor.redact(m), level: 'warn' }) }),
         );
 
         const journaledArgs = o.redactor.maskArgs(args, kind.secretArgs);
@@ -290,10 +294,11 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
           args: journaledArgs,
           before,
           ...(resource ? { resource } : {}),
+          ...(become !== undefined ? { become } : {}),
           ...(reversible ? {} : { irreversible: true }),
         });
         // From here on the change may have started: it is a change to revert, whatever happens next.
-        if (reversible) changes.push({ ref, kind: step.kind, args, before, seq: seq ?? changes.length + 1, runId: o.runId, journaledArgs });
+        if (reversible) changes.push({ ref, kind: step.kind, args, before, seq: seq ?? changes.length + 1, runId: o.runId, journaledArgs, become });
         await withTimeout(kind.apply(ctx, args, before));
         const after = oneShot ? undefined : await withTimeout(kind.probe(ctx, args));
         if (!oneShot && !kind.satisfied(after, args)) {

@@ -25,6 +25,8 @@ export interface RunRecord {
   undoOf?: string;
   playbook?: string;
   inventory?: string;
+  /** Every inventory source (`-i a -i b`), in order; `inventory` is the first. */
+  inventories?: string[];
   extraVars?: Record<string, unknown>;
   lock?: string;
   controller: string;
@@ -50,6 +52,8 @@ export interface IntentRecord {
   /** Rendered arguments, secrets replaced (see redact.ts). */
   args: unknown;
   before: unknown;
+  /** The play's or step's become, so a revert runs with the same privileges. */
+  become?: { user?: string } | false;
   /** The kind cannot undo this change (a command without revert:): never listed for rollback or undo. */
   irreversible?: boolean;
   /** The exclusive resource the step is about (the kind's key), to tell later runs that touched it. */

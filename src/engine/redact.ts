@@ -23,6 +23,21 @@ export class Redactor {
     else if (vars && typeof vars === 'object') for (const [k, v] of Object.entries(vars)) this.addVars(v, k);
   }
 
+  /**
+   * Every secret an inventory holds: vars named like secrets on every host, every value that came
+   * out of Ansible Vault whatever its name, and every var the vault filled.
+   */
+  addInventory(inventory: { hosts: Map<string, { vars: Record<string, unknown> }>; secretVars?: Set<string>; secretValues?: Set<string> }): void {
+    for (const h of inventory.hosts.values()) {
+      this.addVars(h.vars);
+      for (const name of inventory.secretVars ?? []) {
+        const v = h.vars[name];
+        if (typeof v === 'string' || typeof v === 'number') this.add(String(v));
+      }
+    }
+    for (const v of inventory.secretValues ?? []) this.add(v);
+  }
+
   add(value: string): void {
     // One- or two-character "secrets" would mask half the output and protect nothing.
     if (value.length >= 3) this.values.add(value);

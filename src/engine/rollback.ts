@@ -22,6 +22,8 @@ export interface AppliedChange {
   runId: string;
   /** Journal copy of args (secrets masked). */
   journaledArgs: unknown;
+  /** The step's become, for the revert's commands. */
+  become?: { user?: string } | false;
 }
 
 export interface RevertOptions {
@@ -92,6 +94,7 @@ export async function revertChanges(changes: AppliedChange[], o: RevertOptions):
         pool: o.pool,
         vars: {},
         force: safety.force,
+        become: c.become,
         // A hung command must not hang the rollback: every revert is bounded.
         timeoutMs,
         signal: abort.signal,
@@ -121,6 +124,7 @@ export async function revertChanges(changes: AppliedChange[], o: RevertOptions):
             safety,
             ctx,
             timeoutMs,
+            become: c.become,
             warn: (m) => notes.push(m),
           }),
         );

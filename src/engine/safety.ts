@@ -2,7 +2,7 @@ import type { Host, Inventory } from '../inventory/model.js';
 import { selectHosts } from '../inventory/pattern.js';
 import { StepRefusedError, type StepContext, type StepKind } from '../steps/contract.js';
 import type { StepRegistry } from '../steps/registry.js';
-import { UnreachableError } from '../transport/transport.js';
+import { UnreachableError, type ExecOptions } from '../transport/transport.js';
 import { makeStepContext, type TransportSource } from './context.js';
 import { describeError } from './errors.js';
 
@@ -53,6 +53,8 @@ export interface TakeoverCheck {
   /** Said at the default verbosity: a skipped peer or a --force is never silent. */
   warn(message: string): void;
   timeoutMs: number;
+  /** The step's become: peers are read with the same privileges. */
+  become?: ExecOptions['become'];
 }
 
 /**
@@ -83,6 +85,7 @@ export async function ensureNoPeerHolds(c: TakeoverCheck): Promise<void> {
           vars: {},
           force: false,
           timeoutMs: c.timeoutMs,
+          become: c.become,
           log: () => undefined,
         });
         const held = await kind.heldBy!(ctx, args);

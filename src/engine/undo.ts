@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import type { Inventory } from '../inventory/model.js';
 import { loadInventory } from '../inventory/load.js';
+import type { VaultSecret } from '../inventory/vault.js';
 import { loadPlaybook } from '../playbook/load.js';
 import { render } from '../playbook/template.js';
 import { varsFor } from '../playbook/vars.js';
@@ -109,9 +110,10 @@ export function restoreSecrets(intent: IntentRecord, run: RunRecord, inventory: 
   throw new BatonError(`cannot restore the secret arguments of ${intent.name}: step ${intent.stepId} is no longer in ${run.playbook}`);
 }
 
-export function loadUndoInventory(plan: UndoPlan, override?: string): { inventory: Inventory; file?: string } {
-  const file = override ?? plan.run.inventory;
-  return { inventory: loadInventory(file), file };
+/** The inventory the run used (every source, in order), or the operator's; vault secrets to open it. */
+export function loadUndoInventory(plan: UndoPlan, override?: string[], vault: VaultSecret[] = []): { inventory: Inventory; file?: string; sources: string[] } {
+  const sources = override?.length ? override : (plan.run.inventories ?? (plan.run.inventory ? [plan.run.inventory] : []));
+  return { inventory: loadInventory(sources, { vault }), file: sources[0], sources };
 }
 
 export interface Drift {
@@ -165,7 +167,7 @@ export async function findDrift(
       let now: unknown;
       try {
         const transport = await o.pool.get(c.ref.on ?? c.ref.host);
-        const ctx = makeStepContext({ host, transport, inventory: o.inventory, pool: o.pool, vars: {}, force: false, timeoutMs: 30_000, log: () => undefined });
+        const ctx = makeStepContext({ host, transport, inventory: o.inventory, pool: o.pool, vars: {}, force: false, timeoutMs: 30_000, become: c.become, log: () => undefined });
         now = await kind.probe(ctx, c.args);
       } catch (e) {
         return { intent, now: `cannot be probed: ${describeError(e)}` };
@@ -200,6 +202,7 @@ export function changesToRevert(plan: UndoPlan, inventory: Inventory, registry: 
     seq: p.seq,
     runId: plan.runId,
     journaledArgs: p.args,
+    become: p.become,
   }));
 }
 

@@ -12,6 +12,8 @@
  * A vault-encrypted source is decrypted first.
  */
 import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readSource as readBoundedSource } from '../playbook/read-source.js';
+import { ValidationError } from '../util/errors.js';
 import path from 'node:path';
 import { checkAgainst, compileSchema } from '../playbook/schema-check.js';
 import { parseYaml, YamlSyntaxError, type ParsedYaml } from '../playbook/yaml-source.js';
@@ -79,9 +81,11 @@ function readFile(file: string, data: InventoryData, book: SecretBook, problems:
   if (executable(file)) return readScriptInventory(file, data, problems);
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    // Bounded and strict: size limit, valid UTF-8, no NUL (read-source.ts).
+    text = readBoundedSource(file, 'inventory');
   } catch (e) {
-    problems.push({ loc: { file, line: 1, col: 1 }, message: `cannot read inventory: ${(e as Error).message}` });
+    if (e instanceof ValidationError) problems.push(...e.problems);
+    else problems.push({ loc: { file, line: 1, col: 1 }, message: `cannot read inventory: ${(e as Error).message}` });
     return;
   }
   let shownAs = file;

@@ -6,6 +6,8 @@
  * whole, or hold `!vault` values.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readSource as readBoundedSource } from '../playbook/read-source.js';
+import { ValidationError } from '../util/errors.js';
 import path from 'node:path';
 import { parseYaml, YamlSyntaxError, type ParsedYaml } from '../playbook/yaml-source.js';
 import type { Problem, SourceLocation } from '../util/errors.js';
@@ -65,9 +67,10 @@ export function findVarsFiles(dir: string, name: string, cache?: DirListings): s
 export function readVarsFile(file: string, book: SecretBook, problems: Problem[]): VarsLayer | undefined {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readBoundedSource(file, 'vars file');
   } catch (e) {
-    problems.push({ loc: { file, line: 1, col: 1 }, message: `cannot read vars file: ${(e as Error).message}` });
+    if (e instanceof ValidationError) problems.push(...e.problems);
+    else problems.push({ loc: { file, line: 1, col: 1 }, message: `cannot read vars file: ${(e as Error).message}` });
     return undefined;
   }
   let fromVault = false;

@@ -31,7 +31,8 @@ export interface VarsInput {
  * Vars written in the playbook or a role (role defaults, play vars, role params) are templates
  * themselves — `vip_interface: "{{ iface | default('eth0') }}"` — rendered when first read,
  * against all the other vars, as Ansible does. Values from the inventory, from `-e` and from
- * registered results are data: never rendered, so a value holding `{{` stays that text.
+ * registered results are data: never rendered, so a value holding `{{` stays that text — except
+ * inventory vars the loader deferred (their `{{ }}` need play vars or -e), rendered here as Ansible does.
  */
 export function varsFor(input: VarsInput): Vars {
   const { host, inventory, play, step } = input;
@@ -45,7 +46,10 @@ export function varsFor(input: VarsInput): Vars {
   ];
   for (const [layer, authored] of layers) {
     for (const [k, v] of Object.entries(layer)) {
-      if (authored && hasTemplate(v)) defineLazy(out, k, v);
+      // Inventory vars whose {{ }} need a play's names (play vars, -e) are rendered here, in the
+      // step's full context, as Ansible does; every other inventory value is data.
+      const deferred = layer === host.vars && host.deferred !== undefined && k in host.deferred && host.deferred[k] === v;
+      if ((authored || deferred) && hasTemplate(v)) defineLazy(out, k, v);
       else setPlain(out, k, v);
     }
   }

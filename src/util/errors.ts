@@ -28,6 +28,8 @@ export const ExitCode = {
 
 /** An error baton understands, carrying the exit code the CLI ends with. */
 export class BatonError extends Error {
+  /** The run it stopped, when it stopped one (the --json summary names it). */
+  runId?: string;
   constructor(
     message: string,
     readonly exitCode: number = ExitCode.FAILED_NOT_ROLLED_BACK,

@@ -120,9 +120,8 @@ describe('bad input: exit 2 at file:line:col, nothing run', () => {
     await expectRefused(pb, inv, `${inv}:13:14`, 'YAML: aliases expand to more than 1000000 nodes');
   });
 
-  // These two need the inventory loader to read its file through src/playbook/read-source.ts
-  // (one call in src/inventory/load.ts, owned elsewhere): un-skip them once it does.
-  it.skip('a 50 MB inventory is refused by its size', async () => {
+  // The inventory loader reads its files through src/playbook/read-source.ts too.
+  it('a 50 MB inventory is refused by its size', async () => {
     const pb = path.join(tmp, 'marker.yml');
     writeFileSync(pb, MARKER_PLAY);
     const inv = path.join(tmp, 'big-inventory.yml');
@@ -131,7 +130,7 @@ describe('bad input: exit 2 at file:line:col, nothing run', () => {
     await expectRefused(pb, inv, `${inv}:1:1`, 'inventory is 50.0 MiB, over the 8 MiB limit for an input file');
   });
 
-  it.skip('a Latin-1 inventory is refused at its first bad byte', async () => {
+  it('a Latin-1 inventory is refused at its first bad byte', async () => {
     const pb = path.join(tmp, 'marker.yml');
     writeFileSync(pb, MARKER_PLAY);
     const inv = path.join(corpus, 'inventory', 'latin1.yml');

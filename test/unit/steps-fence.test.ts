@@ -155,7 +155,7 @@ describe('fence through the engine (command provider, local)', () => {
   const power = (state: string) => ['sh', '-c', 'echo "$1" > "$2"', 'psu', state, psu];
   const cmdArgs = (extra: Record<string, unknown> = {}) => ({
     target: 'peer',
-    provider: 'command',
+    provider: 'command' as const,
     on: power('on'),
     off: power('off'),
     status: ['cat', psu],
