@@ -180,7 +180,7 @@ describe('facts: users of a mount, by walking /proc', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('finds a process whose cwd is under the path (the real script on this machine)', async () => {
+  it('finds a process whose cwd is under the path (the real script on this machine)', { timeout: 30_000 }, async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'baton-users-'));
     child = spawn('sleep', ['30'], { cwd: dir, stdio: 'ignore' });
     await new Promise((r) => setTimeout(r, 100));
