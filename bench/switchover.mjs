@@ -12,8 +12,13 @@
 // in parallel with the storage commands, raise, announce, restart statd and notify). The scripts
 // keep baton's claims and pid files, so the three ways can take turns on one lab.
 // Prints median and spread of each, and baton's ratio to each. Target: baton ≤ 1.0 × ssh.
-// Root; runs from dist/ (`npm run build` first). Usage: node bench/switchover.mjs [rounds]
-import { execFileSync, spawnSync } from 'node:child_process';
+// Then the outage clients see, with `baton drill` reading a file over NFS from the lab's client
+// every 50 ms: of switchovers, and of failovers after power loss (the serving node powered off
+// through its BMC during the drill's warm-up; counted from the fence's confirmation, the end of
+// the fence step, to the first good read). Target: median ≤ 0.5 s for both.
+// Root; runs from dist/ (`npm run build` first). Usage: node bench/switchover.mjs [rounds] [drills]
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -33,6 +38,7 @@ const { labUp } = await import(new URL('../dist/lab/up.js', import.meta.url).hre
 const { labDown } = await import(new URL('../dist/lab/down.js', import.meta.url).href);
 
 const rounds = Number(process.argv[2] ?? 6);
+const drills = Number(process.argv[3] ?? 5);
 // A name and /24 of its own, so the bench never meets a test lab.
 const spec = { name: 'benchswitch', subnet: '198.18.182.0/24', nodes: 2, clients: 1, disks: 2, diskMiB: 64 };
 const work = mkdtempSync(path.join(os.tmpdir(), 'baton-bench-switch-'));
@@ -184,6 +190,50 @@ try {
   console.log(`  the commands run in the nodes:       ${stats(times.direct)}`);
   const b = median(times.baton);
   console.log(`  baton / OpenSSH script: ${(b / median(times.ssh)).toFixed(2)} × (target ≤ 1.0); baton / in the nodes: ${(b / median(times.direct)).toFixed(2)} ×`);
+
+  if (drills > 0) {
+    // A small file on the shared disk for the client to read (the outage, not the transfer).
+    timed('nsenter', ['-t', nodePid(nodes[at]), '-a', 'sh', '-c', 'head -c 4096 /dev/urandom > /srv/disk1/probe.bin && sync']);
+    const probe = `nfs://${c.vip}/disk1/probe.bin?version=4`;
+    const drill = async (playbook, from, to, during) => {
+      const argv = [cli, 'drill', path.join(root, 'playbooks', playbook), '-i', inv, '-e', `from=${from.name}`, '-e', `to=${to.name}`, '--probe', probe, '--probe-from', 'c1', '--json'];
+      const pending = promisify(execFile)(process.execPath, argv, { env, maxBuffer: 64 * 1024 * 1024 });
+      await during?.();
+      const { stdout } = await pending;
+      const report = JSON.parse(stdout.trim().split('\n').at(-1));
+      if (report.exitCode !== 0) throw new Error(`drill ${playbook} ${from.name} → ${to.name} exited ${report.exitCode}: ${report.reasons?.join('; ')}`);
+      at = 1 - at;
+      return report;
+    };
+    const sw = [];
+    const swLoads = [];
+    for (let i = 0; i < drills; i++) {
+      swLoads.push(load());
+      const r = await drill('nfs-switchover.yml', nodes[at], nodes[1 - at]);
+      sw.push(r.probes[0].totalOutageMs);
+    }
+    console.log(`client-visible outage of a switchover (baton drill, reads every 50 ms, a read > 300 ms counts as failed): ${stats(sw)}; load: ${swLoads.join(' | ')}`);
+    const fo = [];
+    const foLoads = [];
+    const power = (node, action) => execFileSync(process.execPath, [cli, 'lab', 'power', '--name', spec.name, node.name, action], { env, stdio: 'ignore' });
+    for (let i = 0; i < drills; i++) {
+      foLoads.push(load());
+      const dead = nodes[at];
+      // Power is lost during the drill's warm-up (1 s of good reads first).
+      const r = await drill('nfs-failover.yml', dead, nodes[1 - at], async () => {
+        await new Promise((res) => setTimeout(res, 500));
+        power(dead, 'off');
+      });
+      const fenced = r.bars.filter((b) => b.kind === 'fence').map((b) => b.end).at(-1);
+      const back = r.probes[0].samples.find((x) => x.ok && x.t >= fenced);
+      if (fenced === undefined || !back) throw new Error('failover drill: no fence step or no good read after it');
+      fo.push(back.t - fenced);
+      power(dead, 'on');
+      // Wait until the rebooted node's sshd answers before the next move involves it.
+      for (let k = 0; k < 100 && spawnSync('ssh', ['-i', c.key, '-o', `UserKnownHostsFile=${c.knownHosts}`, '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=1', `root@${dead.address}`, 'true']).status !== 0; k++);
+    }
+    console.log(`client-visible outage of a failover after power loss, from the fence's confirmation to the first good read: ${stats(fo)}; load: ${foLoads.join(' | ')}`);
+  }
 } finally {
   await labDown(spec.name).catch(() => undefined);
   rmSync(work, { recursive: true, force: true });

@@ -201,8 +201,10 @@ export async function vipHeldBy(peer: StepContext, a: { address: string }): Prom
 /** Before an address goes up here: nobody on the segment may answer for it (unless this node already does). */
 export async function vipPreconditions(ctx: StepContext, a: VipArgs, prepared?: Promise<unknown>): Promise<void> {
   if (isIPv6(a.address)) return; // the kernel's DAD decides, in addIPv6
-  if ((await probeVip(ctx, a)).present) return;
-  judgeDuplicateCheck(ctx, a, await wireSeen(ctx, a, prepared));
+  // Both read-only: look at the wire (or take the early look) while reading this node's addresses.
+  const [here, wire] = await Promise.all([probeVip(ctx, a), wireSeen(ctx, a, prepared)]);
+  if (here.present) return;
+  judgeDuplicateCheck(ctx, a, wire);
 }
 
 /** Started by the engine once the old holder released the VIP (or was fenced): the wire probe, off the critical path. */
