@@ -178,18 +178,20 @@ try {
     times[how].push(ms);
   };
   // One untimed move each: caches warm, every way proven to work on this lab.
-  for (const how of ['baton', 'ssh', 'direct']) move(how);
+  if (rounds > 0) for (const how of ['baton', 'ssh', 'direct']) move(how);
   for (let i = 0; i < rounds; i++) {
     loads.push(load());
     for (const how of i % 2 ? ['direct', 'ssh', 'baton'] : ['baton', 'ssh', 'direct']) move(how);
   }
   for (const k of Object.keys(times)) times[k] = times[k].slice(1);
+  if (rounds > 0) {
   console.log(`switchover of the lab's NFS service (2 nodes), ${rounds} interleaved rounds; load average during the rounds: ${loads.join(' | ')}`);
   console.log(`  baton run nfs-switchover.yml:        ${stats(times.baton)}`);
   console.log(`  bash over OpenSSH ControlMaster:     ${stats(times.ssh)}`);
   console.log(`  the commands run in the nodes:       ${stats(times.direct)}`);
   const b = median(times.baton);
   console.log(`  baton / OpenSSH script: ${(b / median(times.ssh)).toFixed(2)} × (target ≤ 1.0); baton / in the nodes: ${(b / median(times.direct)).toFixed(2)} ×`);
+  }
 
   if (drills > 0) {
     // A small file on the shared disk for the client to read (the outage, not the transfer).
@@ -197,11 +199,16 @@ try {
     const probe = `nfs://${c.vip}/disk1/probe.bin?version=4`;
     const drill = async (playbook, from, to, during) => {
       const argv = [cli, 'drill', path.join(root, 'playbooks', playbook), '-i', inv, '-e', `from=${from.name}`, '-e', `to=${to.name}`, '--probe', probe, '--probe-from', 'c1', '--json'];
-      const pending = promisify(execFile)(process.execPath, argv, { env, maxBuffer: 64 * 1024 * 1024 });
+      // A failed drill still prints its report (exit 1): read it to say why.
+      const pending = promisify(execFile)(process.execPath, argv, { env, maxBuffer: 64 * 1024 * 1024 }).catch((e) => e);
       await during?.();
-      const { stdout } = await pending;
-      const report = JSON.parse(stdout.trim().split('\n').at(-1));
-      if (report.exitCode !== 0) throw new Error(`drill ${playbook} ${from.name} → ${to.name} exited ${report.exitCode}: ${report.reasons?.join('; ')}`);
+      const { stdout = '', stderr = '' } = await pending;
+      const last = stdout.trim().split('\n').at(-1) ?? '';
+      const report = last.startsWith('{') ? JSON.parse(last) : undefined;
+      if (report?.exitCode !== 0) {
+        const runs = stdout.split('\n').filter((l) => l.includes('"failures"') || l.includes('"level":"warn"')).join('\n');
+        throw new Error(`drill ${playbook} ${from.name} → ${to.name} exited ${report?.exitCode ?? '?'}: ${report?.reasons?.join('; ') ?? stderr}\n${runs}`);
+      }
       at = 1 - at;
       return report;
     };
