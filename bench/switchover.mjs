@@ -198,7 +198,8 @@ try {
     timed('nsenter', ['-t', nodePid(nodes[at]), '-a', 'sh', '-c', 'head -c 4096 /dev/urandom > /srv/disk1/probe.bin && sync']);
     const probe = `nfs://${c.vip}/disk1/probe.bin?version=4`;
     const drill = async (playbook, from, to, during) => {
-      const argv = [cli, 'drill', path.join(root, 'playbooks', playbook), '-i', inv, '-e', `from=${from.name}`, '-e', `to=${to.name}`, '--probe', probe, '--probe-from', 'c1', '--json'];
+      // A 2 s warm-up: the drill compares every read with the bytes read before the playbook.
+      const argv = [cli, 'drill', path.join(root, 'playbooks', playbook), '-i', inv, '-e', `from=${from.name}`, '-e', `to=${to.name}`, '--probe', probe, '--probe-from', 'c1', '--warmup', '2s', '--json'];
       // A failed drill still prints its report (exit 1): read it to say why.
       const pending = promisify(execFile)(process.execPath, argv, { env, maxBuffer: 64 * 1024 * 1024 }).catch((e) => e);
       await during?.();
@@ -226,9 +227,9 @@ try {
     for (let i = 0; i < drills; i++) {
       foLoads.push(load());
       const dead = nodes[at];
-      // Power is lost during the drill's warm-up (1 s of good reads first).
+      // Power is lost during the drill's warm-up, after its first good reads.
       const r = await drill('nfs-failover.yml', dead, nodes[1 - at], async () => {
-        await new Promise((res) => setTimeout(res, 500));
+        await new Promise((res) => setTimeout(res, 1400));
         power(dead, 'off');
       });
       const fenced = r.bars.filter((b) => b.kind === 'fence').map((b) => b.end).at(-1);
