@@ -60,7 +60,7 @@ export class Prefetches {
           if (!host) continue;
           let args: unknown;
           try {
-            const vars = varsFor({ host, inventory, play, step, extraVars: this.s.extraVars, registered: this.s.registered(hostName) as never, playHosts: selected[p] });
+            const vars = varsFor({ host, inventory, play, step, extraVars: this.s.extraVars, registered: this.s.registered(hostName), playHosts: selected[p] });
             args = render(step.args, vars);
             if (resource !== undefined && kind.resource?.(args) !== resource) continue;
           } catch {
