@@ -21,6 +21,7 @@ import { tagSelected, type TagFilter } from './tags.js';
 import { checkTakeover, resourceOf, RunSafety } from './safety.js';
 import { stepTimeoutMs } from './timeouts.js';
 import { withExtraVars } from './inventory-view.js';
+import { Prefetches } from './prefetch.js';
 
 /**
  * The engine. Plays run in order; within a play, each step runs on every host of the batch
@@ -253,6 +254,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
           // A release seen done in this run lets a later takeover go on without asking this node again.
           const resource = kind.role === 'release' ? resourceOf(kind, args) : undefined;
           if (resource) safety.noteReleased(resource, host.name);
+          if (resource || kind.role === 'fence') prefetchAfter(playIndex, step.id, resource);
           return end('ok', { before });
         }
         if (o.check && kind.readOnly) {
@@ -276,8 +278,9 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
         }
 
         // Refusals come before the intent: a takeover that would be unsafe changes nothing.
+        const prepared = kind.prepare && on === host.name ? prefetches.take(playIndex, instance, host.name, args) : undefined;
         await withTimeout(
-          checkTakeover({ kind, args, host, inventory, pool: o.pool, safety, ctx, timeoutMs, become, warn: (m) => emit({ type: 'log', host: host.name, message: o.redactor.redact(m), level: 'warn' }) }),
+          checkTakeover({ kind, args, host, inventory, pool: o.pool, safety, ctx, prepared, timeoutMs, become, warn: (m) => emit({ type: 'log', host: host.name, message: o.redactor.redact(m), level: 'warn' }) }),
         );
 
         const journaledArgs = o.redactor.maskArgs(args, kind.secretArgs);
@@ -306,6 +309,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
         }
         if (seq !== undefined) o.journal?.append({ t: 'done', seq, status: 'changed', after });
         if (kind.role === 'release' && resource) safety.noteReleased(resource, host.name);
+        if ((kind.role === 'release' && resource) || kind.role === 'fence') prefetchAfter(playIndex, step.id, kind.role === 'fence' ? undefined : resource);
         return end('changed', { before, after, attempt });
       } catch (err) {
         lastError = o.redactor.redact(describeError(err));
@@ -415,6 +419,11 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
   }
 
   const selected = checkSelection(o.playbook, o.inventory, o.extraVars, o.limit);
+  // Read-only checks of later takeover steps, started as soon as they mean something (prefetch.ts).
+  const prefetches = new Prefetches({ playbook: o.playbook, inventory, extraVars: o.extraVars, registry: o.registry, pool: o.pool, filter, selected, registered: (h) => registered.get(h) ?? {} });
+  function prefetchAfter(playIndex: number, stepId: string, resource: string | undefined): void {
+    if (!o.check) prefetches.trigger(playIndex, stepId, resource);
+  }
 
   for (let p = 0; p < o.playbook.plays.length && !failedPlay; p++) {
     const play = o.playbook.plays[p]!;
@@ -453,6 +462,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
     if (o.signal?.aborted) break;
   }
 
+  prefetches.stop();
   const interrupted = Boolean(o.signal?.aborted) && !failedPlay;
   if (!failedPlay && !interrupted && failedCount === 0) {
     return { outcome: 'succeeded', exitCode: ExitCode.OK, changes, failures };

@@ -121,9 +121,15 @@ export async function ensureNoPeerHolds(c: TakeoverCheck): Promise<void> {
  * peers. Used before an apply of a takeover kind and before the revert of a release (whose
  * inverse is the takeover), so rollback and undo can never do what a run would refuse.
  */
-export async function checkTakeover(c: TakeoverCheck & { ctx: StepContext }): Promise<void> {
-  await c.kind.preconditions?.(c.ctx, c.args);
-  if (c.kind.role === 'takeover') await ensureNoPeerHolds(c);
+export async function checkTakeover(c: TakeoverCheck & { ctx: StepContext; prepared?: Promise<unknown> }): Promise<void> {
+  // Both are read-only: ask the peers while the kind checks its own node, and report the kind's
+  // refusal first when both refuse (it is about this node, the one being changed).
+  const [own, peers] = await Promise.allSettled([
+    c.kind.preconditions?.(c.ctx, c.args, c.prepared),
+    c.kind.role === 'takeover' ? ensureNoPeerHolds(c) : undefined,
+  ]);
+  if (own.status === 'rejected') throw own.reason;
+  if (peers.status === 'rejected') throw peers.reason;
 }
 
 /** The kind whose apply a revert of `kind` amounts to, for safety: the inverse of a release. */

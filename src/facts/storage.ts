@@ -77,11 +77,44 @@ export interface LoopState {
   held: string[];
 }
 
-export async function readLoopState(run: Runner, image: string): Promise<LoopState> {
-  const attached = loopsOfImage(parseLosetupJson((await run(losetupListArgv())).stdout), image);
-  const claims = parseLoopClaims((await run(loopClaimsArgv(), [0, 1, 2])).stdout);
-  const held = claims.filter((c) => c.image === image && attached.includes(c.device)).map((c) => c.device).sort();
+export function loopStateOf(view: StorageView, image: string): LoopState {
+  const attached = loopsOfImage(view.loops, image);
+  const held = view.claims.filter((c) => c.image === image && attached.includes(c.device)).map((c) => c.device).sort();
   return { attached, held };
+}
+
+export async function readLoopState(run: Runner, image: string): Promise<LoopState> {
+  return loopStateOf(await readStorageView(run), image);
+}
+
+/**
+ * Loop devices, this node's claims on them and its mount table, in one exec: a volume or mount
+ * step needs all three, and each round trip to the node is time the clients wait. Sections are
+ * separated by marker lines no section can contain (grep prefixes each claim with its file name;
+ * mountinfo lines start with a number; losetup prints JSON).
+ */
+const STORAGE_VIEW = `losetup --list --json --output NAME,BACK-FILE || exit 3
+printf '\\n%s\\n' --baton--claims
+grep -r -H -s '' "$1"
+printf '\\n%s\\n' --baton--mountinfo
+exec cat /proc/self/mountinfo`;
+
+export const storageViewArgv = (): string[] => ['sh', '-c', STORAGE_VIEW, 'baton-storage-view', LOOP_CLAIM_DIR];
+
+export interface StorageView {
+  loops: LoopDevice[];
+  claims: Array<{ device: string; image: string }>;
+  mounts: MountEntry[];
+}
+
+export function parseStorageView(stdout: string): StorageView {
+  const [loops = '', rest = ''] = stdout.split(/^--baton--claims$/m, 2);
+  const [claims = '', mountinfo = ''] = rest.split(/^--baton--mountinfo$/m, 2);
+  return { loops: parseLosetupJson(loops), claims: parseLoopClaims(claims), mounts: parseMountinfo(mountinfo) };
+}
+
+export async function readStorageView(run: Runner): Promise<StorageView> {
+  return parseStorageView((await run(storageViewArgv())).stdout);
 }
 
 // ---------------------------------------------------------------- mounts
@@ -148,24 +181,27 @@ export async function readMounts(run: Runner): Promise<MountEntry[]> {
 // ---------------------------------------------------------------- users of a mount
 
 /**
- * Who uses a mount: walks /proc and reads only symlinks and maps, never stats a path under the
- * mount, so it cannot hang on a dead NFS mount as fuser can. Prints `PID<TAB>COMM<TAB>HOW`.
+ * Who uses a mount, in one pass of one `find` over /proc (plus one grep of the maps): kernel
+ * speed, no process started per pid as a shell loop would (135–320 ms measured on a lab node;
+ * this: a few ms). It reads only symlinks and maps, never stats a path under the mount, so it
+ * cannot hang on a dead NFS mount. Not `fuser -m`: it names every user of the *filesystem* the
+ * path is on (the root filesystem's users for a path that is not a mount point, the users of
+ * a bind mount elsewhere), and unmount would signal them. The path's glob characters are escaped
+ * for -lname. Prints `PID<TAB>COMM<TAB>HOW` (cwd root exe fd map).
  */
 const MOUNT_USERS = `P=$1
-under() { case "$1" in "$P"|"$P"/*) return 0;; esac; return 1; }
-for d in /proc/[0-9]*; do
-  pid=\${d#/proc/}
-  [ "$pid" = "$$" ] && continue
-  how=
-  for l in cwd root exe; do
-    t=$(readlink "$d/$l" 2>/dev/null) && under "$t" && how="$how $l"
-  done
-  for f in "$d"/fd/*; do
-    t=$(readlink "$f" 2>/dev/null) && under "$t" && { how="$how fd"; break; }
-  done
-  grep -qsF -e " $P/" "$d/maps" && how="$how map"
-  [ -n "$how" ] && printf '%s\\t%s\\t%s\\n' "$pid" "$(cat "$d/comm" 2>/dev/null)" "\${how# }"
-done
+Q=$(printf '%s\\n' "$P" | sed 's/[][*?\\\\]/\\\\&/g')
+{
+  find /proc/[0-9]*/cwd /proc/[0-9]*/root /proc/[0-9]*/exe -maxdepth 0 \\( -lname "$Q" -o -lname "$Q/*" \\) -print 2>/dev/null
+  find /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 \\( -lname "$Q" -o -lname "$Q/*" \\) -print 2>/dev/null
+  grep -lsF -e " $P/" /proc/[0-9]*/maps 2>/dev/null
+} | awk -F/ -v self="$$" '
+  { pid = $3; how = ($4 == "maps") ? "map" : $4
+    if (pid == self) next
+    if (!(pid in seen)) { order[n++] = pid; seen[pid] = "" }
+    if (index(" " seen[pid] " ", " " how " ") == 0) seen[pid] = seen[pid] (seen[pid] == "" ? "" : " ") how }
+  END { for (i = 0; i < n; i++) { p = order[i]; c = ""; f = "/proc/" p "/comm"
+          if ((getline c < f) <= 0) c = ""; close(f); printf "%s\\t%s\\t%s\\n", p, c, seen[p] } }'
 exit 0`;
 
 export const mountUsersArgv = (path: string): string[] => ['sh', '-c', MOUNT_USERS, 'baton', normPath(path)];

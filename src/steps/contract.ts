@@ -61,7 +61,17 @@ export interface StepKind<A = any, O = any> {
    * mount point", "someone answers ARP for the VIP". The engine runs them before the apply and
    * before the revert of the inverse kind, so a rollback cannot do what a run would refuse.
    */
-  preconditions?(ctx: StepContext, args: A): Promise<void>;
+  preconditions?(ctx: StepContext, args: A, prepared?: Promise<unknown>): Promise<void>;
+  /**
+   * Read-only work the preconditions need that may start before the step's turn: raise_vip's
+   * probe of the wire for anyone answering for the address (200 ms) can run while the storage
+   * steps before it do. The engine starts it, on the host the step will run on with the args it
+   * will have, as soon as it becomes meaningful: when a release of the same resource key
+   * completes in this run, or a fence is confirmed. It hands the promise to `preconditions` as
+   * `prepared` only if the step's rendered args are the same; the kind decides whether the result
+   * is still good enough (fresh, conclusive) or looks again. Never on rollback or undo paths.
+   */
+  prepare?(ctx: StepContext, args: A): Promise<unknown>;
   /**
    * Is the node back as `before` showed it, in the sense that matters for this kind? Device
    * numbers, pids and timestamps must not count. Default: satisfied() says the same of both.

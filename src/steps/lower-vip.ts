@@ -1,7 +1,7 @@
 import type { StepContext, StepKind } from './contract.js';
-import { parseSs, ssAddress, ssKillArgv, ssListArgv } from '../facts/net.js';
+import { parseSs, ssAddress, ssKillArgv, ssListArgv, type TcpConn } from '../facts/net.js';
 import { addVip, delArgv, probeVip, vipResource, vipRestored, type VipObserved } from './raise-vip.js';
-import { announce, stopAnnouncing } from './garp.js';
+import { announce, garpPidFile, STOP_ANNOUNCER_SCRIPT } from './garp.js';
 
 /**
  * `lower_vip`: take a service address off this node (`ip addr del`) and reset the TCP
@@ -37,8 +37,24 @@ export function releaseArgv(a: LowerVipArgs, prefix: number): string[] {
   return ['sh', '-c', RESET_THEN_DEL, 'baton-lower-vip', ssAddress(a.address), ...del];
 }
 
-async function checkReset(ctx: StepContext, a: LowerVipArgs, stderr: string): Promise<void> {
-  const left = parseSs((await ctx.run(ssListArgv(a.address), { okCodes: [0, 1] })).stdout);
+/**
+ * The whole release in one exec (each round trip is outage): stop our own announcer of the
+ * address (garp's pid file; in a subshell, whose exits end only it), then the reset and delete
+ * of releaseArgv, then the connections still there, after a marker line.
+ *   $1 garp pid file  $2 address for ss  $3… releaseArgv
+ */
+const STOP_RELEASE_LIST = `( ${STOP_ANNOUNCER_SCRIPT} )
+shift; a=$1; shift
+"$@" || exit $?
+printf '%s\\n' --baton--left
+ss -H -n -t state connected src "$a" || true`;
+
+export function stopReleaseListArgv(a: LowerVipArgs, prefix: number): string[] {
+  return ['sh', '-c', STOP_RELEASE_LIST, 'baton-lower-vip', garpPidFile(a.address, a.interface), ssAddress(a.address), ...releaseArgv(a, prefix)];
+}
+
+async function checkReset(ctx: StepContext, a: LowerVipArgs, stderr: string, seenLeft?: TcpConn[]): Promise<void> {
+  const left = seenLeft ?? parseSs((await ctx.run(ssListArgv(a.address), { okCodes: [0, 1] })).stdout);
   if (left.length === 0) return;
   // Connections that raced the delete, or a kernel that cannot destroy sockets. Destroy what is
   // left (their RST cannot leave any more, but the sockets stop holding the old state).
@@ -67,15 +83,14 @@ export const lowerVip: StepKind<LowerVipArgs, VipObserved> = {
   },
 
   async apply(ctx, a, before) {
-    // Delete with the prefix seen, which may differ from the one asked for.
-    const now = await probeVip(ctx, a);
-    if (!now.present) return;
-    await stopAnnouncing(ctx, a.address, a.interface);
-    const r = await ctx.run(releaseArgv(a, now.prefix ?? before.prefix ?? a.prefix));
+    // Delete with the prefix the engine's probe just saw, which may differ from the one asked for.
+    if (!before.present) return;
+    const r = await ctx.run(stopReleaseListArgv(a, before.prefix ?? a.prefix));
     if (a.reset_connections === false) return;
-    const killed = r.stdout.split('\n').filter((l) => l.trim()).length;
+    const [killedText = '', leftText = ''] = r.stdout.split(/^--baton--left$/m, 2);
+    const killed = killedText.split('\n').filter((l) => l.trim()).length;
     if (killed) ctx.log(`lower_vip: reset ${killed} TCP connection(s) to ${a.address} on ${ctx.transport.host}`);
-    await checkReset(ctx, a, r.stderr);
+    await checkReset(ctx, a, r.stderr, parseSs(leftText));
   },
 
   async revert(ctx, a, before) {

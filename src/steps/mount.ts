@@ -13,8 +13,9 @@ import {
   mountUsersArgv,
   normPath,
   parseMountUsers,
-  readLoopState,
+  loopStateOf,
   readMounts,
+  readStorageView,
   runnerOf,
   submountsOf,
   type MountEntry,
@@ -76,10 +77,6 @@ function sourceLabel(a: MountArgs): string {
 }
 
 async function resolveDevice(ctx: StepContext, a: MountArgs): Promise<string | null> {
-  if (a.source_image) {
-    const held = (await readLoopState(runnerOf(ctx), a.source_image)).held;
-    return held[0] ?? null;
-  }
   if (!a.source) throw new Error('mount needs `source` or `source_image`');
   // Only device paths are resolved; "tmpfs", "server:/path" and such stay as written.
   if (!a.source.startsWith('/')) return a.source;
@@ -100,15 +97,24 @@ export const mountStep: StepKind<MountArgs, MountObserved> = {
   /** A peer with the image mounted anywhere (a loop device of it under any path). */
   async heldBy(peer, a) {
     if (!a.source_image) return null;
-    const run = runnerOf(peer);
-    const loops = await readLoopState(run, a.source_image);
-    const mounts = (await readMounts(run)).filter((m) => loops.attached.includes(m.source));
+    const view = await readStorageView(runnerOf(peer));
+    const loops = loopStateOf(view, a.source_image);
+    const mounts = view.mounts.filter((m) => loops.attached.includes(m.source));
     return mounts.length ? `has ${a.source_image} mounted (${mounts.map((m) => `${m.source} on ${m.mountPoint}`).join(', ')})` : null;
   },
 
   async probe(ctx, a) {
-    const device = await resolveDevice(ctx, a);
-    const mounts = await readMounts(runnerOf(ctx));
+    // A loop image's device and the mount table come in one exec (one round trip).
+    let device: string | null;
+    let mounts: MountEntry[];
+    if (a.source_image) {
+      const view = await readStorageView(runnerOf(ctx));
+      device = loopStateOf(view, a.source_image).held[0] ?? null;
+      mounts = view.mounts;
+    } else {
+      device = await resolveDevice(ctx, a);
+      mounts = await readMounts(runnerOf(ctx));
+    }
     return { device, mounted: toMounted(mountAt(mounts, a.path)), submounts: submountsOf(mounts, a.path) };
   },
 
@@ -154,7 +160,8 @@ export const mountStep: StepKind<MountArgs, MountObserved> = {
 // ---------------------------------------------------------------- unmount with busy users
 
 export const DEFAULT_KILL_TIMEOUT_S = 10;
-const POLL_MS = 200;
+/** Between tries of a busy unmount: a signalled process exits in milliseconds, and the clients are waiting. */
+const POLL_MS = 20;
 
 export interface UnmountOptions {
   /** Bound on the whole unmount, signals included. */

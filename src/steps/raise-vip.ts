@@ -3,16 +3,17 @@ import { StepRefusedError } from './contract.js';
 import { stopAnnouncing } from './garp.js';
 import {
   canonicalAddress,
+  boundedDuplicateCheckArgv,
+  duplicateBoundMs,
   duplicateCheckArgv,
-  duplicateVerdict,
   findAddress,
   hostsWithMac,
   isIPv6,
   ndiscNotifyPath,
-  parseArpReplies,
+  parseBoundedDuplicateCheck,
+  type DuplicateCheck,
   parseIpAddr,
   readAddresses,
-  readArpingFlavour,
   readFileArgv,
   writeFileArgv,
 } from '../facts/net.js';
@@ -35,7 +36,7 @@ export interface VipArgs {
   label?: string;
   /** Seconds to wait for IPv6 DAD (default 10). */
   dad_timeout?: number;
-  /** ARP probes of the IPv4 duplicate check (default 1: each costs ~1 s of outage when nobody answers). */
+  /** ARP probes of the IPv4 duplicate check (default 1, bounded at 200 ms; each further probe adds arping's 1 s interval). */
   duplicate_probes?: number;
 }
 
@@ -114,12 +115,32 @@ async function addIPv6(ctx: StepContext, a: VipArgs): Promise<void> {
   }
 }
 
+/** What the duplicate check saw, and when it finished (controller clock). */
+export interface DuplicateSeen {
+  check: DuplicateCheck;
+  doneAt: number;
+}
+
+/** One bounded probe of the wire: flavour and arping in a single exec (see facts/net.ts). */
+export async function probeWire(ctx: StepContext, a: VipArgs): Promise<DuplicateSeen> {
+  const r = await ctx.run(boundedDuplicateCheckArgv(a.interface, a.address, a.duplicate_probes), { timeoutMs: duplicateBoundMs(a.duplicate_probes) + 10_000 });
+  return { check: parseBoundedDuplicateCheck(r.stdout, r.stderr), doneAt: Date.now() };
+}
+
+/**
+ * How old a probe started early (prepare) may be when the address goes up. The probe runs right
+ * after the old holder lowered the VIP, in parallel with the storage steps; an answer older than
+ * this is not trusted and the wire is probed again (another 200 ms), so the window in which a
+ * host outside the inventory could take the address unseen stays this short.
+ */
+export const PREPARED_PROBE_MAX_AGE_MS = 2000;
+
 /**
  * Refuse when another node answers ARP for the VIP. The error names the MAC and, when the
  * inventory gives hosts a `mac` var, the host.
  */
-async function checkNobodyAnswers(ctx: StepContext, a: VipArgs): Promise<void> {
-  const flavour = await readArpingFlavour(ctx);
+function judgeDuplicateCheck(ctx: StepContext, a: VipArgs, check: DuplicateCheck): void {
+  const { flavour, verdict } = check;
   if (flavour === 'none' || flavour === 'unknown') {
     if (ctx.force) {
       ctx.log(`raise_vip: no usable arping on ${ctx.transport.host}: duplicate check skipped (--force)`);
@@ -130,19 +151,14 @@ async function checkNobodyAnswers(ctx: StepContext, a: VipArgs): Promise<void> {
         `Install iputils-arping, or pass --force if you know the address is free.`,
     );
   }
-  const argv = duplicateCheckArgv(flavour, a.interface, a.address, a.duplicate_probes);
-  // Exit codes carry the answer (free / duplicate / error): classify them here, not in ctx.run.
-  const r = await ctx.run(argv, { okCodes: [0, 1, 2], timeoutMs: 10_000 });
-  const verdict = duplicateVerdict(flavour, r.code);
   if (verdict === 'free') return;
   if (verdict === 'error') {
     throw new Error(
-      `raise_vip: the duplicate check for ${a.address} failed on ${ctx.transport.host}: \`${argv.join(' ')}\` exited ${r.code ?? r.signal}: ${(r.stderr || r.stdout).trim()}. ` +
-        `Check that interface ${a.interface} exists and is up.`,
+      `raise_vip: the duplicate check for ${a.address} failed on ${ctx.transport.host}: \`${duplicateCheckArgv(flavour, a.interface, a.address, a.duplicate_probes).join(' ')}\` ` +
+        `exited ${check.code ?? 'without a status'}: ${check.output}. Check that interface ${a.interface} exists and is up.`,
     );
   }
-  const macs = parseArpReplies(r.stdout);
-  const who = macs.map((m) => {
+  const who = check.macs.map((m) => {
     const hosts = hostsWithMac(ctx.inventory, m);
     return hosts.length ? `${m} (${hosts.join(', ')})` : `${m} (not in the inventory)`;
   });
@@ -157,6 +173,22 @@ async function checkNobodyAnswers(ctx: StepContext, a: VipArgs): Promise<void> {
   );
 }
 
+/**
+ * The probe started early by the engine, when it is recent and says "free"; otherwise (none,
+ * failed, stale, or it saw an answer that may have been the old holder's last) a fresh probe.
+ */
+async function wireSeen(ctx: StepContext, a: VipArgs, prepared?: Promise<unknown>): Promise<DuplicateCheck> {
+  if (prepared) {
+    const early = (await prepared.catch(() => undefined)) as DuplicateSeen | undefined;
+    const age = early ? Date.now() - early.doneAt : Infinity;
+    if (early && early.check.verdict === 'free' && age <= PREPARED_PROBE_MAX_AGE_MS) {
+      ctx.log(`raise_vip: nobody answered for ${a.address} ${age} ms ago (probe started after the release)`);
+      return early.check;
+    }
+  }
+  return (await probeWire(ctx, a)).check;
+}
+
 /** The key raise and lower share: one service address, on whichever node. */
 export const vipResource = (a: { address: string }): string => `vip ${canonicalAddress(a.address)}`;
 
@@ -167,10 +199,18 @@ export async function vipHeldBy(peer: StepContext, a: { address: string }): Prom
 }
 
 /** Before an address goes up here: nobody on the segment may answer for it (unless this node already does). */
-export async function vipPreconditions(ctx: StepContext, a: VipArgs): Promise<void> {
+export async function vipPreconditions(ctx: StepContext, a: VipArgs, prepared?: Promise<unknown>): Promise<void> {
   if (isIPv6(a.address)) return; // the kernel's DAD decides, in addIPv6
-  if ((await probeVip(ctx, a)).present) return;
-  await checkNobodyAnswers(ctx, a);
+  // Both read-only: look at the wire (or take the early look) while reading this node's addresses.
+  const [here, wire] = await Promise.all([probeVip(ctx, a), wireSeen(ctx, a, prepared)]);
+  if (here.present) return;
+  judgeDuplicateCheck(ctx, a, wire);
+}
+
+/** Started by the engine once the old holder released the VIP (or was fenced): the wire probe, off the critical path. */
+export async function vipPrepare(ctx: StepContext, a: VipArgs): Promise<DuplicateSeen | undefined> {
+  if (isIPv6(a.address)) return undefined;
+  return probeWire(ctx, a);
 }
 
 /** Held or not is what a revert restores, with the prefix it had. */
@@ -191,6 +231,7 @@ export const raiseVip: StepKind<VipArgs, VipObserved> = {
   resource: vipResource,
   heldBy: vipHeldBy,
   preconditions: vipPreconditions,
+  prepare: vipPrepare,
   restored: vipRestored,
 
   probe: (ctx, a) => probeVip(ctx, a),
@@ -224,7 +265,7 @@ export const raiseVip: StepKind<VipArgs, VipObserved> = {
   describe(a) {
     const commands = isIPv6(a.address)
       ? [addArgv(a.address, a.prefix, a.interface)]
-      : [duplicateCheckArgv('iputils', a.interface, a.address, a.duplicate_probes), addArgv(a.address, a.prefix, a.interface, a.label)];
+      : [['timeout', (duplicateBoundMs(a.duplicate_probes) / 1000).toFixed(3), ...duplicateCheckArgv('iputils', a.interface, a.address, a.duplicate_probes)], addArgv(a.address, a.prefix, a.interface, a.label)];
     return { summary: `raise ${a.address}/${a.prefix} on ${a.interface}`, commands };
   },
 };

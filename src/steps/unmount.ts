@@ -7,7 +7,7 @@
  *   - unmount: { path: /export, kill_timeout: 30, kill_users: false }
  */
 import type { StepKind } from './contract.js';
-import { losetupListArgv, mountAt, normPath, parseLosetupJson, readLoopState, readMounts, runnerOf } from '../facts/storage.js';
+import { mountAt, normPath, readLoopState, readMounts, readStorageView, runnerOf } from '../facts/storage.js';
 import { DEFAULT_KILL_TIMEOUT_S, mountArgv, mountResource, toMounted, unmountPath, type MountedFs } from './mount.js';
 
 export interface UnmountArgs {
@@ -36,9 +36,11 @@ export const unmountStep: StepKind<UnmountArgs, UnmountObserved> = {
   restored: (before, now) => (before.mounted === null) === (now.mounted === null) && (before.mounted === null || before.mounted.fstype === now.mounted?.fstype),
 
   async probe(ctx, a) {
-    const mounted = toMounted(mountAt(await readMounts(runnerOf(ctx)), a.path));
+    // Mount table and loop devices in one exec: the backing file is needed when it is a loop.
+    const view = await readStorageView(runnerOf(ctx));
+    const mounted = toMounted(mountAt(view.mounts, a.path));
     if (!mounted || !/^\/dev\/loop\d+$/.test(mounted.source)) return { mounted };
-    const image = parseLosetupJson((await ctx.run(losetupListArgv())).stdout).find((d) => d.name === mounted.source)?.backFile;
+    const image = view.loops.find((d) => d.name === mounted.source)?.backFile;
     return image ? { mounted, image } : { mounted };
   },
 

@@ -9,6 +9,8 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import {
   addrShowArgv,
+  arpingVersionArgv,
+  boundedDuplicateCheckArgv,
   canonicalAddress,
   detachedArgv,
   duplicateCheckArgv,
@@ -17,6 +19,7 @@ import {
   hostsWithMac,
   parseArpReplies,
   parseArpingFlavour,
+  parseBoundedDuplicateCheck,
   parseIpAddr,
   parseSs,
   ssKillArgv,
@@ -182,7 +185,7 @@ function fakeCtx(script: Script, force = false) {
     markDown: () => {},
     async run(argv, opts = {}) {
       ran.push(argv);
-      const r: ExecResult = { argv, code: 0, signal: null, stdout: '', stderr: '', timedOut: false, durationMs: 1, ...script(argv) };
+      const r: ExecResult = { argv, code: 0, signal: null, stdout: '', stderr: '', timedOut: false, durationMs: 1, ...(isBoundedCheck(argv) ? boundedCheck(script, argv) : script(argv)) };
       if (!(opts.okCodes ?? [0]).includes(r.code!)) throw new CommandFailedError('n2', r);
       return r;
     },
@@ -190,9 +193,55 @@ function fakeCtx(script: Script, force = false) {
   return { ctx, ran, logs };
 }
 
+/**
+ * raise_vip's duplicate check is one script (flavour, then a bounded arping): answer it as the
+ * node would, from the fake's answers to `arping -V` and to the arping it runs.
+ */
+const isBoundedCheck = (argv: string[]) => argv[0] === 'sh' && argv[3] === 'baton-dup-check';
+function boundedCheck(script: Script, argv: string[]): Partial<ExecResult> {
+  const v = { code: 0, stdout: '', stderr: '', ...script(arpingVersionArgv()) };
+  const flavour = v.code === 127 ? 'none' : parseArpingFlavour(v.stdout + v.stderr, v.code);
+  if (flavour === 'none' || flavour === 'unknown') return { code: 0, stdout: `flavour ${flavour}\n` };
+  const [, , , iface, address, probes, , w] = argv as [string, string, string, string, string, string, string, string];
+  const probe = flavour === 'habets' ? ['arping', '-0', '-c', probes, '-i', iface, address] : ['arping', '-D', '-c', probes, '-w', w, '-I', iface, address];
+  const a = { code: 0, stdout: '', stderr: '', ...script(probe) };
+  return { code: 0, stdout: `flavour ${flavour}\n${a.stdout}exit ${a.code}\n`, stderr: a.stderr };
+}
+
 const isShow = (argv: string[]) => argv[0] === 'ip' && argv[2] === 'addr' && argv[3] === 'show';
 const isVersion = (argv: string[]) => argv[0] === 'sh' && argv[2]?.includes('arping -V');
 const V4 = { address: '198.18.30.200', prefix: 24, interface: 'eth0' };
+
+describe('bounded duplicate check', () => {
+  it('is one exec with the values as parameters, bounded at 200 ms (a second more per extra probe)', () => {
+    const argv = boundedDuplicateCheckArgv('eth0', '198.18.30.200');
+    expect(argv.slice(0, 2)).toEqual(['sh', '-c']);
+    expect(argv.slice(3)).toEqual(['baton-dup-check', 'eth0', '198.18.30.200', '1', '0.200', '2']);
+    expect(argv[2]).not.toContain('198.18.30.200');
+    expect(boundedDuplicateCheckArgv('eth0', '198.18.30.200', 3).slice(7, 9)).toEqual(['2.200', '4']);
+  });
+
+  it('reads exit 124 (stopped by the bound, no reply) as free in both flavours, and any reply as a duplicate', () => {
+    expect(parseBoundedDuplicateCheck('flavour iputils\nARPING 198.18.30.200 from 0.0.0.0 eth0\nexit 124\n').verdict).toBe('free');
+    expect(parseBoundedDuplicateCheck('flavour habets\nexit 124\n').verdict).toBe('free');
+    expect(parseBoundedDuplicateCheck('flavour iputils\nexit 0\n').verdict).toBe('free');
+    const dup = parseBoundedDuplicateCheck(`flavour iputils\n${ARPING_DUP}\nexit 1\n`);
+    expect(dup).toMatchObject({ verdict: 'duplicate', macs: ['02:ba:12:1e:01:02'], code: 1 });
+    // Habets' arping stopped by the bound after printing a reply: still a duplicate.
+    expect(parseBoundedDuplicateCheck('flavour habets\n60 bytes from 02:ba:12:1e:01:09 (198.18.30.200): index=0 time=0.4 msec\nexit 124\n').verdict).toBe('duplicate');
+    expect(parseBoundedDuplicateCheck('flavour habets\nexit 0\n').verdict).toBe('duplicate');
+    expect(parseBoundedDuplicateCheck('flavour iputils\nexit 2\n', 'arping: Device eth9 not available.')).toMatchObject({ verdict: 'error', output: 'arping: Device eth9 not available.' });
+    expect(parseBoundedDuplicateCheck('flavour none\n')).toMatchObject({ flavour: 'none', verdict: 'error' });
+    expect(parseBoundedDuplicateCheck('').verdict).toBe('error');
+  });
+
+  it('runs for real on this machine: a missing interface is an error, not "free"', async () => {
+    const argv = boundedDuplicateCheckArgv('baton-no-such-if0', '198.18.30.250');
+    const r = await promisify(execFile)(argv[0]!, argv.slice(1)).catch((e: { stdout: string; stderr: string }) => e);
+    const seen = parseBoundedDuplicateCheck(r.stdout, r.stderr);
+    expect(seen.verdict).not.toBe('free');
+  });
+});
 
 describe('raise_vip', () => {
   it('is satisfied only with the prefix asked, not tentative, and the label when one is asked', () => {
@@ -313,7 +362,7 @@ describe('lower_vip and garp', () => {
   });
 
   it('describes every kind with its exact commands', () => {
-    expect(raiseVip.describe(V4).commands).toEqual([duplicateCheckArgv('iputils', 'eth0', '198.18.30.200'), addArgv('198.18.30.200', 24, 'eth0')]);
+    expect(raiseVip.describe(V4).commands).toEqual([['timeout', '0.200', ...duplicateCheckArgv('iputils', 'eth0', '198.18.30.200')], addArgv('198.18.30.200', 24, 'eth0')]);
     expect(lowerVip.describe(V4).commands).toEqual([releaseArgv(V4, 24)]);
     expect(garp.describe({ address: '198.18.30.200', interface: 'eth0' }).summary).toMatch(/5 × gratuitous ARP request, in the background/);
   });

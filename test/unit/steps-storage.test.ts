@@ -112,7 +112,12 @@ function fakeCtx(host: string, script: Script, peers: Record<string, Script | 'u
 
 /** A node's view of loop state: the kernel's devices and its own claims. */
 function loopNode(devices: Array<[string, string]>, claims: Array<[string, string]>, mountinfo = MOUNTINFO): Script {
-  return (argv) => {
+  const answer: Script = (argv) => {
+    if (argv[0] === 'sh' && argv[3] === 'baton-storage-view') {
+      // The one-exec view: the three answers below, between its marker lines.
+      const part = (a: string[]) => answer(a).stdout;
+      return res(argv, 0, `${part(["losetup", "--list"])}\n--baton--claims\n${part(["grep"])}\n--baton--mountinfo\n${part(['cat', '/proc/self/mountinfo'])}`);
+    }
     if (argv[0] === 'losetup' && argv[1] === '--list') {
       return res(argv, 0, devices.length ? JSON.stringify({ loopdevices: devices.map(([name, f]) => ({ name, 'back-file': f })) }) : '');
     }
@@ -121,6 +126,7 @@ function loopNode(devices: Array<[string, string]>, claims: Array<[string, strin
     if (argv[0] === 'losetup' && argv[1] === '--nooverlap') return res(argv, 0, '/dev/loop3\n');
     return res(argv, 0);
   };
+  return answer;
 }
 
 describe('facts: loop devices', () => {

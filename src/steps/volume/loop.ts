@@ -1,6 +1,6 @@
 /** Loop provider: a shared image file attached as a loop device (the lab's SAN disks). */
 import { CommandFailedError, StepRefusedError } from '../contract.js';
-import { loopClaimRemoveArgv, loopClaimWriteArgv, readLoopState, readMounts, runnerOf, type LoopState } from '../../facts/storage.js';
+import { loopClaimRemoveArgv, loopClaimWriteArgv, readLoopState, readStorageView, runnerOf, type LoopState } from '../../facts/storage.js';
 import { need, type VolumeProvider } from './provider.js';
 
 export const loopImportArgv = (image: string): string[] => ['losetup', '--nooverlap', '--find', '--show', image];
@@ -25,7 +25,7 @@ export const loopProvider: VolumeProvider<LoopState> = {
 
   async deportHere(ctx, a, now) {
     const image = need(a, 'image');
-    const mounts = await readMounts(runnerOf(ctx));
+    const mounts = (await readStorageView(runnerOf(ctx))).mounts;
     for (const dev of now.held) {
       const where = mounts.filter((m) => m.source === dev).map((m) => m.mountPoint);
       if (where.length) {
