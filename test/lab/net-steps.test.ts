@@ -259,7 +259,14 @@ describe('network steps on the lab', () => {
     const again = await runPb(pb);
     expect(again.out).toMatch(/n2\s+ok=1\s+changed=0/);
 
-    const dup = await runPb(`- hosts: n1\n  steps:\n${stepLine('raise_vip', 'n1', { address: v6, prefix: 64, interface: 'eth0' })}`);
+    // The engine asks the inventory's peers first: n2 holds it.
+    const dupYaml = `- hosts: n1\n  steps:\n${stepLine('raise_vip', 'n1', { address: v6, prefix: 64, interface: 'eth0' })}`;
+    const refused = await runPb(dupYaml);
+    expect(refused.code, refused.out).toBe(1);
+    expect(refused.out).toMatch(/n2 has 2001:2::[0-9a-f:]* on eth0/);
+    expect(await addrs('n1')).not.toContain(v6);
+    // With the peer check forced past, the kernel's DAD on the wire still refuses it.
+    const dup = await runPb(dupYaml, '--force');
     expect(dup.code, dup.out).toBe(1);
     expect(dup.out).toMatch(/duplicate address detection failed/);
     expect(await addrs('n1')).not.toContain(v6);
