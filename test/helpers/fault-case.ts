@@ -114,12 +114,12 @@ function phaseOf(what: string, r: FaultedRun): Phase {
 }
 
 /** Run one case. Throws only when the lab itself cannot be brought to a served state. */
-export async function runFaultCase(env: FaultEnv, playbook: Playbook, step: PlaybookStep, fault: Fault, o: { resetStateDir: string; direction?: { from: string; to: string } }): Promise<CaseOutcome> {
+export async function runFaultCase(env: FaultEnv, playbook: Playbook, step: PlaybookStep, fault: Fault, o: { resetStateDir: string; delayMs?: number }): Promise<CaseOutcome> {
   const t0 = Date.now();
   const lab = env.lab;
   const holder = await ensureServed(env, o.resetStateDir);
-  const from = o.direction?.from ?? holder;
-  const to = o.direction?.to ?? others(lab, from)[0]!;
+  const from = holder;
+  const to = others(lab, from)[0]!;
   const stateDir = mkdtempSync(path.join(env.workDir, 'case-'));
   const node = step.side === 'from' ? from : to;
   const target: StepTarget = { instance: step.instance, host: node, on: node, kind: step.kind, name: step.name, fenceTarget: step.kind === 'fence' ? from : undefined };
@@ -153,7 +153,7 @@ export async function runFaultCase(env: FaultEnv, playbook: Playbook, step: Play
   };
 
   // 1. The faulted run.
-  const r = await runBaton({ lab, stateDir, args, target, fault, stallMs: env.stallMs });
+  const r = await runBaton({ lab, stateDir, args, target, fault, stallMs: env.stallMs, delayMs: o.delayMs });
   const s = summaryOf(r.events);
   out.faulted = { ...phaseOf('faulted run', r), injected: r.injected, note: r.note + (r.code ? `; ${phaseOf('', r).note ?? ''}` : ''), outcome: s?.outcome, failures: s?.failures };
   if (r.hung) out.failures.push(`the faulted run did not end by itself (${r.note})`);
@@ -191,8 +191,10 @@ export async function runFaultCase(env: FaultEnv, playbook: Playbook, step: Play
     if (expect === to) sv.problems.push(...notified(to));
     out.recoveryProblems = sv.problems;
     if (rec.code === 0 && !rec.signal && sv.problems.length) out.silentFailures.push(`the recovery (${how}) exited 0 but: ${sv.problems.join('; ')}`);
+    else if (rec.code !== 0) {
+      out.failures.push(`the recovery (${how}) exited ${rec.code ?? rec.signal}${out.recovery.note ? ` (${out.recovery.note})` : ''}; the service ${sv.problems.length ? `is broken: ${sv.problems.join('; ')}` : 'is whole nevertheless'}`);
+    }
     if (rec.code !== 0 || sv.problems.length) {
-      out.failures.push(`the recovery (${how}) ${rec.code === 0 ? 'exited 0' : `exited ${rec.code ?? rec.signal}`} and left the service ${sv.problems.length ? `broken: ${sv.problems.join('; ')}` : 'whole'}${out.recovery.note ? ` — ${out.recovery.note}` : ''}`);
       // The second chance: re-run the same playbook (a repair first: the recovery may have powered off a node).
       await heal(lab, { keepOff: playbook === 'nfs-failover' ? [from] : [] });
       const fb = await runBaton({ lab, stateDir, args });
@@ -200,9 +202,11 @@ export async function runFaultCase(env: FaultEnv, playbook: Playbook, step: Play
       const t3 = await readTruth(lab);
       out.violations.push(...safetyViolations(t3).map((v) => ({ ...v, when: 'after the second re-run' })));
       const sv3 = await service(t3, to);
-    sv3.problems.push(...notified(to));
-      if (fb.code === 0 && sv3.problems.length) out.silentFailures.push(`the second re-run exited 0 but: ${sv3.problems.join('; ')}`);
-      if (fb.code !== 0 || sv3.problems.length) out.unrecoverable = true;
+      sv3.problems.push(...notified(to));
+      if (fb.code !== 0 || sv3.problems.length) {
+        out.unrecoverable = true;
+        out.fallback.note = `${fb.code === 0 ? 'exited 0' : `exited ${fb.code ?? fb.signal}`}: ${sv3.problems.join('; ') || 'service whole'}${out.fallback.note ? ` (${out.fallback.note})` : ''}`;
+      }
     }
   }
   const tEnd = await readTruth(lab);
@@ -215,7 +219,7 @@ export async function runFaultCase(env: FaultEnv, playbook: Playbook, step: Play
 
   for (const v of out.violations) out.failures.push(`${v.invariant} ${v.when}: ${v.detail}`);
   for (const sf of out.silentFailures) out.failures.push(`silent failure: ${sf}`);
-  if (out.unrecoverable) out.failures.push('broken with no way back: the second re-run did not bring the service back either');
+  if (out.unrecoverable) out.failures.push(`broken with no way back: the second re-run did not bring the service back either (${out.fallback?.note})`);
   out.ms = Date.now() - t0;
   return out;
 }
@@ -255,8 +259,11 @@ export function caseRecord(o: CaseOutcome): Record<string, unknown> {
   return {
     case: o.label,
     faulted: o.faulted.code,
+    faultedMs: o.faulted.ms,
     injected: o.faulted.injected,
+    note: o.faulted.note,
     recovery: o.recovery ? `${o.recovery.what.split(' ')[0] === 'baton' ? 'undo' : 're-run'}:${o.recovery.code}` : 'none',
+    recoveryMs: o.recovery?.ms,
     fallback: o.fallback?.code,
     ms: o.ms,
     failures: o.failures,

@@ -62,15 +62,13 @@ export function stallTargetOf(step: StepTarget): { what: string; pids: (lab: Lab
       return { what: `ganesha.nfsd on ${step.on}`, pids: (lab) => daemonPids(lab, step.on, 'ganesha.nfsd') };
     case 'restart_statd':
       return { what: `rpc.statd on ${step.on}`, pids: (lab) => daemonPids(lab, step.on, 'rpc.statd') };
-    case 'fence':
-      if (step.fenceTarget) {
-        const t = step.fenceTarget;
-        return { what: `the BMC (ipmi_sim) of ${t}`, pids: async (lab) => [bmcPid(lab, t)].filter((p): p is number => p !== undefined) };
-      }
-    // falls through: no target known, hang the node instead
-    default:
-      return { what: `the sshd sessions on ${step.on}`, pids: (lab) => sshSessionPids(lab, step.on) };
+    case 'fence': {
+      const t = step.fenceTarget;
+      if (t) return { what: `the BMC (ipmi_sim) of ${t}`, pids: async (lab) => [bmcPid(lab, t)].filter((p): p is number => p !== undefined) };
+      break;
+    }
   }
+  return { what: `the sshd sessions on ${step.on}`, pids: (lab) => sshSessionPids(lab, step.on) };
 }
 
 export interface BatonEvent {
@@ -107,6 +105,8 @@ export interface RunOptions {
   stallMs?: number;
   /** A run still going after this is killed and reported as hung. */
   deadlineMs?: number;
+  /** Act this long after the step's start or end event (the soak's moment within a step). */
+  delayMs?: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -146,8 +146,10 @@ export async function runBaton(o: RunOptions): Promise<FaultedRun> {
 
   const atStart = async () => {
     if (!f || !tgt || injected) return;
+    if (o.delayMs) await sleep(o.delayMs);
+    if (injected || done) return;
     const lab = o.lab;
-    if (f.type === 'kill' && f.at === 'start') return kill(`at the start of ${tgt.kind} on ${tgt.host}`);
+    if (f.type === 'kill' && f.at === 'start') return kill(`${o.delayMs ? `${o.delayMs} ms after` : 'at'} the start of ${tgt.kind} on ${tgt.host}`);
     if (f.type === 'power') {
       injected = true;
       await powerOff(lab, tgt.on);
@@ -190,7 +192,8 @@ export async function runBaton(o: RunOptions): Promise<FaultedRun> {
     if (e.type === 'step-start') background.push(atStart().catch((err: Error) => (note = `injecting failed: ${err.message}`)));
     if (e.type === 'step-end') {
       stepEnded();
-      if (f?.type === 'kill' && f.at === 'end') kill(`at the end of ${tgt!.kind} on ${tgt!.host} (${e.status})`);
+      const why = `${o.delayMs ? `${o.delayMs} ms after` : 'at'} the end of ${tgt!.kind} on ${tgt!.host} (${e.status})`;
+      if (f?.type === 'kill' && f.at === 'end') background.push((o.delayMs ? sleep(o.delayMs) : Promise.resolve()).then(() => kill(why)));
     }
   });
 
