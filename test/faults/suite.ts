@@ -4,13 +4,15 @@
  * at once as it has labs, one per lab: vitest runs files one at a time on a 2-core machine, so
  * the concurrency that keeps the suite short lives inside the file. See README.md.
  */
-import { appendFileSync, mkdirSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRoot, startLab, type Lab } from '../helpers/lab.js';
 import { clientWrite } from '../helpers/nfs-service.js';
 import { caseRecord, ensureServed, explain, newWorkDir, referenceSteps, runFaultCase, type CaseOutcome, type FaultEnv, type Playbook, type PlaybookStep } from '../helpers/fault-case.js';
 import { FAULTS, faultName, type Fault } from '../helpers/fault-run.js';
+import { exportAnyway, makeSplitBrain, teardownService } from '../helpers/fault-lab.js';
+import { checkService, journalViolations, readTruth, safetyViolations } from '../helpers/invariants.js';
 
 export interface PlaybookCases {
   playbook: Playbook;
@@ -97,6 +99,41 @@ export function faultSuite(o: SuiteOptions): void {
       const failed = mine.filter((x) => x.failures.length);
       console.log(`[faults] ${p.playbook}: ${mine.length} cases, ${failed.length} failed, ${mine.filter((x) => !x.faulted.injected).length} not injected; ${path.relative(process.cwd(), resultsOf(p.playbook))}`);
     }
+  });
+
+  // A checker that cannot see a split brain would pass every case: show it sees each kind.
+  describe('the invariant checker', () => {
+    it('sees the VIP, the disk and an export on a second node, and a damaged journal', async () => {
+      const env = await pool.take();
+      const lab = env.lab;
+      try {
+        const holder = await ensureServed(env, resetDirs.get(lab.name)!);
+        const other = lab.nodes.find((n) => n.name !== holder)!.name;
+        expect(safetyViolations(await readTruth(lab))).toEqual([]);
+        await makeSplitBrain(lab, other);
+        await exportAnyway(lab, other, '/var/lib/nfs');
+        const t = await readTruth(lab);
+        expect(safetyViolations(t).map((v) => v.invariant).sort()).toEqual([
+          'disk-attached-on-two-nodes',
+          'disk-mounted-on-two-nodes',
+          'exported-where-not-mounted',
+          'vip-on-two-nodes',
+        ]);
+        expect((await checkService(lab, t, { file: env.file, sha256: env.sha256, expectHolder: holder })).problems.length).toBeGreaterThan(0);
+
+        const state = mkdtempSync(path.join(workDir!, 'journals-'));
+        mkdirSync(path.join(state, 'runs'));
+        const rec = (r: object) => JSON.stringify(r) + '\n';
+        writeFileSync(path.join(state, 'runs', 'torn.jsonl'), rec({ t: 'run' }) + rec({ t: 'intent', seq: 1 }) + '{"t":"do');
+        writeFileSync(path.join(state, 'runs', 'cut.jsonl'), rec({ t: 'run' }) + '{"t":"inte\n' + rec({ t: 'end' }));
+        const j = journalViolations(state);
+        expect(j.torn).toEqual(['torn.jsonl:3']);
+        expect(j.violations.map((v) => v.detail)).toEqual([expect.stringMatching(/^cut\.jsonl line 2 /)]);
+      } finally {
+        await teardownService(lab);
+        pool.add(env);
+      }
+    });
   });
 
   for (const p of o.playbooks) {

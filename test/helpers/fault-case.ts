@@ -109,7 +109,12 @@ export async function ensureServed(env: FaultEnv, resetStateDir: string): Promis
 
 function phaseOf(what: string, r: FaultedRun): Phase {
   const s = summaryOf(r.events);
-  const why = s?.failures?.length ? s.failures.join(' | ').slice(0, 600) : r.stderr.trim().split('\n').slice(-3).join(' | ').slice(0, 600);
+  // What went wrong, in baton's words: failed steps and reverts first, then its summary or stderr.
+  const errors = r.events
+    .filter((e) => (e.type === 'step-end' && e.status === 'failed') || (e.type === 'revert-end' && e.ok === false))
+    .map((e) => `${e.type === 'revert-end' ? 'revert of ' : ''}${e.step?.kind} on ${e.step?.host}: ${String(e.error ?? '').split('\n')[0]}`);
+  const tail = s?.failures?.length ? s.failures.join(' | ') : r.stderr.trim().split('\n').slice(-3).join(' | ');
+  const why = [...new Set([...errors, tail].filter(Boolean))].join(' | ').slice(0, 900);
   return { what, code: r.signal ? null : r.code, note: r.code === 0 ? undefined : why || undefined, ms: r.ms };
 }
 

@@ -155,3 +155,37 @@ export async function teardownService(lab: Lab): Promise<void> {
   }
   for (const n of lab.nodes) await powerOn(lab, n.name);
 }
+
+const SPLIT_BRAIN = `IMG=$1 VIP=$2 CLAIMS=$3 MNT=$4
+set -e
+ip addr add "$VIP/24" dev eth0
+dev=$(losetup --find --show "$IMG")
+mkdir -p "$CLAIMS" && printf '%s\\n' "$IMG" > "$CLAIMS/\${dev#/dev/}"
+# Read-only without journal replay: the image is mounted on the holder too, and must not be harmed.
+mount -o ro,noload "$dev" "$MNT"
+echo "$dev"`;
+
+/**
+ * Make the split brain the checker must see, by hand: on `node` (not the holder) the VIP, a loop
+ * device of the disk claimed and mounted read-only. Only for proving the checker; the lab is
+ * reset afterwards (teardownService).
+ */
+export async function makeSplitBrain(lab: Lab, node: string): Promise<void> {
+  const init = nodeInitPid(lab, node);
+  if (init === undefined) throw new Error(`${node} is off`);
+  const r = await sh(['nsenter', '-t', String(init), '-m', '-n', '-p', '--', 'sh', '-c', SPLIT_BRAIN, 'split', lab.disks[0]!, lab.vip, '/run/baton/loop', SERVICE_MOUNT]);
+  if (r.code !== 0) throw new Error(`making a split brain on ${node} failed (exit ${r.code}): ${r.stderr.trim()}`);
+}
+
+const EXPORT_UNMOUNTED = `CONF=$1 DIR=$2
+printf 'EXPORT { Export_Id = 102; Path = %s; Pseudo = /checker; Protocols = 4; Access_Type = RO; SecType = sys; FSAL { Name = VFS; } }\\n' "$DIR" > "$CONF"
+dbus-send --system --print-reply --reply-timeout=5000 --dest=org.ganesha.nfsd /org/ganesha/nfsd/ExportMgr \\
+  org.ganesha.nfsd.exportmgr.AddExport "string:$CONF" 'string:EXPORT(Export_ID=102)'`;
+
+/** Export a path of `node` over Ganesha (id 102) whatever is mounted there: for proving the checker. */
+export async function exportAnyway(lab: Lab, node: string, dir: string): Promise<void> {
+  const init = nodeInitPid(lab, node);
+  if (init === undefined) throw new Error(`${node} is off`);
+  const r = await sh(['nsenter', '-t', String(init), '-m', '-n', '-p', '--', 'sh', '-c', EXPORT_UNMOUNTED, 'export', '/run/ganesha/checker-export.conf', dir]);
+  if (r.code !== 0) throw new Error(`exporting ${dir} on ${node} failed (exit ${r.code}): ${r.stderr.trim()} ${r.stdout.trim()}`);
+}

@@ -144,6 +144,14 @@ export async function runBaton(o: RunOptions): Promise<FaultedRun> {
     note = `controller SIGKILLed ${why}`;
   };
 
+  // Which processes a stall stops or an SSH kill kills, looked up once baton has connected (its
+  // first event) so that the signal lands at the step's start, not a lookup later: a fast step
+  // would be over by then. Looked up again at the step, for any that came since.
+  let early: Promise<number[]> | undefined;
+  const victims = (): Promise<number[]> =>
+    f?.type === 'stall' && tgt ? stallTargetOf(tgt).pids(o.lab) : f?.type === 'ssh' && tgt ? sshSessionPids(o.lab, tgt.on) : Promise.resolve([]);
+  const both = async (first: number[]): Promise<number[]> => [...new Set([...first, ...(await victims())])];
+
   const atStart = async () => {
     if (!f || !tgt || injected) return;
     if (o.delayMs) await sleep(o.delayMs);
@@ -156,7 +164,8 @@ export async function runBaton(o: RunOptions): Promise<FaultedRun> {
       note = `${tgt.on} powered off at the start of ${tgt.kind}`;
     } else if (f.type === 'ssh') {
       injected = true;
-      const pids = signal(await sshSessionPids(lab, tgt.on), 'SIGKILL');
+      const first = signal((await early) ?? [], 'SIGKILL');
+      const pids = [...new Set([...first, ...signal(await victims(), 'SIGKILL')])];
       note = `killed ${pids.length} sshd session process(es) on ${tgt.on} at the start of ${tgt.kind}`;
     } else if (f.type === 'link') {
       injected = true;
@@ -166,7 +175,8 @@ export async function runBaton(o: RunOptions): Promise<FaultedRun> {
     } else if (f.type === 'stall') {
       injected = true;
       const st = stallTargetOf(tgt);
-      const pids = signal(await st.pids(lab), 'SIGSTOP');
+      const first = signal((await early) ?? [], 'SIGSTOP');
+      const pids = signal(await both(first), 'SIGSTOP');
       const t = Date.now();
       const limit = o.stallMs ?? 5000;
       background.push(
@@ -188,6 +198,7 @@ export async function runBaton(o: RunOptions): Promise<FaultedRun> {
       return;
     }
     events.push(e);
+    if (!early && (f?.type === 'stall' || f?.type === 'ssh')) early = victims().catch(() => []);
     if (!isTarget(e)) return;
     if (e.type === 'step-start') background.push(atStart().catch((err: Error) => (note = `injecting failed: ${err.message}`)));
     if (e.type === 'step-end') {
