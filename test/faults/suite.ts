@@ -4,7 +4,7 @@
  * at once as it has labs, one per lab: vitest runs files one at a time on a 2-core machine, so
  * the concurrency that keeps the suite short lives inside the file. See README.md.
  */
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRoot, startLab, type Lab } from '../helpers/lab.js';
@@ -92,7 +92,14 @@ export function faultSuite(o: SuiteOptions): void {
   });
 
   afterAll(async () => {
-    for (const lab of labs) await lab.down();
+    for (const lab of labs) {
+      // Down keeps the lab dir when a step of it had a problem (a loop device still busy a
+      // moment after its node died, say); a second down, a moment later, clears what is left.
+      const first = await lab.down();
+      if (first.problems.length) console.log(`[faults] lab ${lab.name} down: ${first.problems.join('; ')}; trying again`);
+      if (existsSync(lab.dir)) await lab.down();
+      expect(existsSync(lab.dir), `lab ${lab.name} left ${lab.dir} behind`).toBe(false);
+    }
     if (workDir) rmSync(workDir, { recursive: true, force: true });
     for (const p of o.playbooks) {
       const mine = outcomes.filter((x) => x.playbook === p.playbook);
