@@ -129,7 +129,7 @@ export async function runBaton(o: RunOptions): Promise<FaultedRun> {
   void exited.then(() => (done = true));
 
   let injected = false;
-  let note = o.fault ? 'not injected: the step was never reached' : 'no fault';
+  let note = o.fault ? 'not injected: the run never reached the moment (the step was not run, or the run ended first)' : 'no fault';
   const f = o.fault;
   const tgt = o.target;
   const isTarget = (e: BatonEvent) => tgt !== undefined && e.step?.instance === tgt.instance && e.step?.host === tgt.host;
