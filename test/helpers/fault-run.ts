@@ -124,7 +124,8 @@ export async function runBaton(o: RunOptions): Promise<FaultedRun> {
   const events: BatonEvent[] = [];
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, sig) => resolve({ code, signal: sig })));
+  // 'close', not 'exit': the last events (the summary) may still be in the pipe when it exits.
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, sig) => resolve({ code, signal: sig })));
   let done = false;
   void exited.then(() => (done = true));
 
