@@ -127,7 +127,7 @@ export async function runBaton(o: RunOptions): Promise<FaultedRun> {
   // 'close', not 'exit': the last events (the summary) may still be in the pipe when it exits.
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, sig) => resolve({ code, signal: sig })));
   let done = false;
-  void exited.then(() => (done = true));
+  child.on('exit', () => (done = true));
 
   let injected = false;
   let note = o.fault ? 'not injected: the run never reached the moment (the step was not run, or the run ended first)' : 'no fault';
