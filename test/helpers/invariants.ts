@@ -45,6 +45,8 @@ export interface NodeTruth {
   exports?: Array<{ id: number; path: string }>;
   /** Why the exports could not be read (Ganesha stopped, bus gone…). */
   exportsError?: string;
+  /** An NFS server (ganesha.nfsd) runs on the node: without one it cannot take the service. */
+  nfsServer: boolean;
 }
 
 export interface ClusterTruth {
@@ -137,8 +139,18 @@ export async function readNode(lab: Lab, node: string, imageLoops: string[], ima
     attached: [],
     mounted: [],
     exports: [],
+    nfsServer: false,
   };
   if (initPid === undefined) return truth;
+  // The node's network namespace holds exactly the node's processes.
+  const pids = await sh(['ip', 'netns', 'pids', plan.netns]);
+  truth.nfsServer = pids.stdout.split('\n').some((pid) => {
+    try {
+      return /^\d+$/.test(pid.trim()) && readFileSync(`/proc/${pid.trim()}/comm`, 'utf8').trim() === 'ganesha.nfsd';
+    } catch {
+      return false;
+    }
+  });
   const claimDir = `/proc/${initPid}/root${LOOP_CLAIM_DIR}`;
   if (existsSync(claimDir)) {
     for (const f of readdirSync(claimDir)) {
@@ -272,6 +284,8 @@ export async function checkService(lab: Lab, t: ClusterTruth, o: { file: string;
     if (!(holder.exports ?? []).some((e) => e.path === SERVICE_MOUNT)) problems.push(`${holder.name} holds the VIP but does not export ${SERVICE_MOUNT}`);
   }
   for (const n of t.nodes) {
+    // A standby whose NFS server is gone cannot take the service over: the pair is degraded.
+    if (n.on && !n.nfsServer) problems.push(`${n.name} is on but runs no NFS server (ganesha.nfsd): it cannot serve`);
     if (n === holder) continue;
     if (n.attached.length) problems.push(`${n.name} (not the holder) has the disk attached (${n.attached.join(',')})`);
     if (n.mounted.length) problems.push(`${n.name} (not the holder) has the disk mounted`);
@@ -300,7 +314,7 @@ export function describeTruth(t: ClusterTruth): string {
   const lines = t.nodes.map((n) => {
     if (!n.on) return `  ${n.name}: off${n.addresses.length ? ` (addresses ${n.addresses.join(',')})` : ''}`;
     const ex = n.exportsError ? `exports ? (${n.exportsError})` : `exports [${(n.exports ?? []).map((e) => e.path).join(',')}]`;
-    return `  ${n.name}: ${n.holdsVip ? 'VIP' : 'no VIP'}; attached [${n.attached.join(',')}]; mounted [${n.mounted.map((m) => m.mountPoint).join(',')}]; ${ex}`;
+    return `  ${n.name}: ${n.nfsServer ? '' : 'NO NFS SERVER; '}${n.holdsVip ? 'VIP' : 'no VIP'}; attached [${n.attached.join(',')}]; mounted [${n.mounted.map((m) => m.mountPoint).join(',')}]; ${ex}`;
   });
   if (t.orphans.length) lines.push(`  unclaimed loop devices of the disk: ${t.orphans.join(',')}`);
   return lines.join('\n');
