@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
-// Three suites: unit (no root, no network), integration (a real sshd on loopback, no root
-// needed beyond being able to run sshd), lab (root, real namespaces; says so loudly otherwise).
+// Four suites: unit (no root, no network), integration (a real sshd on loopback, no root
+// needed beyond being able to run sshd), lab (root, real namespaces; says so loudly otherwise),
+// faults (root, lab: faults injected at every step of the shipped playbooks, test/faults/).
 export default defineConfig({
   test: {
     reporters: ['default', 'junit'],
@@ -22,6 +23,16 @@ export default defineConfig({
           include: ['test/lab/**/*.test.ts'],
           testTimeout: 300_000,
           hookTimeout: 300_000,
+        },
+      },
+      {
+        // The fault suite (root, lab): one case at a time on each of its six labs.
+        test: {
+          name: 'faults',
+          include: ['test/faults/**/*.test.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+          maxConcurrency: 6,
         },
       },
     ],
