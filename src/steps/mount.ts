@@ -160,6 +160,9 @@ export const mountStep: StepKind<MountArgs, MountObserved> = {
 // ---------------------------------------------------------------- unmount with busy users
 
 export const DEFAULT_KILL_TIMEOUT_S = 10;
+
+/** Processes an unmount never signals: the NFS servers and what keeps the node reachable. */
+const NEVER_KILLED = new Set(['ganesha.nfsd', 'nfsd', 'sshd', 'dbus-daemon', 'systemd', 'init', 'tgtd']);
 /** Between tries of a busy unmount: a signalled process exits in milliseconds, and the clients are waiting. */
 const POLL_MS = 20;
 
@@ -192,10 +195,19 @@ export async function unmountPath(ctx: StepContext, path: string, o: UnmountOpti
     if (!o.killUsers) {
       throw new Error(`on ${ctx.host.name}: ${p} is busy (\`umount ${p}\`: ${r.stderr.trim()}); used by: ${usersText(users) || 'no process found'}; kill_users is off: stop them and re-run`);
     }
+    // The NFS server (and the node's own daemons) keep a mount busy while an export of it is
+    // active: killing them would take every other export and client down with this one.
+    const server = users.filter((u) => NEVER_KILLED.has(u.comm));
+    if (server.length && server.length === users.length) {
+      throw new Error(
+        `on ${ctx.host.name}: ${p} is busy and held only by ${usersText(server)}, which baton never kills: ` +
+          `an NFS export of ${p} is probably still active. Unexport it first (the unexport step comes before unmount); nothing was killed`,
+      );
+    }
     const now = Date.now();
     if (now - t0 >= budget) break;
     const sig = now >= killAt ? 'KILL' : 'TERM';
-    const targets = users.filter((u) => sig === 'KILL' || !signalled.has(u.pid));
+    const targets = users.filter((u) => !NEVER_KILLED.has(u.comm) && (sig === 'KILL' || !signalled.has(u.pid)));
     if (targets.length) {
       ctx.log(`${p} is busy: sending ${sig} to ${usersText(targets)}`);
       for (const u of targets) signalled.set(u.pid, u);

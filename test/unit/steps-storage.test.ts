@@ -337,6 +337,18 @@ describe('mount / unmount', () => {
     // PID 1 of the node is never signalled.
     expect(log.some((a) => a[0] === 'kill' && a.includes('1'))).toBe(false);
   });
+
+  it('unmount never kills the NFS server that still exports the path: it stops and says to unexport first', async () => {
+    const { ctx, log } = fakeCtx('n1', (argv) => {
+      if (argv[0] === 'umount') return res(argv, 32, '', 'umount: /srv/disk1: target is busy.\n');
+      if (argv[0] === 'sh') return res(argv, 0, '777\tganesha.nfsd\tfd\n');
+      return res(argv, 0);
+    });
+    await expect(unmountStep.apply(ctx, { path: '/srv/disk1', kill_timeout: 1 }, { mounted: null })).rejects.toThrow(
+      /held only by 777 \(ganesha.nfsd: fd\), which baton never kills: an NFS export of \/srv\/disk1 is probably still active/,
+    );
+    expect(log.some((a) => a[0] === 'kill')).toBe(false);
+  });
 });
 
 describe('promote / demote', () => {
