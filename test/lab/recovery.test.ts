@@ -82,6 +82,28 @@ describe('recovery on the lab', () => {
     await expectServedBy('n1');
   });
 
+  it('baton runs after a switchover, its undo and a second switchover: directions, durations, "undone by"', async () => {
+    await expectServedBy('n1');
+    const first = await run(PB('nfs-switchover.yml'), '-e', 'from=n1', '-e', 'to=n2');
+    expect(first.code, first.stdout + first.stderr).toBe(0);
+    const undo = await baton(['undo', '--yes', runIdOf(first.stdout)], state);
+    expect(undo.code, undo.stdout + undo.stderr).toBe(0);
+    await expectServedBy('n1');
+    const second = await run(PB('nfs-switchover.yml'), '-e', 'from=n1', '-e', 'to=n2');
+    expect(second.code, second.stdout + second.stderr).toBe(0);
+    await expectServedBy('n2');
+
+    const runs = (await baton(['runs'], state)).stdout;
+    const line = (id: string) => runs.split('\n').find((l) => l.startsWith(id)) ?? '';
+    expect(line(runIdOf(first.stdout))).toMatch(/ run {3}succeeded, undone by \S+ {2}nfs-switchover\.yml from=n1 to=n2 {2}\d+\.\d s$/);
+    expect(line(runIdOf(undo.stdout))).toMatch(new RegExp(`undo  succeeded  undo of ${runIdOf(first.stdout)}  \\d+\\.\\d s$`));
+    expect(line(runIdOf(second.stdout))).toMatch(/ run {3}succeeded \(\d+ change\(s\) in place\) {2}nfs-switchover\.yml from=n1 to=n2 {2}\d+\.\d s$/);
+
+    const back = await run(PB('nfs-switchover.yml'), '-e', 'from=n2', '-e', 'to=n1');
+    expect(back.code, back.stdout + back.stderr).toBe(0);
+    await expectServedBy('n1');
+  });
+
   it('a takeover while the holder is alive but its sshd is dead is refused: unknown is not free (defect 4)', async () => {
     await expectServedBy('n1');
     // The holder keeps serving; only its SSH daemon dies (our own session survives the kill).
