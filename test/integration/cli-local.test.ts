@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { baton as batonIn } from '../helpers/nfs-service.js';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 const execFileP = promisify(execFile);
@@ -16,15 +17,8 @@ let work: string;
 let target: string;
 let state: string;
 
-async function baton(args: string[]) {
-  try {
-    const r = await execFileP('node', [CLI, ...args], { env: { ...process.env, BATON_STATE_DIR: state, CI: 'true' } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+/** The real CLI, non-interactive, with this test's state dir. */
+const baton = (args: string[]) => batonIn(args, state);
 
 /** Three reversible steps on the local machine, the middle one using a secret from the inventory. */
 function playbook(extra = ''): string {

@@ -3,29 +3,20 @@
  * run, a damaged journal is refused by undo, a re-run finishes what a killed run owed, empty
  * selections are errors, and undo's journal holds no secret.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import { baton as batonIn } from '../helpers/nfs-service.js';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
-const execFileP = promisify(execFile);
 const CLI = path.resolve('dist/cli/main.js');
 
 let work: string;
 let target: string;
 let state: string;
 
-async function baton(args: string[]) {
-  try {
-    const r = await execFileP('node', [CLI, ...args], { env: { ...process.env, BATON_STATE_DIR: state, CI: 'true' } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+/** The real CLI, non-interactive, with this test's state dir. */
+const baton = (args: string[]) => batonIn(args, state);
 
 const files = () => readdirSync(target).sort();
 const journalFile = (runId: string) => path.join(state, 'runs', `${runId}.jsonl`);

@@ -3,28 +3,19 @@
  * collects, valid against test/fixtures/junit.xsd (xmllint), for a run that succeeds and for one
  * that fails and rolls back; secrets from the inventory never reach it.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import { baton as batonIn } from '../helpers/nfs-service.js';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { validateJunit } from '../helpers/reports.js';
 
-const execFileP = promisify(execFile);
 const CLI = path.resolve('dist/cli/main.js');
 
 let work: string;
 
-async function baton(args: string[]) {
-  try {
-    const r = await execFileP('node', [CLI, ...args], { env: { ...process.env, BATON_STATE_DIR: path.join(work, 'state'), CI: 'true' } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+/** The real CLI, non-interactive, with this test's state dir. */
+const baton = (args: string[]) => batonIn(args, path.join(work, 'state'));
 
 function files(failing: boolean): { pb: string; inv: string } {
   const t = path.join(work, 't');

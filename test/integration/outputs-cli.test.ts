@@ -4,16 +4,14 @@
  * `plan --json` is one JSON document; `--junit` is written for invalid input too; `check` never
  * reports OK for nothing checked and always rewrites its --prom file.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import { baton as batonIn } from '../helpers/nfs-service.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Ajv } from 'ajv';
 import { validateJunit } from '../helpers/reports.js';
 
-const execFileP = promisify(execFile);
 const CLI = path.resolve('dist/cli/main.js');
 const validate = new Ajv({ allErrors: true, strict: false }).compile(JSON.parse(readFileSync(path.resolve('schemas/events.json'), 'utf8')));
 
@@ -21,15 +19,8 @@ let work: string;
 let inv: string;
 let pb: string;
 
-async function baton(args: string[]) {
-  try {
-    const r = await execFileP('node', [CLI, ...args], { env: { ...process.env, BATON_STATE_DIR: path.join(work, 'state'), CI: 'true' } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+/** The real CLI, non-interactive, with this test's state dir. */
+const baton = (args: string[]) => batonIn(args, path.join(work, 'state'));
 
 /** Every stdout line parsed and validated; returns the records. */
 function records(stdout: string): Array<Record<string, unknown>> {
