@@ -176,7 +176,7 @@ export async function runPlaybook(inputs: Inputs, o: RunOptions, hooks: RunHooks
       const lock = lockNames(inputs).join(',');
       // We hold the lock: a run of the same playbook that never ended is dead, and may owe steps.
       resume = findInterrupted(inputs.playbookFile, lock, journaledExtraVars);
-      if (resume) notes.push(`note: run ${resume.runId} of this playbook was interrupted; this run finishes it (its changes count as changed, so the steps it owed run)`);
+      if (resume) notes.push(`note: run ${resume.runId} of this playbook was interrupted or left changes in place; this run finishes it (its changes count as changed, so the steps it owed run)`);
       journal = new Journal(runId, undefined, (line) => redactor.redact(line));
       journal.append({
         t: 'run',

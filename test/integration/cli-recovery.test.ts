@@ -150,13 +150,44 @@ describe('a re-run finishes what a killed run owed (defect 7)', () => {
     const again = await baton(['run', '--yes', '-i', inv, pb]);
     expect(again.code, again.stdout + again.stderr).toBe(0);
     expect(files()).toEqual(['announced', 'killed', 'raised']);
-    expect(again.stdout + again.stderr).toMatch(/interrupted; this run finishes it/);
+    expect(again.stdout + again.stderr).toMatch(/this run finishes it/);
 
     // Once finished, nothing is owed any more: a third run changes nothing and announces nothing new.
     rmSync(path.join(target, 'announced'));
     const third = await baton(['run', '--yes', '-i', inv, pb]);
     expect(third.code).toBe(0);
     expect(files()).toEqual(['killed', 'raised']);
+  });
+});
+
+describe('a re-run finishes what a run that could not roll back owed', () => {
+  it('a step triggered by `is changed` runs on the re-run after a failure left the trigger in place', async () => {
+    const blocker = path.join(target, 'blocker');
+    writeFileSync(blocker, '');
+    const pb = write(
+      'stuck.yml',
+      `- name: stuck
+  hosts: n1
+  on_failure: stop
+  steps:
+    - name: raise
+      command: { argv: [touch, "${target}/raised"], creates: "${target}/raised", revert: [rm, -f, "${target}/raised"] }
+      register: raised
+    - name: the link to the new holder is down
+      command: [sh, -c, 'test ! -e "$0"', "${blocker}"]
+    - name: announce
+      command: { argv: [touch, "${target}/announced"] }
+      when: raised is changed
+`,
+    );
+    const inv = inventory();
+    const first = await baton(['run', '--yes', '-i', inv, pb]);
+    expect(first.code).toBe(3);
+    expect(files()).toEqual(['blocker', 'raised']);
+    rmSync(blocker);
+    const again = await baton(['run', '--yes', '-i', inv, pb]);
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(files()).toEqual(['announced', 'raised']);
   });
 });
 
