@@ -23,7 +23,7 @@ case $base in /*) ;; *) die "the lock directory must be an absolute path, got: $
 case $lease in ''|*[!0-9]*) die "bad lease: $lease" 64;; esac
 command -v flock >/dev/null 2>&1 || die "flock not found on this node (install util-linux)" 69
 umask 077
-mkdir -p "$base" 2>/dev/null || die "cannot create the lock directory $base" 73
+mkdir -p "$base" || die "cannot create the lock directory $base as $(id -un) (set baton_lock_dir to a directory this user may write, or ansible_become)" 73
 exec 9>>"$base/.guard" || die "cannot open $base/.guard" 73
 flock -w 10 9 || die "$base/.guard stayed locked for 10 s" 75
 now=$(date +%s)
