@@ -24,17 +24,18 @@ function sameVars(a: unknown, b: unknown): boolean {
 }
 
 export function findInterrupted(playbook: string, lock: string, journaledExtraVars: Record<string, unknown>): Interrupted | undefined {
-  const ids = listRunIds().reverse();
-  for (const id of ids) {
-    let recs: JournalRecord[];
+  // Newest first by start time (run ids carry one-second stamps).
+  const journals: Array<{ id: string; recs: JournalRecord[]; head: RunRecord }> = [];
+  for (const id of listRunIds()) {
     try {
-      recs = inspectJournal(journalPath(id)).records;
+      const recs = inspectJournal(journalPath(id)).records;
+      if (recs[0]?.t === 'run') journals.push({ id, recs, head: recs[0] });
     } catch {
       // A damaged journal is never trusted, not even to say what is owed.
-      continue;
     }
-    const head = recs[0];
-    if (head?.t !== 'run') continue;
+  }
+  journals.sort((a, b) => (a.head.at === b.head.at ? (a.id < b.id ? 1 : -1) : a.head.at < b.head.at ? 1 : -1));
+  for (const { id, recs, head } of journals) {
     if (head.mode === 'undo') {
       // An undo of the newest run of this playbook: nothing is owed.
       const undone = head.undoOf ? readHead(head.undoOf) : undefined;

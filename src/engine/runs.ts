@@ -51,7 +51,8 @@ export function describeRuns(): RunRow[] {
     const end = recs.find((r) => r.t === 'end');
     const last = recs[recs.length - 1]!;
     const resources = new Set(recs.flatMap((r) => (r.t === 'intent' && r.resource && !r.reverts ? [r.resource] : [])));
-    const later = loaded.filter((l) => l.id > id);
+    // Later by start time: run ids carry one-second stamps, so two runs of one second sort by chance.
+    const later = loaded.filter((l) => l.head.at > head.at || (l.head.at === head.at && l.id > id));
     const undoneBy = later.filter((l) => l.head.mode === 'undo' && l.head.undoOf === id).map((l) => l.id);
     const supersededBy =
       head.mode === 'run' && resources.size
@@ -76,5 +77,5 @@ export function describeRuns(): RunRow[] {
       finishedBy,
     });
   }
-  return rows.sort((a, b) => (a.runId < b.runId ? -1 : 1));
+  return rows.sort((a, b) => (a.started === b.started ? (a.runId < b.runId ? -1 : 1) : a.started < b.started ? -1 : 1));
 }

@@ -55,8 +55,9 @@ export function readWhole(runId: string): { records: JournalRecord[]; torn: bool
 /** Seqs of the run's intents already put back by earlier undos (whose journals must be whole too). */
 function revertedByUndos(runId: string): Set<number> {
   const done = new Set<number>();
+  // Every undo of this run (run ids have one-second stamps: an undo in the same second may sort before it).
   for (const id of listRunIds()) {
-    if (id <= runId) continue;
+    if (id === runId) continue;
     const recs = readWhole(id).records;
     const head = recs[0];
     if (head?.t !== 'run' || head.mode !== 'undo' || head.undoOf !== runId) continue;
@@ -125,11 +126,12 @@ export interface Drift {
 }
 
 /** The later run (not an undo of this one) that last touched this resource on this host. */
-function laterRunTouching(runId: string, intent: IntentRecord): string | undefined {
+function laterRunTouching(runId: string, runAt: string, intent: IntentRecord): string | undefined {
   if (!intent.resource) return undefined;
   let found: string | undefined;
+  let foundAt = '';
   for (const id of listRunIds()) {
-    if (id <= runId) continue;
+    if (id === runId) continue;
     let recs: JournalRecord[];
     try {
       recs = inspectJournal(journalPath(id)).records;
@@ -137,8 +139,12 @@ function laterRunTouching(runId: string, intent: IntentRecord): string | undefin
       continue;
     }
     const head = recs[0] as RunRecord;
-    if (head.mode === 'undo' && head.undoOf === runId) continue;
-    if (recs.some((r) => r.t === 'intent' && r.resource === intent.resource)) found = id;
+    // Later by the time it started (ids have one-second stamps), and not an undo of this run.
+    if (!(head.at > runAt) || (head.mode === 'undo' && head.undoOf === runId)) continue;
+    if (recs.some((r) => r.t === 'intent' && r.resource === intent.resource) && head.at > foundAt) {
+      found = id;
+      foundAt = head.at;
+    }
   }
   return found;
 }
@@ -173,7 +179,7 @@ export async function findDrift(
         return { intent, now: `cannot be probed: ${describeError(e)}` };
       }
       if (kind.satisfied(now, c.args)) return null;
-      return { intent, now: JSON.stringify(now), changedBy: laterRunTouching(plan.runId, intent) };
+      return { intent, now: JSON.stringify(now), changedBy: laterRunTouching(plan.runId, plan.run.at, intent) };
     }),
   );
   return drift.filter((d): d is Drift => d !== null);

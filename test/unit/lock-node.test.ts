@@ -220,7 +220,7 @@ describe('the run lock on the nodes', () => {
       (err: unknown) => err as Error & { exitCode?: number },
     );
     expect(e?.exitCode).toBe(4);
-    expect(e?.message).toMatch(/cannot acquire the run lock on n2: .*cannot create the lock directory/);
+    expect(e?.message).toMatch(/cannot acquire the run lock on n2: [\s\S]*cannot create the lock directory/);
     expect(ownerOn('n1')).toBeUndefined();
   });
 
