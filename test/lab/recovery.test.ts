@@ -96,7 +96,8 @@ describe('recovery on the lab', () => {
     const runs = (await baton(['runs'], state)).stdout;
     const line = (id: string) => runs.split('\n').find((l) => l.startsWith(id)) ?? '';
     expect(line(runIdOf(first.stdout))).toMatch(/ run {3}succeeded, undone by \S+ {2}nfs-switchover\.yml from=n1 to=n2 {2}\d+\.\d s$/);
-    expect(line(runIdOf(undo.stdout))).toMatch(new RegExp(`undo  succeeded  undo of ${runIdOf(first.stdout)}  \\d+\\.\\d s$`));
+    const undoId = /^undo (\d{8}T\d{6}Z-[0-9a-f]{6}) /m.exec(undo.stdout)![1]!;
+    expect(line(undoId)).toMatch(new RegExp(`undo  succeeded  undo of ${runIdOf(first.stdout)}  \\d+\\.\\d s$`));
     expect(line(runIdOf(second.stdout))).toMatch(/ run {3}succeeded \(\d+ change\(s\) in place\) {2}nfs-switchover\.yml from=n1 to=n2 {2}\d+\.\d s$/);
 
     const back = await run(PB('nfs-switchover.yml'), '-e', 'from=n2', '-e', 'to=n1');
