@@ -29,6 +29,15 @@ export interface ContextOptions {
   onCommand?: (argv: string[], result: { code: number | null; durationMs: number }) => void;
 }
 
+/**
+ * Ansible's `become` keywords for one step: the step's wins over the play's (the inventory's
+ * ansible_become wins over both, in the transport). Unset: undefined; `become: false`: false.
+ */
+export function becomeOf(play: { become?: boolean; becomeUser?: string }, step: { become?: boolean; becomeUser?: string }): ExecOptions['become'] {
+  const on = step.become ?? play.become;
+  return on === undefined ? undefined : on ? { user: step.becomeUser ?? play.becomeUser } : false;
+}
+
 /** The StepContext a step kind sees: commands run where the step runs, failures become CommandFailedError. */
 export function makeStepContext(o: ContextOptions): StepContext {
   const transport = withBecomeKeyword(o.transport, o.become);

@@ -1,6 +1,6 @@
 import type { Host, Inventory } from '../inventory/model.js';
 import type { Play, Playbook, StepSpec } from '../playbook/model.js';
-import { StepRefusedError, type StepKind } from '../steps/contract.js';
+import { isOneShot, StepRefusedError } from '../steps/contract.js';
 import { BatonError } from '../util/errors.js';
 import type { StepRegistry } from '../steps/registry.js';
 import { render } from '../playbook/template.js';
@@ -11,7 +11,7 @@ import { ExitCode } from '../util/errors.js';
 import { mapLimit, sleep } from '../util/limit.js';
 import { checkRenderedArgs } from './args-check.js';
 import { displayArgv } from '../util/argv.js';
-import { makeStepContext, type TransportSource } from './context.js';
+import { becomeOf, makeStepContext, type TransportSource } from './context.js';
 import { describeError } from './errors.js';
 import type { EngineEvent, StepRef, StepStatus } from './events.js';
 import type { Journal, RunOutcome } from './journal.js';
@@ -78,9 +78,6 @@ class StepFailed extends Error {}
 /** How long a timed-out step waits for its commands to be killed on the node. */
 const KILL_WAIT_MS = 10_000;
 
-function isOneShot(kind: StepKind, args: unknown): boolean {
-  return typeof kind.oneShot === 'function' ? kind.oneShot(args) : Boolean(kind.oneShot);
-}
 
 function batchesOf(hosts: string[], serial?: number): string[][] {
   if (!serial || serial >= hosts.length) return [hosts];
@@ -197,9 +194,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
 
     const oneShot = isOneShot(kind, args);
     const attempts = step.retries + 1;
-    // Ansible's keywords: the step's become wins over the play's; the inventory's wins over both (transport).
-    const becomeOn = step.become ?? play.become;
-    const become = becomeOn === undefined ? undefined : becomeOn ? { user: step.becomeUser ?? play.becomeUser } : (false as const);
+    const become = becomeOf(play, step);
     let lastError = '';
     const timeoutMs = stepTimeoutMs(kind, args, step.timeoutS);
     for (let attempt = 1; attempt <= attempts; attempt++) {

@@ -260,6 +260,33 @@ export function readJournal(file: string): JournalRecord[] {
   return inspectJournal(file).records;
 }
 
+/** A journal read whole, with its run record. */
+export interface LoadedRun {
+  id: string;
+  head: RunRecord;
+  records: JournalRecord[];
+}
+
+/**
+ * Every journal of the state dir, read once and ordered by when its run started (run ids carry
+ * one-second stamps: two runs of one second sort by chance). Damaged journals are passed to
+ * `damaged` and left out: nothing is decided from a journal that is not whole.
+ */
+export function loadRuns(damaged: (id: string, e: Error) => void = () => undefined, dir = runsDir()): LoadedRun[] {
+  const out: LoadedRun[] = [];
+  for (const id of listRunIds(dir)) {
+    try {
+      const records = inspectJournal(journalPath(id, dir)).records;
+      const head = records[0];
+      if (head?.t !== 'run') throw new Error('it does not start with its run record');
+      out.push({ id, head, records });
+    } catch (e) {
+      damaged(id, e as Error);
+    }
+  }
+  return out.sort((a, b) => (a.head.at === b.head.at ? (a.id < b.id ? -1 : 1) : a.head.at < b.head.at ? -1 : 1));
+}
+
 export function journalPath(runId: string, dir = runsDir()): string {
   return path.join(dir, `${runId}.jsonl`);
 }

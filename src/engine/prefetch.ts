@@ -3,7 +3,7 @@ import type { Playbook } from '../playbook/model.js';
 import { render } from '../playbook/template.js';
 import { varsFor } from '../playbook/vars.js';
 import type { StepRegistry } from '../steps/registry.js';
-import { makeStepContext, type TransportSource } from './context.js';
+import { becomeOf, makeStepContext, type TransportSource } from './context.js';
 import { tagSelected, type TagFilter } from './tags.js';
 import { stepTimeoutMs } from './timeouts.js';
 
@@ -69,9 +69,7 @@ export class Prefetches {
           const timeoutMs = stepTimeoutMs(kind, args, step.timeoutS);
           const promise = (async () => {
             const transport = await this.s.pool.get(hostName);
-            const becomeOn = step.become ?? play.become;
-            const become = becomeOn === undefined ? undefined : becomeOn ? { user: step.becomeUser ?? play.becomeUser } : (false as const);
-            const ctx = makeStepContext({ host, transport, inventory, pool: this.s.pool, vars: {}, force: false, timeoutMs, become, signal: this.abort.signal, log: () => undefined });
+            const ctx = makeStepContext({ host, transport, inventory, pool: this.s.pool, vars: {}, force: false, timeoutMs, become: becomeOf(play, step), signal: this.abort.signal, log: () => undefined });
             return kind.prepare!(ctx, args);
           })();
           // Judged (and its failure reported) only if the step takes it; never an unhandled rejection.

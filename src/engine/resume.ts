@@ -1,4 +1,4 @@
-import { inspectJournal, journalPath, listRunIds, type JournalRecord, type RunRecord } from './journal.js';
+import { loadRuns } from './journal.js';
 
 /**
  * Re-runs finish what a crash left. A run killed between `raise_vip` and `garp` leaves the VIP
@@ -24,21 +24,13 @@ function sameVars(a: unknown, b: unknown): boolean {
 }
 
 export function findInterrupted(playbook: string, lock: string, journaledExtraVars: Record<string, unknown>): Interrupted | undefined {
-  // Newest first by start time (run ids carry one-second stamps).
-  const journals: Array<{ id: string; recs: JournalRecord[]; head: RunRecord }> = [];
-  for (const id of listRunIds()) {
-    try {
-      const recs = inspectJournal(journalPath(id)).records;
-      if (recs[0]?.t === 'run') journals.push({ id, recs, head: recs[0] });
-    } catch {
-      // A damaged journal is never trusted, not even to say what is owed.
-    }
-  }
-  journals.sort((a, b) => (a.head.at === b.head.at ? (a.id < b.id ? 1 : -1) : a.head.at < b.head.at ? 1 : -1));
-  for (const { id, recs, head } of journals) {
+  // A damaged journal is never trusted, not even to say what is owed: loadRuns leaves it out.
+  const runs = loadRuns();
+  const heads = new Map(runs.map((r) => [r.id, r.head]));
+  for (const { id, records: recs, head } of runs.reverse()) {
     if (head.mode === 'undo') {
       // An undo of the newest run of this playbook: nothing is owed.
-      const undone = head.undoOf ? readHead(head.undoOf) : undefined;
+      const undone = head.undoOf ? heads.get(head.undoOf) : undefined;
       if (undone && undone.playbook === playbook && undone.lock === lock) return undefined;
       continue;
     }
@@ -63,13 +55,4 @@ export function findInterrupted(playbook: string, lock: string, journaledExtraVa
     return { runId: id, changed };
   }
   return undefined;
-}
-
-function readHead(runId: string): RunRecord | undefined {
-  try {
-    const head = inspectJournal(journalPath(runId)).records[0];
-    return head?.t === 'run' ? head : undefined;
-  } catch {
-    return undefined;
-  }
 }

@@ -1,5 +1,5 @@
 import type { Inventory } from '../inventory/model.js';
-import type { StepKind } from '../steps/contract.js';
+import { isOneShot } from '../steps/contract.js';
 import type { StepRegistry } from '../steps/registry.js';
 import { makeStepContext, type TransportSource } from './context.js';
 import type { EngineEvent, StepRef } from './events.js';
@@ -39,9 +39,6 @@ export interface RevertOptions {
   redact?: (text: string) => string;
 }
 
-function isOneShot(kind: StepKind, args: unknown): boolean {
-  return typeof kind.oneShot === 'function' ? kind.oneShot(args) : Boolean(kind.oneShot);
-}
 
 /**
  * Put changes back, newest first. Each revert is journaled (intent, then done) like any

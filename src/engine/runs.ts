@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { inspectJournal, journalPath, listRunIds, pendingChanges, type JournalRecord, type RunRecord } from './journal.js';
+import { loadRuns, pendingChanges } from './journal.js';
 
 /** One run as `baton runs` shows it. */
 export interface RunRow {
@@ -22,12 +22,6 @@ export interface RunRow {
   damaged?: string;
 }
 
-interface Loaded {
-  id: string;
-  head: RunRecord;
-  recs: JournalRecord[];
-}
-
 const masked = (v: unknown) => (v && typeof v === 'object' && '$secret' in (v as object) ? '********' : typeof v === 'string' ? v : JSON.stringify(v));
 
 /**
@@ -35,28 +29,19 @@ const masked = (v: unknown) => (v && typeof v === 'object' && '$secret' in (v as
  * later run that touched the same resources, or still in place. Damaged journals are listed as such.
  */
 export function describeRuns(): RunRow[] {
-  const loaded: Loaded[] = [];
   const rows: RunRow[] = [];
-  for (const id of listRunIds()) {
-    try {
-      const recs = inspectJournal(journalPath(id)).records;
-      const head = recs[0];
-      if (head?.t !== 'run') throw new Error('it does not start with its run record');
-      loaded.push({ id, head, recs });
-    } catch (e) {
-      rows.push({ runId: id, mode: 'run', started: '', playbook: '', vars: '', outcome: 'DAMAGED JOURNAL', changesInPlace: 0, undoneBy: [], damaged: (e as Error).message });
-    }
-  }
-  for (const { id, head, recs } of loaded) {
+  const loaded = loadRuns((id, e) =>
+    rows.push({ runId: id, mode: 'run', started: '', playbook: '', vars: '', outcome: 'DAMAGED JOURNAL', changesInPlace: 0, undoneBy: [], damaged: e.message }),
+  );
+  loaded.forEach(({ id, head, records: recs }, i) => {
     const end = recs.find((r) => r.t === 'end');
     const last = recs[recs.length - 1]!;
     const resources = new Set(recs.flatMap((r) => (r.t === 'intent' && r.resource && !r.reverts ? [r.resource] : [])));
-    // Later by start time: run ids carry one-second stamps, so two runs of one second sort by chance.
-    const later = loaded.filter((l) => l.head.at > head.at || (l.head.at === head.at && l.id > id));
+    const later = loaded.slice(i + 1);
     const undoneBy = later.filter((l) => l.head.mode === 'undo' && l.head.undoOf === id).map((l) => l.id);
     const supersededBy =
       head.mode === 'run' && resources.size
-        ? later.find((l) => l.head.mode === 'run' && l.recs.some((r) => r.t === 'intent' && r.resource && resources.has(r.resource)))?.id
+        ? later.find((l) => l.head.mode === 'run' && l.records.some((r) => r.t === 'intent' && r.resource && resources.has(r.resource)))?.id
         : undefined;
     const finishedBy = later.find((l) => l.head.resumes === id)?.id;
     rows.push({
@@ -76,6 +61,6 @@ export function describeRuns(): RunRow[] {
       supersededBy,
       finishedBy,
     });
-  }
+  });
   return rows.sort((a, b) => (a.started === b.started ? (a.runId < b.runId ? -1 : 1) : a.started < b.started ? -1 : 1));
 }

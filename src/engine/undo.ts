@@ -5,6 +5,7 @@ import type { VaultSecret } from '../inventory/vault.js';
 import { loadPlaybook } from '../playbook/load.js';
 import { render } from '../playbook/template.js';
 import { varsFor } from '../playbook/vars.js';
+import { isOneShot } from '../steps/contract.js';
 import type { StepRegistry } from '../steps/registry.js';
 import { BatonError, ExitCode } from '../util/errors.js';
 import { makeStepContext, type TransportSource } from './context.js';
@@ -15,7 +16,9 @@ import {
   journalPath,
   JournalDamagedError,
   listRunIds,
+  loadRuns,
   pendingChanges,
+  type LoadedRun,
   type DoneRecord,
   type IntentRecord,
   type Journal,
@@ -52,17 +55,13 @@ export function readWhole(runId: string): { records: JournalRecord[]; torn: bool
   }
 }
 
-/** Seqs of the run's intents already put back by earlier undos (whose journals must be whole too). */
-function revertedByUndos(runId: string): Set<number> {
+/** Seqs of the run's intents already put back by its undos. */
+function revertedByUndos(runId: string, runs: LoadedRun[]): Set<number> {
   const done = new Set<number>();
-  // Every undo of this run (run ids have one-second stamps: an undo in the same second may sort before it).
-  for (const id of listRunIds()) {
-    if (id === runId) continue;
-    const recs = readWhole(id).records;
-    const head = recs[0];
-    if (head?.t !== 'run' || head.mode !== 'undo' || head.undoOf !== runId) continue;
-    const reverted = new Set(recs.filter((r): r is DoneRecord => r.t === 'done' && r.status === 'reverted').map((r) => r.seq));
-    for (const r of recs) if (r.t === 'intent' && r.reverts && reverted.has(r.seq)) done.add(r.reverts.seq);
+  for (const { head, records } of runs) {
+    if (head.mode !== 'undo' || head.undoOf !== runId) continue;
+    const reverted = new Set(records.filter((r): r is DoneRecord => r.t === 'done' && r.status === 'reverted').map((r) => r.seq));
+    for (const r of records) if (r.t === 'intent' && r.reverts && reverted.has(r.seq)) done.add(r.reverts.seq);
   }
   return done;
 }
@@ -75,6 +74,8 @@ export interface UndoPlan {
   pending: IntentRecord[];
   /** The run's last record was torn by a crash (said to the operator, not an error). */
   torn: boolean;
+  /** Runs that started after it (its undos included), read once for the undo's questions. */
+  later: LoadedRun[];
 }
 
 export function planUndo(runId: string): UndoPlan {
@@ -84,7 +85,13 @@ export function planUndo(runId: string): UndoPlan {
   if (run.mode === 'undo') {
     throw new BatonError(`run ${runId} is itself an undo (of ${run.undoOf}); to go back to what that run did, run its playbook again`, ExitCode.INVALID);
   }
-  return { runId, run, records, pending: pendingChanges(records, revertedByUndos(runId)), torn };
+  // Every journal must be whole: any of them may be an undo of this run that reverted part of it.
+  const runs = loadRuns((id, e) => {
+    throw new BatonError(e instanceof JournalDamagedError ? e.message : `journal of ${id} is damaged: ${e.message}`, ExitCode.INVALID);
+  });
+  const at = runs.findIndex((r) => r.id === runId);
+  // An undo of this run may sort before it (ids carry one-second stamps): undos are looked up among all.
+  return { runId, run, records, pending: pendingChanges(records, revertedByUndos(runId, runs)), torn, later: runs.slice(at + 1) };
 }
 
 /**
@@ -125,28 +132,13 @@ export interface Drift {
   changedBy?: string;
 }
 
-/** The later run (not an undo of this one) that last touched this resource on this host. */
-function laterRunTouching(runId: string, runAt: string, intent: IntentRecord): string | undefined {
+/** The latest later run (not an undo of this one) that touched this resource. */
+function laterRunTouching(plan: UndoPlan, intent: IntentRecord): string | undefined {
   if (!intent.resource) return undefined;
-  let found: string | undefined;
-  let foundAt = '';
-  for (const id of listRunIds()) {
-    if (id === runId) continue;
-    let recs: JournalRecord[];
-    try {
-      recs = inspectJournal(journalPath(id)).records;
-    } catch {
-      continue;
-    }
-    const head = recs[0] as RunRecord;
-    // Later by the time it started (ids have one-second stamps), and not an undo of this run.
-    if (!(head.at > runAt) || (head.mode === 'undo' && head.undoOf === runId)) continue;
-    if (recs.some((r) => r.t === 'intent' && r.resource === intent.resource) && head.at > foundAt) {
-      found = id;
-      foundAt = head.at;
-    }
-  }
-  return found;
+  const touching = plan.later.filter(
+    ({ head, records }) => !(head.mode === 'undo' && head.undoOf === plan.runId) && records.some((r) => r.t === 'intent' && r.resource === intent.resource),
+  );
+  return touching.at(-1)?.id;
 }
 
 /**
@@ -166,8 +158,7 @@ export async function findDrift(
       const intent = plan.pending.find((p) => p.seq === c.seq)!;
       const kind = o.registry.get(c.kind);
       if (!kind || kind.readOnly || !completed.has(c.seq)) return null;
-      const oneShot = typeof kind.oneShot === 'function' ? kind.oneShot(c.args) : Boolean(kind.oneShot);
-      if (oneShot) return null;
+      if (isOneShot(kind, c.args)) return null;
       const host = o.inventory.hosts.get(c.ref.host);
       if (!host) return { intent, now: `host ${c.ref.host} is no longer in the inventory` };
       let now: unknown;
@@ -179,7 +170,7 @@ export async function findDrift(
         return { intent, now: `cannot be probed: ${describeError(e)}` };
       }
       if (kind.satisfied(now, c.args)) return null;
-      return { intent, now: JSON.stringify(now), changedBy: laterRunTouching(plan.runId, plan.run.at, intent) };
+      return { intent, now: JSON.stringify(now), changedBy: laterRunTouching(plan, intent) };
     }),
   );
   return drift.filter((d): d is Drift => d !== null);

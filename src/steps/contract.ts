@@ -85,6 +85,11 @@ export interface StepKind<A = any, O = any> {
   describe(args: A): StepDescription;
 }
 
+/** Does this kind, with these args, run without a state to probe (garp, restart_statd, a reboot)? */
+export function isOneShot<A>(kind: Pick<StepKind<A>, 'oneShot'>, args: A): boolean {
+  return typeof kind.oneShot === 'function' ? kind.oneShot(args) : Boolean(kind.oneShot);
+}
+
 export interface StepDescription {
   /** One line for a human: "raise 198.18.0.100/24 on eth0". */
   summary: string;

@@ -110,6 +110,21 @@ function strictFromConfig(v: string | undefined): 'strict' | 'accept-new' | unde
   return ['accept-new', 'no', 'off'].includes(v.toLowerCase()) ? 'accept-new' : 'strict';
 }
 
+/** A ProxyJump hop (`[user@]host[:port]`) as a connection of its own, with the target's host key rules. */
+function jumpSpec(hop: string, target: ConnectionSpec): ConnectionSpec {
+  const j = parseJump(hop);
+  return {
+    host: j.host,
+    connection: 'ssh',
+    address: j.host,
+    port: j.port,
+    user: j.user,
+    knownHostsFile: target.knownHostsFile,
+    hostKeyChecking: target.hostKeyChecking,
+    connectTimeoutMs: target.connectTimeoutMs,
+  };
+}
+
 /** `[user@]host[:port]` or `ssh://[user@]host[:port]`. */
 export function parseJump(s: string): { user?: string; host: string; port?: number } {
   let rest = s.replace(/^ssh:\/\//, '');
@@ -166,18 +181,7 @@ function resolveWithParser(spec: ConnectionSpec, opts: ResolveOptions, config: S
     // The last hop is the one that reaches the target; earlier hops are its own jumps,
     // each resolved through the config like `ssh -J` does.
     for (const hop of hops) {
-      const j = parseJump(hop);
-      const hopSpec: ConnectionSpec = {
-        host: j.host,
-        connection: 'ssh',
-        address: j.host,
-        port: j.port,
-        user: j.user,
-        knownHostsFile: spec.knownHostsFile,
-        hostKeyChecking: spec.hostKeyChecking,
-        connectTimeoutMs: spec.connectTimeoutMs,
-      };
-      const r = resolveWithParser(hopSpec, opts, config, depth + 1);
+      const r = resolveWithParser(jumpSpec(hop, spec), opts, config, depth + 1);
       // A hop listed in a chain is reached through the hops before it, not its own ProxyJump.
       jumps.push({ ...r, jumps: jumps.length === 0 ? r.jumps : [] });
     }
@@ -295,9 +299,7 @@ function fromSshG(spec: ConnectionSpec, g: Map<string, string[]>, opts: ResolveO
   const jumpValue = one('proxyjump');
   if (jumpValue) {
     for (const hop of jumpValue.split(',').map((h) => h.trim()).filter(Boolean)) {
-      const j = parseJump(hop);
-      const hopSpec: ConnectionSpec = { host: j.host, connection: 'ssh', address: j.host, port: j.port, user: j.user, knownHostsFile: spec.knownHostsFile, hostKeyChecking: spec.hostKeyChecking, connectTimeoutMs: spec.connectTimeoutMs };
-      const r = resolveTarget(hopSpec, opts, depth + 1);
+      const r = resolveTarget(jumpSpec(hop, spec), opts, depth + 1);
       // A hop listed in a chain is reached through the hops before it, not its own ProxyJump.
       jumps.push({ ...r, jumps: jumps.length === 0 ? r.jumps : [], proxyCommand: jumps.length === 0 ? r.proxyCommand : undefined });
     }

@@ -3,20 +3,16 @@
  * playbook, the lab's inventory, the real CLI over real SSH. Tests run in order on one lab; each
  * says what state it leaves.
  */
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRoot, startLab, type Lab } from '../helpers/lab.js';
 import { runRaw, sleep } from '../../src/lab/exec.js';
-import { parseIpAddr } from '../../src/facts/net.js';
+import { CLI, labRuns } from '../helpers/lab-runs.js';
 
 const NAME = 'netsteps';
 const SUBNET = '198.18.30.0/24';
-const CLI = path.resolve('dist/cli/main.js');
-const run = promisify(execFile);
 
 let lab: Lab | undefined;
 let work = '';
@@ -26,34 +22,7 @@ function L(): Lab {
   return lab;
 }
 
-async function baton(args: string[]) {
-  try {
-    const r = await run('node', [CLI, ...args], { env: { ...process.env, BATON_STATE_DIR: path.join(work, 'state'), CI: 'true' }, timeout: 60_000 });
-    return { code: 0, out: r.stdout + r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, out: err.stdout + err.stderr };
-  }
-}
-
-let pbCount = 0;
-function playbook(yamlText: string): string {
-  const file = path.join(work, `pb${++pbCount}.yml`);
-  writeFileSync(file, yamlText);
-  return file;
-}
-
-const runPb = (yamlText: string, ...flags: string[]) => baton(['run', '--yes', ...flags, '-i', L().inventoryPath, playbook(yamlText)]);
-
-/** Which lab nodes hold `address` on eth0, probed in each node's namespace. */
-async function holders(address: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const n of L().nodes) {
-    const r = await runRaw(['ip', '-n', n.netns, '-o', 'addr', 'show', 'dev', 'eth0']);
-    if (parseIpAddr(r.stdout).some((a) => a.address === address)) out.push(n.name);
-  }
-  return out;
-}
+const { runPb, holders } = labRuns(L, () => work);
 
 async function addrs(node: string): Promise<string> {
   return (await runRaw(['ip', '-n', L().node(node).netns, '-o', 'addr', 'show', 'dev', 'eth0'])).stdout;

@@ -4,20 +4,16 @@
  * Here that someone is the lab's client namespace holding the VIP on its own interface: no
  * inventory peer has it, so only the probe of the wire can see it. Not timed: speed is bench/'s.
  */
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRoot, startLab, type Lab } from '../helpers/lab.js';
 import { runRaw } from '../../src/lab/exec.js';
-import { parseIpAddr } from '../../src/facts/net.js';
+import { CLI, labRuns } from '../helpers/lab-runs.js';
 
 const NAME = 'speed2';
 const SUBNET = '198.18.181.0/24';
-const CLI = path.resolve('dist/cli/main.js');
-const run = promisify(execFile);
 
 let lab: Lab | undefined;
 let work = '';
@@ -27,32 +23,7 @@ function L(): Lab {
   return lab;
 }
 
-async function baton(args: string[]) {
-  try {
-    const r = await run('node', [CLI, ...args], { env: { ...process.env, BATON_STATE_DIR: path.join(work, 'state'), CI: 'true' }, timeout: 60_000 });
-    return { code: 0, out: r.stdout + r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, out: err.stdout + err.stderr };
-  }
-}
-
-let pbCount = 0;
-function runPb(yamlText: string) {
-  const file = path.join(work, `pb${++pbCount}.yml`);
-  writeFileSync(file, yamlText);
-  return baton(['run', '--yes', '-i', L().inventoryPath, file]);
-}
-
-/** Which lab nodes hold `address` on eth0. */
-async function holders(address: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const n of L().nodes) {
-    const r = await runRaw(['ip', '-n', n.netns, '-o', 'addr', 'show', 'dev', 'eth0']);
-    if (parseIpAddr(r.stdout).some((a) => a.address === address)) out.push(n.name);
-  }
-  return out;
-}
+const { runPb, holders } = labRuns(L, () => work);
 
 async function clientMac(): Promise<string> {
   const r = await runRaw(['ip', '-n', L().clients[0]!.netns, '-o', 'link', 'show', 'dev', 'eth0']);
