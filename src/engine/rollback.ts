@@ -114,7 +114,7 @@ export async function revertChanges(changes: AppliedChange[], o: RevertOptions):
         await bounded(
           checkTakeover({
             kind: takeover,
-            args: c.args,
+            args: kind.revertAs ? kind.revertAs(c.args, c.before) : c.args,
             host,
             inventory: o.inventory,
             pool: o.pool,

@@ -77,6 +77,12 @@ export interface StepKind<A = any, O = any> {
    * numbers, pids and timestamps must not count. Default: satisfied() says the same of both.
    */
   restored?(before: O, now: O, args: A): boolean;
+  /**
+   * Release kinds whose arguments do not say what they released (`unmount: {path}`): the
+   * arguments of the inverse takeover kind that a revert to `before` amounts to, so the engine's
+   * takeover checks ask the peers about the very thing being put back. Default: the same args.
+   */
+  revertAs?(args: A, before: O): unknown;
 
   probe(ctx: StepContext, args: A): Promise<O>;
   satisfied(observed: O, args: A): boolean;

@@ -94,13 +94,22 @@ export const mountStep: StepKind<MountArgs, MountObserved> = {
   defaultTimeoutS: 60,
   resource: mountResource,
 
-  /** A peer with the image mounted anywhere (a loop device of it under any path). */
+  /**
+   * A peer with the image mounted anywhere (a loop device of it under any path), or with the
+   * same device mounted (a shared LUN has the same /dev/disk/by-id or /dev/VG/LV name on every
+   * node). A source that is no device path (tmpfs, server:/path) is nobody's to hold.
+   */
   async heldBy(peer, a) {
-    if (!a.source_image) return null;
-    const view = await readStorageView(runnerOf(peer));
-    const loops = loopStateOf(view, a.source_image);
-    const mounts = view.mounts.filter((m) => loops.attached.includes(m.source));
-    return mounts.length ? `has ${a.source_image} mounted (${mounts.map((m) => `${m.source} on ${m.mountPoint}`).join(', ')})` : null;
+    if (a.source_image) {
+      const view = await readStorageView(runnerOf(peer));
+      const loops = loopStateOf(view, a.source_image);
+      const mounts = view.mounts.filter((m) => loops.attached.includes(m.source));
+      return mounts.length ? `has ${a.source_image} mounted (${mounts.map((m) => `${m.source} on ${m.mountPoint}`).join(', ')})` : null;
+    }
+    if (!a.source?.startsWith('/')) return null;
+    const device = await resolveDevice(peer, a);
+    const mounts = (await readMounts(runnerOf(peer))).filter((m) => m.source === device || m.source === a.source);
+    return mounts.length ? `has ${a.source} mounted (${mounts.map((m) => `${m.source} on ${m.mountPoint}`).join(', ')})` : null;
   },
 
   async probe(ctx, a) {

@@ -6,7 +6,7 @@
  *   - unmount: { path: /srv/disk1 }
  *   - unmount: { path: /export, kill_timeout: 30, kill_users: false }
  */
-import type { StepKind } from './contract.js';
+import { StepRefusedError, type StepKind } from './contract.js';
 import { mountAt, normPath, readLoopState, readMounts, readStorageView, runnerOf } from '../facts/storage.js';
 import { DEFAULT_KILL_TIMEOUT_S, mountArgv, mountResource, toMounted, unmountPath, type MountedFs } from './mount.js';
 
@@ -46,6 +46,15 @@ export const unmountStep: StepKind<UnmountArgs, UnmountObserved> = {
 
   satisfied: (o) => o.mounted === null,
 
+  // Mounting back is a mount of what was there: the peers are asked about that image or device
+  // (the path alone would not tell them what to look for).
+  revertAs(a, before) {
+    const m = before.mounted;
+    if (!m) return { path: a.path, fstype: '' };
+    const base = { path: a.path, fstype: m.fstype, options: m.options };
+    return before.image ? { ...base, source_image: before.image } : { ...base, source: m.source };
+  },
+
   async apply(ctx, a) {
     const { killed } = await unmountPath(ctx, a.path, { killTimeoutS: a.kill_timeout ?? DEFAULT_KILL_TIMEOUT_S, killUsers: a.kill_users ?? true });
     if (killed.length) ctx.log(`unmounted ${a.path} after signalling ${killed.map((u) => `${u.pid} (${u.comm})`).join(', ')}`);
@@ -58,8 +67,15 @@ export const unmountStep: StepKind<UnmountArgs, UnmountObserved> = {
     if (now) return;
     let source = m.source;
     if (before.image) {
+      // Only a device this node attached: where nodes share a kernel (containers, the lab) the
+      // old loop device may still exist after this node let go of it, attached by a peer now.
       const held = (await readLoopState(runnerOf(ctx), before.image)).held;
-      if (held.length && !held.includes(source)) source = held[0]!;
+      if (!held.length) {
+        throw new StepRefusedError(
+          `${ctx.host.name}: will not mount ${before.image} back on ${normPath(a.path)}: it is not attached on this node any more (its detach was not put back)`,
+        );
+      }
+      if (!held.includes(source)) source = held[0]!;
     }
     await ctx.run(mountArgv(source, a.path, m.fstype, m.options));
   },

@@ -54,6 +54,8 @@ const claim: StepKind<ClaimArgs, { held: boolean }> = {
   role: 'takeover',
   resource: (a) => `claim ${a.name}`,
   async heldBy(peer: StepContext, a) {
+    // Like mount without source: nothing named, nothing to find.
+    if (!a.name) return null;
     const r = await peer.run(['test', '-e', at(peer.host.name, a.name)], { okCodes: [0, 1] });
     return r.code === 0 ? `holds ${a.name}` : null;
   },
@@ -106,9 +108,29 @@ const hang: StepKind<Record<string, never>, { done: boolean }> = {
   describe: () => ({ summary: 'hang', commands: [] }),
 };
 
+/**
+ * A release whose arguments do not name what it released, as `unmount: {path}` does not name the
+ * disk: the slot file ROOT/NODE/SLOT says which claim sits in it; the probe records it.
+ */
+const empty: StepKind<{ slot: string }, { name: string | null }> = {
+  kind: 'empty_slot',
+  inverse: 'claim',
+  role: 'release',
+  resource: (a) => `slot ${a.slot}`,
+  revertAs: (_a, before) => ({ name: before.name, peers: ['n2', 'n3'] }),
+  probe: async (ctx, a) => ({ name: existsSync(at(ctx.host.name, a.slot)) ? readFileSync(at(ctx.host.name, a.slot), 'utf8') : null }),
+  satisfied: (o) => o.name === null,
+  apply: async (ctx, a, before) => void (await ctx.run(['rm', '-f', at(ctx.host.name, a.slot), at(ctx.host.name, before.name ?? '.none')])),
+  revert: async (ctx, a, before) => {
+    if (!before.name) return;
+    await ctx.run(['sh', '-c', 'printf %s "$1" > "$2" && touch "$3"', 'sh', before.name, at(ctx.host.name, a.slot), at(ctx.host.name, before.name)]);
+  },
+  describe: (a) => ({ summary: `empty ${a.slot}`, commands: [] }),
+};
+
 const registry = () =>
-  new StepRegistry([...allKinds, claim as StepKind, unclaim as StepKind, fakeFence as StepKind, hang as StepKind], (k) =>
-    ['claim', 'unclaim', 'fake_fence', 'hang'].includes(k) ? {} : defaultRegistry().schema(k),
+  new StepRegistry([...allKinds, claim as StepKind, unclaim as StepKind, fakeFence as StepKind, hang as StepKind, empty as StepKind], (k) =>
+    ['claim', 'unclaim', 'fake_fence', 'hang', 'empty_slot'].includes(k) ? {} : defaultRegistry().schema(k),
   );
 
 /** The run's pool, with some hosts unreachable (a dead sshd). */
@@ -276,6 +298,23 @@ describe('rollback never does what a run would refuse', () => {
     expect(held('disk')).toEqual(['n3']);
     const bad = events.find((e) => e.type === 'revert-end' && !e.ok) as Extract<EngineEvent, { type: 'revert-end' }>;
     expect(bad.error).toMatch(/n3 holds disk/);
+  });
+});
+
+describe('the revert of a release is checked as the takeover of what it released', () => {
+  it('asks the peers about what the release\'s probe saw, when its arguments do not name it (an unmount names only a path)', async () => {
+    await run([step('command', ['sh', '-c', `printf disk > ${at('n1', 'slot')} && touch ${at('n1', 'disk')}`])], { hosts: ['n1'] });
+    const steps = [
+      step('empty_slot', { slot: 'slot' }),
+      // The disk is taken on n2 meanwhile (the takeover half of a move whose connection then died).
+      step('command', ['touch', at('n2', 'disk')]),
+      step('command', ['false']),
+    ];
+    const { result, events } = await run(steps, { hosts: ['n1', 'n2', 'n3'], play: { hosts: 'n1' } });
+    expect(result.exitCode).toBe(3);
+    expect(held('disk')).toEqual(['n2']);
+    const bad = events.find((e) => e.type === 'revert-end' && !e.ok) as Extract<EngineEvent, { type: 'revert-end' }>;
+    expect(bad.error).toMatch(/n2 holds disk/);
   });
 });
 

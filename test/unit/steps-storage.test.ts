@@ -321,6 +321,27 @@ describe('mount / unmount', () => {
     expect(gone.log).toContainEqual(['mount', '-t', 'ext4', '-o', 'rw,relatime', '/dev/loop1', '/tmp/st fx']);
   });
 
+  it('unmount: its revert never mounts a loop device this node no longer holds (shared kernel: a peer attached it since)', async () => {
+    const before = { mounted: { source: '/dev/loop1', fstype: 'ext4', options: 'rw,relatime', superOptions: 'rw' }, image: '/i.img' };
+    // The device still exists in the kernel, attached for the image, but the claim is a peer's.
+    const gone = fakeCtx('n1', loopNode([['/dev/loop1', '/i.img']], [], ''));
+    await expect(unmountStep.revert(gone.ctx, { path: '/tmp/st fx' }, before)).rejects.toThrow(/will not mount \/i\.img back on \/tmp\/st fx: it is not attached on this node/);
+    expect(gone.log.some((a) => a[0] === 'mount')).toBe(false);
+  });
+
+  it('unmount: a revert is checked as the mount of what was there (the image, not just the path)', async () => {
+    const fs = { source: '/dev/loop1', fstype: 'ext4', options: 'rw,relatime', superOptions: 'rw' };
+    expect(unmountStep.revertAs!({ path: '/srv/d' }, { mounted: fs, image: '/i.img' })).toEqual({ path: '/srv/d', fstype: 'ext4', options: 'rw,relatime', source_image: '/i.img' });
+    expect(unmountStep.revertAs!({ path: '/srv/d' }, { mounted: { ...fs, source: '/dev/vg0/lv0' } })).toEqual({ path: '/srv/d', fstype: 'ext4', options: 'rw,relatime', source: '/dev/vg0/lv0' });
+  });
+
+  it('mount: a peer with the same device mounted holds it; a source that is no device is nobody\'s', async () => {
+    const { ctx } = fakeCtx('n1', loopNode([], []));
+    const peer = fakeCtx('n2', (argv) => (argv[0] === 'readlink' ? res(argv, 0, '/dev/loop1\n') : loopNode([], [])(argv))).ctx;
+    expect(await mountStep.heldBy!(peer, { source: '/dev/disk/by-id/lun7', path: '/srv/d', fstype: 'ext4' })).toMatch(/has \/dev\/disk\/by-id\/lun7 mounted \(\/dev\/loop1 on \/tmp\/st fx\)/);
+    expect(await mountStep.heldBy!(ctx, { source: 'tmpfs', path: '/srv/d', fstype: 'tmpfs' })).toBeNull();
+  });
+
   it('unmount: gives up within kill_timeout naming the processes that survive', async () => {
     const { ctx, log } = fakeCtx('n1', (argv) => {
       if (argv[0] === 'umount') return res(argv, 32, '', 'umount: /srv/disk1: target is busy.\n');
