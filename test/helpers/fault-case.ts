@@ -20,7 +20,7 @@ import path from 'node:path';
 import type { Lab } from './lab.js';
 import { checkService, describeTruth, journalViolations, readTruth, safetyViolations, statdStateOn, type ClusterTruth, type Violation } from './invariants.js';
 import { heal, teardownService } from './fault-lab.js';
-import { activeSteps, faultName, runBaton, summaryOf, type Fault, type FaultedRun, type StepTarget } from './fault-run.js';
+import { activeSteps, faultName, finishedBeforePowerOff, runBaton, summaryOf, type Fault, type FaultedRun, type StepTarget } from './fault-run.js';
 
 export type Playbook = 'nfs-switchover' | 'nfs-failover' | 'nfs-failback';
 export const PLAYBOOKS: Playbook[] = ['nfs-switchover', 'nfs-failover', 'nfs-failback'];
@@ -170,7 +170,12 @@ export async function runFaultCase(env: FaultEnv, playbook: Playbook, step: Play
 
   let expect = to;
   let how: 'none' | 'undo' | 're-run' = 're-run';
-  if (r.code === 0 && !r.signal) {
+  if (r.code === 0 && !r.signal && finishedBeforePowerOff(r.events)) {
+    // The run was over (every step ended) when the node finished dying: the service it left was
+    // whole and then lost with the node. The repair powers the node back on; a re-run moves the
+    // service onto it again, as an operator would after a node failure.
+    out.faulted.note += '; every step had ended before the node was off: the node failed after the run';
+  } else if (r.code === 0 && !r.signal) {
     how = 'none';
     const sv = await service(t1, to);
     sv.problems.push(...notified(to));

@@ -162,6 +162,9 @@ export async function runBaton(o: RunOptions): Promise<FaultedRun> {
     if (f.type === 'power') {
       injected = true;
       await powerOff(lab, tgt.on);
+      // Where in the run's event stream the node was fully off: a run whose steps had all ended
+      // by then finished before the node died (a later failure, not a silent one).
+      events.push({ type: HARNESS_POWERED_OFF });
       note = `${tgt.on} powered off at the start of ${tgt.kind}`;
     } else if (f.type === 'ssh') {
       injected = true;
@@ -255,6 +258,23 @@ export async function runBaton(o: RunOptions): Promise<FaultedRun> {
   let runId: string | undefined;
   if (j && existsSync(j)) runId = path.basename(j, '.jsonl');
   return { code, signal: sig, injected, note, events, stderr, runId, ms: Date.now() - t0, hung };
+}
+
+/** The marker runBaton puts in a run's events when a power-off fault has completed. */
+export const HARNESS_POWERED_OFF = 'harness-powered-off';
+
+/**
+ * Did every step of the run end before the node was off? Then its exit 0 was true when it was
+ * said, and the service broke after the run (a node failure for the next failover to handle).
+ */
+export function finishedBeforePowerOff(events: BatonEvent[]): boolean {
+  const at = events.findIndex((e) => e.type === HARNESS_POWERED_OFF);
+  if (at < 0) return false;
+  const steps = events.filter((e) => e.type === 'step-start' || e.type === 'step-end');
+  const after = events.slice(at + 1).filter((e) => e.type === 'step-start' || e.type === 'step-end');
+  const started = steps.filter((e) => e.type === 'step-start').length;
+  const ended = steps.filter((e) => e.type === 'step-end').length;
+  return after.length === 0 && started > 0 && started <= ended;
 }
 
 /** The steps a run really started and did not skip, in order (from its events). */
