@@ -183,7 +183,12 @@ export async function runFaultCase(env: FaultEnv, playbook: Playbook, step: Play
   } else if (r.code === 1 && playbook !== 'nfs-failover') {
     // "a step failed; rollback completed": the service must be back where it was.
     const sv = await service(t1, from);
-    if (sv.problems.length) out.silentFailures.push(`the faulted run exited 1 (rolled back) but: ${sv.problems.join('; ')}`);
+    // A source node that lost its power cannot serve whatever baton does: the rollback put back
+    // all baton changed, and the run must say the node is unreachable (the operator's cue for a
+    // failover). Saying nothing about it would be the silent failure.
+    const sourceDied = fault.type === 'power' && node === from && new RegExp(`${from} unreachable`).test(out.faulted.note ?? '');
+    if (sv.problems.length && sourceDied) out.faulted.note += `; the source ${from} died, and the run said it is unreachable`;
+    else if (sv.problems.length) out.silentFailures.push(`the faulted run exited 1 (rolled back) but: ${sv.problems.join('; ')}`);
   }
   if (how !== 'none' && fault.type === 'kill' && fault.at === 'intent' && playbook !== 'nfs-failover' && r.runId) {
     how = 'undo';
