@@ -3,12 +3,6 @@ import { defineConfig } from 'vitest/config';
 // Four suites: unit (no root, no network), integration (a real sshd on loopback, no root
 // needed beyond being able to run sshd), lab (root, real namespaces; says so loudly otherwise),
 // faults (root, lab: faults injected at every step of the shipped playbooks, test/faults/).
-//
-// The fault suite runs with `npm run test:faults` (BATON_FAULTS=1), not yet in `npm test`: it
-// still finds cases where recovery breaks the service (docs/recovery.md, "What the fault suite
-// still finds"); it joins `npm test` once it passes whole.
-const faults = process.env.BATON_FAULTS === '1';
-
 export default defineConfig({
   test: {
     reporters: ['default', 'junit'],
@@ -31,7 +25,7 @@ export default defineConfig({
           hookTimeout: 300_000,
         },
       },
-      ...(faults ? [{
+      {
         // The fault suite (root, lab): one case at a time on each of its six labs.
         test: {
           name: 'faults',
@@ -40,7 +34,7 @@ export default defineConfig({
           hookTimeout: 300_000,
           maxConcurrency: 6,
         },
-      }] : []),
+      },
     ],
   },
 });
