@@ -66,10 +66,6 @@ export function parseLoopClaims(stdout: string): Array<{ device: string; image: 
   return out;
 }
 
-const CLAIM_WRITE = 'mkdir -p "$1" && printf "%s\\n" "$3" > "$1/$2"';
-export const loopClaimWriteArgv = (device: string, image: string): string[] => ['sh', '-c', CLAIM_WRITE, 'baton', LOOP_CLAIM_DIR, device.replace(/^\/dev\//, ''), image];
-export const loopClaimRemoveArgv = (device: string): string[] => ['rm', '-f', `${LOOP_CLAIM_DIR}/${device.replace(/^\/dev\//, '')}`];
-
 export interface LoopState {
   /** Devices backed by the image, as the kernel shows them (every node sharing the kernel). */
   attached: string[];
@@ -188,9 +184,9 @@ export async function readMounts(run: Runner): Promise<MountEntry[]> {
  * path is on (the root filesystem's users for a path that is not a mount point, the users of
  * a bind mount elsewhere), and unmount would signal them. The path's glob characters are escaped
  * for -lname. Prints `PID<TAB>COMM<TAB>HOW` (cwd root exe fd map).
+ * The scan reads the path from $P, so a change that unmounts can run it in its own exec.
  */
-const MOUNT_USERS = `P=$1
-Q=$(printf '%s\\n' "$P" | sed 's/[][*?\\\\]/\\\\&/g')
+export const MOUNT_USERS_SCAN = `Q=$(printf '%s\\n' "$P" | sed 's/[][*?\\\\]/\\\\&/g')
 {
   find /proc/[0-9]*/cwd /proc/[0-9]*/root /proc/[0-9]*/exe -maxdepth 0 \\( -lname "$Q" -o -lname "$Q/*" \\) -print 2>/dev/null
   find /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 \\( -lname "$Q" -o -lname "$Q/*" \\) -print 2>/dev/null
@@ -202,6 +198,10 @@ Q=$(printf '%s\\n' "$P" | sed 's/[][*?\\\\]/\\\\&/g')
     if (index(" " seen[pid] " ", " " how " ") == 0) seen[pid] = seen[pid] (seen[pid] == "" ? "" : " ") how }
   END { for (i = 0; i < n; i++) { p = order[i]; c = ""; f = "/proc/" p "/comm"
           if ((getline c < f) <= 0) c = ""; close(f); printf "%s\\t%s\\t%s\\n", p, c, seen[p] } }'
+`;
+
+const MOUNT_USERS = `P=$1
+${MOUNT_USERS_SCAN}
 exit 0`;
 
 export const mountUsersArgv = (path: string): string[] => ['sh', '-c', MOUNT_USERS, 'baton', normPath(path)];

@@ -10,7 +10,7 @@
 import { CommandFailedError, StepRefusedError, type StepContext, type StepKind } from './contract.js';
 import {
   mountAt,
-  mountUsersArgv,
+  MOUNT_USERS_SCAN,
   normPath,
   parseMountUsers,
   loopStateOf,
@@ -172,6 +172,36 @@ export const DEFAULT_KILL_TIMEOUT_S = 10;
 
 /** Processes an unmount never signals: the NFS servers and what keeps the node reachable. */
 const NEVER_KILLED = new Set(['ganesha.nfsd', 'nfsd', 'sshd', 'dbus-daemon', 'systemd', 'init', 'tgtd']);
+/**
+ * One round of a busy-aware unmount, in one exec: signal the users found last round (if any)
+ * and give them up to ~100 ms to exit, umount, and when it is still busy print who holds it
+ * (exit 32, umount's own "busy" status). "not mounted" counts as done.
+ */
+const UMOUNT_TRY = `P=$1 SIG=$2
+shift 2
+tries=1
+if [ -n "$SIG" ]; then kill -"$SIG" "$@" 2>/dev/null; tries=6; fi
+while :; do
+  err=$(umount -- "$P" 2>&1) && exit 0
+  case $err in *"not mounted"*) exit 0 ;; esac
+  tries=$((tries - 1))
+  case $err in *busy*) [ "$tries" -gt 0 ] && { sleep 0.02; continue; } ;; *) printf '%s\\n' "$err" >&2; exit 1 ;; esac
+  break
+done
+printf '%s\\n' "$err" >&2
+${MOUNT_USERS_SCAN}
+exit 32`;
+
+export const umountTryArgv = (path: string, signal?: { sig: string; pids: number[] }): string[] => [
+  'sh',
+  '-c',
+  UMOUNT_TRY,
+  'baton-umount',
+  normPath(path),
+  signal?.sig ?? '',
+  ...(signal?.pids ?? []).map(String),
+];
+
 /** Between tries of a busy unmount: a signalled process exits in milliseconds, and the clients are waiting. */
 const POLL_MS = 20;
 
@@ -196,11 +226,14 @@ export async function unmountPath(ctx: StepContext, path: string, o: UnmountOpti
   const killAt = t0 + budget / 2;
   const signalled = new Map<number, MountUser>();
   let users: MountUser[] = [];
+  let signal: { sig: 'TERM' | 'KILL'; pids: number[] } | undefined;
   for (;;) {
-    const r = await ctx.run(['umount', p], { okCodes: [0, 32] });
-    if (r.code === 0 || /not mounted/i.test(r.stderr)) return { killed: [...signalled.values()] };
+    // One exec per round: the signal decided last round, the umount, and on "busy" the users.
+    const r = await ctx.run(umountTryArgv(p, signal), { okCodes: [0, 32] });
+    if (r.code === 0) return { killed: [...signalled.values()] };
     if (!/busy/i.test(r.stderr)) throw new CommandFailedError(ctx.host.name, r);
-    users = parseMountUsers((await ctx.run(mountUsersArgv(p))).stdout).filter((u) => u.pid !== 1);
+    users = parseMountUsers(r.stdout).filter((u) => u.pid !== 1);
+    signal = undefined;
     if (!o.killUsers) {
       throw new Error(`on ${ctx.host.name}: ${p} is busy (\`umount ${p}\`: ${r.stderr.trim()}); used by: ${usersText(users) || 'no process found'}; kill_users is off: stop them and re-run`);
     }
@@ -220,10 +253,10 @@ export async function unmountPath(ctx: StepContext, path: string, o: UnmountOpti
     if (targets.length) {
       ctx.log(`${p} is busy: sending ${sig} to ${usersText(targets)}`);
       for (const u of targets) signalled.set(u.pid, u);
-      // Exit 1 when some already exited: that is what we want.
-      await ctx.run(['kill', `-${sig}`, ...targets.map((u) => String(u.pid))], { okCodes: [0, 1] });
+      signal = { sig, pids: targets.map((u) => u.pid) };
+    } else {
+      await sleep(POLL_MS);
     }
-    await sleep(POLL_MS);
   }
   const held = users.length
     ? `still used by ${usersText(users)} after SIGTERM and SIGKILL (a process in uninterruptible sleep, e.g. on a dead NFS server, cannot be killed)`

@@ -1,3 +1,5 @@
+import { appendFileSync } from 'node:fs';
+const TRACE_T0 = performance.now();
 /**
  * Runs commands on a node over one reused SSH connection (ssh2).
  *
@@ -142,7 +144,9 @@ export class SshTransport implements Transport {
     const release = await this.queue.acquire();
     try {
       const client = await this.client();
+      const t0 = performance.now();
       const r = await this.run(client, argv, command, opts);
+      if (process.env.BATON_TRACE_EXEC) appendFileSync(process.env.BATON_TRACE_EXEC, `${(t0 - TRACE_T0).toFixed(0)} ${this.host} ${(performance.now() - t0).toFixed(1)} ${argv.join(' ').slice(0, 160).replace(/\n/g, ' ')}\n`);
       if (plan.user !== undefined && r.code !== 0) r.stderr = explainSudoFailure(r.stderr, plan.user, this.host);
       return r;
     } finally {

@@ -1,10 +1,36 @@
 /** Loop provider: a shared image file attached as a loop device (the lab's SAN disks). */
-import { CommandFailedError, StepRefusedError } from '../contract.js';
-import { loopClaimRemoveArgv, loopClaimWriteArgv, readLoopState, readStorageView, runnerOf, type LoopState } from '../../facts/storage.js';
+import { StepRefusedError } from '../contract.js';
+import { LOOP_CLAIM_DIR, parseMountinfo, readLoopState, type LoopState } from '../../facts/storage.js';
 import { need, type VolumeProvider } from './provider.js';
 
 export const loopImportArgv = (image: string): string[] => ['losetup', '--nooverlap', '--find', '--show', image];
 export const loopDetachArgv = (device: string): string[] => ['losetup', '--detach', device];
+
+/** Attach (`losetup --nooverlap --find --show`) and write this node's claim on the device; prints the device. */
+const ATTACH = `D=$1 I=$2
+d=$(losetup --nooverlap --find --show "$I") || exit 1
+case $d in /dev/loop[0-9]*) ;; *) printf '%s\\n' "$d"; exit 0 ;; esac
+mkdir -p -- "$D" && printf '%s\\n' "$I" > "$D/\${d#/dev/}" && printf '%s\\n' "$d"`;
+
+export const loopAttachArgv = (image: string): string[] => ['sh', '-c', ATTACH, 'baton-attach', LOOP_CLAIM_DIR, image];
+
+/**
+ * Detach this node's devices of an image. Exit 4 with their mountinfo lines when one is mounted
+ * here (nothing detached); exit 5 with the device when it is still attached after the detach
+ * (`losetup -d` on a busy device only sets autoclear and exits 0); else each claim is dropped.
+ * A device someone else detached in between is what we want.
+ */
+const DETACH = `D=$1 I=$2
+shift 2
+m=$(for d in "$@"; do awk -v d="$d" '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 2) == d) print; break } }' /proc/self/mountinfo; done)
+if [ -n "$m" ]; then printf '%s\\n' "$m"; exit 4; fi
+for d in "$@"; do
+  err=$(losetup --detach "$d" 2>&1) || case $err in *"No such device"*) ;; *) printf '%s\\n' "$err" >&2; exit 1 ;; esac
+  case $(losetup --list --noheadings --output BACK-FILE "$d" 2>/dev/null) in "$I"|"$I "*) echo "$d"; exit 5 ;; esac
+  rm -f -- "$D/\${d#/dev/}"
+done`;
+
+export const loopDetachAllArgv = (image: string, devices: string[]): string[] => ['sh', '-c', DETACH, 'baton-detach', LOOP_CLAIM_DIR, image, ...devices];
 
 export const loopProvider: VolumeProvider<LoopState> = {
   label: (a) => `loop image ${need(a, 'image')}`,
@@ -16,36 +42,30 @@ export const loopProvider: VolumeProvider<LoopState> = {
   async importHere(ctx, a) {
     const image = need(a, 'image');
     // --nooverlap reuses a device already backed by the image instead of attaching a second one
-    // (two devices on one ext4 image mounted twice would corrupt it).
-    const r = await ctx.run(loopImportArgv(image));
+    // (two devices on one ext4 image mounted twice would corrupt it). Attach and claim: one exec.
+    const r = await ctx.run(loopAttachArgv(image));
     const device = r.stdout.trim();
     if (!/^\/dev\/loop\d+$/.test(device)) throw new Error(`on ${ctx.host.name}: \`${loopImportArgv(image).join(' ')}\` printed "${device}", not a loop device`);
-    await ctx.run(loopClaimWriteArgv(device, image));
   },
 
   async deportHere(ctx, a, now) {
     const image = need(a, 'image');
-    const mounts = (await readStorageView(runnerOf(ctx))).mounts;
-    for (const dev of now.held) {
-      const where = mounts.filter((m) => m.source === dev).map((m) => m.mountPoint);
-      if (where.length) {
-        throw new StepRefusedError(`${ctx.host.name}: will not detach ${dev} (${image}): it is mounted on ${where.join(', ')}; unmount it first (an unmount step before deport_volume)`);
-      }
+    if (!now.held.length) return;
+    // Refuse-if-mounted, detach, verify and drop the claim: one exec (each round trip is time
+    // the clients wait).
+    const r = await ctx.run(loopDetachAllArgv(image, now.held), { okCodes: [0, 4, 5] });
+    if (r.code === 4) {
+      const mounts = parseMountinfo(r.stdout);
+      const where = (dev: string) => mounts.filter((m) => m.source === dev).map((m) => m.mountPoint);
+      const dev = now.held.find((d) => where(d).length) ?? now.held[0]!;
+      throw new StepRefusedError(`${ctx.host.name}: will not detach ${dev} (${image}): it is mounted on ${where(dev).join(', ')}; unmount it first (an unmount step before deport_volume)`);
     }
-    for (const dev of now.held) {
-      await ctx.run(loopDetachArgv(dev)).catch((e: unknown) => {
-        // Detached by someone else in between: that is the state we want.
-        if (!(e instanceof CommandFailedError && /No such device/i.test(e.result.stderr))) throw e;
-      });
-      // losetup -d on a busy device only sets autoclear and exits 0: check it is really gone.
-      const after = await readLoopState(runnerOf(ctx), image);
-      if (after.attached.includes(dev)) {
-        throw new Error(
-          `on ${ctx.host.name}: ${dev} (${image}) is still attached after \`losetup --detach ${dev}\`: something still holds it open ` +
-            `(a mount in another namespace, a process with the device open); find it with \`lsof ${dev}\` or \`findmnt ${dev}\`, release it, and re-run`,
-        );
-      }
-      await ctx.run(loopClaimRemoveArgv(dev));
+    if (r.code === 5) {
+      const dev = r.stdout.trim();
+      throw new Error(
+        `on ${ctx.host.name}: ${dev} (${image}) is still attached after \`losetup --detach ${dev}\`: something still holds it open ` +
+          `(a mount in another namespace, a process with the device open); find it with \`lsof ${dev}\` or \`findmnt ${dev}\`, release it, and re-run`,
+      );
     }
   },
 
