@@ -1,5 +1,3 @@
-import { appendFileSync } from 'node:fs';
-const TRACE_T0 = performance.now();
 /**
  * Runs commands on a node over one reused SSH connection (ssh2).
  *
@@ -12,12 +10,17 @@ const TRACE_T0 = performance.now();
  * honours it from 7.9 on, and not for every session type.
  */
 import type { ConnectionSpec } from '../inventory/model.js';
+import { appendFileSync } from 'node:fs';
 import { explainSudoFailure, withBecome } from './become.js';
 import { ChannelQueue } from './channel-queue.js';
 import { quoteArg, quoteArgv } from './quote.js';
 import { dial, type SshClient } from './ssh-dial.js';
 import { resolveTarget, resolveTargetAsync, type ResolvedTarget } from './ssh-config.js';
 import { UnreachableError, type ExecOptions, type ExecResult, type Transport } from './transport.js';
+
+/** `BATON_TRACE_EXEC=FILE`: one line per command (ms since start, host, ms it took, argv), to see where a move's time goes (docs/speed.md). */
+const TRACE_FILE = process.env.BATON_TRACE_EXEC;
+const TRACE_T0 = performance.now();
 
 export interface SshTransportOptions {
   /** The CLI's --accept-new: record unknown host keys instead of refusing. Changed keys are always refused. */
@@ -146,7 +149,7 @@ export class SshTransport implements Transport {
       const client = await this.client();
       const t0 = performance.now();
       const r = await this.run(client, argv, command, opts);
-      if (process.env.BATON_TRACE_EXEC) appendFileSync(process.env.BATON_TRACE_EXEC, `${(t0 - TRACE_T0).toFixed(0)} ${this.host} ${(performance.now() - t0).toFixed(1)} ${argv.join(' ').slice(0, 160).replace(/\n/g, ' ')}\n`);
+      if (TRACE_FILE) appendFileSync(TRACE_FILE, `${(t0 - TRACE_T0).toFixed(0)} ${this.host} ${(performance.now() - t0).toFixed(1)} ${argv.join(' ').slice(0, 160).replace(/\n/g, ' ')}\n`);
       if (plan.user !== undefined && r.code !== 0) r.stderr = explainSudoFailure(r.stderr, plan.user, this.host);
       return r;
     } finally {

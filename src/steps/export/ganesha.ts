@@ -10,6 +10,8 @@
  * on the old node at boot: the split brain failover exists to prevent.
  */
 import { CommandFailedError, StepRefusedError, type StepContext } from '../contract.js';
+import { runBatch, type BatchCommand } from '../../transport/batch.js';
+import type { ExecResult } from '../../transport/transport.js';
 import {
   GRACE_RELEASE_IP,
   GRACE_TAKE_IP,
@@ -97,31 +99,34 @@ export const writeConfArgv = (a: ExportArgs): string[] => {
   return ['sh', '-c', WRITE_FILE_SCRIPT, 'baton-export-conf', file.slice(0, file.lastIndexOf('/')) || '/', file];
 };
 
-async function grace(ctx: StepContext, event: number, vip: string | undefined): Promise<void> {
-  if (!vip) return;
+/** The reply to a grace event, said at -v; a Ganesha without the admin interface only gets no grace. */
+function logGrace(ctx: StepContext, event: number, vip: string, r: ExecResult | undefined): void {
   const what = event === GRACE_TAKE_IP ? 'take' : 'release';
-  try {
-    const r = await ctx.run(ganeshaGraceArgv(event, vip));
+  if (r && r.code === 0) {
     const g = parseGraceReply(r.stdout);
     // With `Graceless = true` Ganesha answers "Started grace period" yet logs "skipping GRACE".
     ctx.log(`ganesha grace ${event}:${vip} (${what} IP): ${g.ok ? 'accepted' : 'refused'}${g.message ? ` — ${g.message}` : ''}`);
-  } catch (e) {
-    // An older Ganesha or one without the admin interface: the export itself is done; lock
-    // reclaim just gets no grace period, which the operator should know about but not fail on.
-    ctx.log(`ganesha grace ${event}:${vip} (${what} IP) not supported here, continuing: ${e instanceof Error ? e.message : String(e)}`);
+  } else if (r) {
+    ctx.log(`ganesha grace ${event}:${vip} (${what} IP) not supported here, continuing: ${r.stderr.trim() || `exit ${r.code}`}`);
   }
 }
 
-async function addExport(ctx: StepContext, a: ExportArgs): Promise<void> {
+/**
+ * Write the EXPORT block, AddExport it, and start the grace period of a taken IP: one exec.
+ * An export already active under the id is what we want (a re-run after a crash).
+ */
+async function addExport(ctx: StepContext, a: ExportArgs, withGrace: boolean): Promise<void> {
   const id = exportIdOf(a);
-  await ctx.run(writeConfArgv(a), { stdin: ganeshaExportBlock(a) });
-  let reply;
-  try {
-    reply = parseAddExportReply((await ctx.run(ganeshaAddExportArgv(confPathOf(a), id))).stdout);
-  } catch (e) {
-    if (e instanceof CommandFailedError && /already active/i.test(e.result.stderr)) return;
-    throw e;
-  }
+  const cmds: BatchCommand[] = [{ argv: writeConfArgv(a), stdin: true }, { argv: ganeshaAddExportArgv(confPathOf(a), id), mayFail: true }];
+  const grace = withGrace && a.vip ? ganeshaGraceArgv(GRACE_TAKE_IP, a.vip) : undefined;
+  if (grace) cmds.push({ argv: grace, mayFail: true });
+  const [write, add, graced] = await runBatch((argv, o) => ctx.run(argv, o), cmds, { stdin: ganeshaExportBlock(a) });
+  if (!write || write.code !== 0) throw new CommandFailedError(ctx.transport.host, write ?? missing(writeConfArgv(a)));
+  if (!add) throw new CommandFailedError(ctx.transport.host, missing(ganeshaAddExportArgv(confPathOf(a), id)));
+  if (add.code !== 0 && !/already active/i.test(add.stderr)) throw new CommandFailedError(ctx.transport.host, add);
+  if (grace) logGrace(ctx, GRACE_TAKE_IP, a.vip!, graced);
+  if (add.code !== 0) return;
+  const reply = parseAddExportReply(add.stdout);
   if (reply.errors.length) {
     throw new Error(
       `on ${ctx.transport.host}: Ganesha added export ${id} from ${confPathOf(a)} but reported config errors: ${reply.errors.join('; ')}. ` +
@@ -130,12 +135,21 @@ async function addExport(ctx: StepContext, a: ExportArgs): Promise<void> {
   }
 }
 
-async function removeExport(ctx: StepContext, a: ExportArgs): Promise<void> {
+/** RemoveExport, drop the file, and start the grace period of a released IP: one exec. */
+async function removeExport(ctx: StepContext, a: ExportArgs, withGrace: boolean): Promise<void> {
   const id = exportIdOf(a);
-  const r = await ctx.run(ganeshaRemoveExportArgv(id), { okCodes: [0, 1] });
-  if (r.code !== 0 && !/Export id not found/i.test(r.stderr)) throw new CommandFailedError(ctx.transport.host, r);
-  await ctx.run(['rm', '-f', '--', confPathOf(a)]);
+  const cmds: BatchCommand[] = [{ argv: ganeshaRemoveExportArgv(id), mayFail: true }, { argv: ['rm', '-f', '--', confPathOf(a)] }];
+  const grace = withGrace && a.vip ? ganeshaGraceArgv(GRACE_RELEASE_IP, a.vip) : undefined;
+  if (grace) cmds.push({ argv: grace, mayFail: true });
+  const [removed, rm, graced] = await runBatch((argv, o) => ctx.run(argv, o), cmds);
+  if (!removed) throw new CommandFailedError(ctx.transport.host, missing(ganeshaRemoveExportArgv(id)));
+  if (removed.code !== 0 && !/Export id not found/i.test(removed.stderr)) throw new CommandFailedError(ctx.transport.host, removed);
+  if (!rm || rm.code !== 0) throw new CommandFailedError(ctx.transport.host, rm ?? missing(['rm', '-f', '--', confPathOf(a)]));
+  if (grace) logGrace(ctx, GRACE_RELEASE_IP, a.vip!, graced);
 }
+
+/** A command of a batch that never ran (the batch was cut short): a failure with no output. */
+const missing = (argv: string[]): ExecResult => ({ argv, code: null, signal: null, stdout: '', stderr: 'the command did not run (its batch ended before it)', timedOut: false, durationMs: 0 });
 
 export const ganeshaProvider: ExportProvider = {
   async probe(ctx, a) {
@@ -147,15 +161,9 @@ export const ganeshaProvider: ExportProvider = {
   exported: (o, a) => (o as GaneshaObserved).activePath === a.path,
   absent: (o) => (o as GaneshaObserved).activePath === null,
 
-  async add(ctx, a) {
-    await addExport(ctx, a);
-    await grace(ctx, GRACE_TAKE_IP, a.vip);
-  },
+  add: (ctx, a) => addExport(ctx, a, true),
 
-  async remove(ctx, a) {
-    await removeExport(ctx, a);
-    await grace(ctx, GRACE_RELEASE_IP, a.vip);
-  },
+  remove: (ctx, a) => removeExport(ctx, a, true),
 
   async restore(ctx, a, before) {
     const b = before as GaneshaObserved;
@@ -166,8 +174,8 @@ export const ganeshaProvider: ExportProvider = {
       return;
     }
     if (b.activePath === now.activePath) return;
-    if (b.activePath === null && now.activePath === a.path) return removeExport(ctx, a);
-    if (b.activePath === a.path && now.activePath === null) return addExport(ctx, a);
+    if (b.activePath === null && now.activePath === a.path) return removeExport(ctx, a, false);
+    if (b.activePath === a.path && now.activePath === null) return addExport(ctx, a, false);
     // Someone else's export holds the id now, or held it then: not ours to change.
     throw new StepRefusedError(
       `on ${ctx.transport.host}: Ganesha Export_Id ${b.exportId} serves ${now.activePath ?? 'nothing'} and served ${b.activePath ?? 'nothing'} before; ` +

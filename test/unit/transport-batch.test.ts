@@ -1,0 +1,36 @@
+/** Several commands in one exec: each command's own exit status, stdout and stderr come back. */
+import { describe, expect, it } from 'vitest';
+import { runBatch, type BatchCommand } from '../../src/transport/batch.js';
+import { LocalTransport } from '../../src/transport/local.js';
+
+const local = new LocalTransport('local');
+const run = (argv: string[], opts?: { stdin?: string | Buffer }) => local.exec(argv, opts);
+
+describe('runBatch', () => {
+  it('gives each command its own exit status, stdout (byte for byte) and stderr; stdin goes to the one that asks', async () => {
+    const cmds: BatchCommand[] = [
+      { argv: ['sh', '-c', 'cat; echo err1 >&2', 'x'], stdin: true },
+      { argv: ['printf', '%s', 'no newline'] },
+      { argv: ['sh', '-c', 'printf "%s\\n\\n" "$1"; echo bad >&2; exit 3', 'x', "it's $(reboot) `id`"], mayFail: true },
+    ];
+    const r = await runBatch(run, cmds, { stdin: 'from stdin\n' });
+    expect(r.map((x) => [x.code, x.stdout, x.stderr])).toEqual([
+      [0, 'from stdin\n', 'err1\n'],
+      [0, 'no newline', ''],
+      // A value is data: quotes, $(…) and backquotes reach the command as written.
+      [3, "it's $(reboot) `id`\n\n", 'bad\n'],
+    ]);
+  });
+
+  it('stops after the first command that fails, unless it may fail', async () => {
+    const r = await runBatch(run, [{ argv: ['true'] }, { argv: ['sh', '-c', 'echo no >&2; exit 4'] }, { argv: ['touch', '/nonexistent-dir/never'] }]);
+    expect(r.map((x) => x.code)).toEqual([0, 4]);
+    expect(r[1]!.stderr).toBe('no\n');
+  });
+
+  it('a command that is not there fails like one run alone (127), and nothing reads stdin that did not ask', async () => {
+    const r = await runBatch(run, [{ argv: ['baton-no-such-command'], mayFail: true }, { argv: ['cat'] }], { stdin: 'secret\n' });
+    expect(r[0]!.code).toBe(127);
+    expect(r[1]).toMatchObject({ code: 0, stdout: '' });
+  });
+});
