@@ -1,17 +1,20 @@
 import type { StepContext, StepKind } from './contract.js';
-import { StepRefusedError } from './contract.js';
+import { CommandFailedError, StepRefusedError } from './contract.js';
 import {
+  addrShowArgv,
+  arpingVersionArgv,
   detachedArgv,
   findAddress,
   garpArgv,
-  hasCommand,
+  hasCommandArgv,
   iputilsInterval,
   isIPv6,
   ndsendArgv,
-  readAddresses,
-  readArpingFlavour,
+  parseArpingFlavour,
+  parseIpAddr,
   type ArpingFlavour,
 } from '../facts/net.js';
+import { runBatch } from '../transport/batch.js';
 
 /**
  * `garp`: tell the segment that this node now answers for an address, so clients and routers
@@ -85,15 +88,23 @@ const NA_LOOP = 'n=$1; s=$2; shift 2; i=0; while [ $i -lt $n ]; do "$@" || exit 
  */
 export async function announce(ctx: StepContext, a: GarpArgs): Promise<void> {
   const d = defaults(a);
-  const held = findAddress(await readAddresses(ctx, a.interface), a.address);
+  const v6 = isIPv6(a.address);
+  // What this node holds and what it can announce with: one exec.
+  const [addrs, tool] = await runBatch((argv, o) => ctx.run(argv, o), [
+    { argv: addrShowArgv(a.interface) },
+    { argv: v6 ? hasCommandArgv('ndsend') : arpingVersionArgv(), mayFail: true },
+  ]);
+  if (!addrs || addrs.code !== 0) throw new CommandFailedError(ctx.transport.host, addrs ?? { ...NOT_RUN, argv: addrShowArgv(a.interface) });
+  const held = findAddress(parseIpAddr(addrs.stdout), a.address);
   if (!held && !ctx.force) {
     throw new StepRefusedError(
       `garp: ${a.address} is not on ${a.interface} of ${ctx.transport.host}; announcing it would send its clients to a node that does not answer. ` +
         `Raise it first (raise_vip), or pass --force.`,
     );
   }
-  if (isIPv6(a.address)) {
-    if (!(await hasCommand(ctx, 'ndsend'))) {
+  let argv: string[];
+  if (v6) {
+    if (tool?.code !== 0) {
       ctx.log(
         `garp: no tool to send an unsolicited neighbour advertisement for ${a.address} on ${ctx.transport.host} (ndsend, from vzctl, is not installed); ` +
           `raise_vip had the kernel send one when DAD completed (ndisc_notify), and neighbours re-resolve stale entries by themselves`,
@@ -101,25 +112,27 @@ export async function announce(ctx: StepContext, a: GarpArgs): Promise<void> {
       return;
     }
     // ndsend sends one packet per call: a constant loop script, the values as positional args.
-    const argv = ['sh', '-c', NA_LOOP, 'baton-garp', String(d.count), String(d.intervalMs / 1000), ...ndsendArgv(a.address, a.interface)];
-    await stopAnnouncing(ctx, a.address, a.interface);
-    await ctx.run(d.background ? backgroundArgv(argv, garpPidFile(a.address, a.interface)) : argv, { timeoutMs: ctx.timeoutMs });
-    return;
+    argv = ['sh', '-c', NA_LOOP, 'baton-garp', String(d.count), String(d.intervalMs / 1000), ...ndsendArgv(a.address, a.interface)];
+  } else {
+    const flavour = tool ? parseArpingFlavour(tool.stdout + tool.stderr, tool.code) : 'unknown';
+    if (flavour === 'none' || flavour === 'unknown') {
+      throw new Error(
+        `garp: ${flavour === 'none' ? 'no arping' : 'an arping baton does not recognise'} on ${ctx.transport.host}; ` +
+          `install iputils-arping (or Thomas Habets' arping) so takeovers can announce ${a.address}`,
+      );
+    }
+    if (flavour === 'iputils' && iputilsInterval(d.intervalMs) * 1000 !== d.intervalMs) {
+      ctx.log(`garp: iputils arping takes whole seconds between packets: ${d.intervalMs} ms rounded to ${iputilsInterval(d.intervalMs)} s`);
+    }
+    argv = arpArgv(flavour, a);
   }
-  const flavour = await readArpingFlavour(ctx);
-  if (flavour === 'none' || flavour === 'unknown') {
-    throw new Error(
-      `garp: ${flavour === 'none' ? 'no arping' : 'an arping baton does not recognise'} on ${ctx.transport.host}; ` +
-        `install iputils-arping (or Thomas Habets' arping) so takeovers can announce ${a.address}`,
-    );
-  }
-  if (flavour === 'iputils' && iputilsInterval(d.intervalMs) * 1000 !== d.intervalMs) {
-    ctx.log(`garp: iputils arping takes whole seconds between packets: ${d.intervalMs} ms rounded to ${iputilsInterval(d.intervalMs)} s`);
-  }
-  const argv = arpArgv(flavour, a);
-  await stopAnnouncing(ctx, a.address, a.interface);
-  await ctx.run(d.background ? backgroundArgv(argv, garpPidFile(a.address, a.interface)) : argv, { timeoutMs: ctx.timeoutMs });
+  // Stop the announcer of an earlier run and start this one: one exec.
+  const send = d.background ? backgroundArgv(argv, garpPidFile(a.address, a.interface)) : argv;
+  const [stopped, sent] = await runBatch((x, o) => ctx.run(x, { ...o, timeoutMs: ctx.timeoutMs }), [{ argv: stopGarpArgv(a.address, a.interface) }, { argv: send }]);
+  for (const r of [stopped, sent]) if (!r || r.code !== 0) throw new CommandFailedError(ctx.transport.host, r ?? { ...NOT_RUN, argv: send });
 }
+
+const NOT_RUN = { code: null, signal: null, stdout: '', stderr: 'the command did not run (its batch ended before it)', timedOut: false, durationMs: 0 };
 
 export const garp: StepKind<GarpArgs, Record<string, never>> = {
   kind: 'garp',

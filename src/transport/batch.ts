@@ -81,3 +81,14 @@ export async function runBatch(
   const r = await run(batchArgv(commands), opts.stdin !== undefined ? { stdin: opts.stdin } : {});
   return parseBatch(commands, r);
 }
+
+/** The argv of each command of a batch's argv (for transports that answer commands one by one, like tests' fakes). */
+export function commandsOfBatch(argv: readonly string[]): string[][] | undefined {
+  if (argv[0] !== 'sh' || argv[1] !== '-c' || argv[3] !== 'baton-batch') return undefined;
+  return argv[2]!.split('\n').map((line) => {
+    const run = line.slice(line.indexOf(' >&2; ') + 6, line.indexOf('; rc=$?'));
+    const words: string[] = [];
+    for (const m of run.replace(/ <\/dev\/null$/, '').matchAll(/'((?:[^']|'\\'')*)'(?= |$)/g)) words.push(m[1]!.replace(/'\\''/g, "'"));
+    return words;
+  });
+}

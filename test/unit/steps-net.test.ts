@@ -3,6 +3,7 @@
  * iproute2 6.1, iputils 20221126), argv builders for both arping flavours, and the steps' decisions
  * on a scripted StepContext.
  */
+import { answerBatches } from '../helpers/fake-batch.js';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
@@ -184,8 +185,12 @@ function fakeCtx(script: Script, force = false) {
     transportFor: async () => { throw new Error('unused'); },
     markDown: () => {},
     async run(argv, opts = {}) {
-      ran.push(argv);
-      const r: ExecResult = { argv, code: 0, signal: null, stdout: '', stderr: '', timedOut: false, durationMs: 1, ...(isBoundedCheck(argv) ? boundedCheck(script, argv) : script(argv)) };
+      // A batch is answered command by command, each recorded as if it had run alone.
+      const one = (a: string[]): ExecResult => {
+        ran.push(a);
+        return { argv: a, code: 0, signal: null, stdout: '', stderr: '', timedOut: false, durationMs: 1, ...(isBoundedCheck(a) ? boundedCheck(script, a) : script(a)) };
+      };
+      const r = answerBatches(one)(argv);
       if (!(opts.okCodes ?? [0]).includes(r.code!)) throw new CommandFailedError('n2', r);
       return r;
     },

@@ -1,6 +1,8 @@
 /** Several commands in one exec: each command's own exit status, stdout and stderr come back. */
 import { describe, expect, it } from 'vitest';
-import { runBatch, type BatchCommand } from '../../src/transport/batch.js';
+import { spawnSync } from 'node:child_process';
+import { batchArgv, commandsOfBatch, parseBatch, runBatch, type BatchCommand } from '../../src/transport/batch.js';
+import { answerBatches } from '../helpers/fake-batch.js';
 import { LocalTransport } from '../../src/transport/local.js';
 
 const local = new LocalTransport('local');
@@ -32,5 +34,20 @@ describe('runBatch', () => {
     const r = await runBatch(run, [{ argv: ['baton-no-such-command'], mayFail: true }, { argv: ['cat'] }], { stdin: 'secret\n' });
     expect(r[0]!.code).toBe(127);
     expect(r[1]).toMatchObject({ code: 0, stdout: '' });
+  });
+});
+
+describe('commandsOfBatch and the tests\' fake (test/helpers/fake-batch.ts)', () => {
+  it('recovers every argv, and the fake frames its answers exactly as the real script does', async () => {
+    const cmds: BatchCommand[] = [{ argv: ['printf', '%s\\n', "a 'quoted' $(x)"] }, { argv: ['sh', '-c', 'echo e >&2; exit 2'], mayFail: true }, { argv: ['false'] }, { argv: ['echo', 'never'] }];
+    expect(commandsOfBatch(batchArgv(cmds))).toEqual(cmds.map((c) => c.argv));
+    const real = await runBatch(run, cmds);
+    const fake = answerBatches((argv) => {
+      const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
+      return { argv, code: r.status, signal: null, stdout: r.stdout, stderr: r.stderr, timedOut: false, durationMs: 1 };
+    })(batchArgv(cmds));
+    const strip = (rs: Array<{ code: number | null; stdout: string; stderr: string }>) => rs.map((r) => [r.code, r.stdout, r.stderr]);
+    expect(strip(parseBatch(cmds, fake))).toEqual(strip(real));
+    expect(real).toHaveLength(3);
   });
 });
