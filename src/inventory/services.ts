@@ -121,6 +121,23 @@ export function loadServiceGroups(inventory: Inventory): ServiceGroup[] {
   return groups;
 }
 
+/**
+ * What is wrong with the inventory's baton_services, for the inventory loader: every command
+ * that reads an inventory refuses a bad group declaration before contacting a node, whether
+ * or not it uses the groups.
+ */
+export function serviceGroupProblems(inventory: Inventory): Problem[] {
+  const declared = [...inventory.hosts.values()].some((h) => h.vars[SERVICES_VAR] !== undefined) || inventory.groups.get('all')?.vars[SERVICES_VAR] !== undefined;
+  if (!declared) return [];
+  try {
+    loadServiceGroups(inventory);
+    return [];
+  } catch (e) {
+    if (e instanceof ValidationError) return e.problems;
+    throw e;
+  }
+}
+
 /** One group by name, or an error listing the ones there are. */
 export function serviceGroup(groups: ServiceGroup[], name: string): ServiceGroup {
   const g = groups.find((x) => x.name === name);

@@ -205,6 +205,16 @@ ${HOSTS}`);
     ]);
   });
 
+  it('every command refuses it: loading the inventory already fails, with the same file:line:col', () => {
+    const file = inventoryFile(`all:
+  vars:
+    baton_services:
+      a: { vip: 198.18.0.200/24, nodes: [n1, nX] }
+${HOSTS}`);
+    expect(() => loadInventory(file)).toThrow(ValidationError);
+    expect(() => loadInventory(file)).toThrow(/inv\d+\.yml:4:46: service group a: node "nX" is not a host of the inventory/);
+  });
+
   it('a group name that could not name a lock is refused at its key', () => {
     expect(
       problems(`all:
