@@ -40,10 +40,15 @@ export async function statusCommand(o: StatusOptions): Promise<number> {
     if (!groups.length) {
       throw new StatusInputError(`${inventory.file}: no service group: declare them in all.vars.${SERVICES_VAR}, or give the single service's vars (vip, disks or volume_image, mount_point)`);
     }
-    for (const g of groups) for (const n of g.nodes) connectTimeoutMsFor(inventory.hosts.get(n)!, o.connectTimeout);
+    try {
+      // Every bound read now: a bad --connect-timeout (or inventory value) is input, found before any node is contacted.
+      for (const g of groups) for (const n of g.nodes) connectTimeoutMsFor(inventory.hosts.get(n)!, o.connectTimeout);
+    } catch (e) {
+      throw new StatusInputError((e as Error).message);
+    }
   } catch (e) {
     const message = e instanceof ValidationError ? e.problems.map((p) => `${formatLocation(p.loc)}: ${p.message}`).join('\n') : (e as Error).message;
-    if (!(e instanceof ValidationError) && !(e instanceof StatusInputError) && !/must be a number of seconds/.test(message)) throw e;
+    if (!(e instanceof ValidationError) && !(e instanceof StatusInputError)) throw e;
     if (o.json) process.stdout.write(`${JSON.stringify({ error: message, exitCode: STATUS_INVALID })}\n`);
     process.stderr.write(`baton status: ${message}\nbaton status: invalid input; no node was contacted\n`);
     return STATUS_INVALID;

@@ -55,6 +55,10 @@ ${HOSTS}`,
     expect(none.code).toBe(3);
     expect(none.stderr).toMatch(/no service group: declare them in all\.vars\.baton_services/);
     expect((await baton(['status', '--no-such-option'])).code).toBe(3);
+    const good = inventory('good.yml', `all:\n  vars:\n    baton_services: { g1: { vip: 198.18.191.250/24, nodes: [n1] } }\n${HOSTS}`);
+    const bound = await baton(['status', '-i', good, '--connect-timeout', 'soon']);
+    expect(bound.code).toBe(3);
+    expect(bound.stderr).toMatch(/--connect-timeout must be a number of seconds/);
   });
 
   it('a node that cannot be reached: exit 1, named with why; the group is unknown, not stopped', async () => {
