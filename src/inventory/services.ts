@@ -319,7 +319,7 @@ function plain(host: Host, name: string): unknown {
 
 /**
  * Today's single-service inventories (inventory/lab.example.yml, production.example.yml) as one
- * group named `nfs`, read the way the shipped roles read their vars (roles/*\/defaults.yml):
+ * group named `nfs`, read the way the shipped roles read their vars (each role's defaults.yml):
  *   vip                  `vip`/`vip_prefix` (24); none: no group at all
  *   interface            `vip_interface` when it is plain data (else each node's iface)
  *   volume               `volume_provider` (loop): loop `volume_image`, else `disks[0]`;
