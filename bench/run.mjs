@@ -5,11 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const dir = path.dirname(fileURLToPath(import.meta.url));
-<<<<<<< HEAD
-const benches = [['validate.mjs', '15'], ['bad-input.mjs', '5'], ['step-overhead.mjs', '200'], ['check.mjs', '15'], ['lab-up.mjs', '5']];
-=======
-const benches = [['validate.mjs', '15'], ['step-overhead.mjs', '200'], ['check.mjs', '15'], ['lab-up.mjs', '5'], ['switchover.mjs', '6']];
->>>>>>> speed
+const benches = [['validate.mjs', '15'], ['bad-input.mjs', '5'], ['step-overhead.mjs', '200'], ['check.mjs', '15'], ['lab-up.mjs', '5'], ['switchover.mjs', '6'], ['status.mjs', '11']];
 let failed = 0;
 for (const [file, arg] of benches) {
   console.log(`\n## ${file}`);

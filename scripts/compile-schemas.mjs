@@ -15,9 +15,10 @@ const { runtimePlaybookSchema, ROLE_STEPS_SCHEMA } = await import(path.join(root
 const readJson = (...p) => JSON.parse(readFileSync(path.join(root, 'schemas', ...p), 'utf8'));
 const playbook = runtimePlaybookSchema();
 
-/** What the loader compiles: inventory, playbook, a role's steps, each kind's arguments. */
+/** What the loader compiles: inventory, its service groups, playbook, a role's steps, each kind's arguments. */
 const entries = [
   { file: 'inventory', schema: readJson('inventory.json'), deps: [] },
+  { file: 'services', schema: readJson('services.json'), deps: [] },
   { file: 'playbook', schema: playbook, deps: [] },
   { file: 'role-steps', schema: ROLE_STEPS_SCHEMA, deps: [playbook] },
   ...readdirSync(path.join(root, 'schemas', 'steps'))

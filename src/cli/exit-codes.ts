@@ -34,6 +34,12 @@ export const EXIT_CODES: Record<string, Table> = {
     [2, 'CRITICAL'],
     [3, 'UNKNOWN: could not tell (unreachable host, invalid input, bad option)'],
   ],
+  status: [
+    [0, 'every service group runs whole on one node, and every node was read'],
+    [1, 'degraded: a group stopped, partial or unknown, or a node unreachable'],
+    [2, 'split brain: a group seen on two or more nodes (named)'],
+    [3, 'could not tell: invalid inventory, no service group, a bad option; no node was contacted'],
+  ],
   undo: [
     [0, 'reverted (or nothing left to revert, or not confirmed)'],
     [2, 'invalid input: no such run, an ambiguous prefix, a damaged journal, no --yes without a terminal'],

@@ -28,9 +28,10 @@ export function registerLab(program: Command): void {
     .option('--clients <n>', 'client namespaces', int('--clients'), 1)
     .option('--disks <n>', 'shared ext4 disk images', int('--disks'), 2)
     .option('--disk-size <MiB>', 'size of each disk image', int('--disk-size'), 64)
+    .option('--groups <n>', 'write N service groups into the inventory (baton_services): one disk and one VIP each, homes round-robin over the nodes; adds disks if --disks is fewer', int('--groups'))
     .option('--subnet <cidr>', 'the lab\'s /24 within 198.18.0.0/15 (default: derived from the name)')
     .option('--json', 'print the result as JSON')
-    .action(async (o: { name: string; nodes: number; clients: number; disks: number; diskSize: number; subnet?: string; json?: boolean }) => {
+    .action(async (o: { name: string; nodes: number; clients: number; disks: number; diskSize: number; groups?: number; subnet?: string; json?: boolean }) => {
       const { labUp } = await import('../lab/up.js');
       const { defaultSubnet } = await import('../lab/plan.js');
       const r = await labUp({
@@ -40,6 +41,8 @@ export function registerLab(program: Command): void {
         clients: o.clients,
         disks: o.disks,
         diskMiB: o.diskSize,
+        // Only when asked: a lab without groups keeps the spec (lab.json) it always had.
+        ...(o.groups ? { groups: o.groups } : {}),
       });
       if (o.json) {
         process.stdout.write(`${JSON.stringify({ name: o.name, inventory: r.inventoryPath, reused: r.reused, cleared: r.cleared, ms: Math.round(r.ms) })}\n`);
@@ -49,7 +52,7 @@ export function registerLab(program: Command): void {
       process.stderr.write(
         r.reused
           ? `baton lab: lab "${o.name}" is already up (${r.plan.spec.subnet}); nothing changed\n`
-          : `baton lab: lab "${o.name}" up in ${(r.ms / 1000).toFixed(1)} s: ${r.plan.nodes.length} nodes, ${r.plan.clients.length} clients, ${r.plan.disks.length} disks on ${r.plan.spec.subnet}\n`,
+          : `baton lab: lab "${o.name}" up in ${(r.ms / 1000).toFixed(1)} s: ${r.plan.nodes.length} nodes, ${r.plan.clients.length} clients, ${r.plan.disks.length} disks${r.plan.groups.length ? `, ${r.plan.groups.length} service groups` : ''} on ${r.plan.spec.subnet}\n`,
       );
       process.stdout.write(`${r.inventoryPath}\n`);
     });

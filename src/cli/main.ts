@@ -148,6 +148,19 @@ program
   .option('--json', 'the journal records, one JSON object per line')
   .action(async (run: string, opts) => exitWith((await import('./show.js')).showCommand(run, opts)));
 
+program
+  .command('status')
+  .description('what runs where, observed: each service group running, partial, SPLIT or stopped, and each node reachable and its power (from its BMC); changes nothing')
+  .option('-i, --inventory <source>', 'inventory with the nodes and their service groups (all.vars.baton_services, or the single service\'s vip, disks, mount_point); repeatable', collect, [])
+  .option('--vault-password-file <file>', 'password for Ansible Vault files and !vault values (repeatable)', collect, [])
+  .option('--vault-id <[label@]file>', 'vault password with its vault id label (repeatable)', collect, [])
+  .option('-u, --user <user>', 'remote user for hosts whose inventory sets no ansible_user')
+  .option('--connect-timeout <seconds>', 'call a node unreachable after this long without SSH (default 2; inventory var baton_check_connect_timeout)')
+  .option('--json', 'one JSON document: groups [{name, state, nodes, ...}] and nodes [{name, reachable, power}]')
+  // Exit 2 means split brain here: a usage error must not read as one.
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 3))
+  .action(async (opts) => exitWith(await (await import('./status.js')).statusCommand(opts)));
+
 registerLab(program);
 registerDrill(program);
 registerKeeper(program);

@@ -6,6 +6,7 @@ import { ansibleBool } from './connection.js';
 import { InventoryData } from './data.js';
 import type { Group, Host, Inventory } from './model.js';
 import { renderInventoryTemplates } from './templated.js';
+import { serviceGroupProblems } from './services.js';
 import { SecretBook } from './secrets.js';
 import { inventorySchema, readSource } from './sources.js';
 import { varsFor, type DirListings, type VarsLayer } from './vars-files.js';
@@ -127,7 +128,7 @@ export function loadInventory(sources?: string | string[], opts: LoadOptions = {
   }
   checkBecomeMethods(hosts, problems);
   if (problems.length) throw new ValidationError(problems);
-  return {
+  const inventory: Inventory = {
     file: list[0]!,
     sources: list,
     hosts,
@@ -135,6 +136,10 @@ export function loadInventory(sources?: string | string[], opts: LoadOptions = {
     secretVars: book.names,
     secretValues: book.values,
   };
+  // Service groups (baton_services) are part of the inventory: a bad one is invalid input for every command.
+  problems.push(...serviceGroupProblems(inventory));
+  if (problems.length) throw new ValidationError(problems);
+  return inventory;
 }
 
 function implicitInventory(): Inventory {

@@ -35,28 +35,47 @@ export function inventoryObject(plan: LabPlan): Record<string, unknown> {
       mac: c.mac,
     };
   }
+  const vars: Record<string, unknown> = {
+    lab_name: plan.spec.name,
+    lab_subnet: plan.spec.subnet,
+    lab_prefix: plan.prefixLength,
+    lab_dir: plan.dir,
+    lab_controller_address: plan.controllerAddress,
+    disks: plan.disks,
+    disk_mount_points: plan.disks.map((_, i) => mountPointFor(i + 1)),
+    vip: plan.vip,
+    // The lab's NFS clients (libnfs from a namespace) read and write as root.
+    export_squash: 'no_root_squash',
+    // Every node's Ganesha presents this NFSv4 server scope (node.ts): exports check it.
+    nfs_scope: `baton-${plan.spec.name}`,
+  };
+  if (plan.groups.length) vars.baton_services = servicesOf(plan);
   return {
     all: {
-      vars: {
-        lab_name: plan.spec.name,
-        lab_subnet: plan.spec.subnet,
-        lab_prefix: plan.prefixLength,
-        lab_dir: plan.dir,
-        lab_controller_address: plan.controllerAddress,
-        disks: plan.disks,
-        disk_mount_points: plan.disks.map((_, i) => mountPointFor(i + 1)),
-        vip: plan.vip,
-        // The lab's NFS clients (libnfs from a namespace) read and write as root.
-        export_squash: 'no_root_squash',
-        // Every node's Ganesha presents this NFSv4 server scope (node.ts): exports check it.
-        nfs_scope: `baton-${plan.spec.name}`,
-      },
+      vars,
       children: {
         nodes: { hosts: nodes },
         clients: { hosts: clients },
       },
     },
   };
+}
+
+/** baton_services for `lab up --groups N` (shape: schemas/services.json). */
+function servicesOf(plan: LabPlan): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const g of plan.groups) {
+    out[g.name] = {
+      vip: g.vip,
+      interface: 'eth0',
+      volume: { provider: 'loop', image: g.image },
+      mount: { path: g.mountPoint, fstype: 'ext4' },
+      // The lab's NFS clients read and write as root, as with the single service.
+      nfs_exports: [{ path: g.mountPoint, pseudo: g.pseudo, fsid: g.fsid, squash: 'no_root_squash' }],
+      nodes: g.nodes,
+    };
+  }
+  return out;
 }
 
 export async function writeInventory(plan: LabPlan): Promise<string> {

@@ -15,6 +15,24 @@ export interface LabSpec {
   disks: number;
   /** Size of each shared disk image, in MiB. */
   diskMiB: number;
+  /**
+   * Service groups written into the inventory (baton_services), one disk and one VIP each;
+   * absent or 0: the single-service inventory of before. Disks are added when fewer than groups.
+   */
+  groups?: number;
+}
+
+/** One service group of the lab's inventory (see serviceGroupsOf). */
+export interface LabGroupPlan {
+  name: string;
+  /** VIP/prefix. */
+  vip: string;
+  image: string;
+  mountPoint: string;
+  pseudo: string;
+  fsid: number;
+  /** Preference order, home first. */
+  nodes: string[];
 }
 
 export interface NodePlan {
@@ -63,6 +81,8 @@ export interface LabPlan {
   knownHostsFile: string;
   inventoryFile: string;
   disks: string[];
+  /** Empty unless the spec asks for groups. */
+  groups: LabGroupPlan[];
   nodes: NodePlan[];
   clients: ClientPlan[];
 }
@@ -81,6 +101,8 @@ export const LAB_NAME_RE = /^[a-z][a-z0-9]{0,11}$/;
 export const MAX_NODES = 9;
 export const MAX_CLIENTS = 9;
 export const MAX_DISKS = 8;
+/** One disk each, and their VIPs .200-.207 stay clear of the nodes (.11-) and clients (.101-). */
+export const MAX_GROUPS = MAX_DISKS;
 
 function invalid(message: string): never {
   throw new BatonError(`lab: ${message}; nothing was changed`, ExitCode.INVALID);
@@ -114,6 +136,7 @@ export function validateSpec(spec: LabSpec): void {
   count('clients', spec.clients, 0, MAX_CLIENTS);
   count('disks', spec.disks, 0, MAX_DISKS);
   count('disk-size', spec.diskMiB, 16, 4096);
+  if (spec.groups !== undefined) count('groups', spec.groups, 0, MAX_GROUPS);
 }
 
 function hex2(n: number): string {
@@ -167,7 +190,8 @@ export function planLab(spec: LabSpec): LabPlan {
     });
   }
   const disks: string[] = [];
-  for (let i = 1; i <= spec.disks; i++) disks.push(path.join(dir, 'disks', `disk${i}.img`));
+  const diskCount = Math.max(spec.disks, spec.groups ?? 0);
+  for (let i = 1; i <= diskCount; i++) disks.push(path.join(dir, 'disks', `disk${i}.img`));
 
   return {
     spec,
@@ -183,9 +207,33 @@ export function planLab(spec: LabSpec): LabPlan {
     knownHostsFile: path.join(dir, 'known_hosts'),
     inventoryFile: path.join(dir, 'inventory.yml'),
     disks,
+    groups: serviceGroupsOf(spec.groups ?? 0, net, disks, nodes.map((n) => n.name)),
     nodes,
     clients,
   };
+}
+
+/**
+ * The lab's service groups: group i (nfs-a, nfs-b, ...) has disk i mounted on /srv/diskI and
+ * exported as /diskI with fsid 100+i, and VIP .199+i of the lab's /24, so the first group is
+ * exactly the single service of the nfs-* playbooks (VIP .200, disk1, fsid 101). Homes go round
+ * the nodes (n1, n2, n3, n1, ...); every node is allowed, the next ones in ring order.
+ */
+export function serviceGroupsOf(count: number, net: string, disks: string[], nodes: string[]): LabGroupPlan[] {
+  const out: LabGroupPlan[] = [];
+  for (let i = 1; i <= count; i++) {
+    const home = (i - 1) % nodes.length;
+    out.push({
+      name: `nfs-${String.fromCharCode(96 + i)}`,
+      vip: `${net}.${199 + i}/24`,
+      image: disks[i - 1]!,
+      mountPoint: mountPointFor(i),
+      pseudo: `/disk${i}`,
+      fsid: 100 + i,
+      nodes: nodes.map((_, k) => nodes[(home + k) % nodes.length]!),
+    });
+  }
+  return out;
 }
 
 /** Where a node mounts shared disk N (made on every node at boot, in the node's private /srv). */

@@ -79,6 +79,8 @@ export interface StartLabOptions {
   clients?: number;
   disks?: number;
   diskMiB?: number;
+  /** `lab up --groups N`: N service groups in the inventory (baton_services). */
+  groups?: number;
 }
 
 function toNode(n: NodePlan): LabNode {
@@ -100,6 +102,7 @@ export async function startLab(opts: StartLabOptions): Promise<Lab & { up: UpRes
       clients: opts.clients ?? 1,
       disks: opts.disks ?? 2,
       diskMiB: opts.diskMiB ?? 64,
+      ...(opts.groups ? { groups: opts.groups } : {}),
     });
   } catch (e) {
     // A refusal (subnet taken, a lab of that name running with another spec) made nothing, and

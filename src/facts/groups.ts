@@ -1,0 +1,304 @@
+/**
+ * Where each service group runs, observed: `baton status` prints it, and `watch` and the group
+ * playbooks (service-move, node-evacuate, node-failover) resolve placement from it at run time.
+ *
+ * Each node is read once, in one exec, for every group (addresses, loop devices and baton's
+ * claims on them, mounts, NFS-Ganesha's and the kernel's exports, ZFS pools, active LVs); all
+ * nodes and all BMCs are asked at the same time. Then, per group, per node: does it hold the
+ * VIP, the volume, the mount, the exports? A group is
+ *   running  on exactly one node, every part of it there;
+ *   partial  on exactly one node, some part missing (named);
+ *   split    seen on two or more nodes (any part: the VIP on one and the mount on another is
+ *            no safer than the VIP on both);
+ *   stopped  on no node, every node that may hold it read (or confirmed powered off);
+ *   unknown  on no node read, while a node that may hold it could not be read and its BMC does
+ *            not say it is off.
+ * The lab's nodes share one kernel, so every node sees every loop device: a node holds a loop
+ * volume when it holds baton's claim on it (LOOP_CLAIM_DIR, private to the node).
+ */
+import type { Inventory, Host } from '../inventory/model.js';
+import type { ServiceGroup } from '../inventory/services.js';
+import type { Transport } from '../transport/transport.js';
+import { findAddress, parseIpAddr, type IfAddress } from './net.js';
+import { GANESHA_BUS_NAME, GANESHA_EXPORT_MGR, parseExportfsV, parseShowExports } from './nfs.js';
+import { ipmitoolArgv, parseIpmiPowerStatus, withPasswordOnStdin, type BmcSpec } from './power.js';
+import { LOOP_CLAIM_DIR, loopStateOf, mountAt, normPath, parseLoopClaims, parseLosetupJson, parseMountinfo, type StorageView } from './storage.js';
+
+// ---------------------------------------------------------------- one read of a node
+
+/**
+ * Everything status needs from one node, in one round trip. Sections are separated by marker
+ * lines no section can contain; a tool that is missing (no Ganesha, no zpool) leaves its section
+ * empty rather than failing the read. D-Bus is bounded: a hung Ganesha must not hold the answer.
+ *   $1 the loop claim dir
+ */
+const NODE_VIEW = `ip -o addr show
+printf '\\n%s\\n' --baton--loops
+losetup --list --json --output NAME,BACK-FILE 2>/dev/null
+printf '\\n%s\\n' --baton--claims
+grep -r -H -s '' "$1"
+printf '\\n%s\\n' --baton--mountinfo
+cat /proc/self/mountinfo
+printf '\\n%s\\n' --baton--ganesha
+command -v dbus-send >/dev/null 2>&1 && dbus-send --system --print-reply --reply-timeout=2000 --dest=${GANESHA_BUS_NAME} ${GANESHA_EXPORT_MGR} org.ganesha.nfsd.exportmgr.ShowExports 2>/dev/null
+printf '\\n%s\\n' --baton--kernel
+command -v exportfs >/dev/null 2>&1 && exportfs -v 2>/dev/null
+printf '\\n%s\\n' --baton--zfs
+command -v zpool >/dev/null 2>&1 && zpool list -H -o name 2>/dev/null
+printf '\\n%s\\n' --baton--lvm
+command -v lvs >/dev/null 2>&1 && lvs --noheadings --separator '|' -o vg_name,lv_active 2>/dev/null
+exit 0`;
+
+export const nodeViewArgv = (): string[] => ['sh', '-c', NODE_VIEW, 'baton-node-view', LOOP_CLAIM_DIR];
+
+export interface NodeView {
+  addresses: IfAddress[];
+  storage: StorageView;
+  /** Paths NFS-Ganesha exports (the pseudo root, export 0, left out). */
+  ganeshaExports: string[];
+  kernelExports: string[];
+  zpools: string[];
+  /** Volume groups with at least one active LV. */
+  activeVgs: string[];
+}
+
+const SECTIONS = ['loops', 'claims', 'mountinfo', 'ganesha', 'kernel', 'zfs', 'lvm'] as const;
+
+export function parseNodeView(stdout: string): NodeView {
+  const parts: Record<string, string> = {};
+  const split = stdout.split(new RegExp(`^--baton--(${SECTIONS.join('|')})$`, 'm'));
+  parts.addresses = split[0] ?? '';
+  for (let i = 1; i + 1 < split.length; i += 2) parts[split[i]!] = split[i + 1]!;
+  let loops: StorageView['loops'] = [];
+  try {
+    loops = parseLosetupJson(parts.loops ?? '');
+  } catch {
+    // A losetup that printed no JSON (too old, or none at all): no loop volume is seen here.
+  }
+  const lines = (s: string | undefined) => (s ?? '').split('\n').map((l) => l.trim()).filter(Boolean);
+  return {
+    addresses: parseIpAddr(parts.addresses ?? ''),
+    storage: { loops, claims: parseLoopClaims(parts.claims ?? ''), mounts: parseMountinfo(parts.mountinfo ?? '') },
+    ganeshaExports: parseShowExports(parts.ganesha ?? '').filter((e) => e.id !== 0).map((e) => normPath(e.path)),
+    kernelExports: parseExportfsV(parts.kernel ?? '').map((e) => normPath(e.path)),
+    zpools: lines(parts.zfs),
+    activeVgs: [...new Set(lines(parts.lvm).flatMap((l) => {
+      const [vg, active] = l.split('|').map((x) => x.trim());
+      return vg && active === 'active' ? [vg] : [];
+    }))],
+  };
+}
+
+// ---------------------------------------------------------------- what each group has where
+
+export type Part = 'vip' | 'volume' | 'mount' | 'export';
+export type GroupState = 'running' | 'partial' | 'split' | 'stopped' | 'unknown';
+export type PowerReading = 'on' | 'off' | 'unknown';
+
+export interface NodeObservation {
+  name: string;
+  /** Connected over its transport (it may still have failed to answer the read: see view). */
+  reachable: boolean;
+  /** Why it could not be reached or read. */
+  error?: string;
+  power: PowerReading;
+  /** Why the power state is unknown (no BMC in the inventory, the BMC did not answer). */
+  powerError?: string;
+  /** What was read; absent when the node could not be reached or read. */
+  view?: NodeView;
+}
+
+export interface GroupPlacement {
+  name: string;
+  state: GroupState;
+  /** Nodes where any part of the group is seen, in the group's preference order first. */
+  nodes: string[];
+  home: string;
+  /** Per part, the nodes holding it. Parts the group does not have are absent. */
+  parts: Partial<Record<Part, string[]>>;
+  /** For partial: what the node it is on lacks (`export /srv/b` when one of several is missing). */
+  missing: string[];
+  /** Nodes that may hold the group but could not be read (unreachable, power not known off). */
+  unknownNodes: string[];
+  /** One line: `running on n1`, `SPLIT on n1 and n2 (VIP on n1 and n2)`, ... */
+  summary: string;
+}
+
+/** Which parts a node holds of a group (exports: only when all of them are exported). */
+function partsOn(g: ServiceGroup, v: NodeView): { held: Part[]; missingExports: string[]; anyExport: boolean } {
+  const held: Part[] = [];
+  if (findAddress(v.addresses, g.vip.address)) held.push('vip');
+  const vol = g.volume;
+  if (vol) {
+    const has =
+      vol.provider === 'loop' ? loopStateOf(v.storage, vol.image).held.length > 0 : vol.provider === 'zfs' ? v.zpools.includes(vol.pool) : v.activeVgs.includes(vol.vg);
+    if (has) held.push('volume');
+  }
+  if (g.mount && mountAt(v.storage.mounts, g.mount.path)) held.push('mount');
+  const exported = new Set([...v.ganeshaExports, ...v.kernelExports]);
+  const missingExports = g.nfsExports.map((e) => normPath(e.path)).filter((p) => !exported.has(p));
+  const anyExport = g.nfsExports.length > 0 && missingExports.length < g.nfsExports.length;
+  if (g.nfsExports.length && anyExport) held.push('export');
+  return { held, missingExports, anyExport };
+}
+
+const PART_WORD: Record<Part, string> = { vip: 'VIP', volume: 'volume', mount: 'mount', export: 'export' };
+
+export function partsOf(g: ServiceGroup): Part[] {
+  return ['vip', ...(g.volume ? ['volume' as const] : []), ...(g.mount ? ['mount' as const] : []), ...(g.nfsExports.length ? ['export' as const] : [])];
+}
+
+const andList = (xs: string[]): string => (xs.length <= 1 ? xs.join('') : `${xs.slice(0, -1).join(', ')} and ${xs.at(-1)}`);
+
+export function placementOf(g: ServiceGroup, nodes: NodeObservation[]): GroupPlacement {
+  const wanted = partsOf(g);
+  const parts: Partial<Record<Part, string[]>> = Object.fromEntries(wanted.map((p) => [p, [] as string[]]));
+  const missingExportsOn = new Map<string, string[]>();
+  const seen: string[] = [];
+  for (const n of nodes) {
+    if (!n.view) continue;
+    const { held, missingExports } = partsOn(g, n.view);
+    for (const p of held) parts[p]!.push(n.name);
+    missingExportsOn.set(n.name, missingExports);
+    if (held.length) seen.push(n.name);
+  }
+  // The group's own preference order first, then any other node it was found on.
+  const rank = (n: string) => (g.nodes.includes(n) ? g.nodes.indexOf(n) : g.nodes.length + nodes.findIndex((x) => x.name === n));
+  seen.sort((a, b) => rank(a) - rank(b));
+  for (const p of wanted) parts[p]!.sort((a, b) => rank(a) - rank(b));
+  const unknownNodes = nodes.filter((n) => !n.view && n.power !== 'off' && g.nodes.includes(n.name)).map((n) => n.name);
+
+  let state: GroupState;
+  let missing: string[] = [];
+  let summary: string;
+  const home = g.nodes[0]!;
+  const notHome = (n: string) => (n === home ? '' : ` (home ${home})`);
+  if (seen.length >= 2) {
+    state = 'split';
+    const where = wanted.filter((p) => parts[p]!.length).map((p) => `${PART_WORD[p]} on ${andList(parts[p]!)}`);
+    summary = `SPLIT on ${andList(seen)} (${where.join('; ')})`;
+  } else if (seen.length === 1) {
+    const on = seen[0]!;
+    for (const p of wanted) {
+      if (parts[p]!.includes(on)) continue;
+      missing.push(p === 'export' && g.nfsExports.length > 1 ? `exports` : `${PART_WORD[p]}`);
+    }
+    const someExports = missingExportsOn.get(on) ?? [];
+    if (parts.export?.includes(on) && someExports.length) missing.push(...someExports.map((e) => `export ${e}`));
+    missing = missing.map((m) => `${m} missing`);
+    state = missing.length ? 'partial' : 'running';
+    summary = state === 'running' ? `running on ${on}${notHome(on)}` : `partial on ${on} (${missing.join(', ')})`;
+  } else if (unknownNodes.length) {
+    state = 'unknown';
+    summary = `unknown: not seen on the nodes read; ${andList(unknownNodes)} could not be read`;
+  } else {
+    state = 'stopped';
+    summary = 'stopped';
+  }
+  if (unknownNodes.length && state !== 'unknown') summary += `; ${andList(unknownNodes)} could not be read`;
+  return { name: g.name, state, nodes: seen, home, parts, missing, unknownNodes, summary };
+}
+
+export interface ClusterStatus {
+  groups: GroupPlacement[];
+  nodes: NodeObservation[];
+  /** 0 every group running whole on one node and every node read; 1 degraded; 2 split brain. */
+  exitCode: 0 | 1 | 2;
+}
+
+export function judgeCluster(groups: ServiceGroup[], nodes: NodeObservation[]): ClusterStatus {
+  const placements = groups.map((g) => placementOf(g, nodes));
+  const exitCode = placements.some((p) => p.state === 'split') ? 2 : placements.some((p) => p.state !== 'running') || nodes.some((n) => !n.view) ? 1 : 0;
+  return { groups: placements, nodes, exitCode };
+}
+
+// ---------------------------------------------------------------- reading the cluster
+
+/** A node's BMC from its inventory vars (bmc_address, bmc_port, bmc_user, bmc_password, ...), as the fence steps read it. */
+export function bmcOf(host: Host): BmcSpec | undefined {
+  const v = host.vars;
+  const set = (x: unknown) => x !== undefined && x !== null && x !== '';
+  if (!set(v.bmc_address) || !set(v.bmc_user) || !set(v.bmc_password)) return undefined;
+  const lanplus = v.bmc_lanplus;
+  return {
+    address: String(v.bmc_address),
+    port: set(v.bmc_port) ? Number(v.bmc_port) : undefined,
+    user: String(v.bmc_user),
+    password: String(v.bmc_password),
+    lanplus: lanplus === undefined || lanplus === null ? true : lanplus === true || lanplus === 'true' || lanplus === 1,
+    cipherSuite: set(v.bmc_cipher_suite) ? Number(v.bmc_cipher_suite) : undefined,
+  };
+}
+
+/** Bound on one BMC question: a BMC that does not answer in this long is "unknown", not "off". */
+export const POWER_READ_TIMEOUT_MS = 4_000;
+/** Bound on one node's read, once connected. */
+export const NODE_READ_TIMEOUT_MS = 10_000;
+
+export interface ObserveOptions {
+  inventory: Inventory;
+  groups: ServiceGroup[];
+  /** The nodes to read (default: every node of every group). */
+  nodes?: string[];
+  /** The connected transport of a node (rejects when it cannot be reached). */
+  transportOf(node: string): Promise<Transport>;
+  /** Where ipmitool runs to ask the BMCs (the controller). */
+  bmcRunner?: Transport;
+}
+
+/** The nodes of all groups, in inventory order. */
+export function nodesOfGroups(inventory: Inventory, groups: ServiceGroup[]): string[] {
+  const wanted = new Set(groups.flatMap((g) => g.nodes));
+  return [...inventory.hosts.keys()].filter((h) => wanted.has(h));
+}
+
+async function readPower(host: Host | undefined, runner: Transport | undefined): Promise<{ power: PowerReading; powerError?: string }> {
+  const bmc = host && bmcOf(host);
+  if (!bmc) return { power: 'unknown', powerError: 'no BMC in the inventory (bmc_address, bmc_user, bmc_password)' };
+  if (!runner) return { power: 'unknown', powerError: 'BMCs not asked' };
+  const argv = ipmitoolArgv(bmc, 'status', { seconds: 1, retries: 1 });
+  try {
+    const r = await runner.exec(withPasswordOnStdin(argv), { stdin: `${bmc.password}\n`, timeoutMs: POWER_READ_TIMEOUT_MS });
+    const where = `BMC ${bmc.address}${bmc.port !== undefined ? `:${bmc.port}` : ''}`;
+    if (r.code === 127) return { power: 'unknown', powerError: `ipmitool is not installed on ${runner.host} (Debian package ipmitool)` };
+    if (r.timedOut) return { power: 'unknown', powerError: `${where} did not answer within ${POWER_READ_TIMEOUT_MS / 1000} s` };
+    if (r.code !== 0) return { power: 'unknown', powerError: `${where}: \`${argv.join(' ')}\` exited ${r.code}: ${(r.stderr || r.stdout).trim().split('\n')[0] ?? ''}` };
+    return { power: parseIpmiPowerStatus(r.stdout) };
+  } catch (e) {
+    return { power: 'unknown', powerError: (e as Error).message };
+  }
+}
+
+async function readNode(node: string, transportOf: ObserveOptions['transportOf']): Promise<{ connected: boolean; view?: NodeView; error?: string }> {
+  let t: Transport;
+  try {
+    t = await transportOf(node);
+  } catch (e) {
+    return { connected: false, error: (e as Error).message };
+  }
+  try {
+    const r = await t.exec(nodeViewArgv(), { timeoutMs: NODE_READ_TIMEOUT_MS });
+    if (r.timedOut) return { connected: true, error: `reading ${node} took longer than ${NODE_READ_TIMEOUT_MS / 1000} s` };
+    if (r.code !== 0) return { connected: true, error: `reading ${node} failed (exit ${r.code}): ${r.stderr.trim().split('\n')[0] ?? ''}` };
+    return { connected: true, view: parseNodeView(r.stdout) };
+  } catch (e) {
+    // The connection dropped under the read: as unreachable as a node gets.
+    return { connected: false, error: (e as Error).message };
+  }
+}
+
+/** Read every node and every BMC at once, then judge each group. Never throws for a node: it is reported. */
+export async function observeGroups(o: ObserveOptions): Promise<ClusterStatus> {
+  const names = o.nodes ?? nodesOfGroups(o.inventory, o.groups);
+  const nodes = await Promise.all(
+    names.map(async (name): Promise<NodeObservation> => {
+      const [read, power] = await Promise.all([readNode(name, o.transportOf), readPower(o.inventory.hosts.get(name), o.bmcRunner)]);
+      const n: NodeObservation = { name, reachable: read.connected, power: power.power };
+      if (read.error) n.error = read.error;
+      if (power.powerError) n.powerError = power.powerError;
+      if (read.view) n.view = read.view;
+      return n;
+    }),
+  );
+  return judgeCluster(o.groups, nodes);
+}
