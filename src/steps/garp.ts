@@ -79,7 +79,18 @@ export async function stopAnnouncing(ctx: StepContext, address: string, iface: s
   await ctx.run(stopGarpArgv(address, iface));
 }
 
-const NA_LOOP = 'n=$1; s=$2; shift 2; i=0; while [ $i -lt $n ]; do "$@" || exit $?; i=$((i+1)); [ $i -lt $n ] && sleep "$s"; done; exit 0';
+/**
+ * Send one announcement per round, COUNT rounds, the interval apart. A round that fails (the link
+ * is down for a moment: arping exits 2 at once on a down interface) does not end the
+ * announcement: the rounds after it are what reach the clients once the link is back. Exit 0 if
+ * any round went out. PAUSE=1 sleeps after a good round too (ndsend and Habets' arping return at
+ * once; iputils' `arping -c 1` waits its interval itself).
+ */
+const ANNOUNCE_LOOP =
+  'n=$1; s=$2; pause=$3; shift 3; i=0; ok=1; ' +
+  'while [ $i -lt $n ]; do i=$((i+1)); if "$@"; then ok=0; [ "$pause" = 1 ] && [ $i -lt $n ] && sleep "$s"; else [ $i -lt $n ] && sleep "$s"; fi; done; exit $ok';
+
+const announceLoopArgv = (count: number, intervalMs: number, pause: boolean, one: string[]): string[] => ['sh', '-c', ANNOUNCE_LOOP, 'baton-garp', String(count), String(intervalMs / 1000), pause ? '1' : '0', ...one];
 
 /**
  * Announce an address held here. Shared with lower_vip's revert (DESIGN.md: the revert of a
@@ -112,7 +123,7 @@ export async function announce(ctx: StepContext, a: GarpArgs): Promise<void> {
       return;
     }
     // ndsend sends one packet per call: a constant loop script, the values as positional args.
-    argv = ['sh', '-c', NA_LOOP, 'baton-garp', String(d.count), String(d.intervalMs / 1000), ...ndsendArgv(a.address, a.interface)];
+    argv = announceLoopArgv(d.count, d.intervalMs, true, ndsendArgv(a.address, a.interface));
   } else {
     const flavour = tool ? parseArpingFlavour(tool.stdout + tool.stderr, tool.code) : 'unknown';
     if (flavour === 'none' || flavour === 'unknown') {
@@ -124,7 +135,7 @@ export async function announce(ctx: StepContext, a: GarpArgs): Promise<void> {
     if (flavour === 'iputils' && iputilsInterval(d.intervalMs) * 1000 !== d.intervalMs) {
       ctx.log(`garp: iputils arping takes whole seconds between packets: ${d.intervalMs} ms rounded to ${iputilsInterval(d.intervalMs)} s`);
     }
-    argv = arpArgv(flavour, a);
+    argv = announceLoopArgv(d.count, d.intervalMs, flavour === 'habets', garpArgv(flavour, { iface: a.interface, address: a.address, count: 1, intervalMs: d.intervalMs, mode: d.mode }));
   }
   // Stop the announcer of an earlier run and start this one: one exec.
   const send = d.background ? backgroundArgv(argv, garpPidFile(a.address, a.interface)) : argv;

@@ -3,11 +3,13 @@
  * iproute2 6.1, iputils 20221126), argv builders for both arping flavours, and the steps' decisions
  * on a scripted StepContext.
  */
-import { answerBatches } from '../helpers/fake-batch.js';
-import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { answerBatches } from '../helpers/fake-batch.js';
 import {
   addrShowArgv,
   arpingVersionArgv,
@@ -343,7 +345,10 @@ describe('lower_vip and garp', () => {
     expect(ran.at(-2)).toEqual(stopGarpArgv('198.18.30.200', 'eth0'));
     const last = ran.at(-1)!;
     expect(last.slice(0, 5)).toEqual(detachedArgv([]).slice(0, 4).concat('sh'));
-    expect(last.slice(-13)).toEqual([garpPidFile('198.18.30.200', 'eth0'), 'arping', '-q', '-U', '-S', '198.18.30.200', '-i', 'eth0', '-c', '5', '-W', '1', '198.18.30.200']);
+    // Five rounds of one packet each, a second apart (Habets' arping returns at once: pause 1).
+    const i = last.indexOf(garpPidFile('198.18.30.200', 'eth0'));
+    expect(last.slice(i + 1, i + 3)).toEqual(['sh', '-c']);
+    expect(last.slice(i + 4)).toEqual(['baton-garp', '5', '1', '1', 'arping', '-q', '-U', '-S', '198.18.30.200', '-i', 'eth0', '-c', '1', '-W', '1', '198.18.30.200']);
   });
 
   it('garp in the foreground runs arping itself', async () => {
@@ -353,7 +358,32 @@ describe('lower_vip and garp', () => {
       return undefined;
     });
     await garp.apply(ctx, { address: '198.18.30.200', interface: 'eth0', count: 3, background: false }, {});
-    expect(ran.at(-1)).toEqual(['arping', '-q', '-U', '-c', '3', '-i', '1', '-I', 'eth0', '198.18.30.200']);
+    const last = ran.at(-1)!;
+    expect(last.slice(0, 2)).toEqual(['sh', '-c']);
+    expect(last.slice(3)).toEqual(['baton-garp', '3', '1', '0', 'arping', '-q', '-U', '-c', '1', '-i', '1', '-I', 'eth0', '198.18.30.200']);
+  });
+
+  it('an announcement outlives a link that is down for its first rounds: a failed round does not end it', async () => {
+    const { ctx, ran } = fakeCtx((argv) => {
+      if (isShow(argv)) return { stdout: IP_ADDR_N1 };
+      if (isVersion(argv)) return { stdout: ARPING_V };
+      return undefined;
+    });
+    await garp.apply(ctx, { address: '198.18.30.200', interface: 'eth0', count: 3, interval_ms: 100, background: false }, {});
+    const loop = ran.at(-1)!;
+    // Run the very loop baton sent, with a stand-in "arping" that fails twice (link down), then works.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-garp-'));
+    try {
+      const one = ['sh', '-c', 'n=$(cat "$1" 2>/dev/null || echo 0); echo $((n + 1)) > "$1"; [ "$n" -ge 2 ]', 'fake-arping', path.join(dir, 'n')];
+      const r = spawnSync(loop[0]!, [...loop.slice(1, 7), ...one], { encoding: 'utf8' });
+      expect(r.status).toBe(0);
+      expect(readFileSync(path.join(dir, 'n'), 'utf8').trim()).toBe('3');
+      // Every round failing is a failed announcement.
+      const bad = spawnSync(loop[0]!, [...loop.slice(1, 7), 'false'], { encoding: 'utf8' });
+      expect(bad.status).toBe(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('garp for IPv6 without ndsend logs a note instead of failing', async () => {

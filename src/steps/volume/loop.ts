@@ -7,7 +7,8 @@ export const loopImportArgv = (image: string): string[] => ['losetup', '--noover
 export const loopDetachArgv = (device: string): string[] => ['losetup', '--detach', device];
 
 /** Attach (`losetup --nooverlap --find --show`) and write this node's claim on the device; prints the device. */
-const ATTACH = `D=$1 I=$2
+const ATTACH = `trap '' HUP PIPE
+D=$1 I=$2
 d=$(losetup --nooverlap --find --show "$I") || exit 1
 case $d in /dev/loop[0-9]*) ;; *) printf '%s\\n' "$d"; exit 0 ;; esac
 mkdir -p -- "$D" && printf '%s\\n' "$I" > "$D/\${d#/dev/}" && printf '%s\\n' "$d"`;
@@ -17,17 +18,23 @@ export const loopAttachArgv = (image: string): string[] => ['sh', '-c', ATTACH, 
 /**
  * Detach this node's devices of an image. Exit 4 with their mountinfo lines when one is mounted
  * here (nothing detached); exit 5 with the device when it is still attached after the detach
- * (`losetup -d` on a busy device only sets autoclear and exits 0); else each claim is dropped.
- * A device someone else detached in between is what we want.
+ * (`losetup -d` on a busy device only sets autoclear and exits 0; the claim is put back). A device
+ * someone else detached in between is what we want.
+ *
+ * The claim goes first, and the script ignores hang-ups: a controller killed mid-step must not
+ * leave a claim on a device that is gone, which a node sharing the kernel (containers, the lab)
+ * may attach next under the same name: the claim would make this node look like its holder. A
+ * device left attached with no claim is harmless: the next attach of the image reuses it.
  */
-const DETACH = `D=$1 I=$2
+const DETACH = `trap '' HUP PIPE
+D=$1 I=$2
 shift 2
 m=$(for d in "$@"; do awk -v d="$d" '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 2) == d) print; break } }' /proc/self/mountinfo; done)
 if [ -n "$m" ]; then printf '%s\\n' "$m"; exit 4; fi
 for d in "$@"; do
-  err=$(losetup --detach "$d" 2>&1) || case $err in *"No such device"*) ;; *) printf '%s\\n' "$err" >&2; exit 1 ;; esac
-  case $(losetup --list --noheadings --output BACK-FILE "$d" 2>/dev/null) in "$I"|"$I "*) echo "$d"; exit 5 ;; esac
   rm -f -- "$D/\${d#/dev/}"
+  err=$(losetup --detach "$d" 2>&1) || case $err in *"No such device"*) ;; *) printf '%s\\n' "$I" > "$D/\${d#/dev/}"; printf '%s\\n' "$err" >&2; exit 1 ;; esac
+  case $(losetup --list --noheadings --output BACK-FILE "$d" 2>/dev/null) in "$I"|"$I "*) printf '%s\\n' "$I" > "$D/\${d#/dev/}"; echo "$d"; exit 5 ;; esac
 done`;
 
 export const loopDetachAllArgv = (image: string, devices: string[]): string[] => ['sh', '-c', DETACH, 'baton-detach', LOOP_CLAIM_DIR, image, ...devices];
