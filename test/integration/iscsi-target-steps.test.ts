@@ -1,0 +1,142 @@
+/**
+ * The iscsi_target / iscsi_target_absent kinds against a real tgtd on 127.0.0.1 (its own portal
+ * and control port; the steps reach it with `control_port`), on the local transport, checked
+ * from the initiator's side with baton's own initiator: the target a step makes serves the
+ * identity asked for; a removal disconnects initiators; its revert brings back the very same
+ * disk (IQN, LUN numbers, VPD 0x80 and 0x83 bytes, the data). Needs root (tgtd).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeStepContext } from '../../src/engine/context.js';
+import { connectionFor } from '../../src/inventory/connection.js';
+import { TransportPool } from '../../src/transport/index.js';
+import type { StepContext, StepKind } from '../../src/steps/contract.js';
+import { iscsiTarget } from '../../src/steps/iscsi-target.js';
+import { iscsiTargetAbsent } from '../../src/steps/iscsi-target-absent.js';
+import { tidFor } from '../../src/steps/iscsi/tgt.js';
+import { iscsiLogin } from '../../src/net/iscsi/session.js';
+import { localInventory } from '../helpers/model.js';
+import { startTgtd, type Tgtd } from '../helpers/tgtd.js';
+
+const PORT = 13264;
+const IQN = 'iqn.2026-11.test.baton:steps';
+const inventory = localInventory(['local']);
+let tgtd: Tgtd | undefined;
+let pool: TransportPool | undefined;
+let ctx: StepContext;
+let backing: string;
+const logs: string[] = [];
+
+beforeAll(async () => {
+  tgtd = await startTgtd({ port: PORT, controlPort: PORT });
+  backing = tgtd.backingFile('lun1.img', 8);
+  pool = new TransportPool((h) => connectionFor(inventory.hosts.get(h)!));
+  const transport = await pool.get('local');
+  ctx = makeStepContext({ host: inventory.hosts.get('local')!, transport, inventory, pool, vars: {}, force: false, log: (m) => logs.push(m), timeoutMs: 30_000 });
+});
+
+afterAll(async () => {
+  await pool?.closeAll();
+  await tgtd?.stop();
+});
+
+/** What the engine does for one step: probe, apply unless satisfied, probe again and insist. */
+async function step<A, O>(kind: StepKind<A, O>, args: A): Promise<{ before: O; after: O; changed: boolean }> {
+  const before = await kind.probe(ctx, args);
+  if (kind.satisfied(before, args)) return { before, after: before, changed: false };
+  await kind.apply(ctx, args, before);
+  const after = await kind.probe(ctx, args);
+  expect(kind.satisfied(after, args)).toBe(true);
+  return { before, after, changed: true };
+}
+
+const targetArgs = () => ({
+  iqn: IQN,
+  control_port: PORT,
+  portal: `127.0.0.1:${PORT}`,
+  acls: ['127.0.0.1'],
+  luns: [{ lun: '1', backing_store: backing, scsi_id: '5ba7000000000042', scsi_sn: 'BATON-STEPS-42' }],
+});
+const login = () => iscsiLogin({ host: '127.0.0.1', port: PORT, initiatorName: 'iqn.2026-11.test.baton:steps-client', targetName: IQN, timeoutMs: 5000 });
+
+describe('iscsi_target and iscsi_target_absent against tgtd', () => {
+  let vpd80: Buffer;
+  let vpd83: Buffer;
+  const data = Buffer.alloc(8192, 0x5a);
+
+  it('iscsi_target makes the target with the identity asked for, on the tid derived from the IQN; a second run changes nothing', async () => {
+    const r = await step(iscsiTarget, targetArgs());
+    expect(r.changed).toBe(true);
+    expect(r.before.target).toBeNull();
+    expect(r.after.target?.tid).toBe(tidFor(IQN));
+    expect((await step(iscsiTarget, targetArgs())).changed).toBe(false);
+
+    const s = await login();
+    try {
+      expect(await s.reportLuns()).toEqual([0, 1]);
+      expect(await s.unitSerial(1)).toBe('BATON-STEPS-42');
+      expect(await s.naa(1)).toBeDefined();
+      vpd80 = await s.vpd(1, 0x80);
+      vpd83 = await s.vpd(1, 0x83);
+      await s.write(1, 100, data, 512);
+    } finally {
+      await s.logout();
+    }
+  });
+
+  it('iscsi_target_absent removes it while an initiator is logged in, and the initiator loses its session', async () => {
+    const s = await login();
+    await s.testUnitReady(1);
+    const r = await step(iscsiTargetAbsent, { iqn: IQN, control_port: PORT });
+    expect(r.changed).toBe(true);
+    expect(r.before.target?.sessions).toEqual(['iqn.2026-11.test.baton:steps-client@127.0.0.1']);
+    expect(r.after.target).toBeNull();
+    await expect(s.read(1, 100, 1, 512)).rejects.toThrow(/closed the iSCSI connection|no answer/);
+    s.close();
+    // tgtd answers "target not found", or (right after a forced delete) drops the connection.
+    await expect(login()).rejects.toThrow(/target not found|ECONNRESET|closed the iSCSI connection/);
+
+    // The revert puts back the very same disk: same LUNs, same VPD pages byte for byte, the data.
+    await iscsiTargetAbsent.revert(ctx, { iqn: IQN, control_port: PORT }, r.before);
+    const now = await iscsiTargetAbsent.probe(ctx, { iqn: IQN, control_port: PORT });
+    expect(iscsiTargetAbsent.restored!(r.before, now, { iqn: IQN })).toBe(true);
+    expect(now.target?.tid).toBe(r.before.target?.tid);
+    const again = await login();
+    try {
+      expect(await again.reportLuns()).toEqual([0, 1]);
+      expect((await again.vpd(1, 0x80)).equals(vpd80)).toBe(true);
+      expect((await again.vpd(1, 0x83)).equals(vpd83)).toBe(true);
+      expect((await again.read(1, 100, data.length / 512, 512)).equals(data)).toBe(true);
+    } finally {
+      await again.logout();
+    }
+  });
+
+  it('iscsi_target changes a wrong serial back, and its revert puts the wrong one back (exactly what was there)', async () => {
+    await tgtd!.tgtadm(['--lld', 'iscsi', '--mode', 'logicalunit', '--op', 'update', '--tid', String(tidFor(IQN)), '--lun', '1', '--params', 'scsi_sn=SOMETHING-ELSE']);
+    const r = await step(iscsiTarget, targetArgs());
+    expect(r.changed).toBe(true);
+    expect(r.before.target?.luns[0]?.scsiSn).toBe('SOMETHING-ELSE');
+    expect(r.after.target?.luns[0]?.scsiSn).toBe('BATON-STEPS-42');
+    await iscsiTarget.revert(ctx, targetArgs(), r.before);
+    const now = await iscsiTarget.probe(ctx, targetArgs());
+    expect(now.target?.luns[0]?.scsiSn).toBe('SOMETHING-ELSE');
+    expect(iscsiTarget.restored!(r.before, now, targetArgs())).toBe(true);
+    await step(iscsiTarget, targetArgs());
+  });
+
+  it('the revert of a target that was not there removes it', async () => {
+    const gone = await step(iscsiTargetAbsent, { iqn: IQN, control_port: PORT });
+    const made = await step(iscsiTarget, targetArgs());
+    expect(made.before.target).toBeNull();
+    await iscsiTarget.revert(ctx, targetArgs(), made.before);
+    expect((await iscsiTarget.probe(ctx, targetArgs())).target).toBeNull();
+    expect(gone.changed).toBe(true);
+  });
+
+  it('without tgtd the step says so, naming the control port', async () => {
+    const a = { ...targetArgs(), control_port: PORT + 5 };
+    const o = await iscsiTarget.probe(ctx, a);
+    expect(o.running).toBe(false);
+    await expect(iscsiTarget.apply(ctx, a, o)).rejects.toThrow(`on local: tgtd does not answer (tgtadm exit 107: no daemon on control port ${PORT + 5}); start tgtd on this node first`);
+  });
+});
