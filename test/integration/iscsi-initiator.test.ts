@@ -72,8 +72,7 @@ describe('iSCSI initiator against tgtd on loopback', () => {
       const ids = await s.deviceIdentification(T1.lun);
       expect(ids.find((d) => d.typeName === 't10')?.text).toBe(T1.scsiId);
       // tgt's NAA IEEE Registered Extended designator: 6, then scsi_id's hex digits right-aligned in 128 bits.
-      expect(ids.filter((d) => d.typeName === 'naa').map((d) => d.hex)).toContain(`6${T1.scsiId.padStart(31, '0')}`);
-      expect(naaOf(ids)).toBeDefined();
+      expect(naaOf(ids)).toBe(`6${T1.scsiId.padStart(31, '0')}`);
       const inq = await s.inquiry(T1.lun);
       expect(inq.deviceType).toBe(0);
       // The raw page, as a multipath layer compares it.

@@ -14,7 +14,9 @@ import { iscsiTarget } from '../../src/steps/iscsi-target.js';
 import { iscsiTargetAbsent } from '../../src/steps/iscsi-target-absent.js';
 import { tidFor } from '../../src/steps/iscsi/tgt.js';
 import { iscsiLogin } from '../../src/net/iscsi/session.js';
-import { localInventory } from '../helpers/model.js';
+import { check } from '../../src/engine/check.js';
+import { defaultRegistry } from '../../src/steps/registry.js';
+import { localInventory, playbook, step as stepSpec } from '../helpers/model.js';
 import { startTgtd, type Tgtd } from '../helpers/tgtd.js';
 
 const PORT = 13264;
@@ -92,8 +94,8 @@ describe('iscsi_target and iscsi_target_absent against tgtd', () => {
     expect(r.after.target).toBeNull();
     await expect(s.read(1, 100, 1, 512)).rejects.toThrow(/closed the iSCSI connection|no answer/);
     s.close();
-    // tgtd answers "target not found", or (right after a forced delete) drops the connection.
-    await expect(login()).rejects.toThrow(/target not found|ECONNRESET|closed the iSCSI connection/);
+    // tgtd serving no target at all closes a login without answering.
+    await expect(login()).rejects.toThrow(/(closed the iSCSI connection|ECONNRESET) during login, without a login response/);
 
     // The revert puts back the very same disk: same LUNs, same VPD pages byte for byte, the data.
     await iscsiTargetAbsent.revert(ctx, { iqn: IQN, control_port: PORT }, r.before);
@@ -138,5 +140,37 @@ describe('iscsi_target and iscsi_target_absent against tgtd', () => {
     const o = await iscsiTarget.probe(ctx, a);
     expect(o.running).toBe(false);
     await expect(iscsiTarget.apply(ctx, a, o)).rejects.toThrow(`on local: tgtd does not answer (tgtadm exit 107: no daemon on control port ${PORT + 5}); start tgtd on this node first`);
+  });
+});
+
+describe('iscsi_lun check against tgtd', () => {
+  async function lunCheck(args: Record<string, unknown>) {
+    const pb = playbook([stepSpec('iscsi_lun', { address: '127.0.0.1', port: PORT, iqn: IQN, lun: 1, initiator_name: 'iqn.2026-11.test.baton:checker', ...args })], { hosts: 'local' });
+    const [r] = await check({ playbook: pb, inventory, extraVars: {}, registry: defaultRegistry(), pool: pool! });
+    return r!;
+  }
+
+  it('OK when the LUN has the identity asked for; CRITICAL naming the mismatch when it comes up with another serial', async () => {
+    await step(iscsiTarget, targetArgs());
+    const naa = `6${'5ba7000000000042'.padStart(31, '0')}`;
+    const ok = await lunCheck({ scsi_sn: 'BATON-STEPS-42', scsi_id: '5ba7000000000042', naa });
+    expect(ok.status, ok.message).toBe('OK');
+
+    await tgtd!.tgtadm(['--lld', 'iscsi', '--mode', 'logicalunit', '--op', 'update', '--tid', String(tidFor(IQN)), '--lun', '1', '--params', 'scsi_sn=ANOTHER-DISK']);
+    const bad = await lunCheck({ scsi_sn: 'BATON-STEPS-42', scsi_id: '5ba7000000000042', naa });
+    expect(bad.status).toBe('CRITICAL');
+    expect(bad.message).toContain(`127.0.0.1:${PORT} ${IQN} LUN 1: serial (VPD 0x80) is "ANOTHER-DISK", expected "BATON-STEPS-42" — initiators would see another disk`);
+
+    const missing = await lunCheck({ lun: 4 });
+    expect(missing.status).toBe('CRITICAL');
+    expect(missing.message).toContain('the target reports LUNs 0, 1, not 4');
+  });
+
+  it('CRITICAL naming the login refusal when the target is not there', async () => {
+    await step(iscsiTargetAbsent, { iqn: IQN, control_port: PORT });
+    const r = await lunCheck({ scsi_sn: 'BATON-STEPS-42' });
+    expect(r.status).toBe('CRITICAL');
+    // tgtd now serves no target at all: it closes the login instead of answering "target not found".
+    expect(r.message).toMatch(new RegExp(`${IQN.replace(/\./g, '\\.')} LUN 1: the login \\(security, AuthMethod=None\\): 127\\.0\\.0\\.1:${PORT}(?: closed the iSCSI connection|: connection error ECONNRESET) during login, without a login response`));
   });
 });

@@ -60,8 +60,9 @@ describe('iSCSI initiator, replayed against captured tgtd PDUs', () => {
     const ids = parseDeviceIdentification(await s.vpd(1, 0x83));
     expect(ids.find((d) => d.typeName === 't10')?.text).toBe(FIXTURE.scsiId);
     // tgt makes the NAA IEEE Registered Extended designator (type 6) out of scsi_id's hex digits.
-    expect(naaOf(ids)).toBeDefined();
-    expect(ids.filter((d) => d.typeName === 'naa').map((d) => d.hex)).toContain(`6${'0'.repeat(19)}${FIXTURE.scsiId}`);
+    expect(ids.filter((d) => d.typeName === 'naa').map((d) => d.hex)).toEqual(['3000000100000001', `6${'0'.repeat(19)}${FIXTURE.scsiId}`]);
+    // The one a multipath WWID is made of: the Registered Extended one, not the tid-based one.
+    expect(naaOf(ids)).toBe(`6${'0'.repeat(19)}${FIXTURE.scsiId}`);
     expect(await s.readCapacity(1)).toEqual({ blocks: 16384n, blockSize: 512, bytes: 8n * 1024n * 1024n });
     expect(await s.reportLuns()).toEqual([0, 1]);
     await s.write(1, FIXTURE.lba, pattern(), 512);

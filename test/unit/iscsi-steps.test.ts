@@ -12,6 +12,7 @@ import { chooseTid, createCommands, reconcileCommands, targetMatches, targetSati
 import { iscsiTargetAbsent } from '../../src/steps/iscsi-target-absent.js';
 import { iscsiTarget } from '../../src/steps/iscsi-target.js';
 import { StepRefusedError } from '../../src/steps/contract.js';
+import { lunProblem } from '../../src/steps/iscsi-lun.js';
 
 const fixture = (name: string) => readFileSync(join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'tgtadm', name), 'utf8');
 
@@ -147,5 +148,23 @@ describe('iscsi_target_absent', () => {
   it('describes itself in one line with the command', () => {
     expect(iscsiTarget.describe(args).summary).toBe('serve iSCSI target iqn.2026-11.test.baton:g1: LUN 1 (/srv/san/disk1.img, sn SN1) on 198.18.193.100');
     expect(iscsiTargetAbsent.describe({ iqn: args.iqn }).commands[0]).toContain('--force');
+  });
+});
+
+describe('iscsi_lun judgement', () => {
+  const a = { address: '198.18.193.100', iqn: 'iqn.2026-11.test.baton:g1', lun: 1, scsi_sn: 'SN1', scsi_id: 'ba701', naa: '0x6000000000000000000000000000ba701' };
+  const seen = { error: null, luns: [0, 1], serial: 'SN1', t10: 'ba701', naa: '6000000000000000000000000000ba701', ms: 5 };
+
+  it('healthy when LUN, serial, scsi_id and NAA are as the inventory says', () => {
+    expect(lunProblem(seen, a)).toBeUndefined();
+    expect(lunProblem(seen, { address: a.address, iqn: a.iqn, lun: '1' })).toBeUndefined();
+  });
+
+  it('names each mismatch, the missing LUN, or what stopped the login', () => {
+    expect(lunProblem({ ...seen, serial: 'SN2', naa: '3000000100000001' }, a)).toBe(
+      '198.18.193.100:3260 iqn.2026-11.test.baton:g1 LUN 1: serial (VPD 0x80) is "SN2", expected "SN1"; NAA (VPD 0x83) is 3000000100000001, expected 0x6000000000000000000000000000ba701 — initiators would see another disk',
+    );
+    expect(lunProblem({ ...seen, luns: [0, 2] }, a)).toBe('198.18.193.100:3260 iqn.2026-11.test.baton:g1 LUN 1: the target reports LUNs 0, 2, not 1');
+    expect(lunProblem({ ...seen, error: 'login refused: authentication failed' }, a)).toBe('198.18.193.100:3260 iqn.2026-11.test.baton:g1 LUN 1: login refused: authentication failed');
   });
 });

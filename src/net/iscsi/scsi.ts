@@ -142,9 +142,21 @@ export function parseDeviceIdentification(d: Buffer): Designator[] {
   return out;
 }
 
-/** The logical unit's NAA designator as hex, if it has one: what Linux shows as the WWID (3 + hex). */
+/** NAA formats, most to least unique: IEEE Registered Extended, Registered, Extended, locally assigned. */
+const NAA_PREFERENCE = [6, 5, 2, 3];
+
+/**
+ * The logical unit's NAA designator as hex, if it has one: what Linux makes the WWID of
+ * (3 + hex). A LU may carry several (tgt: a locally assigned one from tid and LUN, and a
+ * Registered Extended one from scsi_id); like udev's scsi_id, prefer the most unique format.
+ */
 export function naaOf(ids: Designator[]): string | undefined {
-  return ids.find((d) => d.type === 3 && d.association === 0)?.hex;
+  const naas = ids.filter((d) => d.type === 3 && d.association === 0 && d.hex.length > 0);
+  const rank = (d: Designator) => {
+    const i = NAA_PREFERENCE.indexOf(parseInt(d.hex[0]!, 16));
+    return i < 0 ? NAA_PREFERENCE.length : i;
+  };
+  return naas.sort((x, y) => rank(x) - rank(y))[0]?.hex;
 }
 
 export interface Capacity {

@@ -217,6 +217,10 @@ export class IscsiSession {
       await s.doLogin();
     } catch (e) {
       s.close();
+      // tgtd closes a login without a word when it serves no target at all (seen with 1.0.85).
+      if (e instanceof Error && !(e instanceof IscsiLoginError) && / (closed the iSCSI connection|connection error ECONNRESET)$/.test(e.message)) {
+        throw new Error(`${e.message} during login, without a login response (a portal that serves no target at all, as tgtd with none, does that)`);
+      }
       throw e;
     }
     s.timings.loginMs = Math.round((performance.now() - t0) * 10) / 10;
