@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { discoverTargets, iscsiLogin, IscsiLoginError } from '../../src/net/iscsi/session.js';
-import { naaOf, parseUnitSerial } from '../../src/net/iscsi/scsi.js';
+import { PrType, ScsiError, naaOf, parseUnitSerial } from '../../src/net/iscsi/scsi.js';
 import { addChap, addTarget, startTgtd, type Tgtd } from '../helpers/tgtd.js';
 
 const PORT = 13262;
@@ -14,6 +14,7 @@ const INITIATOR = 'iqn.2026-11.test.baton:integration';
 const T1 = { tid: 1, iqn: 'iqn.2026-11.test.baton:open', lun: 1, scsiId: '5ba7000000000001', scsiSn: 'BATON-INT-0001' };
 const T2 = { tid: 2, iqn: 'iqn.2026-11.test.baton:chap', lun: 3, scsiId: '5ba7000000000002', scsiSn: 'BATON-INT-0002' };
 const T3 = { tid: 3, iqn: 'iqn.2026-11.test.baton:acl', lun: 1, scsiId: '5ba7000000000003', scsiSn: 'BATON-INT-0003' };
+const T4 = { tid: 4, iqn: 'iqn.2026-11.test.baton:shared', lun: 1, scsiId: '5ba7000000000004', scsiSn: 'BATON-INT-0004' };
 const CHAP = { user: 'baton-int', secret: 'integration-secret-1' };
 
 let tgtd: Tgtd | undefined;
@@ -32,6 +33,7 @@ beforeAll(async () => {
   await addChap(tgtd, T2.tid, CHAP.user, CHAP.secret);
   // Only initiators from an address of the lab range may log in to T3; we come from 127.0.0.1.
   await addTarget(tgtd, { ...T3, backing: tgtd.backingFile('t3.img', 8), acl: '198.18.193.77' });
+  await addTarget(tgtd, { ...T4, backing: tgtd.backingFile('t4.img', 8) });
 });
 
 afterAll(async () => {
@@ -115,5 +117,40 @@ describe('iSCSI initiator against tgtd on loopback', () => {
   it('a portal nobody listens on is a clear error, bounded', async () => {
     const err = await iscsiLogin({ ...at(), port: PORT + 7, targetName: T1.iqn, timeoutMs: 1000 }).catch((e: unknown) => e);
     expect((err as Error).message).toBe(`iSCSI portal 127.0.0.1:${PORT + 7}: ECONNREFUSED`);
+  });
+});
+
+describe('persistent reservations through the initiator (what SCSI fencing is made of)', () => {
+  it('after node A preempts node B, B\'s write gets RESERVATION CONFLICT; B registering again restores its access', async () => {
+    const KEY_A = 0xa1n;
+    const KEY_B = 0xb2n;
+    const a = await iscsiLogin({ ...at(), initiatorName: 'iqn.2026-11.test.baton:node-a', targetName: T4.iqn });
+    const b = await iscsiLogin({ ...at(), initiatorName: 'iqn.2026-11.test.baton:node-b', targetName: T4.iqn });
+    const block = Buffer.alloc(512, 0xbb);
+    try {
+      await a.prRegister(T4.lun, KEY_A);
+      await b.prRegister(T4.lun, KEY_B);
+      await a.prReserve(T4.lun, KEY_A, PrType.WE_REGISTRANTS_ONLY);
+      expect((await a.prKeys(T4.lun)).sort()).toEqual([KEY_A, KEY_B]);
+      expect((await b.prReservation(T4.lun)).holder).toEqual({ key: KEY_A, type: PrType.WE_REGISTRANTS_ONLY });
+      await b.write(T4.lun, 10, block, 512); // a registrant may write
+
+      await a.prPreempt(T4.lun, KEY_A, KEY_B, PrType.WE_REGISTRANTS_ONLY);
+      expect(await a.prKeys(T4.lun)).toEqual([KEY_A]);
+      const refused = await b.write(T4.lun, 11, block, 512).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(ScsiError);
+      expect((refused as ScsiError).reservationConflict).toBe(true);
+      expect((refused as Error).message).toBe('WRITE(16) on LUN 1: RESERVATION CONFLICT');
+      // Reading stays allowed under Write Exclusive - Registrants Only.
+      expect((await b.read(T4.lun, 10, 1, 512)).equals(block)).toBe(true);
+
+      await b.prRegister(T4.lun, KEY_B);
+      await b.write(T4.lun, 11, block, 512);
+      expect((await a.read(T4.lun, 11, 1, 512)).equals(block)).toBe(true);
+    } finally {
+      await a.prClear(T4.lun, KEY_A).catch(() => undefined);
+      await a.logout().catch(() => a.close());
+      await b.logout().catch(() => b.close());
+    }
   });
 });

@@ -7,7 +7,7 @@ import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { IscsiLoginError, IscsiSession, parseSendTargets } from '../../src/net/iscsi/session.js';
 import { PduReader, decodeText, encodePdu, newBhs, Op, splitPdus } from '../../src/net/iscsi/pdu.js';
-import { ScsiError, decodeLun, encodeLun, naaOf, parseDeviceIdentification, parseSense, parseUnitSerial } from '../../src/net/iscsi/scsi.js';
+import { PrOut, PrType, ScsiError, decodeLun, encodeLun, naaOf, parseDeviceIdentification, parsePrKeys, parsePrReservation, parseSense, parseUnitSerial, prOutCdb, prOutParams } from '../../src/net/iscsi/scsi.js';
 import { chapResponse, decodeBinary } from '../../src/net/iscsi/chap.js';
 import { FIXTURE, loadCapture, pattern, type CapturedPdu } from './iscsi-fixture-data.js';
 
@@ -172,5 +172,20 @@ describe('SCSI data in words', () => {
       { name: 'a', addresses: ['1:3260,1', '2:3260,1'] },
       { name: 'b', addresses: [] },
     ]);
+  });
+});
+
+describe('persistent reservation CDBs and answers', () => {
+  it('PREEMPT carries the type in byte 2 and a 24-byte parameter list with both keys, no APTPL', () => {
+    expect(prOutCdb(PrOut.PREEMPT, PrType.WE_REGISTRANTS_ONLY).toString('hex')).toBe('5f040500000000001800');
+    expect(prOutParams(0xa1n, 0xb2n).toString('hex')).toBe(`${'00000000000000a1'}${'00000000000000b2'}${'00'.repeat(8)}`);
+  });
+
+  it('reads keys and the reservation holder', () => {
+    const keys = Buffer.from(`00000007${'00000010'}${'00000000000000a1'}${'00000000000000b2'}`, 'hex');
+    expect(parsePrKeys(keys)).toEqual({ generation: 7, keys: [0xa1n, 0xb2n] });
+    const held = Buffer.from(`00000007${'00000010'}${'00000000000000a1'}${'00000000'}00${'05'}0000`, 'hex');
+    expect(parsePrReservation(held)).toEqual({ generation: 7, holder: { key: 0xa1n, type: 5 } });
+    expect(parsePrReservation(Buffer.from('0000000700000000', 'hex'))).toEqual({ generation: 7, holder: null });
   });
 });

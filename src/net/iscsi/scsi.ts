@@ -9,6 +9,8 @@
  *   READ(16)/WRITE(16) 0x88/0x8a, bytes 2-9 LBA, bytes 10-13 number of blocks
  *   REPORT LUNS       0xa0, bytes 6-9 allocation length
  *   PERSISTENT RESERVE IN 0x5e, service action in byte 1, bytes 7-8 allocation length
+ *   PERSISTENT RESERVE OUT 0x5f, service action in byte 1, scope/type in byte 2, bytes 5-8
+ *                     parameter list length (24: key, service action key, flags with APTPL)
  */
 
 export const ScsiStatus = {
@@ -284,4 +286,57 @@ export class ScsiError extends Error {
   get reservationConflict(): boolean {
     return this.status === ScsiStatus.RESERVATION_CONFLICT;
   }
+}
+
+// ---------------------------------------------------------------- persistent reservations (SPC-4 §6.15, §6.16)
+
+export const PrIn = { READ_KEYS: 0, READ_RESERVATION: 1, REPORT_CAPABILITIES: 2 } as const;
+export const PrOut = { REGISTER: 0, RESERVE: 1, RELEASE: 2, CLEAR: 3, PREEMPT: 4, PREEMPT_AND_ABORT: 5, REGISTER_AND_IGNORE: 6 } as const;
+/** Reservation types: who may write (WE) or access at all (EA) while it is held. */
+export const PrType = { WRITE_EXCLUSIVE: 1, EXCLUSIVE_ACCESS: 3, WE_REGISTRANTS_ONLY: 5, EA_REGISTRANTS_ONLY: 6, WE_ALL_REGISTRANTS: 7, EA_ALL_REGISTRANTS: 8 } as const;
+
+export function prInCdb(action: number, allocation: number): Buffer {
+  const c = Buffer.alloc(10);
+  c[0] = 0x5e;
+  c[1] = action & 0x1f;
+  c.writeUInt16BE(allocation, 7);
+  return c;
+}
+
+export function prOutCdb(action: number, type: number): Buffer {
+  const c = Buffer.alloc(10);
+  c[0] = 0x5f;
+  c[1] = action & 0x1f;
+  c[2] = type & 0x0f; // scope 0: the logical unit
+  c.writeUInt32BE(24, 5);
+  return c;
+}
+
+/** The 24-byte parameter list of PERSISTENT RESERVE OUT (no APTPL: tgt keeps registrations in memory only). */
+export function prOutParams(key: bigint, serviceActionKey: bigint): Buffer {
+  const p = Buffer.alloc(24);
+  p.writeBigUInt64BE(key, 0);
+  p.writeBigUInt64BE(serviceActionKey, 8);
+  return p;
+}
+
+export function parsePrKeys(d: Buffer): { generation: number; keys: bigint[] } {
+  if (d.length < 8) throw new Error(`READ KEYS data of ${d.length} bytes (at least 8 expected)`);
+  const len = d.readUInt32BE(4);
+  const keys: bigint[] = [];
+  for (let off = 8; off + 8 <= Math.min(d.length, 8 + len); off += 8) keys.push(d.readBigUInt64BE(off));
+  return { generation: d.readUInt32BE(0), keys };
+}
+
+export interface PrReservation {
+  generation: number;
+  /** null: no reservation held. */
+  holder: { key: bigint; type: number } | null;
+}
+
+export function parsePrReservation(d: Buffer): PrReservation {
+  if (d.length < 8) throw new Error(`READ RESERVATION data of ${d.length} bytes (at least 8 expected)`);
+  const len = d.readUInt32BE(4);
+  if (len < 16 || d.length < 24) return { generation: d.readUInt32BE(0), holder: null };
+  return { generation: d.readUInt32BE(0), holder: { key: d.readBigUInt64BE(8), type: d[21]! & 0x0f } };
 }

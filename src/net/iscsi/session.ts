@@ -21,7 +21,8 @@ import {
 import {
   ScsiError, ScsiStatus, encodeLun, inquiryCdb, naaOf, parseDeviceIdentification, parseReadCapacity16, parseReportLuns,
   parseSense, parseStandardInquiry, parseUnitSerial, read16Cdb, readCapacity16Cdb, reportLunsCdb, testUnitReadyCdb, write16Cdb,
-  type Capacity, type Designator, type StandardInquiry,
+  PrIn, PrOut, parsePrKeys, parsePrReservation, prInCdb, prOutCdb, prOutParams,
+  type Capacity, type Designator, type PrReservation, type StandardInquiry,
 } from './scsi.js';
 
 export const ISCSI_PORT = 3260;
@@ -555,6 +556,43 @@ export class IscsiSession {
   /** LUN numbers the target reports (asked on LUN 0, as initiators do). */
   async reportLuns(): Promise<number[]> {
     return parseReportLuns(await this.command('REPORT LUNS', 0, reportLunsCdb(4096), { read: 4096 }));
+  }
+
+  // ---- persistent reservations: what SCSI fencing is made of ----
+
+  /** Registered keys of every I_T nexus (READ KEYS). */
+  async prKeys(lun: number): Promise<bigint[]> {
+    return parsePrKeys(await this.command('PERSISTENT RESERVE IN (READ KEYS)', lun, prInCdb(PrIn.READ_KEYS, 4096), { read: 4096 })).keys;
+  }
+
+  async prReservation(lun: number): Promise<PrReservation> {
+    return parsePrReservation(await this.command('PERSISTENT RESERVE IN (READ RESERVATION)', lun, prInCdb(PrIn.READ_RESERVATION, 64), { read: 64 }));
+  }
+
+  private prOut(name: string, lun: number, action: number, type: number, key: bigint, saKey: bigint): Promise<Buffer> {
+    return this.command(`PERSISTENT RESERVE OUT (${name})`, lun, prOutCdb(action, type), { write: prOutParams(key, saKey) });
+  }
+
+  /** Register this nexus with `key` (REGISTER AND IGNORE EXISTING KEY: whatever it had before). */
+  async prRegister(lun: number, key: bigint): Promise<void> {
+    await this.prOut('REGISTER AND IGNORE EXISTING KEY', lun, PrOut.REGISTER_AND_IGNORE, 0, 0n, key);
+  }
+
+  async prReserve(lun: number, key: bigint, type: number): Promise<void> {
+    await this.prOut('RESERVE', lun, PrOut.RESERVE, type, key, 0n);
+  }
+
+  async prRelease(lun: number, key: bigint, type: number): Promise<void> {
+    await this.prOut('RELEASE', lun, PrOut.RELEASE, type, key, 0n);
+  }
+
+  /** Remove `victim`'s registration (and take its reservation): fencing. Not PREEMPT AND ABORT, which tgtd lacks. */
+  async prPreempt(lun: number, key: bigint, victim: bigint, type: number): Promise<void> {
+    await this.prOut('PREEMPT', lun, PrOut.PREEMPT, type, key, victim);
+  }
+
+  async prClear(lun: number, key: bigint): Promise<void> {
+    await this.prOut('CLEAR', lun, PrOut.CLEAR, 0, key, 0n);
   }
 
   // ---- text (SendTargets) and logout ----
