@@ -225,6 +225,30 @@ describe('an iSCSI target that moves with its identity (tgt, loop volume, VIP)',
     expect(totalChanged(again)).toBe(0);
   });
 
+  it('iscsi_lun check through the VIP: OK as moved; CRITICAL naming the serial when the LUN comes up with another one', async () => {
+    const naa = `6${SCSI_ID.padStart(31, '0')}`;
+    const pb = playbook([{ hosts: 'nodes', steps: [{ iscsi_lun: { address: vip(), iqn: IQN, lun: 1, scsi_sn: SCSI_SN, scsi_id: SCSI_ID, naa }, run_once: true }] }]);
+    const checkJson = async () => {
+      const r = await runRaw(['node', CLI, 'check', '-i', L().inventoryPath, pb, '--json'], { timeoutMs: 60_000, env: { ...process.env, BATON_STATE_DIR: path.join(work, 'state') } });
+      return { code: r.code, json: JSON.parse(r.stdout) as { status: string; checks: Array<{ kind: string; status: string; message: string }> }, raw: r.stdout + r.stderr };
+    };
+    const ok = await checkJson();
+    expect(ok.code, ok.raw).toBe(0);
+    expect(ok.json.status).toBe('OK');
+
+    const tid = String((await targetsOn('n2'))[0]!.tid);
+    const setSn = (sn: string) => L().sshOk('n2', ['tgtadm', '--lld', 'iscsi', '--mode', 'logicalunit', '--op', 'update', '--tid', tid, '--lun', '1', '--params', `scsi_sn=${sn}`]);
+    await setSn('ANOTHER-DISK');
+    try {
+      const bad = await checkJson();
+      expect(bad.code, bad.raw).toBe(2);
+      expect(bad.json.status).toBe('CRITICAL');
+      expect(bad.json.checks.find((c) => c.kind === 'iscsi_lun')?.message).toContain(`serial (VPD 0x80) is "ANOTHER-DISK", expected "${SCSI_SN}"`);
+    } finally {
+      await setSn(SCSI_SN);
+    }
+  });
+
   it('undo of the move puts the target back on n1 with the same identity; the pattern reads back through the VIP', async () => {
     const u = await baton(['undo', moveRun, '--yes', '-i', L().inventoryPath]);
     const reverts = JSON.stringify(u.events.filter((e) => e.type === 'revert-end'));
