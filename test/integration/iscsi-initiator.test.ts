@@ -66,6 +66,17 @@ describe('iSCSI initiator against tgtd on loopback', () => {
     console.log(`iSCSI on loopback: login ${loginMs.toFixed(1)} ms; login+read 4 KiB+logout ${sessionMs.toFixed(1)} ms (read ${readMs.toFixed(1)} ms)`);
   });
 
+  it('a 1 MiB write crosses several R2Ts (MaxBurstLength 256 KiB) and reads back whole', async () => {
+    const big = pattern(7, 1024 * 1024);
+    const s = await iscsiLogin({ ...at(), targetName: T1.iqn });
+    try {
+      await s.write(T1.lun, 8192, big, 512);
+      expect((await s.read(T1.lun, 8192, big.length / 512, 512)).equals(big)).toBe(true);
+    } finally {
+      await s.logout();
+    }
+  });
+
   it('sees the identity tgtadm set: LUN numbers, VPD 0x80 serial, VPD 0x83 T10 id and NAA from scsi_id', async () => {
     const s = await iscsiLogin({ ...at(), targetName: T1.iqn });
     try {
