@@ -15,6 +15,9 @@ import { iscsiTargetAbsent } from '../../src/steps/iscsi-target-absent.js';
 import { tidFor } from '../../src/steps/iscsi/tgt.js';
 import { iscsiLogin } from '../../src/net/iscsi/session.js';
 import { check } from '../../src/engine/check.js';
+import { iscsiProbe } from '../../src/drill/iscsi-probe.js';
+import { outageWindows, totalOutageMs } from '../../src/drill/outage.js';
+import { checkIntegrity } from '../../src/drill/integrity.js';
 import { defaultRegistry } from '../../src/steps/registry.js';
 import { localInventory, playbook, step as stepSpec } from '../helpers/model.js';
 import { startTgtd, type Tgtd } from '../helpers/tgtd.js';
@@ -172,5 +175,30 @@ describe('iscsi_lun check against tgtd', () => {
     expect(r.status).toBe('CRITICAL');
     // tgtd now serves no target at all: it closes the login instead of answering "target not found".
     expect(r.message).toMatch(new RegExp(`${IQN.replace(/\./g, '\\.')} LUN 1: the login \\(security, AuthMethod=None\\): 127\\.0\\.0\\.1:${PORT}(?: closed the iSCSI connection|: connection error ECONNRESET) during login, without a login response`));
+  });
+});
+
+describe('drill probe iscsi:// against tgtd', () => {
+  it('reads the same bytes throughout; the time the target is gone is one outage window, and the reader logs in again by itself', async () => {
+    await step(iscsiTarget, targetArgs());
+    const probe = iscsiProbe({ host: '127.0.0.1', port: PORT, iqn: IQN, lun: 1, lba: 100, blocks: 8, intervalMs: 20, readTimeoutMs: 300 });
+    probe.start();
+    await new Promise((r) => setTimeout(r, 400));
+    const gone = await step(iscsiTargetAbsent, { iqn: IQN, control_port: PORT });
+    const outStart = Date.now();
+    await new Promise((r) => setTimeout(r, 500));
+    await iscsiTargetAbsent.revert(ctx, { iqn: IQN, control_port: PORT }, gone.before);
+    const outEnd = Date.now();
+    await new Promise((r) => setTimeout(r, 400));
+    const samples = await probe.stop();
+
+    const windows = outageWindows(samples);
+    expect(windows.length, JSON.stringify(samples.filter((x) => !x.ok).slice(0, 3))).toBe(1);
+    const outage = totalOutageMs(windows);
+    expect(outage).toBeGreaterThanOrEqual(400);
+    expect(outage).toBeLessThan(outEnd - outStart + 1000);
+    expect(samples.filter((x) => x.ok).length).toBeGreaterThan(10);
+    expect(checkIntegrity(samples, outStart, outEnd)).toMatchObject({ ok: true, mismatches: 0 });
+    console.log(`iscsi:// probe on loopback: ${samples.length} reads, outage ${outage} ms while the target was gone ${outEnd - outStart} ms`);
   });
 });
