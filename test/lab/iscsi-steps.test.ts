@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRoot, startLab, type Lab } from '../helpers/lab.js';
 import { runRaw } from '../../src/lab/exec.js';
 import { parseTgtadmTargets } from '../../src/facts/iscsi.js';
+import type { DrillReport } from '../../src/drill/report.js';
 
 const NAME = 'iscsi';
 const SUBNET = '198.18.193.0/24';
@@ -262,5 +263,25 @@ describe('an iSCSI target that moves with its identity (tgt, loop volume, VIP)',
     expect(back.vpd80).toBe(before.vpd80);
     expect(back.vpd83).toBe(before.vpd83);
     expect(back.read).toBe(pattern.toString('hex'));
+  });
+
+  it('baton drill n1 → n2 and back with an iscsi:// probe from the client: passes, every window closed, the same bytes throughout', async () => {
+    const probe = `iscsi://${vip()}/${IQN}/1?lba=0&blocks=8`;
+    const r = await runRaw(
+      ['node', CLI, 'drill', move('n1', 'n2'), '-i', L().inventoryPath, '--then', move('n2', 'n1'), '--probe', probe, '--probe-from', 'c1', '--max-outage', '60s', '--json'],
+      { timeoutMs: 180_000, env: { ...process.env, BATON_STATE_DIR: path.join(work, 'state') } },
+    );
+    expect(r.code, r.stdout.slice(-3000) + r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout.trim().split('\n').pop()!) as DrillReport;
+    expect(report.verdict).toBe('pass');
+    const [p] = report.probes;
+    expect(p!.kind).toBe('iscsi');
+    expect(p!.from).toBe('c1');
+    expect(p!.integrity).toMatchObject({ ok: true, mismatches: 0 });
+    expect(p!.windows.every((w) => !w.open)).toBe(true);
+    // Each move takes the target away for a moment: a client reading every 50 ms notices.
+    expect(p!.windows.length).toBeGreaterThanOrEqual(1);
+    console.log(`[drill] iscsi: ${p!.reads} reads, ${p!.windows.length} window(s), total ${p!.totalOutageMs} ms (${p!.windows.map((w) => w.ms).join(', ')}); drill ${report.endedAt - report.startedAt} ms`);
+    expect((await targetsOn('n1')).map((t) => t.iqn)).toEqual([IQN]);
   });
 });
