@@ -56,6 +56,9 @@ export const iscsiTargetAbsent: StepKind<IscsiTargetAbsentArgs, IscsiTargetObser
   revert: (ctx, a, before) => restoreTarget(ctx, a, before.target),
 
   describe(a) {
-    return { summary: `stop serving iSCSI target ${a.iqn}`, commands: [deleteTargetArgv(controlPortOf(a), 0).map((x, i, all) => (all[i - 1] === '--tid' ? '<tid of the IQN>' : x))] };
+    // The tid is the one the node's tgtd shows for the IQN when the step runs.
+    const argv = deleteTargetArgv(controlPortOf(a), 0);
+    argv[argv.length - 1] = '<tid of the IQN>';
+    return { summary: `stop serving iSCSI target ${a.iqn}`, commands: [argv] };
   },
 };

@@ -187,7 +187,7 @@ export class IscsiSession {
   negotiated: Negotiated | undefined;
   /** UNIT ATTENTION conditions reported so far (and retried past), oldest first. */
   readonly unitAttentions: Array<{ lun: number; text: string }> = [];
-  /** Login and every command so far, ms. */
+  /** How long the login took, ms (connect not included). */
   readonly timings: { loginMs?: number } = {};
 
   private constructor(

@@ -12,7 +12,7 @@
 import { StepRefusedError, type StepContext } from '../contract.js';
 import { runnerOf } from '../../facts/storage.js';
 import {
-  bindAclArgv, deleteLunArgv, deletePortalArgv, deleteTargetArgv, heldLoopOf, imageOfDevice, lunIdentityArgv, newLunArgv, newPortalArgv,
+  bindAclArgv, deleteLunArgv, deletePortalArgv, deleteTargetArgv, heldLoopOf, imageOfDevice, lunIdentityArgv, newLunArgv,
   newTargetArgv, portalCovered, readTgtView, splitPortal, unbindAclArgv, type TgtTarget, type TgtView,
 } from '../../facts/iscsi.js';
 
@@ -236,7 +236,7 @@ export function specOf(ctx: StepContext, a: IscsiTargetArgs, o: IscsiTargetObser
 }
 
 /** The spec a recorded target amounts to on this node now: a loop-backed LUN follows its image to whatever device holds it here. */
-export function specOfState(ctx: StepContext, t: TargetState, now: IscsiTargetObserved & { storageDevices?: Record<string, string | null> }): TargetSpec {
+export function specOfState(ctx: StepContext, t: TargetState, now: IscsiTargetObserved): TargetSpec {
   return {
     iqn: t.iqn,
     acls: t.acls,
@@ -276,4 +276,3 @@ export async function restoreTarget(ctx: StepContext, a: { iqn: string; control_
   if (portalsBefore) for (const p of now.portals) if (!portalsBefore.includes(p)) await ctx.run(deletePortalArgv(cp, p));
 }
 
-export { newPortalArgv, deleteTargetArgv };
