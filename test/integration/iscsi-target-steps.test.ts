@@ -138,6 +138,22 @@ describe('iscsi_target and iscsi_target_absent against tgtd', () => {
     expect(gone.changed).toBe(true);
   });
 
+  it('a portal tgtd does not listen on yet is added (initiators reach the target there), and the revert removes it again', async () => {
+    const portal = `127.0.0.2:${PORT}`;
+    const args = { ...targetArgs(), portal, acls: ['ALL'] };
+    const r = await step(iscsiTarget, args);
+    expect(r.changed).toBe(true);
+    expect(r.before.portals).not.toContain(portal);
+    expect(r.after.portals).toContain(portal);
+    const s = await iscsiLogin({ host: '127.0.0.2', port: PORT, initiatorName: 'iqn.2026-11.test.baton:steps-client', targetName: IQN, timeoutMs: 5000 });
+    expect(await s.unitSerial(1)).toBe('BATON-STEPS-42');
+    await s.logout();
+    await iscsiTarget.revert(ctx, args, r.before);
+    const now = await iscsiTarget.probe(ctx, args);
+    expect(now.portals).toEqual(r.before.portals);
+    expect(iscsiTarget.restored!(r.before, now, args)).toBe(true);
+  });
+
   it('without tgtd the step says so, naming the control port', async () => {
     const a = { ...targetArgs(), control_port: PORT + 5 };
     const o = await iscsiTarget.probe(ctx, a);
