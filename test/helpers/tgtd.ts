@@ -62,6 +62,8 @@ export async function startTgtd(o: TgtdOptions): Promise<Tgtd> {
       await Promise.race([gone, new Promise((r) => setTimeout(r, 3000))]);
     }
     rmSync(dir, { recursive: true, force: true });
+    // Killed with SIGKILL, tgtd leaves its control socket and lock file behind.
+    for (const f of [`socket.${o.controlPort}`, `socket.${o.controlPort}.lock`]) rmSync(join('/var/run/tgtd', f), { force: true });
   };
   const tgtadm = async (args: string[]) => {
     const argv = ['tgtadm', '-C', String(o.controlPort), ...args];
