@@ -24,7 +24,7 @@ export interface DrillPlaybookResult {
 
 export interface DrillProbeResult {
   label: string;
-  kind: 'nfs' | 'tcp';
+  kind: 'nfs' | 'tcp' | 'iscsi';
   /** Inventory host whose network namespace the probe ran in. */
   from?: string;
   reads: number;

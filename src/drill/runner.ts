@@ -23,6 +23,7 @@ import { ReadProbe, type Prober } from './probe.js';
 import { formatDrillSummary, probePhases, probesSuite, type DrillPlaybookResult, type DrillProbeResult, type DrillReport } from './report.js';
 import { nfsCatArgv, parseProbeSpec, type ProbeSpec } from './spec.js';
 import { tcpProbe } from './tcp-probe.js';
+import { iscsiProbe } from './iscsi-probe.js';
 import { TimelineCollector } from './timeline.js';
 
 export interface DrillOptions extends CommonOptions {
@@ -67,6 +68,7 @@ function probeNetns(inputs: Inputs, from: string | undefined): string | undefine
 
 function makeProber(spec: ProbeSpec, netns: string | undefined, intervalMs: number, timeoutMs: number): Prober {
   if (spec.kind === 'nfs') return new ReadProbe({ argv: nfsCatArgv(spec, netns), intervalMs, readTimeoutMs: timeoutMs });
+  if (spec.kind === 'iscsi') return iscsiProbe({ ...spec, intervalMs, readTimeoutMs: timeoutMs, netns });
   return tcpProbe({ host: spec.host, port: spec.port, intervalMs, connectTimeoutMs: timeoutMs, netns });
 }
 
@@ -97,7 +99,7 @@ function outcomeOfError(e: unknown): string {
 export async function drillCommand(playbookFile: string, o: DrillOptions): Promise<number> {
   // Everything is checked before any probe starts or any node is touched: bad input is exit 2.
   const specs = (o.probe ?? []).map(parseProbeSpec);
-  if (!specs.length) throw new BatonError('a drill needs at least one --probe (nfs://HOST/PATH?version=4 or tcp://HOST:PORT)', ExitCode.INVALID);
+  if (!specs.length) throw new BatonError('a drill needs at least one --probe (nfs://HOST/PATH?version=4, tcp://HOST:PORT or iscsi://HOST/IQN/LUN)', ExitCode.INVALID);
   const intervalMs = duration('--interval', o.interval, 50);
   if (intervalMs < 1) throw new BatonError('--interval must be at least 1 ms', ExitCode.INVALID);
   const readTimeoutMs = duration('--read-timeout', o.readTimeout, 300);
@@ -199,7 +201,7 @@ export async function drillCommand(playbookFile: string, o: DrillOptions): Promi
         samples,
         windows,
         totalOutageMs: total,
-        ...(spec.kind === 'nfs' ? { integrity: checkIntegrity(samples, playbooksStart, playbooksEnd) } : {}),
+        ...(spec.kind === 'nfs' || spec.kind === 'iscsi' ? { integrity: checkIntegrity(samples, playbooksStart, playbooksEnd) } : {}),
         outageOverLimit: maxOutageMs !== undefined && total > maxOutageMs,
         perPlaybook: probePhases(results, windows),
       };

@@ -46,7 +46,7 @@ export function tcpAgentArgv(o: TcpProbeOptions, nodeBin = process.execPath): st
 }
 
 /** Samples from the helper in a namespace; it stops when its stdin closes. */
-class AgentProbe implements Prober {
+export class AgentProbe implements Prober {
   readonly samples: ProbeSample[] = [];
   private child: ChildProcess | undefined;
   private exited: Promise<void> | undefined;

@@ -40,4 +40,7 @@ export const catalog: CatalogEntry[] = [
   { kind: 'tcp', role: 'neutral', load: async () => (await import('./tcp.js')).tcp },
   { kind: 'disk_free', role: 'neutral', load: async () => (await import('./disk-free.js')).diskFree },
   { kind: 'fence_device', role: 'neutral', load: async () => (await import('./fence-device.js')).fenceDevice },
+  { kind: 'iscsi_target', role: 'takeover', load: async () => (await import('./iscsi-target.js')).iscsiTarget },
+  { kind: 'iscsi_target_absent', role: 'release', load: async () => (await import('./iscsi-target-absent.js')).iscsiTargetAbsent },
+  { kind: 'iscsi_lun', role: 'neutral', load: async () => (await import('./iscsi-lun.js')).iscsiLun },
 ];

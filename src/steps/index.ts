@@ -24,6 +24,9 @@ import { nfsNull } from './nfs-null.js';
 import { tcp } from './tcp.js';
 import { diskFree } from './disk-free.js';
 import { fenceDevice } from './fence-device.js';
+import { iscsiTarget } from './iscsi-target.js';
+import { iscsiTargetAbsent } from './iscsi-target-absent.js';
+import { iscsiLun } from './iscsi-lun.js';
 
 /** Every step kind baton ships. One line per kind; the engine never names one. */
-export const allKinds: StepKind[] = [command, waitFor, assertStep, raiseVip, lowerVip, garp, fence, unfence, exportStep, unexportStep, restartStatd, importVolume, deportVolume, mountStep, unmountStep, promoteStep, demoteStep, vipHolder, mounted, exported, serviceRunning, nfsNull, tcp, diskFree, fenceDevice];
+export const allKinds: StepKind[] = [command, waitFor, assertStep, raiseVip, lowerVip, garp, fence, unfence, exportStep, unexportStep, restartStatd, importVolume, deportVolume, mountStep, unmountStep, promoteStep, demoteStep, vipHolder, mounted, exported, serviceRunning, nfsNull, tcp, diskFree, fenceDevice, iscsiTarget, iscsiTargetAbsent, iscsiLun];

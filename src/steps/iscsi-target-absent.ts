@@ -1,0 +1,64 @@
+/**
+ * `iscsi_target_absent`: stop serving an iSCSI target on this node (`tgtadm --op delete --force`:
+ * logged-in initiators are disconnected, and reconnect to wherever the VIP goes next). The probe
+ * records the whole target (LUNs, backing volume by image, identity, ACLs, tid), so a revert
+ * makes exactly that target again — on whatever loop device holds the image on this node by then.
+ *
+ *   - iscsi_target_absent: { iqn: "{{ iqn }}" }
+ *
+ * A release: the engine remembers it under the same resource key as `iscsi_target`, so a
+ * takeover of the IQN on another node in the same run knows this node let it go.
+ */
+import type { StepKind } from './contract.js';
+import { deleteTargetArgv } from '../facts/iscsi.js';
+import { controlPortOf, iscsiResource, probeHere, restoreTarget, targetMatches, type IscsiTargetAbsentArgs, type IscsiTargetArgs, type IscsiTargetObserved } from './iscsi/tgt.js';
+
+export type { IscsiTargetAbsentArgs };
+
+export const iscsiTargetAbsent: StepKind<IscsiTargetAbsentArgs, IscsiTargetObserved> = {
+  kind: 'iscsi_target_absent',
+  inverse: 'iscsi_target',
+  role: 'release',
+  defaultTimeoutS: 30,
+  resource: iscsiResource,
+
+  probe: (ctx, a) => probeHere(ctx, a),
+  // No tgtd answering is no target served: nothing to release.
+  satisfied: (o) => !o.target,
+
+  restored(before, now) {
+    if (!before.target || !now.target) return !before.target === !now.target;
+    return targetMatches(now.target, { luns: before.target.luns, acls: before.target.acls });
+  },
+
+  // The revert is a takeover of the IQN: the engine asks the peers about the target as it was.
+  revertAs(a, before): IscsiTargetArgs | IscsiTargetAbsentArgs {
+    if (!before.target) return a;
+    return {
+      iqn: a.iqn,
+      ...(a.control_port !== undefined ? { control_port: a.control_port } : {}),
+      ...(a.peers ? { peers: a.peers } : {}),
+      tid: before.target.tid,
+      acls: before.target.acls,
+      luns: before.target.luns.map((l) => ({
+        lun: l.lun,
+        ...(l.backingImage ? { backing_image: l.backingImage } : { backing_store: l.backingStore ?? '' }),
+        scsi_id: l.scsiId,
+        scsi_sn: l.scsiSn,
+      })),
+    };
+  },
+
+  async apply(ctx, a, before) {
+    if (before.target) await ctx.run(deleteTargetArgv(controlPortOf(a), before.target.tid));
+  },
+
+  revert: (ctx, a, before) => restoreTarget(ctx, a, before.target),
+
+  describe(a) {
+    // The tid is the one the node's tgtd shows for the IQN when the step runs.
+    const argv = deleteTargetArgv(controlPortOf(a), 0);
+    argv[argv.length - 1] = '<tid of the IQN>';
+    return { summary: `stop serving iSCSI target ${a.iqn}`, commands: [argv] };
+  },
+};

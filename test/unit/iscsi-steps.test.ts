@@ -1,0 +1,170 @@
+/**
+ * tgt facts and the iSCSI target steps' judgement, on tgtadm 1.0.85 output captured here
+ * (test/unit/fixtures/tgtadm): what a target is, when it is "the same" (never by tid), and the
+ * tgtadm argv that make, change and remove it.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parseTgtadmPortals, parseTgtadmTargets, portalCovered, bindAclArgv, deleteTargetArgv } from '../../src/facts/iscsi.js';
+import { chooseTid, createCommands, reconcileCommands, targetMatches, targetSatisfied, tidFor, type IscsiTargetObserved, type TargetState } from '../../src/steps/iscsi/tgt.js';
+import { iscsiTargetAbsent } from '../../src/steps/iscsi-target-absent.js';
+import { iscsiTarget } from '../../src/steps/iscsi-target.js';
+import { StepRefusedError } from '../../src/steps/contract.js';
+import { lunProblem } from '../../src/steps/iscsi-lun.js';
+
+const fixture = (name: string) => readFileSync(join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'tgtadm', name), 'utf8');
+
+describe('tgtadm show, parsed', () => {
+  it('reads targets, LUNs with backing store and identity, accounts and ACLs', () => {
+    const [t1, t7] = parseTgtadmTargets(fixture('show-target.txt'));
+    expect(t1).toMatchObject({ tid: 1, iqn: 'iqn.2026-11.test.baton:vol1', state: 'ready', nexus: [], accounts: ['chapuser'], outgoingAccounts: [] });
+    expect(t1!.acls).toEqual(['198.18.193.0/24', '127.0.0.1', 'iqn.2026-11.test.baton:client1']);
+    expect(t1!.luns.map((l) => [l.lun, l.type, l.scsiId, l.scsiSn, l.backingStore, l.sizeMb])).toEqual([
+      [0, 'controller', 'IET     00010000', 'beaf10', null, 0],
+      [1, 'disk', 'ba7000000001', 'BATONSN1', '/srv/san/d1.img', 8],
+      [2, 'disk', 'ba7000000002', 'BATONSN2', '/srv/san/d2.img', 17],
+    ]);
+    expect(t1!.luns[1]).toMatchObject({ online: true, readonly: false, backingStoreType: 'rdwr', blockSize: 512 });
+    expect(t7).toMatchObject({ tid: 7, iqn: 'iqn.2026-11.test.baton:empty', acls: [], accounts: [] });
+    expect(t7!.luns.map((l) => l.lun)).toEqual([0]);
+  });
+
+  it('reads the initiators logged in (I_T nexus)', () => {
+    const [t1] = parseTgtadmTargets(fixture('show-target-nexus.txt'));
+    expect(t1!.nexus).toEqual([{ initiator: 'iqn.2026-11.test.baton:client1', addresses: ['127.0.0.1'] }]);
+  });
+
+  it('no target at all is an empty list; garbage is an error', () => {
+    expect(parseTgtadmTargets('')).toEqual([]);
+    expect(() => parseTgtadmTargets('tgtadm: something else\n')).toThrow(/not "Target N: IQN"/);
+  });
+
+  it('portals, and which of them cover the VIP', () => {
+    const portals = parseTgtadmPortals(fixture('show-portal.txt'));
+    expect(portals).toEqual(['127.0.0.1:13263', '127.0.0.2:13263']);
+    expect(portalCovered(portals, '127.0.0.2:13263')).toBe(true);
+    expect(portalCovered(portals, '127.0.0.3:13263')).toBe(false);
+    expect(portalCovered(['0.0.0.0:3260', '[::]:3260'], '198.18.193.100:3260')).toBe(true);
+    expect(portalCovered(['0.0.0.0:3260'], '198.18.193.100:3261')).toBe(false);
+    expect(portalCovered(['[::]:3260'], '[2001:db8::1]:3260')).toBe(true);
+  });
+});
+
+const lunState = (lun: number, image: string, dev: string, id = `ba70${lun}`, sn = `SN${lun}`) => ({ lun, backingStore: dev, backingImage: image, scsiId: id, scsiSn: sn });
+const state = (tid: number, extra: Partial<TargetState> = {}): TargetState => ({ tid, iqn: 'iqn.2026-11.test.baton:g1', luns: [lunState(1, '/srv/san/disk1.img', '/dev/loop3')], acls: ['ALL'], accounts: [], sessions: [], ...extra });
+const observed = (target: TargetState | null, extra: Partial<IscsiTargetObserved> = {}): IscsiTargetObserved => ({ running: true, target, devices: { '/srv/san/disk1.img': '/dev/loop3' }, portals: ['0.0.0.0:3260'], tids: target ? [target.tid] : [], ...extra });
+const args = { iqn: 'iqn.2026-11.test.baton:g1', portal: '198.18.193.100', luns: [{ lun: '1', backing_image: '/srv/san/disk1.img', scsi_id: 'ba701', scsi_sn: 'SN1' }] };
+
+describe('iscsi_target: satisfied means the same identity, never the same tid', () => {
+  it('the target as asked, on any tid, with a wildcard portal: satisfied', () => {
+    expect(targetSatisfied(observed(state(1234)), args)).toBe(true);
+    expect(targetSatisfied(observed(state(7)), args)).toBe(true);
+  });
+
+  it('another serial, another scsi_id, another LUN number, another ACL, another volume: not satisfied', () => {
+    expect(targetSatisfied(observed(state(7, { luns: [lunState(1, '/srv/san/disk1.img', '/dev/loop3', 'ba701', 'SN9')] })), args)).toBe(false);
+    expect(targetSatisfied(observed(state(7, { luns: [lunState(1, '/srv/san/disk1.img', '/dev/loop3', 'ba709', 'SN1')] })), args)).toBe(false);
+    expect(targetSatisfied(observed(state(7, { luns: [lunState(2, '/srv/san/disk1.img', '/dev/loop3', 'ba701', 'SN1')] })), args)).toBe(false);
+    expect(targetSatisfied(observed(state(7, { acls: ['198.18.193.0/24'] })), args)).toBe(false);
+    expect(targetSatisfied(observed(state(7, { luns: [lunState(1, '/srv/san/disk2.img', '/dev/loop4', 'ba701', 'SN1')] })), args)).toBe(false);
+    // An extra LUN is not "exactly these LUNs".
+    expect(targetSatisfied(observed(state(7, { luns: [lunState(1, '/srv/san/disk1.img', '/dev/loop3', 'ba701', 'SN1'), lunState(2, '/srv/san/disk2.img', '/dev/loop4')] })), args)).toBe(false);
+  });
+
+  it('no tgtd, no target, a portal not covered, or the image attached by another node: not satisfied', () => {
+    expect(targetSatisfied(observed(null), args)).toBe(false);
+    expect(targetSatisfied({ ...observed(state(7)), running: false }, args)).toBe(false);
+    expect(targetSatisfied(observed(state(7), { portals: ['127.0.0.1:3260'] }), args)).toBe(false);
+    expect(targetSatisfied(observed(state(7), { devices: { '/srv/san/disk1.img': null } }), args)).toBe(false);
+  });
+
+  it('an explicit tid is part of what is asked', () => {
+    expect(targetSatisfied(observed(state(7)), { ...args, tid: 7 })).toBe(true);
+    expect(targetSatisfied(observed(state(7)), { ...args, tid: '8' })).toBe(false);
+  });
+
+  it('the tid is the same on every node: derived from the IQN, the next free one if taken', () => {
+    const t = tidFor(args.iqn);
+    expect(t).toBe(tidFor('iqn.2026-11.test.baton:g1'));
+    expect(t).toBeGreaterThanOrEqual(1000);
+    expect(tidFor('iqn.2026-11.test.baton:g2')).not.toBe(t);
+    const logs: string[] = [];
+    expect(chooseTid(args, [1, 2], (m) => logs.push(m))).toBe(t);
+    expect(chooseTid(args, [t, t + 1], (m) => logs.push(m))).toBe(t + 2);
+    expect(logs[0]).toMatch(/is taken on this node; using .*VPD 0x83/);
+    expect(() => chooseTid({ ...args, tid: 5 }, [5])).toThrow(StepRefusedError);
+  });
+});
+
+describe('tgtadm commands', () => {
+  it('creates a target: target, LUN, identity, ACLs, in that order, argv only', () => {
+    const cmds = createCommands(undefined, 1234, { iqn: args.iqn, luns: [{ lun: 1, backingStore: '/dev/loop3', scsiId: 'ba701', scsiSn: 'SN1' }], acls: ['198.18.193.0/24', 'iqn.2026-11.test.baton:c1'] });
+    expect(cmds).toEqual([
+      ['tgtadm', '--lld', 'iscsi', '--mode', 'target', '--op', 'new', '--tid', '1234', '--targetname', args.iqn],
+      ['tgtadm', '--lld', 'iscsi', '--mode', 'logicalunit', '--op', 'new', '--tid', '1234', '--lun', '1', '--backing-store', '/dev/loop3'],
+      ['tgtadm', '--lld', 'iscsi', '--mode', 'logicalunit', '--op', 'update', '--tid', '1234', '--lun', '1', '--params', 'scsi_id=ba701,scsi_sn=SN1'],
+      ['tgtadm', '--lld', 'iscsi', '--mode', 'target', '--op', 'bind', '--tid', '1234', '--initiator-address', '198.18.193.0/24'],
+      ['tgtadm', '--lld', 'iscsi', '--mode', 'target', '--op', 'bind', '--tid', '1234', '--initiator-name', 'iqn.2026-11.test.baton:c1'],
+    ]);
+    expect(deleteTargetArgv(13260, 9)).toEqual(['tgtadm', '-C', '13260', '--lld', 'iscsi', '--mode', 'target', '--op', 'delete', '--force', '--tid', '9']);
+    expect(bindAclArgv(undefined, 1, 'ALL')).toContain('--initiator-address');
+  });
+
+  it('reconciles only what differs, on the target own tid', () => {
+    const have = state(7, { luns: [lunState(1, '/srv/san/disk1.img', '/dev/loop3', 'ba701', 'OLD'), lunState(5, '/x.img', '/dev/loop9')], acls: ['ALL', '127.0.0.1'] });
+    const cmds = reconcileCommands(undefined, have, { iqn: have.iqn, luns: [{ lun: 1, backingStore: '/dev/loop3', scsiId: 'ba701', scsiSn: 'SN1' }], acls: ['ALL'] });
+    expect(cmds.map((c) => c.slice(4).join(' '))).toEqual([
+      'logicalunit --op delete --tid 7 --lun 5',
+      'logicalunit --op update --tid 7 --lun 1 --params scsi_id=ba701,scsi_sn=SN1',
+      'target --op unbind --tid 7 --initiator-address 127.0.0.1',
+    ]);
+  });
+});
+
+describe('iscsi_target_absent', () => {
+  it('is satisfied when no target of the IQN is served (or no tgtd runs)', () => {
+    expect(iscsiTargetAbsent.satisfied(observed(null), { iqn: args.iqn })).toBe(true);
+    expect(iscsiTargetAbsent.satisfied({ ...observed(null), running: false }, { iqn: args.iqn })).toBe(true);
+    expect(iscsiTargetAbsent.satisfied(observed(state(7)), { iqn: args.iqn })).toBe(false);
+  });
+
+  it('its revert amounts to iscsi_target of the target as it was, by image, so the peers are asked about it', () => {
+    const as = iscsiTargetAbsent.revertAs!({ iqn: args.iqn }, observed(state(7))) as typeof args;
+    expect(as).toEqual({ iqn: args.iqn, tid: 7, acls: ['ALL'], luns: [{ lun: 1, backing_image: '/srv/san/disk1.img', scsi_id: 'ba701', scsi_sn: 'SN1' }] });
+    // On another node the image is on another loop device: still the same target.
+    expect(targetSatisfied(observed(state(1234, { luns: [lunState(1, '/srv/san/disk1.img', '/dev/loop7', 'ba701', 'SN1')] }), { devices: { '/srv/san/disk1.img': '/dev/loop7' } }), { ...as, tid: undefined })).toBe(true);
+  });
+
+  it('restored: back means the same identity on whatever tid and loop device', () => {
+    const before = observed(state(7));
+    expect(iscsiTargetAbsent.restored!(before, observed(state(1234, { luns: [lunState(1, '/srv/san/disk1.img', '/dev/loop5', 'ba701', 'SN1')] })), { iqn: args.iqn })).toBe(true);
+    expect(iscsiTargetAbsent.restored!(before, observed(state(7, { luns: [lunState(1, '/srv/san/disk1.img', '/dev/loop3', 'ba701', 'SN2')] })), { iqn: args.iqn })).toBe(false);
+    expect(iscsiTargetAbsent.restored!(before, observed(null), { iqn: args.iqn })).toBe(false);
+    expect(targetMatches(null, { luns: [], acls: [] })).toBe(false);
+  });
+
+  it('describes itself in one line with the command', () => {
+    expect(iscsiTarget.describe(args).summary).toBe('serve iSCSI target iqn.2026-11.test.baton:g1: LUN 1 (/srv/san/disk1.img, sn SN1) on 198.18.193.100');
+    expect(iscsiTargetAbsent.describe({ iqn: args.iqn }).commands[0]).toContain('--force');
+  });
+});
+
+describe('iscsi_lun judgement', () => {
+  const a = { address: '198.18.193.100', iqn: 'iqn.2026-11.test.baton:g1', lun: 1, scsi_sn: 'SN1', scsi_id: 'ba701', naa: '0x6000000000000000000000000000ba701' };
+  const seen = { error: null, luns: [0, 1], serial: 'SN1', t10: 'ba701', naa: '6000000000000000000000000000ba701', ms: 5 };
+
+  it('healthy when LUN, serial, scsi_id and NAA are as the inventory says', () => {
+    expect(lunProblem(seen, a)).toBeUndefined();
+    expect(lunProblem(seen, { address: a.address, iqn: a.iqn, lun: '1' })).toBeUndefined();
+  });
+
+  it('names each mismatch, the missing LUN, or what stopped the login', () => {
+    expect(lunProblem({ ...seen, serial: 'SN2', naa: '3000000100000001' }, a)).toBe(
+      '198.18.193.100:3260 iqn.2026-11.test.baton:g1 LUN 1: serial (VPD 0x80) is "SN2", expected "SN1"; NAA (VPD 0x83) is 3000000100000001, expected 0x6000000000000000000000000000ba701 — initiators would see another disk',
+    );
+    expect(lunProblem({ ...seen, luns: [0, 2] }, a)).toBe('198.18.193.100:3260 iqn.2026-11.test.baton:g1 LUN 1: the target reports LUNs 0, 2, not 1');
+    expect(lunProblem({ ...seen, error: 'login refused: authentication failed' }, a)).toBe('198.18.193.100:3260 iqn.2026-11.test.baton:g1 LUN 1: login refused: authentication failed');
+  });
+});
