@@ -13,6 +13,9 @@ set on lab clients by \`baton lab up\`; runs \`ip netns exec NS …\`, so needs 
                                 a read not done within --read-timeout (300 ms) is killed and
                                 counts as failed; the bytes' sha256 is kept for the data check
   tcp://HOST:PORT               open a TCP connection (Node's net), --read-timeout bounded
+  iscsi://HOST[:PORT]/IQN/LUN[?lba=N&blocks=N]
+                                log in with baton's own iSCSI initiator and READ(16) the
+                                blocks (default LBA 0, 8 blocks); their sha256 is the data check
 
 An outage window runs from the start of a probe's first failed read to the start of its next
 good read; a probe's outage is the sum of its windows, compared with --max-outage. The data
@@ -37,7 +40,7 @@ export function registerDrill(program: Command): void {
     .option('--then <playbook>', 'run this playbook after the first one succeeded (a failback)')
     .option('--then-e <vars>', 'extra vars for --then only, over the -e ones (repeatable)', collect, [])
     .option('--then-after <duration>', 'before --then: wait until the probes read well again (at most --settle), then this long, so each move has its own outage window', '2s')
-    .option('--probe <url>', 'nfs://HOST/PATH?version=4|3 or tcp://HOST:PORT (repeatable)', collect, [])
+    .option('--probe <url>', 'nfs://HOST/PATH?version=4|3, tcp://HOST:PORT or iscsi://HOST/IQN/LUN (repeatable)', collect, [])
     .option('--probe-from <host>', "probe from this inventory host's network namespace (its lab_netns var)")
     .option('--interval <ms>', 'time between probe attempts', '50')
     .option('--read-timeout <ms>', 'a read or connect taking longer counts as failed', '300')

@@ -156,6 +156,8 @@ dbus-daemon --config-file=${shq(f.dbusConf)} --fork || echo "dbus-daemon failed:
 rpcbind || echo "rpcbind failed: $?"
 rpc.statd --no-notify || echo "rpc.statd failed: $?"
 ganesha.nfsd -f ${shq(f.ganeshaConf)} -L ${shq(f.ganeshaLog)} -p /run/ganesha/ganesha.pid -N NIV_EVENT || echo "ganesha.nfsd failed: $?"
+# The iSCSI target daemon, with no targets at boot (iscsi_target steps make them).
+tgtd || echo "tgtd failed: $?"
 # sshd starts last, once Ganesha owns its bus name: a node that answers SSH has finished booting.
 for _ in $(seq 1 200); do
   dbus-send --system --dest=org.freedesktop.DBus --print-reply /org/freedesktop/DBus \\

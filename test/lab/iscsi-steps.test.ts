@@ -142,10 +142,9 @@ async function vipHolders(): Promise<string[]> {
   return out;
 }
 
-async function startTgtdOn(node: string): Promise<void> {
-  // tgtd daemonizes; its control socket lands in the node's private /run. The lab's power-off
-  // (killing the node's init) ends it with the rest of the node.
-  await L().sshOk(node, ['tgtd']);
+async function tgtdAnswersOn(node: string): Promise<void> {
+  // The lab's nodes start tgtd at boot; it answers tgtadm once its control socket (in the
+  // node's private /run) is up.
   for (let i = 0; i < 50; i++) {
     if ((await L().sshExec(node, ['tgtadm', '--lld', 'iscsi', '--mode', 'sys', '--op', 'show'])).code === 0) return;
     await new Promise((r) => setTimeout(r, 100));
@@ -161,7 +160,7 @@ beforeAll(async () => {
   clientScript = path.join(work, 'iscsi-client.mjs');
   writeFileSync(clientScript, CLIENT_SCRIPT(pathToFileURL(path.resolve('dist/net/iscsi/session.js')).href));
   lab = await startLab({ name: NAME, subnet: SUBNET, nodes: 2, clients: 1, disks: 1 });
-  await Promise.all([startTgtdOn('n1'), startTgtdOn('n2')]);
+  await Promise.all([tgtdAnswersOn('n1'), tgtdAnswersOn('n2')]);
 });
 
 afterAll(async () => {
