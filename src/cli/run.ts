@@ -1,7 +1,8 @@
 import path from 'node:path';
 import os from 'node:os';
 import { createInterface } from 'node:readline/promises';
-import { checkSelection, execute, playHosts } from '../engine/execute.js';
+import { execute, expandSelection } from '../engine/execute.js';
+import { lockNamesOf, type ExpandedPlay } from '../engine/expand.js';
 import { findInterrupted } from '../engine/resume.js';
 import { Journal, newRunId } from '../engine/journal.js';
 import { acquireRunLocks, type HeldLocks } from '../engine/locks/index.js';
@@ -40,19 +41,14 @@ async function ask(question: string): Promise<string> {
   }
 }
 
-/** Every host any play touches (delegates included), to connect them all before the first change. */
-function hostsToReach(inputs: Inputs, limit?: string): string[] {
+/** Every host any play (any item) touches (delegates included), to connect them all before the first change. */
+function hostsToReach(expanded: ExpandedPlay[]): string[] {
   const all = new Set<string>();
-  for (const play of inputs.playbook.plays) {
-    for (const h of playHosts(play, inputs.inventory, inputs.extraVars, limit)) all.add(h);
+  for (const { play, hosts } of expanded) {
+    for (const h of hosts) all.add(h);
     for (const s of play.steps) if (s.delegateTo && !s.delegateTo.includes('{{')) all.add(s.delegateTo);
   }
   return [...all];
-}
-
-/** The lock names the run takes: each play's `lock:`, default the playbook's path. */
-function lockNames(inputs: Inputs): string[] {
-  return [...new Set(inputs.playbook.plays.map((p) => p.lock ?? inputs.playbookFile))];
 }
 
 export function secretsOf(inputs: Inputs): Redactor {
@@ -158,22 +154,24 @@ export async function runPlaybook(inputs: Inputs, o: RunOptions, hooks: RunHooks
 
   try {
     // An empty selection is invalid input: said before any lock, connection or change.
-    checkSelection(inputs.playbook, inputs.inventory, inputs.extraVars, o.limit);
-    const hosts = hostsToReach(inputs, o.limit);
+    // Items of looped plays too: each item's hosts and each item's lock are known before anything starts.
+    const expanded = expandSelection(inputs.playbook, inputs.inventory, inputs.extraVars, o.limit, inputs.playbookFile);
+    const lockNames = lockNamesOf(expanded);
+    const hosts = hostsToReach(expanded);
     const { failed: unreachable } = await pool.connectAll(hosts);
     if (unreachable.length) {
       const lines = unreachable.map((u) => `  ${u.host}: ${redactor.redact(u.error.message)}`);
       throw new BatonError(`cannot reach ${unreachable.length} host(s); nothing was changed:\n${lines.join('\n')}`, ExitCode.UNREACHABLE);
     }
     if (!check) {
-      held = await acquireRunLocks({ names: lockNames(inputs), runId, pool, hosts, inventory: inputs.inventory, note: (m) => notes.push(m) });
+      held = await acquireRunLocks({ names: lockNames, runId, pool, hosts, inventory: inputs.inventory, note: (m) => notes.push(m) });
       notes.push(...held.notes);
     }
 
     let resume: ReturnType<typeof findInterrupted>;
     if (!check) {
       const journaledExtraVars = redactor.maskArgs(inputs.extraVars, Object.keys(inputs.extraVars).filter((k) => redactor.redact(String(inputs.extraVars[k])) !== String(inputs.extraVars[k]))) as Record<string, unknown>;
-      const lock = lockNames(inputs).join(',');
+      const lock = lockNames.join(',');
       // We hold the lock: a run of the same playbook that never ended is dead, and may owe steps.
       resume = findInterrupted(inputs.playbookFile, lock, journaledExtraVars);
       if (resume) notes.push(`note: run ${resume.runId} of this playbook was interrupted or left changes in place; this run finishes it (its changes count as changed, so the steps it owed run)`);
@@ -213,7 +211,7 @@ export async function runPlaybook(inputs: Inputs, o: RunOptions, hooks: RunHooks
       resume,
       confirmStep: o.step && ask
         ? async (ref, summary) => {
-            const a = await ask(`${ref.host}: ${summary} — run it? [y]es / [s]kip / [c]ontinue without asking: `);
+            const a = await ask(`${ref.host}: ${ref.item ? `[${ref.item}] ` : ''}${summary} — run it? [y]es / [s]kip / [c]ontinue without asking: `);
             return a.startsWith('s') || a.startsWith('n') ? 'skip' : a.startsWith('c') ? 'continue' : 'yes';
           }
         : undefined,
@@ -235,6 +233,7 @@ export async function runPlaybook(inputs: Inputs, o: RunOptions, hooks: RunHooks
       undoCommand: !check && result.changes.length ? `baton undo ${runId}` : undefined,
       durationMs: Date.now() - t0,
       notes,
+      ...(result.items ? { items: result.items } : {}),
     };
     await reporter.finish(summary);
     return { exitCode, summary };

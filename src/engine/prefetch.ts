@@ -50,6 +50,8 @@ export class Prefetches {
     const { playbook, inventory, registry, selected } = this.s;
     for (let p = playIndex; p < playbook.plays.length; p++) {
       const play = playbook.plays[p]!;
+      // A looped play's steps render per item: its items check on their own turn, at the same time.
+      if (play.loop) continue;
       let steps = play.steps.filter((st) => tagSelected(st.tags, this.s.filter));
       if (p === playIndex) steps = steps.slice(steps.findIndex((st) => st.id === stepId) + 1);
       for (const step of steps) {
