@@ -1,4 +1,5 @@
 import type { EngineEvent, HostRecap, ItemOutcome } from '../engine/events.js';
+import type { RunSummary } from '../engine/summary.js';
 
 /** Where engine events go: a listr2 tree on a terminal, one line per event otherwise, or JSON lines. */
 export interface Reporter {
@@ -12,21 +13,7 @@ export interface Reporter {
   ask?(question: string): Promise<string>;
 }
 
-export interface RunSummary {
-  runId: string;
-  mode: 'run' | 'check' | 'undo';
-  outcome: string;
-  exitCode: number;
-  recap: Map<string, HostRecap>;
-  failures: string[];
-  journalPath?: string;
-  /** The one-line undo, when the run left changes in place. */
-  undoCommand?: string;
-  durationMs: number;
-  notes: string[];
-  /** Items of looped plays, each its own transaction: how each ended. */
-  items?: Array<{ play: number; title: string; var: string; label: string; outcome: ItemOutcome; failure?: string }>;
-}
+export type { RunSummary } from '../engine/summary.js';
 
 export function formatRecapLine(host: string, r: HostRecap, width: number): string {
   const parts = [`ok=${r.ok}`, `changed=${r.changed}`, `failed=${r.failed}`, `skipped=${r.skipped}`, `reverted=${r.reverted}`];
