@@ -5,6 +5,7 @@ import type { VaultSecret } from '../inventory/vault.js';
 import { loadPlaybook } from '../playbook/load.js';
 import { render } from '../playbook/template.js';
 import { varsFor } from '../playbook/vars.js';
+import { playItems } from '../playbook/play-items.js';
 import { isOneShot } from '../steps/contract.js';
 import type { StepRegistry } from '../steps/registry.js';
 import { BatonError, ExitCode } from '../util/errors.js';
@@ -106,7 +107,10 @@ export function restoreSecrets(intent: IntentRecord, run: RunRecord, inventory: 
     const step = play.steps.find((s) => s.id === intent.stepId);
     const host = inventory.hosts.get(intent.host);
     if (!step || !host) continue;
-    const varsInput = { host, inventory, play, step, extraVars: run.extraVars ?? {}, registered: {}, playHosts: [] };
+    const extraVars = run.extraVars ?? {};
+    // A change of a looped play's item is rendered for that item again (found by its place in the loop).
+    const item = intent.item && play.loop ? playItems(play, inventory, extraVars)[intent.item.index] : undefined;
+    const varsInput = { host, inventory, play, step, extraVars, registered: {}, playHosts: [], ...(item ? { playItem: item } : {}) };
     let vars = varsFor(varsInput);
     const m = /\[(\d+)\]$/.exec(intent.instance);
     if (m && step.loop !== undefined) {
@@ -192,7 +196,7 @@ export function driftMessage(runId: string, drift: Drift[]): string {
 /** The run's pending changes as revertChanges wants them, secrets restored. */
 export function changesToRevert(plan: UndoPlan, inventory: Inventory, registry: StepRegistry): AppliedChange[] {
   return plan.pending.map((p) => ({
-    ref: { play: 0, playName: 'undo', stepId: p.stepId, instance: p.instance, name: p.name, kind: p.kind, host: p.host, on: p.on === p.host ? undefined : p.on, tags: [] },
+    ref: { play: 0, playName: 'undo', stepId: p.stepId, instance: p.instance, name: p.name, kind: p.kind, host: p.host, on: p.on === p.host ? undefined : p.on, tags: [], ...(p.item ? { item: p.item.label } : {}) },
     kind: p.kind,
     args: restoreSecrets(p, plan.run, inventory, registry),
     before: p.before,
@@ -200,6 +204,7 @@ export function changesToRevert(plan: UndoPlan, inventory: Inventory, registry: 
     runId: plan.runId,
     journaledArgs: p.args,
     become: p.become,
+    ...(p.item ? { item: p.item } : {}),
   }));
 }
 
