@@ -23,6 +23,7 @@ import { tagSelected, type TagFilter } from './tags.js';
 import { checkTakeover, resourceOf, RunSafety } from './safety.js';
 import { stepTimeoutMs } from './timeouts.js';
 import { withExtraVars } from './inventory-view.js';
+import { expandStep } from './instances.js';
 import { Prefetches } from './prefetch.js';
 
 /**
@@ -387,10 +388,9 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
   async function runStepOnHost(t: Txn, play: Play, playIndex: number, step: StepSpec, host: Host, playHostNames: string[]): Promise<void> {
     const reg = t.registered.get(host.name) ?? {};
     t.registered.set(host.name, reg);
-    const varsInput = { host, inventory, play, step, extraVars: o.extraVars, registered: reg, playHosts: playHostNames, ...(t.item ? { playItem: t.item } : {}) };
-    // An item's step instances carry its index: `p1.s2#0`, `p1.s2#0[3]` with a step loop too.
-    const id = t.item ? `${step.id}#${t.item.index}` : step.id;
-    const base = varsFor(varsInput);
+    // Rendered at the step's turn: its loop and vars may read what earlier steps registered.
+    const expansion = expandStep(play, step, host, t.item, { inventory, extraVars: o.extraVars, registered: reg, playHosts: playHostNames });
+    const { base, id } = expansion;
     const ref = (instance: string, name: string): StepRef => ({
       play: playIndex,
       playName: playTitle(play, o.extraVars),
@@ -439,19 +439,18 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
       return;
     }
 
-    const items = render(step.loop, base);
-    if (!Array.isArray(items)) {
+    if ('loopError' in expansion) {
+      if ('thrown' in expansion.loopError) throw expansion.loopError.thrown;
       t.emit({ type: 'step-start', step: ref(id, step.name ?? step.kind), at: Date.now() });
-      t.emit({ type: 'step-end', step: ref(id, step.name ?? step.kind), status: 'failed', durationMs: 0, error: `loop: expected a list, got ${JSON.stringify(items)}` });
+      t.emit({ type: 'step-end', step: ref(id, step.name ?? step.kind), status: 'failed', durationMs: 0, error: `loop: expected a list, got ${JSON.stringify(expansion.loopError.got)}` });
       throw new StepFailed('loop is not a list');
     }
     let overall: StepStatus = 'skipped';
-    for (let i = 0; i < items.length; i++) {
-      const vars = varsFor({ ...varsInput, loop: { var: step.loopVar, value: items[i], index: i, length: items.length } });
+    for (const { instance, vars } of expansion.instances) {
       if (!step.when.every((c) => evalCondition(parseCondition(c), vars))) continue;
       try {
-        let s = await runInstance(t, play, playIndex, step, host, vars, `${id}[${i}]`);
-        if (s === 'ok' && o.resume?.changed.has(`${id}[${i}]@${host.name}`)) s = 'changed';
+        let s = await runInstance(t, play, playIndex, step, host, vars, instance);
+        if (s === 'ok' && o.resume?.changed.has(`${instance}@${host.name}`)) s = 'changed';
         if (s === 'changed' || s === 'would-change' || (s === 'ok' && overall === 'skipped')) overall = s;
       } catch (e) {
         record('failed');

@@ -1,7 +1,7 @@
 import type { Inventory } from '../inventory/model.js';
 import type { Playbook } from '../playbook/model.js';
 import { render } from '../playbook/template.js';
-import { varsFor } from '../playbook/vars.js';
+import { expandStep } from './instances.js';
 import type { StepRegistry } from '../steps/registry.js';
 import { becomeOf, makeStepContext, type TransportSource } from './context.js';
 import { tagSelected, type TagFilter } from './tags.js';
@@ -62,8 +62,8 @@ export class Prefetches {
           if (!host) continue;
           let args: unknown;
           try {
-            const vars = varsFor({ host, inventory, play, step, extraVars: this.s.extraVars, registered: this.s.registered(hostName), playHosts: selected[p] });
-            args = render(step.args, vars);
+            const { base } = expandStep(play, step, host, undefined, { inventory, extraVars: this.s.extraVars, registered: this.s.registered(hostName), playHosts: selected[p] ?? [] });
+            args = render(step.args, base);
             if (resource !== undefined && kind.resource?.(args) !== resource) continue;
           } catch {
             continue; // args that need what only the step's turn will know: it checks then

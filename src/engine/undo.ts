@@ -4,7 +4,6 @@ import { loadInventory } from '../inventory/load.js';
 import type { VaultSecret } from '../inventory/vault.js';
 import { loadPlaybook } from '../playbook/load.js';
 import { render } from '../playbook/template.js';
-import { varsFor } from '../playbook/vars.js';
 import { playItems } from '../playbook/play-items.js';
 import { isOneShot } from '../steps/contract.js';
 import type { StepRegistry } from '../steps/registry.js';
@@ -27,6 +26,7 @@ import {
   type RunRecord,
 } from './journal.js';
 import { hasMaskedArgs, unmaskArgs } from './redact.js';
+import { expandStep } from './instances.js';
 import { revertChanges, type AppliedChange } from './rollback.js';
 import { RunSafety } from './safety.js';
 
@@ -110,13 +110,9 @@ export function restoreSecrets(intent: IntentRecord, run: RunRecord, inventory: 
     const extraVars = run.extraVars ?? {};
     // A change of a looped play's item is rendered for that item again (found by its place in the loop).
     const item = intent.item && play.loop ? playItems(play, inventory, extraVars)[intent.item.index] : undefined;
-    const varsInput = { host, inventory, play, step, extraVars, registered: {}, playHosts: [], ...(item ? { playItem: item } : {}) };
-    let vars = varsFor(varsInput);
+    const expansion = expandStep(play, step, host, item, { inventory, extraVars, registered: {}, playHosts: [] });
     const m = /\[(\d+)\]$/.exec(intent.instance);
-    if (m && step.loop !== undefined) {
-      const items = render(step.loop, vars) as unknown[];
-      vars = varsFor({ ...varsInput, loop: { var: step.loopVar, value: items[Number(m[1])] } });
-    }
+    const vars = (m && 'instances' in expansion ? expansion.instances[Number(m[1])]?.vars : undefined) ?? expansion.base;
     return unmaskArgs(intent.args, render(step.args, vars));
   }
   throw new BatonError(`cannot restore the secret arguments of ${intent.name}: step ${intent.stepId} is no longer in ${run.playbook}`);
