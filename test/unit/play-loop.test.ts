@@ -24,6 +24,9 @@ import type { Play, PlayLoop, Playbook, StepSpec } from '../../src/playbook/mode
 import { BatonError, ValidationError } from '../../src/util/errors.js';
 import { localInventory, playbook, step } from '../helpers/model.js';
 import { formatSummary } from '../../src/report/reporter.js';
+import { renderPlan } from '../../src/cli/plan.js';
+import { planDocument } from '../../src/cli/plan-json.js';
+import { check } from '../../src/engine/check.js';
 
 let dir: string;
 let stateDir: string;
@@ -315,5 +318,66 @@ describe('loading a looped play', () => {
     expect(problems(`- hosts: n1\n  loop: "{{ moving }}"\n  steps:\n    - command: { argv: [echo, "{{ item }}"] }\n      loop: [1, 2]\n`)).toEqual([
       expect.stringMatching(/^5:13 this step's loop item "item" would hide the play's loop item/),
     ]);
+  });
+});
+
+describe('plan and check of a looped play', () => {
+  const yaml = `- name: move {{ group.name }}
+  hosts: "{{ group.to }}"
+  loop: "{{ moving }}"
+  loop_control: { loop_var: group, concurrency: 2 }
+  lock: "service-{{ group.name }}"
+  steps:
+    - command: { argv: [touch, "/srv/{{ group.name }}/on-{{ inventory_hostname }}"], creates: "/srv/{{ group.name }}/on-{{ inventory_hostname }}" }
+`;
+  const moving = [
+    { name: 'nfs-a', to: 'n1' },
+    { name: 'nfs-b', to: 'n2' },
+  ];
+  const inputsOf = () => {
+    const inventory = localInventory(['n1', 'n2']);
+    const registry = defaultRegistry();
+    const extraVars = { moving };
+    return { playbookFile: 'move.yml', inventorySources: [], playbook: loadPlaybookText(yaml, 'move.yml', { inventory, registry, extraVars }), inventory, extraVars, registry };
+  };
+
+  it('the plan shows every item with its hosts, its lock and its commands', async () => {
+    const inputs = inputsOf();
+    await inputs.registry.ensureLoaded();
+    const text = renderPlan(inputs, { extraVars: [] });
+    expect(text.split('\n')).toEqual([
+      'PLAN for move.yml',
+      '',
+      'PLAY [move {{ group.name }}] on n1, n2  (once per group, 2 item(s), 2 at a time, on_item_failure: rollback_item)',
+      '  GROUP [nfs-a] on n1  (lock: service-nfs-a)',
+      '    n1: run touch /srv/nfs-a/on-n1 (unless /srv/nfs-a/on-n1 exists)  [command]',
+      '        $ touch /srv/nfs-a/on-n1',
+      '  GROUP [nfs-b] on n2  (lock: service-nfs-b)',
+      '    n2: run touch /srv/nfs-b/on-n2 (unless /srv/nfs-b/on-n2 exists)  [command]',
+      '        $ touch /srv/nfs-b/on-n2',
+    ]);
+    const doc = planDocument(inputs, { extraVars: [] });
+    expect(doc.plays[0]!.steps.map((s) => [s.item, s.host, s.step])).toEqual([
+      ['nfs-a', 'n1', 'p0.s0#0'],
+      ['nfs-b', 'n2', 'p0.s0#1'],
+    ]);
+    expect(doc.plays[0]!.loop?.items).toEqual([
+      { label: 'nfs-a', hosts: ['n1'], lock: 'service-nfs-a' },
+      { label: 'nfs-b', hosts: ['n2'], lock: 'service-nfs-b' },
+    ]);
+  });
+
+  it('check probes every item on its own hosts', async () => {
+    const i = inputsOf();
+    const pool = new TransportPool((h) => connectionFor(i.inventory.hosts.get(h)!));
+    try {
+      const results = await check({ playbook: i.playbook, inventory: i.inventory, extraVars: i.extraVars, registry: i.registry, pool });
+      expect(results.map((r) => [r.host, r.instance, r.status])).toEqual([
+        ['n1', 'p0.s0#0', 'CRITICAL'],
+        ['n2', 'p0.s0#1', 'CRITICAL'],
+      ]);
+    } finally {
+      await pool.closeAll();
+    }
   });
 });
