@@ -80,6 +80,8 @@ export type RunOutcome = 'succeeded' | 'failed-rolled-back' | 'failed-not-rolled
 export interface EndRecord {
   t: 'end';
   outcome: RunOutcome;
+  /** Items of looped plays and how each ended (a run can fail for one group and move another). */
+  items?: Array<{ label: string; outcome: string }>;
   at: string;
 }
 

@@ -238,7 +238,7 @@ export async function runSession(inputs: RunInputs, o: RunSettings, hooks: RunHo
     });
 
     const outcome = result.outcome;
-    session.journal?.append({ t: 'end', outcome });
+    session.journal?.append({ t: 'end', outcome, ...(result.items ? { items: result.items.map((i) => ({ label: i.label, outcome: i.outcome })) } : {}) });
     let exitCode = result.exitCode;
     const wouldChange = [...session.recap.hosts.values()].some((r) => r.wouldChange > 0);
     if (check && o.detailedExitcode && exitCode === ExitCode.OK && wouldChange) exitCode = ExitCode.WOULD_CHANGE;

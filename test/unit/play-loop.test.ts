@@ -27,6 +27,7 @@ import { formatSummary } from '../../src/report/reporter.js';
 import { renderPlan } from '../../src/cli/plan.js';
 import { planDocument } from '../../src/cli/plan-json.js';
 import { check } from '../../src/engine/check.js';
+import { describeRuns } from '../../src/engine/runs.js';
 
 let dir: string;
 let stateDir: string;
@@ -242,6 +243,21 @@ describe('locks per item', () => {
     expect((second as BatonError).message).toContain(r1.summary.runId);
     // It took nothing, changed nothing: not even the group nobody held.
     expect(files().filter((f) => f.startsWith('second-'))).toEqual([]);
+  });
+
+  it('a run failing for one group: the reporter, the journal and `baton runs` say which group failed and which moved', async () => {
+    let summary: RunSummary | undefined;
+    const r = await runSession(inputs(playbook(moveSteps({ failing: 'nfs-b' })), groups), {}, { reporter: { onEvent: () => undefined, finish: (s) => void (summary = s) } });
+    expect(r.exitCode).toBe(1);
+    expect(summary?.failures).toEqual(['group nfs-b failed at mount /srv/nfs-b on n1: mount: /srv/nfs-b: mount point does not exist; rolled back']);
+    expect(summary?.undoCommand).toBe(`baton undo ${r.summary.runId}`);
+    const row = describeRuns().find((x) => x.runId === r.summary.runId)!;
+    expect(row.outcome).toBe('failed-rolled-back');
+    expect(row.changesInPlace).toBe(3);
+    expect(row.items).toEqual([
+      { label: 'nfs-a', outcome: 'succeeded' },
+      { label: 'nfs-b', outcome: 'rolled-back' },
+    ]);
   });
 
   it('undo of a looped run reverts every item', async () => {
