@@ -330,6 +330,11 @@ describe('loading a looped play', () => {
     expect(problems(`- hosts: "{{ group.to }}"\n  loop: [{ name: a, to: n9 }]\n  loop_control: { loop_var: group }\n${step1}`)).toEqual([expect.stringMatching(/^1:10 hosts: no host or group "n9"/)]);
   });
 
+  it('a step whose when: reads the item is kept for the run to decide, per item', () => {
+    const pb = load(`- hosts: n1\n  loop: "{{ moving }}"\n  loop_control: { loop_var: group }\n  steps:\n    - command: { argv: [echo, held] }\n      when: group.hold is defined\n`);
+    expect(pb.plays[0]!.steps.map((s) => s.when)).toEqual([['group.hold is defined']]);
+  });
+
   it('a step loop may not hide the play item', () => {
     expect(problems(`- hosts: n1\n  loop: "{{ moving }}"\n  steps:\n    - command: { argv: [echo, "{{ item }}"] }\n      loop: [1, 2]\n`)).toEqual([
       expect.stringMatching(/^5:13 this step's loop item "item" would hide the play's loop item/),
