@@ -94,6 +94,8 @@ export interface ItemSummary {
  */
 interface Txn {
   item?: PlayItem;
+  /** The item's hosts (absent for the run's own transaction). */
+  hosts?: string[];
   changes: AppliedChange[];
   registered: Registered;
   failures: string[];
@@ -306,7 +308,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
           // A release seen done in this run lets a later takeover go on without asking this node again.
           const resource = kind.role === 'release' ? resourceOf(kind, args) : undefined;
           if (resource) safety.noteReleased(resource, host.name);
-          if (resource || kind.role === 'fence') prefetchAfter(playIndex, step.id, resource);
+          if (resource || kind.role === 'fence') prefetchAfter(t, playIndex, step.id, resource);
           return end('ok', { before });
         }
         if (o.check && kind.readOnly) {
@@ -330,7 +332,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
         }
 
         // Refusals come before the intent: a takeover that would be unsafe changes nothing.
-        const prepared = kind.prepare && on === host.name && !t.item ? prefetches.take(playIndex, instance, host.name, args) : undefined;
+        const prepared = kind.prepare && on === host.name ? prefetches.take(playIndex, instance, host.name, args) : undefined;
         await withTimeout(
           checkTakeover({ kind, args, host, inventory, pool: o.pool, safety, ctx, prepared, timeoutMs, become, warn: (m) => t.emit({ type: 'log', host: host.name, message: o.redactor.redact(m), level: 'warn' }) }),
         );
@@ -362,7 +364,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
         }
         if (seq !== undefined) o.journal?.append({ t: 'done', seq, status: 'changed', after });
         if (kind.role === 'release' && resource) safety.noteReleased(resource, host.name);
-        if ((kind.role === 'release' && resource) || kind.role === 'fence') prefetchAfter(playIndex, step.id, kind.role === 'fence' ? undefined : resource);
+        if ((kind.role === 'release' && resource) || kind.role === 'fence') prefetchAfter(t, playIndex, step.id, kind.role === 'fence' ? undefined : resource);
         return end('changed', { before, after, attempt });
       } catch (err) {
         lastError = o.redactor.redact(describeError(err));
@@ -526,6 +528,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
       const summary = summaries[i]!;
       if (halted()) return;
       const t = newTxn(u.item, [], [], halted);
+      t.hosts = u.hosts;
       const label = u.item!.label;
       emit({ type: 'item-start', play: p, item: label, hosts: u.hosts });
       const itemFailed = await runSteps(t, play, p, u.hosts);
@@ -567,8 +570,10 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
   const selected = expanded.map((e) => e.hosts);
   // Read-only checks of later takeover steps, started as soon as they mean something (prefetch.ts).
   const prefetches = new Prefetches({ playbook: o.playbook, inventory, extraVars: o.extraVars, registry: o.registry, pool: o.pool, filter, selected, registered: (h) => main.registered.get(h) ?? {} });
-  function prefetchAfter(playIndex: number, stepId: string, resource: string | undefined): void {
-    if (!o.check) prefetches.trigger(playIndex, stepId, resource);
+  function prefetchAfter(t: Txn, playIndex: number, stepId: string, resource: string | undefined): void {
+    if (o.check) return;
+    const from = t.item ? { item: t.item, hosts: t.hosts ?? [], registered: (h: string) => t.registered.get(h) ?? {} } : undefined;
+    prefetches.trigger(playIndex, stepId, resource, from);
   }
 
   for (let p = 0; p < expanded.length && !failedPlay; p++) {
