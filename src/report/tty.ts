@@ -43,7 +43,8 @@ export class TtyReporter implements Reporter {
   }
 
   private async askNow(question: string): Promise<string> {
-    if (!this.group) return askOnStderr(question);
+    // An item of a looped play (`HOST: [ITEM] …`) has no tree to ask under: its steps are lines.
+    if (!this.group || /^[^\s:]+: \[/.test(question)) return askOnStderr(question);
     const host = /^([^\s:]+):/.exec(question)?.[1];
     const h = host ? this.hosts.get(host) : undefined;
     const wrapper = h ? await h.started : await this.group;
