@@ -1,7 +1,9 @@
-import { playHosts, playTitle } from '../engine/execute.js';
+import { expandPlays, type PlayItem } from '../engine/expand.js';
+import { expandStep } from '../engine/instances.js';
+import { DEFAULT_ITEM_CONCURRENCY } from '../playbook/play-items.js';
+import type { Play } from '../playbook/model.js';
 import { tagSelected } from '../engine/tags.js';
 import { render } from '../playbook/template.js';
-import { varsFor } from '../playbook/vars.js';
 import { evalCondition, parseCondition } from '../playbook/conditions.js';
 import { Redactor } from '../engine/redact.js';
 import { JSON_FORMAT_VERSION } from '../report/json.js';
@@ -23,6 +25,8 @@ export interface PlannedStep {
   commands: string[][];
   /** Why the arguments could not be rendered before the run (a registered result, …). */
   note?: string;
+  /** The item of a looped play (its label). */
+  item?: string;
 }
 
 export interface PlannedPlay {
@@ -30,6 +34,8 @@ export interface PlannedPlay {
   hosts: string[];
   onFailure: string;
   steps: PlannedStep[];
+  /** A looped play: its items, each with its hosts and lock, and what a failed item does. */
+  loop?: { var: string; concurrency: number; onItemFailure: string; items: Array<{ label: string; hosts: string[]; lock: string }> };
 }
 
 /**
@@ -41,28 +47,33 @@ export function planDocument(inputs: Inputs, o: CommonOptions): { v: number; typ
   redactor.addInventory(inputs.inventory);
   redactor.addVars(inputs.extraVars);
   const mask = (argv: string[]) => argv.map((a) => redactor.redact(a));
-  const plays = inputs.playbook.plays.map((play): PlannedPlay => {
-    const hosts = playHosts(play, inputs.inventory, inputs.extraVars, o.limit);
+  const plays = expandPlays(inputs.playbook, inputs.inventory, inputs.extraVars, o.limit, inputs.playbookFile).map((e): PlannedPlay => {
+    const play = e.play;
     const steps: PlannedStep[] = [];
+    for (const unit of e.units) planSteps(play, unit.hosts, unit.item, steps);
+    const loop = play.loop
+      ? { var: play.loop.var, concurrency: play.loop.concurrency ?? DEFAULT_ITEM_CONCURRENCY, onItemFailure: play.loop.onItemFailure, items: e.units.map((u) => ({ label: u.item!.label, hosts: u.hosts, lock: u.lock })) }
+      : undefined;
+    return { name: e.title, hosts: e.hosts, onFailure: play.onFailure ?? 'rollback', steps, ...(loop ? { loop } : {}) };
+  });
+  return { v: JSON_FORMAT_VERSION, type: 'plan', playbook: inputs.playbookFile, plays };
+
+  function planSteps(play: Play, hosts: string[], item: PlayItem | undefined, steps: PlannedStep[]): void {
     for (const step of play.steps) {
       if (!tagSelected(step.tags, { tags: o.tags, skipTags: o.skipTags })) continue;
       const kind = inputs.registry.get(step.kind)!;
       for (const name of step.runOnce ? hosts.slice(0, 1) : hosts) {
         const host = inputs.inventory.hosts.get(name)!;
-        const base = { host, inventory: inputs.inventory, play, step, extraVars: inputs.extraVars, registered: {}, playHosts: hosts };
-        let items: unknown[] = [undefined];
+        const expansion = expandStep(play, step, host, item, { inventory: inputs.inventory, extraVars: inputs.extraVars, registered: {}, playHosts: hosts });
         let loopNote: string | undefined;
-        if (step.loop !== undefined) {
-          try {
-            const rendered = render(step.loop, varsFor(base));
-            items = Array.isArray(rendered) ? rendered : [];
-          } catch (e) {
-            items = [undefined];
-            loopNote = `loop known only at run time: ${(e as Error).message}`;
-          }
-        }
-        items.forEach((item, index) => {
-          const v = step.loop !== undefined && !loopNote ? varsFor({ ...base, loop: { var: step.loopVar, value: item, index, length: items.length } }) : varsFor(base);
+        let instances: Array<{ instance: string; vars: Record<string, unknown> }>;
+        if (!('loopError' in expansion)) instances = expansion.instances;
+        else if ('thrown' in expansion.loopError) {
+          // One entry stands for the loop's instances, with why they are not known yet.
+          instances = [{ instance: expansion.id, vars: expansion.base }];
+          loopNote = `loop known only at run time: ${(expansion.loopError.thrown as Error).message}`;
+        } else instances = [];
+        instances.forEach(({ instance, vars: v }) => {
           let status: PlannedStep['status'] = 'planned';
           for (const c of step.when) {
             try {
@@ -73,13 +84,14 @@ export function planDocument(inputs: Inputs, o: CommonOptions): { v: number; typ
           }
           const p: PlannedStep = {
             host: name,
-            step: step.loop !== undefined && !loopNote ? `${step.id}[${index}]` : step.id,
+            step: instance,
             kind: step.kind,
             name: step.name ?? step.kind,
             tags: step.tags,
             status,
             ...(step.when.length ? { when: step.when } : {}),
             commands: [],
+            ...(item ? { item: item.label } : {}),
           };
           if (loopNote) p.note = loopNote;
           try {
@@ -98,7 +110,5 @@ export function planDocument(inputs: Inputs, o: CommonOptions): { v: number; typ
         });
       }
     }
-    return { name: playTitle(play, inputs.extraVars), hosts, onFailure: play.onFailure ?? 'rollback', steps };
-  });
-  return { v: JSON_FORMAT_VERSION, type: 'plan', playbook: inputs.playbookFile, plays };
+  }
 }

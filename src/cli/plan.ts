@@ -1,7 +1,9 @@
-import { playHosts, playTitle } from '../engine/execute.js';
+import { expandPlays, type PlayItem } from '../engine/expand.js';
+import { expandStep } from '../engine/instances.js';
+import { DEFAULT_ITEM_CONCURRENCY } from '../playbook/play-items.js';
+import type { Play } from '../playbook/model.js';
 import { tagSelected } from '../engine/tags.js';
 import { render } from '../playbook/template.js';
-import { varsFor } from '../playbook/vars.js';
 import { evalCondition, parseCondition } from '../playbook/conditions.js';
 import { displayArgv } from '../util/argv.js';
 import { Redactor } from '../engine/redact.js';
@@ -17,28 +19,29 @@ export function renderPlan(inputs: Inputs, o: CommonOptions): string {
   redactor.addInventory(inputs.inventory);
   redactor.addVars(inputs.extraVars);
   const out: string[] = [`PLAN for ${inputs.playbookFile}`];
-  inputs.playbook.plays.forEach((play) => {
-    const hosts = playHosts(play, inputs.inventory, inputs.extraVars, o.limit);
-    out.push('', `PLAY [${playTitle(play, inputs.extraVars)}] on ${hosts.join(', ') || '(no hosts matched)'}${play.onFailure === 'stop' ? '  (on_failure: stop)' : ''}`);
+  for (const e of expandPlays(inputs.playbook, inputs.inventory, inputs.extraVars, o.limit, inputs.playbookFile)) {
+    const play = e.play;
+    const loop = play.loop;
+    const each = loop ? `  (once per ${loop.var}, ${e.units.length} item(s), ${loop.concurrency ?? DEFAULT_ITEM_CONCURRENCY} at a time, on_item_failure: ${loop.onItemFailure})` : '';
+    out.push('', `PLAY [${e.title}] on ${e.hosts.join(', ') || '(no hosts matched)'}${play.onFailure === 'stop' ? '  (on_failure: stop)' : ''}${each}`);
+    for (const unit of e.units) {
+      if (unit.item) out.push(`  ${loop!.var.toUpperCase()} [${unit.item.label}] on ${unit.hosts.join(', ') || '(no hosts matched)'}  (lock: ${unit.lock})`);
+      renderSteps(play, unit.hosts, unit.item, unit.item ? '    ' : '  ');
+    }
+  }
+  return out.join('\n');
+
+  function renderSteps(play: Play, hosts: string[], item: PlayItem | undefined, indent: string): void {
     for (const step of play.steps) {
       if (!tagSelected(step.tags, { tags: o.tags, skipTags: o.skipTags })) continue;
       const targets = step.runOnce ? hosts.slice(0, 1) : hosts;
       for (const name of targets) {
         const host = inputs.inventory.hosts.get(name)!;
-        const varsInput = { host, inventory: inputs.inventory, play, step, extraVars: inputs.extraVars, registered: {}, playHosts: hosts };
-        const vars = varsFor(varsInput);
         const kind = inputs.registry.get(step.kind)!;
-        let items: unknown[] = [undefined];
-        if (step.loop !== undefined) {
-          try {
-            const rendered = render(step.loop, vars);
-            items = Array.isArray(rendered) ? rendered : [];
-          } catch {
-            items = [];
-          }
-        }
-        for (const item of items) {
-          const v = step.loop !== undefined ? varsFor({ ...varsInput, loop: { var: step.loopVar, value: item } }) : vars;
+        const expansion = expandStep(play, step, host, item, { inventory: inputs.inventory, extraVars: inputs.extraVars, registered: {}, playHosts: hosts });
+        // A loop known only at run time shows nothing here: the run decides its instances.
+        const instances = 'loopError' in expansion ? [] : expansion.instances;
+        for (const { vars: v } of instances) {
           let cond = '';
           let skipped = false;
           for (const c of step.when) {
@@ -52,7 +55,7 @@ export function renderPlan(inputs: Inputs, o: CommonOptions): string {
             }
           }
           if (skipped) {
-            out.push(`  ${name}: ${step.name ?? step.kind}${cond}`);
+            out.push(`${indent}${name}: ${step.name ?? step.kind}${cond}`);
             continue;
           }
           let summary: string;
@@ -66,12 +69,11 @@ export function renderPlan(inputs: Inputs, o: CommonOptions): string {
             summary = `${step.name ?? step.kind} (arguments known only at run time: ${(e as Error).message})`;
           }
           const on = step.delegateTo ? ` (on ${String(render(step.delegateTo, v))})` : '';
-          out.push(`  ${name}${on}: ${summary}  [${step.tags.join(', ')}]${cond}`);
-          for (const c of commands) out.push(`      $ ${redactor.redact(displayArgv(c))}`);
+          out.push(`${indent}${name}${on}: ${summary}  [${step.tags.join(', ')}]${cond}`);
+          for (const c of commands) out.push(`${indent}    $ ${redactor.redact(displayArgv(c))}`);
         }
       }
     }
-  });
-  return out.join('\n');
+  }
 }
 

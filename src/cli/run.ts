@@ -1,16 +1,8 @@
 import path from 'node:path';
-import os from 'node:os';
 import { createInterface } from 'node:readline/promises';
-import { checkSelection, execute, playHosts } from '../engine/execute.js';
-import { findInterrupted } from '../engine/resume.js';
-import { Journal, newRunId } from '../engine/journal.js';
-import { acquireRunLocks, type HeldLocks } from '../engine/locks/index.js';
-import { RecapCollector, type EngineEvent } from '../engine/events.js';
-import { Redactor } from '../engine/redact.js';
-import { connectionFor } from '../inventory/connection.js';
-import { TransportPool } from '../transport/index.js';
+import { runSession, secretsOf, type RunHooks, type RunResult } from '../engine/session.js';
 import { BatonError, ExitCode } from '../util/errors.js';
-import type { Reporter, RunSummary } from '../report/reporter.js';
+import { makeReporter } from '../report/make.js';
 import { loadInputs, type CommonOptions, type Inputs } from './inputs.js';
 import { renderPlan } from './plan.js';
 
@@ -24,12 +16,7 @@ export interface RunOptions extends CommonOptions {
   acceptNew?: boolean;
 }
 
-export async function makeReporter(o: { json?: boolean; diff?: boolean; redact?: (s: string) => string }): Promise<Reporter> {
-  if (o.json) return new (await import('../report/json.js')).JsonReporter();
-  // The tree has no room for before/after states: --diff prints lines, also on a terminal.
-  if (process.stdout.isTTY && !process.env.CI && !o.diff) return new (await import('../report/tty.js')).TtyReporter();
-  return new (await import('../report/lines.js')).LineReporter(undefined, o.diff, o.redact);
-}
+export { makeReporter };
 
 async function ask(question: string): Promise<string> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
@@ -40,28 +27,7 @@ async function ask(question: string): Promise<string> {
   }
 }
 
-/** Every host any play touches (delegates included), to connect them all before the first change. */
-function hostsToReach(inputs: Inputs, limit?: string): string[] {
-  const all = new Set<string>();
-  for (const play of inputs.playbook.plays) {
-    for (const h of playHosts(play, inputs.inventory, inputs.extraVars, limit)) all.add(h);
-    for (const s of play.steps) if (s.delegateTo && !s.delegateTo.includes('{{')) all.add(s.delegateTo);
-  }
-  return [...all];
-}
-
-/** The lock names the run takes: each play's `lock:`, default the playbook's path. */
-function lockNames(inputs: Inputs): string[] {
-  return [...new Set(inputs.playbook.plays.map((p) => p.lock ?? inputs.playbookFile))];
-}
-
-export function secretsOf(inputs: Inputs): Redactor {
-  const r = new Redactor();
-  r.addVars(inputs.extraVars);
-  r.addInventory(inputs.inventory);
-  for (const p of inputs.playbook.plays) r.addVars(p.vars);
-  return r;
-}
+export { secretsOf };
 
 export async function runCommand(playbookFile: string, o: RunOptions & { junit?: string }): Promise<number> {
   const t0 = Date.now();
@@ -101,151 +67,9 @@ export async function runCommand(playbookFile: string, o: RunOptions & { junit?:
   }
 }
 
-export interface RunHooks {
-  /** When the command started (the recap's duration counts from it). */
-  t0?: number;
-  reporter: Reporter;
-  redactor?: Redactor;
-  /** Every engine event, after the recap and the reporter saw it (JUnit, a drill's timeline). */
-  onEvent?: (e: EngineEvent) => void;
-  /** `--step`: how to ask the operator. */
-  confirm?: (question: string) => Promise<string>;
-}
+export type { RunHooks, RunResult as RunPlaybookResult } from '../engine/session.js';
 
-export interface RunPlaybookResult {
-  exitCode: number;
-  summary: RunSummary;
-}
-
-/**
- * A loaded playbook, run as `baton run` does once it may go ahead: locks, connect every host
- * first, journal, execute (with rollback), recap. `run` and `drill` share it. Throws BatonError
- * (unreachable 4, locked 5) when it stops before the first step.
- */
-export async function runPlaybook(inputs: Inputs, o: RunOptions, hooks: RunHooks): Promise<RunPlaybookResult> {
-  const t0 = hooks.t0 ?? Date.now();
-  const check = Boolean(o.check);
-  const reporter = hooks.reporter;
-  const ask = hooks.confirm;
-  const runId = newRunId();
-  const redactor = hooks.redactor ?? secretsOf(inputs);
-  const recap = new RecapCollector();
-  const onEvent = (e: EngineEvent) => {
-    recap.onEvent(e);
-    reporter.onEvent(e);
-    hooks.onEvent?.(e);
-  };
-  const notes: string[] = [];
-  let held: HeldLocks | undefined;
-  let journal: Journal | undefined;
-  const pool = new TransportPool((name) => connectionFor(inputs.inventory.hosts.get(name)!, path.dirname(inputs.inventory.file)), {
-    acceptNewHostKeys: o.acceptNew,
-  });
-
-  const interrupt = new AbortController();
-  let interrupts = 0;
-  const onSignal = () => {
-    interrupts++;
-    if (interrupts === 1) {
-      process.stderr.write('\nInterrupted: finishing the steps in flight, then rolling back. Press Ctrl-C again to leave at once (then `baton undo`).\n');
-      interrupt.abort();
-    } else {
-      process.exit(ExitCode.FAILED_NOT_ROLLED_BACK);
-    }
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-
-  try {
-    // An empty selection is invalid input: said before any lock, connection or change.
-    checkSelection(inputs.playbook, inputs.inventory, inputs.extraVars, o.limit);
-    const hosts = hostsToReach(inputs, o.limit);
-    const { failed: unreachable } = await pool.connectAll(hosts);
-    if (unreachable.length) {
-      const lines = unreachable.map((u) => `  ${u.host}: ${redactor.redact(u.error.message)}`);
-      throw new BatonError(`cannot reach ${unreachable.length} host(s); nothing was changed:\n${lines.join('\n')}`, ExitCode.UNREACHABLE);
-    }
-    if (!check) {
-      held = await acquireRunLocks({ names: lockNames(inputs), runId, pool, hosts, inventory: inputs.inventory, note: (m) => notes.push(m) });
-      notes.push(...held.notes);
-    }
-
-    let resume: ReturnType<typeof findInterrupted>;
-    if (!check) {
-      const journaledExtraVars = redactor.maskArgs(inputs.extraVars, Object.keys(inputs.extraVars).filter((k) => redactor.redact(String(inputs.extraVars[k])) !== String(inputs.extraVars[k]))) as Record<string, unknown>;
-      const lock = lockNames(inputs).join(',');
-      // We hold the lock: a run of the same playbook that never ended is dead, and may owe steps.
-      resume = findInterrupted(inputs.playbookFile, lock, journaledExtraVars);
-      if (resume) notes.push(`note: run ${resume.runId} of this playbook was interrupted or left changes in place; this run finishes it (its changes count as changed, so the steps it owed run)`);
-      journal = new Journal(runId, undefined, (line) => redactor.redact(line));
-      journal.append({
-        t: 'run',
-        runId,
-        mode: 'run',
-        playbook: inputs.playbookFile,
-        inventory: inputs.inventoryFile,
-        inventories: inputs.inventorySources,
-        extraVars: journaledExtraVars,
-        ...(resume ? { resumes: resume.runId } : {}),
-        lock,
-        controller: os.hostname(),
-        pid: process.pid,
-        argv: process.argv.slice(2).map((a) => redactor.redact(a)),
-      });
-    }
-
-    const result = await execute({
-      playbook: inputs.playbook,
-      inventory: inputs.inventory,
-      extraVars: inputs.extraVars,
-      registry: inputs.registry,
-      pool: held ? held.guard(pool) : pool,
-      runId,
-      journal,
-      redactor,
-      check,
-      force: o.force,
-      filter: { tags: o.tags, skipTags: o.skipTags },
-      limit: o.limit,
-      onEvent,
-      verbose: o.verbose,
-      signal: interrupt.signal,
-      resume,
-      confirmStep: o.step && ask
-        ? async (ref, summary) => {
-            const a = await ask(`${ref.host}: ${summary} — run it? [y]es / [s]kip / [c]ontinue without asking: `);
-            return a.startsWith('s') || a.startsWith('n') ? 'skip' : a.startsWith('c') ? 'continue' : 'yes';
-          }
-        : undefined,
-    });
-
-    const outcome = result.outcome;
-    journal?.append({ t: 'end', outcome });
-    let exitCode = result.exitCode;
-    const wouldChange = [...recap.hosts.values()].some((r) => r.wouldChange > 0);
-    if (check && o.detailedExitcode && exitCode === ExitCode.OK && wouldChange) exitCode = ExitCode.WOULD_CHANGE;
-    const summary: RunSummary = {
-      runId,
-      mode: check ? 'check' : 'run',
-      outcome,
-      exitCode,
-      recap: recap.hosts,
-      failures: result.failures,
-      journalPath: journal?.path,
-      undoCommand: !check && result.changes.length ? `baton undo ${runId}` : undefined,
-      durationMs: Date.now() - t0,
-      notes,
-    };
-    await reporter.finish(summary);
-    return { exitCode, summary };
-  } catch (e) {
-    if (e instanceof BatonError) e.runId ??= runId;
-    throw e;
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    journal?.close();
-    await held?.release();
-    await pool.closeAll();
-  }
+/** `baton run` once it may go ahead: the engine's session (src/engine/session.ts). */
+export function runPlaybook(inputs: Inputs, o: RunOptions, hooks: RunHooks): Promise<RunResult> {
+  return runSession(inputs, o, hooks);
 }

@@ -35,5 +35,7 @@ function line(r: RunRow): string {
   else if (r.supersededBy) outcome += `, superseded by ${r.supersededBy}`;
   else if (r.finishedBy) outcome += `, finished by ${r.finishedBy}`;
   else if (r.changesInPlace) outcome += ` (${r.changesInPlace} change(s) in place)`;
+  // A looped run can fail for one item and complete another: say which.
+  if (r.items?.some((i) => i.outcome !== 'succeeded')) outcome += ` [${r.items.map((i) => `${i.label}: ${i.outcome}`).join(', ')}]`;
   return `${r.runId}  ${r.mode.padEnd(4)}  ${outcome}  ${what}${r.durationMs !== undefined ? `  ${fmtDuration(r.durationMs)}` : ''}`;
 }

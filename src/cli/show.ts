@@ -27,6 +27,7 @@ export function showCommand(idOrPrefix: string, o: ShowOptions): number {
   if (row) {
     const fate = row.undoneBy.length ? `, undone by ${row.undoneBy.join(', ')}` : row.supersededBy ? `, superseded by ${row.supersededBy}` : row.finishedBy ? `, finished by ${row.finishedBy}` : '';
     out.push(`  outcome: ${row.outcome}${fate}`);
+    for (const i of row.items ?? []) out.push(`  item ${i.label}: ${i.outcome}`);
   }
   if (torn) out.push('  (its last line was torn by a crash mid-write: that record never counted)');
   out.push('changes, in order:');
@@ -39,6 +40,6 @@ function changeLine(i: IntentRecord, records: JournalRecord[]): string {
   const done = records.find((r): r is DoneRecord => r.t === 'done' && r.seq === i.seq);
   const status = done ? done.status : 'started, never finished (the run stopped here)';
   const where = i.on !== i.host ? `${i.host}→${i.on}` : i.host;
-  const what = i.reverts ? `${i.name} (of change ${i.reverts.seq} of ${i.reverts.runId})` : i.name;
+  const what = `${i.item ? `[${i.item.label}] ` : ''}${i.reverts ? `${i.name} (of change ${i.reverts.seq} of ${i.reverts.runId})` : i.name}`;
   return `  #${String(i.seq).padEnd(3)} ${where.padEnd(10)} ${status.padEnd(14)} ${what}${i.resource ? `  [${i.resource}]` : ''}${done?.error ? `\n         ${done.error.split('\n')[0]}` : ''}`;
 }

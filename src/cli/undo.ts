@@ -1,15 +1,10 @@
-import path from 'node:path';
-import os from 'node:os';
-import { Journal, newRunId } from '../engine/journal.js';
-import { acquireRunLocks, type HeldLocks } from '../engine/locks/index.js';
-import { RecapCollector, type EngineEvent } from '../engine/events.js';
+import { newRunId } from '../engine/journal.js';
+import { Session } from '../engine/session.js';
 import { Redactor } from '../engine/redact.js';
 import { changesToRevert, executeUndo, loadUndoInventory, planUndo, resolveRunId } from '../engine/undo.js';
-import { connectionFor } from '../inventory/connection.js';
 import { defaultRegistry } from '../steps/registry.js';
-import { TransportPool } from '../transport/index.js';
 import { BatonError, ExitCode } from '../util/errors.js';
-import { makeReporter } from './run.js';
+import { makeReporter } from '../report/make.js';
 import { inventorySources, vaultSecrets } from './inputs.js';
 
 export { resolveRunId };
@@ -45,7 +40,7 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
   for (const c of changes) redactor.maskArgs(c.args, registry.get(c.kind)?.secretArgs);
 
   if (!o.yes) {
-    const lines = pending.map((p) => `  ${p.host}${p.on !== p.host ? `→${p.on}` : ''}: revert ${p.name}`);
+    const lines = pending.map((p) => `  ${p.host}${p.on !== p.host ? `→${p.on}` : ''}: ${p.item ? `[${p.item.label}] ` : ''}revert ${p.name}`);
     if (!(process.stdin.isTTY && process.stdout.isTTY)) {
       throw new BatonError(`refusing to undo without --yes when not on a terminal (nothing was touched). It would revert:\n${lines.join('\n')}`, ExitCode.INVALID);
     }
@@ -58,60 +53,46 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
   }
 
   const undoId = newRunId();
-  let held: HeldLocks | undefined;
-  const pool = new TransportPool(
-    (name) => {
-      const h = inventory.hosts.get(name);
-      if (!h) throw new BatonError(`host ${name} of run ${runId} is not in ${inventoryFile ?? 'the inventory'}`, ExitCode.INVALID);
-      return connectionFor(h, path.dirname(inventory.file));
-    },
-    { acceptNewHostKeys: o.acceptNew },
-  );
   const reporter = await makeReporter(o);
-  const recap = new RecapCollector();
-  let journal: Journal | undefined;
+  const session = new Session({
+    inventory,
+    reporter,
+    acceptNew: o.acceptNew,
+    shown: (e) => (e.type === 'log' ? { ...e, message: redactor.redact(e.message) } : e),
+    missingHost: (name) => new BatonError(`host ${name} of run ${runId} is not in ${inventoryFile ?? 'the inventory'}`, ExitCode.INVALID),
+  });
   try {
-    const notes: string[] = [];
+    const notes = session.notes;
     if (plan.torn) notes.push(`note: the last line of run ${runId}'s journal was torn (the controller died while writing it); that record was never acted on`);
     const hosts = [...new Set(pending.map((p) => p.on))];
-    const { failed: unreachable } = await pool.connectAll(hosts);
+    const unreachable = await session.connect(hosts);
     if (unreachable.length) {
       throw new BatonError(
         `cannot reach ${unreachable.map((u) => `${u.host} (${redactor.redact(u.error.message)})`).join(', ')}; nothing was changed`,
         ExitCode.UNREACHABLE,
       );
     }
-    held = await acquireRunLocks({ names: (run.lock ?? '').split(',').filter(Boolean), runId: undoId, pool, hosts, inventory, note: (m) => notes.push(m) });
-    notes.push(...held.notes);
-    const onEvent = (e: EngineEvent) => {
-      recap.onEvent(e);
-      reporter.onEvent(e.type === 'log' ? { ...e, message: redactor.redact(e.message) } : e);
-    };
-    const openJournal = () => {
-      journal = new Journal(undoId, undefined, (line) => redactor.redact(line));
-      journal.append({ t: 'run', runId: undoId, mode: 'undo', undoOf: runId, playbook: run.playbook, inventory: inventoryFile, inventories: sources, lock: run.lock, controller: os.hostname(), pid: process.pid, argv: process.argv.slice(2).map((a) => redactor.redact(a)) });
-      return journal;
-    };
-    const complete = await executeUndo({ plan, changes, inventory, registry, pool: held.guard(pool), openJournal, onEvent, force: Boolean(o.force), redact: (t) => redactor.redact(t) });
+    await session.lock((run.lock ?? '').split(',').filter(Boolean), undoId, hosts);
+    const redactLine = (line: string) => redactor.redact(line);
+    const openJournal = () =>
+      session.openJournal(undoId, { mode: 'undo', undoOf: runId, playbook: run.playbook, inventory: inventoryFile, inventories: sources, lock: run.lock, argv: process.argv.slice(2).map((a) => redactor.redact(a)) }, redactLine);
+    const complete = await executeUndo({ plan, changes, inventory, registry, pool: session.guardedPool, openJournal, onEvent: session.onEvent, force: Boolean(o.force), redact: (t) => redactor.redact(t) });
     const outcome = complete ? 'succeeded' : 'failed-not-rolled-back';
-    journal!.append({ t: 'end', outcome });
+    session.journal!.append({ t: 'end', outcome });
     const exitCode = complete ? ExitCode.OK : ExitCode.FAILED_NOT_ROLLED_BACK;
     await reporter.finish({
       runId: undoId,
       mode: 'undo',
       outcome,
       exitCode,
-      recap: recap.hosts,
+      recap: session.recap.hosts,
       failures: complete ? [] : ['some changes could not be reverted: run `baton undo ' + runId + '` again once the cause is fixed'],
-      journalPath: journal!.path,
+      journalPath: session.journal!.path,
       durationMs: Date.now() - t0,
       notes,
     });
     return exitCode;
   } finally {
-    (journal as Journal | undefined)?.close();
-    // Releasing the node entries needs the connections: before closing them.
-    await held?.release();
-    await pool.closeAll();
+    await session.close();
   }
 }

@@ -14,7 +14,8 @@ import path from 'node:path';
 import { BatonError, ExitCode } from '../util/errors.js';
 import type { EngineEvent } from '../engine/events.js';
 import { loadInputs, type CommonOptions, type Inputs } from '../cli/inputs.js';
-import { makeReporter, runPlaybook, secretsOf } from '../cli/run.js';
+import { runSession, secretsOf } from '../engine/session.js';
+import { makeReporter } from '../report/make.js';
 import { JunitCollector, writeJunit, type JunitSuite } from '../report/junit.js';
 import { writeFileAtomic } from '../report/write-atomic.js';
 import { checkIntegrity } from './integrity.js';
@@ -161,7 +162,7 @@ export async function drillCommand(playbookFile: string, o: DrillOptions): Promi
         junit.onEvent(e);
       };
       try {
-        const run = await runPlaybook(r.inputs, { ...o, yes: true, check: false, step: false }, { reporter: await makeReporter({ json: o.json }), redactor, onEvent });
+        const run = await runSession(r.inputs, { ...o, check: false, step: false }, { reporter: await makeReporter({ json: o.json }), redactor, onEvent });
         result.outcome = run.summary.outcome;
         result.exitCode = run.exitCode;
         result.runId = run.summary.runId;

@@ -4,13 +4,13 @@ import type { StepKind } from '../steps/contract.js';
 import type { StepRegistry } from '../steps/registry.js';
 import { isCheckKind, type Severity } from '../steps/check/common.js';
 import { render } from '../playbook/template.js';
-import { varsFor } from '../playbook/vars.js';
 import { evalCondition, parseCondition } from '../playbook/conditions.js';
 import { mapLimit } from '../util/limit.js';
+import { expandPlays, type PlayItem } from './expand.js';
+import { expandStep } from './instances.js';
 import { checkRenderedArgs } from './args-check.js';
 import { makeStepContext, type TransportSource } from './context.js';
 import { describeError } from './errors.js';
-import { selectHosts } from '../inventory/pattern.js';
 import { tagSelected, type TagFilter } from './tags.js';
 
 /**
@@ -97,12 +97,6 @@ interface Job {
   alternatives?: Job[];
 }
 
-/** As execute.ts' playHosts, without importing the run engine into a check's startup. */
-function playHosts(play: Play, inventory: Inventory, extraVars: Record<string, unknown>, limit?: string): string[] {
-  const pattern = String(render(play.hosts, { ...play.vars, ...extraVars }));
-  return selectHosts(inventory, pattern, limit).hosts.map((h) => h.name);
-}
-
 /** `check_unreachable: critical` in the play's vars, or `-e check_unreachable=critical` (extra vars win). */
 function unreachableStatus(play: Play, extraVars: Record<string, unknown> = {}): CheckStatus {
   return String(extraVars.check_unreachable ?? play.vars.check_unreachable ?? '').toLowerCase() === 'critical' ? 'CRITICAL' : 'UNKNOWN';
@@ -111,8 +105,12 @@ function unreachableStatus(play: Play, extraVars: Record<string, unknown> = {}):
 /** Every (step, host, loop item) to check, in playbook order; `when` false → not a check. */
 function plan(o: CheckOptions, kinds: Set<string>): Job[] {
   const jobs: Job[] = [];
-  o.playbook.plays.forEach((play, p) => {
-    const hostNames = playHosts(play, o.inventory, o.extraVars, o.limit);
+  for (const e of expandPlays(o.playbook, o.inventory, o.extraVars, o.limit)) {
+    for (const unit of e.units) planUnit(e.play, e.index, unit.hosts, unit.item);
+  }
+  return jobs;
+
+  function planUnit(play: Play, p: number, hostNames: string[], item: PlayItem | undefined): void {
     for (const step of play.steps) {
       if (!tagSelected(step.tags, o.filter ?? {})) continue;
       kinds.add(step.kind);
@@ -123,7 +121,7 @@ function plan(o: CheckOptions, kinds: Set<string>): Job[] {
       const firstJob = jobs.length;
       for (const name of targets) {
         const host = o.inventory.hosts.get(name)!;
-        const base = { host, inventory: o.inventory, play, step, extraVars: o.extraVars, registered: {}, playHosts: hostNames };
+        const expansion = expandStep(play, step, host, item, { inventory: o.inventory, extraVars: o.extraVars, registered: {}, playHosts: hostNames });
         const add = (vars: Record<string, unknown>, instance: string) => {
           try {
             if (step.when.every((c) => evalCondition(parseCondition(c), vars))) jobs.push({ play, playIndex: p, step, host, vars, instance });
@@ -131,22 +129,13 @@ function plan(o: CheckOptions, kinds: Set<string>): Job[] {
             jobs.push({ play, playIndex: p, step, host, vars, instance, error: `when: ${describeError(e)}` });
           }
         };
-        if (step.loop === undefined) {
-          add(varsFor(base), step.id);
+        if ('loopError' in expansion) {
+          const { thrown, got } = expansion.loopError;
+          const why = thrown !== undefined ? describeError(thrown) : `expected a list, got ${JSON.stringify(got)}`;
+          jobs.push({ play, playIndex: p, step, host, vars: expansion.base, instance: expansion.id, error: `loop: ${why}` });
           continue;
         }
-        let items: unknown;
-        try {
-          items = render(step.loop, varsFor(base));
-        } catch (e) {
-          items = e;
-        }
-        if (!Array.isArray(items)) {
-          const why = items instanceof Error ? describeError(items) : `expected a list, got ${JSON.stringify(items)}`;
-          jobs.push({ play, playIndex: p, step, host, vars: varsFor(base), instance: step.id, error: `loop: ${why}` });
-          continue;
-        }
-        items.forEach((value, index, list) => add(varsFor({ ...base, loop: { var: step.loopVar, value, index, length: list.length } }), `${step.id}[${index}]`));
+        for (const { vars, instance } of expansion.instances) add(vars, instance);
       }
       if (step.runOnce && jobs.length - firstJob > 1) {
         // Keep one job per instance (loop item) with the other hosts' versions as alternatives.
@@ -157,8 +146,7 @@ function plan(o: CheckOptions, kinds: Set<string>): Job[] {
         first!.forEach((j, i) => jobs.push({ ...j, alternatives: [j, ...others.map((js) => js[i]).filter((x): x is Job => !!x)] }));
       }
     }
-  });
-  return jobs;
+  }
 }
 
 function nameOf(step: StepSpec, vars: Record<string, unknown>, kind: StepKind | undefined, args: unknown): string {

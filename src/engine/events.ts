@@ -14,14 +14,19 @@ export interface StepRef {
   /** Where the commands run (delegate_to), when not the host itself. */
   on?: string;
   tags: string[];
+  /** The item of a looped play this step instance belongs to (its label). */
+  item?: string;
 }
 
 export type EngineEvent =
   | { type: 'play-start'; play: number; name: string; hosts: string[] }
   | { type: 'play-end'; play: number }
   /** A step of a play begins on its hosts (each host then has step-start/step-end, once per loop item). */
-  | { type: 'step-group-start'; play: number; stepId: string; name: string; kind: string; hosts: string[] }
-  | { type: 'step-group-end'; play: number; stepId: string }
+  | { type: 'step-group-start'; play: number; stepId: string; name: string; kind: string; hosts: string[]; item?: string }
+  | { type: 'step-group-end'; play: number; stepId: string; item?: string }
+  /** An item of a looped play starts (its own transaction) and ends: how it ended. */
+  | { type: 'item-start'; play: number; item: string; hosts: string[] }
+  | { type: 'item-end'; play: number; item: string; outcome: ItemOutcome; error?: string }
   | { type: 'step-start'; step: StepRef; at: number }
   | {
       type: 'step-end';
@@ -41,12 +46,20 @@ export type EngineEvent =
       commands?: string[][];
       attempt?: number;
     }
-  | { type: 'rollback-start'; reason: string; count: number }
+  | { type: 'rollback-start'; reason: string; count: number; item?: string }
   | { type: 'revert-start'; step: StepRef }
   | { type: 'revert-end'; step: StepRef; ok: boolean; durationMs: number; error?: string; note?: string }
-  | { type: 'rollback-end'; complete: boolean }
+  | { type: 'rollback-end'; complete: boolean; item?: string }
   /** `warn`: shown at the default verbosity (a peer skipped, a --force used); other logs are -v detail. */
   | { type: 'log'; host?: string; message: string; level?: 'info' | 'warn' };
+
+/**
+ * How one item of a looped play ended: every step done; failed and its changes rolled back (or
+ * not all of them); failed with its changes left (on_failure: stop); stopped before its end
+ * because another item failed (rollback_all) or the operator interrupted (the run's rollback
+ * then takes its changes); not started for the same reasons.
+ */
+export type ItemOutcome = 'succeeded' | 'rolled-back' | 'rollback-incomplete' | 'left-in-place' | 'stopped' | 'not-started';
 
 export interface HostRecap {
   ok: number;

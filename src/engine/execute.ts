@@ -7,13 +7,15 @@ import { render } from '../playbook/template.js';
 import { varsFor } from '../playbook/vars.js';
 import { evalCondition, parseCondition } from '../playbook/conditions.js';
 import { selectHosts } from '../inventory/pattern.js';
+import { DEFAULT_ITEM_CONCURRENCY } from '../playbook/play-items.js';
+import { expandPlays, playHosts, playTitle, type ExpandedPlay, type PlayItem } from './expand.js';
 import { ExitCode } from '../util/errors.js';
 import { mapLimit, sleep } from '../util/limit.js';
 import { checkRenderedArgs } from './args-check.js';
 import { displayArgv } from '../util/argv.js';
 import { becomeOf, makeStepContext, type TransportSource } from './context.js';
 import { describeError } from './errors.js';
-import type { EngineEvent, StepRef, StepStatus } from './events.js';
+import type { EngineEvent, ItemOutcome, StepRef, StepStatus } from './events.js';
 import type { Journal, RunOutcome } from './journal.js';
 import type { Redactor } from './redact.js';
 import { revertChanges, type AppliedChange } from './rollback.js';
@@ -21,6 +23,7 @@ import { tagSelected, type TagFilter } from './tags.js';
 import { checkTakeover, resourceOf, RunSafety } from './safety.js';
 import { stepTimeoutMs } from './timeouts.js';
 import { withExtraVars } from './inventory-view.js';
+import { expandStep } from './instances.js';
 import { Prefetches } from './prefetch.js';
 
 /**
@@ -68,6 +71,41 @@ export interface ExecuteResult {
   /** Changes left in place (all of them after success; those a failed rollback could not revert). */
   changes: AppliedChange[];
   failures: string[];
+  /** How each item of the run's looped plays ended, in play and item order (absent: no looped play ran). */
+  items?: ItemSummary[];
+}
+
+/** One item of a looped play, for the recap. */
+export interface ItemSummary {
+  play: number;
+  /** The play's title rendered for the item. */
+  title: string;
+  /** The play's loop_var (`group`), to say what the item is. */
+  var: string;
+  label: string;
+  outcome: ItemOutcome;
+  /** `mount /srv/b on n2: …`: where it failed, when it did. */
+  failure?: string;
+}
+
+/**
+ * A transaction: the run's own (every plain play), or one item of a looped play. Each has its
+ * changes, its registered results and its failures; an item's failure is its own.
+ */
+interface Txn {
+  item?: PlayItem;
+  /** The item's hosts (absent for the run's own transaction). */
+  hosts?: string[];
+  changes: AppliedChange[];
+  registered: Registered;
+  failures: string[];
+  /** Failed step instances that fail the transaction: the one place its outcome is decided from. */
+  failedCount: number;
+  /** The first failed step, for the item's line in the recap. */
+  first?: { step: string; host: string; error: string };
+  emit: (e: EngineEvent) => void;
+  /** Stop before the next step: the operator interrupted, or another item failed under rollback_all. */
+  halted: () => boolean;
 }
 
 /** Registered step outcomes per host, for `when: NAME is changed`. */
@@ -86,20 +124,7 @@ function batchesOf(hosts: string[], serial?: number): string[][] {
   return out;
 }
 
-/** A play's name with its templates rendered from its vars and the extra vars (as written, if that fails). */
-export function playTitle(play: Play, extraVars: Record<string, unknown>): string {
-  try {
-    return String(render(play.name, { ...play.vars, ...extraVars }));
-  } catch {
-    return play.name;
-  }
-}
-
-/** The hosts a play targets after `--limit`, its `hosts:` rendered with the extra vars. */
-export function playHosts(play: Play, inventory: Inventory, extraVars: Record<string, unknown>, limit?: string): string[] {
-  const pattern = String(render(play.hosts, { ...play.vars, ...extraVars }));
-  return selectHosts(inventory, pattern, limit).hosts.map((h) => h.name);
-}
+export { playHosts, playTitle };
 
 /**
  * The hosts of every play, checked before anything runs: a `--limit` that matches no host, or a
@@ -107,44 +132,77 @@ export function playHosts(play: Play, inventory: Inventory, extraVars: Record<st
  * the service and take nothing over), is invalid input, not a quiet success.
  */
 export function checkSelection(playbook: Playbook, inventory: Inventory, extraVars: Record<string, unknown>, limit?: string): string[][] {
+  return expandSelection(playbook, inventory, extraVars, limit).map((e) => e.hosts);
+}
+
+/**
+ * checkSelection with every play expanded (one unit per item of a looped play): an item that
+ * selects no host is invalid input as a plain play is. A loop with no items is not: a node
+ * evacuation of a node that runs nothing has nothing to do.
+ */
+export function expandSelection(playbook: Playbook, inventory: Inventory, extraVars: Record<string, unknown>, limit?: string, playbookFile?: string): ExpandedPlay[] {
   if (limit !== undefined && limit.trim() !== '' && selectHosts(inventory, 'all', limit).hosts.length === 0) {
     throw new BatonError(`--limit ${JSON.stringify(limit)} matches no host of the inventory (${inventory.file}); nothing was run`, ExitCode.INVALID);
   }
-  const selected = playbook.plays.map((play) => playHosts(play, inventory, extraVars, limit));
-  const empty = playbook.plays.map((play, i) => ({ play, i })).filter(({ i }) => selected[i]!.length === 0);
+  const expanded = expandPlays(playbook, inventory, extraVars, limit, playbookFile);
+  const empty = expanded.flatMap((e) =>
+    e.units
+      .filter((u) => u.hosts.length === 0)
+      .map((u) => `play ${e.index + 1} "${u.item ? u.title : e.title}"${u.item ? ` (item ${u.item.label})` : ''} (hosts: ${e.play.hosts}${limit ? `, --limit ${limit}` : ''})`),
+  );
   if (empty.length) {
-    const names = empty.map(({ play, i }) => `play ${i + 1} "${playTitle(play, extraVars)}" (hosts: ${play.hosts}${limit ? `, --limit ${limit}` : ''})`);
     throw new BatonError(
-      `no host selected for ${names.join(', ')}; nothing was run. Check the host names, -e values and --limit: a play that runs nowhere would leave its part of the job undone.`,
+      `no host selected for ${empty.join(', ')}; nothing was run. Check the host names, -e values and --limit: a play that runs nowhere would leave its part of the job undone.`,
       ExitCode.INVALID,
     );
   }
-  return selected;
+  return expanded;
 }
 
 export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
   await o.registry.ensureLoaded();
   const changes: AppliedChange[] = [];
   const failures: string[] = [];
-  const registered: Registered = new Map();
   const filter = o.filter ?? {};
   let failedPlay: Play | undefined;
   let askEachStep = Boolean(o.confirmStep);
+  // Items of a looped play may want to ask at once: one question at a time.
+  let asking: Promise<unknown> = Promise.resolve();
+  const confirm = (ref: StepRef, summary: string): Promise<'yes' | 'skip' | 'continue'> => {
+    const answer = asking.then(() => (askEachStep ? o.confirmStep!(ref, summary) : ('yes' as const)));
+    asking = answer.catch(() => undefined);
+    return answer;
+  };
 
   const safety = new RunSafety(Boolean(o.force));
   // -e wins over inventory vars everywhere, hostvars[...] included (a -e bmc_password reaches the fence).
   const inventory = withExtraVars(o.inventory, o.extraVars);
-  /** Failed step instances that fail the run: the one place the outcome is decided from. */
-  let failedCount = 0;
-  const emit = (e: EngineEvent) => {
-    if (e.type === 'step-end' && e.status === 'failed' && !e.ignored) {
-      failedCount++;
-      failures.push(`${e.step.host}: ${e.step.name}: ${e.error ?? 'failed'}`);
-    }
-    o.onEvent(e);
+  const newTxn = (item: PlayItem | undefined, txnChanges: AppliedChange[], txnFailures: string[], halted: () => boolean): Txn => {
+    const t: Txn = {
+      item,
+      changes: txnChanges,
+      registered: new Map(),
+      failures: txnFailures,
+      failedCount: 0,
+      halted,
+      emit: (e) => {
+        if (e.type === 'step-end' && e.status === 'failed' && !e.ignored) {
+          t.failedCount++;
+          t.failures.push(`${e.step.host}: ${e.step.name}: ${e.error ?? 'failed'}`);
+          t.first ??= { step: e.step.name, host: e.step.host, error: e.error ?? 'failed' };
+        }
+        o.onEvent(e);
+      },
+    };
+    return t;
   };
+  const main = newTxn(undefined, changes, failures, () => Boolean(o.signal?.aborted));
+  const emit = main.emit;
+  const items: ItemSummary[] = [];
+  /** The worst exit of a looped play's failed items, rolled back each on its own (rollback_item). */
+  let itemsFailedAlone: number | undefined;
 
-  async function runInstance(play: Play, playIndex: number, step: StepSpec, host: Host, vars: Record<string, unknown>, instance: string): Promise<StepStatus> {
+  async function runInstance(t: Txn, play: Play, playIndex: number, step: StepSpec, host: Host, vars: Record<string, unknown>, instance: string): Promise<StepStatus> {
     const kind = o.registry.get(step.kind)!;
     const on = step.delegateTo ? String(render(step.delegateTo, vars)) : host.name;
     const t0 = Date.now();
@@ -159,11 +217,12 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
       host: host.name,
       on: on === host.name ? undefined : on,
       tags: step.tags,
+      ...(t.item ? { item: t.item.label } : {}),
     };
     // Time spent waiting for the operator at the --step prompt is not the step's.
     let pausedMs = 0;
     const end = (status: StepStatus, extra: Partial<Extract<EngineEvent, { type: 'step-end' }>> = {}) => {
-      emit({ type: 'step-end', step: ref, status, durationMs: Date.now() - t0 - pausedMs, ...(pausedMs ? { waitedMs: pausedMs } : {}), ...extra });
+      t.emit({ type: 'step-end', step: ref, status, durationMs: Date.now() - t0 - pausedMs, ...(pausedMs ? { waitedMs: pausedMs } : {}), ...extra });
       return status;
     };
     /** Every failure ends here: it fails the run unless the step says ignore_errors. */
@@ -176,7 +235,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
     try {
       args = render(step.args, vars);
     } catch (err) {
-      emit({ type: 'step-start', step: ref, at: t0 });
+      t.emit({ type: 'step-start', step: ref, at: t0 });
       return fail(`arguments: ${describeError(err)}`);
     }
     let desc;
@@ -184,10 +243,10 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
       desc = kind.describe(args);
       ref = { ...ref, name: step.name ? String(render(step.name, vars)) : desc.summary };
     } catch (err) {
-      emit({ type: 'step-start', step: ref, at: t0 });
+      t.emit({ type: 'step-start', step: ref, at: t0 });
       return fail(`arguments: ${describeError(err)}`);
     }
-    emit({ type: 'step-start', step: ref, at: t0 });
+    t.emit({ type: 'step-start', step: ref, at: t0 });
 
     const argsProblem = checkRenderedArgs(o.registry, step.kind, args);
     if (argsProblem) return fail(`arguments after templating: ${argsProblem}`);
@@ -219,10 +278,10 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
           onMarkDown: kind.role === 'fence' ? (name, reason) => (reason ? safety.fenced.add(name) : safety.fenced.delete(name)) : undefined,
           log: (m) => {
             notes.push(m);
-            if (o.verbose) emit({ type: 'log', host: host.name, message: o.redactor.redact(m) });
+            if (o.verbose) t.emit({ type: 'log', host: host.name, message: o.redactor.redact(m) });
           },
           onCommand: o.verbose
-            ? (argv, r) => emit({ type: 'log', host: on, message: o.redactor.redact(`$ ${displayArgv(argv)}  → ${r.code ?? 'killed'} (${Math.round(r.durationMs)} ms)`) })
+            ? (argv, r) => t.emit({ type: 'log', host: on, message: o.redactor.redact(`$ ${displayArgv(argv)}  → ${r.code ?? 'killed'} (${Math.round(r.durationMs)} ms)`) })
             : undefined,
         });
         // On timeout the abort signal kills the step's commands on the node; give the transport a
@@ -249,7 +308,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
           // A release seen done in this run lets a later takeover go on without asking this node again.
           const resource = kind.role === 'release' ? resourceOf(kind, args) : undefined;
           if (resource) safety.noteReleased(resource, host.name);
-          if (resource || kind.role === 'fence') prefetchAfter(playIndex, step.id, resource);
+          if (resource || kind.role === 'fence') prefetchAfter(t, playIndex, step.id, resource);
           return end('ok', { before });
         }
         if (o.check && kind.readOnly) {
@@ -260,7 +319,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
           // The step's bound stops while the operator thinks: only the step's own time counts.
           clearTimeout(timer);
           const asked = Date.now();
-          const answer = await o.confirmStep!(ref, desc.summary);
+          const answer = await confirm(ref, desc.summary);
           pausedMs += Date.now() - asked;
           timer = setTimeout(() => abort.abort(), Math.max(0, timeoutMs - (asked - attemptStart)));
           if (answer === 'skip') return end('skipped', { reason: 'skipped at the --step prompt' });
@@ -275,7 +334,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
         // Refusals come before the intent: a takeover that would be unsafe changes nothing.
         const prepared = kind.prepare && on === host.name ? prefetches.take(playIndex, instance, host.name, args) : undefined;
         await withTimeout(
-          checkTakeover({ kind, args, host, inventory, pool: o.pool, safety, ctx, prepared, timeoutMs, become, warn: (m) => emit({ type: 'log', host: host.name, message: o.redactor.redact(m), level: 'warn' }) }),
+          checkTakeover({ kind, args, host, inventory, pool: o.pool, safety, ctx, prepared, timeoutMs, become, warn: (m) => t.emit({ type: 'log', host: host.name, message: o.redactor.redact(m), level: 'warn' }) }),
         );
 
         const journaledArgs = o.redactor.maskArgs(args, kind.secretArgs);
@@ -294,9 +353,10 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
           ...(resource ? { resource } : {}),
           ...(become !== undefined ? { become } : {}),
           ...(reversible ? {} : { irreversible: true }),
+          ...(t.item ? { item: { index: t.item.index, label: t.item.label } } : {}),
         });
         // From here on the change may have started: it is a change to revert, whatever happens next.
-        if (reversible) changes.push({ ref, kind: step.kind, args, before, seq: seq ?? changes.length + 1, runId: o.runId, journaledArgs, become });
+        if (reversible) t.changes.push({ ref, kind: step.kind, args, before, seq: seq ?? t.changes.length + 1, runId: o.runId, journaledArgs, become, ...(t.item ? { item: { index: t.item.index, label: t.item.label } } : {}) });
         await withTimeout(kind.apply(ctx, args, before));
         const after = oneShot ? undefined : await withTimeout(kind.probe(ctx, args));
         if (!oneShot && !kind.satisfied(after, args)) {
@@ -304,19 +364,19 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
         }
         if (seq !== undefined) o.journal?.append({ t: 'done', seq, status: 'changed', after });
         if (kind.role === 'release' && resource) safety.noteReleased(resource, host.name);
-        if ((kind.role === 'release' && resource) || kind.role === 'fence') prefetchAfter(playIndex, step.id, kind.role === 'fence' ? undefined : resource);
+        if ((kind.role === 'release' && resource) || kind.role === 'fence') prefetchAfter(t, playIndex, step.id, kind.role === 'fence' ? undefined : resource);
         return end('changed', { before, after, attempt });
       } catch (err) {
         lastError = o.redactor.redact(describeError(err));
         // A refusal comes before the step touches anything (the contract): nothing to revert.
         const refused = err instanceof StepRefusedError;
         if (refused) {
-          const i = changes.findIndex((c) => c.ref.instance === instance && c.seq === seq);
-          if (i >= 0) changes.splice(i, 1);
+          const i = t.changes.findIndex((c) => c.ref.instance === instance && c.seq === seq);
+          if (i >= 0) t.changes.splice(i, 1);
         }
         if (seq !== undefined) o.journal?.append({ t: 'done', seq, status: refused ? 'refused' : 'failed', error: lastError });
         if (attempt < attempts && !o.signal?.aborted) {
-          emit({ type: 'log', host: host.name, message: `${ref.name}: attempt ${attempt}/${attempts} failed (${lastError}); retrying in ${step.delayS} s` });
+          t.emit({ type: 'log', host: host.name, message: `${ref.name}: attempt ${attempt}/${attempts} failed (${lastError}); retrying in ${step.delayS} s` });
           await sleep(step.delayS * 1000);
           continue;
         }
@@ -327,11 +387,12 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
     return fail(lastError);
   }
 
-  async function runStepOnHost(play: Play, playIndex: number, step: StepSpec, host: Host, playHostNames: string[]): Promise<void> {
-    const reg = registered.get(host.name) ?? {};
-    registered.set(host.name, reg);
-    const varsInput = { host, inventory, play, step, extraVars: o.extraVars, registered: reg, playHosts: playHostNames };
-    const base = varsFor(varsInput);
+  async function runStepOnHost(t: Txn, play: Play, playIndex: number, step: StepSpec, host: Host, playHostNames: string[]): Promise<void> {
+    const reg = t.registered.get(host.name) ?? {};
+    t.registered.set(host.name, reg);
+    // Rendered at the step's turn: its loop and vars may read what earlier steps registered.
+    const expansion = expandStep(play, step, host, t.item, { inventory, extraVars: o.extraVars, registered: reg, playHosts: playHostNames });
+    const { base, id } = expansion;
     const ref = (instance: string, name: string): StepRef => ({
       play: playIndex,
       playName: playTitle(play, o.extraVars),
@@ -341,6 +402,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
       kind: step.kind,
       host: host.name,
       tags: step.tags,
+      ...(t.item ? { item: t.item.label } : {}),
     });
     const skip = (reason: string) => {
       let name = step.name ?? step.kind;
@@ -349,14 +411,14 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
       } catch {
         /* a skipped step's name may use vars that only its real run would have */
       }
-      emit({ type: 'step-start', step: ref(step.id, name), at: Date.now() });
-      emit({ type: 'step-end', step: ref(step.id, name), status: 'skipped', durationMs: 0, reason });
+      t.emit({ type: 'step-start', step: ref(id, name), at: Date.now() });
+      t.emit({ type: 'step-end', step: ref(id, name), status: 'skipped', durationMs: 0, reason });
       if (step.register) reg[step.register] = { status: 'skipped', changed: false, failed: false, skipped: true, ok: false };
     };
 
-    const record = (status: StepStatus, instance = step.id) => {
+    const record = (status: StepStatus, instance = id) => {
       if (status === 'ok' && o.resume?.changed.has(`${instance}@${host.name}`)) {
-        emit({ type: 'log', host: host.name, message: `${step.name ?? step.kind}: changed by the interrupted run ${o.resume.runId}; what it still owed runs now`, level: 'warn' });
+        t.emit({ type: 'log', host: host.name, message: `${step.name ?? step.kind}: changed by the interrupted run ${o.resume.runId}; what it still owed runs now`, level: 'warn' });
         status = 'changed';
       }
       if (step.register) {
@@ -371,7 +433,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
         if (!evalCondition(parseCondition(cond), base)) return skip(`when: ${cond} is false`);
       }
       try {
-        record(await runInstance(play, playIndex, step, host, base, step.id));
+        record(await runInstance(t, play, playIndex, step, host, base, id));
       } catch (e) {
         record('failed');
         throw e;
@@ -379,19 +441,18 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
       return;
     }
 
-    const items = render(step.loop, base);
-    if (!Array.isArray(items)) {
-      emit({ type: 'step-start', step: ref(step.id, step.name ?? step.kind), at: Date.now() });
-      emit({ type: 'step-end', step: ref(step.id, step.name ?? step.kind), status: 'failed', durationMs: 0, error: `loop: expected a list, got ${JSON.stringify(items)}` });
+    if ('loopError' in expansion) {
+      if ('thrown' in expansion.loopError) throw expansion.loopError.thrown;
+      t.emit({ type: 'step-start', step: ref(id, step.name ?? step.kind), at: Date.now() });
+      t.emit({ type: 'step-end', step: ref(id, step.name ?? step.kind), status: 'failed', durationMs: 0, error: `loop: expected a list, got ${JSON.stringify(expansion.loopError.got)}` });
       throw new StepFailed('loop is not a list');
     }
     let overall: StepStatus = 'skipped';
-    for (let i = 0; i < items.length; i++) {
-      const vars = varsFor({ ...varsInput, loop: { var: step.loopVar, value: items[i], index: i, length: items.length } });
+    for (const { instance, vars } of expansion.instances) {
       if (!step.when.every((c) => evalCondition(parseCondition(c), vars))) continue;
       try {
-        let s = await runInstance(play, playIndex, step, host, vars, `${step.id}[${i}]`);
-        if (s === 'ok' && o.resume?.changed.has(`${step.id}[${i}]@${host.name}`)) s = 'changed';
+        let s = await runInstance(t, play, playIndex, step, host, vars, instance);
+        if (s === 'ok' && o.resume?.changed.has(`${instance}@${host.name}`)) s = 'changed';
         if (s === 'changed' || s === 'would-change' || (s === 'ok' && overall === 'skipped')) overall = s;
       } catch (e) {
         record('failed');
@@ -402,67 +463,140 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
   }
 
   /** The step's title for a group of hosts: its name rendered for the first of them, else its kind. */
-  function groupName(play: Play, step: StepSpec, first: string | undefined, playHostNames: string[]): string {
+  function groupName(t: Txn, play: Play, step: StepSpec, first: string | undefined, playHostNames: string[]): string {
     if (!step.name) return step.kind;
     const host = first ? inventory.hosts.get(first) : undefined;
     if (!host) return step.name;
     try {
-      return String(render(step.name, varsFor({ host, inventory, play, step, extraVars: o.extraVars, registered: registered.get(host.name) ?? {}, playHosts: playHostNames })));
+      return String(render(step.name, varsFor({ host, inventory, play, step, extraVars: o.extraVars, registered: t.registered.get(host.name) ?? {}, playHosts: playHostNames, ...(t.item ? { playItem: t.item } : {}) })));
     } catch {
       return step.name;
     }
   }
 
-  const selected = checkSelection(o.playbook, o.inventory, o.extraVars, o.limit);
-  // Read-only checks of later takeover steps, started as soon as they mean something (prefetch.ts).
-  const prefetches = new Prefetches({ playbook: o.playbook, inventory, extraVars: o.extraVars, registry: o.registry, pool: o.pool, filter, selected, registered: (h) => registered.get(h) ?? {} });
-  function prefetchAfter(playIndex: number, stepId: string, resource: string | undefined): void {
-    if (!o.check) prefetches.trigger(playIndex, stepId, resource);
-  }
-
-  for (let p = 0; p < o.playbook.plays.length && !failedPlay; p++) {
-    const play = o.playbook.plays[p]!;
-    const hostNames = selected[p]!;
-    emit({ type: 'play-start', play: p, name: playTitle(play, o.extraVars), hosts: hostNames });
+  /** A play's steps for one transaction, in order, each on every host of the batch. True when a step failed. */
+  async function runSteps(t: Txn, play: Play, p: number, hostNames: string[]): Promise<boolean> {
     const steps = play.steps.filter((s) => tagSelected(s.tags, filter));
+    const item = t.item ? { item: t.item.label } : {};
     for (const batch of batchesOf(hostNames, play.serial)) {
       for (const step of steps) {
-        if (o.signal?.aborted) break;
+        if (t.halted()) return false;
         const targets = step.runOnce ? batch.slice(0, 1) : batch;
-        emit({ type: 'step-group-start', play: p, stepId: step.id, name: groupName(play, step, targets[0], hostNames), kind: step.kind, hosts: targets });
-        const failedBefore = failedCount;
+        t.emit({ type: 'step-group-start', play: p, stepId: step.id, name: groupName(t, play, step, targets[0], hostNames), kind: step.kind, hosts: targets, ...item });
+        const failedBefore = t.failedCount;
         const results = await mapLimit(targets, play.forks ?? 10, async (name) => {
           try {
-            await runStepOnHost(play, p, step, inventory.hosts.get(name)!, hostNames);
+            await runStepOnHost(t, play, p, step, inventory.hosts.get(name)!, hostNames);
             return true;
           } catch (err) {
             if (!(err instanceof StepFailed)) {
               const msg = o.redactor.redact(describeError(err));
-              failedCount++;
-              failures.push(`${name}: ${step.id}: ${msg}`);
-              emit({ type: 'log', host: name, message: msg, level: 'warn' });
+              t.failedCount++;
+              t.failures.push(`${name}: ${step.id}: ${msg}`);
+              t.first ??= { step: step.name ?? step.kind, host: name, error: msg };
+              t.emit({ type: 'log', host: name, message: msg, level: 'warn' });
             }
             return false;
           }
         });
-        emit({ type: 'step-group-end', play: p, stepId: step.id });
-        if (results.includes(false) || failedCount > failedBefore) {
-          failedPlay = play;
-          break;
-        }
+        t.emit({ type: 'step-group-end', play: p, stepId: step.id, ...item });
+        if (results.includes(false) || t.failedCount > failedBefore) return true;
       }
-      if (failedPlay || o.signal?.aborted) break;
+      if (t.halted()) return false;
     }
+    return false;
+  }
+
+  /**
+   * A looped play: every item its own transaction, up to `concurrency` at once. A failed item is
+   * rolled back alone (rollback_item) while the others go on, or stops them all for the run's
+   * rollback (rollback_all). True when an item failed.
+   */
+  async function runItems(e: ExpandedPlay, p: number): Promise<boolean> {
+    const play = e.play;
+    const loop = play.loop!;
+    if (!e.units.length) {
+      emit({ type: 'log', message: `${e.title}: the loop has no items; nothing to do`, level: 'warn' });
+      return false;
+    }
+    let stopAll = false;
+    const halted = () => stopAll || Boolean(o.signal?.aborted);
+    const summaries = e.units.map((u): ItemSummary => ({ play: p, title: u.title, var: loop.var, label: u.item!.label, outcome: 'not-started' }));
+    items.push(...summaries);
+    let failed = false;
+    await mapLimit(e.units, loop.concurrency ?? DEFAULT_ITEM_CONCURRENCY, async (u, i) => {
+      const summary = summaries[i]!;
+      if (halted()) return;
+      const t = newTxn(u.item, [], [], halted);
+      t.hosts = u.hosts;
+      const label = u.item!.label;
+      emit({ type: 'item-start', play: p, item: label, hosts: u.hosts });
+      const itemFailed = await runSteps(t, play, p, u.hosts);
+      if (!itemFailed) {
+        summary.outcome = halted() ? 'stopped' : 'succeeded';
+        changes.push(...t.changes);
+        emit({ type: 'item-end', play: p, item: label, outcome: summary.outcome });
+        return;
+      }
+      failed = true;
+      const more = t.failures.length > 1 ? ` (and ${t.failures.length - 1} more)` : '';
+      summary.failure = t.first ? `${t.first.step} on ${t.first.host}: ${t.first.error}${more}` : (t.failures[0] ?? 'failed');
+      if (loop.onItemFailure === 'rollback_all') {
+        // The run's rollback takes every item's changes, this one's with them.
+        stopAll = true;
+        changes.push(...t.changes);
+        summary.outcome = 'stopped';
+      } else if (play.onFailure === 'stop' || t.changes.length === 0) {
+        changes.push(...t.changes);
+        summary.outcome = t.changes.length ? 'left-in-place' : 'rolled-back';
+      } else {
+        emit({ type: 'rollback-start', reason: `${loop.var} ${label} failed at ${summary.failure}`, count: t.changes.length, item: label });
+        const complete = await revertChanges(t.changes, { registry: o.registry, inventory, pool: o.pool, journal: o.journal, onEvent: emit, safety, redact: (x) => o.redactor.redact(x) });
+        emit({ type: 'rollback-end', complete, item: label });
+        if (!complete) changes.push(...t.changes);
+        summary.outcome = complete ? 'rolled-back' : 'rollback-incomplete';
+      }
+      emit({ type: 'item-end', play: p, item: label, outcome: summary.outcome, error: summary.failure });
+    });
+    if (failed && loop.onItemFailure === 'rollback_item') {
+      const worst = summaries.some((s) => s.outcome === 'rollback-incomplete' || s.outcome === 'left-in-place') ? ExitCode.FAILED_NOT_ROLLED_BACK : ExitCode.FAILED_ROLLED_BACK;
+      itemsFailedAlone = Math.max(itemsFailedAlone ?? 0, worst);
+    }
+    for (const s of summaries) if (s.failure) failures.push(itemFailureLine(s, loop.onItemFailure));
+    return failed;
+  }
+
+  const expanded = expandSelection(o.playbook, o.inventory, o.extraVars, o.limit);
+  const selected = expanded.map((e) => e.hosts);
+  // Read-only checks of later takeover steps, started as soon as they mean something (prefetch.ts).
+  const prefetches = new Prefetches({ playbook: o.playbook, inventory, extraVars: o.extraVars, registry: o.registry, pool: o.pool, filter, selected, registered: (h) => main.registered.get(h) ?? {} });
+  function prefetchAfter(t: Txn, playIndex: number, stepId: string, resource: string | undefined): void {
+    if (o.check) return;
+    const from = t.item ? { item: t.item, hosts: t.hosts ?? [], registered: (h: string) => t.registered.get(h) ?? {} } : undefined;
+    prefetches.trigger(playIndex, stepId, resource, from);
+  }
+
+  for (let p = 0; p < expanded.length && !failedPlay; p++) {
+    const e = expanded[p]!;
+    emit({ type: 'play-start', play: p, name: e.title, hosts: e.hosts });
+    const failed = e.play.loop ? await runItems(e, p) : await runSteps(main, e.play, p, e.hosts);
+    if (failed) failedPlay = e.play;
     emit({ type: 'play-end', play: p });
     if (o.signal?.aborted) break;
   }
 
   prefetches.stop();
+  const itemResult = items.length ? { items } : {};
   const interrupted = Boolean(o.signal?.aborted) && !failedPlay;
-  if (!failedPlay && !interrupted && failedCount === 0) {
-    return { outcome: 'succeeded', exitCode: ExitCode.OK, changes, failures };
+  if (!failedPlay && !interrupted && main.failedCount === 0) {
+    return { outcome: 'succeeded', exitCode: ExitCode.OK, changes, failures, ...itemResult };
   }
   if (interrupted) failures.push('interrupted by the operator');
+  // Items that failed were each rolled back alone; the others' changes and the earlier plays' stay.
+  if (itemsFailedAlone !== undefined && !o.signal?.aborted) {
+    const nothingLeft = itemsFailedAlone === ExitCode.FAILED_ROLLED_BACK;
+    return { outcome: nothingLeft ? 'failed-rolled-back' : 'failed-not-rolled-back', exitCode: itemsFailedAlone, changes, failures, ...itemResult };
+  }
 
   const onFailure = failedPlay?.onFailure ?? 'rollback';
   if (onFailure === 'stop' || changes.length === 0) {
@@ -472,6 +606,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
       exitCode: nothingChanged ? ExitCode.FAILED_ROLLED_BACK : ExitCode.FAILED_NOT_ROLLED_BACK,
       changes,
       failures,
+      ...itemResult,
     };
   }
 
@@ -486,7 +621,22 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
     redact: (t) => o.redactor.redact(t),
   });
   emit({ type: 'rollback-end', complete });
+  // Items that finished, or were stopped, went back with the run.
+  for (const s of items) if (s.outcome === 'succeeded' || s.outcome === 'stopped') s.outcome = complete ? 'rolled-back' : 'rollback-incomplete';
   return complete
-    ? { outcome: 'failed-rolled-back', exitCode: ExitCode.FAILED_ROLLED_BACK, changes: [], failures }
-    : { outcome: 'failed-not-rolled-back', exitCode: ExitCode.FAILED_NOT_ROLLED_BACK, changes, failures };
+    ? { outcome: 'failed-rolled-back', exitCode: ExitCode.FAILED_ROLLED_BACK, changes: [], failures, ...itemResult }
+    : { outcome: 'failed-not-rolled-back', exitCode: ExitCode.FAILED_NOT_ROLLED_BACK, changes, failures, ...itemResult };
+}
+
+/** `group nfs-b failed at mount /srv/b on n2: …; rolled back`: the line the recap and summary give a failed item. */
+function itemFailureLine(s: ItemSummary, onItemFailure: string): string {
+  const what: Record<ItemOutcome, string> = {
+    'rolled-back': 'rolled back',
+    'rollback-incomplete': 'ROLLBACK INCOMPLETE: its changes are still in place',
+    'left-in-place': 'its changes were left in place (on_failure: stop)',
+    stopped: `every item is rolled back with the run (on_item_failure: ${onItemFailure})`,
+    'not-started': 'not started',
+    succeeded: 'succeeded',
+  };
+  return `${s.var} ${s.label} failed at ${s.failure}; ${what[s.outcome]}`;
 }

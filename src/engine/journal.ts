@@ -58,6 +58,8 @@ export interface IntentRecord {
   irreversible?: boolean;
   /** The exclusive resource the step is about (the kind's key), to tell later runs that touched it. */
   resource?: string;
+  /** The item of a looped play the change belongs to (its place in the loop and its label): undo goes item by item. */
+  item?: { index: number; label: string };
   /** When undoing another run: the seq of the intent this revert undoes. */
   reverts?: { runId: string; seq: number };
   at: string;
@@ -78,6 +80,8 @@ export type RunOutcome = 'succeeded' | 'failed-rolled-back' | 'failed-not-rolled
 export interface EndRecord {
   t: 'end';
   outcome: RunOutcome;
+  /** Items of looped plays and how each ended (a run can fail for one group and move another). */
+  items?: Array<{ label: string; outcome: string }>;
   at: string;
 }
 

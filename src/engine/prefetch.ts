@@ -1,7 +1,8 @@
 import type { Inventory } from '../inventory/model.js';
 import type { Playbook } from '../playbook/model.js';
 import { render } from '../playbook/template.js';
-import { varsFor } from '../playbook/vars.js';
+import { expandStep, instanceId } from './instances.js';
+import type { PlayItem } from '../playbook/play-items.js';
 import type { StepRegistry } from '../steps/registry.js';
 import { becomeOf, makeStepContext, type TransportSource } from './context.js';
 import { tagSelected, type TagFilter } from './tags.js';
@@ -39,6 +40,15 @@ interface Started {
   promise: Promise<unknown>;
 }
 
+/** The item of a looped play a trigger came from: its own later steps are prepared for it. */
+export interface PrefetchItem {
+  item: PlayItem;
+  /** The item's hosts. */
+  hosts: string[];
+  /** The item's registered results so far, per host. */
+  registered(host: string): Record<string, unknown>;
+}
+
 export class Prefetches {
   private readonly started = new Map<string, Started>();
   private readonly abort = new AbortController();
@@ -46,22 +56,28 @@ export class Prefetches {
   constructor(private readonly s: PrefetchSource) {}
 
   /** A release of `resource` completed (or, with `resource` undefined, a fence was confirmed) at this step. */
-  trigger(playIndex: number, stepId: string, resource: string | undefined): void {
+  trigger(playIndex: number, stepId: string, resource: string | undefined, from?: PrefetchItem): void {
     const { playbook, inventory, registry, selected } = this.s;
     for (let p = playIndex; p < playbook.plays.length; p++) {
       const play = playbook.plays[p]!;
+      // An item prepares its own later steps; the items of another looped play check on their own turn.
+      const mine = p === playIndex && from !== undefined;
+      if (play.loop && !mine) continue;
+      const hosts = mine ? from.hosts : (selected[p] ?? []);
+      const registered = mine ? (h: string) => from.registered(h) : (h: string) => this.s.registered(h);
+      const item = mine ? from.item : undefined;
       let steps = play.steps.filter((st) => tagSelected(st.tags, this.s.filter));
       if (p === playIndex) steps = steps.slice(steps.findIndex((st) => st.id === stepId) + 1);
       for (const step of steps) {
         const kind = registry.get(step.kind);
         if (!kind?.prepare || kind.role !== 'takeover' || step.loop !== undefined || step.delegateTo) continue;
-        for (const hostName of selected[p] ?? []) {
+        for (const hostName of hosts) {
           const host = inventory.hosts.get(hostName);
           if (!host) continue;
           let args: unknown;
           try {
-            const vars = varsFor({ host, inventory, play, step, extraVars: this.s.extraVars, registered: this.s.registered(hostName), playHosts: selected[p] });
-            args = render(step.args, vars);
+            const { base } = expandStep(play, step, host, item, { inventory, extraVars: this.s.extraVars, registered: registered(hostName), playHosts: hosts });
+            args = render(step.args, base);
             if (resource !== undefined && kind.resource?.(args) !== resource) continue;
           } catch {
             continue; // args that need what only the step's turn will know: it checks then
@@ -74,7 +90,7 @@ export class Prefetches {
           })();
           // Judged (and its failure reported) only if the step takes it; never an unhandled rejection.
           promise.catch(() => undefined);
-          this.started.set(keyOf(p, step.id, hostName), { argsJson: JSON.stringify(args), promise });
+          this.started.set(keyOf(p, instanceId(step, item), hostName), { argsJson: JSON.stringify(args), promise });
         }
       }
     }

@@ -24,6 +24,8 @@ export interface AppliedChange {
   journaledArgs: unknown;
   /** The step's become, for the revert's commands. */
   become?: { user?: string } | false;
+  /** The item of a looped play it belongs to. */
+  item?: { index: number; label: string };
 }
 
 export interface RevertOptions {
@@ -75,6 +77,7 @@ export async function revertChanges(changes: AppliedChange[], o: RevertOptions):
       before: c.before,
       ...(resource ? { resource } : {}),
       reverts: { runId: c.runId, seq: c.seq },
+      ...(c.item ? { item: c.item } : {}),
     });
     const notes: string[] = [];
     const timeoutMs = o.timeoutMs ?? Math.max(stepTimeoutMs(kind, c.args), DEFAULT_REVERT_TIMEOUT_MS);

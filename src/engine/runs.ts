@@ -20,6 +20,8 @@ export interface RunRow {
   finishedBy?: string;
   /** The journal cannot be trusted (line and why). */
   damaged?: string;
+  /** Items of looped plays and how each ended. */
+  items?: Array<{ label: string; outcome: string }>;
 }
 
 const masked = (v: unknown) => (v && typeof v === 'object' && '$secret' in (v as object) ? '********' : typeof v === 'string' ? v : JSON.stringify(v));
@@ -60,6 +62,7 @@ export function describeRuns(): RunRow[] {
       undoneBy,
       supersededBy,
       finishedBy,
+      ...(end && end.t === 'end' && end.items ? { items: end.items } : {}),
     });
   });
   return rows.sort((a, b) => (a.started === b.started ? (a.runId < b.runId ? -1 : 1) : a.started < b.started ? -1 : 1));

@@ -4,7 +4,7 @@ import { loadInventory } from '../inventory/load.js';
 import type { VaultSecret } from '../inventory/vault.js';
 import { loadPlaybook } from '../playbook/load.js';
 import { render } from '../playbook/template.js';
-import { varsFor } from '../playbook/vars.js';
+import { playItems } from '../playbook/play-items.js';
 import { isOneShot } from '../steps/contract.js';
 import type { StepRegistry } from '../steps/registry.js';
 import { BatonError, ExitCode } from '../util/errors.js';
@@ -26,6 +26,7 @@ import {
   type RunRecord,
 } from './journal.js';
 import { hasMaskedArgs, unmaskArgs } from './redact.js';
+import { expandStep } from './instances.js';
 import { revertChanges, type AppliedChange } from './rollback.js';
 import { RunSafety } from './safety.js';
 
@@ -106,13 +107,12 @@ export function restoreSecrets(intent: IntentRecord, run: RunRecord, inventory: 
     const step = play.steps.find((s) => s.id === intent.stepId);
     const host = inventory.hosts.get(intent.host);
     if (!step || !host) continue;
-    const varsInput = { host, inventory, play, step, extraVars: run.extraVars ?? {}, registered: {}, playHosts: [] };
-    let vars = varsFor(varsInput);
+    const extraVars = run.extraVars ?? {};
+    // A change of a looped play's item is rendered for that item again (found by its place in the loop).
+    const item = intent.item && play.loop ? playItems(play, inventory, extraVars)[intent.item.index] : undefined;
+    const expansion = expandStep(play, step, host, item, { inventory, extraVars, registered: {}, playHosts: [] });
     const m = /\[(\d+)\]$/.exec(intent.instance);
-    if (m && step.loop !== undefined) {
-      const items = render(step.loop, vars) as unknown[];
-      vars = varsFor({ ...varsInput, loop: { var: step.loopVar, value: items[Number(m[1])] } });
-    }
+    const vars = (m && 'instances' in expansion ? expansion.instances[Number(m[1])]?.vars : undefined) ?? expansion.base;
     return unmaskArgs(intent.args, render(step.args, vars));
   }
   throw new BatonError(`cannot restore the secret arguments of ${intent.name}: step ${intent.stepId} is no longer in ${run.playbook}`);
@@ -192,7 +192,7 @@ export function driftMessage(runId: string, drift: Drift[]): string {
 /** The run's pending changes as revertChanges wants them, secrets restored. */
 export function changesToRevert(plan: UndoPlan, inventory: Inventory, registry: StepRegistry): AppliedChange[] {
   return plan.pending.map((p) => ({
-    ref: { play: 0, playName: 'undo', stepId: p.stepId, instance: p.instance, name: p.name, kind: p.kind, host: p.host, on: p.on === p.host ? undefined : p.on, tags: [] },
+    ref: { play: 0, playName: 'undo', stepId: p.stepId, instance: p.instance, name: p.name, kind: p.kind, host: p.host, on: p.on === p.host ? undefined : p.on, tags: [], ...(p.item ? { item: p.item.label } : {}) },
     kind: p.kind,
     args: restoreSecrets(p, plan.run, inventory, registry),
     before: p.before,
@@ -200,6 +200,7 @@ export function changesToRevert(plan: UndoPlan, inventory: Inventory, registry: 
     runId: plan.runId,
     journaledArgs: p.args,
     become: p.become,
+    ...(p.item ? { item: p.item } : {}),
   }));
 }
 

@@ -5,7 +5,8 @@ import { selectHosts } from '../inventory/pattern.js';
 import { formatLocation, ValidationError, type Problem, type SourceLocation } from '../util/errors.js';
 import { ConditionError, conditionRefs, parseCondition } from './conditions.js';
 import { parseValueExpr, requiredRefs } from './expr.js';
-import type { OnFailure, Play, Playbook, StepSpec } from './model.js';
+import type { OnFailure, Play, Playbook, PlayLoop, StepSpec } from './model.js';
+import { playItems, type PlayItem } from './play-items.js';
 import { RoleLoader, roleSearchPath } from './roles.js';
 import { checkFenceOrder, guardsTakeover, type KindRoles } from './safety.js';
 import { checkAgainst, describeValue } from './schema-check.js';
@@ -111,6 +112,8 @@ interface Scope {
   registered: Set<string>;
   /** Hosts the play targets: a name only some of them define is reported with who lacks it. */
   targets: Host[] | undefined;
+  /** The item name of a looped play: a step's own loop may not hide it. */
+  playLoopVar?: string;
 }
 
 class LoadContext {
@@ -142,7 +145,8 @@ class LoadContext {
       this.notices.push({ loc: doc.keyAt([pi, 'gather_facts']), message: 'gather_facts is ignored: baton gathers no facts, each step probes what it needs on the node' });
     }
     const hosts = typeof raw.hosts === 'string' ? raw.hosts : '';
-    const targets = hosts ? this.resolveHosts(hosts, vars, [pi, 'hosts']) : undefined;
+    const loop = this.playLoop(raw, pi, vars);
+    const targets = hosts ? this.resolvePlayHosts(hosts, vars, [pi, 'hosts'], loop) : undefined;
     const playTags = tagList(raw.tags);
 
     if (raw.steps !== undefined && raw.tasks !== undefined) {
@@ -152,10 +156,12 @@ class LoadContext {
     const rawSteps = Array.isArray(raw[stepsKey]) ? (raw[stepsKey] as unknown[]) : [];
 
     const scope: Scope = {
-      names: new Set([...MAGIC_VARS, ...Object.keys(this.extra), ...Object.keys(vars)]),
+      names: new Set([...MAGIC_VARS, ...Object.keys(this.extra), ...Object.keys(vars), ...(loop ? [loop.var] : [])]),
       registered: new Set(),
       targets,
+      playLoopVar: loop?.var,
     };
+    if (typeof raw.lock === 'string') this.checkTemplates(raw.lock, [pi, 'lock'], doc, scope, 'lock');
     if (isMapping(raw.vars)) this.checkTemplates(raw.vars, [pi, 'vars'], doc, scope, 'play vars');
     for (const f of this.loadedVarsFiles) this.checkTemplates(f.doc.value, [], f.doc, scope, `vars file ${path.basename(f.doc.file)}`);
 
@@ -179,6 +185,7 @@ class LoadContext {
         names: new Set([...scope.names, ...Object.keys(role.defaults), ...Object.keys(params)]),
         registered: scope.registered,
         targets,
+        playLoopVar: scope.playLoopVar,
       };
       role.steps.forEach((rs, k) => {
         if (!isMapping(rs) || !role.stepsDoc) return;
@@ -217,6 +224,7 @@ class LoadContext {
     if (typeof raw.serial === 'number') play.serial = raw.serial;
     if (typeof raw.lock === 'string') play.lock = raw.lock;
     if (raw.on_failure === 'rollback' || raw.on_failure === 'stop') play.onFailure = raw.on_failure as OnFailure;
+    if (loop) play.loop = loop;
     const requiresFence = typeof raw.requires_fence === 'boolean' ? raw.requires_fence : this.opts.requiresFence;
     if (requiresFence !== undefined) play.requiresFence = requiresFence;
     for (const s of steps) if (s.register) this.registeredAnywhere.add(s.register);
@@ -233,6 +241,65 @@ class LoadContext {
     if (requiresFence) this.problems.push(...checkFenceOrder(play, this.opts.registry, this.guardSeen));
     if (guardsTakeover(play, this.opts.registry)) this.guardSeen = true;
     return play;
+  }
+
+  /**
+   * A play's `loop:`, `loop_control:` and `on_item_failure:`. The item list itself is rendered at
+   * run time (it may come from -e); here only what can be known is checked.
+   */
+  private playLoop(raw: Vars, pi: number, vars: Vars): PlayLoop | undefined {
+    const doc = this.doc;
+    const control = isMapping(raw.loop_control) ? raw.loop_control : undefined;
+    if (raw.loop === undefined) {
+      for (const key of ['loop_control', 'on_item_failure'] as const) {
+        if (raw[key] !== undefined) this.problems.push({ loc: doc.keyAt([pi, key]), message: `"${key}" without "loop": it only means something in a play that runs once per item of a loop` });
+      }
+      return undefined;
+    }
+    if (typeof raw.loop === 'string' && !isTemplate(raw.loop)) {
+      this.problems.push({ loc: doc.at([pi, 'loop']), message: `"loop" must be a list or a "{{ template }}" that renders to one, got the string ${JSON.stringify(raw.loop)}` });
+    }
+    const names = new Set([...MAGIC_VARS, ...Object.keys(this.extra), ...Object.keys(vars), ...Object.keys(this.opts.inventory.groups.get('all')?.vars ?? {})]);
+    this.checkTemplates(raw.loop, [pi, 'loop'], doc, { names, registered: new Set(), targets: undefined }, 'play loop');
+    const loopVar = control && typeof control.loop_var === 'string' ? control.loop_var : 'item';
+    if ((MAGIC_VARS as readonly string[]).includes(loopVar)) {
+      this.problems.push({ loc: doc.at([pi, 'loop_control', 'loop_var']), message: `loop_var "${loopVar}" is a name baton sets itself: choose another (e.g. group)` });
+    }
+    const loop: PlayLoop = {
+      items: raw.loop,
+      var: loopVar,
+      onItemFailure: raw.on_item_failure === 'rollback_all' ? 'rollback_all' : 'rollback_item',
+    };
+    if (control && typeof control.label === 'string') {
+      loop.label = control.label;
+      this.checkTemplates(control.label, [pi, 'loop_control', 'label'], doc, { names: new Set([...names, loopVar]), registered: new Set(), targets: undefined }, 'loop_control.label');
+    }
+    if (control && typeof control.concurrency === 'number') loop.concurrency = control.concurrency;
+    return loop;
+  }
+
+  /**
+   * `hosts:` of a play; in a looped play it may name the item (`"{{ group.to }}"`): then it is
+   * checked for every item the loop renders to now, or, when the list is known only at run time,
+   * only for the names it reads.
+   */
+  private resolvePlayHosts(pattern: string, playVars: Vars, path: Path, loop: PlayLoop | undefined): Host[] | undefined {
+    if (!loop || !isTemplate(pattern)) return this.resolveHosts(pattern, playVars, path);
+    let items: PlayItem[];
+    try {
+      items = playItems({ vars: playVars, loop }, this.opts.inventory, this.extra);
+    } catch {
+      const names = new Set([...MAGIC_VARS, ...Object.keys(this.extra), ...Object.keys(playVars), ...Object.keys(this.opts.inventory.groups.get('all')?.vars ?? {}), loop.var]);
+      this.checkTemplates(pattern, path, this.doc, { names, registered: new Set(), targets: undefined }, 'hosts');
+      return undefined;
+    }
+    const all = new Map<string, Host>();
+    for (const item of items) {
+      const found = this.resolveHosts(pattern, { ...playVars, [loop.var]: item.value }, path);
+      if (!found) return undefined;
+      for (const h of found) all.set(h.name, h);
+    }
+    return items.length ? [...all.values()] : undefined;
   }
 
   /**
@@ -364,7 +431,13 @@ class LoadContext {
     const loopVar = isMapping(raw.loop_control) && typeof raw.loop_control.loop_var === 'string' ? raw.loop_control.loop_var : 'item';
     const names = new Set(where.scope.names);
     if (where.role) for (const k of [...Object.keys(where.role.defaults), ...Object.keys(where.role.params)]) names.add(k);
-    const inner: Scope = { names, registered: where.scope.registered, targets: where.scope.targets };
+    const inner: Scope = { names, registered: where.scope.registered, targets: where.scope.targets, playLoopVar: where.scope.playLoopVar };
+    if (raw.loop !== undefined && loopVar === where.scope.playLoopVar) {
+      this.problems.push({
+        loc: doc.at([...path, 'loop']),
+        message: `this step's loop item "${loopVar}" would hide the play's loop item of the same name: set loop_control.loop_var on the step or on the play (e.g. loop_var: group on the play)`,
+      });
+    }
     if (raw.loop !== undefined) {
       if (typeof raw.loop === 'string' && !isTemplate(raw.loop)) {
         this.problems.push({ loc: doc.at([...path, 'loop']), message: `"loop" must be a list or a "{{ template }}" that renders to one, got the string ${JSON.stringify(raw.loop)}` });

@@ -13,6 +13,26 @@ export interface Playbook {
 
 export type OnFailure = 'rollback' | 'stop';
 
+/** What a failed item of a looped play does to the others (see PlayLoop). */
+export type OnItemFailure = 'rollback_item' | 'rollback_all';
+
+/**
+ * A play run once per item of a list (`loop:` on the play): items run at the same time, up to
+ * `concurrency`, each its own transaction (own changes, own rollback, own lock when `lock:`
+ * names the item). The steps of one item run in order, as in any play.
+ */
+export interface PlayLoop {
+  /** A list, or a template that renders to one (from play vars, the inventory's `all` vars and -e). */
+  items: unknown;
+  /** Name of the item in templates (default `item`). */
+  var: string;
+  /** How an item is named in output and the journal: a template (default: the item's `name`, else the item). */
+  label?: string;
+  /** Items in flight at once (default DEFAULT_ITEM_CONCURRENCY). */
+  concurrency?: number;
+  onItemFailure: OnItemFailure;
+}
+
 export interface Play {
   name: string;
   /** Host pattern (`web`, `a:b`, `a:!b`, `a:&b`), may hold templates: `"{{ to }}"`. */
@@ -27,6 +47,8 @@ export interface Play {
   lock?: string;
   /** What happens when a step fails (default rollback). */
   onFailure?: OnFailure;
+  /** Run the play once per item, items concurrently (see PlayLoop). */
+  loop?: PlayLoop;
   /** Takeover steps require a fence or release of the peer before them in this play. */
   requiresFence?: boolean;
   /** `become`/`become_user` as written (Ansible's privilege escalation), passed through untouched. */

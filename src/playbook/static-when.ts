@@ -11,7 +11,8 @@ import { varsFor } from './vars.js';
  *
  * "Whatever the run does" means the condition reads only what is fixed when the playbook is
  * loaded: role defaults and params, inventory, play vars, extra vars, and the inventory's
- * magic vars. A condition that names a registered result, a loop variable or `play_hosts`
+ * magic vars. A condition that names a registered result, a loop variable (the step's or the
+ * play's item), or `play_hosts`
  * (which --limit changes) stays for the run to decide, and so does any condition that cannot
  * be evaluated now. A step that registers a result stays too: later conditions may test it.
  */
@@ -26,7 +27,7 @@ export function provablySkipped(
   for (const cond of step.when) {
     // Every identifier in the text, string literals included: erring towards "decided at run time".
     const words = cond.match(/[A-Za-z_][A-Za-z0-9_]*/g) ?? [];
-    if (words.some((w) => ctx.runtimeNames.has(w) || w === step.loopVar || w === 'play_hosts' || w === 'ansible_loop')) continue;
+    if (words.some((w) => ctx.runtimeNames.has(w) || w === step.loopVar || w === play.loop?.var || w === 'play_hosts' || w === 'ansible_loop')) continue;
     let falseEverywhere = true;
     try {
       const ast = parseCondition(cond);

@@ -18,6 +18,8 @@ export interface VarsInput {
   registered?: Vars;
   /** The current loop item, under the step's loop_var (and `ansible_loop` when index is given). */
   loop?: { var: string; value: unknown; index?: number; length?: number };
+  /** The item of a looped play (`loop:` on the play), under its loop_var. */
+  playItem?: { var: string; value: unknown };
   /** Names of the hosts the play runs on; default: none known. */
   playHosts?: string[];
 }
@@ -25,7 +27,7 @@ export interface VarsInput {
 /**
  * Every variable a step sees on one host. Lowest to highest (docs/variables.md):
  *   role defaults < inventory (group < host) < play vars < role params
- *   < registered results < loop var < extra vars (-e)
+ *   < registered results < the play's item < the step's loop var < extra vars (-e)
  * then the magic vars, which nothing overrides.
  *
  * Vars written in the playbook or a role (role defaults, play vars, role params) are templates
@@ -53,6 +55,7 @@ export function varsFor(input: VarsInput): Vars {
       else setPlain(out, k, v);
     }
   }
+  if (input.playItem) setPlain(out, input.playItem.var, input.playItem.value);
   if (input.loop) {
     setPlain(out, input.loop.var, input.loop.value);
     if (input.loop.index !== undefined) {

@@ -33,6 +33,7 @@ export class JsonReporter implements Reporter {
         undo: s.undoCommand,
         durationMs: Math.round(s.durationMs),
         notes: s.notes,
+        ...(s.items ? { items: s.items } : {}),
       }),
     );
   }

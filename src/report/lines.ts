@@ -21,7 +21,7 @@ export class LineReporter implements Reporter {
       case 'step-end': {
         const status = e.status === 'failed' ? (e.ignored ? 'FAILED (ignored)' : 'FAILED') : e.status;
         const where = e.step.on ? `${e.step.host}→${e.step.on}` : e.step.host;
-        let line = `  ${where.padEnd(10)} ${status.padEnd(12)} ${e.step.name} (${e.durationMs} ms)`;
+        let line = `  ${where.padEnd(10)} ${status.padEnd(12)} ${e.step.item ? `[${e.step.item}] ` : ''}${e.step.name} (${e.durationMs} ms)`;
         if (e.reason) line += ` — ${e.reason}`;
         if (e.error) line += `\n      ${e.error.split('\n').join('\n      ')}`;
         if (this.diff && (e.status === 'would-change' || e.status === 'changed')) {
@@ -35,13 +35,19 @@ export class LineReporter implements Reporter {
         break;
       }
       case 'rollback-start':
-        this.out(`ROLLBACK: reverting ${e.count} change(s), newest first, because ${e.reason.split('\n')[0]}`);
+        this.out(`ROLLBACK${e.item ? ` of ${e.item}` : ''}: reverting ${e.count} change(s), newest first, because ${e.reason.split('\n')[0]}`);
         break;
       case 'revert-end':
-        this.out(`  ${e.step.host.padEnd(10)} ${(e.ok ? 'reverted' : 'REVERT FAILED').padEnd(12)} ${e.step.name} (${e.durationMs} ms)${e.error ? `\n      ${e.error}` : ''}${e.note ? ` — ${e.note}` : ''}`);
+        this.out(`  ${e.step.host.padEnd(10)} ${(e.ok ? 'reverted' : 'REVERT FAILED').padEnd(12)} ${e.step.item ? `[${e.step.item}] ` : ''}${e.step.name} (${e.durationMs} ms)${e.error ? `\n      ${e.error}` : ''}${e.note ? ` — ${e.note}` : ''}`);
         break;
       case 'rollback-end':
-        this.out(e.complete ? 'ROLLBACK complete' : 'ROLLBACK INCOMPLETE: some changes are still in place (see above and the journal)');
+        this.out(`${e.complete ? 'ROLLBACK complete' : 'ROLLBACK INCOMPLETE: some changes are still in place (see above and the journal)'}${e.item ? ` (${e.item})` : ''}`);
+        break;
+      case 'item-start':
+        this.out(`ITEM [${e.item}] on ${e.hosts.join(', ')}`);
+        break;
+      case 'item-end':
+        this.out(`ITEM [${e.item}] ${e.outcome}${e.error ? `: ${e.error.split('\n')[0]}` : ''}`);
         break;
       case 'log':
         this.out(`  ${(e.host ?? '').padEnd(10)} ${e.message}`);

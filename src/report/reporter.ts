@@ -1,4 +1,5 @@
-import type { EngineEvent, HostRecap } from '../engine/events.js';
+import type { EngineEvent, HostRecap, ItemOutcome } from '../engine/events.js';
+import type { RunSummary } from '../engine/summary.js';
 
 /** Where engine events go: a listr2 tree on a terminal, one line per event otherwise, or JSON lines. */
 export interface Reporter {
@@ -12,19 +13,7 @@ export interface Reporter {
   ask?(question: string): Promise<string>;
 }
 
-export interface RunSummary {
-  runId: string;
-  mode: 'run' | 'check' | 'undo';
-  outcome: string;
-  exitCode: number;
-  recap: Map<string, HostRecap>;
-  failures: string[];
-  journalPath?: string;
-  /** The one-line undo, when the run left changes in place. */
-  undoCommand?: string;
-  durationMs: number;
-  notes: string[];
-}
+export type { RunSummary } from '../engine/summary.js';
 
 export function formatRecapLine(host: string, r: HostRecap, width: number): string {
   const parts = [`ok=${r.ok}`, `changed=${r.changed}`, `failed=${r.failed}`, `skipped=${r.skipped}`, `reverted=${r.reverted}`];
@@ -37,6 +26,11 @@ export function formatSummary(s: RunSummary): string {
   const width = Math.max(4, ...[...s.recap.keys()].map((h) => h.length));
   const lines = ['', 'RECAP'];
   for (const [host, r] of s.recap) lines.push('  ' + formatRecapLine(host, r, width));
+  if (s.items?.length) {
+    const w = Math.max(4, ...s.items.map((i) => `${i.var} ${i.label}`.length));
+    lines.push('', 'ITEMS');
+    for (const i of s.items) lines.push(`  ${`${i.var} ${i.label}`.padEnd(w)}  ${ITEM_OUTCOME[i.outcome]}${i.failure ? `: failed at ${i.failure.split('\n')[0]}` : ''}`);
+  }
   if (s.failures.length) {
     lines.push('', 'FAILED');
     for (const f of s.failures) lines.push('  ' + f.split('\n').join('\n    '));
@@ -48,7 +42,25 @@ export function formatSummary(s: RunSummary): string {
   return lines.join('\n');
 }
 
+const ITEM_OUTCOME: Record<ItemOutcome, string> = {
+  succeeded: 'succeeded',
+  'rolled-back': 'rolled back',
+  'rollback-incomplete': 'ROLLBACK INCOMPLETE',
+  'left-in-place': 'FAILED, changes left in place',
+  stopped: 'stopped',
+  'not-started': 'not started',
+};
+
 function outcomeLine(s: RunSummary): string {
+  // Some items failed while others finished: the nodes are neither all moved nor as they were.
+  const failedItems = s.items?.filter((i) => i.failure) ?? [];
+  const doneItems = s.items?.filter((i) => i.outcome === 'succeeded') ?? [];
+  if (failedItems.length && doneItems.length) {
+    const failed = failedItems.map((i) => `${i.var} ${i.label}`).join(', ');
+    const done = doneItems.map((i) => i.label).join(', ');
+    const state = s.outcome === 'failed-rolled-back' ? 'rolled back' : 'changes still in place: see the journal';
+    return `${s.mode} ${s.runId} FAILED for ${failed} (${state}); ${done} completed`;
+  }
   switch (s.outcome) {
     case 'succeeded':
       return s.mode === 'check' ? 'check finished: nothing was changed' : `${s.mode} ${s.runId} succeeded`;

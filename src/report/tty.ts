@@ -43,7 +43,8 @@ export class TtyReporter implements Reporter {
   }
 
   private async askNow(question: string): Promise<string> {
-    if (!this.group) return askOnStderr(question);
+    // An item of a looped play (`HOST: [ITEM] …`) has no tree to ask under: its steps are lines.
+    if (!this.group || /^[^\s:]+: \[/.test(question)) return askOnStderr(question);
     const host = /^([^\s:]+):/.exec(question)?.[1];
     const h = host ? this.hosts.get(host) : undefined;
     const wrapper = h ? await h.started : await this.group;
@@ -56,14 +57,27 @@ export class TtyReporter implements Reporter {
         this.later(() => this.print(`\nPLAY [${e.name}] on ${e.hosts.join(', ') || '(no hosts matched)'}`));
         break;
       case 'step-group-start':
-        this.startGroup(e.name, e.hosts);
+        // Items of a looped play run at once: the tree shows one step at a time, so items get lines.
+        if (e.item === undefined) this.startGroup(e.name, e.hosts);
+        break;
+      case 'item-start':
+        this.later(() => this.print(`  ITEM [${e.item}] on ${e.hosts.join(', ')}`));
+        break;
+      case 'item-end':
+        this.later(() => this.print(`  ITEM [${e.item}] ${e.outcome}${e.error ? `: ${e.error.split('\n')[0]}` : ''}`));
         break;
       case 'step-start': {
+        if (e.step.item !== undefined) break;
         const h = this.hosts.get(e.step.host);
         if (h?.task) h.task.title = `${e.step.host}: ${e.step.name}`;
         break;
       }
       case 'step-end': {
+        if (e.step.item !== undefined) {
+          const mark = e.status === 'failed' ? '✖' : e.status === 'changed' ? '✔' : '·';
+          this.later(() => this.print(`  ${mark} [${e.step.item}] ${e.step.host}: ${e.step.name} ${e.status} (${e.durationMs} ms)${e.error ? ` — ${e.error.split('\n')[0]}` : ''}`));
+          break;
+        }
         const h = this.hosts.get(e.step.host);
         if (!h) break;
         h.items++;
@@ -75,6 +89,7 @@ export class TtyReporter implements Reporter {
         break;
       }
       case 'step-group-end':
+        if (e.item !== undefined) break;
         for (const h of this.hosts.values()) h.resolve();
         break;
       case 'log': {

@@ -16,7 +16,7 @@ import type { StepKind } from '../../src/steps/contract.js';
 import { TransportPool } from '../../src/transport/index.js';
 import { connectionFor } from '../../src/inventory/connection.js';
 import { localInventory, playbook, step } from '../helpers/model.js';
-import type { StepSpec } from '../../src/playbook/model.js';
+import type { Play, StepSpec } from '../../src/playbook/model.js';
 
 let stateDir: string;
 beforeEach(() => {
@@ -63,7 +63,7 @@ const give: StepKind<{ name: string }, { held: boolean }> = {
   describe: (a) => ({ summary: `give ${a.name}`, commands: [] }),
 };
 
-async function run(steps: StepSpec[], check = false) {
+async function run(steps: StepSpec[], check = false, play: Partial<Play> = {}) {
   holding.clear();
   holding.add('x').add('y');
   taken.clear();
@@ -73,7 +73,7 @@ async function run(steps: StepSpec[], check = false) {
   const registry = new StepRegistry([...allKinds, take as StepKind, give as StepKind], (k) => (['take', 'give'].includes(k) ? {} : defaultRegistry().schema(k)));
   try {
     const result = await execute({
-      playbook: playbook(steps, { hosts: 'n1' }),
+      playbook: playbook(steps, { hosts: 'n1', ...play }),
       inventory,
       extraVars: {},
       registry,
@@ -118,5 +118,19 @@ describe('prepare: started once the release of the same resource completed', () 
     given.length = 0;
     await run([step('give', { name: 'x' }), step('take', { name: 'x' })], true);
     expect(started).toEqual([]);
+  });
+});
+
+describe('prepare in a play run once per item', () => {
+  it('each item prepares its own takeover once its own release completed, and gets it at its turn', async () => {
+    const steps = [step('give', { name: '{{ group }}' }), step('command', { argv: ['sleep', '0.2'] }), step('take', { name: '{{ group }}' })];
+    const { result } = await run(steps, false, { loop: { items: ['x', 'y'], var: 'group', onItemFailure: 'rollback_item' } });
+    expect(result.exitCode).toBe(0);
+    expect(started.map((s) => s.name).sort()).toEqual(['x', 'y']);
+    // Each item's takeover got its own item's early work, never the other's.
+    expect(given.map((g) => [g.name, (g.prepared as { name: string } | undefined)?.name]).sort()).toEqual([
+      ['x', 'x'],
+      ['y', 'y'],
+    ]);
   });
 });

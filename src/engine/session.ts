@@ -1,0 +1,268 @@
+import path from 'node:path';
+import os from 'node:os';
+import type { Inventory } from '../inventory/model.js';
+import type { Playbook } from '../playbook/model.js';
+import type { StepRegistry } from '../steps/registry.js';
+import { connectionFor } from '../inventory/connection.js';
+import { TransportPool } from '../transport/index.js';
+import { BatonError, ExitCode } from '../util/errors.js';
+import type { TransportSource } from './context.js';
+import { RecapCollector, type EngineEvent, type StepRef } from './events.js';
+import { execute, expandSelection } from './execute.js';
+import { lockNamesOf, type ExpandedPlay } from './expand.js';
+import { Journal, newRunId, type RunRecord } from './journal.js';
+import { acquireRunLocks, type HeldLocks } from './locks/index.js';
+import { Redactor } from './redact.js';
+import { findInterrupted } from './resume.js';
+import type { RunReporter, RunSummary } from './summary.js';
+
+/**
+ * A run's one home: its connections, its locks, its journal and its recap, opened in that
+ * order and closed in reverse whatever happens (the node locks need the connections to be let
+ * go). `run`, `drill` and `undo` all go through it.
+ */
+export class Session {
+  readonly pool: TransportPool;
+  readonly recap = new RecapCollector();
+  /** What the operator hears at the end: stale locks taken over, nodes skipped, a torn journal. */
+  readonly notes: string[] = [];
+  private held?: HeldLocks;
+  journal?: Journal;
+
+  constructor(
+    private readonly o: {
+      inventory: Inventory;
+      reporter: RunReporter;
+      acceptNew?: boolean;
+      /** Every event after the recap and the reporter saw it (JUnit, a drill's timeline). */
+      onEvent?: (e: EngineEvent) => void;
+      /** What the reporter is shown of an event (undo masks secrets in log lines). */
+      shown?: (e: EngineEvent) => EngineEvent;
+      /** A host the pool is asked for that the inventory lacks (default: connectionFor's own error). */
+      missingHost?: (name: string) => Error;
+    },
+  ) {
+    const inventory = o.inventory;
+    this.pool = new TransportPool(
+      (name) => {
+        const h = inventory.hosts.get(name);
+        if (!h && o.missingHost) throw o.missingHost(name);
+        return connectionFor(h!, path.dirname(inventory.file));
+      },
+      { acceptNewHostKeys: o.acceptNew },
+    );
+  }
+
+  readonly onEvent = (e: EngineEvent): void => {
+    this.recap.onEvent(e);
+    this.o.reporter.onEvent(this.o.shown ? this.o.shown(e) : e);
+    this.o.onEvent?.(e);
+  };
+
+  /** Connect every host at once, before the first change; those that could not be reached, with why. */
+  async connect(hosts: string[]): Promise<Array<{ host: string; error: Error }>> {
+    return (await this.pool.connectAll(hosts)).failed;
+  }
+
+  /** Take the run's locks (all or none; exit 5 naming the holder), on the connections already open. */
+  async lock(names: string[], runId: string, hosts: string[]): Promise<void> {
+    this.held = await acquireRunLocks({ names, runId, pool: this.pool, hosts, inventory: this.o.inventory, note: (m) => this.notes.push(m) });
+    this.notes.push(...this.held.notes);
+  }
+
+  /** The pool as steps should use it: refused once a lock was lost. */
+  get guardedPool(): TransportSource {
+    return this.held ? this.held.guard(this.pool) : this.pool;
+  }
+
+  /** Open the journal with its run record; `redact` is applied to every line written. */
+  openJournal(runId: string, head: Omit<RunRecord, 'at' | 't' | 'runId' | 'controller' | 'pid'>, redact: (line: string) => string): Journal {
+    this.journal = new Journal(runId, undefined, redact);
+    this.journal.append({ t: 'run', runId, ...head, controller: os.hostname(), pid: process.pid });
+    return this.journal;
+  }
+
+  async close(): Promise<void> {
+    this.journal?.close();
+    // Releasing the node entries needs the connections: before closing them.
+    await this.held?.release();
+    await this.pool.closeAll();
+  }
+}
+
+/** What a run needs once its inputs are loaded and validated (cli/inputs.ts's Inputs fits). */
+export interface RunInputs {
+  playbookFile: string;
+  inventoryFile?: string;
+  inventorySources: string[];
+  playbook: Playbook;
+  inventory: Inventory;
+  extraVars: Record<string, unknown>;
+  registry: StepRegistry;
+}
+
+export interface RunSettings {
+  check?: boolean;
+  detailedExitcode?: boolean;
+  step?: boolean;
+  force?: boolean;
+  acceptNew?: boolean;
+  limit?: string;
+  tags?: string[];
+  skipTags?: string[];
+  verbose?: boolean;
+}
+
+export interface RunHooks {
+  /** When the command started (the recap's duration counts from it). */
+  t0?: number;
+  reporter: RunReporter;
+  redactor?: Redactor;
+  /** Every engine event, after the recap and the reporter saw it (JUnit, a drill's timeline). */
+  onEvent?: (e: EngineEvent) => void;
+  /** `--step`: how to ask the operator. */
+  confirm?: (question: string) => Promise<string>;
+}
+
+export interface RunResult {
+  exitCode: number;
+  summary: RunSummary;
+}
+
+/** Every secret the run's inputs hold: -e, the inventory's, the plays' vars. */
+export function secretsOf(inputs: Pick<RunInputs, 'extraVars' | 'inventory' | 'playbook'>): Redactor {
+  const r = new Redactor();
+  r.addVars(inputs.extraVars);
+  r.addInventory(inputs.inventory);
+  for (const p of inputs.playbook.plays) r.addVars(p.vars);
+  return r;
+}
+
+/** Every host any play (any item) touches (delegates included), to connect them all before the first change. */
+function hostsToReach(expanded: ExpandedPlay[]): string[] {
+  const all = new Set<string>();
+  for (const { play, hosts } of expanded) {
+    for (const h of hosts) all.add(h);
+    for (const s of play.steps) if (s.delegateTo && !s.delegateTo.includes('{{')) all.add(s.delegateTo);
+  }
+  return [...all];
+}
+
+/**
+ * A loaded playbook, run as `baton run` does once it may go ahead: connect every host first,
+ * locks, journal, execute (with rollback), recap. `run` and `drill` share it. Throws BatonError
+ * (unreachable 4, locked 5) when it stops before the first step.
+ */
+export async function runSession(inputs: RunInputs, o: RunSettings, hooks: RunHooks): Promise<RunResult> {
+  const t0 = hooks.t0 ?? Date.now();
+  const check = Boolean(o.check);
+  const reporter = hooks.reporter;
+  const ask = hooks.confirm;
+  const runId = newRunId();
+  const redactor = hooks.redactor ?? secretsOf(inputs);
+  const session = new Session({ inventory: inputs.inventory, reporter, acceptNew: o.acceptNew, onEvent: hooks.onEvent });
+
+  const interrupt = new AbortController();
+  let interrupts = 0;
+  const onSignal = () => {
+    interrupts++;
+    if (interrupts === 1) {
+      process.stderr.write('\nInterrupted: finishing the steps in flight, then rolling back. Press Ctrl-C again to leave at once (then `baton undo`).\n');
+      interrupt.abort();
+    } else {
+      process.exit(ExitCode.FAILED_NOT_ROLLED_BACK);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  try {
+    // An empty selection is invalid input: said before any lock, connection or change. Items of
+    // looped plays too: each item's hosts and each item's lock are known before anything starts.
+    const expanded = expandSelection(inputs.playbook, inputs.inventory, inputs.extraVars, o.limit, inputs.playbookFile);
+    const lockNames = lockNamesOf(expanded);
+    const hosts = hostsToReach(expanded);
+    const unreachable = await session.connect(hosts);
+    if (unreachable.length) {
+      const lines = unreachable.map((u) => `  ${u.host}: ${redactor.redact(u.error.message)}`);
+      throw new BatonError(`cannot reach ${unreachable.length} host(s); nothing was changed:\n${lines.join('\n')}`, ExitCode.UNREACHABLE);
+    }
+    if (!check) await session.lock(lockNames, runId, hosts);
+
+    let resume: ReturnType<typeof findInterrupted>;
+    if (!check) {
+      const journaledExtraVars = redactor.maskArgs(inputs.extraVars, Object.keys(inputs.extraVars).filter((k) => redactor.redact(String(inputs.extraVars[k])) !== String(inputs.extraVars[k]))) as Record<string, unknown>;
+      const lock = lockNames.join(',');
+      // We hold the lock: a run of the same playbook that never ended is dead, and may owe steps.
+      resume = findInterrupted(inputs.playbookFile, lock, journaledExtraVars);
+      if (resume) session.notes.push(`note: run ${resume.runId} of this playbook was interrupted or left changes in place; this run finishes it (its changes count as changed, so the steps it owed run)`);
+      session.openJournal(
+        runId,
+        {
+          mode: 'run',
+          playbook: inputs.playbookFile,
+          inventory: inputs.inventoryFile,
+          inventories: inputs.inventorySources,
+          extraVars: journaledExtraVars,
+          ...(resume ? { resumes: resume.runId } : {}),
+          lock,
+          argv: process.argv.slice(2).map((a) => redactor.redact(a)),
+        },
+        (line) => redactor.redact(line),
+      );
+    }
+
+    const result = await execute({
+      playbook: inputs.playbook,
+      inventory: inputs.inventory,
+      extraVars: inputs.extraVars,
+      registry: inputs.registry,
+      pool: session.guardedPool,
+      runId,
+      journal: session.journal,
+      redactor,
+      check,
+      force: o.force,
+      filter: { tags: o.tags, skipTags: o.skipTags },
+      limit: o.limit,
+      onEvent: session.onEvent,
+      verbose: o.verbose,
+      signal: interrupt.signal,
+      resume,
+      confirmStep: o.step && ask
+        ? async (ref: StepRef, summary: string) => {
+            const a = await ask(`${ref.host}: ${ref.item ? `[${ref.item}] ` : ''}${summary} — run it? [y]es / [s]kip / [c]ontinue without asking: `);
+            return a.startsWith('s') || a.startsWith('n') ? 'skip' : a.startsWith('c') ? 'continue' : 'yes';
+          }
+        : undefined,
+    });
+
+    const outcome = result.outcome;
+    session.journal?.append({ t: 'end', outcome, ...(result.items ? { items: result.items.map((i) => ({ label: i.label, outcome: i.outcome })) } : {}) });
+    let exitCode = result.exitCode;
+    const wouldChange = [...session.recap.hosts.values()].some((r) => r.wouldChange > 0);
+    if (check && o.detailedExitcode && exitCode === ExitCode.OK && wouldChange) exitCode = ExitCode.WOULD_CHANGE;
+    const summary: RunSummary = {
+      runId,
+      mode: check ? 'check' : 'run',
+      outcome,
+      exitCode,
+      recap: session.recap.hosts,
+      failures: result.failures,
+      journalPath: session.journal?.path,
+      undoCommand: !check && result.changes.length ? `baton undo ${runId}` : undefined,
+      durationMs: Date.now() - t0,
+      notes: session.notes,
+      ...(result.items ? { items: result.items } : {}),
+    };
+    await reporter.finish(summary);
+    return { exitCode, summary };
+  } catch (e) {
+    if (e instanceof BatonError) e.runId ??= runId;
+    throw e;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await session.close();
+  }
+}
