@@ -170,7 +170,14 @@ export async function readNode(lab: Lab, node: string, imageLoops: string[], ima
     // The node died between the two reads: it holds nothing.
     return { ...truth, on: false, initPid: undefined, attached: [] };
   }
-  const ex = await readExports(initPid);
+  let ex = await readExports(initPid);
+  if (ex.error) {
+    // A node being powered off (a fence a killed controller had started goes on in its BMC)
+    // loses its bus before its PID 1: look again once it had time to finish either way.
+    await new Promise((r) => setTimeout(r, 500));
+    if (nodeInitPid(lab, node) !== initPid) return { ...truth, on: false, initPid: undefined, attached: [], mounted: [] };
+    ex = await readExports(initPid);
+  }
   truth.exports = ex.exports;
   truth.exportsError = ex.error;
   return truth;
