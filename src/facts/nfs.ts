@@ -319,15 +319,6 @@ export async function readKernelExports(ctx: StepContext): Promise<KernelExport[
   return parseExportfsV(r.stdout);
 }
 
-export async function readStatdState(ctx: StepContext, stateDir: string): Promise<number | undefined> {
-  const r = await ctx.run(statdStateReadArgv(stateDir), { okCodes: [0, 1] });
-  return r.code === 0 ? parseStatdState(r.stdout) : undefined;
-}
-
-export async function readStatdPids(ctx: StepContext): Promise<number[]> {
-  return parsePids((await ctx.run(statdPidsArgv())).stdout);
-}
-
 /** The NFSv4 server scope the running Ganesha was started with ('' = unset: the hostname is used). */
 export async function readGaneshaScope(ctx: StepContext): Promise<{ confPath: string; scope: string }> {
   return parseGaneshaRunningConf((await ctx.run(ganeshaRunningConfArgv())).stdout);

@@ -1,13 +1,17 @@
 import { CommandFailedError, StepRefusedError, type StepContext, type StepKind } from './contract.js';
 import {
   nextStatdState,
-  readStatdPids,
-  readStatdState,
+  parsePids,
+  parseStatdState,
   smNotifyArgv,
   statdDirsArgv,
+  statdPidsArgv,
   statdStartArgv,
+  statdStateReadArgv,
   statdStateWriteArgv,
 } from '../facts/nfs.js';
+import { runBatch, type BatchCommand } from '../transport/batch.js';
+import type { ExecResult } from '../transport/transport.js';
 
 /**
  * `restart_statd`: NFSv3 lock recovery after a takeover (FACTS.md, restart_statd). The NSM state
@@ -29,32 +33,34 @@ export interface RestartStatdArgs {
   stop_timeout?: number;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * TERM the node's rpc.statd and wait for it to exit, in one exec: exit 0 once every pid is gone,
+ * 1 (printing the survivors) after TIMEOUT seconds.
+ */
+const STOP_STATD = `t=$1; shift
+kill -TERM "$@" 2>/dev/null
+i=0
+while kill -0 "$@" 2>/dev/null; do
+  [ "$i" -ge $((t * 20)) ] && { echo "$@"; exit 1; }
+  sleep 0.05; i=$((i + 1))
+done
+exit 0`;
+const stopStatdArgv = (timeoutS: number, pids: number[]): string[] => ['sh', '-c', STOP_STATD, 'baton-statd-stop', String(Math.ceil(timeoutS)), ...pids.map(String)];
 
-async function stopStatd(ctx: StepContext, timeoutS: number): Promise<void> {
-  const pids = await readStatdPids(ctx);
-  if (pids.length === 0) return;
-  await ctx.run(['kill', '-TERM', ...pids.map(String)], { okCodes: [0, 1] });
-  const deadline = Date.now() + timeoutS * 1000;
-  for (;;) {
-    const r = await ctx.run(['kill', '-0', ...pids.map(String)], { okCodes: [0, 1] });
-    // kill -0 on several pids exits 0 while any is alive.
-    if (r.code !== 0) return;
-    if (Date.now() >= deadline) {
-      throw new StepRefusedError(
-        `on ${ctx.transport.host}: rpc.statd (pid ${pids.join(', ')}) did not exit within ${timeoutS} s of SIGTERM; ` +
-          'find out what holds it (`cat /proc/PID/stack`), stop it, and re-run.',
-      );
-    }
-    await sleep(100);
-  }
+/** Each round trip is time the NFSv3 clients wait for their notification: commands go in batches. */
+const batch = (ctx: StepContext, commands: BatchCommand[]) => runBatch((argv, o) => ctx.run(argv, o), commands);
+
+/** The result of a batch's command, or the failure that stopped the batch before it. */
+function must(ctx: StepContext, r: ExecResult | undefined, argv: string[]): ExecResult {
+  if (!r) throw new CommandFailedError(ctx.transport.host, { argv, code: null, signal: null, stdout: '', stderr: 'the command did not run (its batch ended before it)', timedOut: false, durationMs: 0 });
+  if (r.code !== 0) throw new CommandFailedError(ctx.transport.host, r);
+  return r;
 }
 
-async function checkNameResolves(ctx: StepContext, vip: string): Promise<void> {
+function refuseNameless(ctx: StepContext, vip: string, r: ExecResult | undefined): void {
   // sm-notify turns -v ADDRESS into the mon_name it sends by a reverse lookup and gives up
   // ("my_name … is unusable") when the address has no name: seen here with nfs-utils 2.6.2.
-  const r = await ctx.run(['getent', 'hosts', vip], { okCodes: [0, 1, 2] });
-  if (r.code !== 0) {
+  if (r && r.code !== 0) {
     throw new StepRefusedError(
       `on ${ctx.transport.host}: the VIP ${vip} has no host name (\`getent hosts ${vip}\` found none), and sm-notify needs one as the ` +
         `name clients know this server by. Add "${vip} <the name clients mount>" to /etc/hosts on every node (or DNS), then re-run.`,
@@ -76,24 +82,50 @@ export const restartStatd: StepKind<RestartStatdArgs, Record<string, never>> = {
 
   async apply(ctx, a) {
     const notify = a.notify ?? true;
-    if (notify) await checkNameResolves(ctx, a.vip);
-    await ctx.run(statdDirsArgv(a.state_dir));
-    await stopStatd(ctx, a.stop_timeout ?? 5);
-    const previous = await readStatdState(ctx, a.state_dir);
+    const getent = ['getent', 'hosts', a.vip];
+    // 1. Name check, statd's directories, the running statd and the last state number: one exec.
+    const [named, dirs, pidsNow, stateNow] = await batch(ctx, [
+      ...(notify ? [{ argv: getent, mayFail: true }] : [{ argv: ['true'] }]),
+      { argv: statdDirsArgv(a.state_dir) },
+      { argv: statdPidsArgv() },
+      { argv: statdStateReadArgv(a.state_dir), mayFail: true },
+    ]);
+    if (notify) refuseNameless(ctx, a.vip, named);
+    must(ctx, dirs, statdDirsArgv(a.state_dir));
+    const pids = parsePids(must(ctx, pidsNow, statdPidsArgv()).stdout);
+    // 2. The old statd stops (statd writes its state number only when it starts).
+    if (pids.length) {
+      const timeoutS = a.stop_timeout ?? 5;
+      const r = await ctx.run(stopStatdArgv(timeoutS, pids), { okCodes: [0, 1] });
+      if (r.code !== 0) {
+        throw new StepRefusedError(
+          `on ${ctx.transport.host}: rpc.statd (pid ${r.stdout.trim() || pids.join(', ')}) did not exit within ${timeoutS} s of SIGTERM; ` +
+            'find out what holds it (`cat /proc/PID/stack`), stop it, and re-run.',
+        );
+      }
+    }
+    const previous = stateNow && stateNow.code === 0 ? parseStatdState(stateNow.stdout) : undefined;
     const next = nextStatdState(previous, Date.now() / 1000);
-    await ctx.run(statdStateWriteArgv(a.state_dir, next));
-    const written = await readStatdState(ctx, a.state_dir);
+    // 3. The new state number, read back, and the new statd on the shared directory: one exec.
+    const [wrote, readBack, started, pidsAfter] = await batch(ctx, [
+      { argv: statdStateWriteArgv(a.state_dir, next) },
+      { argv: statdStateReadArgv(a.state_dir) },
+      { argv: statdStartArgv(a.state_dir, a.vip) },
+      { argv: statdPidsArgv() },
+    ]);
+    must(ctx, wrote, statdStateWriteArgv(a.state_dir, next));
+    const written = parseStatdState(must(ctx, readBack, statdStateReadArgv(a.state_dir)).stdout);
     if (written !== next) {
       throw new Error(`on ${ctx.transport.host}: wrote NSM state ${next} to ${a.state_dir}/state but read back ${written ?? 'nothing'}`);
     }
     ctx.log(`NSM state ${previous ?? 'none'} -> ${next} in ${a.state_dir}/state`);
-    await ctx.run(statdStartArgv(a.state_dir, a.vip));
-    if ((await readStatdPids(ctx)).length === 0) {
+    must(ctx, started, statdStartArgv(a.state_dir, a.vip));
+    if (parsePids(must(ctx, pidsAfter, statdPidsArgv()).stdout).length === 0) {
       throw new Error(`on ${ctx.transport.host}: \`${statdStartArgv(a.state_dir, a.vip).join(' ')}\` exited 0 but no rpc.statd runs; see the node's syslog`);
     }
     if (!notify) return;
     try {
-      // Without -d sm-notify forks and keeps retrying unreachable clients (15 min by default).
+      // 4. Without -d sm-notify forks and keeps retrying unreachable clients (15 min by default).
       await ctx.run(smNotifyArgv(a.state_dir, a.vip));
     } catch (e) {
       if (e instanceof CommandFailedError) {
