@@ -173,34 +173,65 @@ export const DEFAULT_KILL_TIMEOUT_S = 10;
 /** Processes an unmount never signals: the NFS servers and what keeps the node reachable. */
 const NEVER_KILLED = new Set(['ganesha.nfsd', 'nfsd', 'sshd', 'dbus-daemon', 'systemd', 'init', 'tgtd']);
 /**
- * One round of a busy-aware unmount, in one exec: signal the users found last round (if any)
- * and give them up to ~100 ms to exit, umount, and when it is still busy print who holds it
- * (exit 32, umount's own "busy" status). "not mounted" counts as done.
+ * One round of a busy-aware unmount, in one exec: signal the users named by the caller (if
+ * any) and give them ~100 ms to exit; umount; when it is busy and AUTO is set, TERM the users
+ * the scan finds at once (never PID 1 nor a NEVER-listed command: the NFS server, sshd…) and
+ * try again — the common case, a daemon baton started on the mount (statd), then costs one
+ * round trip, not three. Prints `signalled<TAB>PID<TAB>COMM<TAB>HOW` for what it TERMed, and
+ * when still busy the users (exit 32, umount's own "busy" status). "not mounted" counts as done.
  */
-const UMOUNT_TRY = `P=$1 SIG=$2
-shift 2
-tries=1
-if [ -n "$SIG" ]; then kill -"$SIG" "$@" 2>/dev/null; tries=6; fi
-while :; do
-  err=$(umount -- "$P" 2>&1) && exit 0
-  case $err in *"not mounted"*) exit 0 ;; esac
-  tries=$((tries - 1))
-  case $err in *busy*) [ "$tries" -gt 0 ] && { sleep 0.02; continue; } ;; *) printf '%s\\n' "$err" >&2; exit 1 ;; esac
-  break
-done
-printf '%s\\n' "$err" >&2
+const UMOUNT_TRY = `P=$1 SIG=$2 AUTO=$3 NEVER=$4
+shift 4
+try() {
+  n=$1
+  while :; do
+    err=$(umount -- "$P" 2>&1) && return 0
+    case $err in *"not mounted"*) return 0 ;; esac
+    n=$((n - 1))
+    case $err in *busy*) [ "$n" -gt 0 ] && { sleep 0.02; continue; }; return 32 ;; *) return 1 ;; esac
+  done
+}
+users() {
 ${MOUNT_USERS_SCAN}
+}
+if [ -n "$SIG" ]; then kill -"$SIG" "$@" 2>/dev/null; try 6; else try 1; fi
+rc=$?
+if [ "$rc" -eq 32 ] && [ -n "$AUTO" ]; then
+  v=$(users | awk -F '\\t' -v never=",$NEVER," '$1 != 1 && index(never, "," $2 ",") == 0 { print "signalled\\t" $0 }')
+  if [ -n "$v" ]; then
+    printf '%s\\n' "$v"
+    kill -TERM $(printf '%s\\n' "$v" | cut -f2) 2>/dev/null
+    try 6; rc=$?
+  fi
+fi
+[ "$rc" -eq 0 ] && exit 0
+printf '%s\\n' "$err" >&2
+[ "$rc" -eq 1 ] && exit 1
+users
 exit 32`;
 
-export const umountTryArgv = (path: string, signal?: { sig: string; pids: number[] }): string[] => [
+export const umountTryArgv = (path: string, signal?: { sig: string; pids: number[] }, auto?: { never: Iterable<string> }): string[] => [
   'sh',
   '-c',
   UMOUNT_TRY,
   'baton-umount',
   normPath(path),
   signal?.sig ?? '',
+  auto ? '1' : '',
+  auto ? [...auto.never].join(',') : '',
   ...(signal?.pids ?? []).map(String),
 ];
+
+/** The `signalled` lines of a round: what the node TERMed on its own. */
+export function parseSignalled(stdout: string): MountUser[] {
+  return parseMountUsers(
+    stdout
+      .split('\n')
+      .filter((l) => l.startsWith('signalled\t'))
+      .map((l) => l.slice('signalled\t'.length))
+      .join('\n'),
+  );
+}
 
 /** Between tries of a busy unmount: a signalled process exits in milliseconds, and the clients are waiting. */
 const POLL_MS = 20;
@@ -228,11 +259,17 @@ export async function unmountPath(ctx: StepContext, path: string, o: UnmountOpti
   let users: MountUser[] = [];
   let signal: { sig: 'TERM' | 'KILL'; pids: number[] } | undefined;
   for (;;) {
-    // One exec per round: the signal decided last round, the umount, and on "busy" the users.
-    const r = await ctx.run(umountTryArgv(p, signal), { okCodes: [0, 32] });
+    // One exec per round: the signal decided last round (or, first, a TERM the node sends the
+    // users it finds), the umount, and on "busy" the users.
+    const first = signalled.size === 0 && !signal;
+    const r = await ctx.run(umountTryArgv(p, signal, first && o.killUsers ? { never: NEVER_KILLED } : undefined), { okCodes: [0, 32] });
+    for (const u of parseSignalled(r.stdout)) {
+      if (!signalled.has(u.pid)) ctx.log(`${p} is busy: sent TERM to ${usersText([u])}`);
+      signalled.set(u.pid, u);
+    }
     if (r.code === 0) return { killed: [...signalled.values()] };
     if (!/busy/i.test(r.stderr)) throw new CommandFailedError(ctx.host.name, r);
-    users = parseMountUsers(r.stdout).filter((u) => u.pid !== 1);
+    users = parseMountUsers(r.stdout.split('\n').filter((l) => !l.startsWith('signalled\t')).join('\n')).filter((u) => u.pid !== 1);
     signal = undefined;
     if (!o.killUsers) {
       throw new Error(`on ${ctx.host.name}: ${p} is busy (\`umount ${p}\`: ${r.stderr.trim()}); used by: ${usersText(users) || 'no process found'}; kill_users is off: stop them and re-run`);

@@ -29,7 +29,7 @@ import {
 import { importVolume } from '../../src/steps/import-volume.js';
 import { loopAttachArgv } from '../../src/steps/volume/loop.js';
 import { deportVolume } from '../../src/steps/deport-volume.js';
-import { mountStep, optionsMatch } from '../../src/steps/mount.js';
+import { mountStep, optionsMatch, unmountPath } from '../../src/steps/mount.js';
 import { unmountStep } from '../../src/steps/unmount.js';
 import { promoteStep } from '../../src/steps/promote.js';
 import { demoteStep } from '../../src/steps/demote.js';
@@ -361,7 +361,11 @@ describe('mount / unmount', () => {
       /could not unmount \/srv\/disk1 within 1 s: still used by 4242 \(stuck: cwd,fd\)/,
     );
     expect(Date.now() - t0).toBeLessThan(3000);
-    const signals = log.filter((a) => a[3] === 'baton-umount' && a[5]).map((a) => a.slice(5));
+    const rounds = log.filter((a) => a[3] === 'baton-umount');
+    // The first round asks the node to TERM what it finds itself, never the NFS server or sshd.
+    expect(rounds[0]!.slice(6, 8)).toEqual(['1', expect.stringContaining('ganesha.nfsd')]);
+    expect(rounds[0]![7]!.split(',')).toContain('sshd');
+    const signals = rounds.filter((a) => a[5]).map((a) => [a[5], ...a.slice(8)]);
     expect(signals).toContainEqual(['TERM', '4242']);
     expect(signals).toContainEqual(['KILL', '4242']);
     // PID 1 of the node is never signalled.
@@ -377,6 +381,14 @@ describe('mount / unmount', () => {
       /held only by 777 \(ganesha.nfsd: fd\), which baton never kills: an NFS export of \/srv\/disk1 is probably still active/,
     );
     expect(log.some((a) => a[0] === 'kill' || (a[3] === 'baton-umount' && a[5]))).toBe(false);
+
+  });
+
+  it('unmount: a round in which the node TERMed the users itself reports them as killed', async () => {
+    const { ctx, notes } = fakeCtx('n1', (argv) => (argv[3] === 'baton-umount' ? res(argv, 0, 'signalled\t4242\trpc.statd\tcwd\n') : res(argv, 0)));
+    const { killed } = await unmountPath(ctx, '/srv/disk1', { killTimeoutS: 1, killUsers: true });
+    expect(killed).toEqual([{ pid: 4242, comm: 'rpc.statd', how: ['cwd'] }]);
+    expect(notes.join('\n')).toMatch(/sent TERM to 4242 \(rpc.statd: cwd\)/);
   });
 });
 
