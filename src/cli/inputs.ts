@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import type { RunInputs } from '../engine/session.js';
 import type { Inventory } from '../inventory/model.js';
 import type { Playbook } from '../playbook/model.js';
 import { loadInventory } from '../inventory/load.js';
@@ -28,17 +29,8 @@ export interface CommonOptions {
   forks?: number;
 }
 
-export interface Inputs {
-  playbookFile: string;
-  /** The first inventory source (resolved), for records that name one. */
-  inventoryFile?: string;
-  /** Every inventory source, resolved, in order. */
-  inventorySources: string[];
-  playbook: Playbook;
-  inventory: Inventory;
-  extraVars: Record<string, unknown>;
-  registry: StepRegistry;
-}
+/** A run's loaded and validated inputs: what the engine's session takes (engine/session.ts). */
+export type Inputs = RunInputs;
 
 /**
  * Load and validate everything before any node is contacted. All problems of all inputs

@@ -4,6 +4,7 @@
  * prints one JSON sample per read until its stdin closes, then logs out.
  */
 import { iscsiLoop, type IscsiProbeOptions } from './iscsi-probe.js';
+import { pumpSamplesUntilStdinEnds } from './agent.js';
 
 const arg = process.argv[2];
 if (!arg) {
@@ -11,16 +12,4 @@ if (!arg) {
   process.exit(2);
 }
 const loop = iscsiLoop(JSON.parse(arg) as IscsiProbeOptions);
-let sent = 0;
-const flush = () => {
-  for (; sent < loop.samples.length; sent++) process.stdout.write(JSON.stringify(loop.samples[sent]) + '\n');
-};
-const pump = setInterval(flush, 20);
-loop.start();
-process.stdin.resume();
-process.stdin.on('end', async () => {
-  await loop.stop();
-  clearInterval(pump);
-  flush();
-  process.exit(0);
-});
+pumpSamplesUntilStdinEnds(loop);
