@@ -94,8 +94,8 @@ export function moveOf(g: ServiceGroup, from: string, to: string, reason: string
 
 const STATUS_HINT = 'see `baton status -i INVENTORY`, and put it right by hand (or with nfs-stop/nfs-start) before moving it';
 
-function refuseUnclear(p: GroupPlacement, doing: string): never {
-  throw new PlacementRefused(`cannot ${doing} group ${p.name}: it is ${p.summary}; ${STATUS_HINT}`);
+function refuseUnclear(p: GroupPlacement, cannot: string): never {
+  throw new PlacementRefused(`${cannot}: it is ${p.summary}; ${STATUS_HINT}`);
 }
 
 /** The nodes after `from` in the group's preference order (wrapping round), that may take it. */
@@ -127,7 +127,7 @@ export function resolvePlacement(req: PlacementRequest, groups: ServiceGroup[], 
     if (!g) throw new PlacementRefused(`no service group "${req.group}" in the inventory (groups: ${[...byGroup.keys()].join(', ') || 'none'})`);
     const p = placed.get(g.name)!;
     if (p.state === 'stopped') throw new PlacementRefused(`group ${g.name} is stopped: there is nothing to move (start it first)`);
-    if (p.state !== 'running') refuseUnclear(p, 'move');
+    if (p.state !== 'running') refuseUnclear(p, `cannot move group ${g.name}`);
     const from = p.nodes[0]!;
     if (req.to) {
       if (!g.nodes.includes(req.to)) throw new PlacementRefused(`group ${g.name} may not run on ${req.to}: its nodes are ${g.nodes.join(', ')}`);
@@ -149,7 +149,7 @@ export function resolvePlacement(req: PlacementRequest, groups: ServiceGroup[], 
     for (const g of groups) {
       const p = placed.get(g.name)!;
       if (!p.nodes.includes(node)) continue;
-      if (p.state !== 'running') refuseUnclear(p, `evacuate ${node}: group`);
+      if (p.state !== 'running') refuseUnclear(p, `cannot evacuate ${node}: group ${g.name}`);
       const to = nextPreferred(g, node, nodes)[0];
       if (!to) throw new PlacementRefused(`cannot evacuate ${node}: no other node of group ${g.name} (${g.nodes.join(', ')}) can take it${unreadable(g, nodes, node)}`);
       moves.push(moveOf(g, node, to, 'evacuate', inventory));
@@ -171,11 +171,11 @@ export function resolvePlacement(req: PlacementRequest, groups: ServiceGroup[], 
     let held: boolean;
     if (p.nodes.length === 1 && p.nodes[0] === failed) held = true;
     else if (p.state === 'unknown') {
-      if (p.unknownNodes.some((u) => u !== failed)) refuseUnclear(p, `fail ${failed} over: group`);
+      if (p.unknownNodes.some((u) => u !== failed)) refuseUnclear(p, `cannot fail ${failed} over: group ${g.name}`);
       held = true;
     } else if (p.nodes.length === 0) held = false;
     else if (p.state === 'running') held = false;
-    else refuseUnclear(p, `fail ${failed} over: group`);
+    else refuseUnclear(p, `cannot fail ${failed} over: group ${g.name}`);
     if (!held) {
       if (p.state === 'stopped') notes.push(`group ${g.name} is stopped (not on ${failed}): left stopped`);
       continue;
