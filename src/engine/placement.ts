@@ -116,21 +116,19 @@ function unreadable(g: ServiceGroup, nodes: Map<string, NodeObservation>, except
  * from, a `to` the group may not run on or that cannot be reached.
  */
 export function resolvePlacement(req: PlacementRequest, groups: ServiceGroup[], status: ClusterStatus, inventory?: Inventory): Resolution {
+  checkNames(req, groups);
   const byGroup = new Map(groups.map((g) => [g.name, g]));
   const placed = new Map(status.groups.map((p) => [p.name, p]));
   const nodes = new Map(status.nodes.map((n) => [n.name, n]));
-  const allNodes = [...new Set(groups.flatMap((g) => g.nodes))];
   const notes: string[] = [];
 
   if (req.kind === 'move') {
-    const g = byGroup.get(req.group);
-    if (!g) throw new PlacementRefused(`no service group "${req.group}" in the inventory (groups: ${[...byGroup.keys()].join(', ') || 'none'})`);
+    const g = byGroup.get(req.group)!;
     const p = placed.get(g.name)!;
     if (p.state === 'stopped') throw new PlacementRefused(`group ${g.name} is stopped: there is nothing to move (start it first)`);
     if (p.state !== 'running') refuseUnclear(p, `cannot move group ${g.name}`);
     const from = p.nodes[0]!;
     if (req.to) {
-      if (!g.nodes.includes(req.to)) throw new PlacementRefused(`group ${g.name} may not run on ${req.to}: its nodes are ${g.nodes.join(', ')}`);
       if (req.to === from) return { moves: [], notes: [`group ${g.name} already runs on ${from}: nothing to move`] };
       if (!usable(nodes.get(req.to))) throw new PlacementRefused(`cannot move group ${g.name} to ${req.to}: ${nodes.get(req.to)?.error ?? (nodes.get(req.to)?.power === 'off' ? 'it is powered off' : 'it could not be read')}`);
       return { moves: [moveOf(g, from, req.to, 'switchover', inventory)], notes };
@@ -142,7 +140,6 @@ export function resolvePlacement(req: PlacementRequest, groups: ServiceGroup[], 
 
   if (req.kind === 'evacuate') {
     const node = req.node;
-    if (!allNodes.includes(node)) throw new PlacementRefused(`no service group may run on "${node}" (nodes of the groups: ${allNodes.join(', ')})`);
     const n = nodes.get(node);
     if (!n?.view) throw new PlacementRefused(`cannot evacuate ${node}: it could not be read (${n?.error ?? n?.powerError ?? 'not observed'}); a node that is down is taken over with node-failover, which fences it first`);
     const moves: Move[] = [];
@@ -160,7 +157,6 @@ export function resolvePlacement(req: PlacementRequest, groups: ServiceGroup[], 
 
   // failover: the groups the failed node held, each to its first preferred surviving node.
   const failed = req.node;
-  if (!allNodes.includes(failed)) throw new PlacementRefused(`no service group may run on "${failed}" (nodes of the groups: ${allNodes.join(', ')})`);
   const moves: Move[] = [];
   for (const g of groups) {
     if (!g.nodes.includes(failed)) continue;
@@ -186,6 +182,18 @@ export function resolvePlacement(req: PlacementRequest, groups: ServiceGroup[], 
   }
   if (!moves.length) notes.push(`no group is held by ${failed}: nothing to take over`);
   return { moves, notes };
+}
+
+/** The names a request gives, checked against the inventory before any node is read (exit 2). */
+export function checkNames(req: PlacementRequest, groups: ServiceGroup[]): void {
+  if (req.kind === 'move') {
+    const g = groups.find((x) => x.name === req.group);
+    if (!g) throw new PlacementRefused(`no service group "${req.group}" in the inventory (groups: ${groups.map((x) => x.name).join(', ') || 'none'})`);
+    if (req.to && !g.nodes.includes(req.to)) throw new PlacementRefused(`group ${g.name} may not run on ${req.to}: its nodes are ${g.nodes.join(', ')}`);
+    return;
+  }
+  const allNodes = [...new Set(groups.flatMap((g) => g.nodes))];
+  if (!allNodes.includes(req.node)) throw new PlacementRefused(`no service group may run on "${req.node}" (nodes of the groups: ${allNodes.join(', ')})`);
 }
 
 /** A play's `placement:` rendered from play-level vars and -e. */
@@ -225,6 +233,7 @@ export async function resolvePlaybookPlacement(
   const requests = playbook.plays.map((p) => (p.placement ? renderRequest(p, inventory, extraVars) : undefined));
   const groups = loadServiceGroups(inventory);
   if (!groups.length) throw new PlacementRefused(`${inventory.file}: no service group to place: declare them in all.vars.baton_services`);
+  for (const r of requests) if (r) checkNames(r, groups);
   const status = await observeGroups({ inventory, groups, transportOf: o.transportOf, ...(o.bmcRunner ? { bmcRunner: o.bmcRunner } : {}) });
   const notes: string[] = [];
   const plays = playbook.plays.map((play, i) => {

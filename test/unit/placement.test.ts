@@ -269,6 +269,15 @@ describe('the shipped playbooks, resolved over node reads', () => {
     );
   });
 
+  it('an unknown group or node is refused before any node is read', async () => {
+    const t = transports({ n1: [1] });
+    await expect(resolvePlaybookPlacement(load('playbooks/service-move.yml', { service: 'nfs-z' }), inventory, { service: 'nfs-z' }, t)).rejects.toThrow('no service group "nfs-z" in the inventory (groups: nfs-a, nfs-b); nothing was touched');
+    await expect(resolvePlaybookPlacement(load('playbooks/node-evacuate.yml', { node: 'n7' }), inventory, { node: 'n7' }, t)).rejects.toThrow('no service group may run on "n7" (nodes of the groups: n1, n2, n3); nothing was touched');
+    // Without -e service the loader says so, at the line, before anything.
+    expect(() => load('playbooks/service-move.yml', {})).toThrow(/service-move\.yml:18:11: undefined variable "service" in placement .*pass -e service=/);
+    expect(t.reads).toEqual([]);
+  });
+
   it('node-evacuate -e node=n2: both groups held there move, each its own item and lock', async () => {
     const extraVars = { node: 'n2' };
     const t = transports({ n2: [1, 2] });
