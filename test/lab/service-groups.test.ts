@@ -4,7 +4,8 @@
  * `service-move -e service=nfs-a` and nfs-a runs on its next node (n2) by `baton status`, the
  * client reading the bytes it wrote before through nfs-a's VIP; then `node-evacuate -e node=n2`
  * and both groups n2 held (nfs-a, nfs-b) run on n3, nfs-c untouched, status exit 0, the client
- * still reading the same bytes. Root only; the lab is torn down whatever happens.
+ * still reading the same bytes; then `node-failover -e failed=n3` fences n3 and each group runs on
+ * its first preferred survivor (nfs-a n1, nfs-b n2, nfs-c n1). Root only; the lab is torn down whatever happens.
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -148,6 +149,16 @@ describe('service-move and node-evacuate over three service groups on three node
     expect(r.stdout).toMatch(/^ {2}move nfs-a\s+succeeded$/m);
     expect(r.stdout).toMatch(/^ {2}move nfs-b\s+succeeded$/m);
     expect(await status()).toEqual({ code: 0, where: { 'nfs-a': 'running on n3 (home n1)', 'nfs-b': 'running on n3 (home n2)', 'nfs-c': 'running on n3' } });
+    expect(await clientReadFrom(groupNamed('nfs-a'), 'moved.bin')).toBe(written);
+  });
+
+  it('node-failover -e failed=n3: n3 fenced (off), each group it held runs on its first preferred survivor; the client reads the same bytes', async () => {
+    const r = await run('playbooks/node-failover.yml', { failed: 'n3' });
+    ok(r, 'node-failover n3');
+    expect(await L().power('n3', 'status')).toMatch(/off/i);
+    const after = await status();
+    // n3 cannot be read (off): degraded, exit 1, but every group runs whole on one node.
+    expect(after).toEqual({ code: 1, where: { 'nfs-a': 'running on n1', 'nfs-b': 'running on n2', 'nfs-c': 'running on n1 (home n3)' } });
     expect(await clientReadFrom(groupNamed('nfs-a'), 'moved.bin')).toBe(written);
   });
 });
