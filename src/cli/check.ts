@@ -3,7 +3,8 @@ import { check } from '../engine/check.js';
 import { playHostsOf } from './check-hosts.js';
 import { connectionFor } from '../inventory/connection.js';
 import type { Host } from '../inventory/model.js';
-import { TransportPool } from '../transport/index.js';
+import { LocalTransport, TransportPool } from '../transport/index.js';
+import { hasPlacement, resolvePlaybookPlacement } from '../engine/placement.js';
 import { ValidationError } from '../util/errors.js';
 import { formatJson, formatNagios, formatProm, invalidReport, makeReport, writeFileAtomic, type CheckReport } from '../report/check.js';
 import { loadInputs, type CommonOptions } from './inputs.js';
@@ -114,6 +115,11 @@ export async function checkCommand(playbookFile: string, o: CheckCommandOptions)
     // Every host's connection starts now, in parallel; while the nodes' sshd fork and exchange
     // keys, the code of the kinds the playbook uses loads. Each check then waits for its own
     // host only: a node that does not answer holds up nobody else's checks.
+    // A placement play's items are the moves what runs where asks for now (read-only reads).
+    if (hasPlacement(inputs.playbook)) {
+      const placed = await resolvePlaybookPlacement(inputs.playbook, inventory, inputs.extraVars, { transportOf: (n) => pool.get(n), bmcRunner: new LocalTransport('controller') });
+      inputs = { ...inputs, playbook: placed.playbook };
+    }
     void pool.connectAll(playHostsOf(inputs, o.limit));
     await inputs.registry.ensureLoaded(new Set(inputs.playbook.plays.flatMap((p) => p.steps.map((s) => s.kind))));
     const results = await check({

@@ -95,11 +95,11 @@ viewOptions(playbookOptions(program.command('run').argument('<playbook>').descri
     exitWith(await (await import('./run.js')).runCommand(playbook, opts));
   });
 
-viewOptions(playbookOptions(program.command('plan').argument('<playbook>').description('print every step with its host and the exact commands; contacts no node')))
+viewOptions(playbookOptions(program.command('plan').argument('<playbook>').description('print every step with its host and the exact commands; contacts no node (a placement play reads, read-only, where the groups run)')))
   .action(async (playbook: string, opts) => {
     if (await printedView(playbook, opts)) return;
     const { loadInputs } = await import('./inputs.js');
-    const inputs = loadInputs(playbook, opts);
+    const inputs = await (await import('./placement-inputs.js')).withPlacement(loadInputs(playbook, opts));
     await inputs.registry.ensureLoaded();
     if (opts.json) process.stdout.write(JSON.stringify((await import('./plan-json.js')).planDocument(inputs, opts)) + '\n');
     else process.stdout.write((await import('./plan.js')).renderPlan(inputs, opts) + '\n');

@@ -5,6 +5,7 @@ import { BatonError, ExitCode } from '../util/errors.js';
 import { makeReporter } from '../report/make.js';
 import { loadInputs, type CommonOptions, type Inputs } from './inputs.js';
 import { renderPlan } from './plan.js';
+import { withPlacement } from './placement-inputs.js';
 
 export interface RunOptions extends CommonOptions {
   check?: boolean;
@@ -31,7 +32,7 @@ export { secretsOf };
 
 export async function runCommand(playbookFile: string, o: RunOptions & { junit?: string }): Promise<number> {
   const t0 = Date.now();
-  const inputs = loadInputs(playbookFile, o);
+  const inputs = await withPlacement(loadInputs(playbookFile, o));
   await inputs.registry.ensureLoaded();
   const check = Boolean(o.check);
   const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);

@@ -78,6 +78,8 @@ export function expandPlays(playbook: Playbook, inventory: Inventory, extraVars:
       const hosts = playHosts(play, inventory, extraVars, limit);
       return { play, index, title, hosts, units: [{ title, hosts, lock: lockOf(play, inventory, extraVars, playbookFile) }] };
     }
+    // The caller resolves placement first (engine/placement.ts): an empty list here would read as "nothing to move".
+    if (play.placement) throw new BatonError(`play ${index + 1} "${play.name}": its placement was not resolved before expanding it (a bug in baton); nothing was run`, ExitCode.INVALID);
     const units = itemsOf(play, index, inventory, extraVars).map((item) => ({
       item,
       title: playTitle(play, extraVars, inventory, item),

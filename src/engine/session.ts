@@ -12,6 +12,8 @@ import { execute, expandSelection } from './execute.js';
 import { lockNamesOf, type ExpandedPlay } from './expand.js';
 import { Journal, newRunId, type RunRecord } from './journal.js';
 import { acquireRunLocks, type HeldLocks } from './locks/index.js';
+import { resolvePlaybookPlacement } from './placement.js';
+import { LocalTransport } from '../transport/index.js';
 import { Redactor } from './redact.js';
 import { findInterrupted } from './resume.js';
 import type { RunReporter, RunSummary } from './summary.js';
@@ -179,6 +181,11 @@ export async function runSession(inputs: RunInputs, o: RunSettings, hooks: RunHo
   try {
     // An empty selection is invalid input: said before any lock, connection or change. Items of
     // looped plays too: each item's hosts and each item's lock are known before anything starts.
+    // A placement play's items are the moves what runs where now asks for (cli resolves them
+    // first to show the plan; a drill's inputs arrive unresolved).
+    const placed = await resolvePlaybookPlacement(inputs.playbook, inputs.inventory, inputs.extraVars, { transportOf: (n) => session.pool.get(n), bmcRunner: new LocalTransport('controller') });
+    session.notes.push(...placed.notes);
+    inputs = { ...inputs, playbook: placed.playbook };
     const expanded = expandSelection(inputs.playbook, inputs.inventory, inputs.extraVars, o.limit, inputs.playbookFile);
     const lockNames = lockNamesOf(expanded);
     const hosts = hostsToReach(expanded);

@@ -5,7 +5,7 @@ import { selectHosts } from '../inventory/pattern.js';
 import { formatLocation, ValidationError, type Problem, type SourceLocation } from '../util/errors.js';
 import { ConditionError, conditionRefs, parseCondition } from './conditions.js';
 import { parseValueExpr, requiredRefs } from './expr.js';
-import type { OnFailure, Play, Playbook, PlayLoop, StepSpec } from './model.js';
+import type { OnFailure, PlacementSpec, Play, Playbook, PlayLoop, StepSpec } from './model.js';
 import { playItems, type PlayItem } from './play-items.js';
 import { RoleLoader, roleSearchPath } from './roles.js';
 import { checkFenceOrder, guardsTakeover, type KindRoles } from './safety.js';
@@ -225,6 +225,11 @@ class LoadContext {
     if (typeof raw.lock === 'string') play.lock = raw.lock;
     if (raw.on_failure === 'rollback' || raw.on_failure === 'stop') play.onFailure = raw.on_failure as OnFailure;
     if (loop) play.loop = loop;
+    if (isMapping(raw.placement) && raw.loop === undefined) {
+      const spec: PlacementSpec = {};
+      for (const k of ['move', 'to', 'evacuate', 'failover'] as const) if (typeof raw.placement[k] === 'string') spec[k] = raw.placement[k] as string;
+      play.placement = spec;
+    }
     const requiresFence = typeof raw.requires_fence === 'boolean' ? raw.requires_fence : this.opts.requiresFence;
     if (requiresFence !== undefined) play.requiresFence = requiresFence;
     for (const s of steps) if (s.register) this.registeredAnywhere.add(s.register);
@@ -250,6 +255,28 @@ class LoadContext {
   private playLoop(raw: Vars, pi: number, vars: Vars): PlayLoop | undefined {
     const doc = this.doc;
     const control = isMapping(raw.loop_control) ? raw.loop_control : undefined;
+    if (raw.placement !== undefined && raw.loop !== undefined) {
+      this.problems.push({ loc: doc.keyAt([pi, 'placement']), message: `play has both "placement" and "loop": placement makes the item list (one per group to move); keep one` });
+    }
+    if (raw.loop === undefined && isMapping(raw.placement)) {
+      const kinds = (['move', 'evacuate', 'failover'] as const).filter((k) => raw.placement && (raw.placement as Vars)[k] !== undefined);
+      if (kinds.length !== 1) {
+        this.problems.push({ loc: doc.at([pi, 'placement']), message: `placement: give exactly one of move (a group, with to), evacuate (a node) or failover (a node)${kinds.length ? `, not ${kinds.join(' and ')}` : ''}` });
+      } else if (kinds[0] !== 'move' && raw.placement.to !== undefined) {
+        this.problems.push({ loc: doc.keyAt([pi, 'placement', 'to']), message: `placement: "to" goes with move only: ${kinds[0]} sends each group to its own next preferred node` });
+      }
+      const names = new Set([...MAGIC_VARS, ...Object.keys(this.extra), ...Object.keys(vars), ...Object.keys(this.opts.inventory.groups.get('all')?.vars ?? {})]);
+      this.checkTemplates(raw.placement, [pi, 'placement'], doc, { names, registered: new Set(), targets: undefined }, 'placement');
+      const loopVar = control && typeof control.loop_var === 'string' ? control.loop_var : 'item';
+      if ((MAGIC_VARS as readonly string[]).includes(loopVar)) {
+        this.problems.push({ loc: doc.at([pi, 'loop_control', 'loop_var']), message: `loop_var "${loopVar}" is a name baton sets itself: choose another (e.g. move)` });
+      }
+      // The items are the moves, known only once the groups are observed (engine/placement.ts).
+      const loop: PlayLoop = { items: [], var: loopVar, onItemFailure: raw.on_item_failure === 'rollback_all' ? 'rollback_all' : 'rollback_item' };
+      if (control && typeof control.label === 'string') loop.label = control.label;
+      if (control && typeof control.concurrency === 'number') loop.concurrency = control.concurrency;
+      return loop;
+    }
     if (raw.loop === undefined) {
       for (const key of ['loop_control', 'on_item_failure'] as const) {
         if (raw[key] !== undefined) this.problems.push({ loc: doc.keyAt([pi, key]), message: `"${key}" without "loop": it only means something in a play that runs once per item of a loop` });

@@ -33,6 +33,24 @@ export interface PlayLoop {
   onItemFailure: OnItemFailure;
 }
 
+/**
+ * `placement:` as written (templates unrendered): a play that stands instead of `loop:` and gets
+ * its items, one per service group to move, from what runs where at run time (engine/placement.ts).
+ * Exactly one of move, evacuate, failover.
+ */
+export interface PlacementSpec {
+  /** A group to switch over, to `to` or its next preferred node. */
+  move?: string;
+  to?: string;
+  /** A node every group of which moves to its next preferred other node. */
+  evacuate?: string;
+  /** A failed node every group of which is taken over on its first preferred surviving node. */
+  failover?: string;
+}
+
+/** A placement request once rendered. */
+export type PlacementRequest = { kind: 'move'; group: string; to?: string } | { kind: 'evacuate'; node: string } | { kind: 'failover'; node: string };
+
 export interface Play {
   name: string;
   /** Host pattern (`web`, `a:b`, `a:!b`, `a:&b`), may hold templates: `"{{ to }}"`. */
@@ -49,6 +67,11 @@ export interface Play {
   onFailure?: OnFailure;
   /** Run the play once per item, items concurrently (see PlayLoop). */
   loop?: PlayLoop;
+  /**
+   * The item list is the moves this asks for, resolved at run time (loop.items is empty until
+   * then; engine/placement.ts replaces both). Expanding an unresolved play is a bug.
+   */
+  placement?: PlacementSpec;
   /** Takeover steps require a fence or release of the peer before them in this play. */
   requiresFence?: boolean;
   /** `become`/`become_user` as written (Ansible's privilege escalation), passed through untouched. */

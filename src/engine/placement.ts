@@ -1,0 +1,248 @@
+/**
+ * Placement resolved at run time: a play that says `placement: { move: nfs-a }` (or `evacuate:
+ * n1`, `failover: n1`) instead of `loop:` gets its item list from what runs where now. The
+ * request is rendered from play-level vars and -e, the groups are observed (facts/groups.ts), and
+ * the moves are worked out here: one item per group, carrying everything its steps need (the
+ * VIP, the volume, the mount, the exports, the nodes from and to, its lock). From then on the
+ * play is an ordinary looped play with that literal list (docs/play-loops.md).
+ *
+ * Anything that makes a move unsafe or meaningless is refused before anything is touched (exit 2),
+ * naming the group and what was seen: a group seen on two nodes or on one only in part must be
+ * looked at by a person first (`baton status`), not moved by a playbook.
+ */
+import type { Inventory } from '../inventory/model.js';
+import { loadServiceGroups, type ServiceGroup } from '../inventory/services.js';
+import { observeGroups, type ClusterStatus, type GroupPlacement, type NodeObservation } from '../facts/groups.js';
+import type { Play, PlacementRequest, Playbook } from '../playbook/model.js';
+import { playLevelVars } from '../playbook/play-items.js';
+import { render } from '../playbook/template.js';
+import type { Transport } from '../transport/transport.js';
+import { BatonError, ExitCode } from '../util/errors.js';
+import { describeError } from './errors.js';
+
+/** One group's move, as a play item (`{{ move.vip }}`...). Keys are snake_case like the roles' vars. */
+export interface Move {
+  name: string;
+  /** The node it leaves ('' when it runs nowhere: a failover from a node that could not be read still names it). */
+  from: string;
+  to: string;
+  lock: string;
+  vip: string;
+  vip_prefix: number;
+  /** Where the VIP is raised on `to` and lowered on `from`: the group's interface, else the node's `iface`, else eth0. */
+  interface: string;
+  interface_from: string;
+  volume: Record<string, string>;
+  volume_provider: string;
+  volume_image: string;
+  mount_point: string;
+  fstype: string;
+  mount_options: string;
+  exports: Array<{ path: string; pseudo: string; fsid: number; export_id: number; clients: string; access: string; squash: string }>;
+  /** The first export's path: statd keeps its state under the mount. */
+  export_path: string;
+  /** Why this move: `switchover`, `evacuate`, `failover`. */
+  reason: string;
+}
+
+export interface Resolution {
+  moves: Move[];
+  /** What the operator should hear: groups left where they are and why. */
+  notes: string[];
+}
+
+/** Refused placement: invalid input, nothing touched. */
+export class PlacementRefused extends BatonError {
+  constructor(message: string) {
+    super(`${message}; nothing was touched`, ExitCode.INVALID);
+    this.name = 'PlacementRefused';
+  }
+}
+
+/** A node a group may be taken over on: it was read, and its BMC does not say it is off. */
+const usable = (n: NodeObservation | undefined): boolean => Boolean(n?.view) && n!.power !== 'off';
+
+function ifaceOf(g: ServiceGroup, inventory: Inventory | undefined, node: string): string {
+  if (g.interface) return g.interface;
+  const v = inventory?.hosts.get(node)?.vars.iface;
+  return typeof v === 'string' && v && !v.includes('{{') ? v : 'eth0';
+}
+
+export function moveOf(g: ServiceGroup, from: string, to: string, reason: string, inventory?: Inventory): Move {
+  const vol = g.volume;
+  const volume: Record<string, string> = vol ? Object.fromEntries(Object.entries(vol).map(([k, v]) => [k, String(v)])) : { provider: 'none' };
+  return {
+    name: g.name,
+    from,
+    to,
+    lock: g.lock,
+    vip: g.vip.address,
+    vip_prefix: g.vip.prefix,
+    interface: ifaceOf(g, inventory, to),
+    interface_from: from ? ifaceOf(g, inventory, from) : '',
+    volume,
+    volume_provider: volume.provider!,
+    volume_image: vol?.provider === 'loop' ? vol.image : '',
+    mount_point: g.mount?.path ?? '',
+    fstype: g.mount?.fstype ?? '',
+    mount_options: g.mount?.options ?? '',
+    exports: g.nfsExports.map((e) => ({ path: e.path, pseudo: e.pseudo, fsid: e.fsid, export_id: e.exportId, clients: e.clients ?? '*', access: e.access ?? 'rw', squash: e.squash ?? 'root_squash' })),
+    export_path: g.nfsExports[0]?.path ?? g.mount?.path ?? '',
+    reason,
+  };
+}
+
+const STATUS_HINT = 'see `baton status -i INVENTORY`, and put it right by hand (or with nfs-stop/nfs-start) before moving it';
+
+function refuseUnclear(p: GroupPlacement, cannot: string): never {
+  throw new PlacementRefused(`${cannot}: it is ${p.summary}; ${STATUS_HINT}`);
+}
+
+/** The nodes after `from` in the group's preference order (wrapping round), that may take it. */
+function nextPreferred(g: ServiceGroup, from: string, nodes: Map<string, NodeObservation>): string[] {
+  const i = g.nodes.indexOf(from);
+  const order = i < 0 ? g.nodes : [...g.nodes.slice(i + 1), ...g.nodes.slice(0, i)];
+  return order.filter((n) => n !== from && usable(nodes.get(n)));
+}
+
+function unreadable(g: ServiceGroup, nodes: Map<string, NodeObservation>, except: string): string {
+  const bad = g.nodes.filter((n) => n !== except && !usable(nodes.get(n)));
+  return bad.length ? ` (${bad.map((n) => `${n}: ${nodes.get(n)?.error ?? (nodes.get(n)?.power === 'off' ? 'powered off' : 'not read')}`).join('; ')})` : '';
+}
+
+/**
+ * The moves a request asks for, given the groups and what was observed. Throws PlacementRefused
+ * (exit 2) for an unknown group or node, a group that is not cleanly running where it would move
+ * from, a `to` the group may not run on or that cannot be reached.
+ */
+export function resolvePlacement(req: PlacementRequest, groups: ServiceGroup[], status: ClusterStatus, inventory?: Inventory): Resolution {
+  checkNames(req, groups);
+  const byGroup = new Map(groups.map((g) => [g.name, g]));
+  const placed = new Map(status.groups.map((p) => [p.name, p]));
+  const nodes = new Map(status.nodes.map((n) => [n.name, n]));
+  const notes: string[] = [];
+
+  if (req.kind === 'move') {
+    const g = byGroup.get(req.group)!;
+    const p = placed.get(g.name)!;
+    if (p.state === 'stopped') throw new PlacementRefused(`group ${g.name} is stopped: there is nothing to move (start it first)`);
+    if (p.state !== 'running') refuseUnclear(p, `cannot move group ${g.name}`);
+    const from = p.nodes[0]!;
+    if (req.to) {
+      if (req.to === from) return { moves: [], notes: [`group ${g.name} already runs on ${from}: nothing to move`] };
+      if (!usable(nodes.get(req.to))) throw new PlacementRefused(`cannot move group ${g.name} to ${req.to}: ${nodes.get(req.to)?.error ?? (nodes.get(req.to)?.power === 'off' ? 'it is powered off' : 'it could not be read')}`);
+      return { moves: [moveOf(g, from, req.to, 'switchover', inventory)], notes };
+    }
+    const to = nextPreferred(g, from, nodes)[0];
+    if (!to) throw new PlacementRefused(`cannot move group ${g.name} off ${from}: no other of its nodes (${g.nodes.join(', ')}) can take it${unreadable(g, nodes, from)}`);
+    return { moves: [moveOf(g, from, to, 'switchover', inventory)], notes };
+  }
+
+  if (req.kind === 'evacuate') {
+    const node = req.node;
+    const n = nodes.get(node);
+    if (!n?.view) throw new PlacementRefused(`cannot evacuate ${node}: it could not be read (${n?.error ?? n?.powerError ?? 'not observed'}); a node that is down is taken over with node-failover, which fences it first`);
+    const moves: Move[] = [];
+    for (const g of groups) {
+      const p = placed.get(g.name)!;
+      if (!p.nodes.includes(node)) continue;
+      if (p.state !== 'running') refuseUnclear(p, `cannot evacuate ${node}: group ${g.name}`);
+      const to = nextPreferred(g, node, nodes)[0];
+      if (!to) throw new PlacementRefused(`cannot evacuate ${node}: no other node of group ${g.name} (${g.nodes.join(', ')}) can take it${unreadable(g, nodes, node)}`);
+      moves.push(moveOf(g, node, to, 'evacuate', inventory));
+    }
+    if (!moves.length) notes.push(`no group runs on ${node}: nothing to move`);
+    return { moves, notes };
+  }
+
+  // failover: the groups the failed node held, each to its first preferred surviving node.
+  const failed = req.node;
+  const moves: Move[] = [];
+  for (const g of groups) {
+    if (!g.nodes.includes(failed)) continue;
+    const p = placed.get(g.name)!;
+    // Held by the failed node: seen (only) there, or seen nowhere while the failed node is the
+    // one that could not be read. A group running whole on a survivor is left alone; one seen
+    // on a survivor in part or on two nodes needs a person.
+    let held: boolean;
+    if (p.nodes.length === 1 && p.nodes[0] === failed) held = true;
+    else if (p.state === 'unknown') {
+      if (p.unknownNodes.some((u) => u !== failed)) refuseUnclear(p, `cannot fail ${failed} over: group ${g.name}`);
+      held = true;
+    } else if (p.nodes.length === 0) held = false;
+    else if (p.state === 'running') held = false;
+    else refuseUnclear(p, `cannot fail ${failed} over: group ${g.name}`);
+    if (!held) {
+      if (p.state === 'stopped') notes.push(`group ${g.name} is stopped (not on ${failed}): left stopped`);
+      continue;
+    }
+    const to = g.nodes.find((x) => x !== failed && usable(nodes.get(x)));
+    if (!to) throw new PlacementRefused(`cannot fail ${failed} over: no surviving node of group ${g.name} (${g.nodes.join(', ')}) can take it${unreadable(g, nodes, failed)}`);
+    moves.push(moveOf(g, failed, to, 'failover', inventory));
+  }
+  if (!moves.length) notes.push(`no group is held by ${failed}: nothing to take over`);
+  return { moves, notes };
+}
+
+/** The names a request gives, checked against the inventory before any node is read (exit 2). */
+export function checkNames(req: PlacementRequest, groups: ServiceGroup[]): void {
+  if (req.kind === 'move') {
+    const g = groups.find((x) => x.name === req.group);
+    if (!g) throw new PlacementRefused(`no service group "${req.group}" in the inventory (groups: ${groups.map((x) => x.name).join(', ') || 'none'})`);
+    if (req.to && !g.nodes.includes(req.to)) throw new PlacementRefused(`group ${g.name} may not run on ${req.to}: its nodes are ${g.nodes.join(', ')}`);
+    return;
+  }
+  const allNodes = [...new Set(groups.flatMap((g) => g.nodes))];
+  if (!allNodes.includes(req.node)) throw new PlacementRefused(`no service group may run on "${req.node}" (nodes of the groups: ${allNodes.join(', ')})`);
+}
+
+/** A play's `placement:` rendered from play-level vars and -e. */
+export function renderRequest(play: Play, inventory: Inventory, extraVars: Record<string, unknown>): PlacementRequest {
+  const spec = play.placement!;
+  const vars = playLevelVars(play, inventory, extraVars);
+  const r = (v: string, key: string): string => {
+    try {
+      return String(render(v, vars) ?? '').trim();
+    } catch (e) {
+      throw new PlacementRefused(`play "${play.name}" (${play.loc.file}:${play.loc.line}:${play.loc.col}): placement.${key}: ${describeError(e)}`);
+    }
+  };
+  const need = (v: string, key: string, what: string): string => {
+    const s = r(v, key);
+    if (!s) throw new PlacementRefused(`play "${play.name}" (${play.loc.file}:${play.loc.line}:${play.loc.col}): placement.${key} rendered empty: give the ${what} (e.g. -e ${key === 'move' ? 'service=nfs-a' : 'node=n1'})`);
+    return s;
+  };
+  if (spec.move !== undefined) return { kind: 'move', group: need(spec.move, 'move', 'service group to move'), ...(spec.to !== undefined && r(spec.to, 'to') ? { to: r(spec.to, 'to') } : {}) };
+  if (spec.evacuate !== undefined) return { kind: 'evacuate', node: need(spec.evacuate, 'evacuate', 'node to empty') };
+  return { kind: 'failover', node: need(spec.failover!, 'failover', 'failed node') };
+}
+
+export const hasPlacement = (playbook: Playbook): boolean => playbook.plays.some((p) => p.placement);
+
+/**
+ * The playbook with every `placement:` play turned into a looped play over its resolved moves
+ * (the same playbook when there is none). Observes the groups once for all such plays.
+ */
+export async function resolvePlaybookPlacement(
+  playbook: Playbook,
+  inventory: Inventory,
+  extraVars: Record<string, unknown>,
+  o: { transportOf(node: string): Promise<Transport>; bmcRunner?: Transport },
+): Promise<{ playbook: Playbook; notes: string[] }> {
+  if (!hasPlacement(playbook)) return { playbook, notes: [] };
+  const requests = playbook.plays.map((p) => (p.placement ? renderRequest(p, inventory, extraVars) : undefined));
+  const groups = loadServiceGroups(inventory);
+  if (!groups.length) throw new PlacementRefused(`${inventory.file}: no service group to place: declare them in all.vars.baton_services`);
+  for (const r of requests) if (r) checkNames(r, groups);
+  const status = await observeGroups({ inventory, groups, transportOf: o.transportOf, ...(o.bmcRunner ? { bmcRunner: o.bmcRunner } : {}) });
+  const notes: string[] = [];
+  const plays = playbook.plays.map((play, i) => {
+    const req = requests[i];
+    if (!req) return play;
+    const res = resolvePlacement(req, groups, status, inventory);
+    notes.push(...res.notes);
+    const { placement: _, ...rest } = play;
+    return { ...rest, loop: { ...play.loop!, items: res.moves } };
+  });
+  return { playbook: { ...playbook, plays }, notes };
+}
