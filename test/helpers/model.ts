@@ -1,5 +1,6 @@
 import type { Inventory, Host } from '../../src/inventory/model.js';
 import type { Play, Playbook, StepSpec } from '../../src/playbook/model.js';
+import { ValidationError } from '../../src/util/errors.js';
 
 /** Build the loaded-playbook model in code, for engine tests that need no YAML. */
 export function step(kind: string, args: unknown, extra: Partial<StepSpec> = {}): StepSpec {
@@ -31,4 +32,15 @@ export function localInventory(names = ['local']): Inventory {
   const hosts = new Map<string, Host>();
   for (const name of names) hosts.set(name, { name, vars: { ansible_connection: 'local' }, groups: ['all'] });
   return { file: '<test>', hosts, groups: new Map([['all', { name: 'all', hosts: names, children: [], vars: {} }]]) };
+}
+
+/** The problems a load reports, as `line:col message` (none when it loads). */
+export function loadProblems(load: () => unknown): string[] {
+  try {
+    load();
+  } catch (e) {
+    if (e instanceof ValidationError) return e.problems.map((p) => `${p.loc.line}:${p.loc.col} ${p.message}`);
+    throw e;
+  }
+  return [];
 }

@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { groupStartVars } from '../helpers/groups.js';
 import { requireRoot, startLab, type Lab } from '../helpers/lab.js';
 import { baton, type BatonResult } from '../helpers/nfs-service.js';
 import { loadInventory } from '../../src/inventory/load.js';
@@ -63,18 +64,7 @@ const ok = (r: BatonResult, what: string) => {
 
 /** Start a group on a node with the shipped nfs-start playbook, its vars taken from the group. */
 async function startGroup(g: ServiceGroup, on: string): Promise<void> {
-  const e = g.nfsExports[0]!;
-  const vars = {
-    on,
-    vip: g.vip.address,
-    vip_prefix: g.vip.prefix,
-    volume_image: g.volume && g.volume.provider === 'loop' ? g.volume.image : '',
-    mount_point: g.mount!.path,
-    export_path: e.path,
-    export_pseudo: e.pseudo,
-    export_id: e.exportId,
-    nfs_fsid: e.fsid,
-  };
+  const vars = groupStartVars(g, on);
   ok(await run('playbooks/nfs-start.yml', vars), `starting ${g.name} on ${on}`);
 }
 

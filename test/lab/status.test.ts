@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { groupStartVars } from '../helpers/groups.js';
 import { requireRoot, startLab, type Lab } from '../helpers/lab.js';
 import { baton, nodeState } from '../helpers/nfs-service.js';
 import { loadInventory } from '../../src/inventory/load.js';
@@ -51,19 +52,7 @@ const byName = (doc: StatusDoc) => Object.fromEntries(doc.groups.map((g) => [g.n
 
 /** Start a group of the inventory on a node with the shipped nfs-start playbook. */
 async function startGroup(g: ServiceGroup, on: string): Promise<void> {
-  const e = g.nfsExports[0]!;
-  // As JSON: key=value extra vars are strings, and vip_prefix must stay a number.
-  const vars = {
-    on,
-    vip: g.vip.address,
-    vip_prefix: g.vip.prefix,
-    volume_image: g.volume && g.volume.provider === 'loop' ? g.volume.image : '',
-    mount_point: g.mount!.path,
-    export_path: e.path,
-    export_pseudo: e.pseudo,
-    export_id: e.exportId,
-    nfs_fsid: e.fsid,
-  };
+  const vars = groupStartVars(g, on);
   const r = await baton(['run', '--yes', '-i', L().inventoryPath, path.resolve('playbooks/nfs-start.yml'), '-e', JSON.stringify(vars)], path.join(tmp, 'state'));
   if (r.code !== 0) throw new Error(`starting ${g.name} on ${on} failed (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
 }

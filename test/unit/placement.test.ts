@@ -14,8 +14,7 @@ import { expandPlays } from '../../src/engine/expand.js';
 import type { PlacementRequest } from '../../src/playbook/model.js';
 import { loadPlaybook, loadPlaybookText } from '../../src/playbook/load.js';
 import { defaultRegistry } from '../../src/steps/registry.js';
-import { ValidationError } from '../../src/util/errors.js';
-import { localInventory } from '../helpers/model.js';
+import { localInventory, loadProblems } from '../helpers/model.js';
 import { BatonError } from '../../src/util/errors.js';
 import { loadInventory } from '../../src/inventory/load.js';
 import type { ExecResult, Transport } from '../../src/transport/transport.js';
@@ -174,15 +173,7 @@ describe('failover', () => {
 
 describe('loading placement:', () => {
   const load = (yaml: string) => loadPlaybookText(yaml, 'move.yml', { inventory: localInventory(['n1', 'n2']), registry: defaultRegistry(), extraVars: { service: 'nfs-a' } });
-  const problems = (yaml: string): string[] => {
-    try {
-      load(yaml);
-    } catch (e) {
-      if (e instanceof ValidationError) return e.problems.map((p) => `${p.loc.line}:${p.loc.col} ${p.message}`);
-      throw e;
-    }
-    return [];
-  };
+  const problems = (yaml: string): string[] => loadProblems(() => load(yaml));
   const steps = `  steps:\n    - command: { argv: [echo, "{{ move.name }}"] }\n`;
 
   it('a looped play whose items are left for the run; loop_control applies', () => {

@@ -21,8 +21,8 @@ import { TransportPool } from '../../src/transport/index.js';
 import { connectionFor } from '../../src/inventory/connection.js';
 import { loadPlaybookText } from '../../src/playbook/load.js';
 import type { Play, PlayLoop, Playbook, StepSpec } from '../../src/playbook/model.js';
-import { BatonError, ValidationError } from '../../src/util/errors.js';
-import { localInventory, playbook, step } from '../helpers/model.js';
+import { BatonError } from '../../src/util/errors.js';
+import { localInventory, playbook, step, loadProblems } from '../helpers/model.js';
 import { formatSummary } from '../../src/report/reporter.js';
 import { renderPlan } from '../../src/cli/plan.js';
 import { planDocument } from '../../src/cli/plan-json.js';
@@ -299,15 +299,7 @@ describe('locks per item', () => {
 
 describe('loading a looped play', () => {
   const load = (yaml: string) => loadPlaybookText(yaml, 'move.yml', { inventory: localInventory(['n1', 'n2']), registry: defaultRegistry(), extraVars: { moving: [{ name: 'a', to: 'n2' }] } });
-  const problems = (yaml: string): string[] => {
-    try {
-      load(yaml);
-    } catch (e) {
-      if (e instanceof ValidationError) return e.problems.map((p) => `${p.loc.line}:${p.loc.col} ${p.message}`);
-      throw e;
-    }
-    return [];
-  };
+  const problems = (yaml: string): string[] => loadProblems(() => load(yaml));
   const step1 = `  steps:\n    - command: { argv: [echo, "{{ group.name }}"] }\n`;
 
   it('reads loop, loop_control and on_item_failure', () => {
