@@ -155,6 +155,17 @@ export class CommandFailedError extends Error {
 }
 
 /**
+ * A command of a batch (transport/batch.ts) that must have succeeded: its result, or a
+ * CommandFailedError naming the host, the command and its stderr — also when the batch stopped
+ * before reaching it.
+ */
+export function batchedOk(host: string, r: ExecResult | undefined, argv: string[]): ExecResult {
+  const result = r ?? { argv, code: null, signal: null, stdout: '', stderr: 'the command did not run (its batch ended before it)', timedOut: false, durationMs: 0 };
+  if (result.code !== 0) throw new CommandFailedError(host, result);
+  return result;
+}
+
+/**
  * A step refused to act because acting would be unsafe (split brain, resource held elsewhere).
  * Throw it only before changing anything: the engine then counts no change to revert.
  */

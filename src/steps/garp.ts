@@ -1,5 +1,5 @@
 import type { StepContext, StepKind } from './contract.js';
-import { CommandFailedError, StepRefusedError } from './contract.js';
+import { batchedOk, StepRefusedError } from './contract.js';
 import {
   addrShowArgv,
   arpingVersionArgv,
@@ -107,8 +107,7 @@ export async function announce(ctx: StepContext, a: GarpArgs): Promise<void> {
     { argv: addrShowArgv(a.interface) },
     { argv: v6 ? hasCommandArgv('ndsend') : arpingVersionArgv(), mayFail: true },
   ]);
-  if (!addrs || addrs.code !== 0) throw new CommandFailedError(ctx.transport.host, addrs ?? { ...NOT_RUN, argv: addrShowArgv(a.interface) });
-  const held = findAddress(parseIpAddr(addrs.stdout), a.address);
+  const held = findAddress(parseIpAddr(batchedOk(ctx.transport.host, addrs, addrShowArgv(a.interface)).stdout), a.address);
   if (!held && !ctx.force) {
     throw new StepRefusedError(
       `garp: ${a.address} is not on ${a.interface} of ${ctx.transport.host}; announcing it would send its clients to a node that does not answer. ` +
@@ -142,10 +141,9 @@ export async function announce(ctx: StepContext, a: GarpArgs): Promise<void> {
   // Stop the announcer of an earlier run and start this one: one exec.
   const send = d.background ? backgroundArgv(argv, garpPidFile(a.address, a.interface)) : argv;
   const [stopped, sent] = await runBatch((x, o) => ctx.run(x, { ...o, timeoutMs: ctx.timeoutMs }), [{ argv: stopGarpArgv(a.address, a.interface) }, { argv: send }]);
-  for (const r of [stopped, sent]) if (!r || r.code !== 0) throw new CommandFailedError(ctx.transport.host, r ?? { ...NOT_RUN, argv: send });
+  batchedOk(ctx.transport.host, stopped, stopGarpArgv(a.address, a.interface));
+  batchedOk(ctx.transport.host, sent, send);
 }
-
-const NOT_RUN = { code: null, signal: null, stdout: '', stderr: 'the command did not run (its batch ended before it)', timedOut: false, durationMs: 0 };
 
 export const garp: StepKind<GarpArgs, Record<string, never>> = {
   kind: 'garp',

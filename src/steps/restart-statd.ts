@@ -1,4 +1,4 @@
-import { CommandFailedError, StepRefusedError, type StepContext, type StepKind } from './contract.js';
+import { batchedOk, CommandFailedError, StepRefusedError, type StepContext, type StepKind } from './contract.js';
 import {
   nextStatdState,
   parsePids,
@@ -50,13 +50,6 @@ const stopStatdArgv = (timeoutS: number, pids: number[]): string[] => ['sh', '-c
 /** Each round trip is time the NFSv3 clients wait for their notification: commands go in batches. */
 const batch = (ctx: StepContext, commands: BatchCommand[]) => runBatch((argv, o) => ctx.run(argv, o), commands);
 
-/** The result of a batch's command, or the failure that stopped the batch before it. */
-function must(ctx: StepContext, r: ExecResult | undefined, argv: string[]): ExecResult {
-  if (!r) throw new CommandFailedError(ctx.transport.host, { argv, code: null, signal: null, stdout: '', stderr: 'the command did not run (its batch ended before it)', timedOut: false, durationMs: 0 });
-  if (r.code !== 0) throw new CommandFailedError(ctx.transport.host, r);
-  return r;
-}
-
 function refuseNameless(ctx: StepContext, vip: string, r: ExecResult | undefined): void {
   // sm-notify turns -v ADDRESS into the mon_name it sends by a reverse lookup and gives up
   // ("my_name … is unusable") when the address has no name: seen here with nfs-utils 2.6.2.
@@ -91,8 +84,8 @@ export const restartStatd: StepKind<RestartStatdArgs, Record<string, never>> = {
       { argv: statdStateReadArgv(a.state_dir), mayFail: true },
     ]);
     if (notify) refuseNameless(ctx, a.vip, named);
-    must(ctx, dirs, statdDirsArgv(a.state_dir));
-    const pids = parsePids(must(ctx, pidsNow, statdPidsArgv()).stdout);
+    batchedOk(ctx.transport.host, dirs, statdDirsArgv(a.state_dir));
+    const pids = parsePids(batchedOk(ctx.transport.host, pidsNow, statdPidsArgv()).stdout);
     // 2. The old statd stops (statd writes its state number only when it starts).
     if (pids.length) {
       const timeoutS = a.stop_timeout ?? 5;
@@ -113,14 +106,14 @@ export const restartStatd: StepKind<RestartStatdArgs, Record<string, never>> = {
       { argv: statdStartArgv(a.state_dir, a.vip) },
       { argv: statdPidsArgv() },
     ]);
-    must(ctx, wrote, statdStateWriteArgv(a.state_dir, next));
-    const written = parseStatdState(must(ctx, readBack, statdStateReadArgv(a.state_dir)).stdout);
+    batchedOk(ctx.transport.host, wrote, statdStateWriteArgv(a.state_dir, next));
+    const written = parseStatdState(batchedOk(ctx.transport.host, readBack, statdStateReadArgv(a.state_dir)).stdout);
     if (written !== next) {
       throw new Error(`on ${ctx.transport.host}: wrote NSM state ${next} to ${a.state_dir}/state but read back ${written ?? 'nothing'}`);
     }
     ctx.log(`NSM state ${previous ?? 'none'} -> ${next} in ${a.state_dir}/state`);
-    must(ctx, started, statdStartArgv(a.state_dir, a.vip));
-    if (parsePids(must(ctx, pidsAfter, statdPidsArgv()).stdout).length === 0) {
+    batchedOk(ctx.transport.host, started, statdStartArgv(a.state_dir, a.vip));
+    if (parsePids(batchedOk(ctx.transport.host, pidsAfter, statdPidsArgv()).stdout).length === 0) {
       throw new Error(`on ${ctx.transport.host}: \`${statdStartArgv(a.state_dir, a.vip).join(' ')}\` exited 0 but no rpc.statd runs; see the node's syslog`);
     }
     if (!notify) return;

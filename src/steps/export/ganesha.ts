@@ -9,7 +9,7 @@
  * A file under /etc/ganesha would survive and tempt an %include that re-exports a moved volume
  * on the old node at boot: the split brain failover exists to prevent.
  */
-import { CommandFailedError, StepRefusedError, type StepContext } from '../contract.js';
+import { batchedOk, CommandFailedError, StepRefusedError, type StepContext } from '../contract.js';
 import { runBatch, type BatchCommand } from '../../transport/batch.js';
 import type { ExecResult } from '../../transport/transport.js';
 import {
@@ -121,8 +121,8 @@ async function addExport(ctx: StepContext, a: ExportArgs, withGrace: boolean): P
   const grace = withGrace && a.vip ? ganeshaGraceArgv(GRACE_TAKE_IP, a.vip) : undefined;
   if (grace) cmds.push({ argv: grace, mayFail: true });
   const [write, add, graced] = await runBatch((argv, o) => ctx.run(argv, o), cmds, { stdin: ganeshaExportBlock(a) });
-  if (!write || write.code !== 0) throw new CommandFailedError(ctx.transport.host, write ?? missing(writeConfArgv(a)));
-  if (!add) throw new CommandFailedError(ctx.transport.host, missing(ganeshaAddExportArgv(confPathOf(a), id)));
+  batchedOk(ctx.transport.host, write, writeConfArgv(a));
+  if (!add) batchedOk(ctx.transport.host, add, ganeshaAddExportArgv(confPathOf(a), id));
   if (add.code !== 0 && !/already active/i.test(add.stderr)) throw new CommandFailedError(ctx.transport.host, add);
   if (grace) logGrace(ctx, GRACE_TAKE_IP, a.vip!, graced);
   if (add.code !== 0) return;
@@ -142,14 +142,12 @@ async function removeExport(ctx: StepContext, a: ExportArgs, withGrace: boolean)
   const grace = withGrace && a.vip ? ganeshaGraceArgv(GRACE_RELEASE_IP, a.vip) : undefined;
   if (grace) cmds.push({ argv: grace, mayFail: true });
   const [removed, rm, graced] = await runBatch((argv, o) => ctx.run(argv, o), cmds);
-  if (!removed) throw new CommandFailedError(ctx.transport.host, missing(ganeshaRemoveExportArgv(id)));
+  if (!removed) batchedOk(ctx.transport.host, removed, ganeshaRemoveExportArgv(id));
   if (removed.code !== 0 && !/Export id not found/i.test(removed.stderr)) throw new CommandFailedError(ctx.transport.host, removed);
-  if (!rm || rm.code !== 0) throw new CommandFailedError(ctx.transport.host, rm ?? missing(['rm', '-f', '--', confPathOf(a)]));
+  batchedOk(ctx.transport.host, rm, ['rm', '-f', '--', confPathOf(a)]);
   if (grace) logGrace(ctx, GRACE_RELEASE_IP, a.vip!, graced);
 }
 
-/** A command of a batch that never ran (the batch was cut short): a failure with no output. */
-const missing = (argv: string[]): ExecResult => ({ argv, code: null, signal: null, stdout: '', stderr: 'the command did not run (its batch ended before it)', timedOut: false, durationMs: 0 });
 
 export const ganeshaProvider: ExportProvider = {
   async probe(ctx, a) {
