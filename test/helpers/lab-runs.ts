@@ -55,3 +55,23 @@ export function labRuns(lab: () => Lab, work: () => string): LabRuns {
   };
   return r;
 }
+
+/** A `--json` run of the real CLI, read back as its events. */
+export interface JsonRun {
+  code: number | null;
+  events: any[];
+  summary: any;
+  stderr: string;
+  ms: number;
+}
+
+/** Run the real CLI with `--json` and the state dir `stateDir`; never throws on a failed run. */
+export async function batonJson(args: string[], stateDir: string): Promise<JsonRun> {
+  const t0 = Date.now();
+  const r = await runRaw(['node', CLI, ...args, '--json'], { timeoutMs: 120_000, env: { ...process.env, BATON_STATE_DIR: stateDir } });
+  const events = r.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l));
+  return { code: r.code, events, summary: events.find((e) => e.type === 'summary'), stderr: r.stderr, ms: Date.now() - t0 };
+}

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRoot, startLab, type Lab } from '../helpers/lab.js';
+import { batonJson, type JsonRun } from '../helpers/lab-runs.js';
 import { runRaw } from '../../src/lab/exec.js';
 import { parseTgtadmTargets } from '../../src/facts/iscsi.js';
 import type { DrillReport } from '../../src/drill/report.js';
@@ -34,23 +35,8 @@ const L = (): Lab => {
 const disk = () => L().disks[0]!;
 const vip = () => L().vip;
 
-interface CliRun {
-  code: number | null;
-  events: any[];
-  summary: any;
-  stderr: string;
-  ms: number;
-}
-
-async function baton(args: string[]): Promise<CliRun> {
-  const t0 = Date.now();
-  const r = await runRaw(['node', CLI, ...args, '--json'], { timeoutMs: 120_000, env: { ...process.env, BATON_STATE_DIR: path.join(work, 'state') } });
-  const events = r.stdout
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l));
-  return { code: r.code, events, summary: events.find((e) => e.type === 'summary'), stderr: r.stderr, ms: Date.now() - t0 };
-}
+type CliRun = JsonRun;
+const baton = (args: string[]): Promise<CliRun> => batonJson(args, path.join(work, 'state'));
 
 let pbCount = 0;
 function playbook(plays: Array<{ hosts: string; steps: unknown[] }>): string {

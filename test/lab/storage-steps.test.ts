@@ -13,12 +13,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { requireRoot, startLab, type Lab } from '../helpers/lab.js';
+import { batonJson, type JsonRun } from '../helpers/lab-runs.js';
 import { runRaw } from '../../src/lab/exec.js';
 import { loopsOfImage, parseLosetupJson } from '../../src/facts/storage.js';
 
 const NAME = 'storsteps';
 const SUBNET = '198.18.40.0/24';
-const CLI = path.resolve('dist/cli/main.js');
 const MNT = '/srv/disk1';
 
 let lab: Lab | undefined;
@@ -29,26 +29,8 @@ const L = (): Lab => {
 };
 const disk = () => L().disks[0]!;
 
-interface CliRun {
-  code: number | null;
-  events: any[];
-  summary: any;
-  stderr: string;
-  ms: number;
-}
-
-async function baton(args: string[]): Promise<CliRun> {
-  const t0 = Date.now();
-  const r = await runRaw(['node', CLI, ...args, '--json'], {
-    timeoutMs: 120_000,
-    env: { ...process.env, BATON_STATE_DIR: path.join(work, 'state') },
-  });
-  const events = r.stdout
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l));
-  return { code: r.code, events, summary: events.find((e) => e.type === 'summary'), stderr: r.stderr, ms: Date.now() - t0 };
-}
+type CliRun = JsonRun;
+const baton = (args: string[]): Promise<CliRun> => batonJson(args, path.join(work, 'state'));
 
 function playbook(name: string, host: string, steps: unknown[]): string {
   const file = path.join(work, `${name}.yml`);
