@@ -1,6 +1,6 @@
 import type { Host, Inventory } from '../inventory/model.js';
 import type { Play, Playbook, StepSpec } from '../playbook/model.js';
-import { isOneShot, StepRefusedError } from '../steps/contract.js';
+import { isOneShot, StepRefusedError, type StepContext } from '../steps/contract.js';
 import { BatonError } from '../util/errors.js';
 import type { StepRegistry } from '../steps/registry.js';
 import { render } from '../playbook/template.js';
@@ -13,7 +13,7 @@ import { ExitCode } from '../util/errors.js';
 import { mapLimit, sleep } from '../util/limit.js';
 import { checkRenderedArgs } from './args-check.js';
 import { displayArgv } from '../util/argv.js';
-import { becomeOf, makeStepContext, type TransportSource } from './context.js';
+import { becomeOf, makeStepContext, type ContextOptions, type TransportSource } from './context.js';
 import { describeError } from './errors.js';
 import type { EngineEvent, ItemOutcome, StepRef, StepStatus } from './events.js';
 import type { Journal, RunOutcome } from './journal.js';
@@ -263,9 +263,13 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
       const notes: string[] = [];
       let seq: number | undefined;
       let before: unknown;
+      // The refusals asked early (below): stopped, their commands killed, when the step ends
+      // without using them, so that nothing is left running when the run ends.
+      let early: Promise<void> | undefined;
+      const earlyAbort = new AbortController();
       try {
         const transport = await o.pool.get(on);
-        const ctx = makeStepContext({
+        const ctxOptions: ContextOptions = {
           host,
           transport,
           inventory,
@@ -283,7 +287,8 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
           onCommand: o.verbose
             ? (argv, r) => t.emit({ type: 'log', host: on, message: o.redactor.redact(`$ ${displayArgv(argv)}  → ${r.code ?? 'killed'} (${Math.round(r.durationMs)} ms)`) })
             : undefined,
-        });
+        };
+        const ctx = makeStepContext(ctxOptions);
         // On timeout the abort signal kills the step's commands on the node; give the transport a
         // moment to finish doing so (and the step to notice) before the step is declared failed,
         // so nothing is left running when the run ends and the connection closes.
@@ -303,6 +308,21 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
                 ),
               ]);
 
+        // The refusals (the kind's preconditions, the peers' heldBy) are read-only and do not depend
+        // on what the probe sees: ask them in the same round trip as the probe, and use the answer
+        // only if the step turns out to change something. Not in check mode (nothing changes), nor
+        // at the --step prompt (the operator may take minutes; the answer must be fresh).
+        const prepared = !o.check && kind.prepare && on === host.name ? prefetches.take(playIndex, instance, host.name, args) : undefined;
+        // Its warnings (a peer that did not answer) are shown only if the answer is used.
+        const warnings: string[] = [];
+        const showWarnings = () => warnings.splice(0).forEach((m) => t.emit({ type: 'log', host: host.name, message: o.redactor.redact(m), level: 'warn' }));
+        const refusals = (c: StepContext, signal: AbortSignal) =>
+          withTimeout(checkTakeover({ kind, args, host, inventory, pool: o.pool, safety, ctx: c, prepared, timeoutMs, become, signal, warn: (m) => warnings.push(m) }));
+        if (!o.check && !kind.readOnly && !oneShot && !askEachStep) {
+          abort.signal.addEventListener('abort', () => earlyAbort.abort(), { once: true });
+          early = refusals(makeStepContext({ ...ctxOptions, signal: earlyAbort.signal }), earlyAbort.signal);
+          early.catch(() => undefined); // read only if the step changes something
+        }
         before = oneShot ? {} : await withTimeout(kind.probe(ctx, args));
         if (!oneShot && kind.satisfied(before, args)) {
           // A release seen done in this run lets a later takeover go on without asking this node again.
@@ -332,10 +352,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
         }
 
         // Refusals come before the intent: a takeover that would be unsafe changes nothing.
-        const prepared = kind.prepare && on === host.name ? prefetches.take(playIndex, instance, host.name, args) : undefined;
-        await withTimeout(
-          checkTakeover({ kind, args, host, inventory, pool: o.pool, safety, ctx, prepared, timeoutMs, become, warn: (m) => t.emit({ type: 'log', host: host.name, message: o.redactor.redact(m), level: 'warn' }) }),
-        );
+        await (early ?? refusals(ctx, abort.signal)).finally(showWarnings);
 
         const journaledArgs = o.redactor.maskArgs(args, kind.secretArgs);
         const reversible = kind.reversible?.(args) ?? true;
@@ -357,8 +374,10 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
         });
         // From here on the change may have started: it is a change to revert, whatever happens next.
         if (reversible) t.changes.push({ ref, kind: step.kind, args, before, seq: seq ?? t.changes.length + 1, runId: o.runId, journaledArgs, become, ...(t.item ? { item: { index: t.item.index, label: t.item.label } } : {}) });
-        await withTimeout(kind.apply(ctx, args, before));
-        const after = oneShot ? undefined : await withTimeout(kind.probe(ctx, args));
+        // A kind may read the node in the same exec as its change (after the change) and hand that
+        // back: the same probe, one round trip less. Otherwise the engine probes again.
+        const observed = await withTimeout(kind.apply(ctx, args, before));
+        const after = oneShot ? undefined : observed !== undefined ? observed : await withTimeout(kind.probe(ctx, args));
         if (!oneShot && !kind.satisfied(after, args)) {
           throw new Error(`the commands succeeded but ${on} is not in the wanted state afterwards: ${JSON.stringify(after)}`);
         }
@@ -382,6 +401,10 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
         }
       } finally {
         clearTimeout(timer);
+        if (early) {
+          earlyAbort.abort();
+          await early.catch(() => undefined);
+        }
       }
     }
     return fail(lastError);

@@ -55,6 +55,8 @@ export interface TakeoverCheck {
   timeoutMs: number;
   /** The step's become: peers are read with the same privileges. */
   become?: ExecOptions['become'];
+  /** Kills the peers' commands when the answer is no longer wanted. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -86,6 +88,7 @@ export async function ensureNoPeerHolds(c: TakeoverCheck): Promise<void> {
           force: false,
           timeoutMs: c.timeoutMs,
           become: c.become,
+          ...(c.signal ? { signal: c.signal } : {}),
           log: () => undefined,
         });
         const held = await kind.heldBy!(ctx, args);

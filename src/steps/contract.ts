@@ -14,6 +14,8 @@ import { displayArgv } from '../util/argv.js';
  *   satisfied(before)           true -> ok, nothing runs
  *   apply(before)               make it so
  *   after = probe(); satisfied(after) must hold, or the step failed whatever apply's exit codes said
+ *                               (apply may return `after` itself, read by the probe's own commands
+ *                               run after the change in the same exec: one round trip less)
  *   revert(before)              put back what probe() saw before apply
  */
 export interface StepKind<A = any, O = any> {
@@ -86,7 +88,12 @@ export interface StepKind<A = any, O = any> {
 
   probe(ctx: StepContext, args: A): Promise<O>;
   satisfied(observed: O, args: A): boolean;
-  apply(ctx: StepContext, args: A, before: O): Promise<void>;
+  /**
+   * Make it so. May resolve to the state after the change, read by the same commands as probe()
+   * in the same exec after the change (never inferred from exit codes): the engine then skips
+   * its own probe. Resolve to nothing to have the engine probe.
+   */
+  apply(ctx: StepContext, args: A, before: O): Promise<O | void>;
   revert(ctx: StepContext, args: A, before: O): Promise<void>;
   describe(args: A): StepDescription;
 }
