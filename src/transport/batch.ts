@@ -82,13 +82,40 @@ export async function runBatch(
   return parseBatch(commands, r);
 }
 
-/** The argv of each command of a batch's argv (for transports that answer commands one by one, like tests' fakes). */
-export function commandsOfBatch(argv: readonly string[]): string[][] | undefined {
+/**
+ * The commands of a batch's argv, with their mayFail (for transports that answer commands one by
+ * one, like tests' fakes). Reads the single-quoted words batchArgv wrote; a word may span lines.
+ */
+export function batchCommandsOf(argv: readonly string[]): BatchCommand[] | undefined {
   if (argv[0] !== 'sh' || argv[1] !== '-c' || argv[3] !== 'baton-batch') return undefined;
-  return argv[2]!.split('\n').map((line) => {
-    const run = line.slice(line.indexOf(' >&2; ') + 6, line.indexOf('; rc=$?'));
+  const script = argv[2]!;
+  const out: BatchCommand[] = [];
+  for (let i = 0; ; i++) {
+    const start = script.indexOf(`'${mark('err', i)}' >&2; `);
+    if (start < 0) return out;
+    let at = start + `'${mark('err', i)}' >&2; `.length;
     const words: string[] = [];
-    for (const m of run.replace(/ <\/dev\/null$/, '').matchAll(/'((?:[^']|'\\'')*)'(?= |$)/g)) words.push(m[1]!.replace(/'\\''/g, "'"));
-    return words;
-  });
+    while (script[at] === "'") {
+      let word = '';
+      for (;;) {
+        const close = script.indexOf("'", at + 1);
+        word += script.slice(at + 1, close);
+        at = close + 1;
+        if (!script.startsWith("\\''", at)) break;
+        word += "'";
+        at += 2; // at the opening quote of the rest of the word
+      }
+      words.push(word);
+      if (script[at] === ' ' && script[at + 1] === "'") at++;
+    }
+    const stdin = !script.startsWith(' </dev/null', at);
+    const lineEnd = script.indexOf('\n', script.indexOf(`'${mark('rc', i)}'`));
+    const rest = script.slice(at, lineEnd < 0 ? undefined : lineEnd);
+    out.push({ argv: words, ...(rest.includes('|| exit 0;') ? {} : { mayFail: true }), ...(stdin ? { stdin: true } : {}) });
+  }
+}
+
+/** The argv of each command of a batch's argv. */
+export function commandsOfBatch(argv: readonly string[]): string[][] | undefined {
+  return batchCommandsOf(argv)?.map((c) => c.argv);
 }

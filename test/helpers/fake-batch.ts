@@ -1,4 +1,4 @@
-import { commandsOfBatch } from '../../src/transport/batch.js';
+import { batchCommandsOf } from '../../src/transport/batch.js';
 import type { ExecResult } from '../../src/transport/transport.js';
 
 /**
@@ -7,16 +7,15 @@ import type { ExecResult } from '../../src/transport/transport.js';
  */
 export function answerBatches(answer: (argv: string[]) => ExecResult): (argv: string[]) => ExecResult {
   return (argv) => {
-    const cmds = commandsOfBatch(argv);
+    const cmds = batchCommandsOf(argv);
     if (!cmds) return answer(argv);
-    const mayFail = argv[2]!.split('\n').map((line) => !line.includes('|| exit 0;'));
     let stdout = '';
     let stderr = '';
     for (const [i, c] of cmds.entries()) {
-      const r = answer(c);
+      const r = answer(c.argv);
       stdout += `\n--baton-batch-out-${i}--\n${r.stdout}\n--baton-batch-rc-${i}-- ${r.code ?? 1}\n`;
       stderr += `\n--baton-batch-err-${i}--\n${r.stderr}`;
-      if (r.code !== 0 && !mayFail[i]) break;
+      if (r.code !== 0 && !c.mayFail) break;
     }
     return { argv, code: 0, signal: null, stdout, stderr, timedOut: false, durationMs: 1 };
   };

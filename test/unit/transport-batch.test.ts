@@ -1,7 +1,7 @@
 /** Several commands in one exec: each command's own exit status, stdout and stderr come back. */
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { batchArgv, commandsOfBatch, parseBatch, runBatch, type BatchCommand } from '../../src/transport/batch.js';
+import { batchArgv, batchCommandsOf, commandsOfBatch, parseBatch, runBatch, type BatchCommand } from '../../src/transport/batch.js';
 import { answerBatches } from '../helpers/fake-batch.js';
 import { LocalTransport } from '../../src/transport/local.js';
 
@@ -39,8 +39,9 @@ describe('runBatch', () => {
 
 describe('commandsOfBatch and the tests\' fake (test/helpers/fake-batch.ts)', () => {
   it('recovers every argv, and the fake frames its answers exactly as the real script does', async () => {
-    const cmds: BatchCommand[] = [{ argv: ['printf', '%s\\n', "a 'quoted' $(x)"] }, { argv: ['sh', '-c', 'echo e >&2; exit 2'], mayFail: true }, { argv: ['false'] }, { argv: ['echo', 'never'] }];
+    const cmds: BatchCommand[] = [{ argv: ['printf', '%s\\n', "a 'quoted' $(x)"] }, { argv: ['sh', '-c', 'echo e >&2;\nexit 2', 'it\'s'], mayFail: true }, { argv: ['false'] }, { argv: ['echo', 'never'] }];
     expect(commandsOfBatch(batchArgv(cmds))).toEqual(cmds.map((c) => c.argv));
+    expect(batchCommandsOf(batchArgv(cmds))?.map((c) => Boolean(c.mayFail))).toEqual([false, true, false, false]);
     const real = await runBatch(run, cmds);
     const fake = answerBatches((argv) => {
       const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
