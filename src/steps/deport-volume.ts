@@ -20,7 +20,7 @@ export const deportVolume: StepKind<VolumeArgs, unknown> = {
   satisfied: (o, a) => !volumeProvider(a).imported(o, a),
 
   async apply(ctx, a, before) {
-    await volumeProvider(a).deportHere(ctx, a, before);
+    return volumeProvider(a).deportHere(ctx, a, before);
   },
 
   reversible: (a) => a.provider !== 'command' || a.import !== undefined,

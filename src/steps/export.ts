@@ -34,7 +34,7 @@ export const exportStep: StepKind<ExportArgs, ExportObserved> = {
           'Pick another export_id, or unexport the other path first.',
       );
     }
-    await p.add(ctx, a, before);
+    return p.add(ctx, a, before);
   },
 
   revert: (ctx, a, before) => providerFor(a).restore(ctx, a, before),

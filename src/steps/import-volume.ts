@@ -53,7 +53,7 @@ export const importVolume: StepKind<VolumeArgs, unknown> = {
   satisfied: (o, a) => volumeProvider(a).imported(o, a),
 
   async apply(ctx, a, before) {
-    await volumeProvider(a).importHere(ctx, a, before);
+    return volumeProvider(a).importHere(ctx, a, before);
   },
 
   reversible: (a) => a.provider !== 'command' || a.deport !== undefined,

@@ -1,6 +1,6 @@
 import type { StepContext, StepKind } from './contract.js';
-import { parseSs, ssAddress, ssKillArgv, ssListArgv, type TcpConn } from '../facts/net.js';
-import { addVip, delArgv, probeVip, vipResource, vipRestored, type VipObserved } from './raise-vip.js';
+import { parseIpAddr, parseSs, ssAddress, ssKillArgv, ssListArgv, type TcpConn } from '../facts/net.js';
+import { addVip, delArgv, probeVip, vipResource, vipRestored, vipSeen, type VipObserved } from './raise-vip.js';
 import { announce, garpPidFile, STOP_ANNOUNCER_SCRIPT } from './garp.js';
 
 /**
@@ -40,17 +40,19 @@ export function releaseArgv(a: LowerVipArgs, prefix: number): string[] {
 /**
  * The whole release in one exec (each round trip is outage): stop our own announcer of the
  * address (garp's pid file; in a subshell, whose exits end only it), then the reset and delete
- * of releaseArgv, then the connections still there, after a marker line.
- *   $1 garp pid file  $2 address for ss  $3… releaseArgv
+ * of releaseArgv, then the connections still there, after a marker line, then the interface's
+ * addresses after another (the step's probe, read after the change: one round trip less).
+ *   $1 garp pid file  $2 address for ss  $3 interface  $4… releaseArgv
  */
 const STOP_RELEASE_LIST = `( ${STOP_ANNOUNCER_SCRIPT} )
-shift; a=$1; shift
+shift; a=$1; dev=$2; shift 2
 "$@" || exit $?
 printf '%s\\n' --baton--left
-ss -H -n -t state connected src "$a" || true`;
+ss -H -n -t state connected src "$a" || true
+if out=$(ip -o addr show dev "$dev"); then printf '%s\\n' --baton--addr "$out"; fi`;
 
 export function stopReleaseListArgv(a: LowerVipArgs, prefix: number): string[] {
-  return ['sh', '-c', STOP_RELEASE_LIST, 'baton-lower-vip', garpPidFile(a.address, a.interface), ssAddress(a.address), ...releaseArgv(a, prefix)];
+  return ['sh', '-c', STOP_RELEASE_LIST, 'baton-lower-vip', garpPidFile(a.address, a.interface), ssAddress(a.address), a.interface, ...releaseArgv(a, prefix)];
 }
 
 async function checkReset(ctx: StepContext, a: LowerVipArgs, stderr: string, seenLeft?: TcpConn[]): Promise<void> {
@@ -86,11 +88,15 @@ export const lowerVip: StepKind<LowerVipArgs, VipObserved> = {
     // Delete with the prefix the engine's probe just saw, which may differ from the one asked for.
     if (!before.present) return;
     const r = await ctx.run(stopReleaseListArgv(a, before.prefix ?? a.prefix));
-    if (a.reset_connections === false) return;
-    const [killedText = '', leftText = ''] = r.stdout.split(/^--baton--left$/m, 2);
+    const [released = '', addrText] = r.stdout.split(/^--baton--addr$/m, 2);
+    // The interface as it is after the delete, read in the same exec: the step's probe.
+    const after = addrText === undefined ? undefined : vipSeen(parseIpAddr(addrText), a);
+    if (a.reset_connections === false) return after;
+    const [killedText = '', leftText = ''] = released.split(/^--baton--left$/m, 2);
     const killed = killedText.split('\n').filter((l) => l.trim()).length;
     if (killed) ctx.log(`lower_vip: reset ${killed} TCP connection(s) to ${a.address} on ${ctx.transport.host}`);
     await checkReset(ctx, a, r.stderr, parseSs(leftText));
+    return after;
   },
 
   async revert(ctx, a, before) {

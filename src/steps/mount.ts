@@ -7,19 +7,23 @@
  *   - mount: { source_image: /srv/san/disk1.img, path: /srv/disk1, fstype: ext4 }
  *   - mount: { source: /dev/sdb1, path: /export, fstype: xfs, options: noatime }
  */
-import { CommandFailedError, StepRefusedError, type StepContext, type StepKind } from './contract.js';
+import { CommandFailedError, StepRefusedError, batchedOk, type StepContext, type StepKind } from './contract.js';
+import { runBatch } from '../transport/batch.js';
 import {
   mountAt,
   MOUNT_USERS_SCAN,
   normPath,
   parseMountUsers,
   loopStateOf,
+  parseStorageView,
   readMounts,
   readStorageView,
   runnerOf,
+  storageViewArgv,
   submountsOf,
   type MountEntry,
   type MountUser,
+  type StorageView,
 } from '../facts/storage.js';
 import { sleep } from '../util/limit.js';
 
@@ -146,7 +150,14 @@ export const mountStep: StepKind<MountArgs, MountObserved> = {
     if (before.submounts.length) {
       throw new StepRefusedError(`${ctx.host.name}: will not mount on ${path}: mounts below it would be hidden: ${before.submounts.join(', ')}`);
     }
-    await ctx.run(mountArgv(before.device, path, a.fstype, a.options));
+    // The mount table (and the image's device) read back in the same exec: the step's probe.
+    const mount = mountArgv(before.device, path, a.fstype, a.options);
+    const [mounted, viewed] = await runBatch((argv, opts) => ctx.run(argv, opts), [{ argv: mount }, { argv: storageViewArgv() }]);
+    batchedOk(ctx.host.name, mounted, mount);
+    if (viewed?.code !== 0) return undefined;
+    const view = parseStorageView(viewed.stdout);
+    const device = a.source_image ? (loopStateOf(view, a.source_image).held[0] ?? null) : before.device;
+    return { device, mounted: toMounted(mountAt(view.mounts, a.path)), submounts: submountsOf(view.mounts, a.path) };
   },
 
   // Mounted or not is what a revert must restore; the loop device's number may differ.
@@ -250,7 +261,7 @@ const usersText = (users: MountUser[]) => users.map((u) => `${u.pid} (${u.comm}:
  * half the time, and retry, for at most killTimeoutS. Then give up with the users named: a
  * failover that hangs on a busy mount is worse than one that stops and says why.
  */
-export async function unmountPath(ctx: StepContext, path: string, o: UnmountOptions): Promise<{ killed: MountUser[] }> {
+export async function unmountPath(ctx: StepContext, path: string, o: UnmountOptions): Promise<{ killed: MountUser[]; view?: StorageView }> {
   const p = normPath(path);
   const t0 = Date.now();
   const budget = Math.min(o.killTimeoutS * 1000, ctx.timeoutMs ?? Infinity);
@@ -262,12 +273,17 @@ export async function unmountPath(ctx: StepContext, path: string, o: UnmountOpti
     // One exec per round: the signal decided last round (or, first, a TERM the node sends the
     // users it finds), the umount, and on "busy" the users.
     const first = signalled.size === 0 && !signal;
-    const r = await ctx.run(umountTryArgv(p, signal, first && o.killUsers ? { never: NEVER_KILLED } : undefined), { okCodes: [0, 32] });
+    // The node's storage view follows in the same exec: once the umount succeeds it is the
+    // unmount step's probe, read after the change.
+    const attempt = umountTryArgv(p, signal, first && o.killUsers ? { never: NEVER_KILLED } : undefined);
+    const [tried, viewed] = await runBatch((argv, opts) => ctx.run(argv, opts), [{ argv: attempt, mayFail: true }, { argv: storageViewArgv() }]);
+    const r = tried ?? batchedOk(ctx.host.name, tried, attempt);
+    if (r.code !== 0 && r.code !== 32) throw new CommandFailedError(ctx.host.name, r);
     for (const u of parseSignalled(r.stdout)) {
       if (!signalled.has(u.pid)) ctx.log(`${p} is busy: sent TERM to ${usersText([u])}`);
       signalled.set(u.pid, u);
     }
-    if (r.code === 0) return { killed: [...signalled.values()] };
+    if (r.code === 0) return { killed: [...signalled.values()], ...(viewed?.code === 0 ? { view: parseStorageView(viewed.stdout) } : {}) };
     if (!/busy/i.test(r.stderr)) throw new CommandFailedError(ctx.host.name, r);
     users = parseMountUsers(r.stdout.split('\n').filter((l) => !l.startsWith('signalled\t')).join('\n')).filter((u) => u.pid !== 1);
     signal = undefined;

@@ -1,5 +1,6 @@
 import type { StepContext, StepKind } from './contract.js';
-import { StepRefusedError } from './contract.js';
+import { StepRefusedError, batchedOk } from './contract.js';
+import { runBatch } from '../transport/batch.js';
 import { stopAnnouncing } from './garp.js';
 import {
   canonicalAddress,
@@ -14,6 +15,8 @@ import {
   type DuplicateCheck,
   parseIpAddr,
   readAddresses,
+  addrShowArgv,
+  type IfAddress,
   readFileArgv,
   writeFileArgv,
 } from '../facts/net.js';
@@ -50,7 +53,12 @@ export interface VipObserved {
 }
 
 export async function probeVip(ctx: StepContext, a: { address: string; interface: string }): Promise<VipObserved> {
-  const found = findAddress(await readAddresses(ctx, a.interface), a.address);
+  return vipSeen(await readAddresses(ctx, a.interface), a);
+}
+
+/** What probeVip makes of the interface's addresses (`ip -o addr show dev IFACE`). */
+export function vipSeen(addresses: IfAddress[], a: { address: string; interface: string }): VipObserved {
+  const found = findAddress(addresses, a.address);
   if (!found) return { present: false };
   const seen: VipObserved = { present: true, prefix: found.prefix };
   if (found.label !== undefined && found.label !== a.interface) seen.label = found.label;
@@ -222,6 +230,18 @@ export async function addVip(ctx: StepContext, a: VipArgs): Promise<void> {
   else await ctx.run(addArgv(a.address, a.prefix, a.interface, a.label));
 }
 
+/** IPv4: add, then read the interface back in the same exec (the step's probe, one round trip less). */
+async function addVipAndProbe(ctx: StepContext, a: VipArgs): Promise<VipObserved | undefined> {
+  if (isIPv6(a.address)) {
+    await addIPv6(ctx, a);
+    return undefined;
+  }
+  const add = addArgv(a.address, a.prefix, a.interface, a.label);
+  const [added, shown] = await runBatch((argv, o) => ctx.run(argv, o), [{ argv: add }, { argv: addrShowArgv(a.interface) }]);
+  batchedOk(ctx.transport.host, added, add);
+  return shown?.code === 0 ? vipSeen(parseIpAddr(shown.stdout), a) : undefined;
+}
+
 export const raiseVip: StepKind<VipArgs, VipObserved> = {
   kind: 'raise_vip',
   inverse: 'lower_vip',
@@ -246,7 +266,7 @@ export const raiseVip: StepKind<VipArgs, VipObserved> = {
       // Here already, but with another prefix/label, or a leftover dadfailed copy: replace it.
       await removeVip(ctx, a.address, a.interface);
     }
-    await addVip(ctx, a);
+    return addVipAndProbe(ctx, a);
   },
 
   async revert(ctx, a, before) {

@@ -24,7 +24,7 @@ export const unexportStep: StepKind<ExportArgs, ExportObserved> = {
           'Check export_id in the playbook.',
       );
     }
-    await providerFor(a).remove(ctx, a, before);
+    return providerFor(a).remove(ctx, a, before);
   },
 
   // Putting an export back needs its fsid (and, for Ganesha, the whole block).

@@ -7,7 +7,7 @@
  *   - unmount: { path: /export, kill_timeout: 30, kill_users: false }
  */
 import { StepRefusedError, type StepKind } from './contract.js';
-import { mountAt, normPath, readLoopState, readMounts, readStorageView, runnerOf } from '../facts/storage.js';
+import { mountAt, normPath, readLoopState, readMounts, readStorageView, runnerOf, type StorageView } from '../facts/storage.js';
 import { DEFAULT_KILL_TIMEOUT_S, mountArgv, mountResource, toMounted, unmountPath, type MountedFs } from './mount.js';
 
 export interface UnmountArgs {
@@ -24,6 +24,14 @@ export interface UnmountObserved {
   image?: string;
 }
 
+/** The probe's reading of a storage view: what is mounted at the path, and the image behind a loop device. */
+function unmountSeen(view: StorageView, a: UnmountArgs): UnmountObserved {
+  const mounted = toMounted(mountAt(view.mounts, a.path));
+  if (!mounted || !/^\/dev\/loop\d+$/.test(mounted.source)) return { mounted };
+  const image = view.loops.find((d) => d.name === mounted.source)?.backFile;
+  return image ? { mounted, image } : { mounted };
+}
+
 export const unmountStep: StepKind<UnmountArgs, UnmountObserved> = {
   kind: 'unmount',
   inverse: 'mount',
@@ -37,12 +45,9 @@ export const unmountStep: StepKind<UnmountArgs, UnmountObserved> = {
 
   async probe(ctx, a) {
     // Mount table and loop devices in one exec: the backing file is needed when it is a loop.
-    const view = await readStorageView(runnerOf(ctx));
-    const mounted = toMounted(mountAt(view.mounts, a.path));
-    if (!mounted || !/^\/dev\/loop\d+$/.test(mounted.source)) return { mounted };
-    const image = view.loops.find((d) => d.name === mounted.source)?.backFile;
-    return image ? { mounted, image } : { mounted };
+    return unmountSeen(await readStorageView(runnerOf(ctx)), a);
   },
+
 
   satisfied: (o) => o.mounted === null,
 
@@ -56,8 +61,9 @@ export const unmountStep: StepKind<UnmountArgs, UnmountObserved> = {
   },
 
   async apply(ctx, a) {
-    const { killed } = await unmountPath(ctx, a.path, { killTimeoutS: a.kill_timeout ?? DEFAULT_KILL_TIMEOUT_S, killUsers: a.kill_users ?? true });
+    const { killed, view } = await unmountPath(ctx, a.path, { killTimeoutS: a.kill_timeout ?? DEFAULT_KILL_TIMEOUT_S, killUsers: a.kill_users ?? true });
     if (killed.length) ctx.log(`unmounted ${a.path} after signalling ${killed.map((u) => `${u.pid} (${u.comm})`).join(', ')}`);
+    return view ? unmountSeen(view, a) : undefined;
   },
 
   async revert(ctx, a, before) {

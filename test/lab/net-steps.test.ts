@@ -204,8 +204,11 @@ describe('network steps on the lab', () => {
         vip()],
       { timeoutMs: 20_000 },
     );
-    await sleep(700);
-    const conns = (await runRaw(['ip', 'netns', 'exec', L().node('n1').netns, 'ss', '-H', '-n', '-t', 'state', 'established', 'src', vip()])).stdout;
+    // Wait for the connection (python's start in the namespace is slow on a loaded machine).
+    let conns = '';
+    for (const until = Date.now() + 8000; !conns.trim() && Date.now() < until; await sleep(100)) {
+      conns = (await runRaw(['ip', 'netns', 'exec', L().node('n1').netns, 'ss', '-H', '-n', '-t', 'state', 'established', 'src', vip()])).stdout;
+    }
     expect(conns.trim(), `the client connection is not established on n1 (client: ${JSON.stringify(await Promise.race([client, sleep(1).then(() => 'still running')]))})`).not.toBe('');
     const r = await runPb(`- hosts: n1\n  steps:\n${stepLine('lower_vip', 'n1', { address: vip(), prefix: 24, interface: 'eth0' })}`);
     expect(r.code, r.out).toBe(0);

@@ -290,7 +290,7 @@ describe('raise_vip', () => {
       return undefined;
     }, true);
     await raiseVip.preconditions!(ctx, V4).then(() => raiseVip.apply(ctx, V4, { present: false }));
-    expect(ran.at(-1)).toEqual(addArgv('198.18.30.200', 24, 'eth0'));
+    expect(ran.at(-2)).toEqual(addArgv('198.18.30.200', 24, 'eth0'));
     expect(logs.join()).toContain('02:ba:12:1e:01:02 (n2)');
   });
 

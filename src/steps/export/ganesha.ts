@@ -18,6 +18,8 @@ import {
   ganeshaAddExportArgv,
   ganeshaGraceArgv,
   ganeshaRemoveExportArgv,
+  ganeshaShowExportsArgv,
+  parseShowExports,
   parseAddExportReply,
   parseGraceReply,
   readGaneshaExports,
@@ -115,17 +117,22 @@ function logGrace(ctx: StepContext, event: number, vip: string, r: ExecResult | 
  * Write the EXPORT block, AddExport it, and start the grace period of a taken IP: one exec.
  * An export already active under the id is what we want (a re-run after a crash).
  */
-async function addExport(ctx: StepContext, a: ExportArgs, withGrace: boolean): Promise<void> {
+async function addExport(ctx: StepContext, a: ExportArgs, withGrace: boolean): Promise<GaneshaObserved | undefined> {
   const id = exportIdOf(a);
   const cmds: BatchCommand[] = [{ argv: writeConfArgv(a), stdin: true }, { argv: ganeshaAddExportArgv(confPathOf(a), id), mayFail: true }];
   const grace = withGrace && a.vip ? ganeshaGraceArgv(GRACE_TAKE_IP, a.vip) : undefined;
   if (grace) cmds.push({ argv: grace, mayFail: true });
-  const [write, add, graced] = await runBatch((argv, o) => ctx.run(argv, o), cmds, { stdin: ganeshaExportBlock(a) });
+  // The step's probe last, in the same exec: one round trip less.
+  cmds.push({ argv: ganeshaShowExportsArgv(), mayFail: true });
+  const results = await runBatch((argv, o) => ctx.run(argv, o), cmds, { stdin: ganeshaExportBlock(a) });
+  const [write, add] = results;
+  const graced = grace ? results[2] : undefined;
+  const shown = observedFrom(a, results[cmds.length - 1]);
   batchedOk(ctx.transport.host, write, writeConfArgv(a));
   if (!add) batchedOk(ctx.transport.host, add, ganeshaAddExportArgv(confPathOf(a), id));
   if (add.code !== 0 && !/already active/i.test(add.stderr)) throw new CommandFailedError(ctx.transport.host, add);
   if (grace) logGrace(ctx, GRACE_TAKE_IP, a.vip!, graced);
-  if (add.code !== 0) return;
+  if (add.code !== 0) return shown;
   const reply = parseAddExportReply(add.stdout);
   if (reply.errors.length) {
     throw new Error(
@@ -133,19 +140,32 @@ async function addExport(ctx: StepContext, a: ExportArgs, withGrace: boolean): P
         'The export may not be what was asked; it will be rolled back. Check the Ganesha version against the EXPORT block baton writes.',
     );
   }
+  return shown;
+}
+
+/** The probe's reading of a ShowExports reply run in a batch (undefined: it did not answer; the engine probes). */
+function observedFrom(a: ExportArgs, r: ExecResult | undefined): GaneshaObserved | undefined {
+  if (r?.code !== 0) return undefined;
+  const id = exportIdOf(a);
+  const found = parseShowExports(r.stdout).find((e) => e.id === id);
+  return { provider: 'ganesha', exportId: id, activePath: found?.path ?? null };
 }
 
 /** RemoveExport, drop the file, and start the grace period of a released IP: one exec. */
-async function removeExport(ctx: StepContext, a: ExportArgs, withGrace: boolean): Promise<void> {
+async function removeExport(ctx: StepContext, a: ExportArgs, withGrace: boolean): Promise<GaneshaObserved | undefined> {
   const id = exportIdOf(a);
   const cmds: BatchCommand[] = [{ argv: ganeshaRemoveExportArgv(id), mayFail: true }, { argv: ['rm', '-f', '--', confPathOf(a)] }];
   const grace = withGrace && a.vip ? ganeshaGraceArgv(GRACE_RELEASE_IP, a.vip) : undefined;
   if (grace) cmds.push({ argv: grace, mayFail: true });
-  const [removed, rm, graced] = await runBatch((argv, o) => ctx.run(argv, o), cmds);
+  cmds.push({ argv: ganeshaShowExportsArgv(), mayFail: true });
+  const results = await runBatch((argv, o) => ctx.run(argv, o), cmds);
+  const [removed, rm] = results;
+  const graced = grace ? results[2] : undefined;
   if (!removed) batchedOk(ctx.transport.host, removed, ganeshaRemoveExportArgv(id));
   if (removed.code !== 0 && !/Export id not found/i.test(removed.stderr)) throw new CommandFailedError(ctx.transport.host, removed);
   batchedOk(ctx.transport.host, rm, ['rm', '-f', '--', confPathOf(a)]);
   if (grace) logGrace(ctx, GRACE_RELEASE_IP, a.vip!, graced);
+  return observedFrom(a, results[cmds.length - 1]);
 }
 
 
@@ -172,8 +192,14 @@ export const ganeshaProvider: ExportProvider = {
       return;
     }
     if (b.activePath === now.activePath) return;
-    if (b.activePath === null && now.activePath === a.path) return removeExport(ctx, a, false);
-    if (b.activePath === a.path && now.activePath === null) return addExport(ctx, a, false);
+    if (b.activePath === null && now.activePath === a.path) {
+      await removeExport(ctx, a, false);
+      return;
+    }
+    if (b.activePath === a.path && now.activePath === null) {
+      await addExport(ctx, a, false);
+      return;
+    }
     // Someone else's export holds the id now, or held it then: not ours to change.
     throw new StepRefusedError(
       `on ${ctx.transport.host}: Ganesha Export_Id ${b.exportId} serves ${now.activePath ?? 'nothing'} and served ${b.activePath ?? 'nothing'} before; ` +

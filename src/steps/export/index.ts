@@ -19,8 +19,9 @@ export function providerFor(a: ExportArgs): ExportProvider {
  */
 export async function checkBeforeExport(ctx: StepContext, raw: ExportArgs, p: ExportProvider): Promise<void> {
   const a = withDefaults(raw);
+  // Two independent reads: asked at once (each round trip before an export is outage).
+  const [m, s] = await Promise.all([a.require_mount ? readMountAt(ctx, a.path) : undefined, a.scope ? p.scope(ctx) : undefined]);
   if (a.require_mount) {
-    const m = await readMountAt(ctx, a.path);
     if (!m) {
       throw new StepRefusedError(
         `on ${ctx.transport.host}: ${a.path} is not a mount point: nothing is mounted there, so exporting it would serve the empty ` +
@@ -29,14 +30,11 @@ export async function checkBeforeExport(ctx: StepContext, raw: ExportArgs, p: Ex
     }
     ctx.log(`${a.path} is ${m.source} (${m.fstype})`);
   }
-  if (a.scope) {
-    const s = await p.scope(ctx);
-    if (s.scope !== a.scope) {
-      throw new StepRefusedError(
-        `on ${ctx.transport.host}: the NFS server presents NFSv4 server scope ${JSON.stringify(s.scope)} (${s.source}), not ${JSON.stringify(a.scope)}. ` +
-          'Clients refuse to reclaim state from a server with another scope: give every node the same scope and restart its NFS server before failing over.',
-      );
-    }
+  if (s && s.scope !== a.scope) {
+    throw new StepRefusedError(
+      `on ${ctx.transport.host}: the NFS server presents NFSv4 server scope ${JSON.stringify(s.scope)} (${s.source}), not ${JSON.stringify(a.scope)}. ` +
+        'Clients refuse to reclaim state from a server with another scope: give every node the same scope and restart its NFS server before failing over.',
+    );
   }
 }
 

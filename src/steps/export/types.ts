@@ -39,9 +39,12 @@ export interface ExportProvider {
   exported(o: ExportObserved, a: ExportArgs): boolean;
   /** Is nothing of this export left? */
   absent(o: ExportObserved, a: ExportArgs): boolean;
-  /** Make the export (the server is checked for mount and scope before). */
-  add(ctx: StepContext, a: ExportArgs, before: ExportObserved): Promise<void>;
-  remove(ctx: StepContext, a: ExportArgs, before: ExportObserved): Promise<void>;
+  /**
+   * Make the export (the server is checked for mount and scope before). May resolve to probe()'s
+   * reading taken after the change in the same exec (the step contract's apply).
+   */
+  add(ctx: StepContext, a: ExportArgs, before: ExportObserved): Promise<ExportObserved | void>;
+  remove(ctx: StepContext, a: ExportArgs, before: ExportObserved): Promise<ExportObserved | void>;
   /** Bring the export back to what `before` saw (revert of either direction). */
   restore(ctx: StepContext, a: ExportArgs, before: ExportObserved): Promise<void>;
   scope(ctx: StepContext): Promise<{ scope: string; source: string }>;

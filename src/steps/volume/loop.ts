@@ -1,6 +1,7 @@
 /** Loop provider: a shared image file attached as a loop device (the lab's SAN disks). */
-import { StepRefusedError } from '../contract.js';
-import { LOOP_CLAIM_DIR, parseMountinfo, readLoopState, type LoopState } from '../../facts/storage.js';
+import { StepRefusedError, batchedOk } from '../contract.js';
+import { LOOP_CLAIM_DIR, loopStateOf, parseMountinfo, parseStorageView, readLoopState, storageViewArgv, type LoopState } from '../../facts/storage.js';
+import { runBatch } from '../../transport/batch.js';
 import { need, type VolumeProvider } from './provider.js';
 
 export const loopImportArgv = (image: string): string[] => ['losetup', '--nooverlap', '--find', '--show', image];
@@ -50,9 +51,12 @@ export const loopProvider: VolumeProvider<LoopState> = {
     const image = need(a, 'image');
     // --nooverlap reuses a device already backed by the image instead of attaching a second one
     // (two devices on one ext4 image mounted twice would corrupt it). Attach and claim: one exec.
-    const r = await ctx.run(loopAttachArgv(image));
-    const device = r.stdout.trim();
+    // The step's probe (the storage view) follows in the same exec: one round trip less.
+    const attach = loopAttachArgv(image);
+    const [attached, view] = await runBatch((argv, o) => ctx.run(argv, o), [{ argv: attach }, { argv: storageViewArgv() }]);
+    const device = batchedOk(ctx.host.name, attached, attach).stdout.trim();
     if (!/^\/dev\/loop\d+$/.test(device)) throw new Error(`on ${ctx.host.name}: \`${loopImportArgv(image).join(' ')}\` printed "${device}", not a loop device`);
+    return view?.code === 0 ? loopStateOf(parseStorageView(view.stdout), image) : undefined;
   },
 
   async deportHere(ctx, a, now) {
@@ -60,7 +64,9 @@ export const loopProvider: VolumeProvider<LoopState> = {
     if (!now.held.length) return;
     // Refuse-if-mounted, detach, verify and drop the claim: one exec (each round trip is time
     // the clients wait).
-    const r = await ctx.run(loopDetachAllArgv(image, now.held), { okCodes: [0, 4, 5] });
+    const detach = loopDetachAllArgv(image, now.held);
+    const [detached, view] = await runBatch((argv, o) => ctx.run(argv, o), [{ argv: detach, mayFail: true }, { argv: storageViewArgv() }]);
+    const r = detached ?? batchedOk(ctx.host.name, detached, detach);
     if (r.code === 4) {
       const mounts = parseMountinfo(r.stdout);
       const where = (dev: string) => mounts.filter((m) => m.source === dev).map((m) => m.mountPoint);
@@ -74,6 +80,8 @@ export const loopProvider: VolumeProvider<LoopState> = {
           `(a mount in another namespace, a process with the device open); find it with \`lsof ${dev}\` or \`findmnt ${dev}\`, release it, and re-run`,
       );
     }
+    batchedOk(ctx.host.name, r, detach);
+    return view?.code === 0 ? loopStateOf(parseStorageView(view.stdout), image) : undefined;
   },
 
   importArgv: (a) => [loopImportArgv(need(a, 'image'))],

@@ -30,10 +30,13 @@ export interface VolumeProvider<O = unknown> {
   label(a: VolumeArgs): string;
   probe(run: Runner, a: VolumeArgs): Promise<O>;
   imported(o: O, a: VolumeArgs): boolean;
-  /** Make it imported here (the peer check has been done). */
-  importHere(ctx: StepContext, a: VolumeArgs, now: O): Promise<void>;
-  /** Make it deported here; `restore` is what to converge back to when reverting an import. */
-  deportHere(ctx: StepContext, a: VolumeArgs, now: O, restore?: O): Promise<void>;
+  /**
+   * Make it imported here (the peer check has been done). May resolve to probe()'s reading taken
+   * after the change in the same exec (see the step contract's apply).
+   */
+  importHere(ctx: StepContext, a: VolumeArgs, now: O): Promise<O | void>;
+  /** Make it deported here; `restore` is what to converge back to when reverting an import. Like importHere. */
+  deportHere(ctx: StepContext, a: VolumeArgs, now: O, restore?: O): Promise<O | void>;
   importArgv(a: VolumeArgs): string[][];
   deportArgv(a: VolumeArgs): string[][];
 }
