@@ -4,8 +4,8 @@
  * interface fo1; nfs-b has none and stays on eth0. What is checked is what a user would look at:
  * which node's links carry the group's MAC (read in the nodes' namespaces, not through baton), the
  * client's neighbour entry for the VIP (`ip neigh` in the client's namespace), and what the client
- * reads through the VIP — before `service-move`, after it, and after `baton undo` of it. Root
- * only; the lab is torn down whatever happens.
+ * reads through the VIP — before `service-move`, after it, after `baton undo` of it, and after
+ * `node-failover` of the node holding it. Root only; the lab is torn down whatever happens.
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -204,5 +204,17 @@ describe('a service group with a failover MAC, moved and undone', () => {
     expect(await addressOn(b.vip.address)).toEqual(['n1 eth0']);
     expect(await clientNeighbour(b.vip.address)).toBe(L().node('n1').mac);
     expect(await macOn(groupNamed('nfs-a').mac!)).toEqual(['n1 fo1 up']);
+  });
+
+  it('node-failover -e failed=n1: n1 fenced (its NICs go with its power), both groups on n2, the MAC on n2 only, the client on the same MAC and reading', async () => {
+    const a = groupNamed('nfs-a');
+    ok(await run(['run', '--yes', '-i', L().inventoryPath, path.resolve('playbooks/node-failover.yml'), '-e', 'failed=n1']), 'node-failover n1');
+    expect(await L().power('n1', 'status')).toMatch(/off/);
+    expect(await macOn(a.mac!)).toEqual(['n2 fo1 up']);
+    expect(await fo1('n1')).toBe(`${ownMac('n1')} down`);
+    expect(await addressOn(a.vip.address)).toEqual(['n2 fo1']);
+    expect(await addressOn(groupNamed('nfs-b').vip.address)).toEqual(['n2 eth0']);
+    expect(await clientNeighbour(a.vip.address)).toBe(a.mac);
+    expect(await clientReadFrom(a, 'mac.bin')).toBe(written);
   });
 });
