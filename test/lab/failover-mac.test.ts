@@ -125,7 +125,7 @@ describe('a service group with a failover MAC, moved and undone', () => {
     groups = loadServiceGroups(loadInventory(lab.inventoryPath));
     for (const g of groups) ok(await run(['run', '--yes', '-i', lab.inventoryPath, path.resolve('playbooks/nfs-start.yml'), '-e', JSON.stringify(groupStartVars(g, g.home))]), `starting ${g.name} on ${g.home}`);
     written = await clientWriteTo(groupNamed('nfs-a'), 'mac.bin', 128 * 1024);
-  }, 120_000);
+  });
 
   afterAll(async () => {
     await lab?.down();
