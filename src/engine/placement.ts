@@ -43,6 +43,8 @@ export interface Move {
   export_path: string;
   /** Why this move: `switchover`, `evacuate`, `failover`. */
   reason: string;
+  /** The group's failover MAC ('' without one): `interface` is then its failover interface on both nodes. */
+  mac: string;
 }
 
 export interface Resolution {
@@ -63,6 +65,7 @@ export class PlacementRefused extends BatonError {
 const usable = (n: NodeObservation | undefined): boolean => Boolean(n?.view) && n!.power !== 'off';
 
 function ifaceOf(g: ServiceGroup, inventory: Inventory | undefined, node: string): string {
+  if (g.mac && g.failoverInterface) return g.failoverInterface;
   if (g.interface) return g.interface;
   const v = inventory?.hosts.get(node)?.vars.iface;
   return typeof v === 'string' && v && !v.includes('{{') ? v : 'eth0';
@@ -89,6 +92,7 @@ export function moveOf(g: ServiceGroup, from: string, to: string, reason: string
     exports: g.nfsExports.map((e) => ({ path: e.path, pseudo: e.pseudo, fsid: e.fsid, export_id: e.exportId, clients: e.clients ?? '*', access: e.access ?? 'rw', squash: e.squash ?? 'root_squash' })),
     export_path: g.nfsExports[0]?.path ?? g.mount?.path ?? '',
     reason,
+    mac: g.mac ?? '',
   };
 }
 

@@ -73,7 +73,13 @@ export interface ServiceGroup {
   home: string;
   /** The group's lock name (service-NAME unless set). */
   lock: string;
+  /**
+   * The group's own MAC (failover MAC), lower case: the VIP is raised on `failoverInterface`, which
+   * takes this MAC on the node that runs the group (docs/service-groups.md). Set with it.
+   */
   mac?: string;
+  /** Each node's spare interface that carries the group's MAC and VIP. */
+  failoverInterface?: string;
   /** Derived from single-service vars, not declared in baton_services. */
   implied: boolean;
   /** Where the group was written (its key, or the var it was derived from). */
@@ -216,6 +222,7 @@ function toGroup(name: string, raw: Raw, locate: Locate): ServiceGroup {
   };
   if (typeof raw.interface === 'string') g.interface = raw.interface;
   if (typeof raw.mac === 'string') g.mac = raw.mac.toLowerCase();
+  if (typeof raw.failover_interface === 'string') g.failoverInterface = raw.failover_interface;
   if (isMapping(raw.volume)) g.volume = toVolume(raw.volume);
   if (isMapping(raw.mount)) {
     g.mount = { path: normPath(String(raw.mount.path)), fstype: String(raw.mount.fstype) };
@@ -274,6 +281,8 @@ function crossCheck(groups: ServiceGroup[], raw: Raw, inventory: Inventory, loca
     }
   };
   unique('VIP', groups.map((g) => ({ group: g.name, value: canonicalAddress(g.vip.address), shown: g.vip.address, at: ['vip'] })));
+  unique('MAC', groups.flatMap((g) => (g.mac ? [{ group: g.name, value: g.mac, at: ['mac'] }] : [])));
+  problems.push(...failoverMacProblems(groups, raw, locate));
   unique('mount path', groups.flatMap((g) => (g.mount ? [{ group: g.name, value: g.mount.path, at: ['mount', 'path'] }] : [])));
   unique(
     'volume',
@@ -304,6 +313,57 @@ function crossCheck(groups: ServiceGroup[], raw: Raw, inventory: Inventory, loca
       else seen.set(e.fsid, i);
     });
   }
+  return problems;
+}
+
+/**
+ * A MAC a group may own: unicast (bit 0 of the first octet clear: no interface takes a multicast
+ * address) and locally administered (bit 1 set: never some vendor's NIC address).
+ */
+export function macProblem(mac: string): string | undefined {
+  const first = parseInt(mac.slice(0, 2), 16);
+  if (first & 1) return 'is a multicast address (its first octet is odd): no interface can take it';
+  if (!(first & 2)) return "is not locally administered (the second bit of its first octet is clear): it may be some vendor NIC's; use one like 02:…, 06:…, 0a:… or 0e:…";
+  return undefined;
+}
+
+/**
+ * A failover MAC needs its interface and a MAC an interface may take; the VIP then goes on that
+ * interface, so `interface` would be a second answer to where. One interface carries one MAC: two
+ * groups that may run on the same node cannot share their failover interface.
+ */
+function failoverMacProblems(groups: ServiceGroup[], raw: Raw, locate: Locate): Problem[] {
+  const problems: Problem[] = [];
+  const written = (g: ServiceGroup, key: string) => isMapping(raw[g.name]) && (raw[g.name] as Raw)[key] !== undefined;
+  for (const g of groups) {
+    if (g.mac && !g.failoverInterface) {
+      problems.push({ loc: locate([g.name, 'mac']), message: `service group ${g.name}: a mac needs failover_interface too: the interface on each node that takes the MAC and carries the VIP (e.g. failover_interface: fo1)` });
+    }
+    if (g.failoverInterface && !g.mac) {
+      problems.push({ loc: locate([g.name, 'failover_interface']), message: `service group ${g.name}: failover_interface needs the mac it carries (a unicast, locally administered MAC such as 02:00:5e:10:00:01)` });
+    }
+    const bad = g.mac ? macProblem(g.mac) : undefined;
+    if (bad) problems.push({ loc: locate([g.name, 'mac']), message: `service group ${g.name}: mac ${g.mac} ${bad}` });
+    if (g.mac && g.failoverInterface && written(g, 'interface')) {
+      problems.push({
+        loc: locate([g.name, 'interface']),
+        message: `service group ${g.name}: with a mac the VIP is raised on failover_interface (${g.failoverInterface}); drop interface (${g.interface}), or drop mac and failover_interface`,
+      });
+    }
+  }
+  const withIface = groups.filter((g) => g.mac && g.failoverInterface);
+  withIface.forEach((g, i) => {
+    for (const other of withIface.slice(0, i)) {
+      if (other.failoverInterface !== g.failoverInterface) continue;
+      const shared = g.nodes.filter((n) => other.nodes.includes(n));
+      if (!shared.length) continue;
+      problems.push({
+        loc: locate([g.name, 'failover_interface']),
+        message: `service group ${g.name}: failover_interface ${g.failoverInterface} is also group ${other.name}'s, and both may run on ${shared.join(', ')}: one interface carries one MAC; give each group its own`,
+      });
+      break;
+    }
+  });
   return problems;
 }
 

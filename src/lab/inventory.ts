@@ -23,6 +23,8 @@ export function inventoryObject(plan: LabPlan): Record<string, unknown> {
       iface: 'eth0',
       mac: n.mac,
       lab_netns: n.netns,
+      // Spare interfaces for failover MACs and their own MACs: release_mac gives each back its own.
+      ...(n.failoverNics.length ? { failover_nics: Object.fromEntries(n.failoverNics.map((f) => [f.name, f.mac])) } : {}),
     };
   }
   const clients: Record<string, unknown> = {};
@@ -67,7 +69,8 @@ function servicesOf(plan: LabPlan): Record<string, unknown> {
   for (const g of plan.groups) {
     out[g.name] = {
       vip: g.vip,
-      interface: 'eth0',
+      // With a failover MAC the VIP goes on the group's own interface instead of eth0.
+      ...(g.mac ? { mac: g.mac, failover_interface: g.failoverInterface } : { interface: 'eth0' }),
       volume: { provider: 'loop', image: g.image },
       mount: { path: g.mountPoint, fstype: 'ext4' },
       // The lab's NFS clients read and write as root, as with the single service.

@@ -4,7 +4,7 @@
  * only on interfaces of namespaces the lab made (plus the controller veth).
  */
 import { run, runRaw, tryRun } from './exec.js';
-import type { LabPlan } from './plan.js';
+import type { LabPlan, NodePlan } from './plan.js';
 
 export async function listNetns(): Promise<string[]> {
   const r = await runRaw(['ip', '-o', 'netns', 'list']);
@@ -70,6 +70,25 @@ export async function plugNetns(
     o,
   );
   await run(['ip', '-n', plan.switchNetns, 'link', 'set', m.switchPort, 'master', 'br0', 'up'], o);
+}
+
+/**
+ * A node's spare failover NICs: a veth each (its own MAC, down) into the switch, and the ARP
+ * sysctls a failover MAC needs on the node (failover_mac refuses without them): only the
+ * interface that has an address answers ARP for it, and asks for neighbours from its own address.
+ * Loose reverse-path filtering: replies to the VIP may arrive on the failover NIC while the route
+ * back to a client goes through eth0. No IPv6 on them (no link-local chatter from a spare NIC).
+ */
+export async function plugFailoverNics(plan: LabPlan, node: NodePlan): Promise<void> {
+  if (!node.failoverNics.length) return;
+  const o = { where: `node ${node.name} failover NICs`, onFailure };
+  const inNode = (argv: string[]) => run(['ip', 'netns', 'exec', node.netns, ...argv], o);
+  await inNode(['sysctl', '-q', '-w', 'net.ipv4.conf.all.arp_ignore=1', 'net.ipv4.conf.all.arp_announce=2', 'net.ipv4.conf.all.rp_filter=2']);
+  for (const nic of node.failoverNics) {
+    await run(['ip', 'link', 'add', nic.name, 'netns', node.netns, 'address', nic.mac, 'type', 'veth', 'peer', 'name', nic.switchPort, 'netns', plan.switchNetns], o);
+    await inNode(['sysctl', '-q', '-w', `net.ipv6.conf.${nic.name}.disable_ipv6=1`]);
+    await run(['ip', '-n', plan.switchNetns, 'link', 'set', nic.switchPort, 'master', 'br0', 'up'], o);
+  }
 }
 
 export async function setAddressUp(netns: string, address: string, prefixLength: number, where: string): Promise<void> {

@@ -190,6 +190,17 @@ ADDR=${shq(`${node.address}/${plan.prefixLength}`)}
 INIT=${shq(f.init)}
 PIDFILE=${shq(f.holderPid)}
 CONSOLE=${shq(f.console)}
+# Spare NICs for failover MACs (NAME=OWN-MAC ...), as a real NIC is: down with its own MAC after power loss.
+FAILOVER_NICS=${shq(node.failoverNics.map((n) => `${n.name}=${n.mac}`).join(' '))}
+
+nics_reset() {
+  for nic in $FAILOVER_NICS; do
+    ip -n "$NETNS" link set dev "\${nic%%=*}" down 2>/dev/null
+    ip -n "$NETNS" addr flush dev "\${nic%%=*}" 2>/dev/null
+    ip -n "$NETNS" link set dev "\${nic%%=*}" address "\${nic#*=}" 2>/dev/null
+  done
+  return 0
+}
 
 # The pid of the unshare process holding the node's namespaces, if the node is on.
 holder() {
@@ -207,6 +218,7 @@ on() {
   ip -n "$NETNS" addr flush dev eth0 || return 1
   ip -n "$NETNS" addr add "$ADDR" dev eth0 || return 1
   ip -n "$NETNS" link set eth0 up || return 1
+  nics_reset
   setsid ip netns exec "$NETNS" unshare --pid --fork --mount --uts --propagation private --mount-proc \\
     setsid "$INIT" </dev/null >>"$CONSOLE" 2>&1 &
   echo $! > "$PIDFILE"
@@ -238,7 +250,7 @@ off() {
   # Power loss takes the NIC with it: no address (no VIP) may outlive it.
   ip -n "$NETNS" link set eth0 down 2>/dev/null
   ip -n "$NETNS" addr flush dev eth0 2>/dev/null
-  return 0
+  nics_reset
 }
 
 case "\${1:-} \${2:-}" in

@@ -20,6 +20,11 @@ export interface LabSpec {
    * absent or 0: the single-service inventory of before. Disks are added when fewer than groups.
    */
   groups?: number;
+  /**
+   * Spare interfaces per node on the lab switch (fo1, fo2, ...), for failover MACs: group i gets
+   * MAC and failover interface fo<i> when i is at most this. Absent or 0: none.
+   */
+  failoverNics?: number;
 }
 
 /** One service group of the lab's inventory (see serviceGroupsOf). */
@@ -33,6 +38,19 @@ export interface LabGroupPlan {
   fsid: number;
   /** Preference order, home first. */
   nodes: string[];
+  /** The group's failover MAC and the interface that carries it (with --failover-nics). */
+  mac?: string;
+  failoverInterface?: string;
+}
+
+/** A node's spare interface for failover MACs: a veth into the switch, down until a group takes it. */
+export interface FailoverNicPlan {
+  /** Inside the node: fo1, fo2, ... */
+  name: string;
+  /** Its peer on the bridge, in the switch namespace. */
+  switchPort: string;
+  /** Its own MAC, which it has whenever no group's MAC is on it (and again after a reboot). */
+  mac: string;
 }
 
 export interface NodePlan {
@@ -45,6 +63,8 @@ export interface NodePlan {
   mac: string;
   dir: string;
   bmc: BmcPlan;
+  /** Empty unless the spec asks for failover NICs. */
+  failoverNics: FailoverNicPlan[];
 }
 
 export interface BmcPlan {
@@ -137,6 +157,7 @@ export function validateSpec(spec: LabSpec): void {
   count('disks', spec.disks, 0, MAX_DISKS);
   count('disk-size', spec.diskMiB, 16, 4096);
   if (spec.groups !== undefined) count('groups', spec.groups, 0, MAX_GROUPS);
+  if (spec.failoverNics !== undefined) count('failover-nics', spec.failoverNics, 0, MAX_GROUPS);
 }
 
 function hex2(n: number): string {
@@ -167,6 +188,8 @@ export function planLab(spec: LabSpec): LabPlan {
       address: `${net}.${10 + i}`,
       mac: mac(1, i),
       dir: ndir,
+      // Own MACs: role 4, the node in the high nibble and the NIC in the low one.
+      failoverNics: Array.from({ length: spec.failoverNics ?? 0 }, (_, k) => ({ name: `fo${k + 1}`, switchPort: `${name}f${k + 1}`, mac: mac(4, i * 16 + k + 1) })),
       bmc: {
         address: `${net}.1`,
         port: bmcPortBase + i,
@@ -207,7 +230,7 @@ export function planLab(spec: LabSpec): LabPlan {
     knownHostsFile: path.join(dir, 'known_hosts'),
     inventoryFile: path.join(dir, 'inventory.yml'),
     disks,
-    groups: serviceGroupsOf(spec.groups ?? 0, net, disks, nodes.map((n) => n.name)),
+    groups: withFailoverMacs(serviceGroupsOf(spec.groups ?? 0, net, disks, nodes.map((n) => n.name)), spec.failoverNics ?? 0, (i) => mac(3, i)),
     nodes,
     clients,
   };
@@ -234,6 +257,14 @@ export function serviceGroupsOf(count: number, net: string, disks: string[], nod
     });
   }
   return out;
+}
+
+/**
+ * Group i (from 1) gets failover MAC `macOf(i)` on interface fo<i> when i <= nics: every node has
+ * fo1..fo<nics>, so no two groups share an interface and the groups beyond stay as they were.
+ */
+export function withFailoverMacs(groups: LabGroupPlan[], nics: number, macOf: (i: number) => string): LabGroupPlan[] {
+  return groups.map((g, k) => (k < nics ? { ...g, mac: macOf(k + 1), failoverInterface: `fo${k + 1}` } : g));
 }
 
 /** Where a node mounts shared disk N (made on every node at boot, in the node's private /srv). */

@@ -6,7 +6,7 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { LabError, run, runRaw } from './exec.js';
-import { labNetns, linkExists, makeSwitch, plugNetns, setAddressUp } from './netns.js';
+import { labNetns, linkExists, makeSwitch, plugFailoverNics, plugNetns, setAddressUp } from './netns.js';
 import { knownHostsLine, nodeFiles, nodePower, prepareNode, waitBooted } from './node.js';
 import { bmcPid, prepareBmc, startBmc } from './bmc.js';
 import { makeDisks } from './disks.js';
@@ -86,7 +86,7 @@ async function build(plan: LabPlan): Promise<void> {
     makeDisks(plan),
     ...plan.nodes.map(async (n) => {
       await mkdir(n.dir, { recursive: true });
-      await Promise.all([plugNetns(plan, n, `node ${n.name}`), prepareNode(plan, n), prepareBmc(n)]);
+      await Promise.all([plugNetns(plan, n, `node ${n.name}`).then(() => plugFailoverNics(plan, n)), prepareNode(plan, n), prepareBmc(n)]);
     }),
     ...plan.clients.map(async (c) => {
       await mkdir(c.dir, { recursive: true });

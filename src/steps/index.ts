@@ -7,6 +7,8 @@ import { unfence } from './unfence.js';
 import { raiseVip } from './raise-vip.js';
 import { lowerVip } from './lower-vip.js';
 import { garp } from './garp.js';
+import { failoverMac } from './failover-mac.js';
+import { releaseMac } from './release-mac.js';
 import { exportStep } from './export.js';
 import { unexportStep } from './unexport.js';
 import { restartStatd } from './restart-statd.js';
@@ -29,4 +31,4 @@ import { iscsiTargetAbsent } from './iscsi-target-absent.js';
 import { iscsiLun } from './iscsi-lun.js';
 
 /** Every step kind baton ships. One line per kind; the engine never names one. */
-export const allKinds: StepKind[] = [command, waitFor, assertStep, raiseVip, lowerVip, garp, fence, unfence, exportStep, unexportStep, restartStatd, importVolume, deportVolume, mountStep, unmountStep, promoteStep, demoteStep, vipHolder, mounted, exported, serviceRunning, nfsNull, tcp, diskFree, fenceDevice, iscsiTarget, iscsiTargetAbsent, iscsiLun];
+export const allKinds: StepKind[] = [command, waitFor, assertStep, raiseVip, lowerVip, failoverMac, releaseMac, garp, fence, unfence, exportStep, unexportStep, restartStatd, importVolume, deportVolume, mountStep, unmountStep, promoteStep, demoteStep, vipHolder, mounted, exported, serviceRunning, nfsNull, tcp, diskFree, fenceDevice, iscsiTarget, iscsiTargetAbsent, iscsiLun];

@@ -17,5 +17,7 @@ export function groupStartVars(g: ServiceGroup, on: string): Record<string, unkn
     export_pseudo: e.pseudo,
     export_id: e.exportId,
     nfs_fsid: e.fsid,
+    // A group with a failover MAC: the vip role gives the interface the MAC before raising the VIP on it.
+    ...(g.mac ? { vip_mac: g.mac, vip_interface: g.failoverInterface } : {}),
   };
 }

@@ -85,8 +85,15 @@ describe('move', () => {
         exports: [{ path: '/srv/disk1', pseudo: '/disk1', fsid: 101, export_id: 101, clients: '*', access: 'rw', squash: 'no_root_squash' }],
         export_path: '/srv/disk1',
         reason: 'switchover',
+        mac: '',
       },
     ]);
+  });
+
+  it('a group with a failover MAC: its MAC, and its failover interface on both nodes for the VIP', () => {
+    const withMac = GROUPS.map((g) => (g.name === 'nfs-a' ? { ...g, mac: '02:ba:12:c2:03:01', failoverInterface: 'fo1' } : g));
+    const [m] = resolvePlacement({ kind: 'move', group: 'nfs-a' }, withMac, cluster({})).moves;
+    expect({ mac: m!.mac, interface: m!.interface, interface_from: m!.interface_from }).toEqual({ mac: '02:ba:12:c2:03:01', interface: 'fo1', interface_from: 'fo1' });
   });
 
   it('wraps round the preference order, and skips a node that cannot be read or is off', () => {

@@ -68,6 +68,7 @@ const TWO_GROUPS = `all:
         nodes: [n2, n3, n1]
         lock: b-lock
         mac: 02:AA:00:00:00:02
+        failover_interface: fo2
 ${HOSTS}`;
 
 describe('baton_services', () => {
@@ -100,6 +101,7 @@ describe('baton_services', () => {
         home: 'n2',
         lock: 'b-lock',
         mac: '02:aa:00:00:00:02',
+        failoverInterface: 'fo2',
         implied: false,
         loc: { file: expect.stringMatching(/inv\d+\.yml$/), line: 11, col: 7 },
       },
@@ -245,6 +247,55 @@ ${HOSTS}`),
       baton_services: {}
 `),
     ).toEqual([expect.stringMatching(/^inv\d+\.yml:7:23: baton_services must be the same for every host \(set it once, in all\.vars\): host n2 sees another value than host n1/)]);
+  });
+});
+
+describe('a failover MAC on a group', () => {
+  it('mac and failover_interface: read (MAC in lower case); the VIP goes on that interface', () => {
+    const groups = load(
+      inventoryFile(`all:
+  vars:
+    baton_services:
+      a: { vip: 198.18.0.200/24, mac: "06:00:5E:10:00:01", failover_interface: fo1, nodes: [n1, n2] }
+      b: { vip: 198.18.0.201/24, mac: "06:00:5e:10:00:02", failover_interface: fo1, nodes: [n3] }
+${HOSTS}`),
+    ) as ReturnType<typeof loadServiceGroups>;
+    expect(groups.map((g) => [g.name, g.mac, g.failoverInterface])).toEqual([
+      ['a', '06:00:5e:10:00:01', 'fo1'],
+      // No node in common with a: the same interface name is free for it.
+      ['b', '06:00:5e:10:00:02', 'fo1'],
+    ]);
+  });
+
+  it('refused at file:line:col: not unicast, not locally administered, shared, without its interface, with interface too, a bad shape', () => {
+    const out = problems(`all:
+  vars:
+    baton_services:
+      a: { vip: 198.18.0.200/24, mac: "03:00:00:00:00:01", failover_interface: fo1, nodes: [n1] }
+      b: { vip: 198.18.0.201/24, mac: "00:1b:21:00:00:01", failover_interface: fo2, nodes: [n1] }
+      c: { vip: 198.18.0.202/24, mac: "02:00:00:00:00:09", failover_interface: fo3, nodes: [n2] }
+      d: { vip: 198.18.0.203/24, mac: "02:00:00:00:00:09", failover_interface: fo4, nodes: [n3] }
+      e: { vip: 198.18.0.204/24, mac: "02:00:00:00:00:05", nodes: [n3] }
+      f: { vip: 198.18.0.205/24, failover_interface: fo6, nodes: [n3] }
+      g: { vip: 198.18.0.206/24, interface: eth0, mac: "02:00:00:00:00:07", failover_interface: fo7, nodes: [n3] }
+      h: { vip: 198.18.0.207/24, mac: "02:00:00:00:00:08", failover_interface: fo3, nodes: [n3, n2] }
+${HOSTS}`);
+    expect(out).toEqual([
+      expect.stringMatching(/^inv\d+\.yml:7:39: service group d: MAC 02:00:00:00:00:09 is already group c's; each group needs its own$/),
+      expect.stringMatching(/^inv\d+\.yml:4:39: service group a: mac 03:00:00:00:00:01 is a multicast address/),
+      expect.stringMatching(/^inv\d+\.yml:5:39: service group b: mac 00:1b:21:00:00:01 is not locally administered/),
+      expect.stringMatching(/^inv\d+\.yml:8:39: service group e: a mac needs failover_interface too/),
+      expect.stringMatching(/^inv\d+\.yml:9:54: service group f: failover_interface needs the mac it carries/),
+      expect.stringMatching(/^inv\d+\.yml:10:45: service group g: with a mac the VIP is raised on failover_interface \(fo7\); drop interface/),
+      expect.stringMatching(/^inv\d+\.yml:11:80: service group h: failover_interface fo3 is also group c's, and both may run on n2: one interface carries one MAC/),
+    ]);
+    expect(
+      problems(`all:
+  vars:
+    baton_services:
+      a: { vip: 198.18.0.200/24, mac: "02-00-00-00-00-01", failover_interface: fo1, nodes: [n1] }
+${HOSTS}`),
+    ).toEqual([expect.stringMatching(/^inv\d+\.yml:4:39: .*a MAC address like 02:00:00:00:01:01/)]);
   });
 });
 
