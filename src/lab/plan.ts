@@ -20,6 +20,8 @@ export interface LabSpec {
    * absent or 0: the single-service inventory of before. Disks are added when fewer than groups.
    */
   groups?: number;
+  /** A "SAN" namespace whose tgtd serves one shared LUN to every node (san.ts). */
+  san?: boolean;
 }
 
 /** One service group of the lab's inventory (see serviceGroupsOf). */
