@@ -68,6 +68,7 @@ async function serve(l: PrLun): Promise<void> {
     process.exit(1);
   }
   let registered: string | null = null;
+  let keepalive: NodeJS.Timeout | undefined;
   const handle = async (q: PrRequest): Promise<PrAnswer> => {
     try {
       switch (q.op) {
@@ -95,6 +96,14 @@ async function serve(l: PrLun): Promise<void> {
           await session.prRegister(l.lun, 0n);
           registered = null;
           return { ok: true, nexus: 'resident', registered, ...(await state(session, l.lun)) };
+        case 'logout':
+          // The node leaves the LUN: its registration stays behind, usable by no session.
+          setImmediate(() => {
+            clearInterval(keepalive);
+            server.close();
+            void session.logout().catch(() => session.close()).finally(() => process.exit(0));
+          });
+          return { ok: true, nexus: 'resident', registered };
         case 'write':
           await session.write(l.lun, q.lba, Buffer.from(q.data, 'base64'), blockSize);
           return { ok: true, nexus: 'resident', registered };
@@ -129,7 +138,7 @@ async function serve(l: PrLun): Promise<void> {
   });
   // A session the target dropped holds no registration any more: end, so the next
   // `register` logs in again instead of talking through a dead session.
-  const keepalive = setInterval(() => {
+  keepalive = setInterval(() => {
     session.testUnitReady(l.lun).catch((e: unknown) => {
       if (e instanceof ScsiError) return;
       clearInterval(keepalive);
@@ -220,6 +229,8 @@ async function request(q: PrRequest): Promise<PrAnswer> {
     case 'register':
       await startResident(q, timeoutMs);
       return (await askResident(q, timeoutMs)) ?? { ok: false, error: 'the resident iSCSI session went away right after it started' };
+    case 'logout':
+      return { ok: true };
     default:
       return {
         ok: false,

@@ -21,6 +21,7 @@ export type PrRequest = PrLun & { timeoutMs?: number } & (
     | { op: 'register'; key: string; type: number }
     | { op: 'preempt'; key: string; victim: string; type: number }
     | { op: 'unregister' }
+    | { op: 'logout' }
     | { op: 'write'; lba: number; data: string }
     | { op: 'read'; lba: number; blocks: number }
   );
