@@ -143,6 +143,35 @@ describe('scsi-pr fencing on a SAN LUN (lab up --san)', () => {
     expect(await writeFrom('n1', 10, 0x12)).toMatchObject({ ok: true });
   }, 120_000);
 
+  it('a node that was powered off is fenced while down, and after a reboot must register again', async () => {
+    const k1 = keyHex(prKeyOf('n1'));
+    const k2 = keyHex(prKeyOf('n2'));
+    expect((await runs.runPb(registerAll)).code).toBe(0);
+
+    // Power loss takes n2's session with it; its registration stays listed (tgtd keeps it).
+    await lab.power('n2', 'off');
+    expect([...(await onNode('n1', { op: 'keys' })).keys!].sort()).toEqual([k1, k2].sort());
+    // n2 cannot be asked: its listed key counts as not fenced, and the fence preempts it.
+    const fenced = await runs.runPb(fenceN2);
+    expect(fenced.code, fenced.out).toBe(0);
+    expect(fenced.out).toMatch(/n1\s+ok=0\s+changed=1\s+failed=0/);
+    expect((await onNode('n1', { op: 'keys' })).keys).toEqual([k1]);
+
+    await lab.power('n2', 'on');
+    expect((await runs.runPb(unfenceN2)).code).toBe(0);
+    expect(await writeFrom('n2', 12, 0x41)).toMatchObject({ ok: true });
+
+    // A reboot without a fence: n2's key is still listed, but its new boot has no session that
+    // holds it, so unfence is not satisfied by the listing: it registers n2 again.
+    await lab.power('n2', 'off');
+    await lab.power('n2', 'on');
+    expect([...(await onNode('n1', { op: 'keys' })).keys!].sort()).toEqual([k1, k2].sort());
+    const again = await runs.runPb(unfenceN2);
+    expect(again.code, again.out).toBe(0);
+    expect(again.out).toMatch(/n1\s+ok=0\s+changed=1\s+failed=0/);
+    expect(await writeFrom('n2', 12, 0x42)).toMatchObject({ ok: true });
+  }, 180_000);
+
   it('undo of a fence run gives the fenced node its access back', async () => {
     expect((await runs.runPb(registerAll)).code).toBe(0);
     const r = await runs.baton(['run', '--yes', '--json', '-i', lab.inventoryPath, runs.playbook(fenceN2)]);
