@@ -55,6 +55,8 @@ export interface PowerArgs {
   reservation?: ReservationName;
   /** scsi-pr: argv that runs baton's PR agent on the nodes. */
   agent_command?: string[];
+  /** scsi-pr: the LUN's kernel block device (sg_persist instead of baton's initiator). */
+  device?: string;
 }
 
 export interface FenceArgs extends PowerArgs {

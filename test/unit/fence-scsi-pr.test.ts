@@ -11,8 +11,10 @@ import { PrOut, PrType, prOutCdb, prOutParams } from '../../src/net/iscsi/scsi.j
 import { fence } from '../../src/steps/fence.js';
 import { unfence } from '../../src/steps/unfence.js';
 import type { StepContext } from '../../src/steps/contract.js';
+import type { ExecResult } from '../../src/transport/transport.js';
 import { agentArgv, initiatorOf, judge, parseAnswer, prKeyOf, scsiPrDriver } from '../../src/steps/fence/scsi-pr.js';
 import { keyHex, residentSocket, type PrAnswer, type PrRequest } from '../../src/steps/fence/scsi-pr-protocol.js';
+import { SG_RESERVATION_CONFLICT, parseReadKeys, parseReadReservation, sgPersistAsk } from '../../src/steps/fence/sg-persist.js';
 
 const LUN = { portal: '198.18.201.250:3260', iqn: 'iqn.2026-11.dev.baton.lab:t.san', lun: 1 };
 const K1 = keyHex(prKeyOf('n1'));
@@ -184,5 +186,77 @@ describe('fence/unfence describe and schema with provider scsi-pr', () => {
     expect(validate({ target: 'n2', provider: 'scsi-pr', portal: '198.18.201.250', iqn: LUN.iqn, lun: 1, reservation: 'exclusive-access-registrants-only' })).toBe(true);
     expect(validate({ target: 'n2', provider: 'scsi-pr', reservation: 'write-exclusive' })).toBe(false);
     expect(validate({ target: 'n2', provider: 'scsi-pr', lun: -1 })).toBe(false);
+  });
+});
+
+/**
+ * sg_persist on nodes with a kernel device: its output as sg3_utils prints it (constructed
+ * from its format, no kernel initiator here) and the commands run in order, against a stub.
+ */
+describe('scsi-pr over sg_persist (a node with a kernel device)', () => {
+  const KEYS_TWO = '  PR generation=0x4, 2 registered reservation keys follow:\n    0xa1\n    0xb2\n';
+  const KEYS_NONE = '  PR generation=0x0, there are NO registered reservation keys\n';
+  const RES_HELD = '  PR generation=0x4, Reservation follows:\n    Key=0xa1\n    scope: LU_SCOPE,  type: Write Exclusive, registrants only\n';
+  const RES_NONE = '  PR generation=0x4, there is NO reservation held\n';
+  const q = { ...LUN, initiator: 'iqn.x:n1' };
+  const res = (code: number, stdout: string, stderr: string): ExecResult => ({ argv: [], code, signal: null, stdout, stderr, timedOut: false, durationMs: 1 });
+
+  it('reads keys and the reservation from its output; refuses output it cannot read', () => {
+    expect(parseReadKeys(KEYS_TWO)).toEqual([keyHex(0xa1n), keyHex(0xb2n)]);
+    expect(parseReadKeys(KEYS_NONE)).toEqual([]);
+    expect(parseReadReservation(RES_HELD)).toEqual({ key: keyHex(0xa1n), type: 5 });
+    expect(parseReadReservation(RES_HELD.replace('Write Exclusive, registrants only', 'Exclusive Access, registrants only'))).toEqual({ key: keyHex(0xa1n), type: 6 });
+    expect(parseReadReservation(RES_NONE)).toBeNull();
+    expect(() => parseReadKeys('sg_persist: error opening file: /dev/sdz: No such file or directory')).toThrow(/cannot read: sg_persist: error opening file/);
+  });
+
+  it('fence: reserve if none is held, PREEMPT the victim only when it is listed', async () => {
+    const ran: string[] = [];
+    let keys = KEYS_TWO;
+    const exec = async (argv: string[]) => {
+      ran.push(argv.slice(1, argv.length - 2).join(' '));
+      const out = argv.includes('--read-keys') ? keys : argv.includes('--read-reservation') ? RES_HELD : '';
+      if (argv.includes('--preempt')) keys = '  PR generation=0x5, 1 registered reservation key follows:\n    0xa1\n';
+      return res(0, out, '');
+    };
+    const a = await sgPersistAsk(exec, { ...q, op: 'preempt', key: keyHex(0xa1n), victim: keyHex(0xb2n), type: 5 }, '/dev/sdb');
+    expect(a).toMatchObject({ ok: true, nexus: 'kernel', keys: [keyHex(0xa1n)] });
+    expect(ran).toEqual([
+      '--in --read-reservation',
+      '--in --read-keys',
+      `--out --preempt --param-rk=${keyHex(0xa1n)} --param-sark=${keyHex(0xb2n)} --prout-type=5`,
+      '--in --read-keys',
+      '--in --read-reservation',
+    ]);
+  });
+
+  it('a RESERVATION CONFLICT (exit 24) is reported as such, with the command', async () => {
+    const exec = async (argv: string[]) =>
+      argv.includes('--preempt')
+        ? res(SG_RESERVATION_CONFLICT, '', 'persistent reserve out: Reservation conflict')
+        : res(0, argv.includes('--read-keys') ? KEYS_TWO : RES_HELD, '');
+    const a = await sgPersistAsk(exec, { ...q, op: 'preempt', key: keyHex(0xb2n), victim: keyHex(0xa1n), type: 5 }, '/dev/sdb');
+    expect(a.ok).toBe(false);
+    expect(a.status).toBe('RESERVATION CONFLICT');
+    expect(a.error).toContain('sg_persist --out --preempt');
+  });
+
+  it('register: a reservation another node took in between is fine', async () => {
+    let reserved = false;
+    const exec = async (argv: string[]) => {
+      if (argv.includes('--reserve')) {
+        reserved = true; // the peer won the race
+        return res(SG_RESERVATION_CONFLICT, '', 'Reservation conflict');
+      }
+      const out = argv.includes('--read-keys') ? KEYS_TWO : argv.includes('--read-reservation') ? (reserved ? RES_HELD : RES_NONE) : '';
+      return res(0, out, '');
+    };
+    const a = await sgPersistAsk(exec, { ...q, op: 'register', key: keyHex(0xb2n), type: 5 }, '/dev/sdb');
+    expect(a).toMatchObject({ ok: true, registered: keyHex(0xb2n), reservation: { key: keyHex(0xa1n), type: 5 } });
+  });
+
+  it('with `device`, the plan shows the sg_persist commands', () => {
+    const d = fence.describe({ target: 'n2', provider: 'scsi-pr', device: '/dev/disk/by-id/wwn-0x6ba7' });
+    expect(d.commands.at(-1)).toEqual(['sg_persist', '--out', '--preempt', '--param-rk=<key of the node running the step>', '--param-sark=<key of n2>', '--prout-type=5', '--no-inquiry', '/dev/disk/by-id/wwn-0x6ba7']);
   });
 });

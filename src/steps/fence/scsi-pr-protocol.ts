@@ -36,8 +36,11 @@ export interface PrAnswer {
    * the answer came from a one-shot session (the node has no resident session).
    */
   registered?: string | null;
-  /** 'resident': through the node's long-lived session; 'one-shot': a session made for this read. */
-  nexus?: 'resident' | 'one-shot';
+  /**
+   * 'resident': through the node's long-lived session; 'one-shot': a session made for this
+   * read; 'kernel': through the node's kernel initiator (sg_persist on a block device).
+   */
+  nexus?: 'resident' | 'one-shot' | 'kernel';
   /** read: the blocks, base64. */
   data?: string;
   error?: string;

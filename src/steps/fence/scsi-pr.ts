@@ -21,6 +21,7 @@ import type { StepContext } from '../contract.js';
 import type { PowerState } from '../../facts/power.js';
 import type { PowerDriver } from '../fence.js';
 import { SCSI_PR_AGENT, keyHex, type PrAnswer, type PrLun, type PrRequest } from './scsi-pr-protocol.js';
+import { sgPersistArgv, sgPersistAsk } from './sg-persist.js';
 
 export interface ScsiPrArgs {
   target: string;
@@ -33,6 +34,11 @@ export interface ScsiPrArgs {
   reservation?: ReservationName;
   /** argv that runs scsi-pr-agent.js on the nodes (default: this node binary and this baton's file). */
   agent_command?: string[];
+  /**
+   * The LUN's block device on nodes with a kernel initiator (default: inventory var
+   * scsi_pr_device of the node that speaks): PR goes through `sg_persist` on it instead.
+   */
+  device?: string;
 }
 
 export type ReservationName = 'write-exclusive-registrants-only' | 'exclusive-access-registrants-only';
@@ -86,6 +92,12 @@ export function lunFor(ctx: StepContext | undefined, a: ScsiPrArgs, host: string
   return { portal: portal ?? '<scsi_pr_portal>', iqn: iqn ?? '<scsi_pr_iqn>', lun, initiator: initiatorOf(host, vars) };
 }
 
+/** The node's kernel device for the LUN, if it has one: then sg_persist speaks for it. */
+export function deviceFor(ctx: StepContext | undefined, a: ScsiPrArgs, host: string): string | undefined {
+  const v = a.device ?? ctx?.inventory.hosts.get(host)?.vars.scsi_pr_device;
+  return typeof v === 'string' && v ? v : undefined;
+}
+
 export function agentArgv(a: ScsiPrArgs, q: PrRequest): string[] {
   return [...(a.agent_command ?? [process.execPath, SCSI_PR_AGENT]), JSON.stringify(q)];
 }
@@ -120,6 +132,13 @@ export function scsiPrDriver(a: ScsiPrArgs): PowerDriver {
   const keyOfHost = (ctx: StepContext, host: string) => keyHex(prKeyOf(host, ctx.inventory.hosts.get(host)?.vars));
 
   async function ask(ctx: StepContext, t: Transport | null, host: string, q: PrRequest, timeoutMs: number): Promise<PrAnswer> {
+    const device = deviceFor(ctx, a, host);
+    if (device) {
+      const deadline = Date.now() + timeoutMs;
+      const left = () => Math.max(1000, deadline - Date.now());
+      const all = Array.from({ length: 256 }, (_, i) => i);
+      return sgPersistAsk((argv) => (t ? t.exec(argv, { timeoutMs: left() }) : ctx.run(argv, { okCodes: all, timeoutMs: left() })), q, device);
+    }
     const argv = agentArgv(a, { ...q, timeoutMs: Math.max(1000, timeoutMs - 500) });
     const r = t ? await t.exec(argv, { timeoutMs }) : await ctx.run(argv, { okCodes: [0, 1], timeoutMs });
     return parseAnswer(host, argv, r);
@@ -127,6 +146,8 @@ export function scsiPrDriver(a: ScsiPrArgs): PowerDriver {
 
   /** The target's own view, or undefined when it cannot be asked now (down, unreachable, slow). */
   async function askTarget(ctx: StepContext, timeoutMs: number): Promise<PrAnswer | undefined> {
+    // A kernel initiator's session outlives baton's runs: the listing is the answer.
+    if (deviceFor(ctx, a, a.target)) return undefined;
     const limit = Math.min(timeoutMs, ASK_TARGET_MS);
     try {
       const t = await Promise.race([ctx.transportFor(a.target), new Promise<undefined>((r) => setTimeout(() => r(undefined), limit))]);
@@ -187,7 +208,7 @@ export function scsiPrDriver(a: ScsiPrArgs): PowerDriver {
           : action === 'on'
             ? { ...lun, op: 'register', key: `<key of ${a.target}>`, type }
             : { ...lun, op: 'keys' };
-      return [agentArgv(a, q)];
+      return a.device ? sgPersistArgv(q, a.device) : [agentArgv(a, q)];
     },
   };
 }
