@@ -31,8 +31,9 @@ export function registerLab(program: Command): void {
     .option('--groups <n>', 'write N service groups into the inventory (baton_services): one disk and one VIP each, homes round-robin over the nodes; adds disks if --disks is fewer', int('--groups'))
     .option('--failover-nics <n>', 'give each node N spare interfaces on the lab switch (fo1..foN) for failover MACs; groups 1..N get a MAC of their own on them', int('--failover-nics'))
     .option('--subnet <cidr>', 'the lab\'s /24 within 198.18.0.0/15 (default: derived from the name)')
+    .option('--san', 'add a SAN namespace whose tgtd serves one shared LUN to every node (scsi_pr_* inventory vars, for provider scsi-pr fencing)')
     .option('--json', 'print the result as JSON')
-    .action(async (o: { name: string; nodes: number; clients: number; disks: number; diskSize: number; groups?: number; failoverNics?: number; subnet?: string; json?: boolean }) => {
+    .action(async (o: { name: string; nodes: number; clients: number; disks: number; diskSize: number; groups?: number; failoverNics?: number; san?: boolean; subnet?: string; json?: boolean }) => {
       const { labUp } = await import('../lab/up.js');
       const { defaultSubnet } = await import('../lab/plan.js');
       const r = await labUp({
@@ -45,6 +46,7 @@ export function registerLab(program: Command): void {
         // Only when asked: a lab without groups keeps the spec (lab.json) it always had.
         ...(o.groups ? { groups: o.groups } : {}),
         ...(o.failoverNics ? { failoverNics: o.failoverNics } : {}),
+        ...(o.san ? { san: true } : {}),
       });
       if (o.json) {
         process.stdout.write(`${JSON.stringify({ name: o.name, inventory: r.inventoryPath, reused: r.reused, cleared: r.cleared, ms: Math.round(r.ms) })}\n`);

@@ -6,6 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import yaml from 'js-yaml';
 import { BMC_CIPHER_SUITE } from './bmc.js';
 import { mountPointFor, type LabPlan } from './plan.js';
+import { sanInventoryVars } from './san.js';
 
 export function inventoryObject(plan: LabPlan): Record<string, unknown> {
   const nodes: Record<string, unknown> = {};
@@ -52,6 +53,7 @@ export function inventoryObject(plan: LabPlan): Record<string, unknown> {
     nfs_scope: `baton-${plan.spec.name}`,
   };
   if (plan.groups.length) vars.baton_services = servicesOf(plan);
+  if (plan.spec.san) Object.assign(vars, sanInventoryVars(plan));
   return {
     all: {
       vars,

@@ -25,6 +25,8 @@ export interface LabSpec {
    * MAC and failover interface fo<i> when i is at most this. Absent or 0: none.
    */
   failoverNics?: number;
+  /** A "SAN" namespace whose tgtd serves one shared LUN to every node (san.ts). */
+  san?: boolean;
 }
 
 /** One service group of the lab's inventory (see serviceGroupsOf). */

@@ -15,6 +15,7 @@ import { labsRoot, parseSubnet, planLab, type LabPlan, type LabSpec } from './pl
 import { loadSpec, sameSpec, saveSpec } from './state.js';
 import { teardown } from './down.js';
 import { preflight } from './preflight.js';
+import { makeSan, sanOf, sanPid } from './san.js';
 import { BatonError, ExitCode } from '../util/errors.js';
 
 export interface UpResult {
@@ -35,6 +36,7 @@ export async function labIntact(plan: LabPlan): Promise<boolean> {
   if (!(await linkExists(plan.controllerIf))) return false;
   for (const n of plan.nodes) if (!(await bmcPid(n))) return false;
   for (const d of plan.disks) if (!existsSync(d)) return false;
+  if (plan.spec.san && !(ns.has(sanOf(plan).netns) && (await sanPid(sanOf(plan))))) return false;
   return existsSync(plan.inventoryFile) && existsSync(plan.knownHostsFile);
 }
 
@@ -88,6 +90,7 @@ async function build(plan: LabPlan): Promise<void> {
       await mkdir(n.dir, { recursive: true });
       await Promise.all([plugNetns(plan, n, `node ${n.name}`).then(() => plugFailoverNics(plan, n)), prepareNode(plan, n), prepareBmc(n)]);
     }),
+    ...(plan.spec.san ? [makeSan(plan)] : []),
     ...plan.clients.map(async (c) => {
       await mkdir(c.dir, { recursive: true });
       await plugNetns(plan, c, `client ${c.name}`);

@@ -6,6 +6,7 @@ import { ipmiDriver } from './fence/ipmi.js';
 import { fenceAgentDriver } from './fence/fence-agent.js';
 import { sshDriver, DEFAULT_SELF_FENCE } from './fence/ssh.js';
 import { commandDriver } from './fence/command.js';
+import { scsiPrDriver, type ReservationName } from './fence/scsi-pr.js';
 import { sleep } from '../util/limit.js';
 
 /**
@@ -20,7 +21,7 @@ import { sleep } from '../util/limit.js';
  * is the confirmed off: the node lost every resource. It has no state to converge to (the
  * node is on before and after), so it is one-shot and cannot be reverted.
  */
-export type Provider = 'ipmi' | 'fence-agent' | 'ssh' | 'command';
+export type Provider = 'ipmi' | 'fence-agent' | 'ssh' | 'command' | 'scsi-pr';
 
 export interface PowerArgs {
   /** Inventory name of the node whose power is switched. */
@@ -47,6 +48,15 @@ export interface PowerArgs {
   off?: string[];
   status?: string[];
   off_pattern?: string;
+  /** scsi-pr: the shared LUN (defaults: inventory vars scsi_pr_portal, scsi_pr_iqn, scsi_pr_lun). */
+  portal?: string;
+  iqn?: string;
+  lun?: number;
+  reservation?: ReservationName;
+  /** scsi-pr: argv that runs baton's PR agent on the nodes. */
+  agent_command?: string[];
+  /** scsi-pr: the LUN's kernel block device (sg_persist instead of baton's initiator). */
+  device?: string;
 }
 
 export interface FenceArgs extends PowerArgs {
@@ -63,7 +73,12 @@ export interface PowerObserved {
 export interface PowerDriver {
   /** For messages: "BMC 198.18.60.1:20601". */
   label: string;
-  status(ctx: StepContext, timeoutMs: number): Promise<PowerState>;
+  /**
+   * `asking`: which question the state answers — "is it fenced?" or "is it unfenced?". The
+   * same for power; scsi-pr tells them apart while no reservation is held yet (nobody is
+   * fenced then, yet a node that never registered is not unfenced either).
+   */
+  status(ctx: StepContext, timeoutMs: number, asking?: 'fenced' | 'unfenced'): Promise<PowerState>;
   set(ctx: StepContext, state: PowerState, timeoutMs: number): Promise<void>;
   commands(action: 'on' | 'off' | 'status'): string[][];
 }
@@ -118,6 +133,8 @@ export function driverFor(ctx: StepContext, a: PowerArgs): PowerDriver {
       return sshDriver(a.target, a.command);
     case 'command':
       return commandDriver(a);
+    case 'scsi-pr':
+      return scsiPrDriver(a);
   }
 }
 
@@ -128,6 +145,8 @@ function hasBmc(ctx: StepContext, a: PowerArgs): boolean {
 /** Fencing a node through its BMC from that node would cut the branch the step sits on. */
 export function refuseSelf(ctx: StepContext, a: PowerArgs, doing: string): void {
   if ((a.provider ?? 'ipmi') === 'ssh') return;
+  // A node registering its own key is how SCSI unfencing is done (fence_scsi's "on" as well).
+  if ((a.provider ?? 'ipmi') === 'scsi-pr' && doing !== 'fence') return;
   if (ctx.transport.host === a.target) {
     throw new StepRefusedError(
       `refusing to ${doing} ${a.target} from ${a.target} itself: the command would die with the node before it could confirm anything. Run the step on a surviving node (hosts: the peer) or on the controller (delegate_to)`,
@@ -151,7 +170,7 @@ export async function converge(ctx: StepContext, a: PowerArgs, driver: PowerDriv
   let last: PowerState | string = 'unknown';
   for (;;) {
     try {
-      last = await driver.status(ctx, left());
+      last = await driver.status(ctx, left(), want === 'off' ? 'fenced' : 'unfenced');
       if (last === want) return;
     } catch (e) {
       // A BMC may stall while it switches: keep asking until the deadline, then report this.
@@ -161,6 +180,12 @@ export async function converge(ctx: StepContext, a: PowerArgs, driver: PowerDriv
     await sleep(intervalMs);
   }
   const seconds = Math.round((a.timeout ?? DEFAULT_TIMEOUT_S) * 10) / 10;
+  if ((a.provider ?? 'ipmi') === 'scsi-pr') {
+    throw new Error(
+      `${a.target} is not confirmed ${want === 'off' ? 'fenced off' : 'registered on'} the shared LUN: ${driver.label} still reads its key as ${last === 'on' ? 'registered' : last === 'off' ? 'not registered' : last} (waited up to ${seconds} s, run on ${ctx.transport.host}).` +
+        (want === 'off' ? ` Treat ${a.target} as NOT fenced: it may still write to the LUN.` : ''),
+    );
+  }
   throw new Error(
     `${a.target} is not confirmed ${want}: ${driver.label} still reports power ${last} after the power-${want} command (waited up to ${seconds} s, run on ${ctx.transport.host}).` +
       (want === 'off' ? ` Treat ${a.target} as NOT fenced: it may still hold its resources.` : ''),
@@ -169,6 +194,11 @@ export async function converge(ctx: StepContext, a: PowerArgs, driver: PowerDriv
 
 export function describePower(verb: string, a: PowerArgs, driver: Pick<PowerDriver, 'commands'> | undefined, action: 'on' | 'off' | 'status'): { summary: string; commands: string[][] } {
   const provider = a.provider ?? 'ipmi';
+  if (provider === 'scsi-pr') {
+    // Nothing is powered: the node loses (or gets back) its write access to the shared LUN.
+    const what = action === 'off' ? `fence ${a.target} off the shared LUN (PREEMPT of its key)` : action === 'on' ? `unfence ${a.target} on the shared LUN (it registers its key)` : `read the keys registered on the shared LUN`;
+    return { summary: `${what} via scsi-pr`, commands: driver ? driver.commands(action) : [] };
+  }
   const how = provider === 'fence-agent' ? `${a.agent ?? 'fence agent'} (options on stdin)` : provider === 'ssh' ? 'ssh (self-fence)' : provider;
   return { summary: `${verb} ${a.target} via ${how}`, commands: driver ? driver.commands(action) : [] };
 }
@@ -192,7 +222,17 @@ export function describeDriver(a: PowerArgs): PowerDriver {
       return sshDriver(a.target, a.command ?? DEFAULT_SELF_FENCE);
     case 'command':
       return commandDriver(a);
+    case 'scsi-pr':
+      return scsiPrDriver(a);
   }
+}
+
+/**
+ * A node fenced off the shared LUN is still up and answers: it is not marked down, so later
+ * steps still ask it about its VIPs and mounts instead of assuming it holds nothing.
+ */
+function cutsPower(a: PowerArgs): boolean {
+  return (a.provider ?? 'ipmi') !== 'scsi-pr';
 }
 
 export const fence: StepKind<FenceArgs, PowerObserved> = {
@@ -209,9 +249,9 @@ export const fence: StepKind<FenceArgs, PowerObserved> = {
   async probe(ctx, a) {
     refuseSelf(ctx, a, 'fence');
     const driver = driverFor(ctx, a);
-    const power = await driver.status(ctx, budgetMs(ctx, a));
+    const power = await driver.status(ctx, budgetMs(ctx, a), 'fenced');
     // A node confirmed off holds nothing and answers nothing: later peer checks need not wait on it.
-    if (power === 'off') ctx.markDown(a.target, `fenced (${driver.label} reports its power off)`);
+    if (power === 'off' && cutsPower(a)) ctx.markDown(a.target, `fenced (${driver.label} reports its power off)`);
     return { power };
   },
 
@@ -228,7 +268,7 @@ export const fence: StepKind<FenceArgs, PowerObserved> = {
     }
     const deadline = Date.now() + budgetMs(ctx, a);
     await converge(ctx, a, driver, 'off', deadline);
-    if (a.action !== 'reboot') ctx.markDown(a.target, `fenced (${driver.label} confirmed its power off)`);
+    if (a.action !== 'reboot' && cutsPower(a)) ctx.markDown(a.target, `fenced (${driver.label} confirmed its power off)`);
     if (a.action === 'reboot') {
       // The fence is done once off is confirmed; a node that then fails to boot is still fenced.
       try {
@@ -245,7 +285,7 @@ export const fence: StepKind<FenceArgs, PowerObserved> = {
     if (before?.power !== 'on' || a.action === 'reboot') return;
     const driver = driverFor(ctx, a);
     ctx.markDown(a.target, null);
-    if ((await driver.status(ctx, budgetMs(ctx, a))) === 'on') return;
+    if ((await driver.status(ctx, budgetMs(ctx, a), 'unfenced')) === 'on') return;
     await converge(ctx, a, driver, 'on', Date.now() + budgetMs(ctx, a));
   },
 

@@ -16,7 +16,7 @@ export const unfence: StepKind<PowerArgs, PowerObserved> = {
 
   async probe(ctx, a) {
     refuseSelf(ctx, a, 'power on');
-    return { power: await driverFor(ctx, a).status(ctx, budgetMs(ctx, a)) };
+    return { power: await driverFor(ctx, a).status(ctx, budgetMs(ctx, a), 'unfenced') };
   },
 
   satisfied(seen) {
@@ -31,7 +31,7 @@ export const unfence: StepKind<PowerArgs, PowerObserved> = {
   async revert(ctx, a, before) {
     if (before?.power !== 'off') return;
     const driver = driverFor(ctx, a);
-    if ((await driver.status(ctx, budgetMs(ctx, a))) === 'off') return;
+    if ((await driver.status(ctx, budgetMs(ctx, a), 'fenced')) === 'off') return;
     await converge(ctx, a, driver, 'off', Date.now() + budgetMs(ctx, a));
   },
 

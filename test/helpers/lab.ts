@@ -83,6 +83,8 @@ export interface StartLabOptions {
   groups?: number;
   /** `lab up --failover-nics N`: N spare interfaces per node; groups 1..N get a failover MAC. */
   failoverNics?: number;
+  /** `lab up --san`: a SAN namespace serving one shared LUN (scsi_pr_* inventory vars). */
+  san?: boolean;
 }
 
 function toNode(n: NodePlan): LabNode {
@@ -106,6 +108,7 @@ export async function startLab(opts: StartLabOptions): Promise<Lab & { up: UpRes
       diskMiB: opts.diskMiB ?? 64,
       ...(opts.groups ? { groups: opts.groups } : {}),
       ...(opts.failoverNics ? { failoverNics: opts.failoverNics } : {}),
+      ...(opts.san ? { san: true } : {}),
     });
   } catch (e) {
     // A refusal (subnet taken, a lab of that name running with another spec) made nothing, and

@@ -126,7 +126,7 @@ describe('fence/unfence describe and flags', () => {
     const fenceSchema = JSON.parse(readFileSync(path.resolve('schemas/steps/fence.json'), 'utf8'));
     const unfenceSchema = JSON.parse(readFileSync(path.resolve('schemas/steps/unfence.json'), 'utf8'));
     expect(fenceSchema.additionalProperties).toBe(false);
-    expect(fenceSchema.properties.provider.enum).toEqual(['ipmi', 'fence-agent', 'ssh', 'command']);
+    expect(fenceSchema.properties.provider.enum).toEqual(['ipmi', 'fence-agent', 'ssh', 'command', 'scsi-pr']);
     // ssh cannot power a node on.
     expect(unfenceSchema.properties.provider.enum).not.toContain('ssh');
     expect(unfenceSchema.properties.action).toBeUndefined();
