@@ -208,10 +208,46 @@ export function statdRestartArgv(args: string[], callout: string, groupDirs: str
   return ['rpc.statd', ...out, '-H', callout];
 }
 
+/** Serializes the groups landing on one node at once: one of them gives statd the callout. */
+export const NSM_LOCK_FILE = '/run/baton/nsm.lock';
+
+/**
+ * Give the node's statd the callout, under a node-side lock: two groups landing on the node at
+ * the same time both find it without, and only the first may restart it (the second finds the
+ * callout on the command line and prints `already`). TERM, bounded wait, then the start argv.
+ *   $1 seconds to wait for the old statd  $2 the callout path  $3… the start argv
+ * Exit 3: the lock was not had in 10 s; 4: the old statd did not exit.
+ */
+export const STATD_WITH_CALLOUT_SCRIPT = `t=$1 callout=$2; shift 2
+mkdir -p "$(dirname ${NSM_LOCK_FILE})"
+exec 9>>${NSM_LOCK_FILE}
+flock -w 10 9 || { echo "another baton step holds ${NSM_LOCK_FILE}" >&2; exit 3; }
+p=$(cat /run/rpc.statd.pid 2>/dev/null) && [ -n "$p" ] && kill -0 "$p" 2>/dev/null || p=$(pgrep -o -x rpc.statd) || p=
+if [ -n "$p" ]; then
+  if tr '\\0' '\\n' < "/proc/$p/cmdline" | grep -qxF -- "$callout"; then echo already; exit 0; fi
+  kill -TERM "$p" 2>/dev/null
+  i=0
+  while kill -0 "$p" 2>/dev/null; do
+    [ "$i" -ge $((t * 20)) ] && { echo "rpc.statd (pid $p) did not exit within $t s of SIGTERM" >&2; exit 4; }
+    sleep 0.05; i=$((i + 1))
+  done
+fi
+"$@"`;
+
+export const statdWithCalloutArgv = (timeoutS: number, callout: string, start: string[]): string[] => [
+  'sh',
+  '-c',
+  STATD_WITH_CALLOUT_SCRIPT,
+  'baton-statd-callout',
+  String(Math.ceil(timeoutS)),
+  callout,
+  ...start,
+];
+
 // ---------------------------------------------------------------- a group's holder list
 
 /** Install the callout (stdin: its text) aside, then rename it in: statd never runs half a file. */
-export const INSTALL_CALLOUT_SCRIPT = 'set -e; mkdir -p "$(dirname "$1")"; cat > "$1.baton-new"; chmod 0755 "$1.baton-new"; mv -f "$1.baton-new" "$1"';
+export const INSTALL_CALLOUT_SCRIPT = 'set -e; mkdir -p "$(dirname "$1")"; t="$1.baton-new.$$"; cat > "$t"; chmod 0755 "$t"; mv -f "$t" "$1"';
 export const installCalloutArgv = (path: string): string[] => ['sh', '-c', INSTALL_CALLOUT_SCRIPT, 'baton-nsm-callout', path];
 
 /** The group's NSM directory, writable by the uid statd (and so its callout) runs as. */

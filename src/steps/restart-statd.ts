@@ -45,7 +45,7 @@ while kill -0 "$@" 2>/dev/null; do
   sleep 0.05; i=$((i + 1))
 done
 exit 0`;
-export const stopStatdArgv = (timeoutS: number, pids: number[]): string[] => ['sh', '-c', STOP_STATD, 'baton-statd-stop', String(Math.ceil(timeoutS)), ...pids.map(String)];
+const stopStatdArgv = (timeoutS: number, pids: number[]): string[] => ['sh', '-c', STOP_STATD, 'baton-statd-stop', String(Math.ceil(timeoutS)), ...pids.map(String)];
 
 /** Each round trip is time the NFSv3 clients wait for their notification: commands go in batches. */
 const batch = (ctx: StepContext, commands: BatchCommand[]) => runBatch((argv, o) => ctx.run(argv, o), commands);

@@ -13,10 +13,10 @@ import {
   statdCallout,
   statdInfoArgv,
   statdRestartArgv,
+  statdWithCalloutArgv,
   unlinkArgv,
   type StatdInfo,
 } from '../facts/nsm.js';
-import { stopStatdArgv } from './restart-statd.js';
 import { runBatch, type BatchCommand } from '../transport/batch.js';
 
 /**
@@ -117,21 +117,20 @@ export const trackLockHolders: StepKind<TrackLockHoldersArgs, TrackObserved> = {
     commands.forEach((c, i) => batchedOk(host, results[i], c.argv));
     if (before.statd && before.statd.callout === callout) return;
     // 2. Once per node boot: statd without the callout is started again with it, on its own
-    // state directory (its monitor list is reloaded from disk; --no-notify as before: nobody is told).
+    // state directory (its monitor list is reloaded from disk; --no-notify as before: nobody is
+    // told). Under a node-side lock: another group landing here now may have done it already.
     const args = before.statd ? before.statd.args : ['--no-notify'];
     const start = statdRestartArgv(args, callout, [a.state_dir]);
-    if (before.statd) {
-      const timeoutS = a.stop_timeout ?? 5;
-      const r = await ctx.run(stopStatdArgv(timeoutS, [before.statd.pid]), { okCodes: [0, 1] });
-      if (r.code !== 0) {
-        throw new Error(
-          `on ${host}: rpc.statd (pid ${before.statd.pid}) did not exit within ${timeoutS} s of SIGTERM, so it could not be given baton's HA callout; ` +
-            'find out what holds it (`cat /proc/PID/stack`), stop it, and re-run.',
-        );
-      }
+    const timeoutS = a.stop_timeout ?? 5;
+    const r = await ctx.run(statdWithCalloutArgv(timeoutS, callout, start), { okCodes: [0, 3, 4] });
+    if (r.code === 4) {
+      throw new Error(
+        `on ${host}: rpc.statd (pid ${before.statd?.pid}) did not exit within ${timeoutS} s of SIGTERM, so it could not be given baton's HA callout; ` +
+          'find out what holds it (`cat /proc/PID/stack`), stop it, and re-run.',
+      );
     }
-    ctx.log(`rpc.statd on ${host} restarted with baton's HA callout: ${start.join(' ')}`);
-    await ctx.run(start);
+    if (r.code === 3) throw new Error(`on ${host}: ${r.stderr.trim()} for over 10 s (a stuck baton step on that node?); rpc.statd was not touched. Re-run.`);
+    if (r.stdout.trim() !== 'already') ctx.log(`rpc.statd on ${host} restarted with baton's HA callout: ${start.join(' ')}`);
   },
 
   async revert(ctx, a, before) {
