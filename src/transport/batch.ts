@@ -83,9 +83,17 @@ export async function runBatch(
 }
 
 /** The argv of each command of a batch's argv (for transports that answer commands one by one, like tests' fakes). */
+/**
+ * The batch script's text per command, in order. Split at each command's opening marker rather
+ * than at newlines: a command's own arguments may span lines (a constant `sh -c` script).
+ */
+export function batchSegments(script: string): string[] {
+  return script.split(/\n(?=printf '\\n%s\\n' '--baton-batch-out-\d+--')/);
+}
+
 export function commandsOfBatch(argv: readonly string[]): string[][] | undefined {
   if (argv[0] !== 'sh' || argv[1] !== '-c' || argv[3] !== 'baton-batch') return undefined;
-  return argv[2]!.split('\n').map((line) => {
+  return batchSegments(argv[2]!).map((line) => {
     const run = line.slice(line.indexOf(' >&2; ') + 6, line.indexOf('; rc=$?'));
     const words: string[] = [];
     for (const m of run.replace(/ <\/dev\/null$/, '').matchAll(/'((?:[^']|'\\'')*)'(?= |$)/g)) words.push(m[1]!.replace(/'\\''/g, "'"));

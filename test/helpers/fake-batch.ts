@@ -1,4 +1,4 @@
-import { commandsOfBatch } from '../../src/transport/batch.js';
+import { batchSegments, commandsOfBatch } from '../../src/transport/batch.js';
 import type { ExecResult } from '../../src/transport/transport.js';
 
 /**
@@ -9,7 +9,7 @@ export function answerBatches(answer: (argv: string[]) => ExecResult): (argv: st
   return (argv) => {
     const cmds = commandsOfBatch(argv);
     if (!cmds) return answer(argv);
-    const mayFail = argv[2]!.split('\n').map((line) => !line.includes('|| exit 0;'));
+    const mayFail = batchSegments(argv[2]!).map((line) => !line.endsWith('|| exit 0;'));
     let stdout = '';
     let stderr = '';
     for (const [i, c] of cmds.entries()) {
