@@ -6,7 +6,9 @@
  * with n1's one rpc.statd, and baton's callout records it in that group's list on its volume.
  * `service-move -e service=nfs-a -e to=n2`: c1 gets SM_NOTIFY from nfs-a's VIP with a larger state
  * number; c2 gets nothing, n1's statd is the same process, nfs-b's list is whole. Then nfs-b
- * moves, and it is the other way round. Root only; the lab is torn down whatever happens.
+ * moves, and it is the other way round. Last, n2 (now holding both) is fenced by node-failover:
+ * both groups land on n1 together and each client is notified once more, from its own group's VIP.
+ * Root only; the lab is torn down whatever happens.
  */
 import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -144,5 +146,24 @@ describe('NFSv3 lock holders of two groups on one node', () => {
     await new Promise((r) => setTimeout(r, 1500));
     expect(notifies('c2')).toEqual([line]);
     expect(notifies('c1')).toEqual(c1Before);
+  });
+
+  it('n2 fails with both groups: after node-failover each client is notified once more, from its own group\'s VIP', async () => {
+    const [a, b] = [group('nfs-a'), group('nfs-b')];
+    const before = { a: await groupState('n2', a), b: await groupState('n2', b), c1: notifies('c1'), c2: notifies('c2') };
+    // The lists are on the volumes: the dead node's memory and /run are not needed.
+    await run('playbooks/node-failover.yml', { failed: 'n2' });
+    const after = { a: await groupState('n1', a), b: await groupState('n1', b) };
+    expect(after.a).toBeGreaterThan(before.a);
+    expect(after.b).toBeGreaterThan(before.b);
+    const lineA = `Received SM_NOTIFY from ${await vipName('n1', a)}, state: ${after.a}`;
+    const lineB = `Received SM_NOTIFY from ${await vipName('n1', b)}, state: ${after.b}`;
+    expect(await statds.c1!.waitFor(lineA, 10_000), `c1's statd log:\n${statds.c1!.log()}`).toBe(true);
+    expect(await statds.c2!.waitFor(lineB, 10_000), `c2's statd log:\n${statds.c2!.log()}`).toBe(true);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(notifies('c1')).toEqual([...before.c1, lineA]);
+    expect(notifies('c2')).toEqual([...before.c2, lineB]);
+    expect(await holders('n1', a)).toEqual([clientAddress('c1')]);
+    expect(await holders('n1', b)).toEqual([clientAddress('c2')]);
   });
 });
