@@ -90,21 +90,17 @@ export const trackLockHolders: StepKind<TrackLockHoldersArgs, TrackObserved> = {
   // Only the map entry is the group's; the callout and statd's -H serve every group of the node.
   restored: (before, now) => before.link === now.link,
 
-  async preconditions(ctx, a) {
-    const seen = await probeTracking(ctx, a.vip, a.state_dir, calloutPath(a));
-    const other = seen.statd?.callout;
-    if (other && other !== calloutPath(a)) {
-      throw new StepRefusedError(
-        `on ${ctx.transport.host}: rpc.statd (pid ${seen.statd!.pid}) runs with another HA callout, ${other}; baton's (${calloutPath(a)}) would replace it. ` +
-          'A node has one callout: remove the other one from statd (its -H, or ha-callout in [statd] of /etc/nfs.conf), or give baton its path with `callout:`, then re-run.',
-      );
-    }
-  },
-
   async apply(ctx, a, before) {
     const host = ctx.transport.host;
     const callout = calloutPath(a);
     const uid = before.statd?.uid ?? 0;
+    const other = before.statd?.callout;
+    if (other && other !== callout) {
+      throw new StepRefusedError(
+        `on ${host}: rpc.statd (pid ${before.statd!.pid}) runs with another HA callout, ${other}; baton's (${callout}) would replace it. ` +
+          'A node has one callout: remove the other one from statd (its -H, or ha-callout in [statd] of /etc/nfs.conf), or give baton its path with `callout:`, then re-run.',
+      );
+    }
     // 1. The callout, the group's list (writable by statd's user) and the map entry: one exec.
     const commands: BatchCommand[] = [
       { argv: installCalloutArgv(callout), stdin: true },

@@ -202,9 +202,12 @@ describe('track_lock_holders', () => {
 
   it("refuses a statd that runs someone else's callout, before changing anything", async () => {
     const f = fakeCtx(node({ statdArgs: ['-H', '/etc/ctdb/statd-callout'] }));
-    await expect(trackLockHolders.preconditions!(f.ctx, ARGS)).rejects.toThrow(StepRefusedError);
-    await expect(trackLockHolders.preconditions!(f.ctx, ARGS)).rejects.toThrow(/another HA callout, \/etc\/ctdb\/statd-callout/);
-    expect(f.ran.some((a) => a[0] === 'ln' || isScript(a, 'baton-statd-callout'))).toBe(false);
+    const before = await trackLockHolders.probe(f.ctx, ARGS);
+    f.ran.length = 0;
+    const refused = trackLockHolders.apply(f.ctx, ARGS, before);
+    await expect(refused).rejects.toThrow(StepRefusedError);
+    await expect(refused).rejects.toThrow(/another HA callout, \/etc\/ctdb\/statd-callout/);
+    expect(f.ran).toEqual([]);
   });
 
   it('reverts the map entry to what it was, and judges "as before" by it alone', async () => {
