@@ -42,8 +42,12 @@ const stateDir = (g: ServiceGroup) => `${g.mount!.path}/.nfs-statd`;
 const clientAddress = (name: string) => L().clients.find((c) => c.name === name)!.address;
 
 async function run(playbook: string, vars: Record<string, unknown>): Promise<void> {
+  const t0 = performance.now();
   const r: BatonResult = await baton(['run', '--yes', '-i', L().inventoryPath, path.resolve(playbook), '-e', JSON.stringify(vars)], state());
   if (r.code !== 0) throw new Error(`${path.basename(playbook)} ${JSON.stringify(vars)} failed (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
+  // What the lock holder steps cost, for docs/statd.md (the engine prints each step's time).
+  const steps = r.stdout.split('\n').filter((l) => /lock holders/.test(l) && /\(\d+ ms\)/.test(l));
+  console.log(`${path.basename(playbook)} ${JSON.stringify(vars)}: ${(performance.now() - t0).toFixed(0)} ms\n${steps.map((l) => `  ${l.trim()}`).join('\n')}`);
 }
 
 /** An NFSv3 lock through the group's VIP, taken from the client's namespace. */
