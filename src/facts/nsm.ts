@@ -259,16 +259,6 @@ export const linkArgv = (vip: string, stateDir: string): string[] => ['ln', '-sf
 export const unlinkArgv = (vip: string): string[] => ['rm', '-f', nsmLinkPath(vip)];
 export const readLinkArgv = (vip: string): string[] => ['readlink', nsmLinkPath(vip)];
 
-/** `ls -A` of the group's sm/: the holders on record, one per line. */
-export const listHoldersArgv = (stateDir: string): string[] => ['ls', '-A', `${stateDir}/sm`];
-
-export function parseHolders(stdout: string): string[] {
-  return stdout
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l && !l.startsWith('.'));
-}
-
 /** Where a group's notification is prepared on the node sending it. */
 export const notifyScratchDir = (vip: string): string => `/run/baton/nsm-notify/${ssForm(vip)}`;
 

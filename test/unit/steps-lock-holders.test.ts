@@ -17,7 +17,6 @@ import {
   NSM_CALLOUT_SCRIPT,
   nfsConfValue,
   nsmLinkPath,
-  parseHolders,
   parseStatdInfo,
   ssForm,
   statdCallout,
@@ -119,9 +118,6 @@ describe('lock holder facts', () => {
     }
   });
 
-  it('lists holders, leaving out half-written files', () => {
-    expect(parseHolders('198.18.197.101\n.baton-x.new\n\n198.18.197.102\n')).toEqual(['198.18.197.101', '198.18.197.102']);
-  });
 });
 
 // ------------------------------------------------------------ the kinds on a scripted context
