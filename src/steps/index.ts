@@ -12,6 +12,9 @@ import { releaseMac } from './release-mac.js';
 import { exportStep } from './export.js';
 import { unexportStep } from './unexport.js';
 import { restartStatd } from './restart-statd.js';
+import { trackLockHolders } from './track-lock-holders.js';
+import { untrackLockHolders } from './untrack-lock-holders.js';
+import { notifyLockHolders } from './notify-lock-holders.js';
 import { importVolume } from './import-volume.js';
 import { deportVolume } from './deport-volume.js';
 import { mountStep } from './mount.js';
@@ -31,4 +34,4 @@ import { iscsiTargetAbsent } from './iscsi-target-absent.js';
 import { iscsiLun } from './iscsi-lun.js';
 
 /** Every step kind baton ships. One line per kind; the engine never names one. */
-export const allKinds: StepKind[] = [command, waitFor, assertStep, raiseVip, lowerVip, failoverMac, releaseMac, garp, fence, unfence, exportStep, unexportStep, restartStatd, importVolume, deportVolume, mountStep, unmountStep, promoteStep, demoteStep, vipHolder, mounted, exported, serviceRunning, nfsNull, tcp, diskFree, fenceDevice, iscsiTarget, iscsiTargetAbsent, iscsiLun];
+export const allKinds: StepKind[] = [command, waitFor, assertStep, raiseVip, lowerVip, failoverMac, releaseMac, garp, fence, unfence, exportStep, unexportStep, restartStatd, trackLockHolders, untrackLockHolders, notifyLockHolders, importVolume, deportVolume, mountStep, unmountStep, promoteStep, demoteStep, vipHolder, mounted, exported, serviceRunning, nfsNull, tcp, diskFree, fenceDevice, iscsiTarget, iscsiTargetAbsent, iscsiLun];

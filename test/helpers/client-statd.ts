@@ -19,8 +19,9 @@ export interface ClientStatd {
   stop(): void;
 }
 
-export async function startClientStatd(lab: Lab): Promise<ClientStatd> {
-  const c1 = lab.clients[0]!;
+/** The client's statd (the lab's first client unless `client` names another). */
+export async function startClientStatd(lab: Lab, client?: string): Promise<ClientStatd> {
+  const c1 = client ? lab.clients.find((c) => c.name === client)! : lab.clients[0]!;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-client-statd-'));
   const rpcbindPidFile = path.join(dir, 'rpcbind.pid');
   const script = [
@@ -33,7 +34,7 @@ export async function startClientStatd(lab: Lab): Promise<ClientStatd> {
     'exec rpc.statd -F -d --no-notify',
   ].join('\n');
   let log = '';
-  const child: ChildProcess = spawn('ip', ['netns', 'exec', c1.netns, 'unshare', '--mount', '--propagation', 'private', 'sh', '-c', script, 'c1-statd', rpcbindPidFile], {
+  const child: ChildProcess = spawn('ip', ['netns', 'exec', c1.netns, 'unshare', '--mount', '--propagation', 'private', 'sh', '-c', script, `${c1.name}-statd`, rpcbindPidFile], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
