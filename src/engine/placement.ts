@@ -1,6 +1,8 @@
 /**
  * Placement resolved at run time: a play that says `placement: { move: nfs-a }` (or `evacuate:
- * n1`, `failover: n1`) instead of `loop:` gets its item list from what runs where now. The
+ * n1`, `failover: n1`, `start: nfs-a`, `stop: nfs-a`) instead of `loop:` gets its item list from
+ * what runs where now. A start is a move from nowhere (`from` is ''), a stop a move to nowhere
+ * (`to` is ''): the same item, the same role, the release or the takeover half of it. The
  * request is rendered from play-level vars and -e, the groups are observed (facts/groups.ts), and
  * the moves are worked out here: one item per group, carrying everything its steps need (the
  * VIP, the volume, the mount, the exports, the nodes from and to, its lock). From then on the
@@ -23,8 +25,9 @@ import { describeError } from './errors.js';
 /** One group's move, as a play item (`{{ move.vip }}`...). Keys are snake_case like the roles' vars. */
 export interface Move {
   name: string;
-  /** The node it leaves ('' when it runs nowhere: a failover from a node that could not be read still names it). */
+  /** The node it leaves ('' for a start: it runs nowhere; a failover from a node that could not be read still names it). */
   from: string;
+  /** The node it goes to ('' for a stop). */
   to: string;
   lock: string;
   vip: string;
@@ -41,7 +44,7 @@ export interface Move {
   exports: Array<{ path: string; pseudo: string; fsid: number; export_id: number; clients: string; access: string; squash: string }>;
   /** The first export's path: statd keeps its state under the mount. */
   export_path: string;
-  /** Why this move: `switchover`, `evacuate`, `failover`. */
+  /** Why this move: `switchover`, `evacuate`, `failover`, `start`, `stop`. */
   reason: string;
 }
 
@@ -78,7 +81,7 @@ export function moveOf(g: ServiceGroup, from: string, to: string, reason: string
     lock: g.lock,
     vip: g.vip.address,
     vip_prefix: g.vip.prefix,
-    interface: ifaceOf(g, inventory, to),
+    interface: to ? ifaceOf(g, inventory, to) : '',
     interface_from: from ? ifaceOf(g, inventory, from) : '',
     volume,
     volume_provider: volume.provider!,
@@ -94,8 +97,8 @@ export function moveOf(g: ServiceGroup, from: string, to: string, reason: string
 
 const STATUS_HINT = 'see `baton status -i INVENTORY`, and put it right by hand (or with nfs-stop/nfs-start) before moving it';
 
-function refuseUnclear(p: GroupPlacement, cannot: string): never {
-  throw new PlacementRefused(`${cannot}: it is ${p.summary}; ${STATUS_HINT}`);
+function refuseUnclear(p: GroupPlacement, cannot: string, hint = STATUS_HINT): never {
+  throw new PlacementRefused(`${cannot}: it is ${p.summary}; ${hint}`);
 }
 
 /** The nodes after `from` in the group's preference order (wrapping round), that may take it. */
@@ -137,6 +140,9 @@ export function resolvePlacement(req: PlacementRequest, groups: ServiceGroup[], 
     if (!to) throw new PlacementRefused(`cannot move group ${g.name} off ${from}: no other of its nodes (${g.nodes.join(', ')}) can take it${unreadable(g, nodes, from)}`);
     return { moves: [moveOf(g, from, to, 'switchover', inventory)], notes };
   }
+
+  if (req.kind === 'start') return resolveStart(byGroup.get(req.group)!, placed.get(req.group)!, nodes, req.on, inventory);
+  if (req.kind === 'stop') return resolveStop(byGroup.get(req.group)!, placed.get(req.group)!, inventory);
 
   if (req.kind === 'evacuate') {
     const node = req.node;
@@ -184,12 +190,49 @@ export function resolvePlacement(req: PlacementRequest, groups: ServiceGroup[], 
   return { moves, notes };
 }
 
+const nodeProblem = (n: NodeObservation | undefined): string => n?.error ?? (n?.power === 'off' ? 'it is powered off' : 'it could not be read');
+
+/**
+ * Start: a stopped group on `on`, or on its first preferred node that may take it. Running whole
+ * already is nothing to do, unless `on` names another node: that is a move, and said so. Seen in
+ * part, on two nodes, or not seen while one of its nodes could not be read: refused, since
+ * starting it could make a second copy of it.
+ */
+function resolveStart(g: ServiceGroup, p: GroupPlacement, nodes: Map<string, NodeObservation>, on: string | undefined, inventory?: Inventory): Resolution {
+  if (p.state === 'running') {
+    const at = p.nodes[0]!;
+    if (on && on !== at) throw new PlacementRefused(`group ${g.name} already runs on ${at}, not ${on}: to move it, run playbooks/service-move.yml -e service=${g.name} -e to=${on}`);
+    return { moves: [], notes: [`group ${g.name} already runs on ${at}: nothing to start`] };
+  }
+  if (p.state === 'partial') refuseUnclear(p, `cannot start group ${g.name}`, `stop what is left of it with playbooks/service-stop.yml -e service=${g.name}, then start it`);
+  if (p.state !== 'stopped') refuseUnclear(p, `cannot start group ${g.name}`);
+  if (on) {
+    if (!usable(nodes.get(on))) throw new PlacementRefused(`cannot start group ${g.name} on ${on}: ${nodeProblem(nodes.get(on))}`);
+    return { moves: [moveOf(g, '', on, 'start', inventory)], notes: [] };
+  }
+  const first = g.nodes.find((n) => usable(nodes.get(n)));
+  if (!first) throw new PlacementRefused(`cannot start group ${g.name}: none of its nodes (${g.nodes.join(', ')}) can take it${unreadable(g, nodes, '')}`);
+  return { moves: [moveOf(g, '', first, 'start', inventory)], notes: [] };
+}
+
+/**
+ * Stop: release the group where it runs, whole or in part (every release step is a no-op for a
+ * part that is not there). Stopped already is nothing to do. On two nodes, or not seen while one
+ * of its nodes could not be read: refused, since a stop would leave a copy running.
+ */
+function resolveStop(g: ServiceGroup, p: GroupPlacement, inventory?: Inventory): Resolution {
+  if (p.state === 'stopped') return { moves: [], notes: [`group ${g.name} is stopped already: nothing to stop`] };
+  if (p.state !== 'running' && p.state !== 'partial') refuseUnclear(p, `cannot stop group ${g.name}`);
+  return { moves: [moveOf(g, p.nodes[0]!, '', 'stop', inventory)], notes: [] };
+}
+
 /** The names a request gives, checked against the inventory before any node is read (exit 2). */
 export function checkNames(req: PlacementRequest, groups: ServiceGroup[]): void {
-  if (req.kind === 'move') {
+  if (req.kind === 'move' || req.kind === 'start' || req.kind === 'stop') {
     const g = groups.find((x) => x.name === req.group);
     if (!g) throw new PlacementRefused(`no service group "${req.group}" in the inventory (groups: ${groups.map((x) => x.name).join(', ') || 'none'})`);
-    if (req.to && !g.nodes.includes(req.to)) throw new PlacementRefused(`group ${g.name} may not run on ${req.to}: its nodes are ${g.nodes.join(', ')}`);
+    const node = req.kind === 'move' ? req.to : req.kind === 'start' ? req.on : undefined;
+    if (node && !g.nodes.includes(node)) throw new PlacementRefused(`group ${g.name} may not run on ${node}: its nodes are ${g.nodes.join(', ')}`);
     return;
   }
   const allNodes = [...new Set(groups.flatMap((g) => g.nodes))];
@@ -209,10 +252,12 @@ export function renderRequest(play: Play, inventory: Inventory, extraVars: Recor
   };
   const need = (v: string, key: string, what: string): string => {
     const s = r(v, key);
-    if (!s) throw new PlacementRefused(`play "${play.name}" (${play.loc.file}:${play.loc.line}:${play.loc.col}): placement.${key} rendered empty: give the ${what} (e.g. -e ${key === 'move' ? 'service=nfs-a' : 'node=n1'})`);
+    if (!s) throw new PlacementRefused(`play "${play.name}" (${play.loc.file}:${play.loc.line}:${play.loc.col}): placement.${key} rendered empty: give the ${what} (e.g. -e ${key === 'evacuate' || key === 'failover' ? 'node=n1' : 'service=nfs-a'})`);
     return s;
   };
   if (spec.move !== undefined) return { kind: 'move', group: need(spec.move, 'move', 'service group to move'), ...(spec.to !== undefined && r(spec.to, 'to') ? { to: r(spec.to, 'to') } : {}) };
+  if (spec.start !== undefined) return { kind: 'start', group: need(spec.start, 'start', 'service group to start'), ...(spec.on !== undefined && r(spec.on, 'on') ? { on: r(spec.on, 'on') } : {}) };
+  if (spec.stop !== undefined) return { kind: 'stop', group: need(spec.stop, 'stop', 'service group to stop') };
   if (spec.evacuate !== undefined) return { kind: 'evacuate', node: need(spec.evacuate, 'evacuate', 'node to empty') };
   return { kind: 'failover', node: need(spec.failover!, 'failover', 'failed node') };
 }
