@@ -168,14 +168,22 @@ export function resolvePlacement(req: PlacementRequest, groups: ServiceGroup[], 
     if (!g.nodes.includes(failed)) continue;
     const p = placed.get(g.name)!;
     // Held by the failed node: seen (only) there, or seen nowhere while the failed node is the
-    // one that could not be read. A group running whole on a survivor is left alone; one seen
-    // on a survivor in part or on two nodes needs a person.
+    // one that could not be read, whether it does not answer or its BMC already says off (a
+    // node that is off runs nothing, but what it ran before is what failover is for). A group
+    // running whole on a survivor is left alone; one seen on a survivor in part or on two nodes
+    // needs a person.
     let held: boolean;
+    const failedUnread = !nodes.get(failed)?.view;
+    const heldUnseen = () => notes.push(`group ${g.name} is seen on no node and ${failed} could not be read (${nodes.get(failed)?.power === 'off' ? 'powered off' : 'no answer'}): taken over as if ${failed} held it`);
     if (p.nodes.length === 1 && p.nodes[0] === failed) held = true;
     else if (p.state === 'unknown') {
       if (p.unknownNodes.some((u) => u !== failed)) refuseUnclear(p, `cannot fail ${failed} over: group ${g.name}`);
       held = true;
-    } else if (p.nodes.length === 0) held = false;
+      heldUnseen();
+    } else if (p.nodes.length === 0) {
+      held = failedUnread;
+      if (held) heldUnseen();
+    }
     else if (p.state === 'running') held = false;
     else refuseUnclear(p, `cannot fail ${failed} over: group ${g.name}`);
     if (!held) {

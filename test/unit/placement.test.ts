@@ -164,6 +164,19 @@ describe('failover', () => {
     expect(route(resolve({ kind: 'failover', node: 'n1' }, cluster({ 'nfs-c': at('nfs-c', 'running', ['n1']) })).moves)).toEqual(['nfs-a n1->n2', 'nfs-c n1->n3', 'nfs-d n1->n2']);
   });
 
+  it('a failed node already powered off: the groups seen nowhere are taken over (it cannot be read, so it may have held them), and the run says so', () => {
+    // What observeGroups judges with n2 off by its BMC: nfs-b (home n2) seen nowhere is "stopped".
+    const seen = cluster({ 'nfs-b': at('nfs-b', 'stopped', []) }, [up('n1'), down('n2', 'off'), up('n3')]);
+    const { moves, notes } = resolve({ kind: 'failover', node: 'n2' }, seen);
+    expect(route(moves)).toEqual(['nfs-b n2->n3']);
+    expect(notes).toEqual(['group nfs-b is seen on no node and n2 could not be read (powered off): taken over as if n2 held it']);
+  });
+
+  it('a failed node that was read: a group seen nowhere was not on it, and is left stopped', () => {
+    const { moves, notes } = resolve({ kind: 'failover', node: 'n2' }, cluster({ 'nfs-b': at('nfs-b', 'stopped', []) }));
+    expect([moves, notes]).toEqual([[], ['group nfs-b is stopped (not on n2): left stopped', 'no group is held by n2: nothing to take over']]);
+  });
+
   it('refuses a group that is unknown because of another node too, or split over survivors', () => {
     const seen = cluster({ 'nfs-a': at('nfs-a', 'unknown', [], ['n1', 'n2']) }, [down('n1'), down('n2'), up('n3')]);
     expect(refusal(() => resolve({ kind: 'failover', node: 'n1' }, seen))).toMatch(/^cannot fail n1 over: group nfs-a: it is unknown/);
