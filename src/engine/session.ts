@@ -14,6 +14,7 @@ import { Journal, newRunId, type RunRecord } from './journal.js';
 import { acquireRunLocks, type HeldLocks } from './locks/index.js';
 import { resolvePlaybookPlacement } from './placement.js';
 import { LocalTransport } from '../transport/index.js';
+import { bmcPowerFromController } from './safety.js';
 import { Redactor } from './redact.js';
 import { findInterrupted } from './resume.js';
 import type { RunReporter, RunSummary } from './summary.js';
@@ -230,6 +231,7 @@ export async function runSession(inputs: RunInputs, o: RunSettings, hooks: RunHo
       redactor,
       check,
       force: o.force,
+      peerPower: bmcPowerFromController(),
       filter: { tags: o.tags, skipTags: o.skipTags },
       limit: o.limit,
       onEvent: session.onEvent,
