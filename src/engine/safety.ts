@@ -31,10 +31,26 @@ export class RunSafety {
   readonly fenced = new Set<string>();
   private readonly released = new Set<string>();
 
+  /** BMC readings that said off, kept for the run as a fence's is: items ask at once, steps one after another. */
+  private readonly offReadings = new Map<string, ReturnType<PeerPower>>();
+
   constructor(
     readonly force: boolean,
-    readonly peerPower?: PeerPower,
+    private readonly peerPower?: PeerPower,
   ) {}
+
+  /** The peer's power from its BMC (undefined when BMCs are not asked); an "off" is asked once per run. */
+  async powerOf(peer: Host): Promise<{ power: PowerReading; powerError?: string } | undefined> {
+    if (!this.peerPower) return undefined;
+    let reading = this.offReadings.get(peer.name);
+    if (!reading) {
+      reading = this.peerPower(peer).catch((e: unknown) => ({ power: 'unknown' as const, powerError: describeError(e) }));
+      this.offReadings.set(peer.name, reading);
+    }
+    const r = await reading;
+    if (r.power !== 'off') this.offReadings.delete(peer.name);
+    return r;
+  }
 
   noteReleased(resource: string, host: string): void {
     this.released.add(`${resource}\u0000${host}`);
@@ -119,7 +135,7 @@ export async function ensureNoPeerHolds(c: TakeoverCheck): Promise<void> {
         // this, a node that went down (or was fenced by an earlier run) blocks every later move of
         // any group, and the rollback of one, that lists it among the peers.
         const host = c.inventory.hosts.get(peer);
-        const bmc = host && safety.peerPower ? await safety.peerPower(host).catch((x: unknown) => ({ power: 'unknown' as const, powerError: describeError(x) })) : undefined;
+        const bmc = host ? await safety.powerOf(host) : undefined;
         if (bmc?.power === 'off') {
           c.warn(`${kind.kind} on ${c.host.name}: ${peer} cannot be asked whether it holds ${resource}, but its BMC says it is powered off: going on`);
           return null;
