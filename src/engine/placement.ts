@@ -21,6 +21,7 @@ import { render } from '../playbook/template.js';
 import type { Transport } from '../transport/transport.js';
 import { BatonError, ExitCode } from '../util/errors.js';
 import { describeError } from './errors.js';
+import { LockHeldError, lockHolder } from './lock.js';
 
 /** One group's move, as a play item (`{{ move.vip }}`...). Keys are snake_case like the roles' vars. */
 export interface Move {
@@ -56,7 +57,11 @@ export interface Resolution {
 
 /** Refused placement: invalid input, nothing touched. */
 export class PlacementRefused extends BatonError {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** The group refused for what was seen of it (split, partial, unknown), when that is the reason. */
+    readonly unclearGroup?: string,
+  ) {
     super(`${message}; nothing was touched`, ExitCode.INVALID);
     this.name = 'PlacementRefused';
   }
@@ -98,7 +103,23 @@ export function moveOf(g: ServiceGroup, from: string, to: string, reason: string
 const STATUS_HINT = 'see `baton status -i INVENTORY`, and put it right by hand (or with nfs-stop/nfs-start) before moving it';
 
 function refuseUnclear(p: GroupPlacement, cannot: string, hint = STATUS_HINT): never {
-  throw new PlacementRefused(`${cannot}: it is ${p.summary}; ${hint}`);
+  throw new PlacementRefused(`${cannot}: it is ${p.summary}; ${hint}`, p.name);
+}
+
+/**
+ * A group seen half-moved while another run holds its lock is that run at work, not a mess for a
+ * person: said as the lock it is (exit 5, naming the holder), as when both runs read it before
+ * either changed it. Only this controller's lock files are asked (no node is contacted).
+ */
+function resolveOrLocked(req: PlacementRequest, groups: ServiceGroup[], status: ClusterStatus, inventory: Inventory): Resolution {
+  try {
+    return resolvePlacement(req, groups, status, inventory);
+  } catch (e) {
+    const g = e instanceof PlacementRefused && e.unclearGroup ? groups.find((x) => x.name === e.unclearGroup) : undefined;
+    const holder = g && lockHolder(g.lock);
+    if (holder) throw new LockHeldError(holder);
+    throw e;
+  }
 }
 
 /** The nodes after `from` in the group's preference order (wrapping round), that may take it. */
@@ -292,7 +313,7 @@ export async function resolvePlaybookPlacement(
   const plays = playbook.plays.map((play, i) => {
     const req = requests[i];
     if (!req) return play;
-    const res = resolvePlacement(req, groups, status, inventory);
+    const res = resolveOrLocked(req, groups, status, inventory);
     notes.push(...res.notes);
     const { placement: _, ...rest } = play;
     return { ...rest, loop: { ...play.loop!, items: res.moves } };

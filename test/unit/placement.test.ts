@@ -5,6 +5,8 @@
  * not use), the loader's checks of `placement:`, and the shipped playbooks resolved end to end
  * over node reads built to match what the nodes would print.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ClusterStatus, GroupPlacement, GroupState, NodeObservation, NodeView } from '../../src/facts/groups.js';
@@ -16,6 +18,8 @@ import { loadPlaybook, loadPlaybookText } from '../../src/playbook/load.js';
 import { defaultRegistry } from '../../src/steps/registry.js';
 import { localInventory, loadProblems } from '../helpers/model.js';
 import { BatonError } from '../../src/util/errors.js';
+import { acquireLock } from '../../src/engine/lock.js';
+import { locksDir } from '../../src/engine/state-dir.js';
 import { loadInventory } from '../../src/inventory/load.js';
 import type { ExecResult, Transport } from '../../src/transport/transport.js';
 
@@ -368,6 +372,30 @@ describe('the shipped playbooks, resolved over node reads', () => {
   it('node-evacuate refuses when a group it holds is also seen elsewhere (split)', async () => {
     const t = transports({ n1: [1], n2: [1] });
     await expect(resolvePlaybookPlacement(load('playbooks/node-evacuate.yml', { node: 'n1' }), inventory, { node: 'n1' }, t)).rejects.toThrow(/^cannot evacuate n1: group nfs-a: it is SPLIT on n1 and n2/);
+  });
+
+  it('a group seen half-moved while another run holds its lock: exit 5 naming that run, not a refusal to look at it', async () => {
+    const saved = process.env.BATON_STATE_DIR;
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-place-lock-'));
+    process.env.BATON_STATE_DIR = dir;
+    try {
+      const t = () => transports({ n1: [1], n2: [1] });
+      const move = () => resolvePlaybookPlacement(load('playbooks/service-move.yml', { service: 'nfs-a' }), inventory, { service: 'nfs-a' }, t());
+      // Nobody holds it: what was seen is the reason, exit 2.
+      await expect(move()).rejects.toMatchObject({ exitCode: 2, message: expect.stringMatching(/^cannot move group nfs-a: it is SPLIT on n1 and n2/) });
+      const other = acquireLock('service-nfs-a', '20261127T000000Z-0ther1', locksDir());
+      try {
+        await expect(move()).rejects.toMatchObject({ exitCode: 5, message: expect.stringMatching(/^another run holds the lock "service-nfs-a": run 20261127T000000Z-0ther1/) });
+        // Another group's lock is no excuse.
+        await expect(resolvePlaybookPlacement(load('playbooks/service-move.yml', { service: 'nfs-b' }), inventory, { service: 'nfs-b' }, transports({ n2: [2], n3: [2] }))).rejects.toMatchObject({ exitCode: 2 });
+      } finally {
+        other.release();
+      }
+    } finally {
+      if (saved === undefined) delete process.env.BATON_STATE_DIR;
+      else process.env.BATON_STATE_DIR = saved;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('service-start: the group on its first preferred node, that node only; running already: no item and a note', async () => {
