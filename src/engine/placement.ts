@@ -100,7 +100,7 @@ export function moveOf(g: ServiceGroup, from: string, to: string, reason: string
   };
 }
 
-const STATUS_HINT = 'see `baton status -i INVENTORY`, and put it right by hand (or with nfs-stop/nfs-start) before moving it';
+const STATUS_HINT = 'see `baton status -i INVENTORY`, and put it right by hand (a group seen in part on one node: service-stop releases what is left) before moving it';
 
 function refuseUnclear(p: GroupPlacement, cannot: string, hint = STATUS_HINT): never {
   throw new PlacementRefused(`${cannot}: it is ${p.summary}; ${hint}`, p.name);
