@@ -10,6 +10,36 @@ import { LocalTransport, TransportPool } from '../transport/index.js';
 import { connectTimeoutMsFor } from './check.js';
 import type { Inputs } from './inputs.js';
 
+/**
+ * For `baton run`: the same resolution, over connections the run then goes on using (handed to
+ * the session, which closes them), so each node's SSH connection is opened once per run, not
+ * once to read and once to run. While the groups are read a node that does not answer is
+ * given up after the status connect timeout, as in withPlacement; a failed connect is
+ * remembered by the pool, so the run's peer checks do not wait for that node again.
+ */
+export async function withPlacementForRun(inputs: Inputs, o: { acceptNew?: boolean }, say: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<{ inputs: Inputs; pool?: TransportPool }> {
+  if (!hasPlacement(inputs.playbook)) return { inputs };
+  const inv = inputs.inventory;
+  let reading = true;
+  const pool = new TransportPool(
+    (name) => {
+      const host = inv.hosts.get(name)!;
+      const spec = connectionFor(host, path.dirname(inv.file));
+      return reading ? { ...spec, connectTimeoutMs: connectTimeoutMsFor(host) } : spec;
+    },
+    { acceptNewHostKeys: o.acceptNew },
+  );
+  try {
+    const { playbook, notes } = await resolvePlaybookPlacement(inputs.playbook, inv, inputs.extraVars, { transportOf: (n) => pool.get(n), bmcRunner: new LocalTransport('controller') });
+    reading = false;
+    for (const n of notes) say(`note: ${n}`);
+    return { inputs: { ...inputs, playbook }, pool };
+  } catch (e) {
+    await pool.closeAll();
+    throw e;
+  }
+}
+
 export async function withPlacement(inputs: Inputs, say: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<Inputs> {
   if (!hasPlacement(inputs.playbook)) return inputs;
   const inv = inputs.inventory;

@@ -2,10 +2,11 @@ import path from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { runSession, secretsOf, type RunHooks, type RunResult } from '../engine/session.js';
 import { BatonError, ExitCode } from '../util/errors.js';
+import type { TransportPool } from '../transport/index.js';
 import { makeReporter } from '../report/make.js';
 import { loadInputs, type CommonOptions, type Inputs } from './inputs.js';
 import { renderPlan } from './plan.js';
-import { withPlacement } from './placement-inputs.js';
+import { withPlacementForRun } from './placement-inputs.js';
 
 export interface RunOptions extends CommonOptions {
   check?: boolean;
@@ -32,7 +33,16 @@ export { secretsOf };
 
 export async function runCommand(playbookFile: string, o: RunOptions & { junit?: string }): Promise<number> {
   const t0 = Date.now();
-  const inputs = await withPlacement(loadInputs(playbookFile, o));
+  const { inputs, pool } = await withPlacementForRun(loadInputs(playbookFile, o), { acceptNew: o.acceptNew });
+  try {
+    return await runLoaded(inputs, o, t0, pool);
+  } finally {
+    // The session closed them if it ran; a run that stopped before it (not confirmed) did not.
+    await pool?.closeAll();
+  }
+}
+
+async function runLoaded(inputs: Inputs, o: RunOptions & { junit?: string }, t0: number, pool: TransportPool | undefined): Promise<number> {
   await inputs.registry.ensureLoaded();
   const check = Boolean(o.check);
   const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
@@ -58,7 +68,7 @@ export async function runCommand(playbookFile: string, o: RunOptions & { junit?:
   const reporter = await makeReporter({ ...o, redact: (s) => redactor.redact(s) });
   const junit = o.junit ? new (await import('../report/junit.js')).JunitCollector({ redactor }) : undefined;
   try {
-    const r = await runPlaybook(inputs, o, { t0, reporter, redactor, onEvent: junit && ((e) => junit.onEvent(e)), confirm: o.step ? (q) => (reporter.ask ? reporter.ask(q) : ask(q)) : undefined });
+    const r = await runPlaybook(inputs, o, { t0, pool, reporter, redactor, onEvent: junit && ((e) => junit.onEvent(e)), confirm: o.step ? (q) => (reporter.ask ? reporter.ask(q) : ask(q)) : undefined });
     return r.exitCode;
   } catch (e) {
     junit?.addError(path.basename(inputs.playbookFile), (e as Error).message, (e as Error).name);

@@ -2,6 +2,7 @@ import { newRunId } from '../engine/journal.js';
 import { Session } from '../engine/session.js';
 import { Redactor } from '../engine/redact.js';
 import { changesToRevert, executeUndo, loadUndoInventory, planUndo, resolveRunId } from '../engine/undo.js';
+import { bmcPowerFromController } from '../engine/safety.js';
 import { defaultRegistry } from '../steps/registry.js';
 import { BatonError, ExitCode } from '../util/errors.js';
 import { makeReporter } from '../report/make.js';
@@ -76,7 +77,7 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
     const redactLine = (line: string) => redactor.redact(line);
     const openJournal = () =>
       session.openJournal(undoId, { mode: 'undo', undoOf: runId, playbook: run.playbook, inventory: inventoryFile, inventories: sources, lock: run.lock, argv: process.argv.slice(2).map((a) => redactor.redact(a)) }, redactLine);
-    const complete = await executeUndo({ plan, changes, inventory, registry, pool: session.guardedPool, openJournal, onEvent: session.onEvent, force: Boolean(o.force), redact: (t) => redactor.redact(t) });
+    const complete = await executeUndo({ plan, changes, inventory, registry, pool: session.guardedPool, openJournal, onEvent: session.onEvent, force: Boolean(o.force), peerPower: bmcPowerFromController(), redact: (t) => redactor.redact(t) });
     const outcome = complete ? 'succeeded' : 'failed-not-rolled-back';
     session.journal!.append({ t: 'end', outcome });
     const exitCode = complete ? ExitCode.OK : ExitCode.FAILED_NOT_ROLLED_BACK;

@@ -20,7 +20,7 @@ import type { Journal, RunOutcome } from './journal.js';
 import type { Redactor } from './redact.js';
 import { revertChanges, type AppliedChange } from './rollback.js';
 import { tagSelected, type TagFilter } from './tags.js';
-import { checkTakeover, resourceOf, RunSafety } from './safety.js';
+import { checkTakeover, resourceOf, RunSafety, type PeerPower } from './safety.js';
 import { stepTimeoutMs } from './timeouts.js';
 import { withExtraVars } from './inventory-view.js';
 import { expandStep } from './instances.js';
@@ -49,6 +49,8 @@ export interface ExecuteOptions {
   redactor: Redactor;
   check?: boolean;
   force?: boolean;
+  /** Asks an unreachable peer's BMC whether it is off (a takeover's peer check); absent: not asked. */
+  peerPower?: PeerPower;
   filter?: TagFilter;
   limit?: string;
   onEvent: (e: EngineEvent) => void;
@@ -174,7 +176,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
     return answer;
   };
 
-  const safety = new RunSafety(Boolean(o.force));
+  const safety = new RunSafety(Boolean(o.force), o.peerPower);
   // -e wins over inventory vars everywhere, hostvars[...] included (a -e bmc_password reaches the fence).
   const inventory = withExtraVars(o.inventory, o.extraVars);
   const newTxn = (item: PlayItem | undefined, txnChanges: AppliedChange[], txnFailures: string[], halted: () => boolean): Txn => {

@@ -108,6 +108,12 @@ export function acquireLock(name: string, runId: string, dir = locksDir()): Held
   throw new BatonError(`could not take the lock "${name}" at ${file}`, ExitCode.LOCKED);
 }
 
+/** Who holds the lock `name` on this controller now (a live run, or a run of another controller), if anyone; takes nothing. */
+export function lockHolder(name: string, dir = locksDir()): LockHolder | undefined {
+  const current = readHolder(lockFile(name, dir));
+  return current && (current.controller !== os.hostname() || alive(current.pid)) ? current : undefined;
+}
+
 function releaseIfOurs(file: string, holder: LockHolder): void {
   const current = readHolder(file);
   if (current && current.runId === holder.runId && current.pid === holder.pid) {

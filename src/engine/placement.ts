@@ -1,6 +1,8 @@
 /**
  * Placement resolved at run time: a play that says `placement: { move: nfs-a }` (or `evacuate:
- * n1`, `failover: n1`) instead of `loop:` gets its item list from what runs where now. The
+ * n1`, `failover: n1`, `start: nfs-a`, `stop: nfs-a`) instead of `loop:` gets its item list from
+ * what runs where now. A start is a move from nowhere (`from` is ''), a stop a move to nowhere
+ * (`to` is ''): the same item, the same role, the release or the takeover half of it. The
  * request is rendered from play-level vars and -e, the groups are observed (facts/groups.ts), and
  * the moves are worked out here: one item per group, carrying everything its steps need (the
  * VIP, the volume, the mount, the exports, the nodes from and to, its lock). From then on the
@@ -19,12 +21,14 @@ import { render } from '../playbook/template.js';
 import type { Transport } from '../transport/transport.js';
 import { BatonError, ExitCode } from '../util/errors.js';
 import { describeError } from './errors.js';
+import { LockHeldError, lockHolder } from './lock.js';
 
 /** One group's move, as a play item (`{{ move.vip }}`...). Keys are snake_case like the roles' vars. */
 export interface Move {
   name: string;
-  /** The node it leaves ('' when it runs nowhere: a failover from a node that could not be read still names it). */
+  /** The node it leaves ('' for a start: it runs nowhere; a failover from a node that could not be read still names it). */
   from: string;
+  /** The node it goes to ('' for a stop). */
   to: string;
   lock: string;
   vip: string;
@@ -41,7 +45,7 @@ export interface Move {
   exports: Array<{ path: string; pseudo: string; fsid: number; export_id: number; clients: string; access: string; squash: string }>;
   /** The first export's path: statd keeps its state under the mount. */
   export_path: string;
-  /** Why this move: `switchover`, `evacuate`, `failover`. */
+  /** Why this move: `switchover`, `evacuate`, `failover`, `start`, `stop`. */
   reason: string;
   /** The group's failover MAC ('' without one): `interface` is then its failover interface on both nodes. */
   mac: string;
@@ -55,7 +59,11 @@ export interface Resolution {
 
 /** Refused placement: invalid input, nothing touched. */
 export class PlacementRefused extends BatonError {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** The group refused for what was seen of it (split, partial, unknown), when that is the reason. */
+    readonly unclearGroup?: string,
+  ) {
     super(`${message}; nothing was touched`, ExitCode.INVALID);
     this.name = 'PlacementRefused';
   }
@@ -81,7 +89,7 @@ export function moveOf(g: ServiceGroup, from: string, to: string, reason: string
     lock: g.lock,
     vip: g.vip.address,
     vip_prefix: g.vip.prefix,
-    interface: ifaceOf(g, inventory, to),
+    interface: to ? ifaceOf(g, inventory, to) : '',
     interface_from: from ? ifaceOf(g, inventory, from) : '',
     volume,
     volume_provider: volume.provider!,
@@ -96,10 +104,26 @@ export function moveOf(g: ServiceGroup, from: string, to: string, reason: string
   };
 }
 
-const STATUS_HINT = 'see `baton status -i INVENTORY`, and put it right by hand (or with nfs-stop/nfs-start) before moving it';
+const STATUS_HINT = 'see `baton status -i INVENTORY`, and put it right by hand (a group seen in part on one node: service-stop releases what is left) before moving it';
 
-function refuseUnclear(p: GroupPlacement, cannot: string): never {
-  throw new PlacementRefused(`${cannot}: it is ${p.summary}; ${STATUS_HINT}`);
+function refuseUnclear(p: GroupPlacement, cannot: string, hint = STATUS_HINT): never {
+  throw new PlacementRefused(`${cannot}: it is ${p.summary}; ${hint}`, p.name);
+}
+
+/**
+ * A group seen half-moved while another run holds its lock is that run at work, not a mess for a
+ * person: said as the lock it is (exit 5, naming the holder), as when both runs read it before
+ * either changed it. Only this controller's lock files are asked (no node is contacted).
+ */
+function resolveOrLocked(req: PlacementRequest, groups: ServiceGroup[], status: ClusterStatus, inventory: Inventory): Resolution {
+  try {
+    return resolvePlacement(req, groups, status, inventory);
+  } catch (e) {
+    const g = e instanceof PlacementRefused && e.unclearGroup ? groups.find((x) => x.name === e.unclearGroup) : undefined;
+    const holder = g && lockHolder(g.lock);
+    if (holder) throw new LockHeldError(holder);
+    throw e;
+  }
 }
 
 /** The nodes after `from` in the group's preference order (wrapping round), that may take it. */
@@ -142,6 +166,9 @@ export function resolvePlacement(req: PlacementRequest, groups: ServiceGroup[], 
     return { moves: [moveOf(g, from, to, 'switchover', inventory)], notes };
   }
 
+  if (req.kind === 'start') return resolveStart(byGroup.get(req.group)!, placed.get(req.group)!, nodes, req.on, inventory);
+  if (req.kind === 'stop') return resolveStop(byGroup.get(req.group)!, placed.get(req.group)!, inventory);
+
   if (req.kind === 'evacuate') {
     const node = req.node;
     const n = nodes.get(node);
@@ -166,14 +193,22 @@ export function resolvePlacement(req: PlacementRequest, groups: ServiceGroup[], 
     if (!g.nodes.includes(failed)) continue;
     const p = placed.get(g.name)!;
     // Held by the failed node: seen (only) there, or seen nowhere while the failed node is the
-    // one that could not be read. A group running whole on a survivor is left alone; one seen
-    // on a survivor in part or on two nodes needs a person.
+    // one that could not be read, whether it does not answer or its BMC already says off (a
+    // node that is off runs nothing, but what it ran before is what failover is for). A group
+    // running whole on a survivor is left alone; one seen on a survivor in part or on two nodes
+    // needs a person.
     let held: boolean;
+    const failedUnread = !nodes.get(failed)?.view;
+    const heldUnseen = () => notes.push(`group ${g.name} is seen on no node and ${failed} could not be read (${nodes.get(failed)?.power === 'off' ? 'powered off' : 'no answer'}): taken over as if ${failed} held it`);
     if (p.nodes.length === 1 && p.nodes[0] === failed) held = true;
     else if (p.state === 'unknown') {
       if (p.unknownNodes.some((u) => u !== failed)) refuseUnclear(p, `cannot fail ${failed} over: group ${g.name}`);
       held = true;
-    } else if (p.nodes.length === 0) held = false;
+      heldUnseen();
+    } else if (p.nodes.length === 0) {
+      held = failedUnread;
+      if (held) heldUnseen();
+    }
     else if (p.state === 'running') held = false;
     else refuseUnclear(p, `cannot fail ${failed} over: group ${g.name}`);
     if (!held) {
@@ -188,12 +223,49 @@ export function resolvePlacement(req: PlacementRequest, groups: ServiceGroup[], 
   return { moves, notes };
 }
 
+const nodeProblem = (n: NodeObservation | undefined): string => n?.error ?? (n?.power === 'off' ? 'it is powered off' : 'it could not be read');
+
+/**
+ * Start: a stopped group on `on`, or on its first preferred node that may take it. Running whole
+ * already is nothing to do, unless `on` names another node: that is a move, and said so. Seen in
+ * part, on two nodes, or not seen while one of its nodes could not be read: refused, since
+ * starting it could make a second copy of it.
+ */
+function resolveStart(g: ServiceGroup, p: GroupPlacement, nodes: Map<string, NodeObservation>, on: string | undefined, inventory?: Inventory): Resolution {
+  if (p.state === 'running') {
+    const at = p.nodes[0]!;
+    if (on && on !== at) throw new PlacementRefused(`group ${g.name} already runs on ${at}, not ${on}: to move it, run playbooks/service-move.yml -e service=${g.name} -e to=${on}`);
+    return { moves: [], notes: [`group ${g.name} already runs on ${at}: nothing to start`] };
+  }
+  if (p.state === 'partial') refuseUnclear(p, `cannot start group ${g.name}`, `stop what is left of it with playbooks/service-stop.yml -e service=${g.name}, then start it`);
+  if (p.state !== 'stopped') refuseUnclear(p, `cannot start group ${g.name}`);
+  if (on) {
+    if (!usable(nodes.get(on))) throw new PlacementRefused(`cannot start group ${g.name} on ${on}: ${nodeProblem(nodes.get(on))}`);
+    return { moves: [moveOf(g, '', on, 'start', inventory)], notes: [] };
+  }
+  const first = g.nodes.find((n) => usable(nodes.get(n)));
+  if (!first) throw new PlacementRefused(`cannot start group ${g.name}: none of its nodes (${g.nodes.join(', ')}) can take it${unreadable(g, nodes, '')}`);
+  return { moves: [moveOf(g, '', first, 'start', inventory)], notes: [] };
+}
+
+/**
+ * Stop: release the group where it runs, whole or in part (every release step is a no-op for a
+ * part that is not there). Stopped already is nothing to do. On two nodes, or not seen while one
+ * of its nodes could not be read: refused, since a stop would leave a copy running.
+ */
+function resolveStop(g: ServiceGroup, p: GroupPlacement, inventory?: Inventory): Resolution {
+  if (p.state === 'stopped') return { moves: [], notes: [`group ${g.name} is stopped already: nothing to stop`] };
+  if (p.state !== 'running' && p.state !== 'partial') refuseUnclear(p, `cannot stop group ${g.name}`);
+  return { moves: [moveOf(g, p.nodes[0]!, '', 'stop', inventory)], notes: [] };
+}
+
 /** The names a request gives, checked against the inventory before any node is read (exit 2). */
 export function checkNames(req: PlacementRequest, groups: ServiceGroup[]): void {
-  if (req.kind === 'move') {
+  if (req.kind === 'move' || req.kind === 'start' || req.kind === 'stop') {
     const g = groups.find((x) => x.name === req.group);
     if (!g) throw new PlacementRefused(`no service group "${req.group}" in the inventory (groups: ${groups.map((x) => x.name).join(', ') || 'none'})`);
-    if (req.to && !g.nodes.includes(req.to)) throw new PlacementRefused(`group ${g.name} may not run on ${req.to}: its nodes are ${g.nodes.join(', ')}`);
+    const node = req.kind === 'move' ? req.to : req.kind === 'start' ? req.on : undefined;
+    if (node && !g.nodes.includes(node)) throw new PlacementRefused(`group ${g.name} may not run on ${node}: its nodes are ${g.nodes.join(', ')}`);
     return;
   }
   const allNodes = [...new Set(groups.flatMap((g) => g.nodes))];
@@ -213,10 +285,12 @@ export function renderRequest(play: Play, inventory: Inventory, extraVars: Recor
   };
   const need = (v: string, key: string, what: string): string => {
     const s = r(v, key);
-    if (!s) throw new PlacementRefused(`play "${play.name}" (${play.loc.file}:${play.loc.line}:${play.loc.col}): placement.${key} rendered empty: give the ${what} (e.g. -e ${key === 'move' ? 'service=nfs-a' : 'node=n1'})`);
+    if (!s) throw new PlacementRefused(`play "${play.name}" (${play.loc.file}:${play.loc.line}:${play.loc.col}): placement.${key} rendered empty: give the ${what} (e.g. -e ${key === 'evacuate' || key === 'failover' ? 'node=n1' : 'service=nfs-a'})`);
     return s;
   };
   if (spec.move !== undefined) return { kind: 'move', group: need(spec.move, 'move', 'service group to move'), ...(spec.to !== undefined && r(spec.to, 'to') ? { to: r(spec.to, 'to') } : {}) };
+  if (spec.start !== undefined) return { kind: 'start', group: need(spec.start, 'start', 'service group to start'), ...(spec.on !== undefined && r(spec.on, 'on') ? { on: r(spec.on, 'on') } : {}) };
+  if (spec.stop !== undefined) return { kind: 'stop', group: need(spec.stop, 'stop', 'service group to stop') };
   if (spec.evacuate !== undefined) return { kind: 'evacuate', node: need(spec.evacuate, 'evacuate', 'node to empty') };
   return { kind: 'failover', node: need(spec.failover!, 'failover', 'failed node') };
 }
@@ -243,7 +317,7 @@ export async function resolvePlaybookPlacement(
   const plays = playbook.plays.map((play, i) => {
     const req = requests[i];
     if (!req) return play;
-    const res = resolvePlacement(req, groups, status, inventory);
+    const res = resolveOrLocked(req, groups, status, inventory);
     notes.push(...res.notes);
     const { placement: _, ...rest } = play;
     return { ...rest, loop: { ...play.loop!, items: res.moves } };

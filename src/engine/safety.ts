@@ -1,4 +1,6 @@
 import type { Host, Inventory } from '../inventory/model.js';
+import { readBmcPower, type PowerReading } from '../facts/groups.js';
+import { LocalTransport } from '../transport/index.js';
 import { selectHosts } from '../inventory/pattern.js';
 import { StepRefusedError, type StepContext, type StepKind } from '../steps/contract.js';
 import type { StepRegistry } from '../steps/registry.js';
@@ -12,12 +14,43 @@ import { describeError } from './errors.js';
  * or unreachable and neither fenced nor released in this run — unless the operator said --force.
  * Kinds only say what their resource is and how to see it on a peer; the decision is here.
  */
+/**
+ * A peer's power as its BMC reports it now (facts/groups.ts readBmcPower): asked only of a peer
+ * that cannot be reached, since a node its BMC says is off holds nothing, as after a fence.
+ */
+export type PeerPower = (peer: Host) => Promise<{ power: PowerReading; powerError?: string }>;
+
+/** Peers' BMCs asked with ipmitool from the controller, as `baton status` asks them. */
+export function bmcPowerFromController(): PeerPower {
+  const runner = new LocalTransport('controller');
+  return (peer) => readBmcPower(peer, runner);
+}
+
 export class RunSafety {
   /** Hosts a fence of this run confirmed powered off. */
   readonly fenced = new Set<string>();
   private readonly released = new Set<string>();
 
-  constructor(readonly force: boolean) {}
+  /** BMC readings that said off, kept for the run as a fence's is: items ask at once, steps one after another. */
+  private readonly offReadings = new Map<string, ReturnType<PeerPower>>();
+
+  constructor(
+    readonly force: boolean,
+    private readonly peerPower?: PeerPower,
+  ) {}
+
+  /** The peer's power from its BMC (undefined when BMCs are not asked); an "off" is asked once per run. */
+  async powerOf(peer: Host): Promise<{ power: PowerReading; powerError?: string } | undefined> {
+    if (!this.peerPower) return undefined;
+    let reading = this.offReadings.get(peer.name);
+    if (!reading) {
+      reading = this.peerPower(peer).catch((e: unknown) => ({ power: 'unknown' as const, powerError: describeError(e) }));
+      this.offReadings.set(peer.name, reading);
+    }
+    const r = await reading;
+    if (r.power !== 'off') this.offReadings.delete(peer.name);
+    return r;
+  }
 
   noteReleased(resource: string, host: string): void {
     this.released.add(`${resource}\u0000${host}`);
@@ -100,9 +133,18 @@ export async function ensureNoPeerHolds(c: TakeoverCheck): Promise<void> {
           return null;
         }
         const why = describeError(e);
-        return unreachable
-          ? `${peer} cannot be reached (${why}), so it may still hold ${resource} (unknown is not free)`
-          : `${peer} could not be checked (${why})`;
+        if (!unreachable) return `${peer} could not be checked (${why})`;
+        // A node powered off holds nothing: what a fence verifies, read from its BMC now. Without
+        // this, a node that went down (or was fenced by an earlier run) blocks every later move of
+        // any group, and the rollback of one, that lists it among the peers.
+        const host = c.inventory.hosts.get(peer);
+        const bmc = host ? await safety.powerOf(host) : undefined;
+        if (bmc?.power === 'off') {
+          c.warn(`${kind.kind} on ${c.host.name}: ${peer} cannot be asked whether it holds ${resource}, but its BMC says it is powered off: going on`);
+          return null;
+        }
+        const power = bmc ? `; its BMC says ${bmc.power === 'on' ? 'power on' : `nothing sure (${bmc.powerError ?? 'unknown'})`}` : '';
+        return `${peer} cannot be reached (${why}${power}), so it may still hold ${resource} (unknown is not free)`;
       }
     }),
   );

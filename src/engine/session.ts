@@ -14,6 +14,7 @@ import { Journal, newRunId, type RunRecord } from './journal.js';
 import { acquireRunLocks, type HeldLocks } from './locks/index.js';
 import { resolvePlaybookPlacement } from './placement.js';
 import { LocalTransport } from '../transport/index.js';
+import { bmcPowerFromController } from './safety.js';
 import { Redactor } from './redact.js';
 import { findInterrupted } from './resume.js';
 import type { RunReporter, RunSummary } from './summary.js';
@@ -42,17 +43,21 @@ export class Session {
       shown?: (e: EngineEvent) => EngineEvent;
       /** A host the pool is asked for that the inventory lacks (default: connectionFor's own error). */
       missingHost?: (name: string) => Error;
+      /** Connections already open (the placement read's): the session goes on over them, and closes them. */
+      pool?: TransportPool;
     },
   ) {
     const inventory = o.inventory;
-    this.pool = new TransportPool(
-      (name) => {
-        const h = inventory.hosts.get(name);
-        if (!h && o.missingHost) throw o.missingHost(name);
-        return connectionFor(h!, path.dirname(inventory.file));
-      },
-      { acceptNewHostKeys: o.acceptNew },
-    );
+    this.pool =
+      o.pool ??
+      new TransportPool(
+        (name) => {
+          const h = inventory.hosts.get(name);
+          if (!h && o.missingHost) throw o.missingHost(name);
+          return connectionFor(h!, path.dirname(inventory.file));
+        },
+        { acceptNewHostKeys: o.acceptNew },
+      );
   }
 
   readonly onEvent = (e: EngineEvent): void => {
@@ -118,6 +123,11 @@ export interface RunSettings {
 export interface RunHooks {
   /** When the command started (the recap's duration counts from it). */
   t0?: number;
+  /**
+   * The connections the placement read opened (cli/placement-inputs.ts): the run reuses them
+   * rather than opening each node's SSH connection a second time; the session closes them.
+   */
+  pool?: TransportPool;
   reporter: RunReporter;
   redactor?: Redactor;
   /** Every engine event, after the recap and the reporter saw it (JUnit, a drill's timeline). */
@@ -162,7 +172,7 @@ export async function runSession(inputs: RunInputs, o: RunSettings, hooks: RunHo
   const ask = hooks.confirm;
   const runId = newRunId();
   const redactor = hooks.redactor ?? secretsOf(inputs);
-  const session = new Session({ inventory: inputs.inventory, reporter, acceptNew: o.acceptNew, onEvent: hooks.onEvent });
+  const session = new Session({ inventory: inputs.inventory, reporter, acceptNew: o.acceptNew, onEvent: hooks.onEvent, ...(hooks.pool ? { pool: hooks.pool } : {}) });
 
   const interrupt = new AbortController();
   let interrupts = 0;
@@ -230,6 +240,7 @@ export async function runSession(inputs: RunInputs, o: RunSettings, hooks: RunHo
       redactor,
       check,
       force: o.force,
+      peerPower: bmcPowerFromController(),
       filter: { tags: o.tags, skipTags: o.skipTags },
       limit: o.limit,
       onEvent: session.onEvent,

@@ -28,7 +28,7 @@ import {
 import { hasMaskedArgs, unmaskArgs } from './redact.js';
 import { expandStep } from './instances.js';
 import { revertChanges, type AppliedChange } from './rollback.js';
-import { RunSafety } from './safety.js';
+import { RunSafety, type PeerPower } from './safety.js';
 
 /**
  * `baton undo RUN`: revert what a run changed and has not put back, newest first — but only
@@ -214,6 +214,8 @@ export interface UndoExecution {
   openJournal: () => Journal;
   onEvent: (e: EngineEvent) => void;
   force: boolean;
+  /** Asks an unreachable peer's BMC whether it is off (engine/safety.ts); absent: not asked. */
+  peerPower?: PeerPower;
   redact?: (text: string) => string;
 }
 
@@ -232,7 +234,7 @@ export async function executeUndo(u: UndoExecution): Promise<boolean> {
     pool: u.pool,
     journal,
     onEvent: u.onEvent,
-    safety: new RunSafety(u.force),
+    safety: new RunSafety(u.force, u.peerPower),
     redact: u.redact,
   });
   u.onEvent({ type: 'rollback-end', complete });

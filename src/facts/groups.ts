@@ -252,7 +252,8 @@ export function nodesOfGroups(inventory: Inventory, groups: ServiceGroup[]): str
   return [...inventory.hosts.keys()].filter((h) => wanted.has(h));
 }
 
-async function readPower(host: Host | undefined, runner: Transport | undefined): Promise<{ power: PowerReading; powerError?: string }> {
+/** A node's power from its BMC (ipmitool on `runner`, the controller), as `baton status` reads it; never throws. */
+export async function readBmcPower(host: Host | undefined, runner: Transport | undefined): Promise<{ power: PowerReading; powerError?: string }> {
   const bmc = host && bmcOf(host);
   if (!bmc) return { power: 'unknown', powerError: 'no BMC in the inventory (bmc_address, bmc_user, bmc_password)' };
   if (!runner) return { power: 'unknown', powerError: 'BMCs not asked' };
@@ -292,7 +293,7 @@ export async function observeGroups(o: ObserveOptions): Promise<ClusterStatus> {
   const names = o.nodes ?? nodesOfGroups(o.inventory, o.groups);
   const nodes = await Promise.all(
     names.map(async (name): Promise<NodeObservation> => {
-      const [read, power] = await Promise.all([readNode(name, o.transportOf), readPower(o.inventory.hosts.get(name), o.bmcRunner)]);
+      const [read, power] = await Promise.all([readNode(name, o.transportOf), readBmcPower(o.inventory.hosts.get(name), o.bmcRunner)]);
       const n: NodeObservation = { name, reachable: read.connected, power: power.power };
       if (read.error) n.error = read.error;
       if (power.powerError) n.powerError = power.powerError;

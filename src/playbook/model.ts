@@ -46,10 +46,20 @@ export interface PlacementSpec {
   evacuate?: string;
   /** A failed node every group of which is taken over on its first preferred surviving node. */
   failover?: string;
+  /** A stopped group to start, on `on` or its first preferred node that can be reached. */
+  start?: string;
+  on?: string;
+  /** A group to stop wherever it runs. */
+  stop?: string;
 }
 
 /** A placement request once rendered. */
-export type PlacementRequest = { kind: 'move'; group: string; to?: string } | { kind: 'evacuate'; node: string } | { kind: 'failover'; node: string };
+export type PlacementRequest =
+  | { kind: 'move'; group: string; to?: string }
+  | { kind: 'evacuate'; node: string }
+  | { kind: 'failover'; node: string }
+  | { kind: 'start'; group: string; on?: string }
+  | { kind: 'stop'; group: string };
 
 export interface Play {
   name: string;

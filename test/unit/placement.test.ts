@@ -5,6 +5,8 @@
  * not use), the loader's checks of `placement:`, and the shipped playbooks resolved end to end
  * over node reads built to match what the nodes would print.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ClusterStatus, GroupPlacement, GroupState, NodeObservation, NodeView } from '../../src/facts/groups.js';
@@ -16,6 +18,8 @@ import { loadPlaybook, loadPlaybookText } from '../../src/playbook/load.js';
 import { defaultRegistry } from '../../src/steps/registry.js';
 import { localInventory, loadProblems } from '../helpers/model.js';
 import { BatonError } from '../../src/util/errors.js';
+import { acquireLock } from '../../src/engine/lock.js';
+import { locksDir } from '../../src/engine/state-dir.js';
 import { loadInventory } from '../../src/inventory/load.js';
 import type { ExecResult, Transport } from '../../src/transport/transport.js';
 
@@ -171,10 +175,92 @@ describe('failover', () => {
     expect(route(resolve({ kind: 'failover', node: 'n1' }, cluster({ 'nfs-c': at('nfs-c', 'running', ['n1']) })).moves)).toEqual(['nfs-a n1->n2', 'nfs-c n1->n3', 'nfs-d n1->n2']);
   });
 
+  it('a failed node already powered off: the groups seen nowhere are taken over (it cannot be read, so it may have held them), and the run says so', () => {
+    // What observeGroups judges with n2 off by its BMC: nfs-b (home n2) seen nowhere is "stopped".
+    const seen = cluster({ 'nfs-b': at('nfs-b', 'stopped', []) }, [up('n1'), down('n2', 'off'), up('n3')]);
+    const { moves, notes } = resolve({ kind: 'failover', node: 'n2' }, seen);
+    expect(route(moves)).toEqual(['nfs-b n2->n3']);
+    expect(notes).toEqual(['group nfs-b is seen on no node and n2 could not be read (powered off): taken over as if n2 held it']);
+  });
+
+  it('a failed node that was read: a group seen nowhere was not on it, and is left stopped', () => {
+    const { moves, notes } = resolve({ kind: 'failover', node: 'n2' }, cluster({ 'nfs-b': at('nfs-b', 'stopped', []) }));
+    expect([moves, notes]).toEqual([[], ['group nfs-b is stopped (not on n2): left stopped', 'no group is held by n2: nothing to take over']]);
+  });
+
   it('refuses a group that is unknown because of another node too, or split over survivors', () => {
     const seen = cluster({ 'nfs-a': at('nfs-a', 'unknown', [], ['n1', 'n2']) }, [down('n1'), down('n2'), up('n3')]);
     expect(refusal(() => resolve({ kind: 'failover', node: 'n1' }, seen))).toMatch(/^cannot fail n1 over: group nfs-a: it is unknown/);
     expect(refusal(() => resolve({ kind: 'failover', node: 'n1' }, cluster({ 'nfs-a': at('nfs-a', 'split', ['n1', 'n2']) })))).toMatch(/^cannot fail n1 over: group nfs-a: it is SPLIT/);
+  });
+});
+
+describe('start', () => {
+  const stopped = (name: string) => at(name, 'stopped', []);
+
+  it('a stopped group on its first preferred node that can take it: an item from nowhere', () => {
+    const { moves, notes } = resolve({ kind: 'start', group: 'nfs-b' }, cluster({ 'nfs-b': stopped('nfs-b') }));
+    expect([route(moves), notes]).toEqual([['nfs-b ->n2'], []]);
+    expect(moves[0]).toMatchObject({ from: '', to: 'n2', interface: 'eth0', interface_from: '', reason: 'start', lock: 'service-nfs-b' });
+    // n2 down, n3 powered off: the next is n1.
+    expect(route(resolve({ kind: 'start', group: 'nfs-b' }, cluster({ 'nfs-b': stopped('nfs-b') }, [up('n1'), down('n2'), down('n3', 'off')])).moves)).toEqual(['nfs-b ->n1']);
+  });
+
+  it('on a node given, when the group may run there and it can be read', () => {
+    expect(route(resolve({ kind: 'start', group: 'nfs-b', on: 'n1' }, cluster({ 'nfs-b': stopped('nfs-b') })).moves)).toEqual(['nfs-b ->n1']);
+    expect(refusal(() => resolve({ kind: 'start', group: 'nfs-b', on: 'n1' }, cluster({ 'nfs-b': stopped('nfs-b') }, [{ ...up('n1'), power: 'off' }, up('n2'), up('n3')])))).toBe(
+      'cannot start group nfs-b on n1: it is powered off; nothing was touched',
+    );
+    const two = [group('a', 1, ['n1', 'n2'])];
+    expect(() => resolvePlacement({ kind: 'start', group: 'nfs-a', on: 'n3' }, two, { groups: [at('nfs-a', 'stopped', [])], nodes: [up('n1'), up('n2'), up('n3')], exitCode: 1 })).toThrow(
+      'group nfs-a may not run on n3: its nodes are n1, n2; nothing was touched',
+    );
+  });
+
+  it('running whole already: nothing to do, wherever it runs; `on` naming another node is refused and points at service-move', () => {
+    const same = resolve({ kind: 'start', group: 'nfs-a' });
+    expect([same.moves, same.notes]).toEqual([[], ['group nfs-a already runs on n1: nothing to start']]);
+    // Running away from home is still running: not started a second time on its home.
+    const away = resolve({ kind: 'start', group: 'nfs-a' }, cluster({ 'nfs-a': at('nfs-a', 'running', ['n3']) }));
+    expect([away.moves, away.notes]).toEqual([[], ['group nfs-a already runs on n3: nothing to start']]);
+    expect(resolve({ kind: 'start', group: 'nfs-a', on: 'n1' }).moves).toEqual([]);
+    expect(refusal(() => resolve({ kind: 'start', group: 'nfs-a', on: 'n2' }))).toBe(
+      'group nfs-a already runs on n1, not n2: to move it, run playbooks/service-move.yml -e service=nfs-a -e to=n2; nothing was touched',
+    );
+  });
+
+  it('refuses a group seen on two nodes, in part, or not seen while one of its nodes could not be read', () => {
+    expect(refusal(() => resolve({ kind: 'start', group: 'nfs-a' }, cluster({ 'nfs-a': at('nfs-a', 'split', ['n1', 'n2']) })))).toMatch(/^cannot start group nfs-a: it is SPLIT on n1 and n2 .*see `baton status/);
+    expect(refusal(() => resolve({ kind: 'start', group: 'nfs-a' }, cluster({ 'nfs-a': at('nfs-a', 'partial', ['n1']) })))).toBe(
+      'cannot start group nfs-a: it is partial on n1 (export missing); stop what is left of it with playbooks/service-stop.yml -e service=nfs-a, then start it; nothing was touched',
+    );
+    expect(refusal(() => resolve({ kind: 'start', group: 'nfs-a' }, cluster({ 'nfs-a': at('nfs-a', 'unknown', [], ['n2']) }, [up('n1'), down('n2'), up('n3')])))).toMatch(/^cannot start group nfs-a: it is unknown/);
+  });
+
+  it('refuses when none of its nodes can take it', () => {
+    expect(refusal(() => resolve({ kind: 'start', group: 'nfs-a' }, cluster({ 'nfs-a': stopped('nfs-a') }, [down('n1', 'off'), down('n2', 'off'), down('n3', 'off')])))).toMatch(
+      /^cannot start group nfs-a: none of its nodes \(n1, n2, n3\) can take it \(n1: /,
+    );
+  });
+});
+
+describe('stop', () => {
+  it('releases the group where it runs: an item to nowhere', () => {
+    const { moves } = resolve({ kind: 'stop', group: 'nfs-c' }, cluster({ 'nfs-c': at('nfs-c', 'running', ['n2']) }));
+    expect(route(moves)).toEqual(['nfs-c n2->']);
+    expect(moves[0]).toMatchObject({ from: 'n2', to: '', interface: '', interface_from: 'eth0', reason: 'stop', lock: 'service-nfs-c' });
+  });
+
+  it('a group seen in part is released where it is seen; stopped already is nothing to do', () => {
+    expect(route(resolve({ kind: 'stop', group: 'nfs-a' }, cluster({ 'nfs-a': at('nfs-a', 'partial', ['n3']) })).moves)).toEqual(['nfs-a n3->']);
+    const r = resolve({ kind: 'stop', group: 'nfs-a' }, cluster({ 'nfs-a': at('nfs-a', 'stopped', []) }));
+    expect([r.moves, r.notes]).toEqual([[], ['group nfs-a is stopped already: nothing to stop']]);
+  });
+
+  it('refuses a group seen on two nodes, or not seen while one of its nodes could not be read', () => {
+    expect(refusal(() => resolve({ kind: 'stop', group: 'nfs-a' }, cluster({ 'nfs-a': at('nfs-a', 'split', ['n1', 'n2']) })))).toMatch(/^cannot stop group nfs-a: it is SPLIT on n1 and n2/);
+    expect(refusal(() => resolve({ kind: 'stop', group: 'nfs-a' }, cluster({ 'nfs-a': at('nfs-a', 'unknown', [], ['n1']) }, [down('n1'), up('n2'), up('n3')])))).toMatch(/^cannot stop group nfs-a: it is unknown/);
+    expect(refusal(() => resolve({ kind: 'stop', group: 'nfs-z' }))).toMatch(/^no service group "nfs-z"/);
   });
 });
 
@@ -191,8 +277,11 @@ describe('loading placement:', () => {
 
   it('says where a bad placement is', () => {
     expect(problems(`- hosts: n1\n  placement: { move: a }\n  loop: [1]\n${steps}`)).toContain('2:3 play has both "placement" and "loop": placement makes the item list (one per group to move); keep one');
-    expect(problems(`- hosts: n1\n  placement: { move: a, evacuate: n1 }\n  loop_control: { loop_var: move }\n${steps}`)).toEqual(['2:14 placement: give exactly one of move (a group, with to), evacuate (a node) or failover (a node), not move and evacuate']);
+    expect(problems(`- hosts: n1\n  placement: { move: a, evacuate: n1 }\n  loop_control: { loop_var: move }\n${steps}`)).toEqual(['2:14 placement: give exactly one of move (a group, with to), evacuate (a node), failover (a node), start (a group, with on) or stop (a group), not move and evacuate']);
     expect(problems(`- hosts: n1\n  placement: { evacuate: n1, to: n2 }\n  loop_control: { loop_var: move }\n${steps}`)).toEqual(['2:30 placement: "to" goes with move only: evacuate sends each group to its own next preferred node']);
+    expect(problems(`- hosts: n1\n  placement: { start: a, to: n2 }\n  loop_control: { loop_var: move }\n${steps}`)).toEqual(['2:26 placement: "to" goes with move only: start takes "on", the node to start it on']);
+    expect(problems(`- hosts: n1\n  placement: { move: a, on: n2 }\n  loop_control: { loop_var: move }\n${steps}`)).toEqual(['2:25 placement: "on" goes with start only: a move names where it goes with "to"']);
+    expect(problems(`- hosts: n1\n  placement: { start: a, stop: a }\n  loop_control: { loop_var: move }\n${steps}`)).toEqual([expect.stringMatching(/^2:14 placement: give exactly one of .*, not start and stop$/)]);
     expect(problems(`- hosts: n1\n  placement: { moev: a }\n  loop_control: { loop_var: move }\n${steps}`)).toEqual(expect.arrayContaining([expect.stringMatching(/^2:\d+ .*moev/)]));
     expect(problems(`- hosts: n1\n  placement: { move: "{{ servce }}" }\n  loop_control: { loop_var: move }\n${steps}`)).toEqual([expect.stringMatching(/^2:\d+ undefined variable "servce" in placement.*did you mean "service"/)]);
   });
@@ -290,6 +379,52 @@ describe('the shipped playbooks, resolved over node reads', () => {
   it('node-evacuate refuses when a group it holds is also seen elsewhere (split)', async () => {
     const t = transports({ n1: [1], n2: [1] });
     await expect(resolvePlaybookPlacement(load('playbooks/node-evacuate.yml', { node: 'n1' }), inventory, { node: 'n1' }, t)).rejects.toThrow(/^cannot evacuate n1: group nfs-a: it is SPLIT on n1 and n2/);
+  });
+
+  it('a group seen half-moved while another run holds its lock: exit 5 naming that run, not a refusal to look at it', async () => {
+    const saved = process.env.BATON_STATE_DIR;
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-place-lock-'));
+    process.env.BATON_STATE_DIR = dir;
+    try {
+      const t = () => transports({ n1: [1], n2: [1] });
+      const move = () => resolvePlaybookPlacement(load('playbooks/service-move.yml', { service: 'nfs-a' }), inventory, { service: 'nfs-a' }, t());
+      // Nobody holds it: what was seen is the reason, exit 2.
+      await expect(move()).rejects.toMatchObject({ exitCode: 2, message: expect.stringMatching(/^cannot move group nfs-a: it is SPLIT on n1 and n2/) });
+      const other = acquireLock('service-nfs-a', '20261127T000000Z-0ther1', locksDir());
+      try {
+        await expect(move()).rejects.toMatchObject({ exitCode: 5, message: expect.stringMatching(/^another run holds the lock "service-nfs-a": run 20261127T000000Z-0ther1/) });
+        // Another group's lock is no excuse.
+        await expect(resolvePlaybookPlacement(load('playbooks/service-move.yml', { service: 'nfs-b' }), inventory, { service: 'nfs-b' }, transports({ n2: [2], n3: [2] }))).rejects.toMatchObject({ exitCode: 2 });
+      } finally {
+        other.release();
+      }
+    } finally {
+      if (saved === undefined) delete process.env.BATON_STATE_DIR;
+      else process.env.BATON_STATE_DIR = saved;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('service-start: the group on its first preferred node, that node only; running already: no item and a note', async () => {
+    const t = transports({ n2: [2] });
+    const { playbook, notes } = await resolvePlaybookPlacement(load('playbooks/service-start.yml', { service: 'nfs-a' }), inventory, { service: 'nfs-a' }, t);
+    const plays = expandPlays(playbook, inventory, { service: 'nfs-a' });
+    expect(plays.map((p) => p.units.map((u) => [u.title, u.hosts, u.lock]))).toEqual([[['start nfs-a on n1', ['n1'], 'service-nfs-a']], [['NFSv3 lock recovery for nfs-a on n1', ['n1'], 'service-nfs-a']]]);
+    expect(notes).toEqual([]);
+    const on3 = await resolvePlaybookPlacement(load('playbooks/service-start.yml', { service: 'nfs-a', on: 'n3' }), inventory, { service: 'nfs-a', on: 'n3' }, t);
+    expect(expandPlays(on3.playbook, inventory, { service: 'nfs-a', on: 'n3' })[0]!.units.map((u) => u.hosts)).toEqual([['n3']]);
+    const running = await resolvePlaybookPlacement(load('playbooks/service-start.yml', { service: 'nfs-b' }), inventory, { service: 'nfs-b' }, t);
+    expect(expandPlays(running.playbook, inventory, { service: 'nfs-b' }).map((p) => p.units.length)).toEqual([0, 0]);
+    // Once per play of the playbook, both plays read from the one observation.
+    expect(running.notes).toEqual(['group nfs-b already runs on n2: nothing to start', 'group nfs-b already runs on n2: nothing to start']);
+  });
+
+  it('service-start refuses a group seen on two nodes before anything; service-stop releases it where it runs', async () => {
+    await expect(resolvePlaybookPlacement(load('playbooks/service-start.yml', { service: 'nfs-a' }), inventory, { service: 'nfs-a' }, transports({ n1: [1], n3: [1] }))).rejects.toThrow(
+      /^cannot start group nfs-a: it is SPLIT on n1 and n3/,
+    );
+    const { playbook } = await resolvePlaybookPlacement(load('playbooks/service-stop.yml', { service: 'nfs-b' }), inventory, { service: 'nfs-b' }, transports({ n3: [2] }));
+    expect(expandPlays(playbook, inventory, { service: 'nfs-b' })[0]!.units.map((u) => [u.title, u.hosts, u.lock])).toEqual([['stop nfs-b on n3', ['n3'], 'service-nfs-b']]);
   });
 
   it('node-failover -e failed=n1 with n1 unreachable: fences, then takes nfs-a over on n2 only', async () => {

@@ -253,6 +253,28 @@ describe('unknown is not free: peers are asked on every takeover', () => {
     }
   });
 
+  it("goes on when the unreachable peer's BMC says it is powered off, and says so; a BMC saying on still refuses", async () => {
+    const off = await run([take()], { play: { hosts: 'n2' }, unreachable: ['n1'], over: { peerPower: async (h) => ({ power: h.name === 'n1' ? 'off' : 'on' }) } });
+    expect(off.result.exitCode).toBe(0);
+    expect(held('disk')).toEqual(['n2']);
+    expect(warnings(off.events).join('\n')).toMatch(/n1 cannot be asked whether it holds claim disk, but its BMC says it is powered off: going on/);
+    const on = await run([step('claim', { name: 'disk2', peers: ['n1'] })], { play: { hosts: 'n2' }, unreachable: ['n1'], over: { peerPower: async () => ({ power: 'on' }) } });
+    expect(on.result.exitCode).toBe(1);
+    expect(failedEnds(on.events)[0]!.error).toMatch(/n1 cannot be reached .*ETIMEDOUT.*its BMC says power on.*unknown is not free/);
+    expect(held('disk2')).toEqual([]);
+  });
+
+  it('a rollback re-taking what this run released goes on past a peer powered off (by its BMC): rolled back whole, exit 1', async () => {
+    // A move whose takeover fails, with a third node off: the release's revert must not be blocked by it.
+    await run([step('command', ['touch', at('n2', 'disk')])], { hosts: ['n2'] });
+    const steps = [step('unclaim', { name: 'disk', peers: ['n1'] }), step('claim', { name: 'disk', peers: ['n1'], needs: 'missing' })];
+    const blocked = await run(steps, { play: { hosts: 'n2' }, unreachable: ['n1'] });
+    expect([blocked.result.exitCode, held('disk')]).toEqual([3, []]);
+    await run([step('command', ['touch', at('n2', 'disk')])], { hosts: ['n2'] });
+    const r = await run(steps, { play: { hosts: 'n2' }, unreachable: ['n1'], over: { peerPower: async () => ({ power: 'off' }) } });
+    expect([r.result.exitCode, held('disk')]).toEqual([1, ['n2']]);
+  });
+
   it('--force takes it anyway, and says so at the default verbosity', async () => {
     const { result, events } = await run([take()], { play: { hosts: 'n2' }, unreachable: ['n1'], over: { force: true } });
     expect(result.exitCode).toBe(0);
