@@ -39,10 +39,23 @@ export interface Move {
   fstype: string;
   mount_options: string;
   exports: Array<{ path: string; pseudo: string; fsid: number; export_id: number; clients: string; access: string; squash: string }>;
+  /**
+   * The iSCSI targets, as the iscsi_target step takes them: the portal on the VIP, and each LUN's
+   * backing resolved (its own backing_store, else the group's loop image or LVM device).
+   */
+  iscsi_targets: MoveIscsiTarget[];
   /** The first export's path: statd keeps its state under the mount. */
   export_path: string;
   /** Why this move: `switchover`, `evacuate`, `failover`. */
   reason: string;
+}
+
+export interface MoveIscsiTarget {
+  iqn: string;
+  portal: string;
+  /** [] is any initiator (the step's default, tgt's ALL). */
+  acls: string[];
+  luns: Array<{ lun: number; scsi_id: string; scsi_sn: string; backing_image?: string; backing_store?: string }>;
 }
 
 export interface Resolution {
@@ -68,6 +81,23 @@ function ifaceOf(g: ServiceGroup, inventory: Inventory | undefined, node: string
   return typeof v === 'string' && v && !v.includes('{{') ? v : 'eth0';
 }
 
+function iscsiTargetsOf(g: ServiceGroup): MoveIscsiTarget[] {
+  const vol = g.volume;
+  // An IPv6 portal is written [addr]:port, as initiators and tgtd write it.
+  const host = g.vip.address.includes(':') ? `[${g.vip.address}]` : g.vip.address;
+  return g.iscsiTargets.map((t) => ({
+    iqn: t.iqn,
+    portal: `${host}:${t.port}`,
+    acls: t.acls,
+    luns: t.luns.map((l) => ({
+      lun: l.lun,
+      scsi_id: l.scsiId,
+      scsi_sn: l.scsiSn,
+      ...(l.backingStore ? { backing_store: l.backingStore } : vol?.provider === 'loop' ? { backing_image: vol.image } : vol?.provider === 'lvm' ? { backing_store: vol.device } : {}),
+    })),
+  }));
+}
+
 export function moveOf(g: ServiceGroup, from: string, to: string, reason: string, inventory?: Inventory): Move {
   const vol = g.volume;
   const volume: Record<string, string> = vol ? Object.fromEntries(Object.entries(vol).map(([k, v]) => [k, String(v)])) : { provider: 'none' };
@@ -87,6 +117,7 @@ export function moveOf(g: ServiceGroup, from: string, to: string, reason: string
     fstype: g.mount?.fstype ?? '',
     mount_options: g.mount?.options ?? '',
     exports: g.nfsExports.map((e) => ({ path: e.path, pseudo: e.pseudo, fsid: e.fsid, export_id: e.exportId, clients: e.clients ?? '*', access: e.access ?? 'rw', squash: e.squash ?? 'root_squash' })),
+    iscsi_targets: iscsiTargetsOf(g),
     export_path: g.nfsExports[0]?.path ?? g.mount?.path ?? '',
     reason,
   };
