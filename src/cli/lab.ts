@@ -29,9 +29,10 @@ export function registerLab(program: Command): void {
     .option('--disks <n>', 'shared ext4 disk images', int('--disks'), 2)
     .option('--disk-size <MiB>', 'size of each disk image', int('--disk-size'), 64)
     .option('--groups <n>', 'write N service groups into the inventory (baton_services): one disk and one VIP each, homes round-robin over the nodes; adds disks if --disks is fewer', int('--groups'))
+    .option('--iscsi-groups <n>', 'write N iSCSI service groups beside them: a disk, a VIP (.210 on) and a target IQN each, LUN 1 with a fixed scsi_id and scsi_sn; adds disks as --groups does', int('--iscsi-groups'))
     .option('--subnet <cidr>', 'the lab\'s /24 within 198.18.0.0/15 (default: derived from the name)')
     .option('--json', 'print the result as JSON')
-    .action(async (o: { name: string; nodes: number; clients: number; disks: number; diskSize: number; groups?: number; subnet?: string; json?: boolean }) => {
+    .action(async (o: { name: string; nodes: number; clients: number; disks: number; diskSize: number; groups?: number; iscsiGroups?: number; subnet?: string; json?: boolean }) => {
       const { labUp } = await import('../lab/up.js');
       const { defaultSubnet } = await import('../lab/plan.js');
       const r = await labUp({
@@ -43,6 +44,7 @@ export function registerLab(program: Command): void {
         diskMiB: o.diskSize,
         // Only when asked: a lab without groups keeps the spec (lab.json) it always had.
         ...(o.groups ? { groups: o.groups } : {}),
+        ...(o.iscsiGroups ? { iscsiGroups: o.iscsiGroups } : {}),
       });
       if (o.json) {
         process.stdout.write(`${JSON.stringify({ name: o.name, inventory: r.inventoryPath, reused: r.reused, cleared: r.cleared, ms: Math.round(r.ms) })}\n`);
@@ -52,7 +54,7 @@ export function registerLab(program: Command): void {
       process.stderr.write(
         r.reused
           ? `baton lab: lab "${o.name}" is already up (${r.plan.spec.subnet}); nothing changed\n`
-          : `baton lab: lab "${o.name}" up in ${(r.ms / 1000).toFixed(1)} s: ${r.plan.nodes.length} nodes, ${r.plan.clients.length} clients, ${r.plan.disks.length} disks${r.plan.groups.length ? `, ${r.plan.groups.length} service groups` : ''} on ${r.plan.spec.subnet}\n`,
+          : `baton lab: lab "${o.name}" up in ${(r.ms / 1000).toFixed(1)} s: ${r.plan.nodes.length} nodes, ${r.plan.clients.length} clients, ${r.plan.disks.length} disks${r.plan.groups.length ? `, ${r.plan.groups.length} service groups` : ''}${r.plan.iscsiGroups.length ? `, ${r.plan.iscsiGroups.length} iSCSI groups` : ''} on ${r.plan.spec.subnet}\n`,
       );
       process.stdout.write(`${r.inventoryPath}\n`);
     });

@@ -81,6 +81,8 @@ export interface StartLabOptions {
   diskMiB?: number;
   /** `lab up --groups N`: N service groups in the inventory (baton_services). */
   groups?: number;
+  /** `lab up --iscsi-groups N`: N iSCSI service groups beside them. */
+  iscsiGroups?: number;
 }
 
 function toNode(n: NodePlan): LabNode {
@@ -103,6 +105,7 @@ export async function startLab(opts: StartLabOptions): Promise<Lab & { up: UpRes
       disks: opts.disks ?? 2,
       diskMiB: opts.diskMiB ?? 64,
       ...(opts.groups ? { groups: opts.groups } : {}),
+      ...(opts.iscsiGroups ? { iscsiGroups: opts.iscsiGroups } : {}),
     });
   } catch (e) {
     // A refusal (subnet taken, a lab of that name running with another spec) made nothing, and
