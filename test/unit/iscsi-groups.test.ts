@@ -3,7 +3,8 @@
  * (file:line:col), the move item the group playbooks get, what `baton status` makes of what the
  * nodes serve, the LUN list iscsi-health.yml loops over, and the lab's `--iscsi-groups`.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import yaml from 'js-yaml';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -15,6 +16,7 @@ import { iscsiLunItems } from '../../src/playbook/vars.js';
 import { planLab } from '../../src/lab/plan.js';
 import { inventoryObject } from '../../src/lab/inventory.js';
 import { ValidationError } from '../../src/util/errors.js';
+import { evalCondition, parseCondition } from '../../src/playbook/conditions.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'baton-iscsi-groups-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -129,6 +131,21 @@ describe('the move item and the LUN list', () => {
     expect(m.mount_point).toBe('');
     const lvm = { ...g!, vip: { address: '2001:db8::10', prefix: 64 }, volume: { provider: 'lvm' as const, vg: 'vg0', device: '/dev/vg0/lun' } };
     expect(moveOf(lvm, 'n2', 'n1', 'switchover').iscsi_targets[0]).toMatchObject({ portal: '[2001:db8::10]:3260', luns: [{ backing_store: '/dev/vg0/lun' }] });
+  });
+
+  it('the statd restart of roles/group-move runs for a group with NFS exports, not for an iSCSI-only one (it would restart the node\'s one rpc.statd on a state dir of nothing)', () => {
+    const [statd] = yaml.load(readFileSync('roles/group-move/statd.yml', 'utf8')) as Array<{ when: string[] }>;
+    const runsFor = (g: ServiceGroup) => statd!.when.every((w) => evalCondition(parseCondition(w), { inventory_hostname: 'n1', move: moveOf(g, 'n2', 'n1', 'switchover') }));
+    const [san] = load(SAN_A) as ServiceGroup[];
+    const [nfs] = load(`nfs-a:
+  vip: 198.18.0.200/24
+  volume: { provider: loop, image: /var/lib/lab/disk1.img }
+  mount: { path: /srv/disk1, fstype: ext4 }
+  nfs_exports: [{ path: /srv/disk1, pseudo: /disk1, fsid: 101 }]
+  nodes: [n1, n2]
+`) as ServiceGroup[];
+    expect(runsFor(nfs!)).toBe(true);
+    expect(runsFor(san!)).toBe(false);
   });
 
   it('baton_iscsi_luns: one item per LUN with the NAA tgt derives from scsi_id', () => {
