@@ -14,6 +14,7 @@ import { moveOf } from '../../src/engine/placement.js';
 import { judgeCluster, parseNodeView, type NodeObservation } from '../../src/facts/groups.js';
 import { iscsiLunItems } from '../../src/playbook/vars.js';
 import { planLab } from '../../src/lab/plan.js';
+import { formatStatus } from '../../src/cli/status.js';
 import { inventoryObject } from '../../src/lab/inventory.js';
 import { ValidationError } from '../../src/util/errors.js';
 import { evalCondition, parseCondition } from '../../src/playbook/conditions.js';
@@ -181,6 +182,10 @@ describe('status of an iSCSI group, from what each node\'s tgtd serves', () => {
     const s = judgeCluster([g!], [node('n1', view({})), node('n2', view({ vip: true, volume: true, targets: [iqn] }))]);
     expect(s.groups[0]).toMatchObject({ state: 'running', summary: 'running on n2', serves: [`iSCSI ${iqn} LUN 1`] });
     expect(s.exitCode).toBe(0);
+    expect(formatStatus(s, 120).split('\n').slice(0, 2)).toEqual([
+      'GROUP  SERVES                                   STATE',
+      `san-a  iSCSI ${iqn} LUN 1  running on n2`,
+    ]);
   });
 
   it('partial naming the target when the node lacks it; another IQN served there does not count', () => {
