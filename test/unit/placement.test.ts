@@ -37,13 +37,13 @@ function group(letter: string, i: number, nodes: string[]): ServiceGroup {
 
 const GROUPS = [group('a', 1, ['n1', 'n2', 'n3']), group('b', 2, ['n2', 'n3', 'n1']), group('c', 3, ['n3', 'n1', 'n2']), group('d', 4, ['n1', 'n2', 'n3'])];
 
-const EMPTY_VIEW: NodeView = { addresses: [], storage: { loops: [], claims: [], mounts: [] }, ganeshaExports: [], kernelExports: [], zpools: [], activeVgs: [] };
+const EMPTY_VIEW: NodeView = { addresses: [], storage: { loops: [], claims: [], mounts: [] }, ganeshaExports: [], kernelExports: [], iscsiTargets: [], zpools: [], activeVgs: [] };
 const up = (name: string): NodeObservation => ({ name, reachable: true, power: 'on', view: EMPTY_VIEW });
 const down = (name: string, power: 'off' | 'unknown' = 'unknown'): NodeObservation => ({ name, reachable: false, power, error: `${name}: connection timed out` });
 
 function at(name: string, state: GroupState, nodes: string[], unknownNodes: string[] = []): GroupPlacement {
   const summary = state === 'running' ? `running on ${nodes[0]}` : state === 'split' ? `SPLIT on ${nodes.join(' and ')} (VIP on ${nodes.join(' and ')})` : state === 'partial' ? `partial on ${nodes[0]} (export missing)` : state;
-  return { name, state, nodes, home: GROUPS.find((g) => g.name === name)!.home, parts: {}, missing: [], unknownNodes, summary };
+  return { name, state, nodes, home: GROUPS.find((g) => g.name === name)!.home, parts: {}, missing: [], unknownNodes, summary, serves: [] };
 }
 
 /** Every group on its home, every node up, unless told otherwise. */
