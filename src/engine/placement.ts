@@ -46,7 +46,7 @@ export interface Move {
   iscsi_targets: MoveIscsiTarget[];
   /** The first export's path: statd keeps its state under the mount. */
   export_path: string;
-  /** Why this move: `switchover`, `evacuate`, `failover`. */
+  /** Why this move: `switchover`, `evacuate`, `failover`, `start`. */
   reason: string;
 }
 
@@ -169,6 +169,8 @@ export function resolvePlacement(req: PlacementRequest, groups: ServiceGroup[], 
     return { moves: [moveOf(g, from, to, 'switchover', inventory)], notes };
   }
 
+  if (req.kind === 'start') return resolveStart(req, byGroup.get(req.group)!, placed.get(req.group)!, nodes, inventory);
+
   if (req.kind === 'evacuate') {
     const node = req.node;
     const n = nodes.get(node);
@@ -215,9 +217,26 @@ export function resolvePlacement(req: PlacementRequest, groups: ServiceGroup[], 
   return { moves, notes };
 }
 
+/**
+ * Start a group from nowhere: the takeover steps on `to` (the release steps match no host). A
+ * group partial on one node is completed there (its takeover steps are idempotent); one running
+ * is left where it is; split or unknown needs a person first. The takeover steps still ask every
+ * other node, so a node that holds a part of it refuses the start.
+ */
+function resolveStart(req: { to?: string }, g: ServiceGroup, p: GroupPlacement, nodes: Map<string, NodeObservation>, inventory?: Inventory): Resolution {
+  if (p.state === 'split' || p.state === 'unknown') refuseUnclear(p, `cannot start group ${g.name}`);
+  const on = p.nodes[0];
+  if (on && req.to && req.to !== on) throw new PlacementRefused(`cannot start group ${g.name} on ${req.to}: it is ${p.summary}; move it with service-move`);
+  if (p.state === 'running') return { moves: [], notes: [`group ${g.name} already runs on ${on}: nothing to start`] };
+  const to = on ?? req.to ?? g.nodes.find((n) => usable(nodes.get(n)));
+  if (!to) throw new PlacementRefused(`cannot start group ${g.name}: none of its nodes (${g.nodes.join(', ')}) can take it${unreadable(g, nodes, '')}`);
+  if (!usable(nodes.get(to))) throw new PlacementRefused(`cannot start group ${g.name} on ${to}: ${nodes.get(to)?.error ?? (nodes.get(to)?.power === 'off' ? 'it is powered off' : 'it could not be read')}`);
+  return { moves: [moveOf(g, '', to, 'start', inventory)], notes: [] };
+}
+
 /** The names a request gives, checked against the inventory before any node is read (exit 2). */
 export function checkNames(req: PlacementRequest, groups: ServiceGroup[]): void {
-  if (req.kind === 'move') {
+  if (req.kind === 'move' || req.kind === 'start') {
     const g = groups.find((x) => x.name === req.group);
     if (!g) throw new PlacementRefused(`no service group "${req.group}" in the inventory (groups: ${groups.map((x) => x.name).join(', ') || 'none'})`);
     if (req.to && !g.nodes.includes(req.to)) throw new PlacementRefused(`group ${g.name} may not run on ${req.to}: its nodes are ${g.nodes.join(', ')}`);
@@ -240,10 +259,11 @@ export function renderRequest(play: Play, inventory: Inventory, extraVars: Recor
   };
   const need = (v: string, key: string, what: string): string => {
     const s = r(v, key);
-    if (!s) throw new PlacementRefused(`play "${play.name}" (${play.loc.file}:${play.loc.line}:${play.loc.col}): placement.${key} rendered empty: give the ${what} (e.g. -e ${key === 'move' ? 'service=nfs-a' : 'node=n1'})`);
+    if (!s) throw new PlacementRefused(`play "${play.name}" (${play.loc.file}:${play.loc.line}:${play.loc.col}): placement.${key} rendered empty: give the ${what} (e.g. -e ${key === 'move' || key === 'start' ? 'service=nfs-a' : 'node=n1'})`);
     return s;
   };
   if (spec.move !== undefined) return { kind: 'move', group: need(spec.move, 'move', 'service group to move'), ...(spec.to !== undefined && r(spec.to, 'to') ? { to: r(spec.to, 'to') } : {}) };
+  if (spec.start !== undefined) return { kind: 'start', group: need(spec.start, 'start', 'service group to start'), ...(spec.to !== undefined && r(spec.to, 'to') ? { to: r(spec.to, 'to') } : {}) };
   if (spec.evacuate !== undefined) return { kind: 'evacuate', node: need(spec.evacuate, 'evacuate', 'node to empty') };
   return { kind: 'failover', node: need(spec.failover!, 'failover', 'failed node') };
 }

@@ -227,7 +227,7 @@ class LoadContext {
     if (loop) play.loop = loop;
     if (isMapping(raw.placement) && raw.loop === undefined) {
       const spec: PlacementSpec = {};
-      for (const k of ['move', 'to', 'evacuate', 'failover'] as const) if (typeof raw.placement[k] === 'string') spec[k] = raw.placement[k] as string;
+      for (const k of ['move', 'to', 'evacuate', 'failover', 'start'] as const) if (typeof raw.placement[k] === 'string') spec[k] = raw.placement[k] as string;
       play.placement = spec;
     }
     const requiresFence = typeof raw.requires_fence === 'boolean' ? raw.requires_fence : this.opts.requiresFence;
@@ -259,11 +259,11 @@ class LoadContext {
       this.problems.push({ loc: doc.keyAt([pi, 'placement']), message: `play has both "placement" and "loop": placement makes the item list (one per group to move); keep one` });
     }
     if (raw.loop === undefined && isMapping(raw.placement)) {
-      const kinds = (['move', 'evacuate', 'failover'] as const).filter((k) => raw.placement && (raw.placement as Vars)[k] !== undefined);
+      const kinds = (['move', 'evacuate', 'failover', 'start'] as const).filter((k) => raw.placement && (raw.placement as Vars)[k] !== undefined);
       if (kinds.length !== 1) {
-        this.problems.push({ loc: doc.at([pi, 'placement']), message: `placement: give exactly one of move (a group, with to), evacuate (a node) or failover (a node)${kinds.length ? `, not ${kinds.join(' and ')}` : ''}` });
-      } else if (kinds[0] !== 'move' && raw.placement.to !== undefined) {
-        this.problems.push({ loc: doc.keyAt([pi, 'placement', 'to']), message: `placement: "to" goes with move only: ${kinds[0]} sends each group to its own next preferred node` });
+        this.problems.push({ loc: doc.at([pi, 'placement']), message: `placement: give exactly one of move (a group, with to), evacuate (a node), failover (a node) or start (a group, with to)${kinds.length ? `, not ${kinds.join(' and ')}` : ''}` });
+      } else if (kinds[0] !== 'move' && kinds[0] !== 'start' && raw.placement.to !== undefined) {
+        this.problems.push({ loc: doc.keyAt([pi, 'placement', 'to']), message: `placement: "to" goes with move and start only: ${kinds[0]} sends each group to its own next preferred node` });
       }
       const names = new Set([...MAGIC_VARS, ...Object.keys(this.extra), ...Object.keys(vars), ...Object.keys(this.opts.inventory.groups.get('all')?.vars ?? {})]);
       this.checkTemplates(raw.placement, [pi, 'placement'], doc, { names, registered: new Set(), targets: undefined }, 'placement');

@@ -36,7 +36,7 @@ export interface PlayLoop {
 /**
  * `placement:` as written (templates unrendered): a play that stands instead of `loop:` and gets
  * its items, one per service group to move, from what runs where at run time (engine/placement.ts).
- * Exactly one of move, evacuate, failover.
+ * Exactly one of move, evacuate, failover, start.
  */
 export interface PlacementSpec {
   /** A group to switch over, to `to` or its next preferred node. */
@@ -46,10 +46,16 @@ export interface PlacementSpec {
   evacuate?: string;
   /** A failed node every group of which is taken over on its first preferred surviving node. */
   failover?: string;
+  /** A stopped group to start: on `to`, else its first preferred node that can be reached. */
+  start?: string;
 }
 
 /** A placement request once rendered. */
-export type PlacementRequest = { kind: 'move'; group: string; to?: string } | { kind: 'evacuate'; node: string } | { kind: 'failover'; node: string };
+export type PlacementRequest =
+  | { kind: 'move'; group: string; to?: string }
+  | { kind: 'evacuate'; node: string }
+  | { kind: 'failover'; node: string }
+  | { kind: 'start'; group: string; to?: string };
 
 export interface Play {
   name: string;

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadInventory } from '../../src/inventory/load.js';
 import { loadServiceGroups, type ServiceGroup } from '../../src/inventory/services.js';
-import { moveOf } from '../../src/engine/placement.js';
+import { moveOf, resolvePlacement } from '../../src/engine/placement.js';
 import { judgeCluster, parseNodeView, type NodeObservation } from '../../src/facts/groups.js';
 import { iscsiLunItems } from '../../src/playbook/vars.js';
 import { planLab } from '../../src/lab/plan.js';
@@ -198,6 +198,35 @@ describe('status of an iSCSI group, from what each node\'s tgtd serves', () => {
     const s = judgeCluster([g!], [node('n1', view({ targets: [iqn] })), node('n2', view({ vip: true, volume: true, targets: [iqn] }))]);
     expect(s.groups[0]!.summary).toBe('SPLIT on n2 and n1 (VIP on n2; volume on n2; iSCSI target on n2 and n1)');
     expect(s.exitCode).toBe(2);
+  });
+});
+
+describe('placement start: (service-start.yml)', () => {
+  const [g] = load(SAN_A) as ServiceGroup[];
+  const iqn = 'iqn.2026-11.dev.baton:san-a';
+  const empty = (name: string): NodeObservation => ({ name, reachable: true, power: 'on', view: parseNodeView('--baton--tgt\n') });
+  const serving = (name: string, targets: string[]): NodeObservation => ({
+    name,
+    reachable: true,
+    power: 'on',
+    view: parseNodeView(`2: eth0    inet 198.18.0.210/24 scope global secondary eth0\\       valid_lft forever preferred_lft forever\n--baton--tgt\n${targets.map((t) => `Target 1000: ${t}\n`).join('')}`),
+  });
+  const start = (nodes: NodeObservation[], to?: string) => resolvePlacement({ kind: 'start', group: 'san-a', ...(to ? { to } : {}) }, [g!], judgeCluster([g!], nodes));
+
+  it('a stopped group starts on its home (the first node that can be read), or on `to`; the move comes from nowhere', () => {
+    const [m] = start([empty('n1'), empty('n2')]).moves;
+    expect([m!.from, m!.to, m!.reason]).toEqual(['', 'n2', 'start']);
+    expect(start([empty('n1'), { name: 'n2', reachable: false, power: 'off' }]).moves[0]!.to).toBe('n1');
+    expect(start([empty('n1'), empty('n2')], 'n1').moves[0]!.to).toBe('n1');
+  });
+
+  it('running: nothing to start; partial: completed where it is; elsewhere than it is, or split: refused', () => {
+    const running = { name: 'n2', reachable: true, power: 'on' as const, view: parseNodeView(`2: eth0    inet 198.18.0.210/24 scope global secondary eth0\\       valid_lft forever preferred_lft forever\n--baton--loops\n{"loopdevices": [{"name": "/dev/loop3", "back-file": "/var/lib/lab/disk2.img"}]}\n--baton--claims\n/run/baton/loop/loop3:/var/lib/lab/disk2.img\n--baton--tgt\nTarget 1000: ${iqn}\n`) };
+    expect(start([empty('n1'), running])).toEqual({ moves: [], notes: ['group san-a already runs on n2: nothing to start'] });
+    const partial = start([empty('n1'), serving('n2', [])]);
+    expect(partial.moves.map((m) => m.to)).toEqual(['n2']);
+    expect(() => start([empty('n1'), serving('n2', [])], 'n1')).toThrow(/cannot start group san-a on n1: it is partial on n2 \(volume missing, iSCSI target iqn\.2026-11\.dev\.baton:san-a missing\); move it with service-move; nothing was touched/);
+    expect(() => start([serving('n1', [iqn]), serving('n2', [iqn])])).toThrow(/cannot start group san-a: it is SPLIT on n2 and n1/);
   });
 });
 

@@ -186,8 +186,8 @@ describe('loading placement:', () => {
 
   it('says where a bad placement is', () => {
     expect(problems(`- hosts: n1\n  placement: { move: a }\n  loop: [1]\n${steps}`)).toContain('2:3 play has both "placement" and "loop": placement makes the item list (one per group to move); keep one');
-    expect(problems(`- hosts: n1\n  placement: { move: a, evacuate: n1 }\n  loop_control: { loop_var: move }\n${steps}`)).toEqual(['2:14 placement: give exactly one of move (a group, with to), evacuate (a node) or failover (a node), not move and evacuate']);
-    expect(problems(`- hosts: n1\n  placement: { evacuate: n1, to: n2 }\n  loop_control: { loop_var: move }\n${steps}`)).toEqual(['2:30 placement: "to" goes with move only: evacuate sends each group to its own next preferred node']);
+    expect(problems(`- hosts: n1\n  placement: { move: a, evacuate: n1 }\n  loop_control: { loop_var: move }\n${steps}`)).toEqual(['2:14 placement: give exactly one of move (a group, with to), evacuate (a node), failover (a node) or start (a group, with to), not move and evacuate']);
+    expect(problems(`- hosts: n1\n  placement: { evacuate: n1, to: n2 }\n  loop_control: { loop_var: move }\n${steps}`)).toEqual(['2:30 placement: "to" goes with move and start only: evacuate sends each group to its own next preferred node']);
     expect(problems(`- hosts: n1\n  placement: { moev: a }\n  loop_control: { loop_var: move }\n${steps}`)).toEqual(expect.arrayContaining([expect.stringMatching(/^2:\d+ .*moev/)]));
     expect(problems(`- hosts: n1\n  placement: { move: "{{ servce }}" }\n  loop_control: { loop_var: move }\n${steps}`)).toEqual([expect.stringMatching(/^2:\d+ undefined variable "servce" in placement.*did you mean "service"/)]);
   });

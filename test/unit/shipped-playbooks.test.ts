@@ -11,7 +11,7 @@ const extraVars = (file: string, from: string, to: string): Record<string, unkno
   // The health checks look at a group of nodes: the lab's is `nodes`, the production example's `nas`.
   if (file === 'nfs-health.yml' || file === 'iscsi-health.yml') return from === 'nas1' ? { health_group: 'nas' } : {};
   // The service-group playbooks name a group or a node; where each group runs is read at run time.
-  if (file === 'service-move.yml') return { service: 'nfs' };
+  if (file === 'service-move.yml' || file === 'service-start.yml') return { service: 'nfs' };
   if (file === 'node-evacuate.yml') return { node: from };
   if (file === 'node-failover.yml') return { failed: from };
   return { from, to };
