@@ -12,7 +12,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { groupStartVars } from '../helpers/groups.js';
 import { requireRoot, startLab, type Lab } from '../helpers/lab.js';
 import { CLI } from '../helpers/lab-runs.js';
 import { baton } from '../helpers/nfs-service.js';
@@ -20,7 +19,6 @@ import { iscsiClient } from '../helpers/iscsi-client.js';
 import { runRaw } from '../../src/lab/exec.js';
 import { loadInventory } from '../../src/inventory/load.js';
 import { loadServiceGroups, type ServiceGroup } from '../../src/inventory/services.js';
-import { moveOf } from '../../src/engine/placement.js';
 import type { DrillReport } from '../../src/drill/report.js';
 
 const execFileP = promisify(execFile);
@@ -43,7 +41,12 @@ async function run(args: string[], what: string): Promise<void> {
 
 async function status(): Promise<{ code: number | null; where: Record<string, string> }> {
   const r = await runRaw(['node', CLI, 'status', '-i', L().inventoryPath, '--json'], { timeoutMs: 60_000, env: { ...process.env, BATON_STATE_DIR: state() } });
-  const doc = JSON.parse(r.stdout) as { groups: Array<{ name: string; summary: string }> };
+  let doc: { groups: Array<{ name: string; summary: string }> };
+  try {
+    doc = JSON.parse(r.stdout) as typeof doc;
+  } catch {
+    throw new Error(`baton status --json printed no JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
+  }
   return { code: r.code, where: Object.fromEntries(doc.groups.map((g) => [g.name, g.summary])) };
 }
 
@@ -68,12 +71,9 @@ beforeAll(async () => {
   client = iscsiClient(L, work, 'iqn.2026-11.test.baton:iscsigrp2-c1');
   await Promise.all([tgtdAnswersOn('n1'), tgtdAnswersOn('n2')]);
 
-  // nfs-a on n1 with the shipped nfs-start; iscsi-a on n2 with the group-move role (a move from nowhere).
-  await run(['run', '--yes', '-i', lab.inventoryPath, path.resolve('playbooks/nfs-start.yml'), '-e', JSON.stringify(groupStartVars(nfs, 'n1'))], 'starting nfs-a on n1');
-  const move = moveOf(san, '', 'n2', 'start');
-  const start = path.join(work, 'start-iscsi-a.yml');
-  writeFileSync(start, JSON.stringify([{ name: 'start iscsi-a on n2', hosts: 'n2', loop: [move], loop_control: { loop_var: 'move' }, lock: move.lock, roles: ['group-move'] }]));
-  await run(['run', '--yes', '-i', lab.inventoryPath, start], 'starting iscsi-a on n2');
+  // Each group on its home with service-start (one after the other: statd's play is per node).
+  await run(['run', '--yes', '-i', lab.inventoryPath, path.resolve('playbooks/service-start.yml'), '-e', 'service=nfs-a'], 'starting nfs-a on n1 (its home)');
+  await run(['run', '--yes', '-i', lab.inventoryPath, path.resolve('playbooks/service-start.yml'), '-e', 'service=iscsi-a'], 'starting iscsi-a on n2 (its home)');
 
   // The file the NFS probe reads, written by the client through nfs-a's VIP.
   const local = path.join(work, 'probe.bin');
