@@ -4,13 +4,13 @@
  * operator moves it, and judged where an initiator looks: the lab client logging in through the
  * VIP with baton's initiator (in the client's namespace): the IQN, the LUN numbers, the VPD 0x80
  * and 0x83 pages byte for byte, and a pattern written once read back after every move.
- * Started on n1 (roles/group-move with a move to n1); service-move to n2 (and a re-run changes
+ * service-start on n1; service-move to n2 (and a re-run changes
  * nothing); undo; `baton status` running / SPLIT / partial; iscsi-health.yml OK and CRITICAL
  * naming the serial; a drill of service-move with an iscsi:// probe; n2 failing (unreachable)
  * and node-failover, which powers it off, back to n1. Root only; the lab is torn down whatever happens.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,7 +21,6 @@ import { runRaw } from '../../src/lab/exec.js';
 import { parseTgtadmTargets } from '../../src/facts/iscsi.js';
 import { loadInventory } from '../../src/inventory/load.js';
 import { loadServiceGroups, type ServiceGroup } from '../../src/inventory/services.js';
-import { moveOf } from '../../src/engine/placement.js';
 import type { DrillReport } from '../../src/drill/report.js';
 
 let lab: Lab | undefined;
@@ -41,20 +40,17 @@ const target = () => group.iscsiTargets[0]!;
 const vip = () => group.vip.address;
 const fromClient = (write?: Buffer): Promise<ClientView> => client({ vip: vip(), iqn: target().iqn, lun: 1, ...(write ? { write } : {}) });
 
-/** The group started on a node with the shipped group-move role: a move from nowhere. */
-function startPlaybook(on: string): string {
-  const file = path.join(work, `start-${on}.yml`);
-  const move = moveOf(group, '', on, 'start');
-  writeFileSync(file, JSON.stringify([{ name: `start ${group.name} on ${on}`, hosts: on, loop: [move], loop_control: { loop_var: 'move' }, lock: move.lock, roles: ['group-move'] }], null, 2));
-  return file;
-}
-
 const runPb = (pb: string, vars: Record<string, unknown> = {}) => baton(['run', '--yes', '-i', L().inventoryPath, pb, '-e', JSON.stringify(vars)]);
 const shipped = (name: string) => path.resolve('playbooks', name);
 
 async function status(): Promise<{ code: number | null; summary: string; serves: string[]; raw: string }> {
   const r = await runRaw(['node', CLI, 'status', '-i', L().inventoryPath, '--json'], { timeoutMs: 60_000, env: { ...process.env, BATON_STATE_DIR: state() } });
-  const doc = JSON.parse(r.stdout) as { groups: Array<{ name: string; summary: string; serves: string[] }> };
+  let doc: { groups: Array<{ name: string; summary: string; serves: string[] }> };
+  try {
+    doc = JSON.parse(r.stdout) as typeof doc;
+  } catch {
+    throw new Error(`baton status --json printed no JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
+  }
   const g = doc.groups.find((x) => x.name === group.name)!;
   return { code: r.code, summary: g.summary, serves: g.serves, raw: r.stdout + r.stderr };
 }
@@ -110,8 +106,8 @@ describe('an iSCSI service group moved by the group playbooks, with its identity
     expect(group.iscsiTargets).toEqual([{ iqn: 'iqn.2026-11.dev.baton.lab:iscsigrp.iscsi-a', acls: ['198.18.199.0/24'], port: 3260, luns: [{ lun: 1, scsiId: '5ba712c7000001', scsiSn: 'BATON-ISCSIGRP-A' }] }]);
   });
 
-  it('started on n1: status says so; the client logs in through the VIP, sees LUN 1 with the inventory\'s serial and NAA, writes a pattern; a re-run changes nothing', async () => {
-    const r = await runPb(startPlaybook('n1'));
+  it('service-start starts it on n1 (its home): status says so; the client logs in through the VIP, sees LUN 1 with the inventory\'s serial and NAA, writes a pattern; a re-run changes nothing', async () => {
+    const r = await runPb(shipped('service-start.yml'), { service: 'iscsi-a' });
     expect(r.code, errors(r)).toBe(0);
     expect(await iqnsOn('n1')).toEqual([target().iqn]);
     expect(await iqnsOn('n2')).toEqual([]);
@@ -127,7 +123,7 @@ describe('an iSCSI service group moved by the group playbooks, with its identity
     expect(before.naa).toBe(`6${'5ba712c7000001'.padStart(31, '0')}`);
     expect(before.read).toBe(pattern.toString('hex'));
 
-    const again = await runPb(startPlaybook('n1'));
+    const again = await runPb(shipped('service-start.yml'), { service: 'iscsi-a' });
     expect(again.code, errors(again)).toBe(0);
     expect(totalChanged(again)).toBe(0);
   });
@@ -157,7 +153,7 @@ describe('an iSCSI service group moved by the group playbooks, with its identity
     sameDisk(await fromClient());
   });
 
-  it('status: SPLIT (exit 2) when n2 serves the IQN too; partial naming the target when n1 lost it; a re-run of the start puts back only the target', async () => {
+  it('status: SPLIT (exit 2) when n2 serves the IQN too; partial naming the target when n1 lost it; service-start puts back only the target', async () => {
     // The second target made by hand, on a file of its own: only the IQN makes it the group's.
     const tid = '4242';
     const tgtadm = (node: string, args: string[]) => L().sshOk(node, ['tgtadm', '--lld', 'iscsi', ...args]);
@@ -175,7 +171,7 @@ describe('an iSCSI service group moved by the group playbooks, with its identity
     expect(partial.code).toBe(1);
     expect(partial.summary).toBe(`partial on n1 (iSCSI target ${target().iqn} missing)`);
 
-    const repair = await runPb(startPlaybook('n1'));
+    const repair = await runPb(shipped('service-start.yml'), { service: 'iscsi-a' });
     expect(repair.code, errors(repair)).toBe(0);
     expect(totalChanged(repair)).toBe(1);
     expect((await status()).summary).toBe('running on n1');
