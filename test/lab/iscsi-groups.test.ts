@@ -244,4 +244,32 @@ describe('an iSCSI service group moved by the group playbooks, with its identity
     sameDisk(await fromClient());
     console.log(`[iscsi-groups] node-failover n2 → n1: ${r.ms} ms with the CLI's start`);
   });
+
+  it('n2 powered off while it serves the group (a crash): node-failover finds the group stopped and leaves it (docs/placement.md, limits); service-start refuses while n2 cannot be reached, and with --force brings it up on n1, the same disk', async () => {
+    await L().power('n2', 'on');
+    await tgtdAnswersOn('n2');
+    const m = await runPb(shipped('service-move.yml'), { service: 'iscsi-a', to: 'n2' });
+    expect(m.code, errors(m)).toBe(0);
+    expect(await iqnsOn('n2')).toEqual([target().iqn]);
+
+    await L().power('n2', 'off');
+    const f = await runPb(shipped('node-failover.yml'), { failed: 'n2' });
+    expect(f.code, errors(f)).toBe(0);
+    expect(await iqnsOn('n1')).toEqual([]);
+    expect((await status()).summary).toBe('stopped');
+
+    // n2 cannot be reached, and nothing in this run fenced it: unknown is not free.
+    const refused = await runPb(shipped('service-start.yml'), { service: 'iscsi-a' });
+    expect(refused.code).not.toBe(0);
+    expect(errors(refused)).toMatch(/will not import_volume .* on n1: n2 cannot be reached/);
+    expect(await iqnsOn('n1')).toEqual([]);
+
+    // The operator, having seen n2 is off (its BMC says so), vouches for it.
+    expect(await L().power('n2', 'status')).toMatch(/off/i);
+    const r = await baton(['run', '--yes', '--force', '-i', L().inventoryPath, shipped('service-start.yml'), '-e', JSON.stringify({ service: 'iscsi-a' })]);
+    expect(r.code, errors(r)).toBe(0);
+    expect(await iqnsOn('n1')).toEqual([target().iqn]);
+    expect((await status()).summary).toBe('running on n1');
+    sameDisk(await fromClient());
+  });
 });
