@@ -30,10 +30,11 @@ export function registerLab(program: Command): void {
     .option('--disk-size <MiB>', 'size of each disk image', int('--disk-size'), 64)
     .option('--groups <n>', 'write N service groups into the inventory (baton_services): one disk and one VIP each, homes round-robin over the nodes; adds disks if --disks is fewer', int('--groups'))
     .option('--failover-nics <n>', 'give each node N spare interfaces on the lab switch (fo1..foN) for failover MACs; groups 1..N get a MAC of their own on them', int('--failover-nics'))
+    .option('--iscsi-groups <n>', 'write N iSCSI service groups beside them: a disk, a VIP (.210 on) and a target IQN each, LUN 1 with a fixed scsi_id and scsi_sn; adds disks as --groups does', int('--iscsi-groups'))
     .option('--subnet <cidr>', 'the lab\'s /24 within 198.18.0.0/15 (default: derived from the name)')
     .option('--san', 'add a SAN namespace whose tgtd serves one shared LUN to every node (scsi_pr_* inventory vars, for provider scsi-pr fencing)')
     .option('--json', 'print the result as JSON')
-    .action(async (o: { name: string; nodes: number; clients: number; disks: number; diskSize: number; groups?: number; failoverNics?: number; san?: boolean; subnet?: string; json?: boolean }) => {
+    .action(async (o: { name: string; nodes: number; clients: number; disks: number; diskSize: number; groups?: number; failoverNics?: number; iscsiGroups?: number; san?: boolean; subnet?: string; json?: boolean }) => {
       const { labUp } = await import('../lab/up.js');
       const { defaultSubnet } = await import('../lab/plan.js');
       const r = await labUp({
@@ -47,6 +48,7 @@ export function registerLab(program: Command): void {
         ...(o.groups ? { groups: o.groups } : {}),
         ...(o.failoverNics ? { failoverNics: o.failoverNics } : {}),
         ...(o.san ? { san: true } : {}),
+        ...(o.iscsiGroups ? { iscsiGroups: o.iscsiGroups } : {}),
       });
       if (o.json) {
         process.stdout.write(`${JSON.stringify({ name: o.name, inventory: r.inventoryPath, reused: r.reused, cleared: r.cleared, ms: Math.round(r.ms) })}\n`);
@@ -56,7 +58,7 @@ export function registerLab(program: Command): void {
       process.stderr.write(
         r.reused
           ? `baton lab: lab "${o.name}" is already up (${r.plan.spec.subnet}); nothing changed\n`
-          : `baton lab: lab "${o.name}" up in ${(r.ms / 1000).toFixed(1)} s: ${r.plan.nodes.length} nodes, ${r.plan.clients.length} clients, ${r.plan.disks.length} disks${r.plan.groups.length ? `, ${r.plan.groups.length} service groups` : ''} on ${r.plan.spec.subnet}\n`,
+          : `baton lab: lab "${o.name}" up in ${(r.ms / 1000).toFixed(1)} s: ${r.plan.nodes.length} nodes, ${r.plan.clients.length} clients, ${r.plan.disks.length} disks${r.plan.groups.length ? `, ${r.plan.groups.length} service groups` : ''}${r.plan.iscsiGroups.length ? `, ${r.plan.iscsiGroups.length} iSCSI groups` : ''} on ${r.plan.spec.subnet}\n`,
       );
       process.stdout.write(`${r.inventoryPath}\n`);
     });

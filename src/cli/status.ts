@@ -85,6 +85,7 @@ export function statusDocument(s: ClusterStatus, ms: number): Record<string, unk
       nodes: g.nodes,
       home: g.home,
       summary: g.summary,
+      serves: g.serves,
       parts: g.parts,
       missing: g.missing,
       unknownNodes: g.unknownNodes,
@@ -113,7 +114,7 @@ function nodeNotes(n: NodeObservation): string[] {
 
 export function formatStatus(s: ClusterStatus, ms: number): string {
   const out: string[] = [];
-  out.push(...pad([['GROUP', 'STATE'], ...s.groups.map((g) => [g.name, g.summary])]));
+  out.push(...pad([['GROUP', 'SERVES', 'STATE'], ...s.groups.map((g) => [g.name, g.serves.join(', ') || '-', g.summary])]));
   out.push('');
   out.push(...pad([['NODE', 'REACHABLE', 'POWER'], ...s.nodes.map((n) => [n.name, n.reachable ? (n.view ? 'yes' : 'yes (not read)') : 'no', n.power])]));
   const notes = s.nodes.flatMap(nodeNotes);

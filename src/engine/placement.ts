@@ -43,12 +43,25 @@ export interface Move {
   fstype: string;
   mount_options: string;
   exports: Array<{ path: string; pseudo: string; fsid: number; export_id: number; clients: string; access: string; squash: string }>;
+  /**
+   * The iSCSI targets, as the iscsi_target step takes them: the portal on the VIP, and each LUN's
+   * backing resolved (its own backing_store, else the group's loop image or LVM device).
+   */
+  iscsi_targets: MoveIscsiTarget[];
   /** The first export's path: statd keeps its state under the mount. */
   export_path: string;
   /** Why this move: `switchover`, `evacuate`, `failover`, `start`, `stop`. */
   reason: string;
   /** The group's failover MAC ('' without one): `interface` is then its failover interface on both nodes. */
   mac: string;
+}
+
+export interface MoveIscsiTarget {
+  iqn: string;
+  portal: string;
+  /** [] is any initiator (the step's default, tgt's ALL). */
+  acls: string[];
+  luns: Array<{ lun: number; scsi_id: string; scsi_sn: string; backing_image?: string; backing_store?: string }>;
 }
 
 export interface Resolution {
@@ -79,6 +92,23 @@ function ifaceOf(g: ServiceGroup, inventory: Inventory | undefined, node: string
   return typeof v === 'string' && v && !v.includes('{{') ? v : 'eth0';
 }
 
+function iscsiTargetsOf(g: ServiceGroup): MoveIscsiTarget[] {
+  const vol = g.volume;
+  // An IPv6 portal is written [addr]:port, as initiators and tgtd write it.
+  const host = g.vip.address.includes(':') ? `[${g.vip.address}]` : g.vip.address;
+  return g.iscsiTargets.map((t) => ({
+    iqn: t.iqn,
+    portal: `${host}:${t.port}`,
+    acls: t.acls,
+    luns: t.luns.map((l) => ({
+      lun: l.lun,
+      scsi_id: l.scsiId,
+      scsi_sn: l.scsiSn,
+      ...(l.backingStore ? { backing_store: l.backingStore } : vol?.provider === 'loop' ? { backing_image: vol.image } : vol?.provider === 'lvm' ? { backing_store: vol.device } : {}),
+    })),
+  }));
+}
+
 export function moveOf(g: ServiceGroup, from: string, to: string, reason: string, inventory?: Inventory): Move {
   const vol = g.volume;
   const volume: Record<string, string> = vol ? Object.fromEntries(Object.entries(vol).map(([k, v]) => [k, String(v)])) : { provider: 'none' };
@@ -98,6 +128,7 @@ export function moveOf(g: ServiceGroup, from: string, to: string, reason: string
     fstype: g.mount?.fstype ?? '',
     mount_options: g.mount?.options ?? '',
     exports: g.nfsExports.map((e) => ({ path: e.path, pseudo: e.pseudo, fsid: e.fsid, export_id: e.exportId, clients: e.clients ?? '*', access: e.access ?? 'rw', squash: e.squash ?? 'root_squash' })),
+    iscsi_targets: iscsiTargetsOf(g),
     export_path: g.nfsExports[0]?.path ?? g.mount?.path ?? '',
     reason,
     mac: g.mac ?? '',
@@ -228,8 +259,9 @@ const nodeProblem = (n: NodeObservation | undefined): string => n?.error ?? (n?.
 /**
  * Start: a stopped group on `on`, or on its first preferred node that may take it. Running whole
  * already is nothing to do, unless `on` names another node: that is a move, and said so. Seen in
- * part, on two nodes, or not seen while one of its nodes could not be read: refused, since
- * starting it could make a second copy of it.
+ * part on one node: completed there (what is missing is started; the takeover steps still ask
+ * every other node). On two nodes, or not seen while one of its nodes could not be read:
+ * refused, since starting it could make a second copy of it.
  */
 function resolveStart(g: ServiceGroup, p: GroupPlacement, nodes: Map<string, NodeObservation>, on: string | undefined, inventory?: Inventory): Resolution {
   if (p.state === 'running') {
@@ -237,7 +269,12 @@ function resolveStart(g: ServiceGroup, p: GroupPlacement, nodes: Map<string, Nod
     if (on && on !== at) throw new PlacementRefused(`group ${g.name} already runs on ${at}, not ${on}: to move it, run playbooks/service-move.yml -e service=${g.name} -e to=${on}`);
     return { moves: [], notes: [`group ${g.name} already runs on ${at}: nothing to start`] };
   }
-  if (p.state === 'partial') refuseUnclear(p, `cannot start group ${g.name}`, `stop what is left of it with playbooks/service-stop.yml -e service=${g.name}, then start it`);
+  if (p.state === 'partial') {
+    // Completed where it is: the takeover steps are idempotent, and every other node is asked.
+    const at = p.nodes[0]!;
+    if (on && on !== at) throw new PlacementRefused(`cannot start group ${g.name} on ${on}: it is ${p.summary}; complete it there (without -e on), or stop it with playbooks/service-stop.yml -e service=${g.name} first`);
+    return { moves: [moveOf(g, '', at, 'start', inventory)], notes: [`group ${g.name} is ${p.summary}: completing it there`] };
+  }
   if (p.state !== 'stopped') refuseUnclear(p, `cannot start group ${g.name}`);
   if (on) {
     if (!usable(nodes.get(on))) throw new PlacementRefused(`cannot start group ${g.name} on ${on}: ${nodeProblem(nodes.get(on))}`);

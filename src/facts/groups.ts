@@ -3,9 +3,10 @@
  * playbooks (service-move, node-evacuate, node-failover) resolve placement from it at run time.
  *
  * Each node is read once, in one exec, for every group (addresses, loop devices and baton's
- * claims on them, mounts, NFS-Ganesha's and the kernel's exports, ZFS pools, active LVs); all
+ * claims on them, mounts, NFS-Ganesha's and the kernel's exports, the IQNs tgtd serves, ZFS
+ * pools, active LVs); all
  * nodes and all BMCs are asked at the same time. Then, per group, per node: does it hold the
- * VIP, the volume, the mount, the exports? A group is
+ * VIP, the volume, the mount, the exports, the iSCSI targets? A group is
  *   running  on exactly one node, every part of it there;
  *   partial  on exactly one node, some part missing (named);
  *   split    seen on two or more nodes (any part: the VIP on one and the mount on another is
@@ -21,6 +22,7 @@ import type { ServiceGroup } from '../inventory/services.js';
 import type { Transport } from '../transport/transport.js';
 import { findAddress, parseIpAddr, type IfAddress } from './net.js';
 import { GANESHA_BUS_NAME, GANESHA_EXPORT_MGR, parseExportfsV, parseShowExports } from './nfs.js';
+import { parseTgtadmTargets } from './iscsi.js';
 import { ipmitoolArgv, parseIpmiPowerStatus, withPasswordOnStdin, type BmcSpec } from './power.js';
 import { LOOP_CLAIM_DIR, loopStateOf, mountAt, normPath, parseLoopClaims, parseLosetupJson, parseMountinfo, type StorageView } from './storage.js';
 
@@ -43,6 +45,8 @@ printf '\\n%s\\n' --baton--ganesha
 command -v dbus-send >/dev/null 2>&1 && dbus-send --system --print-reply --reply-timeout=2000 --dest=${GANESHA_BUS_NAME} ${GANESHA_EXPORT_MGR} org.ganesha.nfsd.exportmgr.ShowExports 2>/dev/null
 printf '\\n%s\\n' --baton--kernel
 command -v exportfs >/dev/null 2>&1 && exportfs -v 2>/dev/null
+printf '\\n%s\\n' --baton--tgt
+command -v tgtadm >/dev/null 2>&1 && timeout 5 tgtadm --lld iscsi --mode target --op show 2>/dev/null
 printf '\\n%s\\n' --baton--zfs
 command -v zpool >/dev/null 2>&1 && zpool list -H -o name 2>/dev/null
 printf '\\n%s\\n' --baton--lvm
@@ -57,12 +61,14 @@ export interface NodeView {
   /** Paths NFS-Ganesha exports (the pseudo root, export 0, left out). */
   ganeshaExports: string[];
   kernelExports: string[];
+  /** IQNs the node's tgtd serves (none when tgtd is not running). */
+  iscsiTargets: string[];
   zpools: string[];
   /** Volume groups with at least one active LV. */
   activeVgs: string[];
 }
 
-const SECTIONS = ['loops', 'claims', 'mountinfo', 'ganesha', 'kernel', 'zfs', 'lvm'] as const;
+const SECTIONS = ['loops', 'claims', 'mountinfo', 'ganesha', 'kernel', 'tgt', 'zfs', 'lvm'] as const;
 
 export function parseNodeView(stdout: string): NodeView {
   const parts: Record<string, string> = {};
@@ -76,11 +82,18 @@ export function parseNodeView(stdout: string): NodeView {
     // A losetup that printed no JSON (too old, or none at all): no loop volume is seen here.
   }
   const lines = (s: string | undefined) => (s ?? '').split('\n').map((l) => l.trim()).filter(Boolean);
+  let iscsiTargets: string[] = [];
+  try {
+    iscsiTargets = parseTgtadmTargets(parts.tgt ?? '').map((t) => t.iqn);
+  } catch {
+    // Output that is not tgtadm's (a wrapper printing something else first): nothing seen served.
+  }
   return {
     addresses: parseIpAddr(parts.addresses ?? ''),
     storage: { loops, claims: parseLoopClaims(parts.claims ?? ''), mounts: parseMountinfo(parts.mountinfo ?? '') },
     ganeshaExports: parseShowExports(parts.ganesha ?? '').filter((e) => e.id !== 0).map((e) => normPath(e.path)),
     kernelExports: parseExportfsV(parts.kernel ?? '').map((e) => normPath(e.path)),
+    iscsiTargets,
     zpools: lines(parts.zfs),
     activeVgs: [...new Set(lines(parts.lvm).flatMap((l) => {
       const [vg, active] = l.split('|').map((x) => x.trim());
@@ -91,7 +104,7 @@ export function parseNodeView(stdout: string): NodeView {
 
 // ---------------------------------------------------------------- what each group has where
 
-export type Part = 'vip' | 'volume' | 'mount' | 'export';
+export type Part = 'vip' | 'volume' | 'mount' | 'export' | 'target';
 export type GroupState = 'running' | 'partial' | 'split' | 'stopped' | 'unknown';
 export type PowerReading = 'on' | 'off' | 'unknown';
 
@@ -122,10 +135,19 @@ export interface GroupPlacement {
   unknownNodes: string[];
   /** One line: `running on n1`, `SPLIT on n1 and n2 (VIP on n1 and n2)`, ... */
   summary: string;
+  /** What clients reach through the VIP: `NFS /disk1`, `iSCSI iqn.… LUN 1`. */
+  serves: string[];
 }
 
-/** Which parts a node holds of a group (exports: only when all of them are exported). */
-function partsOn(g: ServiceGroup, v: NodeView): { held: Part[]; missingExports: string[]; anyExport: boolean } {
+export function servesOf(g: ServiceGroup): string[] {
+  return [
+    ...g.nfsExports.map((e) => `NFS ${e.pseudo}`),
+    ...g.iscsiTargets.map((t) => `iSCSI ${t.iqn} LUN${t.luns.length > 1 ? 's' : ''} ${t.luns.map((l) => l.lun).join(',')}`),
+  ];
+}
+
+/** Which parts a node holds of a group (exports, targets: any one of them; what is missing is named apart). */
+function partsOn(g: ServiceGroup, v: NodeView): { held: Part[]; missingExports: string[]; missingTargets: string[]; anyExport: boolean } {
   const held: Part[] = [];
   if (findAddress(v.addresses, g.vip.address)) held.push('vip');
   const vol = g.volume;
@@ -139,13 +161,22 @@ function partsOn(g: ServiceGroup, v: NodeView): { held: Part[]; missingExports: 
   const missingExports = g.nfsExports.map((e) => normPath(e.path)).filter((p) => !exported.has(p));
   const anyExport = g.nfsExports.length > 0 && missingExports.length < g.nfsExports.length;
   if (g.nfsExports.length && anyExport) held.push('export');
-  return { held, missingExports, anyExport };
+  const served = new Set(v.iscsiTargets ?? []);
+  const missingTargets = g.iscsiTargets.map((t) => t.iqn).filter((iqn) => !served.has(iqn));
+  if (g.iscsiTargets.length && missingTargets.length < g.iscsiTargets.length) held.push('target');
+  return { held, missingExports, missingTargets, anyExport };
 }
 
-const PART_WORD: Record<Part, string> = { vip: 'VIP', volume: 'volume', mount: 'mount', export: 'export' };
+const PART_WORD: Record<Part, string> = { vip: 'VIP', volume: 'volume', mount: 'mount', export: 'export', target: 'iSCSI target' };
 
 export function partsOf(g: ServiceGroup): Part[] {
-  return ['vip', ...(g.volume ? ['volume' as const] : []), ...(g.mount ? ['mount' as const] : []), ...(g.nfsExports.length ? ['export' as const] : [])];
+  return [
+    'vip',
+    ...(g.volume ? ['volume' as const] : []),
+    ...(g.mount ? ['mount' as const] : []),
+    ...(g.nfsExports.length ? ['export' as const] : []),
+    ...(g.iscsiTargets.length ? ['target' as const] : []),
+  ];
 }
 
 const andList = (xs: string[]): string => (xs.length <= 1 ? xs.join('') : `${xs.slice(0, -1).join(', ')} and ${xs.at(-1)}`);
@@ -154,12 +185,14 @@ export function placementOf(g: ServiceGroup, nodes: NodeObservation[]): GroupPla
   const wanted = partsOf(g);
   const parts: Partial<Record<Part, string[]>> = Object.fromEntries(wanted.map((p) => [p, [] as string[]]));
   const missingExportsOn = new Map<string, string[]>();
+  const missingTargetsOn = new Map<string, string[]>();
   const seen: string[] = [];
   for (const n of nodes) {
     if (!n.view) continue;
-    const { held, missingExports } = partsOn(g, n.view);
+    const { held, missingExports, missingTargets } = partsOn(g, n.view);
     for (const p of held) parts[p]!.push(n.name);
     missingExportsOn.set(n.name, missingExports);
+    missingTargetsOn.set(n.name, missingTargets);
     if (held.length) seen.push(n.name);
   }
   // The group's own preference order first, then any other node it was found on.
@@ -181,10 +214,12 @@ export function placementOf(g: ServiceGroup, nodes: NodeObservation[]): GroupPla
     const on = seen[0]!;
     for (const p of wanted) {
       if (parts[p]!.includes(on)) continue;
-      missing.push(p === 'export' && g.nfsExports.length > 1 ? `exports` : `${PART_WORD[p]}`);
+      missing.push(p === 'export' && g.nfsExports.length > 1 ? `exports` : p === 'target' ? `iSCSI target${g.iscsiTargets.length > 1 ? 's' : ` ${g.iscsiTargets[0]!.iqn}`}` : `${PART_WORD[p]}`);
     }
     const someExports = missingExportsOn.get(on) ?? [];
     if (parts.export?.includes(on) && someExports.length) missing.push(...someExports.map((e) => `export ${e}`));
+    const someTargets = missingTargetsOn.get(on) ?? [];
+    if (parts.target?.includes(on) && someTargets.length) missing.push(...someTargets.map((t) => `iSCSI target ${t}`));
     missing = missing.map((m) => `${m} missing`);
     state = missing.length ? 'partial' : 'running';
     summary = state === 'running' ? `running on ${on}${notHome(on)}` : `partial on ${on} (${missing.join(', ')})`;
@@ -196,7 +231,7 @@ export function placementOf(g: ServiceGroup, nodes: NodeObservation[]): GroupPla
     summary = 'stopped';
   }
   if (unknownNodes.length && state !== 'unknown') summary += `; ${andList(unknownNodes)} could not be read`;
-  return { name: g.name, state, nodes: seen, home, parts, missing, unknownNodes, summary };
+  return { name: g.name, state, nodes: seen, home, parts, missing, unknownNodes, summary, serves: servesOf(g) };
 }
 
 export interface ClusterStatus {

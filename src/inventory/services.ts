@@ -1,6 +1,6 @@
 /**
  * Service groups: what moves between nodes as one (a VIP, its volume, its mount, its NFS
- * exports), declared once in the inventory as `all.vars.baton_services`:
+ * exports and/or iSCSI targets), declared once in the inventory as `all.vars.baton_services`:
  *
  *   baton_services:
  *     nfs-a:
@@ -9,6 +9,14 @@
  *       mount: { path: /srv/disk1, fstype: ext4 }
  *       nfs_exports: [{ path: /srv/disk1, pseudo: /disk1, fsid: 101 }]
  *       nodes: [n1, n2, n3]          # preference order: n1 is its home
+ *     san-a:                         # an iSCSI group: its LUN is the volume itself (no mount)
+ *       vip: 198.18.0.210/24
+ *       volume: { provider: loop, image: /var/lib/baton-lab/lab/disks/disk2.img }
+ *       iscsi_targets:
+ *         - iqn: iqn.2026-11.dev.baton:san-a
+ *           acls: [198.18.0.0/24]
+ *           luns: [{ lun: 1, scsi_id: "5ba7000000000001", scsi_sn: "SAN-A-1" }]
+ *       nodes: [n2, n1]
  *
  * An inventory without `baton_services` but with the single-service vars the shipped nfs-*
  * playbooks use (`vip`, `disks`/`volume_image`, `mount_point`, ...) describes one group, named
@@ -17,7 +25,10 @@
  * Problems are reported all at once, each at its `file:line:col`: the schema's
  * (schemas/services.json), then what a schema cannot say: every node named is an inventory host,
  * and no two groups share a VIP, a mount path, a volume, an fsid, an export id or a pseudo path
- * (two groups on one node would fight over it, and two exports with one fsid give clients ESTALE).
+ * (two groups on one node would fight over it, and two exports with one fsid give clients ESTALE),
+ * nor an IQN, a scsi_id or a scsi_sn (initiators would take two disks for one); every LUN has a
+ * backing (its own backing_store, else the group's loop or LVM volume), and a LUN on the group's
+ * volume rules out a mount of it (the node's filesystem and the initiators would both write it).
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -59,6 +70,25 @@ export interface NfsExportSpec {
   squash?: 'root_squash' | 'no_root_squash' | 'all_squash';
 }
 
+export interface IscsiLunSpec {
+  lun: number;
+  scsiId: string;
+  scsiSn: string;
+  /** Written in the inventory; else the LUN is the group's volume. */
+  backingStore?: string;
+}
+
+export interface IscsiTargetSpec {
+  iqn: string;
+  luns: IscsiLunSpec[];
+  /** Empty: any initiator (tgt's ALL). */
+  acls: string[];
+  /** The portal's TCP port on the VIP. */
+  port: number;
+}
+
+export const ISCSI_DEFAULT_PORT = 3260;
+
 export interface ServiceGroup {
   name: string;
   vip: { address: string; prefix: number };
@@ -67,6 +97,7 @@ export interface ServiceGroup {
   volume?: VolumeSpec;
   mount?: MountSpec;
   nfsExports: NfsExportSpec[];
+  iscsiTargets: IscsiTargetSpec[];
   /** Allowed nodes, in order of preference. */
   nodes: string[];
   /** nodes[0]. */
@@ -210,10 +241,22 @@ function toGroup(name: string, raw: Raw, locate: Locate): ServiceGroup {
     if (e.squash !== undefined) x.squash = e.squash as NfsExportSpec['squash'];
     return x;
   });
+  const targets = ((raw.iscsi_targets as Raw[] | undefined) ?? []).map((t): IscsiTargetSpec => ({
+    iqn: String(t.iqn),
+    acls: ((t.acls as unknown[] | undefined) ?? []).map(String),
+    port: t.port === undefined ? ISCSI_DEFAULT_PORT : Number(t.port),
+    luns: (t.luns as Raw[]).map((l) => ({
+      lun: Number(l.lun),
+      scsiId: String(l.scsi_id),
+      scsiSn: String(l.scsi_sn),
+      ...(typeof l.backing_store === 'string' ? { backingStore: l.backing_store } : {}),
+    })),
+  }));
   const g: ServiceGroup = {
     name,
     vip: { address, prefix: Number(prefix) },
     nfsExports: exports,
+    iscsiTargets: targets,
     nodes,
     home: nodes[0]!,
     lock: typeof raw.lock === 'string' ? raw.lock : `service-${name}`,
@@ -311,6 +354,51 @@ function crossCheck(groups: ServiceGroup[], raw: Raw, inventory: Inventory, loca
       const j = seen.get(e.fsid);
       if (j !== undefined) problems.push({ loc: locate([g.name, 'nfs_exports', i, 'fsid']), message: `service group ${g.name}: fsid ${e.fsid} is already used by its export ${j + 1} (${g.nfsExports[j]!.path}); each export needs its own` });
       else seen.set(e.fsid, i);
+    });
+  }
+  problems.push(...iscsiProblems(groups, locate, unique));
+  return problems;
+}
+
+type Claim = { group: string; value: string; shown?: string; at: Array<string | number> };
+
+/** What the schema cannot say about the groups' iSCSI targets (see the header). */
+function iscsiProblems(groups: ServiceGroup[], locate: Locate, unique: (what: string, claims: Claim[]) => void): Problem[] {
+  const problems: Problem[] = [];
+  const claims = (what: (l: IscsiLunSpec) => string, key: string): Claim[] =>
+    groups.flatMap((g) => g.iscsiTargets.flatMap((t, i) => t.luns.map((l, j) => ({ group: g.name, value: what(l), at: ['iscsi_targets', i, 'luns', j, key] }))));
+  // One claim per target for the IQN; per LUN for the identity (case does not make another NAA).
+  unique('IQN', groups.flatMap((g) => g.iscsiTargets.map((t, i) => ({ group: g.name, value: t.iqn, at: ['iscsi_targets', i, 'iqn'] }))));
+  unique('scsi_id', claims((l) => l.scsiId.toLowerCase().replace(/^0+(?=.)/, ''), 'scsi_id'));
+  unique('scsi_sn', claims((l) => l.scsiSn, 'scsi_sn'));
+  for (const g of groups) {
+    let mountSaid = false;
+    const iqns = new Map<string, number>();
+    const ids = new Map<string, string>();
+    g.iscsiTargets.forEach((t, i) => {
+      const prev = iqns.get(t.iqn);
+      if (prev !== undefined) problems.push({ loc: locate([g.name, 'iscsi_targets', i, 'iqn']), message: `service group ${g.name}: IQN ${t.iqn} is already its target ${prev + 1}; each target needs its own` });
+      else iqns.set(t.iqn, i);
+      const luns = new Set<number>();
+      t.luns.forEach((l, j) => {
+        const at = (key: string) => locate([g.name, 'iscsi_targets', i, 'luns', j, key]);
+        if (luns.has(l.lun)) problems.push({ loc: at('lun'), message: `service group ${g.name}: target ${t.iqn} has LUN ${l.lun} twice` });
+        luns.add(l.lun);
+        for (const [what, v] of [['scsi_id', l.scsiId.toLowerCase().replace(/^0+(?=.)/, '')], ['scsi_sn', l.scsiSn]] as const) {
+          const key = `${what} ${v}`;
+          const first = ids.get(key);
+          if (first) problems.push({ loc: at(what), message: `service group ${g.name}: ${what} ${what === 'scsi_id' ? l.scsiId : l.scsiSn} is already ${first}'s; initiators would take two LUNs for one disk` });
+          else ids.set(key, `${t.iqn} LUN ${l.lun}`);
+        }
+        if (l.backingStore) return;
+        const v = g.volume;
+        if (!v || v.provider === 'zfs') {
+          problems.push({ loc: locate([g.name, 'iscsi_targets', i, 'luns', j]), message: `service group ${g.name}: LUN ${l.lun} of ${t.iqn} has no backing_store, and the group has ${v ? 'a ZFS pool, not a device' : 'no volume'} to serve instead; give it backing_store: /dev/... (a zvol, a device) or the group a loop or lvm volume` });
+        } else if (g.mount && !mountSaid) {
+          mountSaid = true;
+          problems.push({ loc: locate([g.name, 'mount']), message: `service group ${g.name}: LUN ${l.lun} of ${t.iqn} serves the group's volume itself, which the group also mounts on ${g.mount.path}: the node's filesystem and the initiators would both write it; drop the mount, or give the LUN a backing_store (e.g. an image file under the mount)` });
+        }
+      });
     });
   }
   return problems;
@@ -427,6 +515,7 @@ export function impliedGroup(inventory: Inventory): ServiceGroup | undefined {
     name: IMPLIED_GROUP,
     vip: { address, prefix },
     nfsExports,
+    iscsiTargets: [],
     nodes,
     home: nodes[0]!,
     lock: IMPLIED_GROUP_LOCK,

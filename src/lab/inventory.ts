@@ -52,7 +52,7 @@ export function inventoryObject(plan: LabPlan): Record<string, unknown> {
     // Every node's Ganesha presents this NFSv4 server scope (node.ts): exports check it.
     nfs_scope: `baton-${plan.spec.name}`,
   };
-  if (plan.groups.length) vars.baton_services = servicesOf(plan);
+  if (plan.groups.length || plan.iscsiGroups.length) vars.baton_services = servicesOf(plan);
   if (plan.spec.san) Object.assign(vars, sanInventoryVars(plan));
   return {
     all: {
@@ -65,7 +65,7 @@ export function inventoryObject(plan: LabPlan): Record<string, unknown> {
   };
 }
 
-/** baton_services for `lab up --groups N` (shape: schemas/services.json). */
+/** baton_services for `lab up --groups N --iscsi-groups M` (shape: schemas/services.json). */
 function servicesOf(plan: LabPlan): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const g of plan.groups) {
@@ -77,6 +77,15 @@ function servicesOf(plan: LabPlan): Record<string, unknown> {
       mount: { path: g.mountPoint, fstype: 'ext4' },
       // The lab's NFS clients read and write as root, as with the single service.
       nfs_exports: [{ path: g.mountPoint, pseudo: g.pseudo, fsid: g.fsid, squash: 'no_root_squash' }],
+      nodes: g.nodes,
+    };
+  }
+  for (const g of plan.iscsiGroups) {
+    out[g.name] = {
+      vip: g.vip,
+      interface: 'eth0',
+      volume: { provider: 'loop', image: g.image },
+      iscsi_targets: [{ iqn: g.iqn, acls: g.acls, luns: [{ lun: g.lun, scsi_id: g.scsiId, scsi_sn: g.scsiSn }] }],
       nodes: g.nodes,
     };
   }

@@ -27,6 +27,26 @@ export interface LabSpec {
   failoverNics?: number;
   /** A "SAN" namespace whose tgtd serves one shared LUN to every node (san.ts). */
   san?: boolean;
+  /**
+   * iSCSI service groups beside them (a disk, a VIP and a target IQN each, with a fixed
+   * scsi_id and scsi_sn); their disks come after the NFS groups' ones.
+   */
+  iscsiGroups?: number;
+}
+
+/** One iSCSI service group of the lab's inventory (see iscsiGroupsOf). */
+export interface LabIscsiGroupPlan {
+  name: string;
+  /** VIP/prefix. */
+  vip: string;
+  image: string;
+  iqn: string;
+  lun: number;
+  scsiId: string;
+  scsiSn: string;
+  /** Who may log in: the lab's /24 (its clients, and the controller). */
+  acls: string[];
+  nodes: string[];
 }
 
 /** One service group of the lab's inventory (see serviceGroupsOf). */
@@ -105,6 +125,8 @@ export interface LabPlan {
   disks: string[];
   /** Empty unless the spec asks for groups. */
   groups: LabGroupPlan[];
+  /** Empty unless the spec asks for iSCSI groups. */
+  iscsiGroups: LabIscsiGroupPlan[];
   nodes: NodePlan[];
   clients: ClientPlan[];
 }
@@ -160,6 +182,9 @@ export function validateSpec(spec: LabSpec): void {
   count('disk-size', spec.diskMiB, 16, 4096);
   if (spec.groups !== undefined) count('groups', spec.groups, 0, MAX_GROUPS);
   if (spec.failoverNics !== undefined) count('failover-nics', spec.failoverNics, 0, MAX_GROUPS);
+  if (spec.iscsiGroups !== undefined) count('iscsi-groups', spec.iscsiGroups, 0, MAX_GROUPS);
+  const total = (spec.groups ?? 0) + (spec.iscsiGroups ?? 0);
+  if (total > MAX_DISKS) invalid(`--groups and --iscsi-groups need a disk each: ${total} is more than the ${MAX_DISKS} disks a lab has`);
 }
 
 function hex2(n: number): string {
@@ -215,7 +240,7 @@ export function planLab(spec: LabSpec): LabPlan {
     });
   }
   const disks: string[] = [];
-  const diskCount = Math.max(spec.disks, spec.groups ?? 0);
+  const diskCount = Math.max(spec.disks, (spec.groups ?? 0) + (spec.iscsiGroups ?? 0));
   for (let i = 1; i <= diskCount; i++) disks.push(path.join(dir, 'disks', `disk${i}.img`));
 
   return {
@@ -233,6 +258,7 @@ export function planLab(spec: LabSpec): LabPlan {
     inventoryFile: path.join(dir, 'inventory.yml'),
     disks,
     groups: withFailoverMacs(serviceGroupsOf(spec.groups ?? 0, net, disks, nodes.map((n) => n.name)), spec.failoverNics ?? 0, (i) => mac(3, i)),
+    iscsiGroups: iscsiGroupsOf(spec, second, third, disks, nodes.map((n) => n.name)),
     nodes,
     clients,
   };
@@ -267,6 +293,35 @@ export function serviceGroupsOf(count: number, net: string, disks: string[], nod
  */
 export function withFailoverMacs(groups: LabGroupPlan[], nics: number, macOf: (i: number) => string): LabGroupPlan[] {
   return groups.map((g, k) => (k < nics ? { ...g, mac: macOf(k + 1), failoverInterface: `fo${k + 1}` } : g));
+}
+
+/**
+ * The lab's iSCSI groups: iscsi-a, iscsi-b, ... after the N NFS groups: disk N+i, VIP .209+i
+ * (.210-.217, clear of the NFS groups' .200-.207), target iqn.2026-11.dev.baton.lab:NAME.iscsi-X
+ * with LUN 1, scsi_id 5ba7 + the /24 + i in hex and scsi_sn BATON-NAME-X: fixed, so a lab made
+ * again serves the same identity. Homes go on round the nodes after the NFS groups' homes, so
+ * `--groups 1 --iscsi-groups 1` on two nodes is active-active (nfs-a on n1, iscsi-a on n2).
+ * The group has no mount: the LUN is the whole disk, which no node's filesystem may write too.
+ */
+export function iscsiGroupsOf(spec: LabSpec, second: number, third: number, disks: string[], nodes: string[]): LabIscsiGroupPlan[] {
+  const out: LabIscsiGroupPlan[] = [];
+  const before = spec.groups ?? 0;
+  for (let i = 1; i <= (spec.iscsiGroups ?? 0); i++) {
+    const home = (before + i - 1) % nodes.length;
+    const letter = String.fromCharCode(96 + i);
+    out.push({
+      name: `iscsi-${letter}`,
+      vip: `198.${second}.${third}.${209 + i}/24`,
+      image: disks[before + i - 1]!,
+      iqn: `iqn.2026-11.dev.baton.lab:${spec.name}.iscsi-${letter}`,
+      lun: 1,
+      scsiId: `5ba7${hex2(second)}${hex2(third)}0000${hex2(i)}`,
+      scsiSn: `BATON-${spec.name.toUpperCase()}-${letter.toUpperCase()}`,
+      acls: [`198.${second}.${third}.0/24`],
+      nodes: nodes.map((_, k) => nodes[(home + k) % nodes.length]!),
+    });
+  }
+  return out;
 }
 
 /** Where a node mounts shared disk N (made on every node at boot, in the node's private /srv). */

@@ -27,5 +27,5 @@ export async function loadPlan(name: string): Promise<LabPlan> {
 }
 
 export function sameSpec(a: LabSpec, b: LabSpec): boolean {
-  return a.name === b.name && a.subnet === b.subnet && a.nodes === b.nodes && a.clients === b.clients && a.disks === b.disks && a.diskMiB === b.diskMiB && (a.groups ?? 0) === (b.groups ?? 0) && (a.failoverNics ?? 0) === (b.failoverNics ?? 0) && (a.san ?? false) === (b.san ?? false);
+  return a.name === b.name && a.subnet === b.subnet && a.nodes === b.nodes && a.clients === b.clients && a.disks === b.disks && a.diskMiB === b.diskMiB && (a.groups ?? 0) === (b.groups ?? 0) && (a.failoverNics ?? 0) === (b.failoverNics ?? 0) && (a.san ?? false) === (b.san ?? false) && (a.iscsiGroups ?? 0) === (b.iscsiGroups ?? 0);
 }

@@ -36,7 +36,7 @@ export interface PlayLoop {
 /**
  * `placement:` as written (templates unrendered): a play that stands instead of `loop:` and gets
  * its items, one per service group to move, from what runs where at run time (engine/placement.ts).
- * Exactly one of move, evacuate, failover.
+ * Exactly one of move, evacuate, failover, start.
  */
 export interface PlacementSpec {
   /** A group to switch over, to `to` or its next preferred node. */

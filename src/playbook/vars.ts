@@ -1,12 +1,34 @@
 import type { Host, Inventory } from '../inventory/model.js';
 import { hostsOfGroup } from '../inventory/pattern.js';
+import { loadServiceGroups, type ServiceGroup } from '../inventory/services.js';
 import type { Play, StepSpec } from './model.js';
 import { isTemplate, render, TemplateError } from './template.js';
 
 type Vars = Record<string, unknown>;
 
 /** Names baton sets itself; playbooks read them, never define them. */
-export const MAGIC_VARS = ['inventory_hostname', 'hostvars', 'groups', 'play_hosts'] as const;
+export const MAGIC_VARS = ['inventory_hostname', 'hostvars', 'groups', 'play_hosts', 'baton_iscsi_luns'] as const;
+
+/** One LUN of the inventory's iSCSI service groups, as `baton_iscsi_luns` lists them (iscsi-health.yml loops over it). */
+export interface IscsiLunItem {
+  group: string;
+  vip: string;
+  port: number;
+  iqn: string;
+  lun: number;
+  scsi_id: string;
+  scsi_sn: string;
+  /** The NAA designator tgt derives from scsi_id (docs/iscsi.md): 6, then its hex digits in 31. */
+  naa: string;
+}
+
+export function iscsiLunItems(groups: ServiceGroup[]): IscsiLunItem[] {
+  return groups.flatMap((g) =>
+    g.iscsiTargets.flatMap((t) =>
+      t.luns.map((l) => ({ group: g.name, vip: g.vip.address, port: t.port, iqn: t.iqn, lun: l.lun, scsi_id: l.scsiId, scsi_sn: l.scsiSn, naa: `6${l.scsiId.toLowerCase().padStart(31, '0')}` })),
+    ),
+  );
+}
 
 export interface VarsInput {
   host: Host;
@@ -98,9 +120,18 @@ function hasTemplate(v: unknown): boolean {
   return false;
 }
 
-const hostvarsCache = new WeakMap<Inventory, { hostvars: Vars; groups: Record<string, string[]> }>();
+const hostvarsCache = new WeakMap<Inventory, { hostvars: Vars; groups: Record<string, string[]>; iscsiLuns: IscsiLunItem[] }>();
 
-/** `inventory_hostname`, `hostvars` (every host's inventory vars), `groups`, `play_hosts`. */
+/** The groups' LUNs; none when the groups do not load (the inventory loader has said why). */
+function iscsiLunsOf(inventory: Inventory): IscsiLunItem[] {
+  try {
+    return iscsiLunItems(loadServiceGroups(inventory));
+  } catch {
+    return [];
+  }
+}
+
+/** `inventory_hostname`, `hostvars` (every host's inventory vars), `groups`, `play_hosts`, `baton_iscsi_luns`. */
 export function magicVars(inventory: Inventory, hostName: string, playHosts: string[]): Vars {
   let shared = hostvarsCache.get(inventory);
   if (!shared) {
@@ -108,8 +139,8 @@ export function magicVars(inventory: Inventory, hostName: string, playHosts: str
     for (const h of inventory.hosts.values()) hostvars[h.name] = { inventory_hostname: h.name, ...h.vars };
     const groups: Record<string, string[]> = {};
     for (const g of inventory.groups.keys()) groups[g] = [...hostsOfGroup(inventory, g)];
-    shared = { hostvars, groups };
+    shared = { hostvars, groups, iscsiLuns: iscsiLunsOf(inventory) };
     hostvarsCache.set(inventory, shared);
   }
-  return { inventory_hostname: hostName, hostvars: shared.hostvars, groups: shared.groups, play_hosts: playHosts };
+  return { inventory_hostname: hostName, hostvars: shared.hostvars, groups: shared.groups, play_hosts: playHosts, baton_iscsi_luns: shared.iscsiLuns };
 }

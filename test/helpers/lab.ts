@@ -85,6 +85,8 @@ export interface StartLabOptions {
   failoverNics?: number;
   /** `lab up --san`: a SAN namespace serving one shared LUN (scsi_pr_* inventory vars). */
   san?: boolean;
+  /** `lab up --iscsi-groups N`: N iSCSI service groups beside them. */
+  iscsiGroups?: number;
 }
 
 function toNode(n: NodePlan): LabNode {
@@ -109,6 +111,7 @@ export async function startLab(opts: StartLabOptions): Promise<Lab & { up: UpRes
       ...(opts.groups ? { groups: opts.groups } : {}),
       ...(opts.failoverNics ? { failoverNics: opts.failoverNics } : {}),
       ...(opts.san ? { san: true } : {}),
+      ...(opts.iscsiGroups ? { iscsiGroups: opts.iscsiGroups } : {}),
     });
   } catch (e) {
     // A refusal (subnet taken, a lab of that name running with another spec) made nothing, and

@@ -23,6 +23,7 @@ function group(letter: string, i: number, nodes: string[], more: Partial<Service
     volume: { provider: 'loop', image: `${LAB}/disk${i}.img` },
     mount: { path: `/srv/disk${i}`, fstype: 'ext4' },
     nfsExports: [{ path: `/srv/disk${i}`, pseudo: `/disk${i}`, fsid: 100 + i, exportId: 100 + i }],
+    iscsiTargets: [],
     nodes,
     home: nodes[0]!,
     lock: `service-nfs-${letter}`,

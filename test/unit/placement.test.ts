@@ -31,6 +31,7 @@ function group(letter: string, i: number, nodes: string[]): ServiceGroup {
     volume: { provider: 'loop', image: `/var/lib/baton-lab/place/disks/disk${i}.img` },
     mount: { path: `/srv/disk${i}`, fstype: 'ext4' },
     nfsExports: [{ path: `/srv/disk${i}`, pseudo: `/disk${i}`, fsid: 100 + i, exportId: 100 + i, squash: 'no_root_squash' }],
+    iscsiTargets: [],
     nodes,
     home: nodes[0]!,
     lock: `service-nfs-${letter}`,
@@ -40,13 +41,13 @@ function group(letter: string, i: number, nodes: string[]): ServiceGroup {
 
 const GROUPS = [group('a', 1, ['n1', 'n2', 'n3']), group('b', 2, ['n2', 'n3', 'n1']), group('c', 3, ['n3', 'n1', 'n2']), group('d', 4, ['n1', 'n2', 'n3'])];
 
-const EMPTY_VIEW: NodeView = { addresses: [], storage: { loops: [], claims: [], mounts: [] }, ganeshaExports: [], kernelExports: [], zpools: [], activeVgs: [] };
+const EMPTY_VIEW: NodeView = { addresses: [], storage: { loops: [], claims: [], mounts: [] }, ganeshaExports: [], kernelExports: [], iscsiTargets: [], zpools: [], activeVgs: [] };
 const up = (name: string): NodeObservation => ({ name, reachable: true, power: 'on', view: EMPTY_VIEW });
 const down = (name: string, power: 'off' | 'unknown' = 'unknown'): NodeObservation => ({ name, reachable: false, power, error: `${name}: connection timed out` });
 
 function at(name: string, state: GroupState, nodes: string[], unknownNodes: string[] = []): GroupPlacement {
   const summary = state === 'running' ? `running on ${nodes[0]}` : state === 'split' ? `SPLIT on ${nodes.join(' and ')} (VIP on ${nodes.join(' and ')})` : state === 'partial' ? `partial on ${nodes[0]} (export missing)` : state;
-  return { name, state, nodes, home: GROUPS.find((g) => g.name === name)!.home, parts: {}, missing: [], unknownNodes, summary };
+  return { name, state, nodes, home: GROUPS.find((g) => g.name === name)!.home, parts: {}, missing: [], unknownNodes, summary, serves: [] };
 }
 
 /** Every group on its home, every node up, unless told otherwise. */
@@ -87,6 +88,7 @@ describe('move', () => {
         fstype: 'ext4',
         mount_options: '',
         exports: [{ path: '/srv/disk1', pseudo: '/disk1', fsid: 101, export_id: 101, clients: '*', access: 'rw', squash: 'no_root_squash' }],
+        iscsi_targets: [],
         export_path: '/srv/disk1',
         reason: 'switchover',
         mac: '',
@@ -229,11 +231,11 @@ describe('start', () => {
     );
   });
 
-  it('refuses a group seen on two nodes, in part, or not seen while one of its nodes could not be read', () => {
+  it('refuses a group seen on two nodes, or not seen while one of its nodes could not be read; completes one seen in part where it is', () => {
     expect(refusal(() => resolve({ kind: 'start', group: 'nfs-a' }, cluster({ 'nfs-a': at('nfs-a', 'split', ['n1', 'n2']) })))).toMatch(/^cannot start group nfs-a: it is SPLIT on n1 and n2 .*see `baton status/);
-    expect(refusal(() => resolve({ kind: 'start', group: 'nfs-a' }, cluster({ 'nfs-a': at('nfs-a', 'partial', ['n1']) })))).toBe(
-      'cannot start group nfs-a: it is partial on n1 (export missing); stop what is left of it with playbooks/service-stop.yml -e service=nfs-a, then start it; nothing was touched',
-    );
+    // In part on one node: completed there, not elsewhere.
+    expect(route(resolve({ kind: 'start', group: 'nfs-a' }, cluster({ 'nfs-a': at('nfs-a', 'partial', ['n1']) })).moves)).toEqual(['nfs-a ->n1']);
+    expect(refusal(() => resolve({ kind: 'start', group: 'nfs-a', on: 'n2' }, cluster({ 'nfs-a': at('nfs-a', 'partial', ['n1']) })))).toMatch(/^cannot start group nfs-a on n2: it is partial on n1 \(export missing\); complete it there/);
     expect(refusal(() => resolve({ kind: 'start', group: 'nfs-a' }, cluster({ 'nfs-a': at('nfs-a', 'unknown', [], ['n2']) }, [up('n1'), down('n2'), up('n3')])))).toMatch(/^cannot start group nfs-a: it is unknown/);
   });
 

@@ -9,7 +9,7 @@ const playbooks = readdirSync('playbooks').filter((f) => f.endsWith('.yml'));
 const extraVars = (file: string, from: string, to: string): Record<string, unknown> => {
   if (/nfs-(start|stop)/.test(file)) return { on: from };
   // The health checks look at a group of nodes: the lab's is `nodes`, the production example's `nas`.
-  if (file === 'nfs-health.yml') return from === 'nas1' ? { health_group: 'nas' } : {};
+  if (file === 'nfs-health.yml' || file === 'iscsi-health.yml') return from === 'nas1' ? { health_group: 'nas' } : {};
   // The service-group playbooks name a group or a node; where each group runs is read at run time.
   if (/^service-(move|start|stop)\.yml$/.test(file)) return { service: 'nfs' };
   if (file === 'node-evacuate.yml') return { node: from };
