@@ -85,7 +85,7 @@ ${HOSTS}`,
     ]);
     const text = await baton(['status', '-i', inv]);
     expect(text.code).toBe(1);
-    expect(text.stdout).toMatch(/^g1\s+unknown: not seen on the nodes read; n2 could not be read$/m);
+    expect(text.stdout).toMatch(/^g1\s+-\s+unknown: not seen on the nodes read; n2 could not be read$/m);
     expect(text.stdout).toMatch(/^n2\s+no\s+unknown$/m);
     expect(text.stdout).toMatch(/^n2: cannot reach n2 at nobody@127\.0\.0\.1:1/m);
     expect(text.stdout).toMatch(/^DEGRADED: 1 group \(1 unknown\); 1 of 2 nodes read \(not: n2\); /m);

@@ -99,7 +99,7 @@ describe('baton status over four service groups on three nodes', () => {
     // The text a person reads says the same.
     const text = await baton(['status', '-i', L().inventoryPath], path.join(tmp, 'state'));
     expect(text.code).toBe(0);
-    expect(text.stdout).toMatch(/^nfs-b\s+running on n2$/m);
+    expect(text.stdout).toMatch(/^nfs-b\s+NFS \/disk2\s+running on n2$/m);
     expect(text.stdout).toMatch(/^OK: 4 groups \(4 running\); 3 of 3 nodes read; /m);
   });
 
@@ -116,7 +116,7 @@ describe('baton status over four service groups on three nodes', () => {
       expect(code).toBe(2);
       const text = await baton(['status', '-i', L().inventoryPath], path.join(tmp, 'state'));
       expect(text.code).toBe(2);
-      expect(text.stdout).toMatch(/^nfs-a\s+SPLIT on n1 and n2 /m);
+      expect(text.stdout).toMatch(/^nfs-a\s+NFS \/disk1\s+SPLIT on n1 and n2 /m);
     } finally {
       await L().sshOk('n2', ['ip', 'addr', 'del', vip, 'dev', 'eth0']);
     }
