@@ -45,6 +45,14 @@ export async function probeMac(ctx: StepContext, iface: string): Promise<MacObse
  */
 const SET_MAC = 'ip link set dev "$1" down && ip link set dev "$1" address "$2" $3';
 
+/** The revert of either MAC step: the interface back to the MAC and up/down state probe saw. */
+export async function restoreMac(ctx: StepContext, iface: string, before: MacObserved): Promise<void> {
+  if (!before.exists) return;
+  const now = await probeMac(ctx, iface);
+  if (now.address === before.address && now.up === before.up) return;
+  await ctx.run(setMacArgv(iface, before.address, before.up));
+}
+
 export function setMacArgv(iface: string, mac: string, up: boolean): string[] {
   return ['sh', '-c', SET_MAC, 'baton-set-mac', iface, mac, up ? 'up' : 'down'];
 }
@@ -113,12 +121,7 @@ export const failoverMac: StepKind<FailoverMacArgs, MacObserved> = {
     await ctx.run(setMacArgv(a.interface, a.mac.toLowerCase(), true));
   },
 
-  async revert(ctx, a, before) {
-    if (!before.exists) return;
-    const now = await probeMac(ctx, a.interface);
-    if (now.address === before.address && now.up === before.up) return;
-    await ctx.run(setMacArgv(a.interface, before.address, before.up));
-  },
+  revert: (ctx, a, before) => restoreMac(ctx, a.interface, before),
 
   describe(a) {
     return { summary: `give ${a.interface} the failover MAC ${a.mac.toLowerCase()} and bring it up`, commands: [setMacArgv(a.interface, a.mac.toLowerCase(), true)] };

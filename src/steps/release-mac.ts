@@ -1,6 +1,6 @@
 import type { StepContext, StepKind } from './contract.js';
 import { readLink } from '../facts/links.js';
-import { macResource, probeMac, setMacArgv, type MacObserved } from './failover-mac.js';
+import { macResource, probeMac, restoreMac, setMacArgv, type MacObserved } from './failover-mac.js';
 
 /**
  * `release_mac`: this node gives a service group's MAC up: its failover interface goes down and
@@ -66,12 +66,7 @@ export const releaseMac: StepKind<ReleaseMacArgs, MacObserved> = {
     }
   },
 
-  async revert(ctx, a, before) {
-    if (!before.exists) return;
-    const now = await probeMac(ctx, a.interface);
-    if (now.address === before.address && now.up === before.up) return;
-    await ctx.run(setMacArgv(a.interface, before.address, before.up));
-  },
+  revert: (ctx, a, before) => restoreMac(ctx, a.interface, before),
 
   describe(a) {
     // The own MAC is read from the node when not given (failover_nics, permaddr): known at run time only.
