@@ -77,6 +77,8 @@ async function printedView(playbook: string, opts: import('./views.js').ViewOpti
   return true;
 }
 
+const COORDINATOR_HELP = 'where controllers agree: etcd://host:port[,host:port…] or embedded (default: env BATON_COORDINATOR, then the inventory var baton_coordinator, then embedded)';
+
 const exitWith = (code: number) => {
   process.exitCode = code;
 };
@@ -90,6 +92,7 @@ viewOptions(playbookOptions(program.command('run').argument('<playbook>').descri
   .option('--force', 'take resources a peer may still hold (the operator vouches it is down)')
   .option('--accept-new', 'accept and record host keys of hosts not yet in known_hosts (never a changed key)')
   .option('--junit <file>', 'also write JUnit XML (a suite per play, a test case per step and host)')
+  .option('--coordinator <spec>', COORDINATOR_HELP)
   .action(async (playbook: string, opts) => {
     if (await printedView(playbook, opts)) return;
     exitWith(await (await import('./run.js')).runCommand(playbook, opts));
@@ -132,6 +135,7 @@ program
   .option('--json', 'JSON lines on stdout')
   .option('--accept-new', 'accept and record unknown host keys')
   .option('--force', 'revert although a peer may hold a resource or a change drifted since the run (the operator vouches)')
+  .option('--coordinator <spec>', COORDINATOR_HELP + '; with etcd, runs other controllers journaled can be undone here')
   .action(async (run: string, opts) => exitWith(await (await import('./undo.js')).undoCommand(run, opts)));
 
 program
@@ -139,7 +143,8 @@ program
   .description('list journaled runs with their outcome')
   .option('--json', 'one JSON object per run')
   .addOption(new Option('-n, --last <n>', 'only the last n').argParser((v) => parseInt(v, 10)))
-  .action(async (opts) => exitWith((await import('./runs.js')).runsCommand(opts)));
+  .option('--coordinator <spec>', COORDINATOR_HELP + '; with etcd, the runs of every controller are listed')
+  .action(async (opts) => exitWith(await (await import('./runs.js')).runsCommand(opts)));
 
 program
   .command('show')
