@@ -166,6 +166,24 @@ program
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 3))
   .action(async (opts) => exitWith(await (await import('./status.js')).statusCommand(opts)));
 
+program
+  .command('watch')
+  .description('a long-running controller: observe every service group on an interval and run node-failover for a node confirmed failed, only while this watcher is the elected leader')
+  .option('-i, --inventory <source>', 'inventory with the nodes, their BMCs and their service groups (repeatable)', collect, [])
+  .option('--vault-password-file <file>', 'password for Ansible Vault files and !vault values (repeatable)', collect, [])
+  .option('--vault-id <[label@]file>', 'vault password with its vault id label (repeatable)', collect, [])
+  .option('-u, --user <user>', 'remote user for hosts whose inventory sets no ansible_user')
+  .option('--coordinator <spec>', COORDINATOR_HELP + '; with etcd, watchers elect one leader')
+  .option('--interval <seconds>', 'between observations (default 5)')
+  .option('--failures <n>', 'rounds in a row a node must fail before it counts as failed (default 3)')
+  .option('--cooldown <seconds>', 'after failing a node over, none again for that node for this long (default 600)')
+  .option('--dry-run', 'say what would be done; change nothing')
+  .option('--playbook <playbook>', 'the failover playbook (default node-failover.yml), run with -e failed=NODE')
+  .option('--connect-timeout <seconds>', 'call a node unreachable after this long without SSH (default 2)')
+  .option('--json', 'the failover runs\' events as JSON lines')
+  .addOption(new Option('--rounds <n>', 'stop after n rounds (tests)').hideHelp())
+  .action(async (opts) => exitWith(await (await import('./watch.js')).watchCommand(opts)));
+
 registerLab(program);
 registerDrill(program);
 registerKeeper(program);

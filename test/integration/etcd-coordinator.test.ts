@@ -14,6 +14,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { EtcdClient } from '../../src/transport/etcd.js';
+import { DecisionLog, EtcdLeadership, watch, type NodeHealth } from '../../src/engine/watch.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 
 const execFileP = promisify(execFile);
@@ -241,5 +242,87 @@ describe('two controllers through etcd', () => {
     const journal = readdirSync(runsDir).find((f) => f.endsWith('.jsonl'))!;
     const records = readFileSync(path.join(runsDir, journal), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { t: string; status?: string; error?: string });
     expect(records.some((x) => x.t === 'done' && x.status === 'refused' && /etcd/.test(x.error ?? ''))).toBe(true);
+  });
+});
+
+describe('watchers electing a leader in etcd', () => {
+  const n1Off: NodeHealth = { name: 'n1', read: false, reachable: false, power: 'off', error: 'connect ECONNREFUSED', groups: ['g1'] };
+  const settings = { intervalMs: 300, failures: 3, cooldownMs: 60_000, dryRun: false };
+
+  it('three watchers see n1 powered off: exactly one runs the failover, the others say another is the leader', async () => {
+    const failovers: string[] = [];
+    const logs: string[][] = [[], [], []];
+    await Promise.all(
+      [0, 1, 2].map((i) =>
+        watch({
+          settings,
+          leadership: new EtcdLeadership(new EtcdClient(etcd.endpoints, { timeoutMs: 1000 }), `w${i}`, 3),
+          log: new DecisionLog(path.join(work, `w${i}`), client),
+          say: (l) => logs[i]!.push(l),
+          signal: new AbortController().signal,
+          rounds: 6,
+          observe: async () => [n1Off],
+          failover: async (node) => (failovers.push(`w${i}:${node}`), 0),
+        }),
+      ),
+    );
+    expect(failovers).toHaveLength(1);
+    const leader = Number(failovers[0]![1]);
+    for (const i of [0, 1, 2].filter((x) => x !== leader)) expect(logs[i]!.some((l) => /n1: not-leader/.test(l)), logs[i]!.join('\n')).toBe(true);
+    // Every decision of every watcher is in etcd, side by side.
+    const decisions = (await client.range('baton/watch/decisions/', { prefix: true })).map((kv) => JSON.parse(kv.value) as { action: string });
+    expect(decisions.filter((d) => d.action === 'failover')).toHaveLength(2); // the decision, then its outcome
+    expect(decisions.filter((d) => d.action === 'not-leader').length).toBeGreaterThanOrEqual(2);
+    // Resigned at the end: no leader key is left behind.
+    expect(await client.get('baton/watch/leader')).toBeUndefined();
+  });
+
+  it('a leader stuck mid-failover loses leadership; the next leader keeps the cool-down journaled in etcd and does not fail n1 over again', async () => {
+    let release: () => void = () => undefined;
+    const stuck = new Promise<number>((r) => (release = () => r(3)));
+    const stopA = new AbortController();
+    const aDone = watch({
+      settings,
+      leadership: new EtcdLeadership(new EtcdClient(etcd.endpoints, { timeoutMs: 1000 }), 'wa', 2),
+      log: new DecisionLog(path.join(work, 'wa'), client),
+      say: () => undefined,
+      signal: stopA.signal,
+      observe: async () => [n1Off],
+      // Hangs like a controller killed mid-run: no more rounds, no more lease renewal.
+      failover: () => stuck,
+    });
+    await waitFor('watcher A to start its failover', async () => (await client.range('baton/watch/decisions/', { prefix: true })).some((kv) => kv.value.includes('"action":"failover"')));
+    const saidB: string[] = [];
+    const failoversB: string[] = [];
+    await watch({
+      settings,
+      leadership: new EtcdLeadership(new EtcdClient(etcd.endpoints, { timeoutMs: 1000 }), 'wb', 2),
+      log: new DecisionLog(path.join(work, 'wb'), client),
+      say: (l) => saidB.push(l),
+      signal: new AbortController().signal,
+      rounds: 14,
+      observe: async () => [n1Off],
+      failover: async (node) => (failoversB.push(node), 0),
+    });
+    stopA.abort();
+    release();
+    await aDone;
+    expect(saidB.some((l) => /this watcher is the leader/.test(l)), saidB.join('\n')).toBe(true);
+    expect(failoversB).toEqual([]);
+    expect(saidB.some((l) => /n1: cooldown: .*journaled in etcd/.test(l)), saidB.join('\n')).toBe(true);
+  });
+
+  it('a leader that stops renewing loses leadership once its lease expires, and another watcher takes over', async () => {
+    const a = new EtcdLeadership(new EtcdClient(etcd.endpoints, { timeoutMs: 1000 }), 'wa', 2);
+    const b = new EtcdLeadership(new EtcdClient(etcd.endpoints, { timeoutMs: 1000 }), 'wb', 2);
+    expect(await a.lead()).toBe(true);
+    expect(await b.lead()).toBe(false);
+    // a pauses (no renewal): its lease runs out in etcd.
+    await waitFor('the leader key to expire', async () => (await client.get('baton/watch/leader')) === undefined, 10_000);
+    expect(await b.lead()).toBe(true);
+    // a comes back: its lease is gone, it campaigns with a new one and finds b leading.
+    expect(await a.lead()).toBe(false);
+    await a.resign();
+    await b.resign();
   });
 });
