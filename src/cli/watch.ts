@@ -91,8 +91,10 @@ export async function watchCommand(o: WatchOptions): Promise<number> {
           await pool.closeAll();
         }
       },
+      // node-failover takes over, from a node already powered off, the groups seen nowhere.
       failover: async (node) => {
-        const inputs = loadInputs(playbook, { inventory: sources, vaultPasswordFile: o.vaultPasswordFile, vaultId: o.vaultId, user: o.user, extraVars: [`failed=${node}`] });
+        const extraVars = [JSON.stringify({ failed: node })];
+        const inputs = loadInputs(playbook, { inventory: sources, vaultPasswordFile: o.vaultPasswordFile, vaultId: o.vaultId, user: o.user, extraVars });
         await inputs.registry.ensureLoaded();
         const r = await runSession(inputs, { coordinator: spec }, { reporter: await makeReporter({ json: o.json }) });
         return r.exitCode;

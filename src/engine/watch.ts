@@ -66,12 +66,15 @@ export interface WatchDecision {
   /** Rounds in a row this node failed. */
   failures: number;
   saw: { reachable: boolean; power: string; error?: string; groups: string[] };
+  /** The groups this watcher last saw on the node while it could be read (what a failover takes over). */
+  lastSeen?: string[];
 }
 
 /** The failure counts and cool-downs across rounds: the decision without any I/O. */
 export class FailureTracker {
   private readonly streak = new Map<string, number>();
   private readonly lastFailover = new Map<string, number>();
+  private readonly lastSeen = new Map<string, string[]>();
 
   constructor(private readonly s: WatchSettings) {}
 
@@ -84,9 +87,11 @@ export class FailureTracker {
     for (const h of health) {
       const before = this.streak.get(h.name) ?? 0;
       const saw = { reachable: h.reachable, power: h.power, ...(h.error ? { error: h.error } : {}), groups: h.groups };
+      const lastSeen = this.lastSeen.get(h.name);
       const decide = (action: WatchAction, why: string, failures: number) =>
-        out.push({ at: new Date(now).toISOString(), controller, node: h.name, action, why, failures, saw });
+        out.push({ at: new Date(now).toISOString(), controller, node: h.name, action, why, failures, saw, ...(lastSeen ? { lastSeen } : {}) });
       if (h.read) {
+        this.lastSeen.set(h.name, h.groups);
         this.streak.set(h.name, 0);
         if (before > 0) decide('recovered', `${h.name} was read again after ${before} failed round(s)`, 0);
         continue;
@@ -242,8 +247,8 @@ export interface WatchLoop {
   settings: WatchSettings;
   leadership: Leadership;
   observe(): Promise<NodeHealth[]>;
-  /** Run node-failover for the node; the run's exit code. */
-  failover(node: string, why: string): Promise<number>;
+  /** Run node-failover for the node (`held`: the groups last seen on it); the run's exit code. */
+  failover(node: string, why: string, held: string[]): Promise<number>;
   log: DecisionLog;
   say(line: string): void;
   signal: AbortSignal;
@@ -286,7 +291,7 @@ export async function watch(w: WatchLoop): Promise<void> {
       await w.log.write(d);
       if (d.action !== 'failover') continue;
       tracker.acted(d.node);
-      const code = await w.failover(d.node, d.why).catch((e: Error & { exitCode?: number }) => {
+      const code = await w.failover(d.node, d.why, d.lastSeen ?? []).catch((e: Error & { exitCode?: number }) => {
         w.say(`watch: node-failover for ${d.node} stopped: ${e.message}`);
         return typeof e.exitCode === 'number' ? e.exitCode : 3;
       });
