@@ -175,9 +175,18 @@ export class EtcdLeadership implements Leadership {
     this.label = `etcd (${etcd.endpoints.join(', ')})`;
   }
 
+  private timer: NodeJS.Timeout | undefined;
+
   async lead(): Promise<boolean> {
     if (this.lease && (await this.etcd.leaseKeepAlive(this.lease)) <= 0) this.lease = undefined;
-    this.lease ??= await this.etcd.leaseGrant(this.leaseS);
+    if (!this.lease) {
+      this.lease = await this.etcd.leaseGrant(this.leaseS);
+      // Renewed between rounds too: a round (a failover run above all) may last longer than the lease.
+      clearInterval(this.timer);
+      const lease = this.lease;
+      this.timer = setInterval(() => void this.etcd.leaseKeepAlive(lease, Math.max(1000, (this.leaseS * 1000) / 3)).catch(() => undefined), (this.leaseS * 1000) / 3);
+      this.timer.unref();
+    }
     const me = controllerIdentity();
     const value = JSON.stringify({ watcher: this.id, controller: me.name, pid: process.pid, since: new Date().toISOString() });
     const r = await this.etcd.txn(
@@ -194,6 +203,7 @@ export class EtcdLeadership implements Leadership {
   }
 
   async resign(): Promise<void> {
+    clearInterval(this.timer);
     if (this.lease) await this.etcd.leaseRevoke(this.lease).catch(() => undefined);
     this.lease = undefined;
   }
@@ -302,8 +312,9 @@ export async function watch(w: WatchLoop): Promise<void> {
     const wait = w.settings.intervalMs - (Date.now() - started);
     if (wait > 0 && !w.signal.aborted && (w.rounds === undefined || round + 1 < w.rounds)) {
       await new Promise<void>((r) => {
-        const t = setTimeout(r, wait);
-        w.signal.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
+        const onAbort = () => (clearTimeout(t), r());
+        const t = setTimeout(() => (w.signal.removeEventListener('abort', onAbort), r()), wait);
+        w.signal.addEventListener('abort', onAbort, { once: true });
       });
     }
   }

@@ -110,7 +110,7 @@ export type EtcdFetch = (url: string, init: { method: 'POST'; body: string; sign
 export interface EtcdClientOptions {
   /** Per request and endpoint (default 3 s): a member without quorum hangs rather than answers. */
   timeoutMs?: number;
-  /** Keep trying every endpoint in rounds for this long before giving up (default 2 s). */
+  /** Keep trying every endpoint in rounds for this long before giving up (default 5 s: a raft election or two). */
   retryMs?: number;
   /** Stand-in for fetch (unit tests). */
   fetch?: EtcdFetch;
@@ -137,7 +137,7 @@ export class EtcdClient {
   ) {
     if (!endpoints.length) throw new EtcdError('no etcd endpoints given');
     this.timeoutMs = o.timeoutMs ?? 3000;
-    this.retryMs = o.retryMs ?? 2000;
+    this.retryMs = o.retryMs ?? 5000;
     this.doFetch = o.fetch ?? ((url, init) => fetch(url, init));
   }
 

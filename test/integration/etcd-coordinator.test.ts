@@ -281,15 +281,16 @@ describe('watchers electing a leader in etcd', () => {
     let release: () => void = () => undefined;
     const stuck = new Promise<number>((r) => (release = () => r(3)));
     const stopA = new AbortController();
+    const leadA = new EtcdLeadership(new EtcdClient(etcd.endpoints, { timeoutMs: 1000 }), 'wa', 2);
     const aDone = watch({
       settings,
-      leadership: new EtcdLeadership(new EtcdClient(etcd.endpoints, { timeoutMs: 1000 }), 'wa', 2),
+      leadership: leadA,
       log: new DecisionLog(path.join(work, 'wa'), client),
       say: () => undefined,
       signal: stopA.signal,
       observe: async () => [n1Off],
-      // Hangs like a controller killed mid-run: no more rounds, no more lease renewal.
-      failover: () => stuck,
+      // Like a controller killed mid-run: its lease gone (revoked here rather than waited out), no more rounds.
+      failover: async () => (await leadA.resign(), stuck),
     });
     await waitFor('watcher A to start its failover', async () => (await client.range('baton/watch/decisions/', { prefix: true })).some((kv) => kv.value.includes('"action":"failover"')));
     const saidB: string[] = [];
@@ -312,13 +313,16 @@ describe('watchers electing a leader in etcd', () => {
     expect(saidB.some((l) => /n1: cooldown: .*journaled in etcd/.test(l)), saidB.join('\n')).toBe(true);
   });
 
-  it('a leader that stops renewing loses leadership once its lease expires, and another watcher takes over', async () => {
+  it('a leader whose lease ran out (killed, or paused past it) loses leadership, another watcher takes over, and the old one comes back as a follower', async () => {
     const a = new EtcdLeadership(new EtcdClient(etcd.endpoints, { timeoutMs: 1000 }), 'wa', 2);
     const b = new EtcdLeadership(new EtcdClient(etcd.endpoints, { timeoutMs: 1000 }), 'wb', 2);
     expect(await a.lead()).toBe(true);
     expect(await b.lead()).toBe(false);
-    // a pauses (no renewal): its lease runs out in etcd.
-    await waitFor('the leader key to expire', async () => (await client.get('baton/watch/leader')) === undefined, 10_000);
+    // a's lease ends as it does when a dies: etcd drops it, and the leader key with it.
+    const held = await client.get('baton/watch/leader');
+    expect(JSON.parse(held!.value)).toMatchObject({ watcher: 'wa' });
+    await client.leaseRevoke(held!.lease);
+    expect(await client.get('baton/watch/leader')).toBeUndefined();
     expect(await b.lead()).toBe(true);
     // a comes back: its lease is gone, it campaigns with a new one and finds b leading.
     expect(await a.lead()).toBe(false);
