@@ -3,9 +3,11 @@
  * the client against the real gateway, then the `baton` CLI as two controllers (two state dirs,
  * two BATON_CONTROLLER names) running a playbook of local commands with `--coordinator etcd://…`:
  * one run at a time (exit 5 naming the holder's controller), runs listed and undone from the
- * other controller, a controller paused past its lease refused by the fencing token, etcd
+ * other controller, a run killed mid-way finished by a re-run on the other controller once its
+ * lease ran out, a controller paused past its lease refused by the fencing token, etcd
  * losing one member (the run completes) and its quorum (the run stops before its next change,
- * naming etcd). No root: the nodes are this machine (ansible_connection: local).
+ * naming etcd), and watchers electing one leader (with a stand-in for the cluster; the real one
+ * is test/lab/watch-failover.test.ts). No root: the nodes are this machine (ansible_connection: local).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -213,6 +215,27 @@ describe('two controllers through etcd', () => {
     expect(out).toMatch(/lease/);
     // Nothing after the pause ran, and nothing was rolled back either: another run may own these nodes.
     expect(files()).toEqual(['a']);
+  });
+
+  it('a controller killed mid-run leaves its journal in etcd: once its lease ran out, a re-run on another controller finishes it', async () => {
+    const inv = inventory();
+    const a = batonBg('ctlA', ['run', '--yes', '-i', inv, playbook(3)], { BATON_LOCK_LEASE_S: '2' });
+    await waitFor('the first change to start', () => existsSync(path.join(target, 'a')));
+    a.proc.kill('SIGKILL');
+    await a.done;
+    // The intent of the change in flight went to etcd with its fencing check, before the change.
+    const lines = await client.range('baton/journal/', { prefix: true });
+    const runA = /^baton\/journal\/([^/]+)\//.exec(lines[0]!.key)![1]!;
+    expect(lines.some((kv) => kv.value.includes('"t":"intent"') && kv.value.includes('make a'))).toBe(true);
+
+    const early = await baton('ctlB', ['run', '--yes', '-i', inv, playbook(3)]);
+    expect(early.code, early.stderr).toBe(5);
+    expect(early.stderr).toContain(`run ${runA}`);
+    await waitFor('A\'s lease to run out', async () => (await client.range('baton/locks/', { prefix: true })).length === 0, 15_000);
+    const b = await baton('ctlB', ['run', '--yes', '-i', inv, playbook(3)]);
+    expect(b.code, b.stdout + b.stderr).toBe(0);
+    expect(b.stdout + b.stderr).toContain(`run ${runA} of this playbook was interrupted or left changes in place; this run finishes it`);
+    expect(files()).toEqual(['a', 'b', 'c']);
   });
 
   it('etcd losing one member during a run: the run completes', async () => {
