@@ -3,7 +3,8 @@
 # A no-op, without apt-get update, when every package is already installed (any user: only
 # installing needs root). `--list-missing` prints what is missing and installs nothing.
 #
-# The lab runs its own sshd, rpcbind, dbus, Ganesha and tgtd inside each node's namespaces.
+# The lab runs its own sshd, rpcbind, dbus, Ganesha and tgtd inside each node's namespaces; the
+# coordinator tests start their own etcd members on loopback ports (test/helpers/etcd.ts).
 # The same daemons started by the packages in the host's root namespace would get in the way
 # (a host rpcbind owns /run/rpcbind.sock, which the lab's clients share with the host), so
 # installing starts none of them (policy-rc.d), and those a package enables are stopped and
@@ -12,7 +13,7 @@ set -eu
 
 PACKAGES="iproute2 util-linux mount e2fsprogs openssh-client openssh-server iputils-arping iputils-ping
 nfs-ganesha nfs-ganesha-vfs nfs-common rpcbind libnfs-utils tgt libiscsi-bin openipmi ipmitool tcpdump
-dbus fence-agents psmisc procps"
+dbus fence-agents psmisc procps etcd-server etcd-client"
 
 . "$(dirname "$0")/lib/missing-packages.sh"
 # shellcheck disable=SC2086 # word splitting of the package list is intended
@@ -59,7 +60,7 @@ if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
     "nfs-ganesha nfs-ganesha.service" "nfs-ganesha nfs-ganesha-lock.service" \
     "rpcbind rpcbind.service" "rpcbind rpcbind.socket" \
     "nfs-common rpc-statd.service" "tgt tgt.service" "openipmi openipmi.service" \
-    "openssh-server ssh.service" "openssh-server ssh.socket"; do
+    "openssh-server ssh.service" "openssh-server ssh.socket" "etcd-server etcd.service"; do
     pkg=${pkg_unit%% *}
     unit=${pkg_unit#* }
     case " $missing " in

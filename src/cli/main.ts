@@ -77,6 +77,8 @@ async function printedView(playbook: string, opts: import('./views.js').ViewOpti
   return true;
 }
 
+const COORDINATOR_HELP = 'where controllers agree: etcd://host:port[,host:port…] or embedded (default: env BATON_COORDINATOR, then the inventory var baton_coordinator, then embedded)';
+
 const exitWith = (code: number) => {
   process.exitCode = code;
 };
@@ -90,6 +92,7 @@ viewOptions(playbookOptions(program.command('run').argument('<playbook>').descri
   .option('--force', 'take resources a peer may still hold (the operator vouches it is down)')
   .option('--accept-new', 'accept and record host keys of hosts not yet in known_hosts (never a changed key)')
   .option('--junit <file>', 'also write JUnit XML (a suite per play, a test case per step and host)')
+  .option('--coordinator <spec>', COORDINATOR_HELP)
   .action(async (playbook: string, opts) => {
     if (await printedView(playbook, opts)) return;
     exitWith(await (await import('./run.js')).runCommand(playbook, opts));
@@ -132,6 +135,7 @@ program
   .option('--json', 'JSON lines on stdout')
   .option('--accept-new', 'accept and record unknown host keys')
   .option('--force', 'revert although a peer may hold a resource or a change drifted since the run (the operator vouches)')
+  .option('--coordinator <spec>', COORDINATOR_HELP + '; with etcd, runs other controllers journaled can be undone here')
   .action(async (run: string, opts) => exitWith(await (await import('./undo.js')).undoCommand(run, opts)));
 
 program
@@ -139,7 +143,8 @@ program
   .description('list journaled runs with their outcome')
   .option('--json', 'one JSON object per run')
   .addOption(new Option('-n, --last <n>', 'only the last n').argParser((v) => parseInt(v, 10)))
-  .action(async (opts) => exitWith((await import('./runs.js')).runsCommand(opts)));
+  .option('--coordinator <spec>', COORDINATOR_HELP + '; with etcd, the runs of every controller are listed')
+  .action(async (opts) => exitWith(await (await import('./runs.js')).runsCommand(opts)));
 
 program
   .command('show')
@@ -160,6 +165,24 @@ program
   // Exit 2 means split brain here: a usage error must not read as one.
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 3))
   .action(async (opts) => exitWith(await (await import('./status.js')).statusCommand(opts)));
+
+program
+  .command('watch')
+  .description('a long-running controller: observe every service group on an interval and run node-failover for a node confirmed failed, only while this watcher is the elected leader')
+  .option('-i, --inventory <source>', 'inventory with the nodes, their BMCs and their service groups (repeatable)', collect, [])
+  .option('--vault-password-file <file>', 'password for Ansible Vault files and !vault values (repeatable)', collect, [])
+  .option('--vault-id <[label@]file>', 'vault password with its vault id label (repeatable)', collect, [])
+  .option('-u, --user <user>', 'remote user for hosts whose inventory sets no ansible_user')
+  .option('--coordinator <spec>', COORDINATOR_HELP + '; with etcd, watchers elect one leader')
+  .option('--interval <seconds>', 'between observations (default 5)')
+  .option('--failures <n>', 'rounds in a row a node must fail before it counts as failed (default 3)')
+  .option('--cooldown <seconds>', 'after failing a node over, none again for that node for this long (default 600)')
+  .option('--dry-run', 'say what would be done; change nothing')
+  .option('--playbook <playbook>', 'the failover playbook (default node-failover.yml), run with -e failed=NODE')
+  .option('--connect-timeout <seconds>', 'call a node unreachable after this long without SSH (default 2)')
+  .option('--json', 'the failover runs\' events as JSON lines')
+  .addOption(new Option('--rounds <n>', 'stop after n rounds (tests)').hideHelp())
+  .action(async (opts) => exitWith(await (await import('./watch.js')).watchCommand(opts)));
 
 registerLab(program);
 registerDrill(program);

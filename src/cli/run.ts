@@ -9,6 +9,8 @@ import { renderPlan } from './plan.js';
 import { withPlacementForRun } from './placement-inputs.js';
 
 export interface RunOptions extends CommonOptions {
+  /** `--coordinator`: etcd://… or embedded. */
+  coordinator?: string;
   check?: boolean;
   diff?: boolean;
   detailedExitcode?: boolean;

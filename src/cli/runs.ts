@@ -1,8 +1,10 @@
+import { coordinatorSpec, openCoordinator } from '../engine/coordinator.js';
 import { describeRuns, type RunRow } from '../engine/runs.js';
 
 export interface RunsOptions {
   json?: boolean;
   last?: number;
+  coordinator?: string;
 }
 
 export { describeRuns as listRuns };
@@ -13,7 +15,9 @@ function fmtDuration(ms: number | undefined): string {
 }
 
 /** `baton runs`: every journaled run, newest last: what it moved, its outcome, what it left in place. */
-export function runsCommand(o: RunsOptions): number {
+export async function runsCommand(o: RunsOptions): Promise<number> {
+  // With etcd: other controllers' runs are copied into this state dir first.
+  for (const n of await openCoordinator(coordinatorSpec(o.coordinator)).syncJournals()) process.stderr.write(`${n}\n`);
   let rows = describeRuns();
   if (o.last) rows = rows.slice(-o.last);
   if (o.json) {

@@ -1,3 +1,4 @@
+import { coordinatorSpec, openCoordinator } from '../engine/coordinator.js';
 import { newRunId } from '../engine/journal.js';
 import { Session } from '../engine/session.js';
 import { Redactor } from '../engine/redact.js';
@@ -18,10 +19,14 @@ export interface UndoOptions {
   json?: boolean;
   acceptNew?: boolean;
   force?: boolean;
+  coordinator?: string;
 }
 
 export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<number> {
   const t0 = Date.now();
+  // With etcd: a run another controller journaled is copied here first, its undos too.
+  const synced = await openCoordinator(coordinatorSpec(o.coordinator)).syncJournals();
+  for (const n of synced) process.stderr.write(`${n}\n`);
   const runId = resolveRunId(idOrPrefix);
   const plan = planUndo(runId);
   const { run, pending } = plan;
@@ -54,6 +59,7 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
   }
 
   const undoId = newRunId();
+  const coordinator = openCoordinator(coordinatorSpec(o.coordinator, inventory));
   const reporter = await makeReporter(o);
   const session = new Session({
     inventory,
@@ -61,6 +67,7 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
     acceptNew: o.acceptNew,
     shown: (e) => (e.type === 'log' ? { ...e, message: redactor.redact(e.message) } : e),
     missingHost: (name) => new BatonError(`host ${name} of run ${runId} is not in ${inventoryFile ?? 'the inventory'}`, ExitCode.INVALID),
+    coordinator,
   });
   try {
     const notes = session.notes;
@@ -77,7 +84,7 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
     const redactLine = (line: string) => redactor.redact(line);
     const openJournal = () =>
       session.openJournal(undoId, { mode: 'undo', undoOf: runId, playbook: run.playbook, inventory: inventoryFile, inventories: sources, lock: run.lock, argv: process.argv.slice(2).map((a) => redactor.redact(a)) }, redactLine);
-    const complete = await executeUndo({ plan, changes, inventory, registry, pool: session.guardedPool, openJournal, onEvent: session.onEvent, force: Boolean(o.force), peerPower: bmcPowerFromController(), redact: (t) => redactor.redact(t) });
+    const complete = await executeUndo({ plan, changes, inventory, registry, pool: session.guardedPool, openJournal, onEvent: session.onEvent, force: Boolean(o.force), peerPower: bmcPowerFromController(), redact: (t) => redactor.redact(t), beforeChange: session.beforeChange });
     const outcome = complete ? 'succeeded' : 'failed-not-rolled-back';
     session.journal!.append({ t: 'end', outcome });
     const exitCode = complete ? ExitCode.OK : ExitCode.FAILED_NOT_ROLLED_BACK;

@@ -65,6 +65,12 @@ export interface ExecuteOptions {
    * statd) run although their trigger is now merely ok.
    */
   resume?: { runId: string; changed: Set<string> };
+  /**
+   * Asked before every change (forward and rollback), once its intent is journaled and before
+   * anything runs: a coordinator's fencing check. When it throws, the change is refused (nothing
+   * ran; journaled so), never retried, and the run fails with that error.
+   */
+  beforeChange?: () => Promise<void>;
 }
 
 export interface ExecuteResult {
@@ -257,6 +263,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
     const attempts = step.retries + 1;
     const become = becomeOf(play, step);
     let lastError = '';
+    let guardRefused = false;
     const timeoutMs = stepTimeoutMs(kind, args, step.timeoutS);
     for (let attempt = 1; attempt <= attempts; attempt++) {
       const abort = new AbortController();
@@ -374,6 +381,14 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
           ...(reversible ? {} : { irreversible: true }),
           ...(t.item ? { item: { index: t.item.index, label: t.item.label } } : {}),
         });
+        if (o.beforeChange) {
+          try {
+            await o.beforeChange();
+          } catch (e) {
+            guardRefused = true;
+            throw e;
+          }
+        }
         // From here on the change may have started: it is a change to revert, whatever happens next.
         if (reversible) t.changes.push({ ref, kind: step.kind, args, before, seq: seq ?? t.changes.length + 1, runId: o.runId, journaledArgs, become, ...(t.item ? { item: { index: t.item.index, label: t.item.label } } : {}) });
         // A kind may read the node in the same exec as its change (after the change) and hand that
@@ -390,13 +405,13 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
       } catch (err) {
         lastError = o.redactor.redact(describeError(err));
         // A refusal comes before the step touches anything (the contract): nothing to revert.
-        const refused = err instanceof StepRefusedError;
+        const refused = err instanceof StepRefusedError || guardRefused;
         if (refused) {
           const i = t.changes.findIndex((c) => c.ref.instance === instance && c.seq === seq);
           if (i >= 0) t.changes.splice(i, 1);
         }
         if (seq !== undefined) o.journal?.append({ t: 'done', seq, status: refused ? 'refused' : 'failed', error: lastError });
-        if (attempt < attempts && !o.signal?.aborted) {
+        if (attempt < attempts && !o.signal?.aborted && !guardRefused) {
           t.emit({ type: 'log', host: host.name, message: `${ref.name}: attempt ${attempt}/${attempts} failed (${lastError}); retrying in ${step.delayS} s` });
           await sleep(step.delayS * 1000);
           continue;
@@ -576,7 +591,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
         summary.outcome = t.changes.length ? 'left-in-place' : 'rolled-back';
       } else {
         emit({ type: 'rollback-start', reason: `${loop.var} ${label} failed at ${summary.failure}`, count: t.changes.length, item: label });
-        const complete = await revertChanges(t.changes, { registry: o.registry, inventory, pool: o.pool, journal: o.journal, onEvent: emit, safety, redact: (x) => o.redactor.redact(x) });
+        const complete = await revertChanges(t.changes, { registry: o.registry, inventory, pool: o.pool, journal: o.journal, onEvent: emit, safety, redact: (x) => o.redactor.redact(x), beforeChange: o.beforeChange });
         emit({ type: 'rollback-end', complete, item: label });
         if (!complete) changes.push(...t.changes);
         summary.outcome = complete ? 'rolled-back' : 'rollback-incomplete';
@@ -644,6 +659,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
     onEvent: emit,
     safety,
     redact: (t) => o.redactor.redact(t),
+    beforeChange: o.beforeChange,
   });
   emit({ type: 'rollback-end', complete });
   // Items that finished, or were stopped, went back with the run.

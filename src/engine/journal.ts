@@ -113,6 +113,8 @@ export class Journal {
     readonly runId: string,
     dir = runsDir(),
     private readonly redact: (line: string) => string = (l) => l,
+    /** Told every line once it is on disk, with its 0-based index (a coordinator's copy). */
+    private readonly onLine?: (index: number, line: string) => void,
   ) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.path = path.join(dir, `${runId}.jsonl`);
@@ -130,9 +132,11 @@ export class Journal {
       JSON.stringify({ ...(record.t === 'run' ? { v: JOURNAL_FORMAT } : {}), ...record, ...(seq !== undefined ? { seq } : {}), at: new Date().toISOString() }),
     );
     const h = chain(this.last, body);
-    writeSync(this.fd, `${body.slice(0, -1)},"h":"${h}"}\n`);
+    const line = `${body.slice(0, -1)},"h":"${h}"}`;
+    writeSync(this.fd, `${line}\n`);
     fsyncSync(this.fd);
     this.last = h;
+    this.onLine?.(this.count, line);
     this.count++;
     if (record.t === 'end') this.seal();
     return seq ?? 0;

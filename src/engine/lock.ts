@@ -23,16 +23,20 @@ export interface LockHolder {
   ageS?: number;
   /** The holder's lease: its entry is stale once it goes this long without renewal. */
   leaseS?: number;
+  /** Set when the holder was found in a shared coordinator (etcd): which one. */
+  coordinator?: string;
 }
 
 export class LockHeldError extends BatonError {
   constructor(readonly holder: LockHolder) {
-    const where = holder.node ? ` on node ${holder.node}` : '';
+    const where = holder.coordinator ? ` in ${holder.coordinator}` : holder.node ? ` on node ${holder.node}` : '';
     const lease =
       holder.node && holder.ageS !== undefined && holder.leaseS !== undefined
         ? ` (renewed ${holder.ageS} s ago there; its lease runs out after ${holder.leaseS} s without renewal)`
         : '';
-    const advice = holder.node
+    const advice = holder.coordinator
+      ? `Wait for it to finish. If that controller is gone, its lease in ${holder.coordinator} runs out ${holder.leaseS ?? 'some'} s after it last renewed it, and a later run takes the lock then.`
+      : holder.node
       ? `Wait for it to finish. If that controller is gone, a later run takes the lock over once the lease has run out, ` +
         `or at once from ${holder.controller} when pid ${holder.pid} is no longer running.`
       : `Wait for it to finish, or if it is gone: \`baton runs\` to see it, then remove the lock file.`;

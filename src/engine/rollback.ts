@@ -33,6 +33,8 @@ export interface RevertOptions {
   inventory: Inventory;
   pool: TransportSource;
   journal?: Journal;
+  /** A coordinator's fencing check before each revert (see ExecuteOptions.beforeChange). */
+  beforeChange?: () => Promise<void>;
   onEvent: (e: EngineEvent) => void;
   timeoutMs?: number;
   /** The run's safety state (fenced hosts, releases); a fresh one, without --force, when absent. */
@@ -84,6 +86,7 @@ export async function revertChanges(changes: AppliedChange[], o: RevertOptions):
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), timeoutMs);
     try {
+      await o.beforeChange?.();
       const host = o.inventory.hosts.get(c.ref.host);
       if (!host) throw new Error(`host ${c.ref.host} is no longer in the inventory`);
       const transport = await o.pool.get(c.ref.on ?? c.ref.host);

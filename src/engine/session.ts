@@ -12,6 +12,7 @@ import { execute, expandSelection } from './execute.js';
 import { lockNamesOf, type ExpandedPlay } from './expand.js';
 import { Journal, newRunId, type RunRecord } from './journal.js';
 import { acquireRunLocks, type HeldLocks } from './locks/index.js';
+import { coordinatorSpec, openCoordinator, type Coordinator } from './coordinator.js';
 import { resolvePlaybookPlacement } from './placement.js';
 import { LocalTransport } from '../transport/index.js';
 import { bmcPowerFromController } from './safety.js';
@@ -45,6 +46,8 @@ export class Session {
       missingHost?: (name: string) => Error;
       /** Connections already open (the placement read's): the session goes on over them, and closes them. */
       pool?: TransportPool;
+      /** Where the run lock and the journal's copy live (default: embedded, this controller's). */
+      coordinator?: Coordinator;
     },
   ) {
     const inventory = o.inventory;
@@ -73,7 +76,7 @@ export class Session {
 
   /** Take the run's locks (all or none; exit 5 naming the holder), on the connections already open. */
   async lock(names: string[], runId: string, hosts: string[]): Promise<void> {
-    this.held = await acquireRunLocks({ names, runId, pool: this.pool, hosts, inventory: this.o.inventory, note: (m) => this.notes.push(m) });
+    this.held = await acquireRunLocks({ names, runId, pool: this.pool, hosts, inventory: this.o.inventory, note: (m) => this.notes.push(m) }, this.o.coordinator?.lockServices());
     this.notes.push(...this.held.notes);
   }
 
@@ -82,9 +85,16 @@ export class Session {
     return this.held ? this.held.guard(this.pool) : this.pool;
   }
 
+  /** The coordinator's check before each change (fencing), when it has one. */
+  get beforeChange(): (() => Promise<void>) | undefined {
+    const held = this.held;
+    return held?.beforeChange ? () => held.beforeChange!() : undefined;
+  }
+
   /** Open the journal with its run record; `redact` is applied to every line written. */
   openJournal(runId: string, head: Omit<RunRecord, 'at' | 't' | 'runId' | 'controller' | 'pid'>, redact: (line: string) => string): Journal {
-    this.journal = new Journal(runId, undefined, redact);
+    const held = this.held;
+    this.journal = new Journal(runId, undefined, redact, held?.mirror ? (index, line) => held.mirror!(runId, index, line) : undefined);
     this.journal.append({ t: 'run', runId, ...head, controller: os.hostname(), pid: process.pid });
     return this.journal;
   }
@@ -118,6 +128,8 @@ export interface RunSettings {
   tags?: string[];
   skipTags?: string[];
   verbose?: boolean;
+  /** `--coordinator`: etcd://… or embedded (default: BATON_COORDINATOR, then the inventory's baton_coordinator). */
+  coordinator?: string;
 }
 
 export interface RunHooks {
@@ -172,7 +184,8 @@ export async function runSession(inputs: RunInputs, o: RunSettings, hooks: RunHo
   const ask = hooks.confirm;
   const runId = newRunId();
   const redactor = hooks.redactor ?? secretsOf(inputs);
-  const session = new Session({ inventory: inputs.inventory, reporter, acceptNew: o.acceptNew, onEvent: hooks.onEvent, ...(hooks.pool ? { pool: hooks.pool } : {}) });
+  const coordinator = openCoordinator(coordinatorSpec(o.coordinator, inputs.inventory));
+  const session = new Session({ inventory: inputs.inventory, reporter, acceptNew: o.acceptNew, onEvent: hooks.onEvent, ...(hooks.pool ? { pool: hooks.pool } : {}), coordinator });
 
   const interrupt = new AbortController();
   let interrupts = 0;
@@ -207,6 +220,8 @@ export async function runSession(inputs: RunInputs, o: RunSettings, hooks: RunHo
     if (!check) await session.lock(lockNames, runId, hosts);
 
     let resume: ReturnType<typeof findInterrupted>;
+    // Another controller's interrupted run of this playbook is finished here like our own.
+    if (!check) session.notes.push(...(await coordinator.syncJournals()));
     if (!check) {
       const journaledExtraVars = redactor.maskArgs(inputs.extraVars, Object.keys(inputs.extraVars).filter((k) => redactor.redact(String(inputs.extraVars[k])) !== String(inputs.extraVars[k]))) as Record<string, unknown>;
       const lock = lockNames.join(',');
@@ -247,6 +262,7 @@ export async function runSession(inputs: RunInputs, o: RunSettings, hooks: RunHo
       verbose: o.verbose,
       signal: interrupt.signal,
       resume,
+      beforeChange: session.beforeChange,
       confirmStep: o.step && ask
         ? async (ref: StepRef, summary: string) => {
             const a = await ask(`${ref.host}: ${ref.item ? `[${ref.item}] ` : ''}${summary} — run it? [y]es / [s]kip / [c]ontinue without asking: `);

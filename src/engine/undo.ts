@@ -217,6 +217,8 @@ export interface UndoExecution {
   /** Asks an unreachable peer's BMC whether it is off (engine/safety.ts); absent: not asked. */
   peerPower?: PeerPower;
   redact?: (text: string) => string;
+  /** A coordinator's fencing check before each revert. */
+  beforeChange?: () => Promise<void>;
 }
 
 /** Check drift, then revert. Throws BatonError (exit 2) on drift, touching nothing. */
@@ -236,6 +238,7 @@ export async function executeUndo(u: UndoExecution): Promise<boolean> {
     onEvent: u.onEvent,
     safety: new RunSafety(u.force, u.peerPower),
     redact: u.redact,
+    beforeChange: u.beforeChange,
   });
   u.onEvent({ type: 'rollback-end', complete });
   return complete;

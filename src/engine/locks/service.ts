@@ -38,6 +38,14 @@ export interface HeldLocks {
    * does not touch nodes another run now owns).
    */
   guard(pool: TransportSource): TransportSource;
+  /**
+   * The fencing check a coordinator makes before each change of the run (after its intent was
+   * journaled, before anything runs): throws, with why, when the run may no longer act.
+   * Absent: the guarded pool is the only check.
+   */
+  beforeChange?(): Promise<void>;
+  /** A journal line of the run (or undo) as written locally: for a coordinator that keeps a copy. */
+  mirror?(runId: string, index: number, line: string): void;
   /** Give every lock back. Call it while the pool is still open; never throws. */
   release(): Promise<void>;
 }

@@ -1,0 +1,108 @@
+/**
+ * `baton watch -i INV [--coordinator etcd://…]`: wiring only. The decisions are
+ * engine/watch.ts's; the observing is facts/groups.ts's (as `baton status`); a failover is a
+ * run of the node-failover playbook through the engine's session, like `baton run`.
+ */
+import path from 'node:path';
+import { connectionFor } from '../inventory/connection.js';
+import { loadInventory } from '../inventory/load.js';
+import { loadServiceGroups, SERVICES_VAR } from '../inventory/services.js';
+import { observeGroups } from '../facts/groups.js';
+import { coordinatorSpec, openCoordinator } from '../engine/coordinator.js';
+import { newRunId } from '../engine/journal.js';
+import { leaseSeconds } from '../engine/locks/index.js';
+import { runSession } from '../engine/session.js';
+import { stateDir } from '../engine/state-dir.js';
+import { DecisionLog, DEFAULT_WATCH, EtcdLeadership, healthOf, SingleWatcher, watch, type Leadership } from '../engine/watch.js';
+import { LocalTransport, TransportPool } from '../transport/index.js';
+import { BatonError, ExitCode } from '../util/errors.js';
+import { makeReporter } from '../report/make.js';
+import { connectTimeoutMsFor } from './check.js';
+import { applyRemoteUser, inventorySources, loadInputs, vaultSecrets } from './inputs.js';
+
+export interface WatchOptions {
+  inventory?: string[];
+  vaultPasswordFile?: string[];
+  vaultId?: string[];
+  user?: string;
+  coordinator?: string;
+  interval?: string;
+  failures?: string;
+  cooldown?: string;
+  dryRun?: boolean;
+  playbook?: string;
+  connectTimeout?: string;
+  json?: boolean;
+  /** Stop after this many rounds (tests). */
+  rounds?: string;
+}
+
+function positive(v: string | undefined, what: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new BatonError(`${what} must be a positive number, not "${v}"`, ExitCode.INVALID);
+  return n;
+}
+
+export async function watchCommand(o: WatchOptions): Promise<number> {
+  const sources = inventorySources(o.inventory);
+  if (!sources.length) throw new BatonError('no inventory: give one with -i INVENTORY (the nodes, their BMCs and their service groups)', ExitCode.INVALID);
+  const inventory = loadInventory(sources, { vault: vaultSecrets(o) });
+  if (o.user) applyRemoteUser(inventory, o.user);
+  const groups = loadServiceGroups(inventory);
+  if (!groups.length) throw new BatonError(`${inventory.file}: no service group to watch: declare them in all.vars.${SERVICES_VAR}`, ExitCode.INVALID);
+  const settings = {
+    intervalMs: positive(o.interval, '--interval', DEFAULT_WATCH.intervalMs / 1000) * 1000,
+    failures: Math.round(positive(o.failures, '--failures', DEFAULT_WATCH.failures)),
+    cooldownMs: positive(o.cooldown, '--cooldown', DEFAULT_WATCH.cooldownMs / 1000) * 1000,
+    dryRun: Boolean(o.dryRun),
+  };
+  const playbook = o.playbook ?? 'node-failover.yml';
+  const spec = coordinatorSpec(o.coordinator, inventory);
+  const coordinator = openCoordinator(spec);
+  const id = newRunId();
+  const leadership: Leadership = coordinator.etcd ? new EtcdLeadership(coordinator.etcd, id, leaseSeconds()) : new SingleWatcher(id);
+  const log = new DecisionLog(stateDir(), coordinator.etcd);
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const say = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
+  say(`watch: ${groups.length} group(s) on ${new Set(groups.flatMap((g) => g.nodes)).size} node(s), every ${settings.intervalMs / 1000} s; failed after ${settings.failures} rounds; cool-down ${settings.cooldownMs / 1000} s; coordinator ${coordinator.label}${settings.dryRun ? '; --dry-run: nothing is changed' : ''}; decisions in ${log.file}`);
+
+  const dir = path.dirname(inventory.file);
+  try {
+    await watch({
+      settings,
+      leadership,
+      log,
+      say,
+      signal: stop.signal,
+      rounds: o.rounds === undefined ? undefined : Math.round(positive(o.rounds, '--rounds', 1)),
+      observe: async () => {
+        // Fresh connections every round: a dead node's old connection must not read as alive.
+        const pool = new TransportPool((name) => {
+          const host = inventory.hosts.get(name)!;
+          return { ...connectionFor(host, dir), connectTimeoutMs: connectTimeoutMsFor(host, o.connectTimeout) };
+        });
+        try {
+          return healthOf(await observeGroups({ inventory, groups, transportOf: (n) => pool.get(n), bmcRunner: new LocalTransport('controller') }));
+        } finally {
+          await pool.closeAll();
+        }
+      },
+      // node-failover takes over, from a node already powered off, the groups seen nowhere.
+      failover: async (node) => {
+        const extraVars = [JSON.stringify({ failed: node })];
+        const inputs = loadInputs(playbook, { inventory: sources, vaultPasswordFile: o.vaultPasswordFile, vaultId: o.vaultId, user: o.user, extraVars });
+        await inputs.registry.ensureLoaded();
+        const r = await runSession(inputs, { coordinator: spec }, { reporter: await makeReporter({ json: o.json }) });
+        return r.exitCode;
+      },
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  return ExitCode.OK;
+}

@@ -1,0 +1,109 @@
+/**
+ * Where controllers agree (docs/coordinator.md). The embedded default is one controller's own:
+ * its lock file and the entries on the nodes, its journal in its state dir. `etcd://…` puts
+ * the run locks in etcd as leases, fences every change with the lock's revision, and mirrors
+ * every journal there, so any controller lists and undoes any controller's runs.
+ *
+ * Chosen by `--coordinator`, else BATON_COORDINATOR, else the inventory's `baton_coordinator`.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import type { Inventory } from '../inventory/model.js';
+import { EtcdClient, parseEtcdEndpoints } from '../transport/etcd.js';
+import { BatonError, ExitCode } from '../util/errors.js';
+import { journalPath } from './journal.js';
+import { EtcdLockService, JOURNAL_PREFIX } from './locks/etcd.js';
+import { LocalFileLockService, NodeLockService, type LockService } from './locks/index.js';
+import { runsDir } from './state-dir.js';
+
+export interface Coordinator {
+  /** How it is named to the operator: "embedded" or "etcd (http://h1:2379, …)". */
+  readonly label: string;
+  /** The run lock's services, taken in order, all or none. */
+  lockServices(): LockService[];
+  /**
+   * Copy into this state dir the journals other controllers wrote (and more of those it has in
+   * part), so `baton runs` and `baton undo` see them. What could not be read, as notes.
+   */
+  syncJournals(dir?: string): Promise<string[]>;
+  /** The etcd client, for a watcher's election (absent: embedded). */
+  readonly etcd?: EtcdClient;
+}
+
+export const EMBEDDED: Coordinator = {
+  label: 'embedded',
+  lockServices: () => [new LocalFileLockService(), new NodeLockService()],
+  syncJournals: async () => [],
+};
+
+/** The coordinator spec in force: the flag, else the environment, else the inventory's `baton_coordinator`. */
+export function coordinatorSpec(flag?: string, inventory?: Inventory): string | undefined {
+  if (flag?.trim()) return flag.trim();
+  const env = process.env.BATON_COORDINATOR?.trim();
+  if (env) return env;
+  const v = inventory?.groups.get('all')?.vars['baton_coordinator'];
+  return typeof v === 'string' && v.trim() ? v.trim() : undefined;
+}
+
+export function openCoordinator(spec: string | undefined): Coordinator {
+  if (!spec || spec === 'embedded') return EMBEDDED;
+  if (!/^(etcds?|https?):\/\//.test(spec)) {
+    throw new BatonError(`unknown coordinator "${spec}": expected "embedded" or etcd://host:port[,host:port…]`, ExitCode.INVALID);
+  }
+  const client = new EtcdClient(parseEtcdEndpoints(spec), { timeoutMs: Number(process.env.BATON_ETCD_TIMEOUT_MS) || 3000 });
+  return new EtcdCoordinator(client);
+}
+
+export class EtcdCoordinator implements Coordinator {
+  readonly label: string;
+  constructor(readonly etcd: EtcdClient) {
+    this.label = `etcd (${etcd.endpoints.join(', ')})`;
+  }
+
+  // This controller's lock file first (no network: two runs from one state dir never reach
+  // etcd), then etcd, which stands in for the node entries.
+  lockServices(): LockService[] {
+    return [new LocalFileLockService(), new EtcdLockService(this.etcd, this.label)];
+  }
+
+  async syncJournals(dir = runsDir()): Promise<string[]> {
+    let kvs;
+    try {
+      kvs = await this.etcd.range(JOURNAL_PREFIX, { prefix: true });
+    } catch (e) {
+      return [`note: the journals of other controllers could not be read from ${this.label}: ${(e as Error).message}; only this controller's runs are listed`];
+    }
+    const runs = new Map<string, Array<{ index: number; line: string }>>();
+    for (const kv of kvs) {
+      const m = /^baton\/journal\/([^/]+)\/(\d+)$/.exec(kv.key);
+      if (!m || !/^[0-9TZ]+-[0-9a-f]+$/.test(m[1]!)) continue;
+      const list = runs.get(m[1]!) ?? [];
+      list.push({ index: Number(m[2]), line: kv.value });
+      runs.set(m[1]!, list);
+    }
+    const notes: string[] = [];
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    for (const [runId, lines] of runs) {
+      lines.sort((a, b) => a.index - b.index);
+      // Only a gapless copy from line 0: a hole means a line was never mirrored.
+      const whole = lines.every((l, i) => l.index === i);
+      if (!whole) {
+        notes.push(`note: run ${runId}'s journal in ${this.label} has missing lines; not copied`);
+        continue;
+      }
+      const file = journalPath(runId, dir);
+      const local = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).length : 0;
+      if (local >= lines.length) continue;
+      writeFileSync(`${file}.tmp`, lines.map((l) => `${l.line}\n`).join(''), { mode: 0o600 });
+      renameSync(`${file}.tmp`, file);
+      // A finished run is sealed (record count and last hash), as its own controller sealed it.
+      const last = lines[lines.length - 1]!.line;
+      const h = /,"h":"([0-9a-f]{16})"\}$/.exec(last)?.[1];
+      if (/^\{"t":"end"/.test(last) && h) {
+        const seal = file.replace(/\.jsonl$/, '.seal');
+        writeFileSync(`${seal}.tmp`, JSON.stringify({ records: lines.length, h }) + '\n', { mode: 0o600 });
+        renameSync(`${seal}.tmp`, seal);
+      }
+    }
+    return notes;
+  }
+}

@@ -1,0 +1,322 @@
+/**
+ * `baton watch`: a controller that turns confirmed node failures into node-failover runs
+ * (docs/watch.md). Each round it observes every node of every service group; a node is
+ * confirmed failed after N rounds in a row in which it could not be read, when its BMC also
+ * says it is off or it cannot be reached at all (a node that answers SSH but fails its read is
+ * sick, not dead: a person decides). Only the elected leader acts, and only after a cool-down
+ * since its last failover of that node; the failover run then takes the run locks like any other
+ * run, so a second leader (an election is never trusted alone) or an operator meets exit 5.
+ *
+ * The observing and the acting are handed in (facts/groups.ts and the engine's session, wired by
+ * cli/watch.ts), so this file holds only the decisions, and tests drive it with fakes.
+ */
+import { appendFileSync, fsyncSync, mkdirSync, openSync, closeSync } from 'node:fs';
+import path from 'node:path';
+import type { ClusterStatus } from '../facts/groups.js';
+import { acquireLock, type HeldLock } from './lock.js';
+import { controllerIdentity } from './locks/identity.js';
+import type { EtcdClient } from '../transport/etcd.js';
+
+export interface WatchSettings {
+  /** Between rounds (default 5 s). */
+  intervalMs: number;
+  /** Rounds in a row a node must fail before it is confirmed failed (default 3). */
+  failures: number;
+  /** After a failover of a node, no other for that node for this long (default 10 min). */
+  cooldownMs: number;
+  /** Say what would be done, do nothing. */
+  dryRun: boolean;
+}
+
+export const DEFAULT_WATCH: WatchSettings = { intervalMs: 5000, failures: 3, cooldownMs: 600_000, dryRun: false };
+
+/** What one round saw of one node, as the decision needs it. */
+export interface NodeHealth {
+  name: string;
+  /** The node was read whole (its view). */
+  read: boolean;
+  /** A connection could be opened at all. */
+  reachable: boolean;
+  power: 'on' | 'off' | 'unknown';
+  error?: string;
+  /** Groups seen on it (in part or whole), or that may be on it (it could not be read). */
+  groups: string[];
+}
+
+export function healthOf(status: ClusterStatus): NodeHealth[] {
+  return status.nodes.map((n) => ({
+    name: n.name,
+    read: Boolean(n.view),
+    reachable: n.reachable,
+    power: n.power,
+    ...(n.error ? { error: n.error } : {}),
+    groups: status.groups.filter((g) => g.nodes.includes(n.name) || g.unknownNodes.includes(n.name)).map((g) => g.name),
+  }));
+}
+
+export type WatchAction = 'failover' | 'would-failover' | 'suspect' | 'sick' | 'cooldown' | 'not-leader' | 'recovered';
+
+/** One decision, as logged and journaled: what was seen, what was done, and why. */
+export interface WatchDecision {
+  at: string;
+  controller: string;
+  node: string;
+  action: WatchAction;
+  why: string;
+  /** Rounds in a row this node failed. */
+  failures: number;
+  saw: { reachable: boolean; power: string; error?: string; groups: string[] };
+  /** The groups this watcher last saw on the node while it could be read (what a failover takes over). */
+  lastSeen?: string[];
+}
+
+/** The failure counts and cool-downs across rounds: the decision without any I/O. */
+export class FailureTracker {
+  private readonly streak = new Map<string, number>();
+  private readonly lastFailover = new Map<string, number>();
+  private readonly lastSeen = new Map<string, string[]>();
+
+  constructor(private readonly s: WatchSettings) {}
+
+  /**
+   * Judge one round. `leader`: may this controller act now. Returns the decisions worth saying
+   * (nothing for a healthy node that was healthy before).
+   */
+  judge(health: NodeHealth[], leader: boolean, now: number, controller: string): WatchDecision[] {
+    const out: WatchDecision[] = [];
+    for (const h of health) {
+      const before = this.streak.get(h.name) ?? 0;
+      const saw = { reachable: h.reachable, power: h.power, ...(h.error ? { error: h.error } : {}), groups: h.groups };
+      const lastSeen = this.lastSeen.get(h.name);
+      const decide = (action: WatchAction, why: string, failures: number) =>
+        out.push({ at: new Date(now).toISOString(), controller, node: h.name, action, why, failures, saw, ...(lastSeen ? { lastSeen } : {}) });
+      if (h.read) {
+        this.lastSeen.set(h.name, h.groups);
+        this.streak.set(h.name, 0);
+        if (before > 0) decide('recovered', `${h.name} was read again after ${before} failed round(s)`, 0);
+        continue;
+      }
+      const n = before + 1;
+      this.streak.set(h.name, n);
+      if (n < this.s.failures) {
+        decide('suspect', `${h.name} could not be read (${h.error ?? 'no answer'}); ${n} of ${this.s.failures} rounds before it counts as failed`, n);
+        continue;
+      }
+      const dead = h.power === 'off' ? 'its BMC says it is powered off' : !h.reachable ? 'it cannot be reached at all' : undefined;
+      if (!dead) {
+        decide('sick', `${h.name} failed ${n} rounds in a row but answers (${h.error ?? 'its read failed'}) and its BMC does not say it is off: not failing it over; a person should look`, n);
+        continue;
+      }
+      const last = this.lastFailover.get(h.name);
+      if (last !== undefined && now - last < this.s.cooldownMs) {
+        decide('cooldown', `${h.name} is confirmed failed (${dead}), but it was failed over ${Math.round((now - last) / 1000)} s ago; the cool-down is ${this.s.cooldownMs / 1000} s`, n);
+        continue;
+      }
+      if (!leader) {
+        decide('not-leader', `${h.name} is confirmed failed (${n} rounds, ${dead}); another controller is the leader and acts`, n);
+        continue;
+      }
+      if (this.s.dryRun) {
+        decide('would-failover', `${h.name} is confirmed failed (${n} rounds, ${dead}): would run node-failover -e failed=${h.name} (--dry-run)`, n);
+        this.lastFailover.set(h.name, now);
+        continue;
+      }
+      decide('failover', `${h.name} is confirmed failed (${n} rounds, ${dead}): running node-failover -e failed=${h.name}`, n);
+      this.lastFailover.set(h.name, now);
+    }
+    return out;
+  }
+
+  /** A failover ran (or was tried): the node starts counting again from zero. */
+  acted(node: string): void {
+    this.streak.set(node, 0);
+  }
+}
+
+/** Who acts: one watcher at a time. */
+export interface Leadership {
+  readonly label: string;
+  /** Campaign or renew; true while this watcher leads. */
+  lead(): Promise<boolean>;
+  /** Give up leadership (at exit). */
+  resign(): Promise<void>;
+}
+
+/** The embedded default: a single watcher per controller, kept single by a lock file. */
+export class SingleWatcher implements Leadership {
+  readonly label = 'embedded (a single watcher)';
+  private lock: HeldLock | undefined;
+  constructor(private readonly id: string) {}
+  async lead(): Promise<boolean> {
+    // Throws LockHeldError (exit 5) naming the other watcher of this state dir.
+    this.lock ??= acquireLock('baton-watch', this.id);
+    return true;
+  }
+  async resign(): Promise<void> {
+    this.lock?.release();
+    this.lock = undefined;
+  }
+}
+
+export const LEADER_KEY = 'baton/watch/leader';
+
+/**
+ * Leader election in etcd: the leader key, created only if absent, attached to this watcher's
+ * lease. Losing the lease (a paused watcher) loses the key; the next round campaigns again.
+ */
+export class EtcdLeadership implements Leadership {
+  readonly label: string;
+  private lease: string | undefined;
+  constructor(
+    private readonly etcd: EtcdClient,
+    private readonly id: string,
+    private readonly leaseS: number,
+  ) {
+    this.label = `etcd (${etcd.endpoints.join(', ')})`;
+  }
+
+  private timer: NodeJS.Timeout | undefined;
+
+  async lead(): Promise<boolean> {
+    if (this.lease && (await this.etcd.leaseKeepAlive(this.lease)) <= 0) this.lease = undefined;
+    if (!this.lease) {
+      this.lease = await this.etcd.leaseGrant(this.leaseS);
+      // Renewed between rounds too: a round (a failover run above all) may last longer than the lease.
+      clearInterval(this.timer);
+      const lease = this.lease;
+      this.timer = setInterval(() => void this.etcd.leaseKeepAlive(lease, Math.max(1000, (this.leaseS * 1000) / 3)).catch(() => undefined), (this.leaseS * 1000) / 3);
+      this.timer.unref();
+    }
+    const me = controllerIdentity();
+    const value = JSON.stringify({ watcher: this.id, controller: me.name, pid: process.pid, since: new Date().toISOString() });
+    const r = await this.etcd.txn(
+      [{ key: LEADER_KEY, target: 'CREATE', result: 'EQUAL', value: 0 }],
+      [{ put: { key: LEADER_KEY, value, lease: this.lease } }],
+      [{ range: { key: LEADER_KEY } }],
+    );
+    return r.succeeded || r.responses[0]?.[0]?.lease === this.lease;
+  }
+
+  /** The leader now, for the log. */
+  async leader(): Promise<string | undefined> {
+    return (await this.etcd.get(LEADER_KEY))?.value;
+  }
+
+  async resign(): Promise<void> {
+    clearInterval(this.timer);
+    if (this.lease) await this.etcd.leaseRevoke(this.lease).catch(() => undefined);
+    this.lease = undefined;
+  }
+}
+
+/** Where decisions go: a JSON-lines file in the state dir (fsync'd), and etcd when there is one. */
+export class DecisionLog {
+  readonly file: string;
+  constructor(
+    dir: string,
+    private readonly etcd?: EtcdClient,
+  ) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    this.file = path.join(dir, 'watch.jsonl');
+  }
+
+  async write(d: WatchDecision): Promise<void> {
+    const line = JSON.stringify(d);
+    appendFileSync(this.file, `${line}\n`, { mode: 0o600 });
+    const fd = openSync(this.file, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    // Every controller's decisions side by side: who saw what, who acted.
+    await this.etcd?.put(`baton/watch/decisions/${d.at}-${d.controller}-${d.node}-${d.action}-${process.pid}`, line).catch(() => undefined);
+  }
+
+  /**
+   * When any watcher last started a failover of `node`, as etcd knows it: a new leader (the old
+   * one killed mid-run) must keep the cool-down its predecessor started.
+   */
+  async lastFailover(node: string): Promise<number | undefined> {
+    if (!this.etcd) return undefined;
+    const kvs = await this.etcd.range('baton/watch/decisions/', { prefix: true });
+    let last: number | undefined;
+    for (const kv of kvs) {
+      try {
+        const d = JSON.parse(kv.value) as WatchDecision;
+        if (d.node === node && d.action === 'failover') last = Math.max(last ?? 0, Date.parse(d.at));
+      } catch {
+        // not a decision
+      }
+    }
+    return last;
+  }
+}
+
+export interface WatchLoop {
+  settings: WatchSettings;
+  leadership: Leadership;
+  observe(): Promise<NodeHealth[]>;
+  /** Run node-failover for the node (`held`: the groups last seen on it); the run's exit code. */
+  failover(node: string, why: string, held: string[]): Promise<number>;
+  log: DecisionLog;
+  say(line: string): void;
+  signal: AbortSignal;
+  /** Stop after this many rounds (tests); default: until the signal. */
+  rounds?: number;
+}
+
+/** The watch loop: observe, decide, act; until the signal fires. */
+export async function watch(w: WatchLoop): Promise<void> {
+  const tracker = new FailureTracker(w.settings);
+  const controller = controllerIdentity().name;
+  let wasLeader: boolean | undefined;
+  for (let round = 0; !w.signal.aborted && (w.rounds === undefined || round < w.rounds); round++) {
+    const started = Date.now();
+    let leader = false;
+    try {
+      leader = await w.leadership.lead();
+    } catch (e) {
+      // Cannot tell: not the leader. Acting without knowing is what must never happen.
+      w.say(`watch: cannot campaign for leadership in ${w.leadership.label}: ${(e as Error).message}; not acting this round`);
+    }
+    if (leader !== wasLeader) w.say(`watch: ${leader ? 'this watcher is the leader' : 'another watcher is the leader'} (${w.leadership.label})`);
+    wasLeader = leader;
+    let health: NodeHealth[] = [];
+    try {
+      health = await w.observe();
+    } catch (e) {
+      w.say(`watch: observing the cluster failed: ${(e as Error).message}`);
+    }
+    for (const judged of tracker.judge(health, leader, Date.now(), controller)) {
+      let d = judged;
+      if (d.action === 'failover') {
+        // Another watcher (a leader before this one) may have failed it over already.
+        const last = await w.log.lastFailover(d.node).catch(() => undefined);
+        if (last !== undefined && Date.now() - last < w.settings.cooldownMs) {
+          d = { ...d, action: 'cooldown', why: `${d.node} is confirmed failed, but a watcher failed it over ${Math.round((Date.now() - last) / 1000)} s ago (journaled in etcd); the cool-down is ${w.settings.cooldownMs / 1000} s` };
+        }
+      }
+      w.say(`watch: ${d.node}: ${d.action}: ${d.why}`);
+      await w.log.write(d);
+      if (d.action !== 'failover') continue;
+      tracker.acted(d.node);
+      const code = await w.failover(d.node, d.why, d.lastSeen ?? []).catch((e: Error & { exitCode?: number }) => {
+        w.say(`watch: node-failover for ${d.node} stopped: ${e.message}`);
+        return typeof e.exitCode === 'number' ? e.exitCode : 3;
+      });
+      const result: WatchDecision = { ...d, at: new Date().toISOString(), action: 'failover', why: `node-failover for ${d.node} ended with exit ${code}` };
+      w.say(`watch: ${d.node}: ${result.why}`);
+      await w.log.write(result);
+    }
+    const wait = w.settings.intervalMs - (Date.now() - started);
+    if (wait > 0 && !w.signal.aborted && (w.rounds === undefined || round + 1 < w.rounds)) {
+      await new Promise<void>((r) => {
+        const onAbort = () => (clearTimeout(t), r());
+        const t = setTimeout(() => (w.signal.removeEventListener('abort', onAbort), r()), wait);
+        w.signal.addEventListener('abort', onAbort, { once: true });
+      });
+    }
+  }
+  await w.leadership.resign();
+}

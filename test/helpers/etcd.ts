@@ -1,0 +1,138 @@
+/**
+ * A real etcd cluster (3 members unless asked otherwise) on loopback for the tests that need controllers to agree
+ * (Debian `etcd-server`, installed by scripts/install-lab-deps.sh). Each test file passes its own
+ * port base (two ports per member: client base+2i, peer base+2i+1) so files run side by side;
+ * data dirs live in a temp dir. `stop()` kills every member and removes the data, also when a
+ * test failed (call it from afterAll).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface EtcdMember {
+  name: string;
+  clientUrl: string;
+  peerUrl: string;
+  dataDir: string;
+  proc?: ChildProcess;
+  log: string[];
+}
+
+export interface EtcdCluster {
+  members: EtcdMember[];
+  /** `http://127.0.0.1:P1,http://127.0.0.1:P2,…`: every member's client URL. */
+  endpoints: string[];
+  /** The inventory / --coordinator value: `etcd://127.0.0.1:P1,127.0.0.1:P2,…`. */
+  coordinator: string;
+  /** SIGKILL one member (it keeps its data: `start` brings it back). */
+  kill(i: number): Promise<void>;
+  /** Start a stopped member again, with its data. */
+  start(i: number): Promise<void>;
+  /** Wait until the cluster answers a linearizable read through any member. */
+  ready(timeoutMs?: number): Promise<void>;
+  /** Kill every member and remove the data dirs. Never throws. */
+  stop(): Promise<void>;
+}
+
+const ETCD = '/usr/bin/etcd';
+
+export function requireEtcd(): void {
+  if (!existsSync(ETCD)) {
+    throw new Error(`etcd is not installed (${ETCD} is missing): these tests need a real etcd cluster. Install it with: sudo sh scripts/install-lab-deps.sh (Debian etcd-server)`);
+  }
+}
+
+function spawnMember(m: EtcdMember, cluster: string, state: 'new' | 'existing', token: string): void {
+  const args = [
+    '--name', m.name,
+    '--data-dir', m.dataDir,
+    '--listen-client-urls', m.clientUrl,
+    '--advertise-client-urls', m.clientUrl,
+    '--listen-peer-urls', m.peerUrl,
+    '--initial-advertise-peer-urls', m.peerUrl,
+    '--initial-cluster', cluster,
+    '--initial-cluster-state', state,
+    '--initial-cluster-token', token,
+    // Short elections: a killed member's peers elect a new raft leader within a second.
+    '--heartbeat-interval', '100',
+    '--election-timeout', '1000',
+    '--log-level', 'warn',
+  ];
+  const p = spawn(ETCD, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  p.stderr!.on('data', (d: Buffer) => {
+    m.log.push(d.toString());
+    if (m.log.length > 200) m.log.shift();
+  });
+  m.proc = p;
+}
+
+async function exited(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  await new Promise<void>((r) => p.once('exit', () => r()));
+}
+
+async function healthy(url: string): Promise<boolean> {
+  try {
+    // A linearizable range goes through raft: it answers only with a quorum.
+    const r = await fetch(`${url}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: Buffer.from('health').toString('base64') }), signal: AbortSignal.timeout(1000) });
+    return r.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** Start `members` (default 3) members on 127.0.0.1, ports base…base+2·members−1. */
+export async function startEtcd(opts: { name: string; portBase: number; members?: number }): Promise<EtcdCluster> {
+  requireEtcd();
+  const dir = mkdtempSync(path.join(os.tmpdir(), `baton-etcd-${opts.name}-`));
+  const members: EtcdMember[] = Array.from({ length: opts.members ?? 3 }, (_, i) => ({
+    name: `${opts.name}${i + 1}`,
+    clientUrl: `http://127.0.0.1:${opts.portBase + 2 * i}`,
+    peerUrl: `http://127.0.0.1:${opts.portBase + 2 * i + 1}`,
+    dataDir: path.join(dir, `m${i + 1}`),
+    log: [],
+  }));
+  const cluster = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
+  const token = `${opts.name}-${process.pid}`;
+  const started = new Set<number>();
+
+  const c: EtcdCluster = {
+    members,
+    endpoints: members.map((m) => m.clientUrl),
+    coordinator: `etcd://${members.map((m) => m.clientUrl.replace('http://', '')).join(',')}`,
+    async kill(i) {
+      const p = members[i]!.proc;
+      if (!p) return;
+      p.kill('SIGKILL');
+      await exited(p);
+      members[i]!.proc = undefined;
+    },
+    async start(i) {
+      // A member that ran before rejoins from its data dir; only the first start is "new".
+      spawnMember(members[i]!, cluster, started.has(i) ? 'existing' : 'new', token);
+      started.add(i);
+    },
+    async ready(timeoutMs = 20_000) {
+      const until = Date.now() + timeoutMs;
+      while (Date.now() < until) {
+        for (const m of members) if (m.proc && (await healthy(m.clientUrl))) return;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const logs = members.map((m) => `${m.name}: ${m.log.join('').slice(-800)}`).join('\n');
+      throw new Error(`the etcd test cluster did not answer within ${timeoutMs / 1000} s:\n${logs}`);
+    },
+    async stop() {
+      await Promise.all(members.map((_, i) => c.kill(i).catch(() => undefined)));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    for (let i = 0; i < members.length; i++) await c.start(i);
+    await c.ready();
+  } catch (e) {
+    await c.stop();
+    throw e;
+  }
+  return c;
+}

@@ -1,0 +1,111 @@
+/**
+ * `baton watch`'s decisions, round by round, without any cluster: when a node counts as failed
+ * (N rounds in a row, and its BMC says off or it cannot be reached at all), that a node that
+ * answers but fails its read is never failed over, that only the leader acts, the cool-down,
+ * --dry-run, and the loop acting once and journaling what it saw.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DecisionLog, FailureTracker, watch, type Leadership, type NodeHealth, type WatchSettings } from '../../src/engine/watch.js';
+
+const S: WatchSettings = { intervalMs: 1, failures: 3, cooldownMs: 60_000, dryRun: false };
+const ok = (name: string): NodeHealth => ({ name, read: true, reachable: true, power: 'on', groups: [] });
+const off = (name: string): NodeHealth => ({ name, read: false, reachable: false, power: 'off', error: 'connect ECONNREFUSED', groups: ['g1'] });
+const hung = (name: string): NodeHealth => ({ name, read: false, reachable: false, power: 'unknown', error: 'timed out', groups: ['g1'] });
+const sick = (name: string): NodeHealth => ({ name, read: false, reachable: true, power: 'on', error: 'reading n1 failed (exit 1)', groups: ['g1'] });
+
+const actions = (t: FailureTracker, rounds: NodeHealth[][], leader = true, t0 = 0) => rounds.map((h, i) => t.judge(h, leader, t0 + i * 1000, 'ctl').map((d) => `${d.node}:${d.action}`));
+
+let dir: string | undefined;
+afterEach(() => dir && rmSync(dir, { recursive: true, force: true }));
+
+describe('watch decisions', () => {
+  it('fails a node over only after N failed rounds in a row, when its BMC says off', () => {
+    const t = new FailureTracker(S);
+    expect(actions(t, [[ok('n1'), ok('n2')], [off('n1'), ok('n2')], [off('n1'), ok('n2')], [off('n1'), ok('n2')]])).toEqual([[], ['n1:suspect'], ['n1:suspect'], ['n1:failover']]);
+  });
+
+  it('a node that cannot be reached at all counts as failed too (its BMC does not answer either)', () => {
+    const t = new FailureTracker(S);
+    expect(actions(t, [[hung('n1')], [hung('n1')], [hung('n1')]]).at(-1)).toEqual(['n1:failover']);
+  });
+
+  it('a round where the node is read again starts the count over', () => {
+    const t = new FailureTracker(S);
+    expect(actions(t, [[off('n1')], [off('n1')], [ok('n1')], [off('n1')], [off('n1')]])).toEqual([['n1:suspect'], ['n1:suspect'], ['n1:recovered'], ['n1:suspect'], ['n1:suspect']]);
+  });
+
+  it('a node that answers SSH but fails its read is sick, not dead: never failed over', () => {
+    const t = new FailureTracker(S);
+    expect(actions(t, [[sick('n1')], [sick('n1')], [sick('n1')], [sick('n1')]]).slice(2)).toEqual([['n1:sick'], ['n1:sick']]);
+  });
+
+  it('only the leader acts; the others say who does', () => {
+    const t = new FailureTracker(S);
+    expect(actions(t, [[off('n1')], [off('n1')], [off('n1')]], false).at(-1)).toEqual(['n1:not-leader']);
+  });
+
+  it('after a failover, the same node is not failed over again within the cool-down', () => {
+    const t = new FailureTracker(S);
+    const seen = actions(t, [[off('n1')], [off('n1')], [off('n1')]]);
+    t.acted('n1');
+    const later = actions(t, [[off('n1')], [off('n1')], [off('n1')]], true, 3000);
+    expect(seen.at(-1)).toEqual(['n1:failover']);
+    expect(later.at(-1)).toEqual(['n1:cooldown']);
+    t.acted('n1');
+    // Past the cool-down it acts again.
+    expect(actions(t, [[off('n1')], [off('n1')], [off('n1')]], true, 120_000).at(-1)).toEqual(['n1:failover']);
+  });
+
+  it('--dry-run says what it would do and does not act', () => {
+    const t = new FailureTracker({ ...S, dryRun: true });
+    const last = t.judge([off('n1')], true, 0, 'c').concat(t.judge([off('n1')], true, 1, 'c'), t.judge([off('n1')], true, 2, 'c')).at(-1)!;
+    expect(last.action).toBe('would-failover');
+    expect(last.why).toMatch(/would run node-failover -e failed=n1/);
+  });
+});
+
+describe('the watch loop', () => {
+  it('runs node-failover once for a node confirmed failed, and journals what it saw and why', async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'baton-watch-'));
+    const lead: Leadership = { label: 'test', lead: async () => true, resign: async () => undefined };
+    const failovers: string[] = [];
+    await watch({
+      settings: S,
+      leadership: lead,
+      log: new DecisionLog(dir),
+      say: () => undefined,
+      signal: new AbortController().signal,
+      rounds: 6,
+      observe: async () => [off('n1'), ok('n2')],
+      failover: async (node) => (failovers.push(node), 0),
+    });
+    expect(failovers).toEqual(['n1']);
+    const lines = readFileSync(path.join(dir, 'watch.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { node: string; action: string; why: string; saw: { power: string } });
+    const acted = lines.filter((l) => l.action === 'failover');
+    expect(acted.map((l) => l.why)).toEqual([expect.stringMatching(/n1 is confirmed failed \(3 rounds, its BMC says it is powered off\)/), 'node-failover for n1 ended with exit 0']);
+    expect(acted[0]!.saw.power).toBe('off');
+    // The rounds after the failover count again from zero: no second failover within six rounds.
+    expect(lines.filter((l) => l.action === 'suspect')).toHaveLength(4);
+  });
+
+  it('a leadership that cannot be told means not acting', async () => {
+    const failovers: string[] = [];
+    const said: string[] = [];
+    dir = mkdtempSync(path.join(os.tmpdir(), 'baton-watch-'));
+    await watch({
+      settings: S,
+      leadership: { label: 'etcd (down)', lead: async () => Promise.reject(new Error('etcd cannot be reached')), resign: async () => undefined },
+      log: new DecisionLog(dir),
+      say: (l) => said.push(l),
+      signal: new AbortController().signal,
+      rounds: 4,
+      observe: async () => [off('n1')],
+      failover: async (node) => (failovers.push(node), 0),
+    });
+    expect(failovers).toEqual([]);
+    expect(said.some((l) => /cannot campaign for leadership in etcd \(down\)/.test(l))).toBe(true);
+  });
+});
