@@ -419,8 +419,10 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
       } finally {
         clearTimeout(timer);
         if (early) {
+          // Bounded: a command that does not die at once must not hold the step (nor the run) up;
+          // the transport finishes killing it, and the run's end closes the connection anyway.
           earlyAbort.abort();
-          await early.catch(() => undefined);
+          await Promise.race([early.catch(() => undefined), new Promise<void>((r) => setTimeout(r, KILL_WAIT_MS).unref())]);
         }
       }
     }
