@@ -11,11 +11,12 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { mkdir, open, writeFile, readFile } from 'node:fs/promises';
+import { cp, mkdir, open, writeFile, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LabError, run, runRaw, waitFor } from './exec.js';
 import { plugNetns, setAddressUp } from './netns.js';
 import type { LabPlan } from './plan.js';
+import { SCSI_PR_AGENT } from '../steps/fence/scsi-pr-protocol.js';
 
 export interface SanPlan {
   name: 'san';
@@ -84,6 +85,7 @@ export async function makeSan(plan: LabPlan): Promise<SanPlan> {
   const where = 'SAN namespace';
   const onFailure = `stopped building the lab; run \`baton lab down --name ${plan.spec.name}\` to clear what was made`;
   await mkdir(s.dir, { recursive: true });
+  await copyAgent(s);
   if (!existsSync(s.image)) {
     const fh = await open(s.image, 'w');
     await fh.truncate(SAN_MIB * 1024 * 1024);
@@ -123,5 +125,18 @@ export async function makeSan(plan: LabPlan): Promise<SanPlan> {
 /** Inventory vars that point the scsi-pr provider at the SAN's LUN. */
 export function sanInventoryVars(plan: LabPlan): Record<string, unknown> {
   const s = sanOf(plan);
-  return { scsi_pr_portal: s.portal, scsi_pr_iqn: s.iqn, scsi_pr_lun: s.lun };
+  return { scsi_pr_portal: s.portal, scsi_pr_iqn: s.iqn, scsi_pr_lun: s.lun, scsi_pr_agent_command: [process.execPath, agentCopyOf(s)] };
+}
+
+/**
+ * The PR agent runs on the nodes (its I_T nexus must be the node's). A lab node sees the
+ * controller's filesystem but for its private /tmp, /run and /root, where a clone of baton may
+ * well be: the lab keeps a copy of baton's built modules in its own directory, which every node
+ * sees, and the inventory names the agent there.
+ */
+const agentCopyOf = (s: SanPlan): string => path.join(s.dir, 'baton', path.relative(BATON_DIST, SCSI_PR_AGENT));
+const BATON_DIST = path.resolve(path.dirname(SCSI_PR_AGENT), '..', '..');
+
+async function copyAgent(s: SanPlan): Promise<void> {
+  await cp(BATON_DIST, path.join(s.dir, 'baton'), { recursive: true, filter: (src) => !src.endsWith('.map') });
 }

@@ -98,8 +98,15 @@ export function deviceFor(ctx: StepContext | undefined, a: ScsiPrArgs, host: str
   return typeof v === 'string' && v ? v : undefined;
 }
 
-export function agentArgv(a: ScsiPrArgs, q: PrRequest): string[] {
-  return [...(a.agent_command ?? [process.execPath, SCSI_PR_AGENT]), JSON.stringify(q)];
+/**
+ * The agent's command: the step's agent_command, else the node's inventory var
+ * scsi_pr_agent_command, else this controller's node and baton install (right when the nodes see
+ * the controller's filesystem at the same paths).
+ */
+export function agentArgv(a: ScsiPrArgs, q: PrRequest, vars?: Record<string, unknown>): string[] {
+  const fromVars = vars?.scsi_pr_agent_command;
+  const inventoryCommand = Array.isArray(fromVars) && fromVars.length && fromVars.every((x) => typeof x === 'string') ? (fromVars as string[]) : undefined;
+  return [...(a.agent_command ?? inventoryCommand ?? [process.execPath, SCSI_PR_AGENT]), JSON.stringify(q)];
 }
 
 /** Read the agent's one JSON line; an agent that printed none is an error naming the host. */
@@ -139,7 +146,7 @@ export function scsiPrDriver(a: ScsiPrArgs): PowerDriver {
       const all = Array.from({ length: 256 }, (_, i) => i);
       return sgPersistAsk((argv) => (t ? t.exec(argv, { timeoutMs: left() }) : ctx.run(argv, { okCodes: all, timeoutMs: left() })), q, device);
     }
-    const argv = agentArgv(a, { ...q, timeoutMs: Math.max(1000, timeoutMs - 500) });
+    const argv = agentArgv(a, { ...q, timeoutMs: Math.max(1000, timeoutMs - 500) }, ctx.inventory.hosts.get(host)?.vars);
     const r = t ? await t.exec(argv, { timeoutMs }) : await ctx.run(argv, { okCodes: [0, 1], timeoutMs });
     return parseAnswer(host, argv, r);
   }
