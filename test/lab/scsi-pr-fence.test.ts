@@ -6,7 +6,8 @@
  * user drives it: playbooks, the lab's inventory and the built CLI; the writes are issued on
  * the nodes over SSH, through the node's resident session.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import yaml from 'js-yaml';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,7 +20,11 @@ import { initiatorOf, prKeyOf } from '../../src/steps/fence/scsi-pr.js';
 import { keyHex } from '../../src/steps/fence/scsi-pr-protocol.js';
 
 /** The built agent, as baton runs it on the nodes (the same path: the lab's nodes share this filesystem). */
-const AGENT = path.resolve('dist/steps/fence/scsi-pr-agent.js');
+/** The agent as the lab's inventory names it (a copy the nodes see: lab up --san). */
+const agentCommand = (): string[] => {
+  const inv = yaml.load(readFileSync(lab.inventoryPath, 'utf8')) as { all: { vars: { scsi_pr_agent_command: string[] } } };
+  return inv.all.vars.scsi_pr_agent_command;
+};
 let lab: Lab;
 let work: string;
 const runs = labRuns(
@@ -36,7 +41,7 @@ function lunAs(node: string) {
 /** Ask baton's PR agent on a node (over SSH, so in the node's namespaces) and read its answer. */
 type Op<T> = T extends unknown ? Omit<T, 'portal' | 'iqn' | 'lun' | 'initiator'> : never;
 async function onNode(node: string, q: Op<PrRequest>): Promise<PrAnswer> {
-  const argv = [process.execPath, AGENT, JSON.stringify({ ...lunAs(node), ...q })];
+  const argv = [...agentCommand(), JSON.stringify({ ...lunAs(node), ...q })];
   const r = await lab.sshExec(node, argv, { timeoutMs: 20_000 });
   const line = r.stdout.trim().split('\n').pop() ?? '';
   if (!line.startsWith('{')) throw new Error(`PR agent on ${node} exited ${r.code} without an answer: ${r.stderr}`);
