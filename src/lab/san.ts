@@ -134,8 +134,9 @@ export function sanInventoryVars(plan: LabPlan): Record<string, unknown> {
  * well be: the lab keeps a copy of baton's built modules in its own directory, which every node
  * sees, and the inventory names the agent there.
  */
-const agentCopyOf = (s: SanPlan): string => path.join(s.dir, 'baton', path.relative(BATON_DIST, SCSI_PR_AGENT));
-const BATON_DIST = path.resolve(path.dirname(SCSI_PR_AGENT), '..', '..');
+const agentCopyOf = (s: SanPlan): string => path.join(s.dir, 'baton', 'steps', 'fence', path.basename(SCSI_PR_AGENT));
+/** baton's built modules: this file's own tree, or dist/ beside src/ when the lab is driven from the sources (the tests). */
+const BATON_DIST = existsSync(SCSI_PR_AGENT) ? path.resolve(path.dirname(SCSI_PR_AGENT), '..', '..') : path.resolve(path.dirname(SCSI_PR_AGENT), '..', '..', '..', 'dist');
 
 async function copyAgent(s: SanPlan): Promise<void> {
   await cp(BATON_DIST, path.join(s.dir, 'baton'), { recursive: true, filter: (src) => !src.endsWith('.map') });
