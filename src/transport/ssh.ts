@@ -62,6 +62,8 @@ export class SshTransport implements Transport {
   private connecting: Promise<SshClient[]> | undefined;
   private target: ResolvedTarget | undefined;
   private closed = false;
+  /** close() was called: never connect again (the pool makes a new transport for a host it needs again). */
+  private ended = false;
   private readonly log: (msg: string) => void;
 
   constructor(
@@ -89,6 +91,9 @@ export class SshTransport implements Transport {
   }
 
   private client(): Promise<SshClient> {
+    // Closed on purpose (the run is over): a command still on its way (a read started early
+    // and no longer wanted) must not open a new connection that nothing would ever close.
+    if (this.ended) return Promise.reject(new UnreachableError(this.host, `the connection to ${this.host} was closed (the run is over)`));
     if (!this.connecting) {
       this.closed = false;
       const p = (async () => {
@@ -120,6 +125,7 @@ export class SshTransport implements Transport {
     const p = this.connecting;
     this.connecting = undefined;
     this.closed = true;
+    this.ended = true;
     if (!p) return;
     let chain: SshClient[];
     try {

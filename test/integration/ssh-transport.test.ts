@@ -55,6 +55,15 @@ function sha256(pub: string): string {
 }
 
 describe('SshTransport against a real sshd', () => {
+  test('a command sent after close() is refused and opens no new connection (a read started early must not outlive the run)', async () => {
+    const t = ssh();
+    expect((await t.exec(['true'])).code).toBe(0);
+    await t.close();
+    const before = sshd.connectionCount();
+    await expect(t.exec(['true'])).rejects.toThrow(/was closed \(the run is over\)/);
+    expect(sshd.connectionCount()).toBe(before);
+  });
+
   test('runs a command and reports stdout, stderr, exit code and stdin', async () => {
     const t = ssh();
     const r = await t.exec(['sh', '-c', 'echo out; echo err >&2; exit 7']);
