@@ -18,8 +18,10 @@ export const loopAttachArgv = (image: string): string[] => ['sh', '-c', ATTACH, 
 
 /**
  * Detach this node's devices of an image. Exit 4 with their mountinfo lines when one is mounted
- * here (nothing detached); exit 5 with the device when it is still attached after the detach
- * (`losetup -d` on a busy device only sets autoclear and exits 0; the claim is put back). A device
+ * here (nothing detached); exit 5 with the device when it is still attached 2 s after the detach
+ * (`losetup -d` on a busy device only sets autoclear and exits 0; the claim is put back). A
+ * short-lived opener (udev's probe of a device whose mount just failed, seen in the lab) lets go
+ * within milliseconds and autoclear then removes the device: the check waits for that. A device
  * someone else detached in between is what we want.
  *
  * The claim goes first, and the script ignores hang-ups: a controller killed mid-step must not
@@ -35,7 +37,11 @@ if [ -n "$m" ]; then printf '%s\\n' "$m"; exit 4; fi
 for d in "$@"; do
   rm -f -- "$D/\${d#/dev/}"
   err=$(losetup --detach "$d" 2>&1) || case $err in *"No such device"*) ;; *) printf '%s\\n' "$I" > "$D/\${d#/dev/}"; printf '%s\\n' "$err" >&2; exit 1 ;; esac
-  case $(losetup --list --noheadings --output BACK-FILE "$d" 2>/dev/null) in "$I"|"$I "*) printf '%s\\n' "$I" > "$D/\${d#/dev/}"; echo "$d"; exit 5 ;; esac
+  i=0
+  while case $(losetup --list --noheadings --output BACK-FILE "$d" 2>/dev/null) in "$I"|"$I "*) true ;; *) false ;; esac; do
+    [ "$i" -ge 40 ] && { printf '%s\\n' "$I" > "$D/\${d#/dev/}"; echo "$d"; exit 5; }
+    i=$((i + 1)); sleep 0.05
+  done
 done`;
 
 export const loopDetachAllArgv = (image: string, devices: string[]): string[] => ['sh', '-c', DETACH, 'baton-detach', LOOP_CLAIM_DIR, image, ...devices];
