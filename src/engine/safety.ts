@@ -23,7 +23,7 @@ export type PeerPower = (peer: Host) => Promise<{ power: PowerReading; powerErro
 /** Peers' BMCs asked with ipmitool from the controller, as `baton status` asks them. */
 export function bmcPowerFromController(): PeerPower {
   const runner = new LocalTransport('controller');
-  return (peer) => readBmcPower(peer, runner);
+  return (peer) => readBmcPower(peer, runner, { seconds: 2, retries: 2 });
 }
 
 export class RunSafety {

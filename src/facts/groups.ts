@@ -288,16 +288,26 @@ export function nodesOfGroups(inventory: Inventory, groups: ServiceGroup[]): str
 }
 
 /** A node's power from its BMC (ipmitool on `runner`, the controller), as `baton status` reads it; never throws. */
-export async function readBmcPower(host: Host | undefined, runner: Transport | undefined): Promise<{ power: PowerReading; powerError?: string }> {
+/**
+ * `patience`: how long ipmitool waits per try and how often it tries again. `baton status` asks
+ * fast (1 s, 1 retry); the engine's safety check, which decides whether a takeover or a rollback
+ * may go on, asks longer (a BMC on a loaded machine can take more than a second).
+ */
+export async function readBmcPower(
+  host: Host | undefined,
+  runner: Transport | undefined,
+  patience: { seconds: number; retries: number } = { seconds: 1, retries: 1 },
+): Promise<{ power: PowerReading; powerError?: string }> {
   const bmc = host && bmcOf(host);
   if (!bmc) return { power: 'unknown', powerError: 'no BMC in the inventory (bmc_address, bmc_user, bmc_password)' };
   if (!runner) return { power: 'unknown', powerError: 'BMCs not asked' };
-  const argv = ipmitoolArgv(bmc, 'status', { seconds: 1, retries: 1 });
+  const argv = ipmitoolArgv(bmc, 'status', patience);
+  const timeoutMs = Math.max(POWER_READ_TIMEOUT_MS, (patience.seconds * (patience.retries + 1) + 2) * 1000);
   try {
-    const r = await runner.exec(withPasswordOnStdin(argv), { stdin: `${bmc.password}\n`, timeoutMs: POWER_READ_TIMEOUT_MS });
+    const r = await runner.exec(withPasswordOnStdin(argv), { stdin: `${bmc.password}\n`, timeoutMs });
     const where = `BMC ${bmc.address}${bmc.port !== undefined ? `:${bmc.port}` : ''}`;
     if (r.code === 127) return { power: 'unknown', powerError: `ipmitool is not installed on ${runner.host} (Debian package ipmitool)` };
-    if (r.timedOut) return { power: 'unknown', powerError: `${where} did not answer within ${POWER_READ_TIMEOUT_MS / 1000} s` };
+    if (r.timedOut) return { power: 'unknown', powerError: `${where} did not answer within ${timeoutMs / 1000} s` };
     if (r.code !== 0) return { power: 'unknown', powerError: `${where}: \`${argv.join(' ')}\` exited ${r.code}: ${(r.stderr || r.stdout).trim().split('\n')[0] ?? ''}` };
     return { power: parseIpmiPowerStatus(r.stdout) };
   } catch (e) {
