@@ -196,4 +196,24 @@ describe('storage steps on the lab (loop provider)', () => {
     expect(clean.code).toBe(0);
     expect(await kernelLoops()).toEqual([]);
   });
+
+  it('attaches on one node take turns under the node\'s attach lock (losetup racing for a free device sleeps 200 ms per lost race)', async () => {
+    // Another attach holds the node's lock for 2 s: ours waits for it instead of racing.
+    const holder = L().sshExec('n1', ['sh', '-c', 'mkdir -p /run/baton/loop; exec 9>/run/baton/loop.attach-lock; flock 9; echo held; sleep 2']);
+    for (let i = 0; i < 50 && !(await L().sshExec('n1', ['sh', '-c', 'flock -n /run/baton/loop.attach-lock true || echo busy'])).stdout.includes('busy'); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const pb = playbook('attach-only', 'n1', [{ import_volume: { provider: 'loop', image: disk() } }]);
+    const attaching = run(pb);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await kernelLoops()).toEqual([]); // still waiting for its turn
+    expect((await holder).stdout).toContain('held');
+    const r = await attaching;
+    expect(r.code, errors(r)).toBe(0);
+    expect(await kernelLoops()).toHaveLength(1);
+    expect(await claims('n1')).toBe(disk());
+    const back = await run(playbook('detach-only', 'n1', [{ deport_volume: { provider: 'loop', image: disk() } }]));
+    expect(back.code, errors(back)).toBe(0);
+    expect(await kernelLoops()).toEqual([]);
+  });
 });

@@ -7,9 +7,17 @@ import { need, type VolumeProvider } from './provider.js';
 export const loopImportArgv = (image: string): string[] => ['losetup', '--nooverlap', '--find', '--show', image];
 export const loopDetachArgv = (device: string): string[] => ['losetup', '--detach', device];
 
-/** Attach (`losetup --nooverlap --find --show`) and write this node's claim on the device; prints the device. */
+/**
+ * Attach (`losetup --nooverlap --find --show`) and write this node's claim on the device; prints
+ * the device. Attaches on one node take turns under an flock: losetup calls that race for the
+ * same free device lose with EBUSY and retry after a 200 ms sleep (util-linux sys-utils/losetup.c,
+ * create_loop), so 8 groups landing at once took up to 870 ms to attach, one after another by
+ * 200 ms steps; in turns, 8 attaches take some 40 ms (docs/speed.md).
+ */
 const ATTACH = `trap '' HUP PIPE
 D=$1 I=$2
+mkdir -p -- "$D" || exit 1
+exec 9>"$D.attach-lock" && flock -w 30 9 || { echo "another attach held $D.attach-lock for 30 s" >&2; exit 1; }
 d=$(losetup --nooverlap --find --show "$I") || exit 1
 case $d in /dev/loop[0-9]*) ;; *) printf '%s\\n' "$d"; exit 0 ;; esac
 mkdir -p -- "$D" && printf '%s\\n' "$I" > "$D/\${d#/dev/}" && printf '%s\\n' "$d"`;
