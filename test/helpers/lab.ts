@@ -10,6 +10,16 @@
 import { labUp, type UpResult } from '../../src/lab/up.js';
 import { BatonError, ExitCode } from '../../src/util/errors.js';
 import { teardown, type DownReport } from '../../src/lab/down.js';
+
+/** Tear the lab down; once more after half a second if something resisted (a process still exiting); then throw. */
+async function downOrThrow(name: string): Promise<DownReport> {
+  const first = await teardown(name);
+  if (first.problems.length === 0) return first;
+  await new Promise((r) => setTimeout(r, 500));
+  const again = await teardown(name);
+  if (again.problems.length === 0) return again;
+  throw new Error(`lab ${name} was not removed whole (the test left something behind):\n  ${again.problems.join('\n  ')}\nfirst attempt:\n  ${first.problems.join('\n  ')}`);
+}
 import { labStatus, type LabStatus } from '../../src/lab/status.js';
 import { ipmitoolArgv } from '../../src/lab/bmc.js';
 import { runRaw, shq, waitFor, type RunResult } from '../../src/lab/exec.js';
@@ -68,7 +78,11 @@ export interface Lab {
   /** Wait until the node's sshd answers (true) or the time is up (false). */
   waitSsh(node: string | LabNode, timeoutMs?: number): Promise<boolean>;
   status(): Promise<LabStatus>;
-  /** Remove the lab; safe to call twice. */
+  /**
+   * Remove the lab; safe to call twice. Throws, naming what is left, when a second teardown
+   * still cannot remove everything (a process, mount, loop device or namespace left behind is a
+   * test failure, not a note in a report nobody reads).
+   */
   down(): Promise<DownReport>;
 }
 
@@ -187,7 +201,7 @@ export async function startLab(opts: StartLabOptions): Promise<Lab & { up: UpRes
     },
     waitSsh: (node, timeoutMs = 20_000) => waitFor(() => tcpOpen(nodeOf(node).address, 22), timeoutMs, 50),
     status: () => labStatus(plan),
-    down: () => teardown(plan.spec.name),
+    down: () => downOrThrow(plan.spec.name),
   };
   return Object.assign(lab, { up });
 }

@@ -135,14 +135,8 @@ export async function soak(o: SoakOptions, log: (s: string) => void = (s) => pro
     return { totals, exitCode: 3 };
   } finally {
     if (lab) {
-      // Down keeps the lab dir when a step of it had a problem; a second down clears what is left.
-      const l = lab;
-      const first = await l.down().catch((e: Error) => ({ problems: [e.message] }));
-      if (first.problems.length) {
-        log(`soak: tearing the lab down: ${first.problems.join('; ')}; trying again`);
-        const again = await l.down().catch((e: Error) => ({ problems: [e.message] }));
-        if (again.problems.length) log(`soak: the lab could not be torn down: ${again.problems.join('; ')}; run \`baton lab down --name ${o.lab}\``);
-      }
+      // down() tries twice and throws, naming what is left, when it could not remove everything.
+      await lab.down().catch((e: Error) => log(`soak: the lab could not be torn down: ${e.message}; run \`baton lab down --name ${o.lab}\``));
     }
     rmSync(workDir, { recursive: true, force: true });
   }
