@@ -18,6 +18,9 @@ export interface ClientView {
   serial?: string;
   naa?: string;
   read?: string;
+  /** How long the login and the read took, as the client saw them (printed by tests, never asserted). */
+  loginMs?: number;
+  readMs?: number;
 }
 
 const SCRIPT = (sessionModule: string) => `
@@ -27,7 +30,9 @@ const out = {};
 try {
   const base = { host: req.host, initiatorName: req.initiator, timeoutMs: 5000 };
   out.targets = await discoverTargets(base);
+  const t0 = performance.now();
   const s = await iscsiLogin({ ...base, targetName: req.iqn });
+  out.loginMs = Math.round((performance.now() - t0) * 10) / 10;
   try {
     out.luns = await s.reportLuns();
     const cap = await s.readCapacity(req.lun);
@@ -37,7 +42,9 @@ try {
     out.naa = await s.naa(req.lun);
     const lba = cap.blocks - 64n;
     if (req.write) await s.write(req.lun, lba, Buffer.from(req.write, 'hex'), cap.blockSize);
+    const r0 = performance.now();
     out.read = (await s.read(req.lun, lba, req.blocks, cap.blockSize)).toString('hex');
+    out.readMs = Math.round((performance.now() - r0) * 10) / 10;
   } finally {
     await s.logout();
   }

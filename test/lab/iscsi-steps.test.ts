@@ -9,10 +9,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRoot, startLab, type Lab } from '../helpers/lab.js';
 import { batonJson, type JsonRun } from '../helpers/lab-runs.js';
+import { iscsiClient, type ClientView } from '../helpers/iscsi-client.js';
 import { runRaw } from '../../src/lab/exec.js';
 import { parseTgtadmTargets } from '../../src/facts/iscsi.js';
 import type { DrillReport } from '../../src/drill/report.js';
@@ -27,7 +27,6 @@ const INITIATOR = 'iqn.2026-11.test.baton:lab-c1';
 
 let lab: Lab | undefined;
 let work = '';
-let clientScript = '';
 const L = (): Lab => {
   if (!lab) throw new Error('the lab did not come up (see beforeAll)');
   return lab;
@@ -62,61 +61,12 @@ const takeSteps = () => [
 const releaseSteps = () => [{ lower_vip: vipArgs() }, { iscsi_target_absent: { iqn: IQN } }, { deport_volume: { provider: 'loop', image: disk() } }];
 const move = (from: string, to: string) => playbook([{ hosts: from, steps: releaseSteps() }, { hosts: to, steps: takeSteps() }]);
 
-interface ClientView {
-  error?: string;
-  targets?: Array<{ name: string; addresses: string[] }>;
-  luns?: number[];
-  vpd80?: string;
-  vpd83?: string;
-  serial?: string;
-  naa?: string;
-  read?: string;
-  loginMs?: number;
-  readMs?: number;
-}
-
-/**
- * The initiator, run in the client's namespace: discovery through the VIP, login, identity,
- * optionally a write, then a read of the same blocks near the end of the LUN.
- */
-const CLIENT_SCRIPT = (sessionModule: string) => `
-import { discoverTargets, iscsiLogin } from ${JSON.stringify(sessionModule)};
-const req = JSON.parse(process.argv[2]);
-const out = {};
-try {
-  const base = { host: req.host, initiatorName: req.initiator, timeoutMs: 5000 };
-  out.targets = await discoverTargets(base);
-  const t0 = performance.now();
-  const s = await iscsiLogin({ ...base, targetName: req.iqn });
-  out.loginMs = Math.round((performance.now() - t0) * 10) / 10;
-  try {
-    out.luns = await s.reportLuns();
-    const cap = await s.readCapacity(req.lun);
-    out.vpd80 = (await s.vpd(req.lun, 0x80)).toString('hex');
-    out.vpd83 = (await s.vpd(req.lun, 0x83)).toString('hex');
-    out.serial = await s.unitSerial(req.lun);
-    out.naa = await s.naa(req.lun);
-    const lba = cap.blocks - 64n;
-    if (req.write) await s.write(req.lun, lba, Buffer.from(req.write, 'hex'), cap.blockSize);
-    const r0 = performance.now();
-    out.read = (await s.read(req.lun, lba, req.blocks, cap.blockSize)).toString('hex');
-    out.readMs = Math.round((performance.now() - r0) * 10) / 10;
-  } finally {
-    await s.logout();
-  }
-} catch (e) {
-  out.error = e.message;
-}
-console.log(JSON.stringify(out));
-`;
-
-async function fromClient(write?: Buffer): Promise<ClientView> {
-  const req = { host: vip(), initiator: INITIATOR, iqn: IQN, lun: 1, blocks: 8, ...(write ? { write: write.toString('hex') } : {}) };
-  const r = await L().clientExec('c1', ['node', clientScript, JSON.stringify(req)], { timeoutMs: 60_000 });
-  const line = r.stdout.trim().split('\n').pop() ?? '';
-  if (!line.startsWith('{')) throw new Error(`the client's initiator printed no result (exit ${r.code}): ${r.stdout}${r.stderr}`);
-  return JSON.parse(line) as ClientView;
-}
+let client: ReturnType<typeof iscsiClient> | undefined;
+/** The client's view through the VIP (test/helpers/iscsi-client.ts), optionally writing a pattern first. */
+const fromClient = (write?: Buffer): Promise<ClientView> => {
+  if (!client) throw new Error('the client script was not written (see beforeAll)');
+  return client({ vip: vip(), iqn: IQN, lun: 1, write });
+};
 
 async function targetsOn(node: string) {
   return parseTgtadmTargets(await L().sshOk(node, ['tgtadm', '--lld', 'iscsi', '--mode', 'target', '--op', 'show']));
@@ -143,8 +93,7 @@ beforeAll(async () => {
   work = mkdtempSync(path.join(os.tmpdir(), 'baton-iscsi-steps-'));
   // Other engineers' work in progress may carry type errors: tsc still emits, which is all we need.
   await runRaw(['npx', 'tsc', '-p', '.'], { timeoutMs: 300_000 });
-  clientScript = path.join(work, 'iscsi-client.mjs');
-  writeFileSync(clientScript, CLIENT_SCRIPT(pathToFileURL(path.resolve('dist/net/iscsi/session.js')).href));
+  client = iscsiClient(L, work, INITIATOR);
   lab = await startLab({ name: NAME, subnet: SUBNET, nodes: 2, clients: 1, disks: 1 });
   await Promise.all([tgtdAnswersOn('n1'), tgtdAnswersOn('n2')]);
 });
