@@ -15,12 +15,15 @@ import { explainSudoFailure, withBecome } from './become.js';
 import { ChannelQueue } from './channel-queue.js';
 import { quoteArg, quoteArgv } from './quote.js';
 import { dial, type SshClient } from './ssh-dial.js';
+import { AgentSession, agentCommand, newBoundary } from './ssh-agent-mux.js';
 import { resolveTarget, resolveTargetAsync, type ResolvedTarget } from './ssh-config.js';
 import { UnreachableError, type ExecOptions, type ExecResult, type Transport } from './transport.js';
 
 /** `BATON_TRACE_EXEC=FILE`: one line per command (ms since start, host, ms it took, argv), to see where a move's time goes (docs/speed.md). */
 const TRACE_FILE = process.env.BATON_TRACE_EXEC;
 const TRACE_T0 = performance.now();
+/** `BATON_SSH_AGENT=0`: one SSH channel per command, as before the agent (ssh-agent-mux.ts): to compare, or for a node where it misbehaves. */
+const AGENT_BY_DEFAULT = process.env.BATON_SSH_AGENT !== '0';
 
 export interface SshTransportOptions {
   /** The CLI's --accept-new: record unknown host keys instead of refusing. Changed keys are always refused. */
@@ -32,6 +35,10 @@ export interface SshTransportOptions {
   sshConfigFile?: string | null;
   /** Between SIGTERM and SIGKILL when a command is killed. */
   killGraceMs?: number;
+  /** Run commands without stdin through one agent on the node (ssh-agent-mux.ts). Default: on, unless BATON_SSH_AGENT=0. */
+  agent?: boolean;
+  /** The agent's interpreter (default `perl` from the login shell's PATH); tests name a missing one. */
+  agentPerl?: string;
   log?: (msg: string) => void;
 }
 
@@ -65,6 +72,9 @@ export class SshTransport implements Transport {
   /** close() was called: never connect again (the pool makes a new transport for a host it needs again). */
   private ended = false;
   private readonly log: (msg: string) => void;
+  /** The agent of the current connection, once asked for; null when the node cannot run it. */
+  private agenting: Promise<AgentSession | null> | undefined;
+  private agentOff: boolean;
 
   constructor(
     readonly spec: ConnectionSpec,
@@ -73,6 +83,7 @@ export class SshTransport implements Transport {
     this.host = spec.host;
     this.queue = new ChannelQueue(opts.maxChannels ?? 10);
     this.log = opts.log ?? (() => {});
+    this.agentOff = !(opts.agent ?? AGENT_BY_DEFAULT);
   }
 
   /** Most channels that were ever open at once (for tests and -v). */
@@ -124,6 +135,7 @@ export class SshTransport implements Transport {
   async close(): Promise<void> {
     const p = this.connecting;
     this.connecting = undefined;
+    this.agenting = undefined;
     this.closed = true;
     this.ended = true;
     if (!p) return;
@@ -149,6 +161,16 @@ export class SshTransport implements Transport {
   async exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
     if (argv.length === 0) throw new TypeError('exec: empty argv');
     const plan = withBecome(argv, opts, this.spec);
+    if (opts.stdin === undefined && !this.agentOff) {
+      const agent = await this.agentSession();
+      if (agent) {
+        const t0 = performance.now();
+        const r = await this.runOnAgent(agent, argv, plan.argv, plan.env, opts);
+        if (TRACE_FILE) appendFileSync(TRACE_FILE, `${(t0 - TRACE_T0).toFixed(0)} ${this.host} ${(performance.now() - t0).toFixed(1)} ${argv.join(' ').slice(0, 160).replace(/\n/g, ' ')}\n`);
+        if (plan.user !== undefined && r.code !== 0) r.stderr = explainSudoFailure(r.stderr, plan.user, this.host);
+        return r;
+      }
+    }
     const command = remoteCommand(plan.argv, plan.env);
     const release = await this.queue.acquire();
     try {
@@ -161,6 +183,107 @@ export class SshTransport implements Transport {
     } finally {
       release();
     }
+  }
+
+  /**
+   * The connection's agent, started on first use; null (and not tried again on this transport)
+   * when the node cannot run it. Rejects like exec when the node cannot be reached.
+   */
+  private agentSession(): Promise<AgentSession | null> {
+    if (this.agentOff) return Promise.resolve(null);
+    if (!this.agenting) {
+      const p: Promise<AgentSession | null> = (async () => {
+        const client = await this.client();
+        // The agent holds one channel while it lives; commands with stdin and kills use the others.
+        const release = await this.queue.acquire();
+        const boundary = newBoundary();
+        let channel: import('ssh2').ClientChannel;
+        try {
+          channel = await this.openExec(client, agentCommand(boundary, this.opts.agentPerl));
+        } catch (e) {
+          release();
+          if (this.closed || !this.connecting) throw this.lost(e, 'starting the command agent');
+          return this.giveUpAgent(e);
+        }
+        channel.on('close', release);
+        try {
+          return await AgentSession.start(channel, boundary, () => {
+            if (this.agenting === p) this.agenting = undefined;
+          });
+        } catch (e) {
+          if (this.closed || !this.connecting) throw this.lost(e, 'starting the command agent');
+          return this.giveUpAgent(e);
+        }
+      })();
+      this.agenting = p;
+      p.catch(() => {
+        if (this.agenting === p) this.agenting = undefined;
+      });
+    }
+    return this.agenting;
+  }
+
+  private giveUpAgent(why: unknown): null {
+    this.agentOff = true;
+    this.log(`${this.host}: one SSH channel per command from now on: the command agent did not start (${(why as Error)?.message ?? why})`);
+    return null;
+  }
+
+  /** One command through the agent, with the timeout and abort semantics of run(). */
+  private runOnAgent(agent: AgentSession, shown: string[], argv: string[], env: Record<string, string> | undefined, opts: ExecOptions): Promise<ExecResult> {
+    for (const a of argv) if (a.includes('\0')) throw new TypeError('exec: an argument contains a NUL byte, which no command line can carry');
+    for (const [k, v] of Object.entries(env ?? {})) {
+      if (!ENV_NAME.test(k)) throw new TypeError(`exec: invalid environment variable name ${JSON.stringify(k)}`);
+      if (v.includes('\0')) throw new TypeError(`exec: environment value of ${k} contains a NUL byte`);
+    }
+    const started = performance.now();
+    const grace = Math.ceil((this.opts.killGraceMs ?? 2000) / 100);
+    const { id, done } = agent.run(argv, env);
+    return new Promise<ExecResult>((resolve, reject) => {
+      let timedOut = false;
+      let timer: NodeJS.Timeout | undefined;
+      let giveUp: NodeJS.Timeout | undefined;
+      const result = (code: number | null, signal: string | null, stdout: string, stderr: string): ExecResult => ({
+        argv: shown,
+        code: timedOut ? null : code,
+        signal,
+        stdout,
+        stderr,
+        timedOut,
+        durationMs: performance.now() - started,
+      });
+      const stop = (): void => {
+        if (timedOut) return;
+        timedOut = true;
+        agent.kill(id, grace);
+        // Something may keep the command from ending (uninterruptible I/O): stop waiting for it.
+        giveUp = setTimeout(() => {
+          agent.forget(id);
+          finish();
+          resolve(result(null, null, '', ''));
+        }, grace * 100 + 5000);
+      };
+      const finish = (): void => {
+        clearTimeout(timer);
+        clearTimeout(giveUp);
+        opts.signal?.removeEventListener('abort', stop);
+      };
+      done.then(
+        (f) => {
+          finish();
+          resolve(result(f.code, f.signal, f.stdout.toString('utf8'), f.stderr.toString('utf8')));
+        },
+        (e: unknown) => {
+          finish();
+          reject(this.lost(e, `running \`${shown.join(' ')}\``));
+        },
+      );
+      if (opts.timeoutMs !== undefined) timer = setTimeout(stop, opts.timeoutMs);
+      if (opts.signal) {
+        if (opts.signal.aborted) stop();
+        else opts.signal.addEventListener('abort', stop, { once: true });
+      }
+    });
   }
 
   /** Exit statuses seen on a channel before run() got to listen (see openExec). */

@@ -74,9 +74,9 @@ describe('SshTransport against a real sshd', () => {
     expect(env.stdout).toBe('$(id) `id` ;x');
   });
 
-  test('30 concurrent execs share one TCP connection and never exceed 10 channels', async () => {
+  test('30 concurrent execs share one TCP connection and never exceed 10 channels (one channel per command)', async () => {
     const before = sshd.connectionCount();
-    const t = ssh();
+    const t = ssh({}, { agent: false });
     const results = await Promise.all(
       Array.from({ length: 30 }, (_, i) => t.exec(['sh', '-c', 'sleep 0.2; echo "$1"', 'sh', `job-${i}`])),
     );
@@ -88,6 +88,63 @@ describe('SshTransport against a real sshd', () => {
     // Give a second connection the chance to show up in the log if there were one.
     await new Promise((r) => setTimeout(r, 200));
     expect(sshd.connectionCount()).toBe(before + 1);
+  });
+
+  test('30 concurrent execs through the agent: one channel, each result back to its own caller as soon as it ends', async () => {
+    const t = ssh();
+    const order: number[] = [];
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        t.exec(['sh', '-c', 'sleep "$2"; printf "%s\\n" "$1"; printf "e%s" "$1" >&2; exit "$3"', 'sh', `job-${i}`, i % 3 === 0 ? '0.8' : '0.05', String(i % 5)]).then((r) => {
+          order.push(i);
+          return r;
+        }),
+      ),
+    );
+    expect(results.map((r) => [r.stdout, r.stderr, r.code, r.signal])).toEqual(Array.from({ length: 30 }, (_, i) => [`job-${i}\n`, `ejob-${i}`, i % 5, null]));
+    expect(t.peakChannels).toBe(1);
+    // The slow ones did not hold the fast ones back: every fast job came back before any slow one.
+    const firstSlow = order.findIndex((i) => i % 3 === 0);
+    expect(order.slice(firstSlow).every((i) => i % 3 === 0)).toBe(true);
+  });
+
+  test('the agent carries newlines, quotes, a frame-like line, empty arguments, 2 MB of output and the environment intact; a signal is a signal; a missing program is 127', async () => {
+    const t = ssh();
+    const odd = "a\nb'c\"$(id)`x`\n\n--baton-agent-0-- e\n";
+    expect((await t.exec(['printf', '%s', odd])).stdout).toBe(odd);
+    const big = await t.exec(['sh', '-c', 'head -c 2000000 /dev/zero | tr "\\0" x']);
+    expect(big.stdout.length).toBe(2_000_000);
+    expect((await t.exec(['sh', '-c', 'printf %s "$BATON_X"'], { env: { BATON_X: 'a b\n$(id)' } })).stdout).toBe('a b\n$(id)');
+    expect(await t.exec(['sh', '-c', 'kill -TERM $$'])).toMatchObject({ code: null, signal: 'SIGTERM', timedOut: false });
+    expect((await t.exec(['printf', '[%s]', '', 'x', '', ''])).stdout).toBe('[][x][][]');
+    const missing = await t.exec(['baton-no-such-program']);
+    expect(missing.code).toBe(127);
+    expect(missing.stderr).toMatch(/baton-no-such-program: No such file or directory/);
+    expect(t.peakChannels).toBe(1);
+  });
+
+  test('the agent and what it runs killed on the node: the command in flight fails as a lost connection, saying its outcome is unknown; the next command works', async () => {
+    const t = ssh();
+    expect((await t.exec(['true'])).code).toBe(0);
+    const marker = `0.${Date.now()}${process.pid}3`;
+    const inFlight = t.exec(['sleep', '30', marker]);
+    inFlight.catch(() => {}); // asserted below; it fails before the assertion is reached
+    await new Promise((r) => setTimeout(r, 200));
+    // The agent is the perl given our boundary; the class keeps the pattern from matching this sh.
+    const kill = await t.exec(['sh', '-c', 'pkill -KILL -f "^perl -e .*--baton-agen[t]-"; pkill -KILL -f "^sleep 30 $1"', 'sh', marker], { stdin: '' });
+    expect(kill.code).toBe(0);
+    await expect(inFlight).rejects.toThrow(/lost the connection to node1 .*while running `sleep 30 .*outcome on the node is unknown/s);
+    expect((await t.exec(['echo', 'again'])).stdout).toBe('again\n');
+  });
+
+  test('a node without perl: the agent does not start, said once in the log, and every command goes over its own channel', async () => {
+    const logs: string[] = [];
+    const t = ssh({}, { agentPerl: 'baton-no-such-perl', log: (m) => logs.push(m) });
+    const results = await Promise.all(Array.from({ length: 4 }, (_, i) => t.exec(['sh', '-c', 'sleep 0.2; echo "$1"', 'sh', `job-${i}`])));
+    expect(results.map((r) => r.stdout)).toEqual(['job-0\n', 'job-1\n', 'job-2\n', 'job-3\n']);
+    expect(t.peakChannels).toBeGreaterThan(1);
+    expect((await t.exec(['sh', '-c', 'exit 3'])).code).toBe(3);
+    expect(logs.filter((l) => /one SSH channel per command from now on: .*command agent/.test(l))).toHaveLength(1);
   });
 
   test('a changed host key is refused, naming both fingerprints and the known_hosts line', async () => {

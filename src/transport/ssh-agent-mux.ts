@@ -1,0 +1,190 @@
+/**
+ * Many commands over one SSH channel, through a small agent on the node (ssh-agent-script.ts).
+ *
+ * Why: each SSH exec costs a channel (open, confirm, exec request and reply, exit status, EOF,
+ * close), a forked sshd session child, and the login shell and baton's sh wrapper before the
+ * command itself: three processes and some 4–6 ms of CPU on the node per command, which a move
+ * pays ~35 times per service group, on nodes that are at that moment busy moving storage. The
+ * agent forks and execs the command itself: one process per command. Ansible's pipelining and
+ * mitogen keep a process on the node for the same reason.
+ *
+ * Commands still start the moment they are sent and each result comes back the moment its
+ * command ended (nothing waits for a batch). What one channel per command gave is kept: each
+ * command in a session of its own (a timeout or an abort kills its whole process group, TERM
+ * then KILL), stdout and stderr apart, an exit status or a signal; a result is complete when the
+ * command exited and its output pipes closed. Commands with stdin keep their own channel.
+ */
+import { randomBytes } from 'node:crypto';
+import { quoteArg } from './quote.js';
+import { AGENT_SCRIPT } from './ssh-agent-script.js';
+
+/** A fresh boundary: 128 random bits, so no command's output holds it by chance. */
+export const newBoundary = (): string => `--baton-agent-${randomBytes(16).toString('hex')}--`;
+
+/** The exec request that starts the agent; exit 127 from the login shell means no perl. */
+export const agentCommand = (boundary: string, perl = 'perl'): string => `exec ${quoteArg(perl)} -e ${quoteArg(AGENT_SCRIPT)} -- ${quoteArg(boundary)}`;
+
+const hex = (s: string): string => Buffer.from(s, 'utf8').toString('hex');
+
+/** One run request: env words, `--`, argv words, each hex-encoded. */
+export function runLine(id: number, argv: readonly string[], env: Record<string, string> = {}): string {
+  const words = [...Object.entries(env).map(([k, v]) => `${k}=${v}`), '--', ...argv];
+  return `R ${id} ${words.map(hex).join(' ')}\n`;
+}
+
+export const killLine = (id: number, graceTicks: number): string => `K ${id} ${graceTicks}\n`;
+
+export interface AgentFrame {
+  id: number;
+  code: number | null;
+  signal: string | null;
+  stdout: Buffer;
+  stderr: Buffer;
+}
+
+const SIGNALS: Record<number, string> = { 1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 6: 'SIGABRT', 9: 'SIGKILL', 13: 'SIGPIPE', 14: 'SIGALRM', 15: 'SIGTERM' };
+
+/** Splits the agent's stdout into its ready line and frames; a read may end anywhere in a frame. */
+export class AgentParser {
+  private buf: Buffer = Buffer.alloc(0);
+  private readySeen = false;
+  private readonly ready: Buffer;
+  private readonly head: Buffer;
+  private readonly errMark: Buffer;
+  private readonly endMark: Buffer;
+
+  constructor(
+    boundary: string,
+    private readonly onReady: () => void,
+    private readonly onFrame: (f: AgentFrame) => void,
+  ) {
+    this.ready = Buffer.from(`${boundary} ready\n`);
+    this.head = Buffer.from(`\n${boundary} `);
+    this.errMark = Buffer.from(`\n${boundary} e\n`);
+    this.endMark = Buffer.from(`\n${boundary} .\n`);
+  }
+
+  push(chunk: Buffer): void {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    if (!this.readySeen) {
+      const at = this.buf.indexOf(this.ready);
+      if (at < 0) return;
+      this.readySeen = true;
+      this.buf = this.buf.subarray(at + this.ready.length);
+      this.onReady();
+    }
+    for (;;) {
+      const start = this.buf.indexOf(this.head);
+      if (start < 0) return;
+      const nl = this.buf.indexOf(0x0a, start + this.head.length);
+      if (nl < 0) return;
+      const err = this.buf.indexOf(this.errMark, nl + 1);
+      if (err < 0) return;
+      const end = this.buf.indexOf(this.endMark, err + this.errMark.length);
+      if (end < 0) return;
+      const [id, how, n] = this.buf.subarray(start + this.head.length, nl).toString('latin1').split(' ');
+      const num = Number(n);
+      const frame: AgentFrame = {
+        id: Number(id),
+        code: how === 'c' ? num : null,
+        signal: how === 's' ? (SIGNALS[num] ?? `SIG${num}`) : null,
+        stdout: this.buf.subarray(nl + 1, err),
+        stderr: this.buf.subarray(err + this.errMark.length, end),
+      };
+      this.buf = this.buf.subarray(end + this.endMark.length);
+      this.onFrame(frame);
+    }
+  }
+}
+
+/** The channel the agent runs on, as much of it as AgentSession needs. */
+export interface AgentChannel {
+  write(data: string): unknown;
+  end(): unknown;
+  close(): unknown;
+  on(event: 'data', f: (b: Buffer) => void): unknown;
+  on(event: 'close' | 'exit', f: () => void): unknown;
+  stderr: { on(event: 'data', f: (b: Buffer) => void): unknown };
+}
+
+interface Pending {
+  resolve: (f: AgentFrame) => void;
+  reject: (e: unknown) => void;
+}
+
+/** One agent on one channel: sends requests, routes frames back to their callers. */
+export class AgentSession {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private dead: unknown;
+  private stderrTail = '';
+
+  private constructor(private readonly channel: AgentChannel) {}
+
+  /**
+   * Starts on a channel already running `agentCommand(boundary)`. Resolves once the node printed
+   * the ready line; rejects (with the agent's stderr: "perl: not found", say) when the channel
+   * ends first. `onGone`: the agent can take no more commands (its channel closed).
+   */
+  static start(channel: AgentChannel, boundary: string, onGone: () => void, readyTimeoutMs = 15_000): Promise<AgentSession> {
+    return new Promise((resolve, reject) => {
+      const s = new AgentSession(channel);
+      let ready = false;
+      const timer = setTimeout(() => {
+        if (ready) return;
+        channel.close();
+        reject(new Error(`the command agent did not start within ${readyTimeoutMs} ms`));
+      }, readyTimeoutMs);
+      const parser = new AgentParser(
+        boundary,
+        () => {
+          ready = true;
+          clearTimeout(timer);
+          resolve(s);
+        },
+        (f) => s.settle(f),
+      );
+      channel.on('data', (b) => parser.push(b));
+      channel.stderr.on('data', (b) => (s.stderrTail = (s.stderrTail + b.toString('utf8')).slice(-2000)));
+      channel.on('close', () => {
+        clearTimeout(timer);
+        const why = new Error(`the command agent's channel closed${s.stderrTail.trim() ? `: ${s.stderrTail.trim()}` : ''}`);
+        if (!ready) return reject(why);
+        s.fail(why);
+        onGone();
+      });
+    });
+  }
+
+  /** Sends one command; `done` settles with its frame, or rejects if the agent goes away first. */
+  run(argv: readonly string[], env?: Record<string, string>): { id: number; done: Promise<AgentFrame> } {
+    const id = this.nextId++;
+    if (this.dead !== undefined) return { id, done: Promise.reject(this.dead) };
+    const done = new Promise<AgentFrame>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    this.channel.write(runLine(id, argv, env));
+    return { id, done };
+  }
+
+  kill(id: number, graceTicks: number): void {
+    if (this.dead === undefined && this.pending.has(id)) this.channel.write(killLine(id, graceTicks));
+  }
+
+  /** Stops waiting for a command (its result, if it ever comes, is dropped). */
+  forget(id: number): void {
+    this.pending.delete(id);
+  }
+
+  private settle(f: AgentFrame): void {
+    const p = this.pending.get(f.id);
+    if (!p) return;
+    this.pending.delete(f.id);
+    p.resolve(f);
+  }
+
+  private fail(why: unknown): void {
+    if (this.dead !== undefined) return;
+    this.dead = why;
+    for (const p of this.pending.values()) p.reject(why);
+    this.pending.clear();
+  }
+}
