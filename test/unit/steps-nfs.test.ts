@@ -138,11 +138,11 @@ describe('export block and argv (ganesha)', () => {
     expect(() => ganeshaExportBlock({ ...args, export_id: 70000 })).toThrow(/export_id/);
   });
 
-  it('writes the file with a constant script: the paths are positional data', () => {
+  it('writes the file with a constant script: the paths and the block are positional data', () => {
     const argv = writeConfArgv({ ...args, conf_dir: '/run/x $(id)' });
     expect(argv.slice(0, 2)).toEqual(['sh', '-c']);
     expect(argv[2]).not.toContain('/run/x');
-    expect(argv.slice(4)).toEqual(['/run/x $(id)', '/run/x $(id)/export-101.conf']);
+    expect(argv.slice(4)).toEqual(['/run/x $(id)', '/run/x $(id)/export-101.conf', ganeshaExportBlock({ ...args, conf_dir: '/run/x $(id)' })]);
   });
 
   it('describes what export and unexport run', () => {

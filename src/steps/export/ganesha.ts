@@ -95,10 +95,13 @@ export function ganeshaExportBlock(raw: ExportArgs): string {
 }
 
 /** Write stdin to FILE atomically, creating DIR: constant script, paths as positional data. */
-export const WRITE_FILE_SCRIPT = 'umask 077 && mkdir -p -- "$1" && cat > "$2.baton-new" && mv -f -- "$2.baton-new" "$2"';
+// The block travels as an argument, not on stdin: a command without stdin goes through the
+// node's command agent (src/transport/ssh-agent-mux.ts) instead of an SSH channel of its own, on
+// the clients' critical path. It holds no secret (it is the export's config, shown in the plan).
+export const WRITE_FILE_SCRIPT = 'umask 077 && mkdir -p -- "$1" && printf %s "$3" > "$2.baton-new" && mv -f -- "$2.baton-new" "$2"';
 export const writeConfArgv = (a: ExportArgs): string[] => {
   const file = confPathOf(a);
-  return ['sh', '-c', WRITE_FILE_SCRIPT, 'baton-export-conf', file.slice(0, file.lastIndexOf('/')) || '/', file];
+  return ['sh', '-c', WRITE_FILE_SCRIPT, 'baton-export-conf', file.slice(0, file.lastIndexOf('/')) || '/', file, ganeshaExportBlock(a)];
 };
 
 /** The reply to a grace event, said at -v; a Ganesha without the admin interface only gets no grace. */
@@ -119,12 +122,12 @@ function logGrace(ctx: StepContext, event: number, vip: string, r: ExecResult | 
  */
 async function addExport(ctx: StepContext, a: ExportArgs, withGrace: boolean): Promise<GaneshaObserved | undefined> {
   const id = exportIdOf(a);
-  const cmds: BatchCommand[] = [{ argv: writeConfArgv(a), stdin: true }, { argv: ganeshaAddExportArgv(confPathOf(a), id), mayFail: true }];
+  const cmds: BatchCommand[] = [{ argv: writeConfArgv(a) }, { argv: ganeshaAddExportArgv(confPathOf(a), id), mayFail: true }];
   const grace = withGrace && a.vip ? ganeshaGraceArgv(GRACE_TAKE_IP, a.vip) : undefined;
   if (grace) cmds.push({ argv: grace, mayFail: true });
   // The step's probe last, in the same exec: one round trip less.
   cmds.push({ argv: ganeshaShowExportsArgv(), mayFail: true });
-  const results = await runBatch((argv, o) => ctx.run(argv, o), cmds, { stdin: ganeshaExportBlock(a) });
+  const results = await runBatch((argv, o) => ctx.run(argv, o), cmds);
   const [write, add] = results;
   const graced = grace ? results[2] : undefined;
   const shown = observedFrom(a, results[cmds.length - 1]);
