@@ -9,6 +9,9 @@
 // Target: k=8 ≤ 1.3 × k=1.
 // Root; runs from dist/ (`npm run build` first).
 // Usage: node bench/groups.mjs [rounds]   (BATON_TRACE_EXEC=DIR: one exec trace per timed run, DIR/kK-rR.trace)
+// BENCH_GROUPS_KS=1,8 times only those k; BENCH_COMPARE_AGENT=1 also times each k with one SSH
+// channel per command (BATON_SSH_AGENT=0), interleaved with the default, to see what the node's
+// command agent gives (docs/speed.md).
 // The lab's name and /24 are its own (BENCH_GROUPS_LAB, BENCH_GROUPS_SUBNET to change them).
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -32,7 +35,9 @@ const { labUp } = await import(new URL('../dist/lab/up.js', import.meta.url).hre
 const { labDown } = await import(new URL('../dist/lab/down.js', import.meta.url).href);
 
 const rounds = Number(process.argv[2] ?? 5);
-const KS = [1, 2, 4, 8];
+const KS = (process.env.BENCH_GROUPS_KS ?? '1,2,4,8').split(',').map(Number);
+const VARIANTS = process.env.BENCH_COMPARE_AGENT === '1' ? ['agent', 'channels'] : ['agent'];
+const variantEnv = (v) => (v === 'channels' ? { BATON_SSH_AGENT: '0' } : {});
 const spec = { name: process.env.BENCH_GROUPS_LAB ?? 'benchgroups', subnet: process.env.BENCH_GROUPS_SUBNET ?? '198.18.207.0/24', nodes: 2, clients: 1, disks: 8, diskMiB: 32, groups: 8 };
 const traceDir = process.env.BATON_TRACE_EXEC;
 if (traceDir) mkdirSync(traceDir, { recursive: true });
@@ -93,27 +98,33 @@ try {
   }
 
   let node = 'n1';
-  const times = Object.fromEntries(KS.map((k) => [k, []]));
+  const times = Object.fromEntries(KS.flatMap((k) => VARIANTS.map((v) => [`${k}/${v}`, []])));
   console.log(`bench/groups: ${rounds} rounds of k = ${KS.join(', ')} on lab ${spec.name} (2 nodes, 8 groups); load ${load()}`);
   for (let r = 0; r < rounds; r++) {
-    for (const k of r % 2 ? [...KS].reverse() : KS) {
+    const order = KS.flatMap((k) => VARIANTS.map((v) => [k, v]));
+    for (const [k, v] of r % 2 ? order.reverse() : order) {
       await arrange(k, node);
-      const extraEnv = traceDir ? { BATON_TRACE_EXEC: path.join(traceDir, `k${k}-r${r}.trace`) } : {};
+      const extraEnv = { ...variantEnv(v), ...(traceDir ? { BATON_TRACE_EXEC: path.join(traceDir, `k${k}-${v}-r${r}.trace`) } : {}) };
       const t0 = performance.now();
       const res = await ok(run('node-evacuate.yml', { node }, '--json'), `node-evacuate ${node} (k=${k})`, extraEnv);
       const ms = performance.now() - t0;
       const summary = res.out.split('\n').filter((l) => l.includes('"type":"summary"')).map((l) => JSON.parse(l))[0];
       const moved = (summary?.items ?? []).filter((i) => i.play === 0 && i.outcome === 'succeeded').length;
       if (moved !== k) throw new Error(`node-evacuate ${node} moved ${moved} groups, expected ${k}:\n${res.out}`);
-      times[k].push(ms);
-      console.log(`  round ${r + 1} k=${k}: ${ms.toFixed(0)} ms (${node} -> ${node === 'n1' ? 'n2' : 'n1'}; load ${load()})`);
+      times[`${k}/${v}`].push(ms);
+      console.log(`  round ${r + 1} k=${k}${VARIANTS.length > 1 ? ` ${v}` : ''}: ${ms.toFixed(0)} ms (${node} -> ${node === 'n1' ? 'n2' : 'n1'}; load ${load()})`);
       node = node === 'n1' ? 'n2' : 'n1';
     }
   }
   console.log('');
-  for (const k of KS) console.log(`k=${k}: ${stats(times[k])}`);
-  const ratio = median(times[8]) / median(times[1]);
-  console.log(`k=8 / k=1 = ${ratio.toFixed(2)} (target ≤ 1.30: ${ratio <= 1.3 ? 'met' : 'NOT met'})`);
+  for (const v of VARIANTS) {
+    const tag = VARIANTS.length > 1 ? ` ${v}` : '';
+    for (const k of KS) console.log(`k=${k}${tag}: ${stats(times[`${k}/${v}`])}`);
+    if (times[`8/${v}`] && times[`1/${v}`]) {
+      const ratio = median(times[`8/${v}`]) / median(times[`1/${v}`]);
+      console.log(`k=8 / k=1${tag} = ${ratio.toFixed(2)} (target ≤ 1.30: ${ratio <= 1.3 ? 'met' : 'NOT met'})`);
+    }
+  }
 } finally {
   await labDown(spec.name).catch(() => undefined);
   rmSync(work, { recursive: true, force: true });
