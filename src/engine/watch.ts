@@ -94,6 +94,7 @@ export class FailureTracker {
   private readonly lastFailover = new Map<string, number>();
   private readonly lastSeen = new Map<string, string[]>();
   private readonly dead = new Map<string, boolean>();
+  private readonly saw = new Map<string, WatchDecision['saw']>();
 
   constructor(private readonly s: WatchSettings) {}
 
@@ -106,6 +107,7 @@ export class FailureTracker {
     for (const h of health) {
       const before = this.streak.get(h.name) ?? 0;
       const saw = { reachable: h.reachable, power: h.power, ...(h.error ? { error: h.error } : {}), groups: h.groups };
+      this.saw.set(h.name, saw);
       const lastSeen = this.lastSeen.get(h.name);
       const decide = (action: WatchAction, why: string, failures: number) =>
         out.push({ at: new Date(now).toISOString(), controller, node: h.name, action, why, failures, saw, ...(lastSeen ? { lastSeen } : {}) });
@@ -155,6 +157,11 @@ export class FailureTracker {
   /** A failover of `node` started outside judge() (an orphan's re-run): the cool-down counts from now. */
   startedFailover(node: string, now: number): void {
     this.lastFailover.set(node, now);
+  }
+
+  /** What the last round saw of a node (absent: never observed). */
+  lastSaw(node: string): WatchDecision['saw'] | undefined {
+    return this.saw.get(node);
   }
 
   /** Confirmed failed (as judge() would say), read whole in the last round, or neither yet. */
@@ -336,7 +343,9 @@ async function settleOrphans(w: WatchLoop, tracker: FailureTracker, controller: 
   const playbook = w.playbook ?? 'node-failover.yml';
   for (const o of orphans) {
     const j = judgeOrphan(o, playbook, (n) => tracker.verdict(n));
-    const base = { controller, node: j.node ?? '-', failures: 0, saw: { reachable: false, power: 'unknown', groups: [] as string[] }, run: o.runId };
+    // What was seen of the failed node of an orphaned failover; of no node for another run.
+    const saw = (j.node && tracker.lastSaw(j.node)) || { reachable: false, power: 'unknown', groups: [] as string[] };
+    const base = { controller, node: j.node ?? '-', failures: 0, saw, run: o.runId };
     const write = async (action: WatchAction, why: string, exit?: number) => {
       const d: WatchDecision = { ...base, at: new Date().toISOString(), action, why, ...(exit !== undefined ? { exit } : {}) };
       w.say(`watch: ${d.node}: ${action}: ${why}`);

@@ -47,7 +47,7 @@ interface Calls {
   undos: string[];
 }
 
-async function loop(o: { orphans: Orphan[][]; health: NodeHealth[]; failoverExit?: number[]; dryRun?: boolean; leader?: boolean; rounds?: number }): Promise<Calls & { decisions: Array<{ action: string; why: string; run?: string; exit?: number }> }> {
+async function loop(o: { orphans: Orphan[][]; health: NodeHealth[]; failoverExit?: number[]; dryRun?: boolean; leader?: boolean; rounds?: number }): Promise<Calls & { decisions: Array<{ action: string; why: string; run?: string; exit?: number; saw: { power: string } }> }> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-watch-orphans-'));
   dirs.push(dir);
   const calls: Calls = { failovers: [], undos: [] };
@@ -67,7 +67,7 @@ async function loop(o: { orphans: Orphan[][]; health: NodeHealth[]; failoverExit
     undo: async (runId) => (calls.undos.push(runId), 0),
   });
   const file = path.join(dir, 'watch.jsonl');
-  const decisions = (existsSync(file) ? readFileSync(file, 'utf8') : '').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { action: string; why: string; run?: string; exit?: number });
+  const decisions = (existsSync(file) ? readFileSync(file, 'utf8') : '').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { action: string; why: string; run?: string; exit?: number; saw: { power: string } });
   return { ...calls, decisions };
 }
 
@@ -79,6 +79,8 @@ describe('the leading watcher and orphaned runs', () => {
     const about = r.decisions.filter((d) => d.run === failoverOrphan.runId);
     expect(about.map((d) => d.action)).toEqual(['orphan-wait', 'rerun', 'rerun']);
     expect(about[2]).toMatchObject({ exit: 0, why: `node-failover for n1 (finishing orphan ${failoverOrphan.runId}) ended with exit 0` });
+    // What it saw of n1 is journaled with the decision.
+    expect(about[1]!.saw.power).toBe('off');
     // The round that re-ran it did not start a second failover of n1.
     expect(r.decisions.filter((d) => d.action === 'failover')).toEqual([]);
   });
