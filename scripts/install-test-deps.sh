@@ -8,7 +8,8 @@
 #   - ansible-core's ansible-inventory and ansible-vault, what the inventory corpus is compared
 #     with, live; sudo, what `become` runs on the lab's nodes; openssh-client's `ssh -G`;
 #   - tmux for `--step` on a real terminal; bash and zsh to source the completion scripts;
-#     man-db to render the man page.
+#     man-db to render the man page;
+#   - openssl, which makes the CA and certificates of the etcd TLS test (etcd-tls.test.ts).
 # Fast and silent-ish when all is there (dpkg-query only, no apt-get update). As root it
 # installs what is missing. Not root, it installs nothing and says loudly what is missing and
 # which tests will fail for it, then lets the tests run (the unit tests need none of it).
@@ -18,7 +19,7 @@
 # work without the recommended fonts/upower/notification packages (checked on Debian 12).
 set -eu
 
-PACKAGES="chromium libxml2-utils tmux zsh bash man-db ansible-core sudo openssh-client"
+PACKAGES="chromium libxml2-utils tmux zsh bash man-db ansible-core sudo openssh-client openssl"
 here=$(dirname "$0")
 
 if [ "${BATON_SKIP_TEST_DEPS:-}" = 1 ]; then
@@ -41,7 +42,7 @@ if [ "$(id -u)" != 0 ]; then
     echo "!!"
     echo "!! install-test-deps: NOT ROOT, so nothing was installed. Missing Debian packages:"
     [ -z "$lab_missing" ] || echo "!!   for the lab and SSH integration tests:$lab_missing"
-    [ -z "$missing" ] || echo "!!   for the report, terminal and inventory tests:$missing"
+    [ -z "$missing" ] || echo "!!   for the report, terminal, inventory and etcd TLS tests:$missing"
     echo "!! Those tests will FAIL. Install with: sudo sh $here/install-test-deps.sh"
     echo "!! (the lab tests also need root to run: sudo npm test)"
     echo "!!"

@@ -1,5 +1,6 @@
 import { coordinatorSpec, openCoordinator } from '../engine/coordinator.js';
 import { newRunId } from '../engine/journal.js';
+import { loadInventory } from '../inventory/load.js';
 import { Session } from '../engine/session.js';
 import { Redactor } from '../engine/redact.js';
 import { changesToRevert, executeUndo, loadUndoInventory, planUndo, resolveRunId } from '../engine/undo.js';
@@ -24,8 +25,11 @@ export interface UndoOptions {
 
 export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<number> {
   const t0 = Date.now();
-  // With etcd: a run another controller journaled is copied here first, its undos too.
-  const synced = await openCoordinator(coordinatorSpec(o.coordinator)).syncJournals();
+  // With etcd: a run another controller journaled is copied here first, its undos too. With -i,
+  // the inventory's baton_coordinator and etcd TLS files count already (a watcher's undo).
+  const given = inventorySources(o.inventory);
+  const early = given.length ? loadInventory(given, { vault: vaultSecrets(o) }) : undefined;
+  const synced = await openCoordinator(coordinatorSpec(o.coordinator, early), early).syncJournals();
   for (const n of synced) process.stderr.write(`${n}\n`);
   const runId = resolveRunId(idOrPrefix);
   const plan = planUndo(runId);
@@ -59,7 +63,7 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
   }
 
   const undoId = newRunId();
-  const coordinator = openCoordinator(coordinatorSpec(o.coordinator, inventory));
+  const coordinator = openCoordinator(coordinatorSpec(o.coordinator, inventory), inventory);
   const reporter = await makeReporter(o);
   const session = new Session({
     inventory,
@@ -72,6 +76,7 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
   try {
     const notes = session.notes;
     if (plan.torn) notes.push(`note: the last line of run ${runId}'s journal was torn (the controller died while writing it); that record was never acted on`);
+    await coordinator.check();
     const hosts = [...new Set(pending.map((p) => p.on))];
     const unreachable = await session.connect(hosts);
     if (unreachable.length) {

@@ -11,6 +11,7 @@ import { observeGroups } from '../facts/groups.js';
 import { coordinatorSpec, openCoordinator } from '../engine/coordinator.js';
 import { newRunId } from '../engine/journal.js';
 import { leaseSeconds } from '../engine/locks/index.js';
+import { OrphanFinder } from '../engine/orphans.js';
 import { runSession } from '../engine/session.js';
 import { stateDir } from '../engine/state-dir.js';
 import { DecisionLog, DEFAULT_WATCH, EtcdLeadership, healthOf, SingleWatcher, watch, type Leadership } from '../engine/watch.js';
@@ -19,6 +20,7 @@ import { BatonError, ExitCode } from '../util/errors.js';
 import { makeReporter } from '../report/make.js';
 import { connectTimeoutMsFor } from './check.js';
 import { applyRemoteUser, inventorySources, loadInputs, vaultSecrets } from './inputs.js';
+import { undoCommand } from './undo.js';
 
 export interface WatchOptions {
   inventory?: string[];
@@ -59,7 +61,7 @@ export async function watchCommand(o: WatchOptions): Promise<number> {
   };
   const playbook = o.playbook ?? 'node-failover.yml';
   const spec = coordinatorSpec(o.coordinator, inventory);
-  const coordinator = openCoordinator(spec);
+  const coordinator = openCoordinator(spec, inventory);
   const id = newRunId();
   const leadership: Leadership = coordinator.etcd ? new EtcdLeadership(coordinator.etcd, id, leaseSeconds()) : new SingleWatcher(id);
   const log = new DecisionLog(stateDir(), coordinator.etcd);
@@ -79,6 +81,11 @@ export async function watchCommand(o: WatchOptions): Promise<number> {
       say,
       signal: stop.signal,
       rounds: o.rounds === undefined ? undefined : Math.round(positive(o.rounds, '--rounds', 1)),
+      playbook,
+      // With etcd, runs a dead controller left are finished or undone (docs/watch.md).
+      ...(coordinator.etcd ? { orphans: new OrphanFinder(coordinator.etcd) } : {}),
+      // The same undo as `baton undo RUN --yes`, with this watcher's inventory and coordinator.
+      undo: (runId) => undoCommand(runId, { inventory: o.inventory, vaultPasswordFile: o.vaultPasswordFile, vaultId: o.vaultId, yes: true, json: o.json, coordinator: spec }),
       observe: async () => {
         // Fresh connections every round: a dead node's old connection must not read as alive.
         const pool = new TransportPool((name) => {

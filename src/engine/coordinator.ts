@@ -8,10 +8,10 @@
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Inventory } from '../inventory/model.js';
-import { EtcdClient, parseEtcdEndpoints } from '../transport/etcd.js';
+import { EtcdClient, parseEtcdEndpoints, type EtcdTls } from '../transport/etcd.js';
 import { BatonError, ExitCode } from '../util/errors.js';
 import { journalPath } from './journal.js';
-import { EtcdLockService, JOURNAL_PREFIX } from './locks/etcd.js';
+import { EtcdLockService, JOURNAL_PREFIX, LOCK_PREFIX } from './locks/etcd.js';
 import { LocalFileLockService, NodeLockService, type LockService } from './locks/index.js';
 import { runsDir } from './state-dir.js';
 
@@ -27,12 +27,18 @@ export interface Coordinator {
   syncJournals(dir?: string): Promise<string[]>;
   /** The etcd client, for a watcher's election (absent: embedded). */
   readonly etcd?: EtcdClient;
+  /**
+   * Can it be used at all (etcd answers, its certificate is trusted, ours accepted)? Asked before
+   * a run contacts any node: a coordinator that cannot work stops it there (exit 4).
+   */
+  check(): Promise<void>;
 }
 
 export const EMBEDDED: Coordinator = {
   label: 'embedded',
   lockServices: () => [new LocalFileLockService(), new NodeLockService()],
   syncJournals: async () => [],
+  check: async () => undefined,
 };
 
 /** The coordinator spec in force: the flag, else the environment, else the inventory's `baton_coordinator`. */
@@ -44,12 +50,51 @@ export function coordinatorSpec(flag?: string, inventory?: Inventory): string | 
   return typeof v === 'string' && v.trim() ? v.trim() : undefined;
 }
 
-export function openCoordinator(spec: string | undefined): Coordinator {
+const TLS_SETTINGS = [
+  { field: 'ca', env: 'BATON_ETCD_CACERT', inventoryVar: 'baton_etcd_cacert', what: "the CA that signed etcd's server certificates" },
+  { field: 'cert', env: 'BATON_ETCD_CERT', inventoryVar: 'baton_etcd_cert', what: 'the client certificate baton shows etcd' },
+  { field: 'key', env: 'BATON_ETCD_KEY', inventoryVar: 'baton_etcd_key', what: "that certificate's private key" },
+] as const;
+
+/**
+ * TLS files for `etcds://`: each from the environment (BATON_ETCD_CACERT, BATON_ETCD_CERT,
+ * BATON_ETCD_KEY, as etcdctl's ETCDCTL_* ones), else the inventory's all.vars (baton_etcd_cacert,
+ * baton_etcd_cert, baton_etcd_key). Read now: a missing file is said before anything starts.
+ */
+export function coordinatorTls(inventory?: Inventory): EtcdTls {
+  const tls: EtcdTls = {};
+  const sources: string[] = [];
+  for (const s of TLS_SETTINGS) {
+    const env = process.env[s.env]?.trim();
+    const v = inventory?.groups.get('all')?.vars[s.inventoryVar];
+    const file = env || (typeof v === 'string' && v.trim() ? v.trim() : undefined);
+    if (!file) continue;
+    const from = env ? `${s.env}=${file}` : `${s.inventoryVar}: ${file}`;
+    try {
+      tls[s.field] = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new BatonError(`cannot read ${s.what} for etcd (${from}): ${(e as Error).message}. Nothing was changed.`, ExitCode.INVALID);
+    }
+    sources.push(from);
+  }
+  if (Boolean(tls.cert) !== Boolean(tls.key)) {
+    throw new BatonError(`etcd TLS: a client certificate needs its key and a key its certificate (${sources.join(', ')}); give both BATON_ETCD_CERT and BATON_ETCD_KEY (or baton_etcd_cert and baton_etcd_key). Nothing was changed.`, ExitCode.INVALID);
+  }
+  if (sources.length) tls.source = sources.join(', ');
+  return tls;
+}
+
+export function openCoordinator(spec: string | undefined, inventory?: Inventory): Coordinator {
   if (!spec || spec === 'embedded') return EMBEDDED;
   if (!/^(etcds?|https?):\/\//.test(spec)) {
-    throw new BatonError(`unknown coordinator "${spec}": expected "embedded" or etcd://host:port[,host:port…]`, ExitCode.INVALID);
+    throw new BatonError(`unknown coordinator "${spec}": expected "embedded" or etcd://host:port[,host:port…] (etcds:// for TLS)`, ExitCode.INVALID);
   }
-  const client = new EtcdClient(parseEtcdEndpoints(spec), { timeoutMs: Number(process.env.BATON_ETCD_TIMEOUT_MS) || 3000 });
+  const endpoints = parseEtcdEndpoints(spec);
+  const tls = coordinatorTls(inventory);
+  if (tls.source && !endpoints.some((e) => e.startsWith('https://'))) {
+    throw new BatonError(`etcd TLS files are given (${tls.source}) but the coordinator "${spec}" is plain HTTP: write etcds://host:port to use them. Nothing was changed.`, ExitCode.INVALID);
+  }
+  const client = new EtcdClient(endpoints, { timeoutMs: Number(process.env.BATON_ETCD_TIMEOUT_MS) || 3000, tls });
   return new EtcdCoordinator(client);
 }
 
@@ -57,6 +102,14 @@ export class EtcdCoordinator implements Coordinator {
   readonly label: string;
   constructor(readonly etcd: EtcdClient) {
     this.label = `etcd (${etcd.endpoints.join(', ')})`;
+  }
+
+  async check(): Promise<void> {
+    try {
+      await this.etcd.range(LOCK_PREFIX, { prefix: true, keysOnly: true });
+    } catch (e) {
+      throw new BatonError(`cannot use the coordinator ${this.label}: ${(e as Error).message}. Nothing was touched: no node was contacted.`, ExitCode.UNREACHABLE);
+    }
   }
 
   // This controller's lock file first (no network: two runs from one state dir never reach

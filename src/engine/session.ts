@@ -184,7 +184,7 @@ export async function runSession(inputs: RunInputs, o: RunSettings, hooks: RunHo
   const ask = hooks.confirm;
   const runId = newRunId();
   const redactor = hooks.redactor ?? secretsOf(inputs);
-  const coordinator = openCoordinator(coordinatorSpec(o.coordinator, inputs.inventory));
+  const coordinator = openCoordinator(coordinatorSpec(o.coordinator, inputs.inventory), inputs.inventory);
   const session = new Session({ inventory: inputs.inventory, reporter, acceptNew: o.acceptNew, onEvent: hooks.onEvent, ...(hooks.pool ? { pool: hooks.pool } : {}), coordinator });
 
   const interrupt = new AbortController();
@@ -206,6 +206,8 @@ export async function runSession(inputs: RunInputs, o: RunSettings, hooks: RunHo
     // looped plays too: each item's hosts and each item's lock are known before anything starts.
     // A placement play's items are the moves what runs where now asks for (cli resolves them
     // first to show the plan; a drill's inputs arrive unresolved).
+    // etcd unreachable, or its certificate not trusted: said before any node is read.
+    if (!check) await coordinator.check();
     const placed = await resolvePlaybookPlacement(inputs.playbook, inputs.inventory, inputs.extraVars, { transportOf: (n) => session.pool.get(n), bmcRunner: new LocalTransport('controller') });
     session.notes.push(...placed.notes);
     inputs = { ...inputs, playbook: placed.playbook };

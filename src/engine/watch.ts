@@ -16,6 +16,7 @@ import type { ClusterStatus } from '../facts/groups.js';
 import { acquireLock, type HeldLock } from './lock.js';
 import { controllerIdentity } from './locks/identity.js';
 import type { EtcdClient } from '../transport/etcd.js';
+import { judgeOrphan, type NodeVerdict, type Orphan } from './orphans.js';
 
 export interface WatchSettings {
   /** Between rounds (default 5 s). */
@@ -54,7 +55,20 @@ export function healthOf(status: ClusterStatus): NodeHealth[] {
   }));
 }
 
-export type WatchAction = 'failover' | 'would-failover' | 'suspect' | 'sick' | 'cooldown' | 'not-leader' | 'recovered';
+export type WatchAction =
+  | 'failover'
+  | 'would-failover'
+  | 'suspect'
+  | 'sick'
+  | 'cooldown'
+  | 'not-leader'
+  | 'recovered'
+  // A run whose controller died mid-run (orphans.ts): re-run, undone, or not decided yet.
+  | 'rerun'
+  | 'undo'
+  | 'orphan-wait'
+  | 'would-rerun'
+  | 'would-undo';
 
 /** One decision, as logged and journaled: what was seen, what was done, and why. */
 export interface WatchDecision {
@@ -68,6 +82,10 @@ export interface WatchDecision {
   saw: { reachable: boolean; power: string; error?: string; groups: string[] };
   /** The groups this watcher last saw on the node while it could be read (what a failover takes over). */
   lastSeen?: string[];
+  /** The orphaned run a rerun/undo decision is about. */
+  run?: string;
+  /** On the record written when an action ended: its exit code. */
+  exit?: number;
 }
 
 /** The failure counts and cool-downs across rounds: the decision without any I/O. */
@@ -75,6 +93,8 @@ export class FailureTracker {
   private readonly streak = new Map<string, number>();
   private readonly lastFailover = new Map<string, number>();
   private readonly lastSeen = new Map<string, string[]>();
+  private readonly dead = new Map<string, boolean>();
+  private readonly saw = new Map<string, WatchDecision['saw']>();
 
   constructor(private readonly s: WatchSettings) {}
 
@@ -87,9 +107,11 @@ export class FailureTracker {
     for (const h of health) {
       const before = this.streak.get(h.name) ?? 0;
       const saw = { reachable: h.reachable, power: h.power, ...(h.error ? { error: h.error } : {}), groups: h.groups };
+      this.saw.set(h.name, saw);
       const lastSeen = this.lastSeen.get(h.name);
       const decide = (action: WatchAction, why: string, failures: number) =>
         out.push({ at: new Date(now).toISOString(), controller, node: h.name, action, why, failures, saw, ...(lastSeen ? { lastSeen } : {}) });
+      this.dead.set(h.name, !h.read && (h.power === 'off' || !h.reachable));
       if (h.read) {
         this.lastSeen.set(h.name, h.groups);
         this.streak.set(h.name, 0);
@@ -130,6 +152,24 @@ export class FailureTracker {
   /** A failover ran (or was tried): the node starts counting again from zero. */
   acted(node: string): void {
     this.streak.set(node, 0);
+  }
+
+  /** A failover of `node` started outside judge() (an orphan's re-run): the cool-down counts from now. */
+  startedFailover(node: string, now: number): void {
+    this.lastFailover.set(node, now);
+  }
+
+  /** What the last round saw of a node (absent: never observed). */
+  lastSaw(node: string): WatchDecision['saw'] | undefined {
+    return this.saw.get(node);
+  }
+
+  /** Confirmed failed (as judge() would say), read whole in the last round, or neither yet. */
+  verdict(node: string): NodeVerdict {
+    const streak = this.streak.get(node);
+    if (streak === undefined) return 'unknown';
+    if (streak === 0) return this.lastSeen.has(node) ? 'healthy' : 'unknown';
+    return streak >= this.s.failures && this.dead.get(node) ? 'failed' : 'unknown';
   }
 }
 
@@ -234,8 +274,12 @@ export class DecisionLog {
   }
 
   /**
-   * When any watcher last started a failover of `node`, as etcd knows it: a new leader (the old
-   * one killed mid-run) must keep the cool-down its predecessor started.
+   * When any watcher last completed a failover of `node` (exit 0), as etcd knows it: a new leader
+   * keeps the cool-down its predecessor's failover started. A failover decided and never ended
+   * (its watcher killed) does not count: either it never reached its first change (nothing
+   * journaled; this watcher fails the node over), or its run is journaled in etcd and is finished
+   * or undone as an orphan once its lease expired (orphans.ts); a run still alive holds its locks,
+   * and a second one meets exit 5.
    */
   async lastFailover(node: string): Promise<number | undefined> {
     if (!this.etcd) return undefined;
@@ -244,7 +288,7 @@ export class DecisionLog {
     for (const kv of kvs) {
       try {
         const d = JSON.parse(kv.value) as WatchDecision;
-        if (d.node === node && d.action === 'failover') last = Math.max(last ?? 0, Date.parse(d.at));
+        if (d.node === node && (d.action === 'failover' || d.action === 'rerun') && d.exit === 0) last = Math.max(last ?? 0, Date.parse(d.at));
       } catch {
         // not a decision
       }
@@ -259,6 +303,12 @@ export interface WatchLoop {
   observe(): Promise<NodeHealth[]>;
   /** Run node-failover for the node (`held`: the groups last seen on it); the run's exit code. */
   failover(node: string, why: string, held: string[]): Promise<number>;
+  /** The orphaned runs in etcd (absent: embedded, where a single watcher's own runs are a person's to finish). */
+  orphans?: { find(): Promise<Orphan[]> };
+  /** Undo a run, as `baton undo RUN --yes`; the exit code. */
+  undo?(runId: string): Promise<number>;
+  /** The failover playbook's name (default node-failover.yml): an orphan running it is a failover. */
+  playbook?: string;
   log: DecisionLog;
   say(line: string): void;
   signal: AbortSignal;
@@ -266,10 +316,85 @@ export interface WatchLoop {
   rounds?: number;
 }
 
+/** An action's exit code, also when it threw (a BatonError carries its own). */
+async function exitOf(w: WatchLoop, what: string, act: () => Promise<number>): Promise<number> {
+  return act().catch((e: Error & { exitCode?: number }) => {
+    w.say(`watch: ${what} stopped: ${e.message}`);
+    return typeof e.exitCode === 'number' ? e.exitCode : 3;
+  });
+}
+
+const LOCKED = 5;
+
+/**
+ * The leader's turn at orphaned runs (orphans.ts), before this round's failovers: the nodes whose
+ * failover it finished or undid are returned, so this round does not start another for them.
+ */
+async function settleOrphans(w: WatchLoop, tracker: FailureTracker, controller: string, told: Set<string>): Promise<Set<string>> {
+  const handled = new Set<string>();
+  if (!w.orphans) return handled;
+  let orphans: Orphan[];
+  try {
+    orphans = await w.orphans.find();
+  } catch (e) {
+    w.say(`watch: cannot look for runs left by a dead controller: ${(e as Error).message}; looking again next round`);
+    return handled;
+  }
+  const playbook = w.playbook ?? 'node-failover.yml';
+  for (const o of orphans) {
+    const j = judgeOrphan(o, playbook, (n) => tracker.verdict(n));
+    // What was seen of the failed node of an orphaned failover; of no node for another run.
+    const saw = (j.node && tracker.lastSaw(j.node)) || { reachable: false, power: 'unknown', groups: [] as string[] };
+    const base = { controller, node: j.node ?? '-', failures: 0, saw, run: o.runId };
+    const write = async (action: WatchAction, why: string, exit?: number) => {
+      const d: WatchDecision = { ...base, at: new Date().toISOString(), action, why, ...(exit !== undefined ? { exit } : {}) };
+      w.say(`watch: ${d.node}: ${action}: ${why}`);
+      await w.log.write(d);
+    };
+    if (j.action === 'wait' || w.settings.dryRun) {
+      // Said once per orphan and verdict: it is looked at every round.
+      const key = `${o.runId}:${j.action}`;
+      if (!told.has(key)) await write(j.action === 'wait' ? 'orphan-wait' : j.action === 'rerun' ? 'would-rerun' : 'would-undo', j.why);
+      told.add(key);
+      continue;
+    }
+    if (j.node) handled.add(j.node);
+    await write(j.action, j.why);
+    let code: number;
+    if (j.action === 'rerun' && o.head.mode === 'undo') {
+      code = await exitOf(w, `the undo of ${o.head.undoOf}`, () => w.undo!(o.head.undoOf!));
+      await write('rerun', `undo of run ${o.head.undoOf} (finishing orphan ${o.runId}) ended with exit ${code}`, code);
+      continue;
+    }
+    if (j.action === 'undo') {
+      code = await exitOf(w, `the undo of ${o.runId}`, () => w.undo!(o.runId));
+      await write('undo', `undo of orphan ${o.runId} ended with exit ${code}`, code);
+      continue;
+    }
+    const node = j.node!;
+    tracker.startedFailover(node, Date.now());
+    tracker.acted(node);
+    code = await exitOf(w, `node-failover for ${node}`, () => w.failover(node, j.why, []));
+    await write('rerun', `node-failover for ${node} (finishing orphan ${o.runId}) ended with exit ${code}`, code);
+    if (code === 0 || code === LOCKED) continue;
+    // The re-run could not finish it (e.g. placement refuses a group the orphan left in part on
+    // the survivor, before any change): put back what the orphan did, then fail over anew.
+    await write('undo', `the re-run could not finish orphan ${o.runId} (exit ${code}): undoing it, then failing ${node} over anew`);
+    code = await exitOf(w, `the undo of ${o.runId}`, () => w.undo!(o.runId));
+    await write('undo', `undo of orphan ${o.runId} ended with exit ${code}`, code);
+    if (code !== 0) continue;
+    await write('rerun', `orphan ${o.runId} was undone and ${node} is still confirmed failed: running node-failover -e failed=${node} anew`);
+    code = await exitOf(w, `node-failover for ${node}`, () => w.failover(node, j.why, []));
+    await write('rerun', `node-failover for ${node} (after undoing orphan ${o.runId}) ended with exit ${code}`, code);
+  }
+  return handled;
+}
+
 /** The watch loop: observe, decide, act; until the signal fires. */
 export async function watch(w: WatchLoop): Promise<void> {
   const tracker = new FailureTracker(w.settings);
   const controller = controllerIdentity().name;
+  const told = new Set<string>();
   let wasLeader: boolean | undefined;
   for (let round = 0; !w.signal.aborted && (w.rounds === undefined || round < w.rounds); round++) {
     const started = Date.now();
@@ -288,9 +413,12 @@ export async function watch(w: WatchLoop): Promise<void> {
     } catch (e) {
       w.say(`watch: observing the cluster failed: ${(e as Error).message}`);
     }
-    for (const judged of tracker.judge(health, leader, Date.now(), controller)) {
-      let d = judged;
-      if (d.action === 'failover') {
+    const judged = tracker.judge(health, leader, Date.now(), controller);
+    const handled = leader ? await settleOrphans(w, tracker, controller, told) : new Set<string>();
+    for (let d of judged) {
+      if (d.action === 'failover' && handled.has(d.node)) {
+        d = { ...d, action: 'cooldown', why: `${d.node} is confirmed failed, and this round already finished or undid the failover a dead controller left of it` };
+      } else if (d.action === 'failover') {
         // Another watcher (a leader before this one) may have failed it over already.
         const last = await w.log.lastFailover(d.node).catch(() => undefined);
         if (last !== undefined && Date.now() - last < w.settings.cooldownMs) {
@@ -301,12 +429,10 @@ export async function watch(w: WatchLoop): Promise<void> {
       await w.log.write(d);
       if (d.action !== 'failover') continue;
       tracker.acted(d.node);
-      const code = await w.failover(d.node, d.why, d.lastSeen ?? []).catch((e: Error & { exitCode?: number }) => {
-        w.say(`watch: node-failover for ${d.node} stopped: ${e.message}`);
-        return typeof e.exitCode === 'number' ? e.exitCode : 3;
-      });
-      const result: WatchDecision = { ...d, at: new Date().toISOString(), action: 'failover', why: `node-failover for ${d.node} ended with exit ${code}` };
-      w.say(`watch: ${d.node}: ${result.why}`);
+      const node = d.node;
+      const code = await exitOf(w, `node-failover for ${node}`, () => w.failover(node, d.why, d.lastSeen ?? []));
+      const result: WatchDecision = { ...d, at: new Date().toISOString(), action: 'failover', why: `node-failover for ${node} ended with exit ${code}`, exit: code };
+      w.say(`watch: ${node}: ${result.why}`);
       await w.log.write(result);
     }
     const wait = w.settings.intervalMs - (Date.now() - started);

@@ -1,3 +1,5 @@
+import { request as httpsRequest } from 'node:https';
+
 /**
  * A small etcd v3 client over etcd's JSON gRPC gateway (HTTP POST, keys and values base64,
  * 64-bit numbers as decimal strings). The paths are `/v3/...`: etcd 3.4 (Debian bookworm's
@@ -107,6 +109,58 @@ function opBody(op: EtcdOp): Record<string, unknown> {
 
 export type EtcdFetch = (url: string, init: { method: 'POST'; body: string; signal: AbortSignal; headers: Record<string, string> }) => Promise<{ status: number; text(): Promise<string> }>;
 
+/** TLS for `etcds://` / https endpoints: PEM contents (the files were read by the caller, who names them in errors). */
+export interface EtcdTls {
+  /** The CA that signed etcd's server certificates (default: the system's CAs). */
+  ca?: string;
+  /** A client certificate and its key, for an etcd started with --client-cert-auth. */
+  cert?: string;
+  key?: string;
+  /** Where these came from, for errors ("BATON_ETCD_CACERT=/etc/baton/etcd-ca.pem"). */
+  source?: string;
+}
+
+/**
+ * Node's fetch takes no CA or client certificate: https endpoints go through node:https. A
+ * certificate etcd's server or the CA refuses is a TLS error, said as one (see tlsProblem).
+ */
+export function httpsFetch(tls: EtcdTls): EtcdFetch {
+  return (url, init) =>
+    new Promise((resolve, reject) => {
+      const req = httpsRequest(url, { method: init.method, headers: init.headers, signal: init.signal, ca: tls.ca, cert: tls.cert, key: tls.key }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: async () => Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(init.body);
+    });
+}
+
+const TLS_CODES = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|SELF_SIGNED_|DEPTH_ZERO_|EPROTO$)/;
+
+/** A TLS failure's words for a person, or undefined when the error is not about TLS. */
+export function tlsProblem(e: Error & { code?: string; cause?: { code?: string; message?: string } }): string | undefined {
+  const code = e.code ?? e.cause?.code ?? '';
+  const msg = e.cause?.message ?? e.message;
+  if (!TLS_CODES.test(code) && !/certificate|ssl|tls/i.test(msg)) return undefined;
+  const hint: Record<string, string> = {
+    SELF_SIGNED_CERT_IN_CHAIN: "etcd's server certificate is not signed by the CA baton was given",
+    DEPTH_ZERO_SELF_SIGNED_CERT: "etcd's server certificate is self-signed and not the CA baton was given",
+    UNABLE_TO_VERIFY_LEAF_SIGNATURE: "etcd's server certificate is not signed by the CA baton was given",
+    UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "etcd's server certificate is not signed by the CA baton was given",
+    CERT_HAS_EXPIRED: "etcd's server certificate has expired",
+    ERR_TLS_CERT_ALTNAME_INVALID: "etcd's server certificate does not name this endpoint's host",
+    // Alerts from etcd: it refused (or missed) this controller's client certificate.
+    ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE: 'etcd refused the client certificate (none was given, or its CA is not the one etcd trusts: BATON_ETCD_CERT/BATON_ETCD_KEY)',
+    ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED: 'etcd requires a client certificate and none was given (BATON_ETCD_CERT/BATON_ETCD_KEY)',
+    ERR_SSL_TLSV1_ALERT_UNKNOWN_CA: "etcd does not trust the CA of the client certificate",
+    ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED: 'etcd says the client certificate has expired',
+  };
+  return `TLS handshake failed: ${hint[code] ?? msg}${code ? ` (${code})` : ''}`;
+}
+
 export interface EtcdClientOptions {
   /** Per request and endpoint (default 3 s): a member without quorum hangs rather than answers. */
   timeoutMs?: number;
@@ -114,6 +168,8 @@ export interface EtcdClientOptions {
   retryMs?: number;
   /** Stand-in for fetch (unit tests). */
   fetch?: EtcdFetch;
+  /** CA and client certificate for https endpoints. */
+  tls?: EtcdTls;
 }
 
 /** Parse `etcd://h1:2379,h2:2379` (or `etcds://` for TLS, or http(s):// URLs) into endpoint URLs. */
@@ -138,8 +194,12 @@ export class EtcdClient {
     if (!endpoints.length) throw new EtcdError('no etcd endpoints given');
     this.timeoutMs = o.timeoutMs ?? 3000;
     this.retryMs = o.retryMs ?? 5000;
-    this.doFetch = o.fetch ?? ((url, init) => fetch(url, init));
+    const https = endpoints.some((e) => e.startsWith('https://')) ? httpsFetch(o.tls ?? {}) : undefined;
+    this.doFetch = o.fetch ?? ((url, init) => (https && url.startsWith('https://') ? https(url, init) : fetch(url, init)));
+    this.tlsSource = o.tls?.source;
   }
+
+  private readonly tlsSource: string | undefined;
 
   /**
    * POST one gateway call, endpoint after endpoint. An answer with an HTTP error that is etcd's
@@ -170,8 +230,11 @@ export class EtcdClient {
         status = r.status;
         text = await r.text();
       } catch (e) {
-        const err = e as Error & { cause?: { code?: string } };
-        const why = err.name === 'TimeoutError' ? `no answer within ${timeoutMs / 1000} s (no quorum, or the member is stopped)` : (err.cause?.code ?? err.message);
+        const err = e as Error & { code?: string; cause?: { code?: string } };
+        // A certificate refused is not a member down: no other endpoint or retry will do better.
+        const tls = tlsProblem(err);
+        if (tls) throw new EtcdError(`etcd ${this.endpoints[i]}: ${tls}${this.tlsSource ? `; TLS files: ${this.tlsSource}` : ''}`);
+        const why = err.name === 'TimeoutError' || err.name === 'AbortError' ? `no answer within ${timeoutMs / 1000} s (no quorum, or the member is stopped)` : (err.cause?.code ?? err.message);
         tried.push(`${this.endpoints[i]}: ${why}`);
         continue;
       }
@@ -197,8 +260,9 @@ export class EtcdClient {
     return (await this.range(key))[0];
   }
 
-  async range(key: string, o: { prefix?: boolean } = {}): Promise<EtcdKeyValue[]> {
-    const r = await this.call<{ kvs?: RawKv[] }>('/v3/kv/range', rangeBody(key, o.prefix));
+  /** `keysOnly`: the keys and revisions without the values (a scan of many keys stays small). */
+  async range(key: string, o: { prefix?: boolean; keysOnly?: boolean } = {}): Promise<EtcdKeyValue[]> {
+    const r = await this.call<{ kvs?: RawKv[] }>('/v3/kv/range', { ...rangeBody(key, o.prefix), ...(o.keysOnly ? { keys_only: true } : {}) });
     return (r.kvs ?? []).map(kvOf);
   }
 

@@ -6,7 +6,8 @@
  * test failed (call it from afterAll).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -17,6 +18,16 @@ export interface EtcdMember {
   dataDir: string;
   proc?: ChildProcess;
   log: string[];
+}
+
+/** PEM files for an etcd serving clients over TLS: its certificate and key, and the CA it requires client certificates from. */
+export interface EtcdServerTls {
+  cert: string;
+  key: string;
+  /** With it: --client-cert-auth, only clients with a certificate this CA signed get in. */
+  clientCa?: string;
+  /** The health probe's own client certificate (signed by clientCa) and the CA of the server's. */
+  probe: { ca: string; cert?: string; key?: string };
 }
 
 export interface EtcdCluster {
@@ -43,8 +54,10 @@ export function requireEtcd(): void {
   }
 }
 
-function spawnMember(m: EtcdMember, cluster: string, state: 'new' | 'existing', token: string): void {
+function spawnMember(m: EtcdMember, cluster: string, state: 'new' | 'existing', token: string, tls?: EtcdServerTls): void {
+  const tlsArgs = tls ? ['--cert-file', tls.cert, '--key-file', tls.key, ...(tls.clientCa ? ['--client-cert-auth', '--trusted-ca-file', tls.clientCa] : [])] : [];
   const args = [
+    ...tlsArgs,
     '--name', m.name,
     '--data-dir', m.dataDir,
     '--listen-client-urls', m.clientUrl,
@@ -72,7 +85,22 @@ async function exited(p: ChildProcess): Promise<void> {
   await new Promise<void>((r) => p.once('exit', () => r()));
 }
 
-async function healthy(url: string): Promise<boolean> {
+async function healthy(url: string, tls?: EtcdServerTls): Promise<boolean> {
+  if (tls) {
+    const body = JSON.stringify({ key: Buffer.from('health').toString('base64') });
+    const ca = readFileSync(tls.probe.ca);
+    const cert = tls.probe.cert ? readFileSync(tls.probe.cert) : undefined;
+    const key = tls.probe.key ? readFileSync(tls.probe.key) : undefined;
+    return new Promise((resolve) => {
+      const req = httpsRequest(`${url}/v3/kv/range`, { method: 'POST', ca, cert, key, timeout: 1000 }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode === 200));
+      });
+      req.on('error', () => resolve(false));
+      req.on('timeout', () => req.destroy());
+      req.end(body);
+    });
+  }
   try {
     // A linearizable range goes through raft: it answers only with a quorum.
     const r = await fetch(`${url}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: Buffer.from('health').toString('base64') }), signal: AbortSignal.timeout(1000) });
@@ -83,12 +111,13 @@ async function healthy(url: string): Promise<boolean> {
 }
 
 /** Start `members` (default 3) members on 127.0.0.1, ports base…base+2·members−1. */
-export async function startEtcd(opts: { name: string; portBase: number; members?: number }): Promise<EtcdCluster> {
+export async function startEtcd(opts: { name: string; portBase: number; members?: number; tls?: EtcdServerTls }): Promise<EtcdCluster> {
+  const scheme = opts.tls ? 'https' : 'http';
   requireEtcd();
   const dir = mkdtempSync(path.join(os.tmpdir(), `baton-etcd-${opts.name}-`));
   const members: EtcdMember[] = Array.from({ length: opts.members ?? 3 }, (_, i) => ({
     name: `${opts.name}${i + 1}`,
-    clientUrl: `http://127.0.0.1:${opts.portBase + 2 * i}`,
+    clientUrl: `${scheme}://127.0.0.1:${opts.portBase + 2 * i}`,
     peerUrl: `http://127.0.0.1:${opts.portBase + 2 * i + 1}`,
     dataDir: path.join(dir, `m${i + 1}`),
     log: [],
@@ -100,7 +129,7 @@ export async function startEtcd(opts: { name: string; portBase: number; members?
   const c: EtcdCluster = {
     members,
     endpoints: members.map((m) => m.clientUrl),
-    coordinator: `etcd://${members.map((m) => m.clientUrl.replace('http://', '')).join(',')}`,
+    coordinator: `${opts.tls ? 'etcds' : 'etcd'}://${members.map((m) => m.clientUrl.replace(/^https?:\/\//, '')).join(',')}`,
     async kill(i) {
       const p = members[i]!.proc;
       if (!p) return;
@@ -110,13 +139,13 @@ export async function startEtcd(opts: { name: string; portBase: number; members?
     },
     async start(i) {
       // A member that ran before rejoins from its data dir; only the first start is "new".
-      spawnMember(members[i]!, cluster, started.has(i) ? 'existing' : 'new', token);
+      spawnMember(members[i]!, cluster, started.has(i) ? 'existing' : 'new', token, opts.tls);
       started.add(i);
     },
     async ready(timeoutMs = 20_000) {
       const until = Date.now() + timeoutMs;
       while (Date.now() < until) {
-        for (const m of members) if (m.proc && (await healthy(m.clientUrl))) return;
+        for (const m of members) if (m.proc && (await healthy(m.clientUrl, opts.tls))) return;
         await new Promise((r) => setTimeout(r, 200));
       }
       const logs = members.map((m) => `${m.name}: ${m.log.join('').slice(-800)}`).join('\n');

@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { EtcdClient } from '../../src/transport/etcd.js';
 import { DecisionLog, EtcdLeadership, watch, type NodeHealth } from '../../src/engine/watch.js';
+import { OrphanFinder } from '../../src/engine/orphans.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 
 const execFileP = promisify(execFile);
@@ -300,7 +301,7 @@ describe('watchers electing a leader in etcd', () => {
     expect(await client.get('baton/watch/leader')).toBeUndefined();
   });
 
-  it('a leader stuck mid-failover loses leadership; the next leader keeps the cool-down journaled in etcd and does not fail n1 over again', async () => {
+  it('a leader killed after deciding a failover, before its run journaled anything: the next leader fails n1 over itself', async () => {
     let release: () => void = () => undefined;
     const stuck = new Promise<number>((r) => (release = () => r(3)));
     const stopA = new AbortController();
@@ -308,32 +309,62 @@ describe('watchers electing a leader in etcd', () => {
     const aDone = watch({
       settings,
       leadership: leadA,
-      log: new DecisionLog(path.join(work, 'wa'), client),
+      log: new DecisionLog(path.join(work, 'wa-killed'), client),
       say: () => undefined,
       signal: stopA.signal,
-      observe: async () => [n1Off],
-      // Like a controller killed mid-run: its lease gone (revoked here rather than waited out), no more rounds.
+      observe: async () => [{ ...n1Off, name: 'n3' }],
+      // Like a controller killed mid-decision: its lease gone (revoked here rather than waited out), no run, no more rounds.
       failover: async () => (await leadA.resign(), stuck),
     });
-    await waitFor('watcher A to start its failover', async () => (await client.range('baton/watch/decisions/', { prefix: true })).some((kv) => kv.value.includes('"action":"failover"')));
+    await waitFor('watcher A to decide its failover', async () => (await client.range('baton/watch/decisions/', { prefix: true })).some((kv) => /"node":"n3","action":"failover"/.test(kv.value)));
     const saidB: string[] = [];
     const failoversB: string[] = [];
     await watch({
       settings,
       leadership: new EtcdLeadership(new EtcdClient(etcd.endpoints, { timeoutMs: 1000 }), 'wb', 2),
-      log: new DecisionLog(path.join(work, 'wb'), client),
+      log: new DecisionLog(path.join(work, 'wb-killed'), client),
       say: (l) => saidB.push(l),
       signal: new AbortController().signal,
       rounds: 14,
-      observe: async () => [n1Off],
+      observe: async () => [{ ...n1Off, name: 'n3' }],
       failover: async (node) => (failoversB.push(node), 0),
     });
     stopA.abort();
     release();
     await aDone;
+    // A decision that never ended does not hold the cool-down: nothing of it reached a node.
+    expect(failoversB, saidB.join('\n')).toEqual(['n3']);
+  });
+
+  it('after a failover that completed, the next leader keeps the cool-down journaled in etcd and does not fail the node over again', async () => {
+    const leadA = new EtcdLeadership(new EtcdClient(etcd.endpoints, { timeoutMs: 1000 }), 'wa', 2);
+    const failoversA: string[] = [];
+    await watch({
+      settings,
+      leadership: leadA,
+      log: new DecisionLog(path.join(work, 'wa-done'), client),
+      say: () => undefined,
+      signal: new AbortController().signal,
+      rounds: 4,
+      observe: async () => [{ ...n1Off, name: 'n4' }],
+      failover: async (node) => (failoversA.push(node), 0),
+    });
+    expect(failoversA).toEqual(['n4']);
+    const saidB: string[] = [];
+    const failoversB: string[] = [];
+    await watch({
+      settings,
+      leadership: new EtcdLeadership(new EtcdClient(etcd.endpoints, { timeoutMs: 1000 }), 'wb', 2),
+      log: new DecisionLog(path.join(work, 'wb-done'), client),
+      say: (l) => saidB.push(l),
+      signal: new AbortController().signal,
+      rounds: 6,
+      observe: async () => [{ ...n1Off, name: 'n4' }],
+      failover: async (node) => (failoversB.push(node), 0),
+    });
     expect(saidB.some((l) => /this watcher is the leader/.test(l)), saidB.join('\n')).toBe(true);
     expect(failoversB).toEqual([]);
-    expect(saidB.some((l) => /n1: cooldown: .*journaled in etcd/.test(l)), saidB.join('\n')).toBe(true);
+    expect(saidB.some((l) => /n4: cooldown: .*journaled in etcd/.test(l)), saidB.join('\n')).toBe(true);
   });
 
   it('a leader whose lease ran out (killed, or paused past it) loses leadership, another watcher takes over, and the old one comes back as a follower', async () => {
@@ -353,3 +384,38 @@ describe('watchers electing a leader in etcd', () => {
     await b.resign();
   });
 });
+
+describe('runs a dead controller left, as the leading watcher finds them in etcd', () => {
+  it('an unended run whose locks are free is orphaned; one still locked, ended, resumed, undone, overtaken or without locks is not', async () => {
+    const at = '2099-01-01T00:00:00.000Z';
+    const put = async (runId: string, lines: object[]) => {
+      for (const [i, l] of lines.entries()) await client.put(`baton/journal/${runId}/${String(i).padStart(8, '0')}`, JSON.stringify({ at, ...l }));
+    };
+    const run = (runId: string, more: object = {}) => ({ t: 'run', runId, mode: 'run', playbook: '/pb/node-failover.yml', extraVars: { failed: 'n9' }, controller: 'gone', pid: 1, argv: [], lock: `service-${runId.slice(-6)}`, ...more });
+    const intent = { t: 'intent', seq: 1, instance: 'p1.s1', stepId: 's1', name: 'mount', kind: 'mount', host: 'n2', on: 'n2', args: {}, before: {} };
+    const end = { t: 'end', outcome: 'succeeded' };
+    const id = (s: string) => `20990101T000000Z-${s}`;
+    await put(id('aaaaa1'), [run(id('aaaaa1')), intent]); // orphaned
+    await put(id('aaaaa2'), [run(id('aaaaa2')), intent]); // its lock is held: alive
+    await client.put('baton/locks/service-aaaaa2', JSON.stringify({ runId: id('aaaaa2') }));
+    await put(id('aaaaa3'), [run(id('aaaaa3')), intent, end]); // ended
+    await put(id('aaaaa4'), [run(id('aaaaa4')), intent]); // finished by aaaaa5
+    await put(id('aaaaa5'), [run(id('aaaaa5'), { resumes: id('aaaaa4') }), intent, end]);
+    await put(id('aaaaa6'), [run(id('aaaaa6')), intent]); // undone by aaaaa8, after a half-done undo aaaaa7
+    await put(id('aaaaa7'), [run(id('aaaaa7'), { mode: 'undo', undoOf: id('aaaaa6') }), intent]);
+    await put(id('aaaaa8'), [run(id('aaaaa8'), { mode: 'undo', undoOf: id('aaaaa6') }), intent, end]);
+    await put(id('aaaaa9'), [run(id('aaaaa9'), { lock: '' }), intent]); // no lock: cannot be told dead
+    await put(id('aaaab0'), [run(id('aaaab0'), { mode: 'undo', undoOf: id('aaaaa3') }), intent]); // a half-done undo: orphaned
+    await put(id('aaaab1'), [run(id('aaaab1'), { lock: 'fence-n9,service-old' }), intent]); // overtaken: a later run under one of its locks ended
+    await put(id('aaaab2'), [run(id('aaaab2'), { lock: 'service-old' }), intent, end]);
+    const finder = new OrphanFinder(client);
+    const found = async () => (await finder.find()).map((o) => o.runId).filter((r) => r.startsWith('20990101'));
+    expect(await found()).toEqual([id('aaaaa1'), id('aaaab0')]);
+    // The holder's lease expires: that run is orphaned too; one that ends meanwhile is not.
+    await client.delete('baton/locks/service-aaaaa2');
+    await put(id('aaaab0'), [run(id('aaaab0'), { mode: 'undo', undoOf: id('aaaaa3') }), intent, end]);
+    expect(await found()).toEqual([id('aaaaa1'), id('aaaaa2')]);
+    await client.delete('baton/journal/20990101', { prefix: true });
+  });
+});
+

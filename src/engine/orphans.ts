@@ -1,0 +1,131 @@
+/**
+ * Runs whose controller died mid-run, as the leading watcher finds them in etcd
+ * (docs/watch.md, "A controller killed mid-run"). A run is orphaned when its journal in etcd
+ * has no end record, no later run took it over (a re-run that `resumes` it, an undo of it, or
+ * for an undo a later undo of the same run; or any later run under one of its locks that ended:
+ * what is there now is that run's doing, and an old orphan is never acted on over it), and none
+ * of its run locks is held: its lease
+ * expired, so its controller is dead or cut off, and its fencing token refuses any change it
+ * would still try. A lock still held means its controller is alive, or another run is already
+ * finishing it: the watcher waits.
+ *
+ * What to do with one is judgeOrphan's rule, without I/O; the watch loop acts on it through
+ * the engine's ordinary run and undo.
+ */
+import { basename } from 'node:path';
+import type { EtcdClient } from '../transport/etcd.js';
+import type { JournalRecord, RunRecord } from './journal.js';
+import { JOURNAL_PREFIX, journalLineKey, lockKey } from './locks/etcd.js';
+
+export interface Orphan {
+  runId: string;
+  head: RunRecord;
+}
+
+function record(value: string | undefined): JournalRecord | undefined {
+  if (!value) return undefined;
+  try {
+    return JSON.parse(value) as JournalRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Scans etcd's journals each round; heads, ended and superseded runs are remembered (they never change). */
+export class OrphanFinder {
+  private readonly heads = new Map<string, RunRecord>();
+  private readonly ended = new Set<string>();
+  private readonly settled = new Set<string>();
+
+  constructor(private readonly etcd: EtcdClient) {}
+
+  async find(): Promise<Orphan[]> {
+    const keys = await this.etcd.range(JOURNAL_PREFIX, { prefix: true, keysOnly: true });
+    const lastLine = new Map<string, number>();
+    for (const kv of keys) {
+      const m = /^baton\/journal\/([^/]+)\/(\d+)$/.exec(kv.key);
+      if (m) lastLine.set(m[1]!, Math.max(lastLine.get(m[1]!) ?? -1, Number(m[2])));
+    }
+    for (const runId of lastLine.keys()) {
+      if (this.heads.has(runId)) continue;
+      const head = record((await this.etcd.get(journalLineKey(runId, 0)))?.value);
+      if (head?.t === 'run') this.heads.set(runId, head);
+    }
+    // A run taken over by a later one is the later one's business.
+    const ids = [...this.heads.keys()].sort();
+    for (const [i, id] of ids.entries()) {
+      const h = this.heads.get(id)!;
+      if (h.resumes) this.settled.add(h.resumes);
+      if (h.mode === 'undo' && h.undoOf) {
+        this.settled.add(h.undoOf);
+        for (const earlier of ids.slice(0, i)) if (this.heads.get(earlier)!.undoOf === h.undoOf) this.settled.add(earlier);
+      }
+    }
+    for (const [runId, last] of lastLine) {
+      if (!this.heads.has(runId) || this.ended.has(runId)) continue;
+      const end = record((await this.etcd.get(journalLineKey(runId, last)))?.value);
+      if (end?.t === 'end') {
+        this.ended.add(runId);
+        this.settled.add(runId);
+      }
+    }
+    const locksOf = (id: string) => (this.heads.get(id)!.lock ?? '').split(',').filter(Boolean);
+    for (const [i, id] of ids.entries()) {
+      if (this.settled.has(id)) continue;
+      const mine = new Set(locksOf(id));
+      if (ids.slice(i + 1).some((later) => this.ended.has(later) && locksOf(later).some((l) => mine.has(l)))) this.settled.add(id);
+    }
+    const out: Orphan[] = [];
+    for (const runId of lastLine.keys()) {
+      const head = this.heads.get(runId);
+      if (!head || this.settled.has(runId)) continue;
+      const locks = locksOf(runId);
+      // A run without locks cannot be told dead from alive: never touched.
+      if (!locks.length) continue;
+      const held = await Promise.all(locks.map((n) => this.etcd.get(lockKey(n))));
+      if (held.some(Boolean)) continue;
+      out.push({ runId, head });
+    }
+    return out.sort((a, b) => a.runId.localeCompare(b.runId));
+  }
+}
+
+/** How the watcher sees a node now. */
+export type NodeVerdict = 'failed' | 'healthy' | 'unknown';
+
+export interface OrphanJudgement {
+  /** `rerun`: run it again (a failover: node-failover for `node`; an undo: undo `undoOf` again). `undo`: undo it. `wait`: not yet. */
+  action: 'rerun' | 'undo' | 'wait';
+  /** The failed node of an orphaned failover. */
+  node?: string;
+  why: string;
+}
+
+export function describeOrphan(o: Orphan): string {
+  const h = o.head;
+  const vars = Object.entries(h.extraVars ?? {})
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(' ');
+  const what = h.mode === 'undo' ? `undo of run ${h.undoOf ?? '?'}` : `${h.playbook ? basename(h.playbook) : 'a playbook'}${vars ? ` ${vars}` : ''}`;
+  return `run ${o.runId} (${what}; started ${h.at} by ${h.controller}, pid ${h.pid}) never ended and its locks (${h.lock}) are free: its controller died or was cut off past its lease`;
+}
+
+/**
+ * The rule (docs/watch.md): an undo is re-run (an undo left half done is finished); a failover
+ * (the watcher's playbook, `failed=NODE`) whose node is still confirmed failed is re-run
+ * (playbooks are idempotent, and the re-run finishes its journal); one whose node is read
+ * healthy again is undone; while the node's state is not settled, wait. Any other run is undone:
+ * no one is there to finish what a person started, and its journal says how to put it back.
+ */
+export function judgeOrphan(o: Orphan, failoverPlaybook: string, nodeState: (node: string) => NodeVerdict): OrphanJudgement {
+  const said = describeOrphan(o);
+  const h = o.head;
+  if (h.mode === 'undo') return { action: 'rerun', why: `${said}; an undo left half done is finished: undoing run ${h.undoOf} again` };
+  const failed = h.extraVars?.['failed'];
+  const isFailover = h.playbook !== undefined && basename(h.playbook) === basename(failoverPlaybook) && typeof failed === 'string';
+  if (!isFailover) return { action: 'undo', why: `${said}; it is not a failover of this watcher's, so no one is there to finish it: undoing it` };
+  const state = nodeState(failed);
+  if (state === 'failed') return { action: 'rerun', node: failed, why: `${said}; ${failed} is still confirmed failed: re-running ${basename(failoverPlaybook)} -e failed=${failed}, which finishes it` };
+  if (state === 'healthy') return { action: 'undo', node: failed, why: `${said}; ${failed} is read healthy again, so its failover is no longer wanted: undoing it` };
+  return { action: 'wait', node: failed, why: `${said}; ${failed} is not yet confirmed failed or healthy by this watcher: deciding in a later round` };
+}

@@ -1,0 +1,114 @@
+/**
+ * What the leading watcher does with a run a dead controller left (docs/watch.md, "A
+ * controller killed mid-run"), without any cluster: the rule (re-run a failover whose node is
+ * still confirmed failed, undo it when the node is healthy again, wait while neither; re-run an
+ * undo; undo anything else), and the loop acting on it once, journaling why, through the
+ * ordinary failover and undo.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { RunRecord } from '../../src/engine/journal.js';
+import { judgeOrphan, type Orphan } from '../../src/engine/orphans.js';
+import { DecisionLog, watch, type Leadership, type NodeHealth, type WatchSettings } from '../../src/engine/watch.js';
+
+const S: WatchSettings = { intervalMs: 1, failures: 2, cooldownMs: 60_000, dryRun: false };
+const ok = (name: string): NodeHealth => ({ name, read: true, reachable: true, power: 'on', groups: ['g1'] });
+const off = (name: string): NodeHealth => ({ name, read: false, reachable: false, power: 'off', error: 'connect ECONNREFUSED', groups: ['g1'] });
+const head = (h: Partial<RunRecord>): RunRecord => ({ t: 'run', runId: 'R', mode: 'run', controller: 'w1', pid: 42, argv: [], at: '2026-11-27T10:00:00.000Z', lock: 'fence-n1,service-g1', ...h });
+const failoverOrphan: Orphan = { runId: '20261127T100000Z-aaaaaa', head: head({ playbook: '/etc/baton/playbooks/node-failover.yml', extraVars: { failed: 'n1' } }) };
+const switchoverOrphan: Orphan = { runId: '20261127T100000Z-bbbbbb', head: head({ playbook: '/srv/nfs-switchover.yml', extraVars: { from: 'n1', to: 'n2' }, lock: 'service-g1' }) };
+const undoOrphan: Orphan = { runId: '20261127T100000Z-cccccc', head: head({ mode: 'undo', undoOf: '20261127T090000Z-dddddd' }) };
+const lead: Leadership = { label: 'test', lead: async () => true, resign: async () => undefined };
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe('the rule for a run a dead controller left', () => {
+  it('a failover whose node is still confirmed failed is re-run; healthy again, undone; neither yet, wait', () => {
+    expect(judgeOrphan(failoverOrphan, 'node-failover.yml', () => 'failed')).toMatchObject({ action: 'rerun', node: 'n1', why: expect.stringMatching(/never ended and its locks \(fence-n1,service-g1\) are free.*n1 is still confirmed failed: re-running node-failover.yml -e failed=n1/) });
+    expect(judgeOrphan(failoverOrphan, 'node-failover.yml', () => 'healthy')).toMatchObject({ action: 'undo', node: 'n1' });
+    expect(judgeOrphan(failoverOrphan, 'node-failover.yml', () => 'unknown')).toMatchObject({ action: 'wait', node: 'n1' });
+  });
+
+  it('an undo left half done is re-run; a run that is no failover of the watcher is undone', () => {
+    expect(judgeOrphan(undoOrphan, 'node-failover.yml', () => 'failed')).toMatchObject({ action: 'rerun', why: expect.stringMatching(/undoing run 20261127T090000Z-dddddd again/) });
+    expect(judgeOrphan(switchoverOrphan, 'node-failover.yml', () => 'failed')).toMatchObject({ action: 'undo', why: expect.stringMatching(/not a failover of this watcher's/) });
+    // Another failover playbook than the watcher's is not the watcher's to re-run.
+    expect(judgeOrphan(failoverOrphan, 'my-failover.yml', () => 'failed')).toMatchObject({ action: 'undo' });
+  });
+});
+
+interface Calls {
+  failovers: string[];
+  undos: string[];
+}
+
+async function loop(o: { orphans: Orphan[][]; health: NodeHealth[]; failoverExit?: number[]; dryRun?: boolean; leader?: boolean; rounds?: number }): Promise<Calls & { decisions: Array<{ action: string; why: string; run?: string; exit?: number; saw: { power: string } }> }> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-watch-orphans-'));
+  dirs.push(dir);
+  const calls: Calls = { failovers: [], undos: [] };
+  let round = 0;
+  const exits = [...(o.failoverExit ?? [])];
+  await watch({
+    settings: { ...S, dryRun: Boolean(o.dryRun) },
+    leadership: o.leader === false ? { ...lead, lead: async () => false } : lead,
+    log: new DecisionLog(dir),
+    say: () => undefined,
+    signal: new AbortController().signal,
+    rounds: o.rounds ?? 4,
+    observe: async () => o.health,
+    // Each round's orphans (the last list stays: an orphan nobody took over is found again).
+    orphans: { find: async () => o.orphans[Math.min(round++, o.orphans.length - 1)]! },
+    failover: async (node) => (calls.failovers.push(node), exits.shift() ?? 0),
+    undo: async (runId) => (calls.undos.push(runId), 0),
+  });
+  const file = path.join(dir, 'watch.jsonl');
+  const decisions = (existsSync(file) ? readFileSync(file, 'utf8') : '').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { action: string; why: string; run?: string; exit?: number; saw: { power: string } });
+  return { ...calls, decisions };
+}
+
+describe('the leading watcher and orphaned runs', () => {
+  it('waits until the node is confirmed failed, then re-runs the failover once, journaling why and how it ended', async () => {
+    const r = await loop({ orphans: [[failoverOrphan], [failoverOrphan], []], health: [off('n1'), ok('n2')] });
+    expect(r.failovers).toEqual(['n1']);
+    expect(r.undos).toEqual([]);
+    const about = r.decisions.filter((d) => d.run === failoverOrphan.runId);
+    expect(about.map((d) => d.action)).toEqual(['orphan-wait', 'rerun', 'rerun']);
+    expect(about[2]).toMatchObject({ exit: 0, why: `node-failover for n1 (finishing orphan ${failoverOrphan.runId}) ended with exit 0` });
+    // What it saw of n1 is journaled with the decision.
+    expect(about[1]!.saw.power).toBe('off');
+    // The round that re-ran it did not start a second failover of n1.
+    expect(r.decisions.filter((d) => d.action === 'failover')).toEqual([]);
+  });
+
+  it('a re-run that cannot finish it (refused before any change) undoes the orphan, then fails the node over anew', async () => {
+    const r = await loop({ orphans: [[], [failoverOrphan], []], health: [off('n1')], failoverExit: [2, 0] });
+    expect(r.failovers).toEqual(['n1', 'n1']);
+    expect(r.undos).toEqual([failoverOrphan.runId]);
+    expect(r.decisions.filter((d) => d.run).map((d) => `${d.action}${d.exit === undefined ? '' : `:${d.exit}`}`)).toEqual(['rerun', 'rerun:2', 'undo', 'undo:0', 'rerun', 'rerun:0']);
+  });
+
+  it('a re-run that meets the lock held (exit 5) is left for a later round, never undone under another run', async () => {
+    const r = await loop({ orphans: [[], [failoverOrphan], []], health: [off('n1')], failoverExit: [5] });
+    expect(r.undos).toEqual([]);
+  });
+
+  it('undoes a failover whose node is healthy again, and any run that is not a failover; re-runs a half-done undo', async () => {
+    const r = await loop({ orphans: [[failoverOrphan, switchoverOrphan, undoOrphan], []], health: [ok('n1'), ok('n2')], rounds: 3 });
+    expect(r.undos).toEqual([failoverOrphan.runId, switchoverOrphan.runId, undoOrphan.head.undoOf]);
+    expect(r.failovers).toEqual([]);
+  });
+
+  it('--dry-run and a watcher that is not the leader change nothing; dry-run says once what it would do', async () => {
+    const dry = await loop({ orphans: [[switchoverOrphan]], health: [ok('n1')], dryRun: true });
+    expect(dry.undos).toEqual([]);
+    expect(dry.decisions.filter((d) => d.run).map((d) => d.action)).toEqual(['would-undo']);
+    const follower = await loop({ orphans: [[switchoverOrphan]], health: [ok('n1')], leader: false });
+    expect(follower.undos).toEqual([]);
+    expect(follower.decisions.filter((d) => d.run)).toEqual([]);
+  });
+});
