@@ -61,12 +61,12 @@ export function itemsOf(play: Play, index: number, inventory: Inventory, extraVa
 
 function lockOf(play: Play, inventory: Inventory, extraVars: Record<string, unknown>, playbookFile: string, item?: PlayItem): string {
   if (play.lock === undefined) return playbookFile;
-  // A plain play's lock is its name as written, as it always was.
-  if (!item) return play.lock;
+  // A plain play's lock renders with the play's vars and -e, as its name does (node-failover's
+  // `fence-{{ failed }}` was taken as written: failovers of different nodes waited on one lock).
   try {
-    return String(render(play.lock, playLevelVars(play, inventory, extraVars, item)));
+    return String(render(play.lock, item ? playLevelVars(play, inventory, extraVars, item) : { ...play.vars, ...extraVars }));
   } catch (e) {
-    throw new BatonError(`play "${play.name}", item ${item.label}: lock: ${describeError(e)}; nothing was run`, ExitCode.INVALID);
+    throw new BatonError(`play "${play.name}"${item ? `, item ${item.label}` : ''}: lock: ${describeError(e)}; nothing was run`, ExitCode.INVALID);
   }
 }
 

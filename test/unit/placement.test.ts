@@ -378,6 +378,14 @@ describe('the shipped playbooks, resolved over node reads', () => {
     ]);
   });
 
+  it('node-failover takes the lock of the node it fences (fence-n2), then each group\'s', async () => {
+    const extraVars = { failed: 'n2' };
+    const t = transports({ n2: [1] });
+    const { playbook } = await resolvePlaybookPlacement(load('playbooks/node-failover.yml', extraVars), inventory, extraVars, t);
+    const plays = expandPlays(playbook, inventory, extraVars);
+    expect(plays.map((p) => p.units.map((u) => u.lock))).toEqual([['fence-n2'], ['service-nfs-a']]);
+  });
+
   it('node-evacuate refuses when a group it holds is also seen elsewhere (split)', async () => {
     const t = transports({ n1: [1], n2: [1] });
     await expect(resolvePlaybookPlacement(load('playbooks/node-evacuate.yml', { node: 'n1' }), inventory, { node: 'n1' }, t)).rejects.toThrow(/^cannot evacuate n1: group nfs-a: it is SPLIT on n1 and n2/);
