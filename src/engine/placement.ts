@@ -226,8 +226,8 @@ export function resolvePlacement(req: PlacementRequest, groups: ServiceGroup[], 
     // Held by the failed node: seen (only) there, or seen nowhere while the failed node is the
     // one that could not be read, whether it does not answer or its BMC already says off (a
     // node that is off runs nothing, but what it ran before is what failover is for). A group
-    // running whole on a survivor is left alone; one seen on a survivor in part or on two nodes
-    // needs a person.
+    // running whole on a survivor is left alone; one in part on one survivor while the failed
+    // node cannot be read is finished there; one in part otherwise or on two nodes needs a person.
     let held: boolean;
     const failedUnread = !nodes.get(failed)?.view;
     const heldUnseen = () => notes.push(`group ${g.name} is seen on no node and ${failed} could not be read (${nodes.get(failed)?.power === 'off' ? 'powered off' : 'no answer'}): taken over as if ${failed} held it`);
@@ -241,7 +241,15 @@ export function resolvePlacement(req: PlacementRequest, groups: ServiceGroup[], 
       if (held) heldUnseen();
     }
     else if (p.state === 'running') held = false;
-    else refuseUnclear(p, `cannot fail ${failed} over: group ${g.name}`);
+    else if (p.state === 'partial' && p.nodes.length === 1 && failedUnread && usable(nodes.get(p.nodes[0]!))) {
+      // A takeover from the failed node cut short (its controller died mid-run, say): the group
+      // is in part on one survivor and the failed node, which cannot be read, cannot hold the
+      // rest. Finished there, as service-start finishes a partial group in place.
+      const at = p.nodes[0]!;
+      notes.push(`group ${g.name} is ${p.summary} and ${failed} could not be read: a takeover cut short, finished on ${at}`);
+      moves.push(moveOf(g, failed, at, 'failover', inventory));
+      continue;
+    } else refuseUnclear(p, `cannot fail ${failed} over: group ${g.name}`);
     if (!held) {
       if (p.state === 'stopped') notes.push(`group ${g.name} is stopped (not on ${failed}): left stopped`);
       continue;

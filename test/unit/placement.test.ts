@@ -190,6 +190,16 @@ describe('failover', () => {
     expect([moves, notes]).toEqual([[], ['group nfs-b is stopped (not on n2): left stopped', 'no group is held by n2: nothing to take over']]);
   });
 
+  it('a takeover cut short (the group in part on one survivor, the failed node off or silent) is finished on that survivor; with the failed node read, it needs a person', () => {
+    const partial = at('nfs-a', 'partial', ['n3']);
+    const { moves, notes } = resolve({ kind: 'failover', node: 'n1' }, cluster({ 'nfs-a': partial }, [down('n1', 'off'), up('n2'), up('n3')]));
+    // nfs-a prefers n2, but the part on n3 is where it is finished (never a second copy on n2).
+    expect(route(moves)).toEqual(['nfs-a n1->n3', 'nfs-d n1->n2']);
+    expect(notes[0]).toBe('group nfs-a is partial on n3 (export missing) and n1 could not be read: a takeover cut short, finished on n3');
+    expect(route(resolve({ kind: 'failover', node: 'n1' }, cluster({ 'nfs-a': partial }, [down('n1'), up('n2'), up('n3')])).moves)).toEqual(['nfs-a n1->n3', 'nfs-d n1->n2']);
+    expect(refusal(() => resolve({ kind: 'failover', node: 'n1' }, cluster({ 'nfs-a': partial })))).toMatch(/^cannot fail n1 over: group nfs-a: it is partial on n3/);
+  });
+
   it('refuses a group that is unknown because of another node too, or split over survivors', () => {
     const seen = cluster({ 'nfs-a': at('nfs-a', 'unknown', [], ['n1', 'n2']) }, [down('n1'), down('n2'), up('n3')]);
     expect(refusal(() => resolve({ kind: 'failover', node: 'n1' }, seen))).toMatch(/^cannot fail n1 over: group nfs-a: it is unknown/);
