@@ -113,6 +113,16 @@ export async function clientSha256(lab: Lab, file: string): Promise<string> {
   return createHash('sha256').update(r.stdout).digest('hex');
 }
 
+/** Read `name` under a service group's export through its VIP, with a 5 s bound: its sha256, or undefined when the read fails (for polling). */
+export async function groupReadSha256(lab: Lab, vip: string, pseudo: string, name: string): Promise<string | undefined> {
+  try {
+    const r = await execFileP('ip', ['netns', 'exec', lab.clients[0]!.netns, 'nfs-cat', `nfs://${vip}${pseudo}/${name}?version=4`], { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024, timeout: 5_000 });
+    return createHash('sha256').update(r.stdout).digest('hex');
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Write `bytes` of random data through the VIP as the client; returns its sha256. `file` is the
  * NFSv4 path (under the pseudo root); the write goes over NFSv3 to the same file under its real

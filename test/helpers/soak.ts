@@ -6,6 +6,7 @@
  * broken with no way back, an unreadable journal), 2 on bad arguments, 3 when the lab could not be
  * built or reset.
  */
+import { prng } from './prng.js';
 import { appendFileSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { startLab, type Lab } from './lab.js';
@@ -27,17 +28,6 @@ export interface SoakOptions {
   verbose: boolean;
 }
 
-/** mulberry32: small, seedable, good enough to pick cases. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const pick = <T>(rnd: () => number, xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
 

@@ -17,7 +17,7 @@ import { loadServiceGroups, type ServiceGroup } from '../../src/inventory/servic
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { groupStartVars } from '../helpers/groups.js';
 import { requireRoot, startLab, type Lab } from '../helpers/lab.js';
-import { baton, CLI } from '../helpers/nfs-service.js';
+import { baton, CLI, groupReadSha256 } from '../helpers/nfs-service.js';
 
 const execFileP = promisify(execFile);
 
@@ -28,18 +28,7 @@ let group: ServiceGroup;
 let written: string;
 const watchers: Array<{ name: string; proc: ChildProcess; out: () => string }> = [];
 
-async function clientRead(g: ServiceGroup, name: string): Promise<string | undefined> {
-  try {
-    const r = await execFileP('ip', ['netns', 'exec', lab.clients[0]!.netns, 'nfs-cat', `nfs://${g.vip.address}${g.nfsExports[0]!.pseudo}/${name}?version=4`], {
-      encoding: 'buffer',
-      maxBuffer: 64 * 1024 * 1024,
-      timeout: 5_000,
-    });
-    return createHash('sha256').update(r.stdout).digest('hex');
-  } catch {
-    return undefined;
-  }
-}
+const clientRead = (g: ServiceGroup, name: string): Promise<string | undefined> => groupReadSha256(lab, g.vip.address, g.nfsExports[0]!.pseudo, name);
 
 async function clientWrite(g: ServiceGroup, name: string, bytes: number): Promise<string> {
   const local = path.join(work, 'payload');

@@ -27,7 +27,8 @@ import { EtcdClient } from '../../src/transport/etcd.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { groupStartVars } from '../helpers/groups.js';
 import { requireRoot, startLab, type Lab } from '../helpers/lab.js';
-import { baton, clusterState, CLI, vipHolders } from '../helpers/nfs-service.js';
+import { baton, clusterState, CLI, groupReadSha256, vipHolders } from '../helpers/nfs-service.js';
+import { prng } from '../helpers/prng.js';
 
 const execFileP = promisify(execFile);
 const LEASE_S = 3;
@@ -49,30 +50,7 @@ interface Watcher {
 }
 const watchers = new Map<string, Watcher>();
 
-/** mulberry32: a small seeded RNG, so a failing sequence of kill moments can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-async function clientRead(name: string): Promise<string | undefined> {
-  try {
-    const r = await execFileP('ip', ['netns', 'exec', lab.clients[0]!.netns, 'nfs-cat', `nfs://${group.vip.address}${group.nfsExports[0]!.pseudo}/${name}?version=4`], {
-      encoding: 'buffer',
-      maxBuffer: 64 * 1024 * 1024,
-      timeout: 5_000,
-    });
-    return createHash('sha256').update(r.stdout).digest('hex');
-  } catch {
-    return undefined;
-  }
-}
+const clientRead = (name: string): Promise<string | undefined> => groupReadSha256(lab, group.vip.address, group.nfsExports[0]!.pseudo, name);
 
 async function clientWrite(name: string, bytes: number): Promise<string> {
   const local = path.join(work, 'payload');
@@ -304,7 +282,7 @@ describe('a watcher killed mid-failover', () => {
   }, 240_000);
 
   it('10 times, the leader killed at a random moment: never two failovers, never a split brain, every run completed or undone', async () => {
-    const next = rng(SEED);
+    const next = prng(SEED);
     const times: number[] = [];
     for (let i = 1; i <= 10; i++) {
       // Half mid-change: 0–0.6 s after the leader's failover run began its steps (the fence, then
