@@ -318,10 +318,30 @@ export interface WatchLoop {
 
 /** An action's exit code, also when it threw (a BatonError carries its own). */
 async function exitOf(w: WatchLoop, what: string, act: () => Promise<number>): Promise<number> {
-  return act().catch((e: Error & { exitCode?: number }) => {
-    w.say(`watch: ${what} stopped: ${e.message}`);
-    return typeof e.exitCode === 'number' ? e.exitCode : 3;
-  });
+  // A leader busy with a run stays the leader: its key is renewed while the run lasts (a run
+  // outlasts the leadership lease, and another watcher taking over meanwhile would start a second
+  // failover of the same node, to meet its lock). A leader killed mid-run stops renewing and
+  // loses the key with its lease, as before.
+  let renewing = false;
+  const keep = setInterval(
+    () => {
+      if (renewing) return;
+      renewing = true;
+      void w.leadership
+        .lead()
+        .catch(() => false)
+        .finally(() => (renewing = false));
+    },
+    Math.max(250, Math.floor(w.settings.intervalMs / 2)),
+  );
+  try {
+    return await act().catch((e: Error & { exitCode?: number }) => {
+      w.say(`watch: ${what} stopped: ${e.message}`);
+      return typeof e.exitCode === 'number' ? e.exitCode : 3;
+    });
+  } finally {
+    clearInterval(keep);
+  }
 }
 
 const LOCKED = 5;
