@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -59,8 +59,12 @@ describe('parseExtraVars', () => {
 
   it('reads JSON with types, and @files', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-ev-'));
-    writeFileSync(path.join(dir, 'v.yml'), 'vips: [a, b]\nn: 3\n');
-    expect(parseExtraVars(['{"n": 1, "on": true}', '@v.yml'], dir)).toEqual({ n: 3, on: true, vips: ['a', 'b'] });
+    try {
+      writeFileSync(path.join(dir, 'v.yml'), 'vips: [a, b]\nn: 3\n');
+      expect(parseExtraVars(['{"n": 1, "on": true}', '@v.yml'], dir)).toEqual({ n: 3, on: true, vips: ['a', 'b'] });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses what it cannot read, saying which -e', () => {
