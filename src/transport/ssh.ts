@@ -53,13 +53,17 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** The exec request for argv: what the remote login shell will parse. */
 export function remoteCommand(argv: readonly string[], env: Record<string, string> = {}): string {
+  return `exec sh -c ${quoteArg(WRAPPER)} baton ${quoteArgv([...envPairs(argv, env), '--', ...argv])}`;
+}
+
+/** The environment as NAME=VALUE words, once argv and env are known to fit a command line (no NUL, sane names). */
+function envPairs(argv: readonly string[], env: Record<string, string>): string[] {
   for (const a of argv) if (a.includes('\0')) throw new TypeError('exec: an argument contains a NUL byte, which no command line can carry');
-  const pairs = Object.entries(env).map(([k, v]) => {
+  return Object.entries(env).map(([k, v]) => {
     if (!ENV_NAME.test(k)) throw new TypeError(`exec: invalid environment variable name ${JSON.stringify(k)}`);
     if (v.includes('\0')) throw new TypeError(`exec: environment value of ${k} contains a NUL byte`);
     return `${k}=${v}`;
   });
-  return `exec sh -c ${quoteArg(WRAPPER)} baton ${quoteArgv([...pairs, '--', ...argv])}`;
 }
 
 export class SshTransport implements Transport {
@@ -161,25 +165,19 @@ export class SshTransport implements Transport {
   async exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
     if (argv.length === 0) throw new TypeError('exec: empty argv');
     const plan = withBecome(argv, opts, this.spec);
-    if (opts.stdin === undefined && !this.agentOff) {
-      const agent = await this.agentSession();
-      if (agent) {
-        const t0 = performance.now();
-        const r = await this.runOnAgent(agent, argv, plan.argv, plan.env, opts);
-        if (TRACE_FILE) appendFileSync(TRACE_FILE, `${(t0 - TRACE_T0).toFixed(0)} ${this.host} ${(performance.now() - t0).toFixed(1)} ${argv.join(' ').slice(0, 160).replace(/\n/g, ' ')}\n`);
-        if (plan.user !== undefined && r.code !== 0) r.stderr = explainSudoFailure(r.stderr, plan.user, this.host);
-        return r;
-      }
-    }
-    const command = remoteCommand(plan.argv, plan.env);
+    const agent = opts.stdin === undefined ? await this.agentSession() : null;
+    const t0 = performance.now();
+    const r = agent ? await this.runOnAgent(agent, argv, plan.argv, plan.env ?? {}, opts) : await this.runOnChannel(argv, remoteCommand(plan.argv, plan.env), opts);
+    if (TRACE_FILE) appendFileSync(TRACE_FILE, `${(t0 - TRACE_T0).toFixed(0)} ${this.host} ${(performance.now() - t0).toFixed(1)} ${argv.join(' ').slice(0, 160).replace(/\n/g, ' ')}\n`);
+    if (plan.user !== undefined && r.code !== 0) r.stderr = explainSudoFailure(r.stderr, plan.user, this.host);
+    return r;
+  }
+
+  /** One command on an SSH channel of its own (waiting for a free one). */
+  private async runOnChannel(argv: string[], command: string, opts: ExecOptions): Promise<ExecResult> {
     const release = await this.queue.acquire();
     try {
-      const client = await this.client();
-      const t0 = performance.now();
-      const r = await this.run(client, argv, command, opts);
-      if (TRACE_FILE) appendFileSync(TRACE_FILE, `${(t0 - TRACE_T0).toFixed(0)} ${this.host} ${(performance.now() - t0).toFixed(1)} ${argv.join(' ').slice(0, 160).replace(/\n/g, ' ')}\n`);
-      if (plan.user !== undefined && r.code !== 0) r.stderr = explainSudoFailure(r.stderr, plan.user, this.host);
-      return r;
+      return await this.run(await this.client(), argv, command, opts);
     } finally {
       release();
     }
@@ -230,12 +228,8 @@ export class SshTransport implements Transport {
   }
 
   /** One command through the agent, with the timeout and abort semantics of run(). */
-  private runOnAgent(agent: AgentSession, shown: string[], argv: string[], env: Record<string, string> | undefined, opts: ExecOptions): Promise<ExecResult> {
-    for (const a of argv) if (a.includes('\0')) throw new TypeError('exec: an argument contains a NUL byte, which no command line can carry');
-    for (const [k, v] of Object.entries(env ?? {})) {
-      if (!ENV_NAME.test(k)) throw new TypeError(`exec: invalid environment variable name ${JSON.stringify(k)}`);
-      if (v.includes('\0')) throw new TypeError(`exec: environment value of ${k} contains a NUL byte`);
-    }
+  private runOnAgent(agent: AgentSession, shown: string[], argv: string[], env: Record<string, string>, opts: ExecOptions): Promise<ExecResult> {
+    envPairs(argv, env);
     const started = performance.now();
     const grace = Math.ceil((this.opts.killGraceMs ?? 2000) / 100);
     const { id, done } = agent.run(argv, env);
