@@ -381,6 +381,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
           ...(reversible ? {} : { irreversible: true }),
           ...(t.item ? { item: { index: t.item.index, label: t.item.label } } : {}),
         });
+        await o.journal?.durable();
         if (o.beforeChange) {
           try {
             await o.beforeChange();

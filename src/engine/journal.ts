@@ -1,12 +1,19 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { runsDir } from './state-dir.js';
 
 /**
- * The journal: one append-only JSON-lines file per run. Every record is fsync'd before the
- * engine goes on, and the intent of a change is written *before* the change, so a
- * controller killed at any moment leaves enough to undo or re-run.
+ * The journal: one append-only JSON-lines file per run. The intent of a change is on disk
+ * (fsync'd: `durable()`) *before* the change, so a controller killed at any moment leaves enough
+ * to undo or re-run.
+ *
+ * Group commit: `append` writes a line (the kernel has it: a killed process loses nothing) and
+ * `durable()` waits for an fsync that covers it, one fsync shared by every caller waiting at the
+ * same time, run off the event loop. An fsync per record on the event loop cost 2 ms each and
+ * stalled every item of a run while it lasted: 194 records, 0.4 s of a 2 s eight-group move.
+ * A `done` record is not waited for: lost only with the machine, it leaves its intent unfinished,
+ * which undo and resume already treat as a change that may have happened (they probe).
  *
  * A journal is trusted only whole (format 2): every line ends with `"h"`, a hash chained over the
  * previous line's, so a changed, missing or reordered record breaks the chain at its line; a
@@ -103,6 +110,12 @@ export class Journal {
   private nextSeq = 1;
   private last = GENESIS;
   private count = 0;
+  /** Lines known to be on disk (and told to onLine); the ones after them are in `unsynced`. */
+  private synced = 0;
+  /** Lines written but not yet known on disk, oldest first (for onLine). */
+  private unsynced: string[] = [];
+  /** The fsync under way, shared by every durable() caller that arrives while it runs. */
+  private syncing: Promise<void> | undefined;
   readonly path: string;
 
   /**
@@ -113,14 +126,17 @@ export class Journal {
     readonly runId: string,
     dir = runsDir(),
     private readonly redact: (line: string) => string = (l) => l,
-    /** Told every line once it is on disk, with its 0-based index (a coordinator's copy). */
+    /** Told every line once it is on disk, in order, with its 0-based index (a coordinator's copy). */
     private readonly onLine?: (index: number, line: string) => void,
   ) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.path = path.join(dir, `${runId}.jsonl`);
   }
 
-  /** Write one record and wait until it is on disk. Intents get the next seq, returned. */
+  /**
+   * Write one record; intents get the next seq, returned. On disk only after `durable()` (an
+   * `end` record at once: nothing follows it).
+   */
   append(record: NewRecord): number {
     if (this.fd === undefined) {
       // Appending to a journal that exists (the same run id again): go on with its chain and seqs.
@@ -134,12 +150,42 @@ export class Journal {
     const h = chain(this.last, body);
     const line = `${body.slice(0, -1)},"h":"${h}"}`;
     writeSync(this.fd, `${line}\n`);
-    fsyncSync(this.fd);
     this.last = h;
-    this.onLine?.(this.count, line);
+    this.unsynced.push(line);
     this.count++;
-    if (record.t === 'end') this.seal();
+    if (record.t === 'end') {
+      fsyncSync(this.fd);
+      this.markSynced(this.count);
+      this.seal();
+    } else if (record.t === 'done' && this.onLine) {
+      // A coordinator's copy gets the outcome within its flush delay, not only with the next change.
+      void this.durable().catch(() => undefined);
+    }
     return seq ?? 0;
+  }
+
+  /** Every record appended so far is on disk: wait for that before a change is made. */
+  async durable(): Promise<void> {
+    const target = this.count;
+    while (this.synced < target) {
+      this.syncing ??= this.syncOnce().finally(() => (this.syncing = undefined));
+      await this.syncing;
+    }
+  }
+
+  private async syncOnce(): Promise<void> {
+    const fd = this.fd;
+    if (fd === undefined) return;
+    const upTo = this.count;
+    await new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
+    this.markSynced(upTo);
+  }
+
+  private markSynced(upTo: number): void {
+    while (this.synced < upTo) {
+      this.onLine?.(this.synced, this.unsynced.shift()!);
+      this.synced++;
+    }
   }
 
   private resume(): void {
@@ -149,6 +195,7 @@ export class Journal {
       if (!m) continue;
       this.last = m[1]!;
       this.count++;
+      this.synced++;
       const seq = /"t":"intent".*"seq":(\d+)/.exec(line);
       if (seq) this.nextSeq = Math.max(this.nextSeq, Number(seq[1]) + 1);
     }
@@ -162,8 +209,12 @@ export class Journal {
   }
 
   close(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
+    const fd = this.fd;
+    if (fd === undefined) return;
     this.fd = undefined;
+    // An fsync still under way (a run cut short while a change waited for it) keeps the fd until it ends.
+    if (this.syncing) void this.syncing.catch(() => undefined).finally(() => closeSync(fd));
+    else closeSync(fd);
   }
 }
 

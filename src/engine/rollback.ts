@@ -86,6 +86,7 @@ export async function revertChanges(changes: AppliedChange[], o: RevertOptions):
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), timeoutMs);
     try {
+      await o.journal?.durable();
       await o.beforeChange?.();
       const host = o.inventory.hosts.get(c.ref.host);
       if (!host) throw new Error(`host ${c.ref.host} is no longer in the inventory`);
