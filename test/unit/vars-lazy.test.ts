@@ -32,4 +32,14 @@ describe('vars written in playbooks and roles are templates; inventory and -e va
     const vars = varsFor({ host, inventory, play: pb.plays[0]!, step: s });
     expect(() => vars.a).toThrow(/in terms of itself/);
   });
+
+  it('a lazy play var is overridden by an extra var, and a var named __proto__ is a var, not the prototype', () => {
+    const s = step('command', ['true']);
+    const pb = playbook([s], { vars: { port: '{{ 1000 + 49 }}' } });
+    const vars = varsFor({ host, inventory, play: pb.plays[0]!, step: s, extraVars: JSON.parse('{"port": 2049, "__proto__": {"polluted": true}}') });
+    expect(vars.port).toBe(2049);
+    expect(Object.getPrototypeOf(vars)).toBe(Object.prototype);
+    expect((vars as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.getOwnPropertyDescriptor(vars, '__proto__')?.value).toEqual({ polluted: true });
+  });
 });
