@@ -111,6 +111,13 @@ describe('prepare: started once the release of the same resource completed', () 
     expect(given).toEqual([{ name: 'x', prepared: undefined }]);
   });
 
+  it('is not started on a host where the step\'s when is false (it would skip there)', async () => {
+    const { result } = await run([step('give', { name: 'x' }), step('take', { name: 'x' }, { when: ['inventory_hostname == "elsewhere"'] })]);
+    expect(result.exitCode).toBe(0);
+    expect(started).toEqual([]);
+    expect(given).toEqual([]);
+  });
+
   it('is not started before any release, and not at all in check mode', async () => {
     await run([step('take', { name: 'x' })]);
     expect(started).toEqual([]);
