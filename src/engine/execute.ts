@@ -185,6 +185,10 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
   const safety = new RunSafety(Boolean(o.force), o.peerPower);
   // -e wins over inventory vars everywhere, hostvars[...] included (a -e bmc_password reaches the fence).
   const inventory = withExtraVars(o.inventory, o.extraVars);
+  // A play's title, rendered once: a looped play's name needs its item, so each render failed
+  // and threw (a stack trace per step instance) before falling back to the name as written.
+  const titles = new Map<Play, string>();
+  const titleOf = (play: Play) => titles.get(play) ?? titles.set(play, playTitle(play, o.extraVars)).get(play)!;
   const newTxn = (item: PlayItem | undefined, txnChanges: AppliedChange[], txnFailures: string[], halted: () => boolean): Txn => {
     const t: Txn = {
       item,
@@ -217,7 +221,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
     let args: unknown;
     let ref: StepRef = {
       play: playIndex,
-      playName: playTitle(play, o.extraVars),
+      playName: titleOf(play),
       stepId: step.id,
       instance,
       name: step.name ?? step.kind,
@@ -438,7 +442,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
     const { base, id } = expansion;
     const ref = (instance: string, name: string): StepRef => ({
       play: playIndex,
-      playName: playTitle(play, o.extraVars),
+      playName: titleOf(play),
       stepId: step.id,
       instance,
       name,

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { runsDir } from './state-dir.js';
@@ -341,6 +341,35 @@ export function loadRuns(damaged: (id: string, e: Error) => void = () => undefin
       out.push({ id, head, records });
     } catch (e) {
       damaged(id, e as Error);
+    }
+  }
+  return out.sort((a, b) => (a.head.at === b.head.at ? (a.id < b.id ? -1 : 1) : a.head.at < b.head.at ? -1 : 1));
+}
+
+/**
+ * Every journal's run record, read from its first line only, ordered as loadRuns orders runs: to
+ * choose which journals to read whole. A run record that does not parse is left out (its journal
+ * is damaged). Each chosen journal must still be read with inspectJournal before it is trusted.
+ */
+export function loadRunHeads(dir = runsDir()): Array<{ id: string; head: RunRecord }> {
+  const out: Array<{ id: string; head: RunRecord }> = [];
+  const buf = Buffer.alloc(16 * 1024);
+  for (const id of listRunIds(dir)) {
+    try {
+      const file = journalPath(id, dir);
+      const fd = openSync(file, 'r');
+      let first: string;
+      try {
+        const n = readSync(fd, buf, 0, buf.length, 0);
+        const nl = buf.subarray(0, n).indexOf(10);
+        first = nl >= 0 ? buf.subarray(0, nl).toString('utf8') : readFileSync(file, 'utf8').split('\n', 1)[0]!;
+      } finally {
+        closeSync(fd);
+      }
+      const head = JSON.parse(first) as RunRecord;
+      if (head?.t === 'run') out.push({ id, head });
+    } catch {
+      // Unreadable or damaged: nothing is decided from it.
     }
   }
   return out.sort((a, b) => (a.head.at === b.head.at ? (a.id < b.id ? -1 : 1) : a.head.at < b.head.at ? -1 : 1));

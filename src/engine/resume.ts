@@ -1,4 +1,4 @@
-import { loadRuns } from './journal.js';
+import { inspectJournal, journalPath, loadRunHeads, type JournalRecord } from './journal.js';
 
 /**
  * Re-runs finish what a crash left. A run killed between `raise_vip` and `garp` leaves the VIP
@@ -24,17 +24,28 @@ function sameVars(a: unknown, b: unknown): boolean {
 }
 
 export function findInterrupted(playbook: string, lock: string, journaledExtraVars: Record<string, unknown>): Interrupted | undefined {
-  // A damaged journal is never trusted, not even to say what is owed: loadRuns leaves it out.
-  const runs = loadRuns();
+  // Newest first, from each journal's first line; only the journals that decide are read whole
+  // (a state dir keeps every run: reading them all made each run slower than the last).
+  const runs = loadRunHeads();
   const heads = new Map(runs.map((r) => [r.id, r.head]));
-  for (const { id, records: recs, head } of runs.reverse()) {
+  // A damaged journal is never trusted, not even to say what is owed: it is passed over.
+  const whole = (id: string): JournalRecord[] | undefined => {
+    try {
+      return inspectJournal(journalPath(id)).records;
+    } catch {
+      return undefined;
+    }
+  };
+  for (const { id, head } of runs.reverse()) {
     if (head.mode === 'undo') {
       // An undo of the newest run of this playbook: nothing is owed.
       const undone = head.undoOf ? heads.get(head.undoOf) : undefined;
-      if (undone && undone.playbook === playbook && undone.lock === lock) return undefined;
+      if (undone && undone.playbook === playbook && undone.lock === lock && whole(id) && whole(head.undoOf!)) return undefined;
       continue;
     }
     if (head.playbook !== playbook || head.lock !== lock) continue;
+    const recs = whole(id);
+    if (!recs) continue;
     if (!sameVars(head.extraVars, journaledExtraVars)) return undefined;
     // A run that ended whole (succeeded, or rolled back completely) owes nothing; one that died,
     // or failed leaving changes in place (a rollback that could not reach a node), may.
