@@ -19,9 +19,15 @@ import { AgentSession, agentCommand, newBoundary } from './ssh-agent-mux.js';
 import { resolveTarget, resolveTargetAsync, type ResolvedTarget } from './ssh-config.js';
 import { UnreachableError, type ExecOptions, type ExecResult, type Transport } from './transport.js';
 
-/** `BATON_TRACE_EXEC=FILE`: one line per command (ms since start, host, ms it took, argv), to see where a move's time goes (docs/speed.md). */
+/**
+ * `BATON_TRACE_EXEC=FILE`: one line per command (ms since the process started, host, ms it took,
+ * argv), and one per connection and agent start (`@connect`, `@agent`), to see where a move's
+ * time goes (docs/speed.md).
+ */
 const TRACE_FILE = process.env.BATON_TRACE_EXEC;
-const TRACE_T0 = performance.now();
+const trace = (t0: number, host: string, what: string) => {
+  if (TRACE_FILE) appendFileSync(TRACE_FILE, `${t0.toFixed(0)} ${host} ${(performance.now() - t0).toFixed(1)} ${what.slice(0, 160).replace(/\n/g, ' ')}\n`);
+};
 /** `BATON_SSH_AGENT=0`: one SSH channel per command, as before the agent (ssh-agent-mux.ts): to compare, or for a node where it misbehaves. */
 const AGENT_BY_DEFAULT = process.env.BATON_SSH_AGENT !== '0';
 
@@ -118,7 +124,9 @@ export class SshTransport implements Transport {
         } catch (e) {
           throw new UnreachableError(this.host, `cannot work out how to reach ${this.host}: ${(e as Error).message}`);
         }
+        const dialled = performance.now();
         const chain = await dial(t, { keepaliveIntervalMs: this.opts.keepaliveIntervalMs, log: this.log });
+        trace(dialled, this.host, '@connect');
         const c = chain[chain.length - 1]!;
         // A dropped connection is reopened by the next exec rather than failing forever.
         c.on('close', () => {
@@ -168,7 +176,7 @@ export class SshTransport implements Transport {
     const agent = opts.stdin === undefined ? await this.agentSession() : null;
     const t0 = performance.now();
     const r = agent ? await this.runOnAgent(agent, argv, plan.argv, plan.env ?? {}, opts) : await this.runOnChannel(argv, remoteCommand(plan.argv, plan.env), opts);
-    if (TRACE_FILE) appendFileSync(TRACE_FILE, `${(t0 - TRACE_T0).toFixed(0)} ${this.host} ${(performance.now() - t0).toFixed(1)} ${argv.join(' ').slice(0, 160).replace(/\n/g, ' ')}\n`);
+    trace(t0, this.host, argv.join(' '));
     if (plan.user !== undefined && r.code !== 0) r.stderr = explainSudoFailure(r.stderr, plan.user, this.host);
     return r;
   }
@@ -192,6 +200,7 @@ export class SshTransport implements Transport {
     if (!this.agenting) {
       const p: Promise<AgentSession | null> = (async () => {
         const client = await this.client();
+        const started = performance.now();
         // The agent holds one channel while it lives; commands with stdin and kills use the others.
         const release = await this.queue.acquire();
         const boundary = newBoundary();
@@ -205,9 +214,11 @@ export class SshTransport implements Transport {
         }
         channel.on('close', release);
         try {
-          return await AgentSession.start(channel, boundary, () => {
+          const session = await AgentSession.start(channel, boundary, () => {
             if (this.agenting === p) this.agenting = undefined;
           });
+          trace(started, this.host, '@agent');
+          return session;
         } catch (e) {
           if (this.closed || !this.connecting) throw this.lost(e, 'starting the command agent');
           return this.giveUpAgent(e);
