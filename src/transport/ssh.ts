@@ -108,7 +108,11 @@ export class SshTransport implements Transport {
   }
 
   connect(): Promise<void> {
-    return this.client().then(() => undefined);
+    return this.client().then(() => {
+      // The agent starts now, while the run does its other opening work (locks on other nodes,
+      // the placement read), not in front of this node's first command.
+      void this.agentSession().catch(() => undefined);
+    });
   }
 
   private client(): Promise<SshClient> {
