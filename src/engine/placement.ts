@@ -350,14 +350,14 @@ export async function resolvePlaybookPlacement(
   playbook: Playbook,
   inventory: Inventory,
   extraVars: Record<string, unknown>,
-  o: { transportOf(node: string): Promise<Transport>; bmcRunner?: Transport },
+  o: { transportOf(node: string): Promise<Transport>; bmcRunner?: Transport; onPoweredOff?(node: string): void },
 ): Promise<{ playbook: Playbook; notes: string[] }> {
   if (!hasPlacement(playbook)) return { playbook, notes: [] };
   const requests = playbook.plays.map((p) => (p.placement ? renderRequest(p, inventory, extraVars) : undefined));
   const groups = loadServiceGroups(inventory);
   if (!groups.length) throw new PlacementRefused(`${inventory.file}: no service group to place: declare them in all.vars.baton_services`);
   for (const r of requests) if (r) checkNames(r, groups);
-  const status = await observeGroups({ inventory, groups, transportOf: o.transportOf, ...(o.bmcRunner ? { bmcRunner: o.bmcRunner } : {}) });
+  const status = await observeGroups({ inventory, groups, transportOf: o.transportOf, ...(o.bmcRunner ? { bmcRunner: o.bmcRunner } : {}), ...(o.onPoweredOff ? { onPoweredOff: o.onPoweredOff } : {}) });
   const notes: string[] = [];
   const plays = playbook.plays.map((play, i) => {
     const req = requests[i];

@@ -208,7 +208,12 @@ export async function runSession(inputs: RunInputs, o: RunSettings, hooks: RunHo
     // first to show the plan; a drill's inputs arrive unresolved).
     // etcd unreachable, or its certificate not trusted: said before any node is read.
     if (!check) await coordinator.check();
-    const placed = await resolvePlaybookPlacement(inputs.playbook, inputs.inventory, inputs.extraVars, { transportOf: (n) => session.pool.get(n), bmcRunner: new LocalTransport('controller') });
+    const placed = await resolvePlaybookPlacement(inputs.playbook, inputs.inventory, inputs.extraVars, {
+      transportOf: (n) => session.pool.get(n),
+      bmcRunner: new LocalTransport('controller'),
+      // Its lock entry and the steps' peer checks do not wait out the same connection attempt.
+      onPoweredOff: (n) => session.pool.markDown(n, 'its BMC says it is powered off'),
+    });
     session.notes.push(...placed.notes);
     inputs = { ...inputs, playbook: placed.playbook };
     const expanded = expandSelection(inputs.playbook, inputs.inventory, inputs.extraVars, o.limit, inputs.playbookFile);

@@ -279,6 +279,37 @@ export interface ObserveOptions {
   transportOf(node: string): Promise<Transport>;
   /** Where ipmitool runs to ask the BMCs (the controller). */
   bmcRunner?: Transport;
+  /**
+   * Told of a node its BMC says is off and that did not answer within POWERED_OFF_GRACE_MS: a run
+   * marks it down, so its lock and steps do not wait out the same connection attempt.
+   */
+  onPoweredOff?(node: string): void;
+}
+
+/**
+ * How long a node its BMC says is off still gets to answer. An SSH connection to a powered-off
+ * node waits out its timeout (10 s by default, a SYN nobody answers), which was most of an
+ * automatic failover's time; a node that is up answers well within this. The BMC may be wrong
+ * (a cable to the wrong port): then the node answers in time and is read as usual.
+ */
+export const POWERED_OFF_GRACE_MS = 1_000;
+
+async function readNodeUnlessOff(
+  name: string,
+  o: ObserveOptions,
+  power: Promise<{ power: PowerReading; powerError?: string }>,
+): Promise<{ connected: boolean; view?: NodeView; error?: string }> {
+  const read = readNode(name, o.transportOf);
+  const p = await Promise.race([read.then(() => undefined), power]);
+  if (p?.power !== 'off') return read;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), POWERED_OFF_GRACE_MS);
+  });
+  const r = await Promise.race([read, late]).finally(() => clearTimeout(timer));
+  if (r) return r;
+  o.onPoweredOff?.(name);
+  return { connected: false, error: `not read: its BMC says it is powered off, and it did not answer within ${POWERED_OFF_GRACE_MS / 1000} s` };
 }
 
 /** The nodes of all groups, in inventory order. */
@@ -338,7 +369,8 @@ export async function observeGroups(o: ObserveOptions): Promise<ClusterStatus> {
   const names = o.nodes ?? nodesOfGroups(o.inventory, o.groups);
   const nodes = await Promise.all(
     names.map(async (name): Promise<NodeObservation> => {
-      const [read, power] = await Promise.all([readNode(name, o.transportOf), readBmcPower(o.inventory.hosts.get(name), o.bmcRunner)]);
+      const reading = readBmcPower(o.inventory.hosts.get(name), o.bmcRunner);
+      const [read, power] = await Promise.all([readNodeUnlessOff(name, o, reading), reading]);
       const n: NodeObservation = { name, reachable: read.connected, power: power.power };
       if (read.error) n.error = read.error;
       if (power.powerError) n.powerError = power.powerError;

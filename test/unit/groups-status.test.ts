@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { bmcOf, judgeCluster, nodeViewArgv, observeGroups, parseNodeView, type NodeObservation } from '../../src/facts/groups.js';
+import { bmcOf, judgeCluster, nodeViewArgv, observeGroups, parseNodeView, POWERED_OFF_GRACE_MS, type NodeObservation } from '../../src/facts/groups.js';
 import type { Inventory } from '../../src/inventory/model.js';
 import type { ServiceGroup } from '../../src/inventory/services.js';
 import type { ExecResult, Transport } from '../../src/transport/transport.js';
@@ -226,6 +226,37 @@ describe('observing', () => {
     ]);
     expect(s.nodes[1]!.error).toMatch(/timed out while connecting/);
     expect(s.nodes[2]!.powerError).toMatch(/no BMC in the inventory/);
+    expect(s.groups.map((g) => g.summary)).toEqual(['running on n1', 'stopped', 'running on n3', 'running on n1']);
+  });
+
+  it('a node its BMC says is off is not waited for past a short grace; one that answers in time is read', async () => {
+    const inv = inventory({
+      n1: { bmc_address: '198.18.190.1', bmc_port: 20001, bmc_user: 'admin', bmc_password: 's3cret' },
+      n2: { bmc_address: '198.18.190.1', bmc_port: 20002, bmc_user: 'admin', bmc_password: 's3cret' },
+      n3: { bmc_address: '198.18.190.1', bmc_port: 20003, bmc_user: 'admin', bmc_password: 's3cret' },
+    });
+    const down: string[] = [];
+    // Without the grace this read never ends (n2's connection attempt never does).
+    const s = await observeGroups({
+      inventory: inv,
+      groups: GROUPS,
+      transportOf: async (n) => {
+        // n2: an SSH connection to a powered-off node, waiting out a 10 s timeout.
+        if (n === 'n2') return new Promise<Transport>(() => undefined);
+        // n3: its BMC says off (a wrong mapping), but it answers: it is read as it is.
+        if (n === 'n3') await new Promise((r) => setTimeout(r, 100));
+        return fake(n, () => ({ stdout: viewText(n === 'n1' ? whole(1, 4) : whole(3)) }));
+      },
+      bmcRunner: fake('controller', (argv) => ({ stdout: argv.includes('20001') ? 'Chassis Power is on\n' : 'Chassis Power is off\n' })),
+      onPoweredOff: (n) => down.push(n),
+    });
+    expect(s.nodes.map((n) => [n.name, n.reachable, n.power])).toEqual([
+      ['n1', true, 'on'],
+      ['n2', false, 'off'],
+      ['n3', true, 'off'],
+    ]);
+    expect(s.nodes[1]!.error).toContain(`BMC says it is powered off, and it did not answer within ${POWERED_OFF_GRACE_MS / 1000} s`);
+    expect(down).toEqual(['n2']);
     expect(s.groups.map((g) => g.summary)).toEqual(['running on n1', 'stopped', 'running on n3', 'running on n1']);
   });
 
