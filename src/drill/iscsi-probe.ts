@@ -8,11 +8,11 @@
  * (iscsi-agent.js), as for TCP probes.
  */
 import { createHash } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { iscsiLogin, type IscsiSession } from '../net/iscsi/session.js';
 import { ProbeLoop, type ProbeAttempt, type Prober } from './probe.js';
 import { inNetns } from './spec.js';
 import { AgentProbe } from './tcp-probe.js';
+import { scriptPath } from '../util/paths.js';
 
 export interface IscsiProbeOptions {
   host: string;
@@ -86,7 +86,7 @@ class IscsiLoop extends ProbeLoop {
   }
 }
 
-export const ISCSI_AGENT = fileURLToPath(new URL('./iscsi-agent.js', import.meta.url));
+export const ISCSI_AGENT = scriptPath(import.meta.url, './iscsi-agent.js', 'drill/iscsi-agent.js');
 
 /** argv of the helper that probes from inside a namespace (one JSON argument: the options). */
 export function iscsiAgentArgv(o: IscsiProbeOptions, nodeBin = process.execPath): string[] {

@@ -7,9 +7,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { ProbeLoop, type ProbeSample, type Prober } from './probe.js';
 import { inNetns } from './spec.js';
+import { scriptPath } from '../util/paths.js';
 
 /** One connect, bounded by `timeoutMs`; closed at once when it succeeds. */
 export function tcpConnectOnce(host: string, port: number, timeoutMs: number): Promise<{ ok: boolean; error?: string }> {
@@ -38,7 +38,7 @@ export interface TcpProbeOptions {
   netns?: string;
 }
 
-export const TCP_AGENT = fileURLToPath(new URL('./tcp-agent.js', import.meta.url));
+export const TCP_AGENT = scriptPath(import.meta.url, './tcp-agent.js', 'drill/tcp-agent.js');
 
 /** argv of the helper that probes from inside a namespace. */
 export function tcpAgentArgv(o: TcpProbeOptions, nodeBin = process.execPath): string[] {

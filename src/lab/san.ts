@@ -135,8 +135,8 @@ export function sanInventoryVars(plan: LabPlan): Record<string, unknown> {
  * sees, and the inventory names the agent there.
  */
 const agentCopyOf = (s: SanPlan): string => path.join(s.dir, 'baton', 'steps', 'fence', path.basename(SCSI_PR_AGENT));
-/** baton's built modules: this file's own tree, or dist/ beside src/ when the lab is driven from the sources (the tests). */
-const BATON_DIST = existsSync(SCSI_PR_AGENT) ? path.resolve(path.dirname(SCSI_PR_AGENT), '..', '..') : path.resolve(path.dirname(SCSI_PR_AGENT), '..', '..', '..', 'dist');
+/** baton's built modules, the tree the agent is in (scriptPath: dist/ also when the lab is driven from the sources, the tests). */
+const BATON_DIST = path.resolve(path.dirname(SCSI_PR_AGENT), '..', '..');
 
 async function copyAgent(s: SanPlan): Promise<void> {
   await cp(BATON_DIST, path.join(s.dir, 'baton'), { recursive: true, filter: (src) => !src.endsWith('.map') });

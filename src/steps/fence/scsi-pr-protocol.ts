@@ -4,7 +4,7 @@
  * the agent so the provider can build requests without running the agent's entry point.
  */
 import { createHash } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
+import { scriptPath } from '../../util/paths.js';
 
 /** The shared LUN and who speaks to it: the node's own initiator name is its I_T nexus. */
 export interface PrLun {
@@ -48,7 +48,7 @@ export interface PrAnswer {
   status?: string;
 }
 
-export const SCSI_PR_AGENT = fileURLToPath(new URL('./scsi-pr-agent.js', import.meta.url));
+export const SCSI_PR_AGENT = scriptPath(import.meta.url, './scsi-pr-agent.js', 'steps/fence/scsi-pr-agent.js');
 
 export function keyHex(k: bigint): string {
   return `0x${k.toString(16).padStart(16, '0')}`;

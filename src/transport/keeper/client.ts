@@ -8,15 +8,15 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ConnectionSpec } from '../../inventory/model.js';
+import { scriptPath } from '../../util/paths.js';
 import { UnreachableError, type ExecOptions, type ExecResult, type Transport } from '../transport.js';
 import { ensureKeeperDir, keeperDir, pidPath, socketPath } from './paths.js';
 import { lineReader, type ConnectOpts, type KeeperStatus, type Reply, type Request, type WireError } from './protocol.js';
 
 /** How long a freshly spawned keeper gets to start listening. */
 const SPAWN_WAIT_MS = 2000;
-const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+const MAIN = scriptPath(import.meta.url, './main.js', 'transport/keeper/main.js');
 
 export interface KeeperTransportOptions extends ConnectOpts {
   persistSeconds: number;
