@@ -27,6 +27,8 @@ import {
   parseVgs,
   parseZpoolList,
   submountsOf,
+  parseStorageView,
+  parseLoopLines,
 } from '../../src/facts/storage.js';
 import { importVolume } from '../../src/steps/import-volume.js';
 import { loopAttachArgv } from '../../src/steps/volume/loop.js';
@@ -153,6 +155,20 @@ describe('facts: loop devices', () => {
   it('reads "no loop device at all" (empty output) and a deleted backing file', () => {
     expect(parseLosetupJson('')).toEqual([]);
     expect(parseLosetupJson('{"loopdevices":[{"name":"/dev/loop2","back-file":"/x.img (deleted)"}]}')).toEqual([{ name: '/dev/loop2', backFile: '/x.img' }]);
+  });
+
+  it('reads the storage view as the shell prints it from sysfs (or losetup\'s JSON without sysfs)', () => {
+    const view = parseStorageView(
+      '/dev/loop0 /srv/san/disk 1.img\n/dev/loop7 /x.img (deleted)\n\n--baton--claims\n/run/baton/loop/loop0:/srv/san/disk 1.img\n\n--baton--mountinfo\n' + MOUNTINFO,
+    );
+    expect(view.loops).toEqual([
+      { name: '/dev/loop0', backFile: '/srv/san/disk 1.img' },
+      { name: '/dev/loop7', backFile: '/x.img' },
+    ]);
+    expect(view.claims).toEqual([{ device: '/dev/loop0', image: '/srv/san/disk 1.img' }]);
+    expect(view.mounts.length).toBeGreaterThan(0);
+    expect(parseStorageView('{"loopdevices":[{"name":"/dev/loop2","back-file":"/y.img"}]}\n--baton--claims\n--baton--mountinfo\n').loops).toEqual([{ name: '/dev/loop2', backFile: '/y.img' }]);
+    expect(parseLoopLines('')).toEqual([]);
   });
 
   it('parses claims and writes them without a shell built from values', () => {
