@@ -9,7 +9,7 @@
 import { EtcdError, type EtcdClient, type EtcdCompare, type EtcdOp } from '../../transport/etcd.js';
 import { BatonError, ExitCode } from '../../util/errors.js';
 import { LockHeldError } from '../lock.js';
-import { controllerIdentity } from './identity.js';
+import { holderOf, parseHolder, type LockHolder } from './holder.js';
 import { leaseSeconds, type HeldLocks, type LockRequest, type LockService } from './service.js';
 
 export const LOCK_PREFIX = 'baton/locks/';
@@ -20,15 +20,7 @@ export const lockKey = (name: string) => `${LOCK_PREFIX}${name}`;
 export const journalLineKey = (runId: string, index: number) => `${JOURNAL_PREFIX}${runId}/${String(index).padStart(8, '0')}`;
 
 /** What a lock key holds: who holds it, for the operator who meets it. */
-export interface EtcdHolder {
-  runId: string;
-  controller: string;
-  machine: string;
-  pid: number;
-  since: string;
-  leaseS: number;
-  locks: string[];
-}
+export type EtcdHolder = LockHolder;
 
 /** The run's lock is no longer its own, or etcd could not confirm it is: the run stops before its change. */
 export class FencedError extends BatonError {
@@ -38,14 +30,6 @@ export class FencedError extends BatonError {
   }
 }
 
-function parseHolder(value: string | undefined): Partial<EtcdHolder> {
-  try {
-    const h = JSON.parse(value ?? '') as unknown;
-    return h && typeof h === 'object' ? (h as Partial<EtcdHolder>) : {};
-  } catch {
-    return {};
-  }
-}
 
 export class EtcdLockService implements LockService {
   constructor(
@@ -56,9 +40,8 @@ export class EtcdLockService implements LockService {
 
   async acquire(req: LockRequest): Promise<HeldLocks> {
     const names = [...new Set(req.names)].sort();
-    const me = controllerIdentity();
     const leaseS = leaseSeconds(req.leaseS);
-    const holder: EtcdHolder = { runId: req.runId, controller: me.name, machine: me.machine, pid: process.pid, since: new Date().toISOString(), leaseS, locks: names };
+    const holder: EtcdHolder = holderOf(req.runId, leaseS, names);
     const note = req.note ?? ((m: string) => process.stderr.write(`${m}\n`));
     if (!names.length) return new EtcdHeldLocks(this.client, this.label, req.runId, '0', new Map(), leaseS, note);
 

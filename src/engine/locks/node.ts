@@ -23,6 +23,7 @@ import { BatonError, ExitCode } from '../../util/errors.js';
 import type { TransportSource } from '../context.js';
 import { LockHeldError } from '../lock.js';
 import { controllerIdentity, pidAlive, type ControllerIdentity } from './identity.js';
+import { holderOf, parseHolder, type LockHolder } from './holder.js';
 import { nodeLockArgv, parseNodeLockOutput, type EntryArg, type EntryStatus, type NodeLockOp } from './node-script.js';
 import { leaseSeconds, type HeldLocks, type LockRequest, type LockService } from './service.js';
 
@@ -35,16 +36,7 @@ export const LOCK_DIR_VAR = 'baton_lock_dir';
 const COMMAND_TIMEOUT_MS = 20_000;
 
 /** What a controller writes into its entries (one line of JSON). */
-export interface NodeHolder {
-  runId: string;
-  controller: string;
-  /** Machine id of the controller: its pid is only judged from the same machine. */
-  machine: string;
-  pid: number;
-  since: string;
-  leaseS: number;
-  locks: string[];
-}
+export type NodeHolder = LockHolder;
 
 /** A file-system-safe entry name for a lock name: readable part plus a hash of the whole name. */
 export function entryName(lockName: string): string {
@@ -59,14 +51,6 @@ export function lockDirFor(host: string, inventory?: Inventory): string {
   return typeof v === 'string' && v ? v : DEFAULT_NODE_LOCK_DIR;
 }
 
-function parseHolder(line: string | undefined): Partial<NodeHolder> {
-  try {
-    const h = JSON.parse(line ?? '') as unknown;
-    return h && typeof h === 'object' ? (h as Partial<NodeHolder>) : {};
-  } catch {
-    return {};
-  }
-}
 
 /** The lock was taken over by another run while this one still ran. */
 export class LockLostError extends BatonError {
@@ -296,7 +280,7 @@ export class NodeLockService implements LockService {
     const names = [...new Set(req.names)].sort();
     const me = controllerIdentity();
     const leaseS = leaseSeconds(req.leaseS);
-    const holder: NodeHolder = { runId: req.runId, controller: me.name, machine: me.machine, pid: process.pid, since: new Date().toISOString(), leaseS, locks: names };
+    const holder: NodeHolder = holderOf(req.runId, leaseS, names);
     const ctx: Ctx = { pool: req.pool, runId: req.runId, holderJson: JSON.stringify(holder), leaseS, names: new Map(names.map((n) => [entryName(n), n])), me };
     const entries = [...ctx.names.keys()];
     const notes: string[] = [];
