@@ -6,6 +6,7 @@ import { nodeFiles } from './node.js';
 import { bmcPid, ipmi } from './bmc.js';
 import { loopsUnder } from './disks.js';
 import type { LabPlan } from './plan.js';
+import { sanOf } from './san.js';
 
 /** Daemons worth showing, by the name the kernel gives their process. */
 const SERVICES = ['sshd', 'dbus-daemon', 'rpcbind', 'rpc.statd', 'ganesha.nfsd', 'tgtd'];
@@ -47,6 +48,8 @@ export interface LabStatus {
   nodes: NodeStatus[];
   clients: ClientStatus[];
   disks: Array<{ path: string; loops: string[] }>;
+  /** The SAN namespace of `lab up --san`: its tgtd serves the shared LUN the scsi-pr fence reserves. */
+  san?: { netns: string; present: boolean; addresses: string[]; tgtd: boolean; portal: string; iqn: string; lun: number; image: string };
 }
 
 async function holderInit(pidFile: string): Promise<number | undefined> {
@@ -128,6 +131,14 @@ export async function labStatus(plan: LabPlan, opts: { askBmc?: boolean } = {}):
     }),
   );
   const loops = await loopsUnder(plan.dir);
+  let san: LabStatus['san'];
+  if (plan.spec.san) {
+    const p = sanOf(plan);
+    const present = ns.has(p.netns);
+    const addr = present ? await netnsAddresses(p.netns) : { up: false, addresses: [] };
+    const tgtd = present && (await services(p.netns)).includes('tgtd');
+    san = { netns: p.netns, present, addresses: addr.addresses.map((a) => `${a.address}/${a.prefixlen}`), tgtd, portal: p.portal, iqn: p.iqn, lun: p.lun, image: p.image };
+  }
   return {
     name: plan.spec.name,
     subnet: plan.spec.subnet,
@@ -138,6 +149,7 @@ export async function labStatus(plan: LabPlan, opts: { askBmc?: boolean } = {}):
     nodes,
     clients,
     disks: plan.disks.map((d) => ({ path: d, loops: loops.filter((l) => l.backingFile === d).map((l) => l.device) })),
+    ...(san ? { san } : {}),
   };
 }
 
@@ -154,5 +166,9 @@ export function formatStatus(s: LabStatus): string {
   }
   for (const c of s.clients) lines.push(`  client ${c.name}: ${c.present ? c.addresses.join(' ') || '(no address)' : 'MISSING'} (netns ${c.netns})`);
   for (const d of s.disks) lines.push(`  disk ${d.path}${d.loops.length ? ` attached as ${d.loops.join(' ')}` : ''}`);
+  if (s.san) {
+    const where = s.san.present ? s.san.addresses.join(' ') || '(no address)' : 'MISSING';
+    lines.push(`  san: ${where} (netns ${s.san.netns}), tgtd ${s.san.tgtd ? 'running' : 'NOT RUNNING'}: ${s.san.iqn} LUN ${s.san.lun} at ${s.san.portal} from ${s.san.image}`);
+  }
   return lines.join('\n');
 }

@@ -6,6 +6,7 @@
  * user drives it: playbooks, the lab's inventory and the built CLI; the writes are issued on
  * the nodes over SSH, through the node's resident session.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import yaml from 'js-yaml';
 import os from 'node:os';
@@ -83,6 +84,14 @@ afterAll(async () => {
 });
 
 describe('scsi-pr fencing on a SAN LUN (lab up --san)', () => {
+  it('`baton lab status` shows the SAN: its address, tgtd running, the LUN and portal the inventory names', async () => {
+    const s = sanOf(lab.plan);
+    const text = execFileSync(process.execPath, [CLI, 'lab', 'status', '--name', 'scsipr'], { encoding: 'utf8' });
+    expect(text).toContain(`  san: ${s.address}/24 (netns ${s.netns}), tgtd running: ${s.iqn} LUN 1 at ${s.portal}`);
+    const doc = JSON.parse(execFileSync(process.execPath, [CLI, 'lab', 'status', '--name', 'scsipr', '--json'], { encoding: 'utf8' })) as { san?: { present: boolean; tgtd: boolean; portal: string } };
+    expect(doc.san).toMatchObject({ present: true, tgtd: true, portal: s.portal });
+  });
+
   it('the fenced node\'s write gets RESERVATION CONFLICT while the survivor\'s passes; unfence restores its access', async () => {
     const k1 = keyHex(prKeyOf('n1'));
     const k2 = keyHex(prKeyOf('n2'));
