@@ -86,7 +86,7 @@ class IscsiLoop extends ProbeLoop {
   }
 }
 
-export const ISCSI_AGENT = scriptPath(import.meta.url, './iscsi-agent.js', 'drill/iscsi-agent.js');
+export const ISCSI_AGENT = scriptPath(import.meta.url, 'drill/iscsi-agent.js');
 
 /** argv of the helper that probes from inside a namespace (one JSON argument: the options). */
 export function iscsiAgentArgv(o: IscsiProbeOptions, nodeBin = process.execPath): string[] {

@@ -38,7 +38,7 @@ export interface TcpProbeOptions {
   netns?: string;
 }
 
-export const TCP_AGENT = scriptPath(import.meta.url, './tcp-agent.js', 'drill/tcp-agent.js');
+export const TCP_AGENT = scriptPath(import.meta.url, 'drill/tcp-agent.js');
 
 /** argv of the helper that probes from inside a namespace. */
 export function tcpAgentArgv(o: TcpProbeOptions, nodeBin = process.execPath): string[] {

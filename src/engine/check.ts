@@ -4,7 +4,7 @@ import type { StepKind } from '../steps/contract.js';
 import type { StepRegistry } from '../steps/registry.js';
 import { isCheckKind, type Severity } from '../steps/check/common.js';
 import { render } from '../playbook/template.js';
-import { evalCondition, parseCondition } from '../playbook/conditions.js';
+import { allHold } from '../playbook/conditions.js';
 import { mapLimit } from '../util/limit.js';
 import { expandPlays, type PlayItem } from './expand.js';
 import { expandStep } from './instances.js';
@@ -124,7 +124,7 @@ function plan(o: CheckOptions, kinds: Set<string>): Job[] {
         const expansion = expandStep(play, step, host, item, { inventory: o.inventory, extraVars: o.extraVars, registered: {}, playHosts: hostNames });
         const add = (vars: Record<string, unknown>, instance: string) => {
           try {
-            if (step.when.every((c) => evalCondition(parseCondition(c), vars))) jobs.push({ play, playIndex: p, step, host, vars, instance });
+            if (allHold(step.when, vars)) jobs.push({ play, playIndex: p, step, host, vars, instance });
           } catch (e) {
             jobs.push({ play, playIndex: p, step, host, vars, instance, error: `when: ${describeError(e)}` });
           }

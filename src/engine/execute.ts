@@ -5,7 +5,7 @@ import { BatonError } from '../util/errors.js';
 import type { StepRegistry } from '../steps/registry.js';
 import { render } from '../playbook/template.js';
 import { varsFor } from '../playbook/vars.js';
-import { evalCondition, parseCondition } from '../playbook/conditions.js';
+import { allHold, evalCondition, parseCondition } from '../playbook/conditions.js';
 import { selectHosts } from '../inventory/pattern.js';
 import { DEFAULT_ITEM_CONCURRENCY } from '../playbook/play-items.js';
 import { expandPlays, playHosts, playTitle, type ExpandedPlay, type PlayItem } from './expand.js';
@@ -496,7 +496,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
     }
     let overall: StepStatus = 'skipped';
     for (const { instance, vars } of expansion.instances) {
-      if (!step.when.every((c) => evalCondition(parseCondition(c), vars))) continue;
+      if (!allHold(step.when, vars)) continue;
       try {
         let s = await runInstance(t, play, playIndex, step, host, vars, instance);
         if (s === 'ok' && o.resume?.changed.has(`${instance}@${host.name}`)) s = 'changed';

@@ -1,7 +1,7 @@
 import type { Inventory } from '../inventory/model.js';
 import type { Playbook } from '../playbook/model.js';
 import { render } from '../playbook/template.js';
-import { evalCondition, parseCondition } from '../playbook/conditions.js';
+import { allHold } from '../playbook/conditions.js';
 import { expandStep, instanceId } from './instances.js';
 import type { PlayItem } from '../playbook/play-items.js';
 import type { StepRegistry } from '../steps/registry.js';
@@ -80,7 +80,7 @@ export class Prefetches {
             const { base } = expandStep(play, step, host, item, { inventory, extraVars: this.s.extraVars, registered: registered(hostName), playHosts: hosts });
             // Not on a host the step will skip (a group's takeover runs on its new node only): a
             // wire probe there costs the nodes' CPU that the other groups' moves are waiting for.
-            if (!step.when.every((c) => evalCondition(parseCondition(c), base))) continue;
+            if (!allHold(step.when, base)) continue;
             args = render(step.args, base);
             if (resource !== undefined && kind.resource?.(args) !== resource) continue;
           } catch {

@@ -60,3 +60,8 @@ export function evalCondition(ast: Condition, vars: Record<string, unknown>): bo
 export function conditionRefs(ast: Condition): string[] {
   return requiredRefs(ast);
 }
+
+/** Every condition of a `when:` list holds (an empty list always does). */
+export function allHold(conditions: readonly string[], vars: Record<string, unknown>): boolean {
+  return conditions.every((c) => evalCondition(parseCondition(c), vars));
+}

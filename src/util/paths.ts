@@ -12,13 +12,13 @@ export const rolesDir = path.join(packageRoot, 'roles');
 const bundleDir = path.join(packageRoot, 'dist', 'bundle');
 
 /**
- * A script baton starts as a process of its own (a probe agent, the keeper): its neighbour
- * `sibling` when the caller runs from dist/ as tsc wrote it (or from a copy of dist/, as the lab's
- * SAN runs one), else `dist/<fromDist>` in the package: the caller was bundled into dist/bundle/
+ * A script baton starts as a process of its own (a probe agent, the keeper), `dist/<fromDist>`:
+ * the caller's neighbour of that name when the caller runs from dist/ as tsc wrote it (or from a copy of dist/, as the lab's
+ * SAN runs one), else the one in the package's dist/: the caller was bundled into dist/bundle/
  * (scripts/bundle.mjs), whose neighbours are chunks, or runs from src/ under the tests.
  */
-export function scriptPath(metaUrl: string, sibling: string, fromDist: string): string {
+export function scriptPath(metaUrl: string, fromDist: string): string {
   const dir = path.dirname(fileURLToPath(metaUrl));
-  const here = path.join(dir, sibling);
+  const here = path.join(dir, path.basename(fromDist));
   return dir !== bundleDir && existsSync(here) ? here : path.join(packageRoot, 'dist', fromDist);
 }

@@ -8,12 +8,12 @@ import { packageRoot, scriptPath } from '../../src/util/paths.js';
 describe('scriptPath', () => {
   it('from a bundled chunk: the script under dist/, even where the bundle has a file of that name', () => {
     const chunk = pathToFileURL(path.join(packageRoot, 'dist', 'bundle', 'chunk-ABC.js')).href;
-    expect(scriptPath(chunk, './main.js', 'transport/keeper/main.js')).toBe(path.join(packageRoot, 'dist', 'transport', 'keeper', 'main.js'));
+    expect(scriptPath(chunk, 'transport/keeper/main.js')).toBe(path.join(packageRoot, 'dist', 'transport', 'keeper', 'main.js'));
   });
 
   it("from tsc's tree (or a copy of it): the neighbour, when it is there", () => {
     const me = pathToFileURL(path.join(packageRoot, 'src', 'util', 'x.ts')).href;
-    expect(scriptPath(me, './paths.ts', 'util/paths.js')).toBe(path.join(packageRoot, 'src', 'util', 'paths.ts'));
-    expect(scriptPath(me, './no-such-agent.js', 'drill/tcp-agent.js')).toBe(path.join(packageRoot, 'dist', 'drill', 'tcp-agent.js'));
+    expect(scriptPath(me, 'util/paths.ts')).toBe(path.join(packageRoot, 'src', 'util', 'paths.ts'));
+    expect(scriptPath(me, 'drill/no-such-agent.js')).toBe(path.join(packageRoot, 'dist', 'drill', 'no-such-agent.js'));
   });
 });

@@ -48,7 +48,7 @@ export interface PrAnswer {
   status?: string;
 }
 
-export const SCSI_PR_AGENT = scriptPath(import.meta.url, './scsi-pr-agent.js', 'steps/fence/scsi-pr-agent.js');
+export const SCSI_PR_AGENT = scriptPath(import.meta.url, 'steps/fence/scsi-pr-agent.js');
 
 export function keyHex(k: bigint): string {
   return `0x${k.toString(16).padStart(16, '0')}`;

@@ -16,7 +16,7 @@ import { lineReader, type ConnectOpts, type KeeperStatus, type Reply, type Reque
 
 /** How long a freshly spawned keeper gets to start listening. */
 const SPAWN_WAIT_MS = 2000;
-const MAIN = scriptPath(import.meta.url, './main.js', 'transport/keeper/main.js');
+const MAIN = scriptPath(import.meta.url, 'transport/keeper/main.js');
 
 export interface KeeperTransportOptions extends ConnectOpts {
   persistSeconds: number;
