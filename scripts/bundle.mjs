@@ -1,14 +1,18 @@
 // Bundle the `baton` command for a faster start. Node loads each ES module on its own (resolve,
-// read, compile, link): a `baton run` loaded about 200 of baton's modules before its first
-// connection. esbuild (installed with vitest's vite) joins them into a few files under
-// dist/bundle/, split at the command's lazy imports so `baton validate` still loads no ssh2, and
-// dist/cli/main.js becomes a two-line entry that imports the bundle. The packages (ssh2, ajv,
-// commander...) stay external, loaded from node_modules as before. The rest of dist/ stays as tsc
-// wrote it: the probe agents, the keeper and the lab's SAN agent run from there as processes of
-// their own (src/util/paths.ts scriptPath).
+// read, compile, link), and a `baton run` loaded about 200 of baton's modules and ssh2's before
+// its first connection. esbuild (installed with vitest's vite) joins the command and the packages
+// it uses into one CommonJS file, dist/bundle/baton.cjs, and dist/cli/main.js becomes a short
+// entry that runs it from V8's code cache (src/cli/code-cache.ts): the bytecode of an earlier
+// run of the same subcommand, so a start compiles almost nothing. The lazy imports stay lazy:
+// esbuild turns each into a function that runs its module on first call, so `baton validate`
+// still runs no ssh2. Native addons (ssh2's sshcrypto, cpu-features) stay outside, required from
+// node_modules by package path. The rest of dist/ stays as tsc wrote it: the probe agents, the
+// keeper and the lab's SAN agent run from there as processes of their own
+// (src/util/paths.ts scriptPath).
 //
 // Without esbuild (an install without dev dependencies), dist/cli/main.js stays tsc's: the same
 // command, slower to start. Run by `npm run build`, after tsc and compile-schemas.
+import { createHash } from 'node:crypto';
 import { chmodSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const entry = path.join(root, 'dist/cli/main.js');
 const outdir = path.join(root, 'dist/bundle');
+const outfile = path.join(outdir, 'baton.cjs');
 
 let esbuild;
 try {
@@ -25,23 +30,38 @@ try {
   process.exit(0);
 }
 
+/** A native addon is required by its package path (`ssh2/lib/…/sshcrypto.node`), found from dist/bundle/ as from the package. */
+const nativeAddons = {
+  name: 'native-addons',
+  setup(build) {
+    build.onResolve({ filter: /\.node$/ }, (args) => {
+      const file = path.resolve(args.resolveDir, args.path);
+      const at = file.lastIndexOf(`${path.sep}node_modules${path.sep}`);
+      if (at < 0) return { errors: [{ text: `native addon outside node_modules: ${args.path}` }] };
+      return { path: file.slice(at + '/node_modules/'.length).split(path.sep).join('/'), external: true };
+    });
+  },
+};
+
 rmSync(outdir, { recursive: true, force: true });
 // tsc's entry is kept beside the bundle's, for reading; the bundle is built from it.
 const unbundled = path.join(root, 'dist/cli/main.unbundled.js');
 renameSync(entry, unbundled);
 try {
   await esbuild.build({
-    entryPoints: { main: unbundled },
-    outdir,
+    entryPoints: [unbundled],
+    outfile,
     bundle: true,
-    splitting: true,
-    format: 'esm',
+    format: 'cjs',
     platform: 'node',
     target: 'node20',
-    packages: 'external',
-    // Every chunk sits in dist/bundle/, one level below dist/ as tsc's modules do, so a module's
-    // paths from import.meta.url to the package root (src/util/paths.ts) hold there too.
-    chunkNames: 'chunk-[hash]',
+    plugins: [nativeAddons],
+    // import() of Node's own modules becomes require(): the bundle runs as a vm.Script, which has no ES module loader.
+    supported: { 'dynamic-import': false },
+    // Every module's import.meta.url is the bundle's: it sits in dist/bundle/, one level below
+    // dist/ as tsc's modules do, so paths from it to the package root (src/util/paths.ts) hold.
+    define: { 'import.meta.url': '__batonBundleUrl' },
+    banner: { js: 'var __batonBundleUrl = require("node:url").pathToFileURL(__filename).href;' },
     logLevel: 'warning',
     legalComments: 'none',
   });
@@ -49,6 +69,15 @@ try {
   renameSync(unbundled, entry);
   throw e;
 }
+// The bundle runs inside a function (Node's module wrapper), where a #! line cannot stand.
+const code = readFileSync(outfile, 'utf8').replace(/^#!.*\n/, '');
+writeFileSync(outfile, code);
+const buildId = createHash('sha256').update(code).digest('hex').slice(0, 16);
 const shebang = readFileSync(unbundled, 'utf8').startsWith('#!') ? '#!/usr/bin/env node\n' : '';
-writeFileSync(entry, `${shebang}// The bundled command (scripts/bundle.mjs); tsc's entry is main.unbundled.js.\nimport '../bundle/main.js';\n`);
+writeFileSync(
+  entry,
+  `${shebang}// The bundled command (scripts/bundle.mjs), started from V8's code cache; tsc's entry is main.unbundled.js.\n` +
+    `import { runBundle } from './code-cache.js';\n` +
+    `runBundle(new URL('../bundle/baton.cjs', import.meta.url), '${buildId}');\n`,
+);
 chmodSync(entry, 0o755);
