@@ -5,6 +5,7 @@
  */
 import type { Inventory } from '../inventory/model.js';
 import type { StepContext } from '../steps/contract.js';
+import { recalled, remember } from './remembered.js';
 
 // ---------------------------------------------------------------- addresses
 
@@ -104,9 +105,25 @@ export async function readAddresses(ctx: StepContext, iface: string): Promise<If
  */
 export type ArpingFlavour = 'iputils' | 'habets' | 'none' | 'unknown';
 
+/**
+ * Tells the flavours apart: iputils' `arping -V` names iputils; Habets' takes `-V` for a VLAN and
+ * names itself in `--help`, asked only when `-V` did not settle it.
+ */
+const ARPING_FLAVOUR_PROBE = 'v=$(arping -V 2>&1); case "$v" in *iputils*) ;; *) v="$v $(arping --help 2>&1)" ;; esac';
+
 export function arpingVersionArgv(): string[] {
   // A constant script so that a missing arping reads as exit 127 rather than a failed exec.
-  return ['sh', '-c', 'command -v arping >/dev/null 2>&1 || exit 127; arping -V 2>&1; arping --help 2>&1; exit 0'];
+  return ['sh', '-c', `command -v arping >/dev/null 2>&1 || exit 127; ${ARPING_FLAVOUR_PROBE}; printf '%s\\n' "$v"; exit 0`];
+}
+
+/** The flavours baton can drive. */
+export const usableFlavour = (f: ArpingFlavour): f is 'iputils' | 'habets' => f === 'iputils' || f === 'habets';
+
+/** A node's arping, as far as this connection has learned it (it does not change during a run). */
+export const recalledArpingFlavour = (ctx: StepContext): 'iputils' | 'habets' | undefined => recalled(ctx.transport, 'arping');
+
+export function rememberArpingFlavour(ctx: StepContext, flavour: ArpingFlavour): void {
+  if (usableFlavour(flavour)) remember(ctx.transport, 'arping', flavour);
 }
 
 export function parseArpingFlavour(output: string, code: number | null): ArpingFlavour {
@@ -117,8 +134,12 @@ export function parseArpingFlavour(output: string, code: number | null): ArpingF
 }
 
 export async function readArpingFlavour(ctx: StepContext): Promise<ArpingFlavour> {
+  const known = recalledArpingFlavour(ctx);
+  if (known) return known;
   const r = await ctx.run(arpingVersionArgv(), { okCodes: [0, 127] });
-  return parseArpingFlavour(r.stdout + r.stderr, r.code);
+  const flavour = parseArpingFlavour(r.stdout + r.stderr, r.code);
+  rememberArpingFlavour(ctx, flavour);
+  return flavour;
 }
 
 /**
@@ -160,9 +181,13 @@ export const DUPLICATE_PROBE_BOUND_MS = 200;
  * own output, then `exit N`. A constant script: the interface and address are positional
  * parameters, never shell code.
  *   $1 interface  $2 address  $3 probes  $4 bound (seconds, fractional)  $5 iputils -w (whole seconds)
+ *   $6 the flavour when already known, else empty
  */
-const BOUNDED_DUPLICATE_CHECK = `command -v arping >/dev/null 2>&1 || { echo "flavour none"; exit 0; }
-v=$(arping -V 2>&1; arping --help 2>&1)
+const BOUNDED_DUPLICATE_CHECK = `v=$6
+if [ -z "$v" ]; then
+  command -v arping >/dev/null 2>&1 || { echo "flavour none"; exit 0; }
+  ${ARPING_FLAVOUR_PROBE}
+fi
 case "$v" in
   *iputils*) echo "flavour iputils"; timeout "$4" arping -D -c "$3" -w "$5" -I "$1" "$2"; c=$? ;;
   *[Hh]abets*) echo "flavour habets"; timeout "$4" arping -0 -c "$3" -i "$1" "$2"; c=$? ;;
@@ -176,9 +201,10 @@ export function duplicateBoundMs(probes = DEFAULT_DUPLICATE_PROBES): number {
   return DUPLICATE_PROBE_BOUND_MS + (Math.max(1, probes) - 1) * 1000;
 }
 
-export function boundedDuplicateCheckArgv(iface: string, address: string, probes = DEFAULT_DUPLICATE_PROBES): string[] {
+/** `flavour`: the node's arping when already known (the check then asks nothing about it). */
+export function boundedDuplicateCheckArgv(iface: string, address: string, probes = DEFAULT_DUPLICATE_PROBES, flavour = ''): string[] {
   const bound = (duplicateBoundMs(probes) / 1000).toFixed(3);
-  return ['sh', '-c', BOUNDED_DUPLICATE_CHECK, 'baton-dup-check', iface, address, String(probes), bound, String(probes + 1)];
+  return ['sh', '-c', BOUNDED_DUPLICATE_CHECK, 'baton-dup-check', iface, address, String(probes), bound, String(probes + 1), flavour];
 }
 
 export interface DuplicateCheck {

@@ -11,6 +11,8 @@ import {
   isIPv6,
   ndsendArgv,
   parseArpingFlavour,
+  recalledArpingFlavour,
+  rememberArpingFlavour,
   parseIpAddr,
   type ArpingFlavour,
 } from '../facts/net.js';
@@ -102,10 +104,12 @@ const announceLoopArgv = (count: number, intervalMs: number, pause: boolean, one
 export async function announce(ctx: StepContext, a: GarpArgs): Promise<void> {
   const d = defaults(a);
   const v6 = isIPv6(a.address);
-  // What this node holds and what it can announce with: one exec.
+  // What this node holds and what it can announce with: one exec (the address only, when the
+  // connection already knows its arping: raise_vip's duplicate check learned it).
+  const known = v6 ? undefined : recalledArpingFlavour(ctx);
   const [addrs, tool] = await runBatch((argv, o) => ctx.run(argv, o), [
     { argv: addrShowArgv(a.interface) },
-    { argv: v6 ? hasCommandArgv('ndsend') : arpingVersionArgv(), mayFail: true },
+    ...(known ? [] : [{ argv: v6 ? hasCommandArgv('ndsend') : arpingVersionArgv(), mayFail: true }]),
   ]);
   const held = findAddress(parseIpAddr(batchedOk(ctx.transport.host, addrs, addrShowArgv(a.interface)).stdout), a.address);
   if (!held && !ctx.force) {
@@ -126,7 +130,8 @@ export async function announce(ctx: StepContext, a: GarpArgs): Promise<void> {
     // ndsend sends one packet per call: a constant loop script, the values as positional args.
     argv = announceLoopArgv(d.count, d.intervalMs, true, ndsendArgv(a.address, a.interface));
   } else {
-    const flavour = tool ? parseArpingFlavour(tool.stdout + tool.stderr, tool.code) : 'unknown';
+    const flavour = known ?? (tool ? parseArpingFlavour(tool.stdout + tool.stderr, tool.code) : 'unknown');
+    rememberArpingFlavour(ctx, flavour);
     if (flavour === 'none' || flavour === 'unknown') {
       throw new Error(
         `garp: ${flavour === 'none' ? 'no arping' : 'an arping baton does not recognise'} on ${ctx.transport.host}; ` +

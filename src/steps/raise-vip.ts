@@ -12,6 +12,8 @@ import {
   isIPv6,
   ndiscNotifyPath,
   parseBoundedDuplicateCheck,
+  recalledArpingFlavour,
+  rememberArpingFlavour,
   type DuplicateCheck,
   parseIpAddr,
   readAddresses,
@@ -129,10 +131,13 @@ export interface DuplicateSeen {
   doneAt: number;
 }
 
-/** One bounded probe of the wire: flavour and arping in a single exec (see facts/net.ts). */
+/** One bounded probe of the wire: flavour (the first time on a connection) and arping in a single exec (see facts/net.ts). */
 export async function probeWire(ctx: StepContext, a: VipArgs): Promise<DuplicateSeen> {
-  const r = await ctx.run(boundedDuplicateCheckArgv(a.interface, a.address, a.duplicate_probes), { timeoutMs: duplicateBoundMs(a.duplicate_probes) + 10_000 });
-  return { check: parseBoundedDuplicateCheck(r.stdout, r.stderr), doneAt: Date.now() };
+  const argv = boundedDuplicateCheckArgv(a.interface, a.address, a.duplicate_probes, recalledArpingFlavour(ctx));
+  const r = await ctx.run(argv, { timeoutMs: duplicateBoundMs(a.duplicate_probes) + 10_000 });
+  const check = parseBoundedDuplicateCheck(r.stdout, r.stderr);
+  rememberArpingFlavour(ctx, check.flavour);
+  return { check, doneAt: Date.now() };
 }
 
 /**

@@ -37,6 +37,25 @@ describe('runBatch', () => {
   });
 });
 
+describe('a batch of one command', () => {
+  it('is that command, run without a shell around it; its failure is still the caller\'s to judge', async () => {
+    const seen: string[][] = [];
+    // Like a step's ctx.run: a status outside okCodes throws.
+    const strict = async (argv: string[], opts?: { okCodes?: number[]; stdin?: string | Buffer }) => {
+      seen.push(argv);
+      const r = await local.exec(argv, opts);
+      if (!(opts?.okCodes ?? [0]).includes(r.code!)) throw new Error(`exit ${r.code}`);
+      return r;
+    };
+    const argv = ['sh', '-c', 'cat; echo err >&2; exit 5', 'x'];
+    const [r] = await runBatch(strict, [{ argv, stdin: true, mayFail: true }], { stdin: 'in\n' });
+    expect(seen).toEqual([argv]);
+    expect(r).toMatchObject({ argv, code: 5, stdout: 'in\n', stderr: 'err\n' });
+    const [absent] = await runBatch(strict, [{ argv: ['baton-no-such-command'], mayFail: true }]);
+    expect(absent!.code).toBe(127);
+  });
+});
+
 describe('commandsOfBatch and the tests\' fake (test/helpers/fake-batch.ts)', () => {
   it('recovers every argv, and the fake frames its answers exactly as the real script does', async () => {
     const cmds: BatchCommand[] = [{ argv: ['printf', '%s\\n', "a 'quoted' $(x)"] }, { argv: ['sh', '-c', 'echo e >&2;\nexit 2', 'it\'s'], mayFail: true }, { argv: ['false'] }, { argv: ['echo', 'never'] }];
