@@ -9,7 +9,7 @@
  * kernel-wide that the image has exactly the loop devices expected.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { requireRoot, startLab, type Lab } from '../helpers/lab.js';
@@ -69,8 +69,9 @@ const sameMount = (m: string) => m.replace(/^\/dev\/loop\d+/, '/dev/loop');
 beforeAll(async () => {
   requireRoot();
   work = mkdtempSync(path.join(os.tmpdir(), 'baton-storsteps-'));
-  // Other engineers' work in progress may carry type errors: tsc still emits, which is all we need.
-  await runRaw(['npx', 'tsc', '-p', '.'], { timeoutMs: 300_000 });
+  // Built by `npm test` before any suite runs. Never rebuilt here: tsc would rewrite dist/ under
+  // the other suites' running commands (and put its own entry over the bundled one).
+  if (!existsSync(path.resolve('dist/cli/main.js'))) throw new Error('dist/ is missing: run `npm run build` (npm test does) first');
   lab = await startLab({ name: NAME, subnet: SUBNET, nodes: 2, clients: 1, disks: 1 });
 });
 
