@@ -230,35 +230,42 @@ export function nextStatdState(previous: number | undefined, nowSeconds: number)
 
 /**
  * Write N as statd does (4 bytes, the node's byte order) atomically: to a temporary file, then
- * renamed over `state`. The script is constant; the directory and number are positional data.
+ * renamed over `state`. The script is constant; the directory and the bytes (as printf escapes,
+ * in both orders) are positional data. The node's byte order is the kernel's word
+ * (/sys/kernel/cpu_byteorder), else found by reading 1 back through od. The shell's own printf
+ * writes the bytes: this runs once per group moved.
+ *   $1 the directory  $2 the bytes little-endian  $3 big-endian  $4 N (for whoever reads a trace)
  */
 export const STATD_STATE_WRITE_SCRIPT = [
   'set -eu',
-  'f="$1/state"; n=$2',
-  'b() { printf "\\\\$(printf %03o "$1")"; }',
-  'if [ "$(printf \'\\001\\000\\000\\000\' | od -An -tu4 | tr -d " ")" = 1 ]; then',
-  '  { b $((n & 255)); b $((n >> 8 & 255)); b $((n >> 16 & 255)); b $((n >> 24 & 255)); } > "$f.baton-new"',
-  'else',
-  '  { b $((n >> 24 & 255)); b $((n >> 16 & 255)); b $((n >> 8 & 255)); b $((n & 255)); } > "$f.baton-new"',
-  'fi',
+  'f="$1/state"',
+  'o=; read -r o 2>/dev/null < /sys/kernel/cpu_byteorder || o=',
+  'case "$o" in',
+  '  little) b=$2 ;;',
+  '  big) b=$3 ;;',
+  '  *) if [ "$(printf \'\\001\\000\\000\\000\' | od -An -tu4 | tr -d " ")" = 1 ]; then b=$2; else b=$3; fi ;;',
+  'esac',
+  'printf "$b" > "$f.baton-new"',
   'mv -f "$f.baton-new" "$f"',
 ].join('\n');
 
-export const statdStateWriteArgv = (stateDir: string, n: number): string[] => [
-  'sh',
-  '-c',
-  STATD_STATE_WRITE_SCRIPT,
-  'baton-statd-state',
-  stateDir,
-  String(Math.trunc(n)),
-];
+/** N's four bytes as printf escapes (`\\ooo` each), least significant first or last. */
+function byteEscapes(n: number, order: 'le' | 'be'): string {
+  const bytes = [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, (n >>> 24) & 255];
+  return (order === 'le' ? bytes : bytes.reverse()).map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
+}
+
+export const statdStateWriteArgv = (stateDir: string, n: number): string[] => {
+  const v = Math.trunc(n);
+  return ['sh', '-c', STATD_STATE_WRITE_SCRIPT, 'baton-statd-state', stateDir, byteEscapes(v, 'le'), byteEscapes(v, 'be'), String(v)];
+};
 
 /** Make sure the state directory has statd's layout (`sm/`, `sm.bak/`). */
 export const statdDirsArgv = (stateDir: string): string[] => ['mkdir', '-p', `${stateDir}/sm`, `${stateDir}/sm.bak`];
 
 /** The pids of the node's rpc.statd: from its pid file, else by name. */
 export const STATD_PIDS_SCRIPT =
-  'p=$(cat /run/rpc.statd.pid 2>/dev/null) && [ -n "$p" ] && kill -0 "$p" 2>/dev/null && { echo "$p"; exit 0; }; pgrep -x rpc.statd || true';
+  'p=; read -r p 2>/dev/null < /run/rpc.statd.pid; [ -n "$p" ] && kill -0 "$p" 2>/dev/null && { echo "$p"; exit 0; }; pgrep -x rpc.statd || true';
 export const statdPidsArgv = (): string[] => ['sh', '-c', STATD_PIDS_SCRIPT, 'baton-statd-pids'];
 
 export function parsePids(stdout: string): number[] {

@@ -116,8 +116,11 @@ exit 0
  * none runs. Constant script.
  */
 export const STATD_INFO_SCRIPT = [
-  'p=$(cat /run/rpc.statd.pid 2>/dev/null) && [ -n "$p" ] && kill -0 "$p" 2>/dev/null || p=$(pgrep -o -x rpc.statd) || exit 0',
-  'printf "pid %s\\nuid %s\\n" "$p" "$(stat -c %u "/proc/$p")"',
+  // Files are read with the shell's own `read`: this runs once per group moved, on every node.
+  'p=; read -r p 2>/dev/null < /run/rpc.statd.pid; [ -n "$p" ] && kill -0 "$p" 2>/dev/null || p=$(pgrep -o -x rpc.statd) || exit 0',
+  // The effective uid (Uid: real effective saved fs), as the owner of /proc/PID shows it.
+  'u=0; while read -r k r e _; do [ "$k" = Uid: ] && { u=$e; break; }; done < "/proc/$p/status"',
+  'printf "pid %s\\nuid %s\\n" "$p" "$u"',
   'tr "\\0" "\\n" < "/proc/$p/cmdline" | sed -n "2,\\$s/^/arg /p"',
 ].join('\n');
 export const statdInfoArgv = (): string[] => ['sh', '-c', STATD_INFO_SCRIPT, 'baton-statd-info'];
@@ -273,7 +276,7 @@ export const notifyScratchDir = (vip: string): string => `/run/baton/nsm-notify/
  */
 export const NOTIFY_COPY_SCRIPT = `set -eu
 src=$1 scratch=$2; shift 2
-rm -rf "$scratch"; mkdir -p "$scratch/sm" "$scratch/sm.bak"
+[ ! -e "$scratch" ] || rm -rf "$scratch"; mkdir -p "$scratch/sm" "$scratch/sm.bak"
 cp "$src/state" "$scratch/state"
 n=0
 for f in "$src"/sm/*; do [ -f "$f" ] || continue; cp "$f" "$scratch/sm/"; n=$((n + 1)); done

@@ -101,15 +101,15 @@ export const trackLockHolders: StepKind<TrackLockHoldersArgs, TrackObserved> = {
           'A node has one callout: remove the other one from statd (its -H, or ha-callout in [statd] of /etc/nfs.conf), or give baton its path with `callout:`, then re-run.',
       );
     }
-    // 1. The callout, the group's list (writable by statd's user) and the map entry: one exec.
+    // 1. The callout (unless the probe read baton's current text there: another group landing
+    // here installed it), the group's list (writable by statd's user) and the map entry: one exec.
     const commands: BatchCommand[] = [
-      { argv: installCalloutArgv(callout), stdin: true },
-      { argv: groupDirArgv(a.state_dir) },
+      ...(before.calloutCurrent ? [] : [{ argv: installCalloutArgv(callout), stdin: true }]),
+      { argv: [...groupDirArgv(a.state_dir), ...mapDirArgv().slice(2)] },
       { argv: groupDirOwnerArgv(a.state_dir, uid) },
-      { argv: mapDirArgv() },
       { argv: linkArgv(a.vip, a.state_dir) },
     ];
-    const results = await batch(ctx, commands, NSM_CALLOUT_SCRIPT);
+    const results = await batch(ctx, commands, before.calloutCurrent ? undefined : NSM_CALLOUT_SCRIPT);
     commands.forEach((c, i) => batchedOk(host, results[i], c.argv));
     if (before.statd && before.statd.callout === callout) return;
     // 2. Once per node boot: statd without the callout is started again with it, on its own

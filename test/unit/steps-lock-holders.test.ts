@@ -187,6 +187,19 @@ describe('track_lock_holders', () => {
     expect(f.ran.some((a) => isScript(a, 'baton-statd-callout') || a[0] === 'kill' || a[0] === 'rpc.statd')).toBe(false);
   });
 
+  it('installs the callout only where the probe did not read baton\'s current text (the second group on a node skips it)', async () => {
+    const installs = (f: ReturnType<typeof fakeCtx>) => f.ran.filter((a) => isScript(a, 'baton-nsm-callout')).length;
+    const fresh = fakeCtx(node({ statdArgs: ['--no-notify', '-H', DEFAULT_NSM_CALLOUT] }));
+    await trackLockHolders.apply(fresh.ctx, ARGS, await trackLockHolders.probe(fresh.ctx, ARGS));
+    expect(installs(fresh)).toBe(1);
+    const current = fakeCtx(node({ callout: NSM_CALLOUT_SCRIPT, statdArgs: ['--no-notify', '-H', DEFAULT_NSM_CALLOUT] }));
+    await trackLockHolders.apply(current.ctx, ARGS, await trackLockHolders.probe(current.ctx, ARGS));
+    expect(installs(current)).toBe(0);
+    // The group's list dirs and the map dir in one mkdir.
+    expect(current.ran).toContainEqual(['mkdir', '-p', `${ARGS.state_dir}/sm`, `${ARGS.state_dir}/sm.bak`, '/run/baton/nsm']);
+    expect(current.ran).toContainEqual(['ln', '-sfn', ARGS.state_dir, '/run/baton/nsm/198.18.197.200']);
+  });
+
   it('gives a statd without the callout its own arguments plus -H, once, under the node lock', async () => {
     const f = fakeCtx(node({ statdArgs: ['--no-notify'] }));
     const before = await trackLockHolders.probe(f.ctx, ARGS);
@@ -242,7 +255,7 @@ describe('notify_lock_holders', () => {
     const f = fakeCtx((a) => {
       if (a[0] === 'getent') return { stdout: '198.18.197.200 nfs-vip nfs-a\n' };
       if (a[0] === 'od') return { stdout: state(written || 1795000001) };
-      if (isScript(a, 'baton-statd-state')) written = Number(a[5]);
+      if (isScript(a, 'baton-statd-state')) written = Number(a.at(-1));
       if (isScript(a, 'baton-nsm-notify')) return { stdout: '1\n' };
       return undefined;
     });
@@ -267,7 +280,7 @@ describe('notify_lock_holders', () => {
     let written = 0;
     const f = fakeCtx((a) => {
       if (a[0] === 'od') return { stdout: state(written || 1795000001) };
-      if (isScript(a, 'baton-statd-state')) written = Number(a[5]);
+      if (isScript(a, 'baton-statd-state')) written = Number(a.at(-1));
       if (isScript(a, 'baton-nsm-notify')) return { code: 1, stderr: 'sm-notify: Failed to open directory sm' };
       return undefined;
     });

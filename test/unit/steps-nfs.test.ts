@@ -3,8 +3,8 @@
  * (NFS-Ganesha 4.3, nfs-utils 2.6.2) in the lab; exportfs output follows nfs-utils' format
  * (no kernel NFS server runs on this machine, so it could not be captured here).
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -37,6 +37,7 @@ import { ganeshaProvider } from '../../src/steps/export/ganesha.js';
 import { exportStep } from '../../src/steps/export.js';
 import { unexportStep } from '../../src/steps/unexport.js';
 import { restartStatd } from '../../src/steps/restart-statd.js';
+import { STATD_INFO_SCRIPT, parseStatdInfo } from '../../src/facts/nsm.js';
 
 const struct = (id: number, p: string) => `      struct {
          uint16 ${id}
@@ -241,6 +242,44 @@ describe('statd facts', () => {
       expect(buf.length).toBe(4);
       expect(os.endianness() === 'LE' ? buf.readUInt32LE(0) : buf.readUInt32BE(0)).toBe(1795373811);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('writes the byte order the kernel names, and finds it with od where the kernel does not say', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-statd-'));
+    try {
+      const n = 1795373811;
+      const write = (byteorderFile: string) => {
+        const argv = statdStateWriteArgv(dir, n);
+        execFileSync(argv[0]!, [argv[1]!, argv[2]!.replace('/sys/kernel/cpu_byteorder', byteorderFile), ...argv.slice(3)]);
+        return readFileSync(path.join(dir, 'state'));
+      };
+      writeFileSync(path.join(dir, 'order'), 'big\n');
+      expect(write(path.join(dir, 'order')).readUInt32BE(0)).toBe(n);
+      writeFileSync(path.join(dir, 'order'), 'little\n');
+      expect(write(path.join(dir, 'order')).readUInt32LE(0)).toBe(n);
+      const native = write(path.join(dir, 'no-such-file'));
+      expect(os.endianness() === 'LE' ? native.readUInt32LE(0) : native.readUInt32BE(0)).toBe(n);
+      expect(readdirSync(dir).sort()).toEqual(['order', 'state']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("reads a running statd's pid, effective uid and arguments with the shell's own read (real process)", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-statd-'));
+    // A shell that stays (the `; :` keeps it from exec'ing sleep), with an argument of two words.
+    const child = spawn('sh', ['-c', 'sleep 30; :', 'baton-test', 'two words'], { stdio: 'ignore', detached: true });
+    try {
+      writeFileSync(path.join(dir, 'pid'), `${child.pid}\n`);
+      // Until the child has exec'd sleep, its command line is still its parent's.
+      for (let i = 0; i < 200 && !readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').startsWith('sh\0'); i++) execFileSync('sleep', ['0.01']);
+      const script = STATD_INFO_SCRIPT.replace('/run/rpc.statd.pid', path.join(dir, 'pid'));
+      const out = execFileSync('sh', ['-c', script, 'baton-statd-info'], { encoding: 'utf8' });
+      expect(parseStatdInfo(out)).toEqual({ pid: child.pid, uid: process.geteuid!(), args: ['-c', 'sleep 30; :', 'baton-test', 'two words'] });
+    } finally {
+      process.kill(-child.pid!, 'SIGKILL'); // its sleep too
       rmSync(dir, { recursive: true, force: true });
     }
   });
