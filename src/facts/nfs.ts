@@ -106,11 +106,17 @@ export function ganeshaConfFromCmdline(cmdline: string): string {
  * config file it was started with. Constant script: nothing from arguments is interpreted.
  */
 export const GANESHA_RUNNING_CONF_SCRIPT = [
-  'pid=$(cat /run/ganesha/ganesha.pid 2>/dev/null || pgrep -o -x ganesha.nfsd) || { echo "ganesha.nfsd is not running" >&2; exit 3; }',
+  // The shell's own read where it can: the export step asks this for every group it exports.
+  'pid=; read -r pid 2>/dev/null < /run/ganesha/ganesha.pid',
+  '[ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || pid=$(pgrep -o -x ganesha.nfsd) || { echo "ganesha.nfsd is not running" >&2; exit 3; }',
   'cmd=$(tr "\\0" "\\n" < "/proc/$pid/cmdline") || exit 3',
-  'conf=$(printf "%s\\n" "$cmd" | awk \'p{print; exit} $0=="-f"{p=1}\')',
-  'printf "%s\\n--conf--\\n" "${conf:-/etc/ganesha/ganesha.conf}"',
-  'cat -- "${conf:-/etc/ganesha/ganesha.conf}"',
+  'conf=; f=',
+  'while IFS= read -r a; do [ -n "$f" ] && { conf=$a; break; }; [ "$a" = -f ] && f=1; done <<EOF',
+  '$cmd',
+  'EOF',
+  'conf=${conf:-/etc/ganesha/ganesha.conf}',
+  'printf "%s\\n--conf--\\n" "$conf"',
+  'while IFS= read -r l || [ -n "$l" ]; do printf "%s\\n" "$l"; done < "$conf"',
 ].join('\n');
 
 export const ganeshaRunningConfArgv = (): string[] => ['sh', '-c', GANESHA_RUNNING_CONF_SCRIPT, 'baton-ganesha-conf'];

@@ -70,7 +70,7 @@ function backgroundArgv(argv: string[], pidFile: string): string[] {
 }
 
 /** Kill the recorded announcer only if that pid still runs an announcer (pids are reused). */
-export const STOP_ANNOUNCER_SCRIPT = 'p=$(cat "$1" 2>/dev/null) || exit 0; rm -f "$1"; case "$p" in ""|*[!0-9]*) exit 0;; esac; ' +
+export const STOP_ANNOUNCER_SCRIPT = '[ -e "$1" ] || exit 0; p=; read -r p < "$1"; rm -f "$1"; case "$p" in ""|*[!0-9]*) exit 0;; esac; ' +
   // The announcer is a session (and process group) leader (setsid): its group takes the round's
   // arping with it, which would otherwise send its packet up to a second later.
   'if grep -qa -e arping -e ndsend "/proc/$p/cmdline" 2>/dev/null; then kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null; fi; exit 0';

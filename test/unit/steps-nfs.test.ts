@@ -19,6 +19,7 @@ import {
   parseExportfsV,
   parseFindmnt,
   parseGaneshaRunningConf,
+  GANESHA_RUNNING_CONF_SCRIPT,
   parseGaneshaServerScope,
   parseGraceReply,
   parseNfsConfScope,
@@ -263,6 +264,24 @@ describe('statd facts', () => {
       expect(os.endianness() === 'LE' ? native.readUInt32LE(0) : native.readUInt32BE(0)).toBe(n);
       expect(readdirSync(dir).sort()).toEqual(['order', 'state']);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('finds the config a running ganesha.nfsd was started with (-f) and its Server_Scope (real process)', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-ganesha-'));
+    const conf = path.join(dir, 'my ganesha.conf');
+    writeFileSync(conf, 'NFSV4 {\n  Server_Scope = "lab scope";\n}\nEXPORT { Export_Id = 1; }'); // no final newline
+    const child = spawn('sh', ['-c', 'sleep 30; :', 'ganesha.nfsd', '-L', '/dev/null', '-f', conf, '-N', 'NIV_EVENT'], { stdio: 'ignore', detached: true });
+    try {
+      writeFileSync(path.join(dir, 'pid'), `${child.pid}\n`);
+      for (let i = 0; i < 200 && !readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').startsWith('sh\0'); i++) execFileSync('sleep', ['0.01']);
+      const script = GANESHA_RUNNING_CONF_SCRIPT.replace('/run/ganesha/ganesha.pid', path.join(dir, 'pid'));
+      const out = execFileSync('sh', ['-c', script, 'baton-ganesha-conf'], { encoding: 'utf8' });
+      expect(parseGaneshaRunningConf(out)).toEqual({ confPath: conf, scope: 'lab scope' });
+      expect(out.endsWith('EXPORT { Export_Id = 1; }\n')).toBe(true);
+    } finally {
+      process.kill(-child.pid!, 'SIGKILL');
       rmSync(dir, { recursive: true, force: true });
     }
   });

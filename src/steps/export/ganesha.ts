@@ -98,7 +98,7 @@ export function ganeshaExportBlock(raw: ExportArgs): string {
 // The block travels as an argument, not on stdin: a command without stdin goes through the
 // node's command agent (src/transport/ssh-agent-mux.ts) instead of an SSH channel of its own, on
 // the clients' critical path. It holds no secret (it is the export's config, shown in the plan).
-export const WRITE_FILE_SCRIPT = 'umask 077 && mkdir -p -- "$1" && printf %s "$3" > "$2.baton-new" && mv -f -- "$2.baton-new" "$2"';
+export const WRITE_FILE_SCRIPT = 'umask 077 && { [ -d "$1" ] || mkdir -p -- "$1"; } && printf %s "$3" > "$2.baton-new" && mv -f -- "$2.baton-new" "$2"';
 export const writeConfArgv = (a: ExportArgs): string[] => {
   const file = confPathOf(a);
   return ['sh', '-c', WRITE_FILE_SCRIPT, 'baton-export-conf', file.slice(0, file.lastIndexOf('/')) || '/', file, ganeshaExportBlock(a)];

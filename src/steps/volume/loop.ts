@@ -16,11 +16,11 @@ export const loopDetachArgv = (device: string): string[] => ['losetup', '--detac
  */
 const ATTACH = `trap '' HUP PIPE
 D=$1 I=$2
-mkdir -p -- "$D" || exit 1
+[ -d "$D" ] || mkdir -p -- "$D" || exit 1
 exec 9>"$D.attach-lock" && flock -w 30 9 || { echo "another attach held $D.attach-lock for 30 s" >&2; exit 1; }
 d=$(losetup --nooverlap --find --show "$I") || exit 1
 case $d in /dev/loop[0-9]*) ;; *) printf '%s\\n' "$d"; exit 0 ;; esac
-mkdir -p -- "$D" && printf '%s\\n' "$I" > "$D/\${d#/dev/}" && printf '%s\\n' "$d"`;
+{ [ -d "$D" ] || mkdir -p -- "$D"; } && printf '%s\\n' "$I" > "$D/\${d#/dev/}" && printf '%s\\n' "$d"`;
 
 export const loopAttachArgv = (image: string): string[] => ['sh', '-c', ATTACH, 'baton-attach', LOOP_CLAIM_DIR, image];
 
