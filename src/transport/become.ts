@@ -63,11 +63,23 @@ export function explainSudoFailure(stderr: string, user: string, host: string): 
  */
 export function withBecomeKeyword(t: Transport, become: ExecOptions['become'] | undefined): Transport {
   if (become === undefined) return t;
-  return {
-    host: t.host,
-    kind: t.kind,
-    connect: () => t.connect(),
-    exec: (argv, opts = {}) => t.exec(argv, { become, ...opts }),
-    close: async () => {},
-  };
+  // One view per connection and become, the same for every step: what a step learned about the
+  // node as that user (facts/remembered.ts) is there for the next.
+  let views = viewsOf.get(t);
+  if (!views) viewsOf.set(t, (views = new Map()));
+  const key = JSON.stringify(become);
+  let view = views.get(key);
+  if (!view) {
+    view = {
+      host: t.host,
+      kind: t.kind,
+      connect: () => t.connect(),
+      exec: (argv, opts = {}) => t.exec(argv, { become, ...opts }),
+      close: async () => {},
+    };
+    views.set(key, view);
+  }
+  return view;
 }
+
+const viewsOf = new WeakMap<Transport, Map<string, Transport>>();

@@ -9,6 +9,7 @@
 import { EtcdError, type EtcdClient, type EtcdCompare, type EtcdOp } from '../../transport/etcd.js';
 import { BatonError, ExitCode } from '../../util/errors.js';
 import { LockHeldError } from '../lock.js';
+import { guardedPool } from './guard.js';
 import { holderOf, parseHolder, type LockHolder } from './holder.js';
 import { leaseSeconds, type HeldLocks, type LockRequest, type LockService } from './service.js';
 
@@ -230,22 +231,9 @@ export class EtcdHeldLocks implements HeldLocks {
 
   guard: HeldLocks['guard'] = (pool) => {
     if (!this.tokens.size) return pool;
-    return {
-      get: async (host) => {
-        const t = await pool.get(host);
-        return {
-          host: t.host,
-          kind: t.kind,
-          connect: () => t.connect(),
-          close: () => t.close(),
-          exec: async (argv, opts) => {
-            if (this.lost.aborted) throw this.lost.reason;
-            return t.exec(argv, opts);
-          },
-        };
-      },
-      markDown: pool.markDown ? (host, reason) => pool.markDown!(host, reason) : undefined,
-    };
+    return guardedPool(pool, () => {
+      if (this.lost.aborted) throw this.lost.reason;
+    });
   };
 
   async release(): Promise<void> {

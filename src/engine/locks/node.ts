@@ -23,6 +23,7 @@ import { BatonError, ExitCode } from '../../util/errors.js';
 import type { TransportSource } from '../context.js';
 import { LockHeldError } from '../lock.js';
 import { controllerIdentity, pidAlive, type ControllerIdentity } from './identity.js';
+import { guardedPool } from './guard.js';
 import { holderOf, parseHolder, type LockHolder } from './holder.js';
 import { nodeLockArgv, parseNodeLockOutput, type EntryArg, type EntryStatus, type NodeLockOp } from './node-script.js';
 import { leaseSeconds, type HeldLocks, type LockRequest, type LockService } from './service.js';
@@ -237,20 +238,7 @@ class NodeHeldLocks implements HeldLocks {
 
   guard(pool: TransportSource): TransportSource {
     if (this.nodes.length === 0) return pool;
-    const wrap = (t: Transport): Transport => ({
-      host: t.host,
-      kind: t.kind,
-      connect: () => t.connect(),
-      close: () => t.close(),
-      exec: async (argv, opts) => {
-        await this.confirm();
-        return t.exec(argv, opts);
-      },
-    });
-    return {
-      get: async (host) => wrap(await pool.get(host)),
-      markDown: pool.markDown ? (host, reason) => pool.markDown!(host, reason) : undefined,
-    };
+    return guardedPool(pool, () => this.confirm());
   }
 
   async release(): Promise<void> {
