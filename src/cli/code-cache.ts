@@ -49,7 +49,8 @@ export interface LoadedBundle {
 
 /** Compiles a CommonJS bundle, from `cacheFile` when there is one V8 accepts. */
 export function loadBundle(bundleFile: string, cacheFile: string | undefined): LoadedBundle {
-  const source = readFileSync(bundleFile, 'utf8');
+  // scripts/bundle.mjs writes ASCII only: latin1 reads it as UTF-8 would, without decoding.
+  const source = readFileSync(bundleFile, 'latin1');
   let cachedData: Buffer | undefined;
   try {
     if (cacheFile) cachedData = readFileSync(cacheFile);

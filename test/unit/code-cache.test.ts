@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -65,6 +65,8 @@ describe('code cache of the bundled command', () => {
     const cli = path.resolve('dist/cli/main.js');
     if (!existsSync(cli)) throw new Error('dist/ is missing: run `npm run build` (npm test does) first');
     if (!existsSync(path.resolve('dist/bundle/baton.cjs'))) return; // built without esbuild: no bundle, no cache
+    // The command reads its bundle as latin1 (src/cli/code-cache.ts): it must be ASCII only.
+    expect(readFileSync(path.resolve('dist/bundle/baton.cjs')).some((b) => b > 0x7f)).toBe(false);
     const dir = tmp();
     const env = { ...process.env, BATON_CODE_CACHE_DIR: dir, BATON_STATE_DIR: path.join(dir, 'state'), CI: 'true' };
     const validate = (...extra: string[]) =>
