@@ -34,12 +34,22 @@ const precompiledDir = path.join(packageRoot, 'dist', 'schemas');
 /** Schema key -> module file, from the build's index; empty when there is no build. */
 let precompiledIndex: Map<string, string> | undefined;
 
+/**
+ * The precompiled validators inside the bundled command (scripts/bundle.mjs puts them there, so
+ * they start from its code cache instead of being read and compiled at every start).
+ */
+interface BundledValidators {
+  validators: Array<[string, string]>;
+  load(file: string): { validate: ValidateFunction } | undefined;
+}
+const bundled = (globalThis as { __batonValidators?: BundledValidators }).__batonValidators;
+
 export function precompiledValidator(schema: object, deps: object[] = []): ValidateFunction | undefined {
   if (!precompiledIndex) {
     precompiledIndex = new Map();
     try {
       // Synchronous on purpose (require of an ES module, Node >= 20.19): loading a playbook is synchronous.
-      const index = require(path.join(precompiledDir, 'index.js')) as { validators: Array<[string, string]> };
+      const index = bundled ?? (require(path.join(precompiledDir, 'index.js')) as { validators: Array<[string, string]> });
       precompiledIndex = new Map(index.validators);
     } catch {
       // Not built: ajv compiles at first use instead, slower but the same checks.
@@ -48,7 +58,7 @@ export function precompiledValidator(schema: object, deps: object[] = []): Valid
   const file = precompiledIndex.get(schemaKey(schema, deps));
   if (!file) return undefined;
   try {
-    return (require(path.join(precompiledDir, file)) as { validate: ValidateFunction }).validate;
+    return (bundled?.load(file) ?? (require(path.join(precompiledDir, file)) as { validate: ValidateFunction })).validate;
   } catch {
     // A build half-replaced under us: compiling is still correct.
     return undefined;

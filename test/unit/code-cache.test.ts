@@ -73,6 +73,15 @@ describe('code cache of the bundled command', () => {
       spawnSync(process.execPath, [cli, 'validate', '-i', 'inventory/lab.example.yml', 'playbooks/nfs-switchover.yml', ...extra], { env, encoding: 'utf8' });
     const bad = validate(); // `from` and `to` not given: bad input, exit 2
     expect(bad.status).toBe(2);
+    // The bundle carries the precompiled validators itself: the same verdicts as tsc's entry.
+    const wrong = path.join(dir, 'wrong.yml');
+    writeFileSync(wrong, '- hosts: n1\n  steps:\n    - raise_vip: { address: 198.18.0.9, prefix: "x", colour: red }\n    - mount: { path: 5 }\n');
+    const args = ['validate', '-i', 'inventory/lab.example.yml', wrong];
+    const byTsc = spawnSync(process.execPath, [path.resolve('dist/cli/main.unbundled.js'), ...args], { env, encoding: 'utf8' });
+    const byBundle = spawnSync(process.execPath, [cli, ...args], { env, encoding: 'utf8' });
+    expect(byBundle.status).toBe(2);
+    expect(byBundle.stderr).toMatch(/prefix/);
+    expect(byBundle.stderr).toBe(byTsc.stderr);
     expect(readdirSync(dir).filter((f) => f.endsWith('.v8'))).toEqual([]);
     const good = validate('-e', 'from=n1', '-e', 'to=n2');
     expect(good.status, good.stderr).toBe(0);
