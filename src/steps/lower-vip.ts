@@ -39,20 +39,23 @@ export function releaseArgv(a: LowerVipArgs, prefix: number): string[] {
 
 /**
  * The whole release in one exec (each round trip is outage): stop our own announcer of the
- * address (garp's pid file; in a subshell, whose exits end only it), then the reset and delete
- * of releaseArgv, then the connections still there, after a marker line, then the interface's
- * addresses after another (the step's probe, read after the change: one round trip less).
- *   $1 garp pid file  $2 address for ss  $3 interface  $4… releaseArgv
+ * address (garp's pid file; in a subshell, whose exits end only it), then releaseArgv's reset and
+ * delete (run here, not in a shell of their own: a process less per group moved), then the
+ * connections still there, after a marker line, then the interface's addresses after another
+ * (the step's probe, read after the change: one round trip less).
+ *   $1 garp pid file  $2 address for ss  $3 interface  $4 1 to reset connections  $5… the delete
  */
 const STOP_RELEASE_LIST = `( ${STOP_ANNOUNCER_SCRIPT} )
-shift; a=$1; dev=$2; shift 2
+shift; a=$1; dev=$2; reset=$3; shift 3
+if [ "$reset" = 1 ]; then ss -H -K -t state connected src "$a"; fi
 "$@" || exit $?
 printf '%s\\n' --baton--left
 ss -H -n -t state connected src "$a" || true
 if out=$(ip -o addr show dev "$dev"); then printf '%s\\n' --baton--addr "$out"; fi`;
 
 export function stopReleaseListArgv(a: LowerVipArgs, prefix: number): string[] {
-  return ['sh', '-c', STOP_RELEASE_LIST, 'baton-lower-vip', garpPidFile(a.address, a.interface), ssAddress(a.address), a.interface, ...releaseArgv(a, prefix)];
+  const reset = a.reset_connections === false ? '0' : '1';
+  return ['sh', '-c', STOP_RELEASE_LIST, 'baton-lower-vip', garpPidFile(a.address, a.interface), ssAddress(a.address), a.interface, reset, ...delArgv(a.address, prefix, a.interface)];
 }
 
 async function checkReset(ctx: StepContext, a: LowerVipArgs, stderr: string, seenLeft?: TcpConn[]): Promise<void> {

@@ -3,7 +3,7 @@
  * iproute2 6.1, iputils 20221126), argv builders for both arping flavours, and the steps' decisions
  * on a scripted StepContext.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,7 +30,7 @@ import {
 } from '../../src/facts/net.js';
 import { CommandFailedError, StepRefusedError, type StepContext } from '../../src/steps/contract.js';
 import { addArgv, delArgv, raiseVip } from '../../src/steps/raise-vip.js';
-import { lowerVip, releaseArgv } from '../../src/steps/lower-vip.js';
+import { lowerVip, releaseArgv, stopReleaseListArgv } from '../../src/steps/lower-vip.js';
 import { garp, garpPidFile, stopGarpArgv } from '../../src/steps/garp.js';
 import type { Inventory } from '../../src/inventory/model.js';
 import type { ExecResult } from '../../src/transport/transport.js';
@@ -140,6 +140,34 @@ describe('facts/net argv', () => {
     expect(argv[2]).not.toContain('198.18');
     expect(argv.slice(3)).toEqual(['baton-lower-vip', '198.18.30.200', 'ip', 'addr', 'del', '198.18.30.200/24', 'dev', 'eth0']);
     expect(releaseArgv({ ...a, reset_connections: false }, 24)).toEqual(['ip', 'addr', 'del', '198.18.30.200/24', 'dev', 'eth0']);
+  });
+
+  it('the release runs reset, delete, then the reads, in one shell, values as positional args (real sh, stub ss and ip)', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-release-'));
+    try {
+      const log = path.join(dir, 'log');
+      for (const tool of ['ss', 'ip']) {
+        writeFileSync(path.join(dir, tool), `#!/bin/sh\necho "${tool} $*" >> '${log}'\n[ "$1" = -o ] && echo "2: eth0    inet 198.18.30.12/24 scope global eth0"\nexit 0\n`, { mode: 0o755 });
+      }
+      const a = { address: '198.18.30.200', prefix: 24, interface: 'eth0' };
+      const run = (argv: string[]) => execFileSync(argv[0]!, argv.slice(1), { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` }, encoding: 'utf8' });
+      const argv = stopReleaseListArgv(a, 24);
+      expect(argv[2]).not.toContain('198.18');
+      expect(argv.slice(3)).toEqual(['baton-lower-vip', garpPidFile(a.address, 'eth0'), '198.18.30.200', 'eth0', '1', 'ip', 'addr', 'del', '198.18.30.200/24', 'dev', 'eth0']);
+      const out = run(argv);
+      expect(readFileSync(log, 'utf8').trim().split('\n')).toEqual([
+        'ss -H -K -t state connected src 198.18.30.200',
+        'ip addr del 198.18.30.200/24 dev eth0',
+        'ss -H -n -t state connected src 198.18.30.200',
+        'ip -o addr show dev eth0',
+      ]);
+      expect(out).toMatch(/^--baton--addr\n2: eth0 {4}inet 198\.18\.30\.12\/24/m);
+      rmSync(log);
+      run(stopReleaseListArgv({ ...a, reset_connections: false }, 24));
+      expect(readFileSync(log, 'utf8')).not.toContain('-K');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('stopping an announcer kills only a recorded arping, and is a no-op without a pid file (real sh)', async () => {

@@ -40,13 +40,29 @@ export const loopAttachArgv = (image: string): string[] => ['sh', '-c', ATTACH, 
 const DETACH = `trap '' HUP PIPE
 D=$1 I=$2
 shift 2
-m=$(for d in "$@"; do awk -v d="$d" '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 2) == d) print; break } }' /proc/self/mountinfo; done)
-if [ -n "$m" ]; then printf '%s\\n' "$m"; exit 4; fi
+m=
+while IFS= read -r l; do
+  r=\${l#* - }
+  [ "$r" = "$l" ] && continue
+  r=\${r#* }
+  for d in "$@"; do [ "\${r%% *}" = "$d" ] && m="$m$l
+"; done
+done < /proc/self/mountinfo
+if [ -n "$m" ]; then printf '%s' "$m"; exit 4; fi
+backing() {
+  b=
+  if [ -d /sys/block ]; then
+    [ -r "/sys/block/\${1#/dev/}/loop/backing_file" ] && IFS= read -r b < "/sys/block/\${1#/dev/}/loop/backing_file"
+  else
+    b=$(losetup --list --noheadings --output BACK-FILE "$1" 2>/dev/null)
+  fi
+  return 0
+}
 for d in "$@"; do
   rm -f -- "$D/\${d#/dev/}"
   err=$(losetup --detach "$d" 2>&1) || case $err in *"No such device"*) ;; *) printf '%s\\n' "$I" > "$D/\${d#/dev/}"; printf '%s\\n' "$err" >&2; exit 1 ;; esac
   i=0
-  while case $(losetup --list --noheadings --output BACK-FILE "$d" 2>/dev/null) in "$I"|"$I "*) true ;; *) false ;; esac; do
+  while backing "$d"; case $b in "$I"|"$I "*) true ;; *) false ;; esac; do
     [ "$i" -ge 40 ] && { printf '%s\\n' "$I" > "$D/\${d#/dev/}"; echo "$d"; exit 5; }
     i=$((i + 1)); sleep 0.05
   done
