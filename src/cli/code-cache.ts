@@ -91,7 +91,7 @@ export function saveCache(script: Script, file: string): void {
  * the event loop).
  */
 export function runBundle(bundle: string | URL, buildId: string, command = commandOf(process.argv)): void {
-  const bundleFile = bundle instanceof URL || bundle.startsWith('file:') ? fileURLToPath(bundle) : bundle;
+  const bundleFile = typeof bundle === 'string' ? bundle : fileURLToPath(bundle);
   const cacheFile = process.env.BATON_CODE_CACHE === 'off' ? undefined : cacheFileFor(bundleFile, buildId, command);
   const loaded = loadBundle(bundleFile, cacheFile);
   if (cacheFile && !loaded.cached) {

@@ -117,7 +117,7 @@ export function arpingVersionArgv(): string[] {
 }
 
 /** The flavours baton can drive. */
-export const usableFlavour = (f: ArpingFlavour): f is 'iputils' | 'habets' => f === 'iputils' || f === 'habets';
+const usableFlavour = (f: ArpingFlavour): f is 'iputils' | 'habets' => f === 'iputils' || f === 'habets';
 
 /** A node's arping, as far as this connection has learned it (it does not change during a run). */
 export const recalledArpingFlavour = (ctx: StepContext): 'iputils' | 'habets' | undefined => recalled(ctx.transport, 'arping');
@@ -133,14 +133,6 @@ export function parseArpingFlavour(output: string, code: number | null): ArpingF
   return 'unknown';
 }
 
-export async function readArpingFlavour(ctx: StepContext): Promise<ArpingFlavour> {
-  const known = recalledArpingFlavour(ctx);
-  if (known) return known;
-  const r = await ctx.run(arpingVersionArgv(), { okCodes: [0, 127] });
-  const flavour = parseArpingFlavour(r.stdout + r.stderr, r.code);
-  rememberArpingFlavour(ctx, flavour);
-  return flavour;
-}
 
 /**
  * Duplicate check before raising an IPv4 VIP: ARP probes with sender 0.0.0.0 (RFC 5227).

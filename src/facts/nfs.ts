@@ -7,6 +7,7 @@
  * small readers that run them through a StepContext. Nothing here changes a node.
  */
 import type { StepContext } from '../steps/contract.js';
+import { STATD_PID_FROM_FILE } from './nsm.js';
 
 // ---------------------------------------------------------------- NFS-Ganesha over D-Bus
 
@@ -271,7 +272,7 @@ export const statdDirsArgv = (stateDir: string): string[] => ['mkdir', '-p', `${
 
 /** The pids of the node's rpc.statd: from its pid file, else by name. */
 export const STATD_PIDS_SCRIPT =
-  'p=; read -r p 2>/dev/null < /run/rpc.statd.pid; [ -n "$p" ] && kill -0 "$p" 2>/dev/null && { echo "$p"; exit 0; }; pgrep -x rpc.statd || true';
+  `${STATD_PID_FROM_FILE} && { echo "$p"; exit 0; }; pgrep -x rpc.statd || true`;
 export const statdPidsArgv = (): string[] => ['sh', '-c', STATD_PIDS_SCRIPT, 'baton-statd-pids'];
 
 export function parsePids(stdout: string): number[] {

@@ -111,13 +111,18 @@ exit 0
 // ---------------------------------------------------------------- the node's rpc.statd
 
 /**
+ * `p` = the pid in rpc.statd's pid file, and true, when that process lives (read by the shell
+ * itself: the scripts below run once per group moved). The scripts fall back to `pgrep` on false.
+ */
+export const STATD_PID_FROM_FILE = 'p=; read -r p 2>/dev/null < /run/rpc.statd.pid; [ -n "$p" ] && kill -0 "$p" 2>/dev/null';
+
+/**
  * The node's rpc.statd: `pid N`, `uid N` (whom it runs as: it drops root for the owner of its
  * sm/ directory, nfs-utils support/nsm/file.c), then one `arg X` line per argument; nothing when
  * none runs. Constant script.
  */
 export const STATD_INFO_SCRIPT = [
-  // Files are read with the shell's own `read`: this runs once per group moved, on every node.
-  'p=; read -r p 2>/dev/null < /run/rpc.statd.pid; [ -n "$p" ] && kill -0 "$p" 2>/dev/null || p=$(pgrep -o -x rpc.statd) || exit 0',
+  `${STATD_PID_FROM_FILE} || p=$(pgrep -o -x rpc.statd) || exit 0`,
   // The effective uid (Uid: real effective saved fs), as the owner of /proc/PID shows it.
   'u=0; while read -r k r e _; do [ "$k" = Uid: ] && { u=$e; break; }; done < "/proc/$p/status"',
   'printf "pid %s\\nuid %s\\n" "$p" "$u"',
@@ -225,7 +230,7 @@ export const STATD_WITH_CALLOUT_SCRIPT = `t=$1 callout=$2; shift 2
 mkdir -p "$(dirname ${NSM_LOCK_FILE})"
 exec 9>>${NSM_LOCK_FILE}
 flock -w 10 9 || { echo "another baton step holds ${NSM_LOCK_FILE}" >&2; exit 3; }
-p=$(cat /run/rpc.statd.pid 2>/dev/null) && [ -n "$p" ] && kill -0 "$p" 2>/dev/null || p=$(pgrep -o -x rpc.statd) || p=
+${STATD_PID_FROM_FILE} || p=$(pgrep -o -x rpc.statd) || p=
 if [ -n "$p" ]; then
   if tr '\\0' '\\n' < "/proc/$p/cmdline" | grep -qxF -- "$callout"; then echo already; exit 0; fi
   kill -TERM "$p" 2>/dev/null

@@ -52,7 +52,6 @@ export function lockDirFor(host: string, inventory?: Inventory): string {
   return typeof v === 'string' && v ? v : DEFAULT_NODE_LOCK_DIR;
 }
 
-
 /** The lock was taken over by another run while this one still ran. */
 export class LockLostError extends BatonError {
   constructor(
