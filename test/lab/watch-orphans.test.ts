@@ -170,6 +170,16 @@ async function servedWholeOnOne(): Promise<string> {
   return vip[0]!;
 }
 
+/**
+ * The watcher has read `node` since it last held it failed. The next power-off must wait for it:
+ * a watcher that still holds a restarted node failed may fail it over (once its cool-down is over)
+ * while the next repetition powers off the other node, which then fences the last one standing.
+ */
+function sawHealthy(w: Watcher, node: string): boolean {
+  const failed = Math.max(w.out.lastIndexOf(`watch: ${node}: suspect:`), w.out.lastIndexOf(`${node} is confirmed failed`));
+  return failed < 0 || w.out.lastIndexOf(`watch: ${node}: recovered:`) > failed;
+}
+
 interface Outcome {
   failoverS: number;
   runs: number;
@@ -248,6 +258,7 @@ async function powerOffAndKillLeader(opts: { killAfterMs?: number; killWhen?: Re
     .filter((d) => d.at >= since && ['rerun', 'undo', 'orphan-wait'].includes(d.action));
   for (const d of orphanDecisions) console.log(`  ${d.controller} ${d.action}: ${d.why}`);
   await lab.power(holder, 'on');
+  await waitFor(`every watcher to read ${holder} again`, () => [...watchers.values()].every((w) => sawHealthy(w, holder)) || undefined, 60_000);
   return { failoverS, runs: f.mine.length, rerun: f.mine.filter((r) => r.head.resumes).length, undone: f.mine.filter((r) => r.head.mode === 'undo').length };
 }
 
