@@ -118,6 +118,8 @@ export class AgentSession {
   private readonly pending = new Map<number, Pending>();
   private dead: unknown;
   private stderrTail = '';
+  /** Request lines not yet written: sent together once this turn of the event loop is over. */
+  private outbox: string[] = [];
 
   private constructor(private readonly channel: AgentChannel) {}
 
@@ -161,12 +163,30 @@ export class AgentSession {
     const id = this.nextId++;
     if (this.dead !== undefined) return { id, done: Promise.reject(this.dead) };
     const done = new Promise<AgentFrame>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-    this.channel.write(runLine(id, argv, env));
+    this.send(runLine(id, argv, env));
     return { id, done };
   }
 
   kill(id: number, graceTicks: number): void {
-    if (this.dead === undefined && this.pending.has(id)) this.channel.write(killLine(id, graceTicks));
+    if (this.dead === undefined && this.pending.has(id)) this.send(killLine(id, graceTicks));
+  }
+
+  /**
+   * Requests made in one turn of the event loop leave in one write: the items of a play resume
+   * together (their results came in one read) and ask the node their next commands together, and
+   * each write is an SSH packet to encrypt and a loopback or network send that costs more than the
+   * bytes. Flushed on `setImmediate`, right after the I/O callbacks of this turn: no timer, so a
+   * lone command leaves as soon as it did before.
+   */
+  private send(line: string): void {
+    this.outbox.push(line);
+    if (this.outbox.length === 1) setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    const lines = this.outbox;
+    this.outbox = [];
+    if (this.dead === undefined && lines.length > 0) this.channel.write(lines.join(''));
   }
 
   /** Stops waiting for a command (its result, if it ever comes, is dropped). */

@@ -2,7 +2,8 @@
  * The node half of the command agent (ssh-agent-mux.ts): a Perl loop started once per
  * connection that forks and execs each command it is sent, directly (no shell), in a session of
  * its own, and sends each result back as one frame the moment the command ended and its output
- * pipes closed. Perl because perl-base is Essential on Debian and Ubuntu and present on every
+ * pipes closed (the frames of commands that end in one turn of its loop in one write: each write
+ * is an SSH packet for sshd to encrypt and baton to read). Perl because perl-base is Essential on Debian and Ubuntu and present on every
  * RHEL-family system with a package manager; only modules of perl-base are used (POSIX,
  * IO::Select). A node without Perl keeps one SSH channel per command.
  *
@@ -25,7 +26,9 @@ $SIG{CHLD} = sub { syswrite($ww, 'x') };
 my $sel = IO::Select->new(\*STDIN, $wr);
 my (%job, %fh, %pid, @kills);
 my $in = '';
-sub out { my $s = shift; my $o = 0; while ($o < length $s) { my $n = syswrite(STDOUT, $s, length($s) - $o, $o); exit 0 unless defined $n; $o += $n; } }
+my $obuf = '';
+sub out { $obuf .= shift; }
+sub flush { my $o = 0; while ($o < length $obuf) { my $n = syswrite(STDOUT, $obuf, length($obuf) - $o, $o); exit 0 unless defined $n; $o += $n; } $obuf = ''; }
 sub finish {
   my $id = shift; my $j = $job{$id};
   return unless $j && $j->{open} == 0 && defined $j->{status};
@@ -68,14 +71,14 @@ sub request {
     push @kills, [now() + $2 / 10, $j->{pid}];
   }
 }
-out("$B ready\n");
+out("$B ready\n"); flush();
 while (1) {
   my $wait = 5;
   if (@kills) { my $d = $kills[0][0] - now(); $wait = $d < 0 ? 0 : $d; }
   for my $r ($sel->can_read($wait)) {
     if ($r == \*STDIN) {
       my $n = sysread(STDIN, my $buf, 65536);
-      exit 0 unless $n;
+      unless ($n) { flush(); exit 0; }
       $in .= $buf;
       while ($in =~ s/^([^\n]*)\n//) { request($1); }
     } elsif ($r == $wr) {
@@ -96,5 +99,6 @@ while (1) {
     finish($id);
   }
   while (@kills && $kills[0][0] <= now()) { my $k = shift @kills; kill 'KILL', -$k->[1]; }
+  flush();
 }
 `;
