@@ -126,9 +126,63 @@ export const STATD_INFO_SCRIPT = [
   // The effective uid (Uid: real effective saved fs), as the owner of /proc/PID shows it.
   'u=0; while read -r k r e _; do [ "$k" = Uid: ] && { u=$e; break; }; done < "/proc/$p/status"',
   'printf "pid %s\\nuid %s\\n" "$p" "$u"',
-  'tr "\\0" "\\n" < "/proc/$p/cmdline" | sed -n "2,\\$s/^/arg /p"',
+  // Every argument but the program's name, each on an `arg` line (the shell's read: no sed).
+  'tr "\\0" "\\n" < "/proc/$p/cmdline" | { read -r _; while IFS= read -r a; do printf "arg %s\\n" "$a"; done; }',
 ].join('\n');
 export const statdInfoArgv = (): string[] => ['sh', '-c', STATD_INFO_SCRIPT, 'baton-statd-info'];
+
+/**
+ * What track_lock_holders needs to know of a node, in one process tree of its own (it runs for
+ * every group landing on a node, twice: before and after): the VIP's map entry, the callout file's
+ * text, the node's statd (STATD_INFO_SCRIPT), /etc/nfs.conf and whether the group's list exists.
+ * Files are read with the shell's read, not cat. Sections as storage.ts's views: a marker line
+ * each. Constant script:  $1 the map entry  $2 the callout's path  $3 the group's NSM directory
+ */
+export const NSM_VIEW_SCRIPT = [
+  "printf '\\n%s\\n' --baton-nsm-link",
+  'readlink "$1" 2>/dev/null',
+  "printf '\\n%s\\n' --baton-nsm-callout",
+  '[ -f "$2" ] && while IFS= read -r l || [ -n "$l" ]; do printf "%s\\n" "$l"; done < "$2"',
+  "printf '\\n%s\\n' --baton-nsm-statd",
+  `( ${STATD_INFO_SCRIPT}
+)`,
+  "printf '\\n%s\\n' --baton-nsm-conf",
+  '[ -f /etc/nfs.conf ] && while IFS= read -r l || [ -n "$l" ]; do printf "%s\\n" "$l"; done < /etc/nfs.conf',
+  "printf '\\n%s\\n' --baton-nsm-dirs",
+  '[ -d "$3/sm" ] && echo yes',
+  'exit 0',
+].join('\n');
+
+export const nsmViewArgv = (vip: string, callout: string, stateDir: string): string[] => ['sh', '-c', NSM_VIEW_SCRIPT, 'baton-nsm-view', nsmLinkPath(vip), callout, stateDir];
+
+export interface NsmView {
+  /** The map entry's target, or null. */
+  link: string | null;
+  /** The callout file's text, or null when there is none. */
+  callout: string | null;
+  statd: StatdInfo | undefined;
+  nfsConf: string;
+  /** STATE_DIR/sm exists. */
+  dirs: boolean;
+}
+
+/** Splits NSM_VIEW_SCRIPT's output; undefined when a section is missing (the script did not run whole). */
+export function parseNsmView(stdout: string): NsmView | undefined {
+  const names = ['link', 'callout', 'statd', 'conf', 'dirs'] as const;
+  const parts: Record<string, string> = {};
+  for (const [i, n] of names.entries()) {
+    const mark = `\n--baton-nsm-${n}\n`;
+    const at = stdout.indexOf(mark);
+    if (at < 0) return undefined;
+    const from = at + mark.length;
+    const next = i + 1 < names.length ? stdout.indexOf(`\n--baton-nsm-${names[i + 1]}\n`, from) : stdout.length;
+    if (next < 0) return undefined;
+    parts[n] = stdout.slice(from, next);
+  }
+  const link = parts['link']!.trim();
+  // A file that exists prints at least one line; an empty callout file reads as none (not current either way).
+  return { link: link || null, callout: parts['callout'] ? parts['callout'] : null, statd: parseStatdInfo(parts['statd']!), nfsConf: parts['conf']!, dirs: parts['dirs']!.trim() === 'yes' };
+}
 
 export interface StatdInfo {
   pid: number;

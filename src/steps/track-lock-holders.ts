@@ -8,16 +8,16 @@ import {
   mapDirArgv,
   NSM_CALLOUT_SCRIPT,
   NSM_MAP_DIR,
-  parseStatdInfo,
-  readLinkArgv,
+  nsmViewArgv,
+  parseNsmView,
   statdCallout,
-  statdInfoArgv,
   statdRestartArgv,
   statdWithCalloutArgv,
   unlinkArgv,
-  type StatdInfo,
+  type NsmView,
 } from '../facts/nsm.js';
 import { runBatch, type BatchCommand } from '../transport/batch.js';
+import type { ExecResult } from '../transport/transport.js';
 
 /**
  * `track_lock_holders`: from now on, the NFSv3 lock holders that use this group's VIP on this
@@ -55,22 +55,26 @@ export interface TrackObserved {
 const calloutPath = (a: TrackLockHoldersArgs) => a.callout ?? DEFAULT_NSM_CALLOUT;
 const batch = (ctx: StepContext, commands: BatchCommand[], stdin?: string) => runBatch((argv, o) => ctx.run(argv, o), commands, stdin === undefined ? {} : { stdin });
 
-/** Everything the step needs to know, in one exec. */
-export async function probeTracking(ctx: StepContext, vip: string, stateDir: string, callout: string): Promise<TrackObserved> {
-  const [link, text, info, conf, dirs] = await batch(ctx, [
-    { argv: readLinkArgv(vip), mayFail: true },
-    { argv: ['cat', callout], mayFail: true },
-    { argv: statdInfoArgv(), mayFail: true },
-    { argv: ['cat', '/etc/nfs.conf'], mayFail: true },
-    { argv: ['test', '-d', `${stateDir}/sm`], mayFail: true },
-  ]);
-  const statd: StatdInfo | undefined = info && info.code === 0 ? parseStatdInfo(info.stdout) : undefined;
+/** What the node's view says of the group's tracking. */
+function observedFrom(v: NsmView): TrackObserved {
   return {
-    link: link && link.code === 0 && link.stdout.trim() ? link.stdout.trim() : null,
-    calloutCurrent: Boolean(text && text.code === 0 && text.stdout === NSM_CALLOUT_SCRIPT),
-    statd: statd ? { ...statd, callout: statdCallout(statd, conf && conf.code === 0 ? conf.stdout : '') ?? null } : null,
-    dirs: Boolean(dirs && dirs.code === 0),
+    link: v.link,
+    calloutCurrent: v.callout === NSM_CALLOUT_SCRIPT,
+    statd: v.statd ? { ...v.statd, callout: statdCallout(v.statd, v.nfsConf) ?? null } : null,
+    dirs: v.dirs,
   };
+}
+
+function viewed(host: string, r: ExecResult | undefined, argv: string[]): TrackObserved {
+  const v = parseNsmView(batchedOk(host, r, argv).stdout);
+  if (!v) throw new Error(`on ${host}: \`${argv.slice(0, 2).join(' ')} …\` printed less than its five sections: ${JSON.stringify((r?.stdout ?? '').slice(0, 300))}`);
+  return observedFrom(v);
+}
+
+/** Everything the step needs to know, in one exec (facts/nsm.ts NSM_VIEW_SCRIPT). */
+export async function probeTracking(ctx: StepContext, vip: string, stateDir: string, callout: string): Promise<TrackObserved> {
+  const argv = nsmViewArgv(vip, callout, stateDir);
+  return viewed(ctx.transport.host, await ctx.run(argv), argv);
 }
 
 const sameDir = (a: string | null, b: string) => a !== null && a.replace(/\/+$/, '') === b.replace(/\/+$/, '');
@@ -90,7 +94,7 @@ export const trackLockHolders: StepKind<TrackLockHoldersArgs, TrackObserved> = {
   // Only the map entry is the group's; the callout and statd's -H serve every group of the node.
   restored: (before, now) => before.link === now.link,
 
-  async apply(ctx, a, before) {
+  async apply(ctx, a, before): Promise<TrackObserved | void> {
     const host = ctx.transport.host;
     const callout = calloutPath(a);
     const uid = before.statd?.uid ?? 0;
@@ -103,15 +107,18 @@ export const trackLockHolders: StepKind<TrackLockHoldersArgs, TrackObserved> = {
     }
     // 1. The callout (unless the probe read baton's current text there: another group landing
     // here installed it), the group's list (writable by statd's user) and the map entry: one exec.
+    // When statd already runs the callout, that is all, and the same exec reads the node again.
     const commands: BatchCommand[] = [
       ...(before.calloutCurrent ? [] : [{ argv: installCalloutArgv(callout), stdin: true }]),
       { argv: [...groupDirArgv(a.state_dir), ...mapDirArgv().slice(2)] },
       { argv: groupDirOwnerArgv(a.state_dir, uid) },
       { argv: linkArgv(a.vip, a.state_dir) },
     ];
-    const results = await batch(ctx, commands, before.calloutCurrent ? undefined : NSM_CALLOUT_SCRIPT);
+    const done = Boolean(before.statd && before.statd.callout === callout);
+    const view = nsmViewArgv(a.vip, callout, a.state_dir);
+    const results = await batch(ctx, done ? [...commands, { argv: view }] : commands, before.calloutCurrent ? undefined : NSM_CALLOUT_SCRIPT);
     commands.forEach((c, i) => batchedOk(host, results[i], c.argv));
-    if (before.statd && before.statd.callout === callout) return;
+    if (done) return viewed(host, results[commands.length], view);
     // 2. Once per node boot: statd without the callout is started again with it, on its own
     // state directory (its monitor list is reloaded from disk; --no-notify as before: nobody is
     // told). Under a node-side lock: another group landing here now may have done it already.

@@ -1,5 +1,7 @@
-import type { StepKind } from './contract.js';
+import { batchedOk, type StepKind } from './contract.js';
 import { linkArgv, NSM_MAP_DIR, readLinkArgv, unlinkArgv } from '../facts/nsm.js';
+import { runBatch } from '../transport/batch.js';
+import type { ExecResult } from '../transport/transport.js';
 
 /**
  * `untrack_lock_holders`: this node stops recording lock holders of the VIP in the group's list,
@@ -18,6 +20,8 @@ export interface UntrackObserved {
   link: string | null;
 }
 
+const linkSeen = (r: ExecResult): UntrackObserved => ({ link: r.code === 0 && r.stdout.trim() ? r.stdout.trim() : null });
+
 export const untrackLockHolders: StepKind<UntrackLockHoldersArgs, UntrackObserved> = {
   kind: 'untrack_lock_holders',
   inverse: 'track_lock_holders',
@@ -25,15 +29,17 @@ export const untrackLockHolders: StepKind<UntrackLockHoldersArgs, UntrackObserve
   defaultTimeoutS: 15,
 
   async probe(ctx, a) {
-    const r = await ctx.run(readLinkArgv(a.vip), { okCodes: [0, 1] });
-    return { link: r.code === 0 && r.stdout.trim() ? r.stdout.trim() : null };
+    return linkSeen(await ctx.run(readLinkArgv(a.vip), { okCodes: [0, 1] }));
   },
 
   satisfied: (seen) => seen.link === null,
   restored: (before, now) => before.link === now.link,
 
+  // The entry removed and read again in one exec: this runs for every group leaving a node.
   async apply(ctx, a) {
-    await ctx.run(unlinkArgv(a.vip));
+    const [removed, after] = await runBatch((argv, o) => ctx.run(argv, o), [{ argv: unlinkArgv(a.vip) }, { argv: readLinkArgv(a.vip), mayFail: true }]);
+    batchedOk(ctx.transport.host, removed, unlinkArgv(a.vip));
+    return after ? linkSeen(after) : undefined;
   },
 
   async revert(ctx, a, before) {

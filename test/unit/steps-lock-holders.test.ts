@@ -4,8 +4,8 @@
  * and the three kinds on a scripted context. What Ganesha and statd do with them is the lab
  * test's (test/lab/statd-groups.test.ts).
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -15,6 +15,8 @@ import {
   NOTIFY_COPY_SCRIPT,
   notifyCopyArgv,
   NSM_CALLOUT_SCRIPT,
+  NSM_VIEW_SCRIPT,
+  parseNsmView,
   nfsConfValue,
   nsmLinkPath,
   parseStatdInfo,
@@ -78,6 +80,36 @@ describe('lock holder facts', () => {
     const n = notifyCopyArgv('/srv/it$(x)/.nfs-statd', '198.18.0.200');
     expect(n[2]).toBe(NOTIFY_COPY_SCRIPT);
     expect(n.slice(4)).toEqual(['/srv/it$(x)/.nfs-statd', '/run/baton/nsm-notify/198.18.0.200', 'sm-notify', '-f', '-n', '-v', '198.18.0.200', '-P', '/run/baton/nsm-notify/198.18.0.200']);
+  });
+
+  it('reads the map entry, the callout, statd, nfs.conf and the list in one script, with the shell\'s own read (real process)', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-nsm-view-'));
+    const child = spawn('sh', ['-c', 'sleep 30; :', 'baton-test', '-H', path.join(dir, 'callout')], { stdio: 'ignore', detached: true });
+    try {
+      const callout = path.join(dir, 'callout');
+      const group = path.join(dir, 'group');
+      mkdirSync(path.join(group, 'sm'), { recursive: true });
+      writeFileSync(callout, NSM_CALLOUT_SCRIPT);
+      symlinkSync(group, path.join(dir, 'link'));
+      writeFileSync(path.join(dir, 'pid'), `${child.pid}\n`);
+      for (let i = 0; i < 200 && !readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').startsWith('sh\0'); i++) execFileSync('sleep', ['0.01']);
+      const script = NSM_VIEW_SCRIPT.replace('/run/rpc.statd.pid', path.join(dir, 'pid'));
+      const view = (link: string, dirOf: string) => parseNsmView(execFileSync('sh', ['-c', script, 'baton-nsm-view', link, callout, dirOf], { encoding: 'utf8' }));
+      const v = view(path.join(dir, 'link'), group)!;
+      expect(v.link).toBe(group);
+      expect(v.callout).toBe(NSM_CALLOUT_SCRIPT);
+      expect(v.statd).toEqual({ pid: child.pid, uid: process.geteuid!(), args: ['-c', 'sleep 30; :', 'baton-test', '-H', callout] });
+      expect(v.nfsConf).toBe(existsSync('/etc/nfs.conf') ? readFileSync('/etc/nfs.conf', 'utf8') : '');
+      expect(v.dirs).toBe(true);
+      // A callout of another text (no final newline either), no map entry, no list.
+      writeFileSync(callout, '#!/bin/sh\nold');
+      const w = view(path.join(dir, 'none'), path.join(dir, 'nowhere'))!;
+      expect([w.link, w.callout, w.dirs]).toEqual([null, '#!/bin/sh\nold\n', false]);
+      expect(parseNsmView('\n--baton-nsm-link\n/x\n')).toBeUndefined();
+    } finally {
+      process.kill(-child.pid!, 'SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('has a callout that is valid sh and takes nothing from statd as code', () => {
@@ -152,13 +184,15 @@ function fakeCtx(script: Script) {
 const ARGS = { vip: '198.18.197.200', state_dir: '/srv/disk1/.nfs-statd' };
 const isScript = (a: string[], name: string) => a[0] === 'sh' && a[3] === name;
 
-/** A node as the probe reads it: map entry, callout file, statd, nfs.conf, the list's dir. */
+/** A node as the probe reads it: map entry, callout file, statd, nfs.conf, the list's dir (as NSM_VIEW_SCRIPT prints them). */
 function node(o: { link?: string; callout?: string; statdArgs?: string[] | null; conf?: string }): Script {
   return (a) => {
     if (a[0] === 'readlink') return o.link ? { stdout: `${o.link}\n` } : { code: 1 };
-    if (a[0] === 'cat' && a[1] === DEFAULT_NSM_CALLOUT) return o.callout === undefined ? { code: 1 } : { stdout: o.callout };
-    if (isScript(a, 'baton-statd-info')) return o.statdArgs === null ? { stdout: '' } : { stdout: `pid 19\nuid 0\n${(o.statdArgs ?? ['--no-notify']).map((x) => `arg ${x}\n`).join('')}` };
-    if (a[0] === 'cat' && a[1] === '/etc/nfs.conf') return o.conf === undefined ? { code: 1 } : { stdout: o.conf };
+    if (isScript(a, 'baton-nsm-view')) {
+      const statd = o.statdArgs === null ? '' : `pid 19\nuid 0\n${(o.statdArgs ?? ['--no-notify']).map((x) => `arg ${x}\n`).join('')}`;
+      const sections = { link: o.link ? `${o.link}\n` : '', callout: o.callout ?? '', statd, conf: o.conf ?? '', dirs: 'yes\n' };
+      return { stdout: Object.entries(sections).map(([k, v]) => `\n--baton-nsm-${k}\n${v}`).join('') };
+    }
     return undefined;
   };
 }
@@ -185,6 +219,21 @@ describe('track_lock_holders', () => {
     expect(f.ran).toContainEqual(['ln', '-sfn', ARGS.state_dir, '/run/baton/nsm/198.18.197.200']);
     expect(f.ran).toContainEqual(['chown', '0', ARGS.state_dir, `${ARGS.state_dir}/sm`, `${ARGS.state_dir}/sm.bak`]);
     expect(f.ran.some((a) => isScript(a, 'baton-statd-callout') || a[0] === 'kill' || a[0] === 'rpc.statd')).toBe(false);
+  });
+
+  it('reads the node again in the exec that made the change, when statd already runs the callout (no probe of its own after)', async () => {
+    const f = fakeCtx(node({ link: ARGS.state_dir, callout: NSM_CALLOUT_SCRIPT, statdArgs: ['--no-notify', '-H', DEFAULT_NSM_CALLOUT] }));
+    const before: TrackObserved = { link: null, calloutCurrent: true, statd: { pid: 19, uid: 0, args: ['--no-notify', '-H', DEFAULT_NSM_CALLOUT], callout: DEFAULT_NSM_CALLOUT }, dirs: false };
+    let execs = 0;
+    const run = f.ctx.run;
+    f.ctx.run = (argv, o) => (execs++, run(argv, o));
+    const after = await trackLockHolders.apply(f.ctx, ARGS, before);
+    expect(execs).toBe(1);
+    expect(after).toEqual({ link: ARGS.state_dir, calloutCurrent: true, statd: before.statd, dirs: true });
+    expect(trackLockHolders.satisfied(after as TrackObserved, ARGS)).toBe(true);
+    // A statd without the callout is restarted after the batch: the engine probes then.
+    const g = fakeCtx(node({ statdArgs: ['--no-notify'] }));
+    expect(await trackLockHolders.apply(g.ctx, ARGS, await trackLockHolders.probe(g.ctx, ARGS))).toBeUndefined();
   });
 
   it('installs the callout only where the probe did not read baton\'s current text (the second group on a node skips it)', async () => {
@@ -238,12 +287,16 @@ describe('untrack_lock_holders', () => {
     expect(untrackLockHolders.satisfied(before, { vip: ARGS.vip })).toBe(false);
     expect(untrackLockHolders.satisfied({ link: null }, { vip: ARGS.vip })).toBe(true);
     f.ran.length = 0;
-    await untrackLockHolders.apply(f.ctx, { vip: ARGS.vip }, before);
+    // The entry removed and read back in one exec: what the read says is the state after.
+    expect(await untrackLockHolders.apply(f.ctx, { vip: ARGS.vip }, before)).toEqual({ link: ARGS.state_dir });
     await untrackLockHolders.revert(f.ctx, { vip: ARGS.vip }, before);
     expect(f.ran).toEqual([
       ['rm', '-f', '/run/baton/nsm/198.18.197.200'],
+      ['readlink', '/run/baton/nsm/198.18.197.200'],
       ['ln', '-sfn', ARGS.state_dir, '/run/baton/nsm/198.18.197.200'],
     ]);
+    const gone = fakeCtx(node({}));
+    expect(await untrackLockHolders.apply(gone.ctx, { vip: ARGS.vip }, before)).toEqual({ link: null });
   });
 });
 
