@@ -28,7 +28,11 @@ my (%job, %fh, %pid, @kills);
 my $in = '';
 my $obuf = '';
 sub out { $obuf .= shift; }
-sub flush { my $o = 0; while ($o < length $obuf) { my $n = syswrite(STDOUT, $obuf, length($obuf) - $o, $o); exit 0 unless defined $n; $o += $n; } $obuf = ''; }
+# A write that blocks (sshd reads slowly) is interrupted by the next SIGCHLD: EINTR is not an
+# end, and neither is a full non-blocking pipe; anything else is (the channel is gone).
+sub again { my $e = $! + 0; return $e == POSIX::EINTR() || $e == POSIX::EAGAIN(); }
+sub writable { my $w = ''; vec($w, fileno(STDOUT), 1) = 1; select(undef, $w, undef, 1); }
+sub flush { my $o = 0; while ($o < length $obuf) { my $n = syswrite(STDOUT, $obuf, length($obuf) - $o, $o); unless (defined $n) { exit 0 unless again(); writable(); next; } $o += $n; } $obuf = ''; }
 sub finish {
   my $id = shift; my $j = $job{$id};
   return unless $j && $j->{open} == 0 && defined $j->{status};
@@ -78,6 +82,7 @@ while (1) {
   for my $r ($sel->can_read($wait)) {
     if ($r == \*STDIN) {
       my $n = sysread(STDIN, my $buf, 65536);
+      next if !defined $n && again();
       unless ($n) { flush(); exit 0; }
       $in .= $buf;
       while ($in =~ s/^([^\n]*)\n//) { request($1); }
@@ -86,6 +91,7 @@ while (1) {
     } else {
       my $f = $fh{fileno $r};
       my $n = sysread($r, my $buf, 65536);
+      next if !defined $n && again();
       if ($n) { $job{$f->[0]}{$f->[1]} .= $buf; next; }
       $sel->remove($r); delete $fh{fileno $r}; close $r;
       $job{$f->[0]}{open}--;

@@ -1,0 +1,46 @@
+/**
+ * The node half of the command agent (transport/ssh-agent-script.ts), run here by the local perl
+ * with pipes standing in for the SSH channel (no root, no sshd). Over SSH it is run in
+ * test/integration/ssh-transport.test.ts.
+ */
+import { spawn } from 'node:child_process';
+import { describe, expect, test } from 'vitest';
+import { AgentParser, runLine, type AgentFrame } from '../../src/transport/ssh-agent-mux.js';
+import { AGENT_SCRIPT } from '../../src/transport/ssh-agent-script.js';
+
+const B = '--baton-agent-unit--';
+
+describe('the node agent', () => {
+  test('a reader that falls behind (a busy sshd) while commands end around it: the agent waits, loses nothing and stays up', async () => {
+    const agent = spawn('perl', ['-e', AGENT_SCRIPT, '--', B], { stdio: ['pipe', 'pipe', 'pipe'] });
+    try {
+      const frames: AgentFrame[] = [];
+      let ready = false;
+      const parser = new AgentParser(B, () => (ready = true), (f) => frames.push(f));
+      // Nobody reads the agent's stdout for a while: its write of a 300 kB result blocks on the
+      // full pipe, and the 59 commands ending meanwhile each send it a SIGCHLD. Before, the first
+      // one interrupted the write (EINTR), and the agent took that for a closed channel and exited:
+      // every command in flight on the node was then reported lost, and the run rolled back.
+      agent.stdout.pause();
+      const lines = [runLine(1, ['sh', '-c', 'head -c 300000 /dev/zero | tr "\\0" a'])];
+      for (let i = 2; i < 61; i++) lines.push(runLine(i, ['sh', '-c', `sleep 0.0${i % 10}; echo ${i}`]));
+      agent.stdin.write(lines.join(''));
+      await new Promise((r) => setTimeout(r, 1500));
+      agent.stdout.on('data', (b: Buffer) => parser.push(b));
+      agent.stdout.resume();
+      for (let i = 0; i < 100 && frames.length < 60; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(agent.exitCode, 'the agent is still up').toBeNull();
+      expect(ready).toBe(true);
+      expect(frames).toHaveLength(60);
+      const big = frames.find((f) => f.id === 1)!;
+      expect([big.code, big.stdout.length]).toEqual([0, 300_000]);
+      for (const f of frames.filter((x) => x.id !== 1)) expect(f.stdout.toString().trim()).toBe(String(f.id));
+      // And it still takes commands.
+      agent.stdin.write(runLine(99, ['echo', 'after']));
+      for (let i = 0; i < 100 && !frames.some((f) => f.id === 99); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(frames.find((f) => f.id === 99)?.stdout.toString()).toBe('after\n');
+    } finally {
+      agent.kill('SIGKILL');
+    }
+  }, 20_000);
+});
