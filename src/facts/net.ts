@@ -92,7 +92,7 @@ export function findAddress(list: IfAddress[], address: string): IfAddress | und
 }
 
 export async function readAddresses(ctx: StepContext, iface: string): Promise<IfAddress[]> {
-  const r = await ctx.run(addrShowArgv(iface));
+  const r = await ctx.run(addrShowArgv(iface), { shared: true });
   return parseIpAddr(r.stdout);
 }
 

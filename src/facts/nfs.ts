@@ -319,7 +319,7 @@ export function parseFindmnt(stdout: string): MountFact | undefined {
 // ---------------------------------------------------------------- readers
 
 export async function readGaneshaExports(ctx: StepContext): Promise<GaneshaExport[]> {
-  const r = await ctx.run(ganeshaShowExportsArgv());
+  const r = await ctx.run(ganeshaShowExportsArgv(), { shared: true });
   return parseShowExports(r.stdout);
 }
 
@@ -335,7 +335,7 @@ export async function readKernelExports(ctx: StepContext): Promise<KernelExport[
 
 /** The NFSv4 server scope the running Ganesha was started with ('' = unset: the hostname is used). */
 export async function readGaneshaScope(ctx: StepContext): Promise<{ confPath: string; scope: string }> {
-  return parseGaneshaRunningConf((await ctx.run(ganeshaRunningConfArgv())).stdout);
+  return parseGaneshaRunningConf((await ctx.run(ganeshaRunningConfArgv(), { shared: true })).stdout);
 }
 
 /** The kernel server's scope from /etc/nfs.conf (what rpc.nfsd was or will be started with). */

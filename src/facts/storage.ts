@@ -6,15 +6,16 @@ import type { ExecResult, Transport } from '../transport/transport.js';
 import { CommandFailedError, type StepContext } from '../steps/contract.js';
 
 /** Runs a read-only argv somewhere (this node through ctx.run, or a peer through its transport). */
-export type Runner = (argv: string[], okCodes?: number[]) => Promise<ExecResult>;
+/** Runs a command; `shared`: it only reads the node (ExecOptions.shared). */
+export type Runner = (argv: string[], okCodes?: number[], shared?: boolean) => Promise<ExecResult>;
 
 export function runnerOf(ctx: StepContext): Runner {
-  return (argv, okCodes) => ctx.run(argv, { okCodes });
+  return (argv, okCodes, shared) => ctx.run(argv, { okCodes, ...(shared ? { shared } : {}) });
 }
 
 export function runnerOfTransport(t: Transport): Runner {
-  return async (argv, okCodes = [0]) => {
-    const r = await t.exec(argv, { timeoutMs: 15_000 });
+  return async (argv, okCodes = [0], shared) => {
+    const r = await t.exec(argv, { timeoutMs: 15_000, ...(shared ? { shared } : {}) });
     if (r.timedOut || r.code === null || !okCodes.includes(r.code)) throw new CommandFailedError(t.host, r);
     return r;
   };
@@ -136,7 +137,7 @@ export function parseLoopLines(text: string): LoopDevice[] {
 }
 
 export async function readStorageView(run: Runner): Promise<StorageView> {
-  return parseStorageView((await run(storageViewArgv())).stdout);
+  return parseStorageView((await run(storageViewArgv(), [0], true)).stdout);
 }
 
 // ---------------------------------------------------------------- mounts

@@ -207,7 +207,7 @@ export const vipResource = (a: { address: string }): string => `vip ${canonicalA
 
 /** Does this node have the address on any interface? (Peers may name their interfaces otherwise.) */
 export async function vipHeldBy(peer: StepContext, a: { address: string }): Promise<string | null> {
-  const found = findAddress(parseIpAddr((await peer.run(['ip', '-o', 'addr', 'show'])).stdout), a.address);
+  const found = findAddress(parseIpAddr((await peer.run(['ip', '-o', 'addr', 'show'], { shared: true })).stdout), a.address);
   return found ? `has ${a.address} on ${found.iface}` : null;
 }
 

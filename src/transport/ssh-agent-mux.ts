@@ -110,6 +110,15 @@ export interface AgentChannel {
 interface Pending {
   resolve: (f: AgentFrame) => void;
   reject: (e: unknown) => void;
+  /** The callers still waiting for the result (more than one when a read was shared). */
+  waiting: Set<number>;
+}
+
+/** One caller's command: `ticket` names the caller for kill and forget (a shared read has several). */
+export interface AgentRun {
+  id: number;
+  ticket: number;
+  done: Promise<AgentFrame>;
 }
 
 /** One agent on one channel: sends requests, routes frames back to their callers. */
@@ -120,6 +129,9 @@ export class AgentSession {
   private stderrTail = '';
   /** Request lines not yet written: sent together once this turn of the event loop is over. */
   private outbox: string[] = [];
+  /** Shared reads in the outbox, by argv and environment. */
+  private sharedReads = new Map<string, { id: number; done: Promise<AgentFrame> }>();
+  private nextTicket = 1;
 
   private constructor(private readonly channel: AgentChannel) {}
 
@@ -158,17 +170,36 @@ export class AgentSession {
     });
   }
 
-  /** Sends one command; `done` settles with its frame, or rejects if the agent goes away first. */
-  run(argv: readonly string[], env?: Record<string, string>): { id: number; done: Promise<AgentFrame> } {
+  /**
+   * Sends one command; `done` settles with its frame, or rejects if the agent goes away first.
+   *
+   * `shared`: the command only reads the node (a fact: its addresses, its storage view, Ganesha's
+   * exports). A caller asking for the same shared read, with the same environment, while the first
+   * request still waits in this turn's outbox gets that one's result: the command starts after
+   * both asked, so what it reads is as fresh for one as for the other. The items of a play ask the
+   * same questions of a node at the same moment; each answer costs the node a process or more.
+   */
+  run(argv: readonly string[], env?: Record<string, string>, shared = false): AgentRun {
+    const ticket = this.nextTicket++;
+    const key = shared ? JSON.stringify([argv, env ?? {}]) : undefined;
+    const queued = key === undefined ? undefined : this.sharedReads.get(key);
+    if (queued && this.pending.has(queued.id)) {
+      this.pending.get(queued.id)!.waiting.add(ticket);
+      return { ...queued, ticket };
+    }
     const id = this.nextId++;
-    if (this.dead !== undefined) return { id, done: Promise.reject(this.dead) };
-    const done = new Promise<AgentFrame>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    if (this.dead !== undefined) return { id, ticket, done: Promise.reject(this.dead) };
+    const done = new Promise<AgentFrame>((resolve, reject) => this.pending.set(id, { resolve, reject, waiting: new Set([ticket]) }));
+    if (key !== undefined) this.sharedReads.set(key, { id, done });
     this.send(runLine(id, argv, env));
-    return { id, done };
+    return { id, ticket, done };
   }
 
-  kill(id: number, graceTicks: number): void {
-    if (this.dead === undefined && this.pending.has(id)) this.send(killLine(id, graceTicks));
+  /** This caller gives up on the command: it is killed once no other caller waits for it. */
+  kill(run: Pick<AgentRun, 'id' | 'ticket'>, graceTicks: number): void {
+    const p = this.pending.get(run.id);
+    if (this.dead !== undefined || !p || !this.lastOut(p, run.ticket)) return;
+    this.send(killLine(run.id, graceTicks));
   }
 
   /**
@@ -186,12 +217,20 @@ export class AgentSession {
   private flush(): void {
     const lines = this.outbox;
     this.outbox = [];
+    this.sharedReads.clear();
     if (this.dead === undefined && lines.length > 0) this.channel.write(lines.join(''));
   }
 
-  /** Stops waiting for a command (its result, if it ever comes, is dropped). */
-  forget(id: number): void {
-    this.pending.delete(id);
+  /** This caller stops waiting for the command (its result, if it ever comes, is dropped once nobody waits). */
+  forget(run: Pick<AgentRun, 'id' | 'ticket'>): void {
+    const p = this.pending.get(run.id);
+    if (p && this.lastOut(p, run.ticket)) this.pending.delete(run.id);
+  }
+
+  /** Takes the caller off the command's waiting list: true when it was the last one on it. */
+  private lastOut(p: Pending, ticket: number): boolean {
+    p.waiting.delete(ticket);
+    return p.waiting.size === 0;
   }
 
   private settle(f: AgentFrame): void {

@@ -247,7 +247,8 @@ export class SshTransport implements Transport {
     envPairs(argv, env);
     const started = performance.now();
     const grace = Math.ceil((this.opts.killGraceMs ?? 2000) / 100);
-    const { id, done } = agent.run(argv, env);
+    const run = agent.run(argv, env, opts.shared === true);
+    const { done } = run;
     return new Promise<ExecResult>((resolve, reject) => {
       let timedOut = false;
       let timer: NodeJS.Timeout | undefined;
@@ -264,10 +265,10 @@ export class SshTransport implements Transport {
       const stop = (): void => {
         if (timedOut) return;
         timedOut = true;
-        agent.kill(id, grace);
+        agent.kill(run, grace);
         // Something may keep the command from ending (uninterruptible I/O): stop waiting for it.
         giveUp = setTimeout(() => {
-          agent.forget(id);
+          agent.forget(run);
           finish();
           resolve(result(null, null, '', ''));
         }, grace * 100 + 5000);

@@ -23,6 +23,12 @@ export interface ExecOptions {
    * inventory's ansible_become says otherwise (it wins, as in Ansible).
    */
   become?: { user?: string } | false;
+  /**
+   * The command only reads the node (a fact). Callers asking for the same read in the same turn
+   * of the event loop may get one execution's result (ssh-agent-mux.ts): it started after all of
+   * them asked. Never for a command that changes anything, nor one with stdin.
+   */
+  shared?: boolean;
 }
 
 export interface ExecResult {
