@@ -90,6 +90,34 @@ export class OrphanFinder {
   }
 }
 
+/** The start time a run id carries (`20261127T100000Z-aaaaaa`), in ms; undefined for another id. */
+function runIdTime(runId: string): number | undefined {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z-/.exec(runId);
+  return m ? Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!) : undefined;
+}
+
+/**
+ * When a failover of `node` (a run of `playbook` with `failed=NODE`) last ended succeeded, from
+ * the runs' own journals in etcd: a watcher killed right after its failover ended has not said so
+ * in its decisions yet. Only runs started since `sinceMs` are read (two reads each).
+ */
+export async function lastSucceededFailover(etcd: EtcdClient, playbook: string, node: string, sinceMs: number): Promise<number | undefined> {
+  const keys = await etcd.range(JOURNAL_PREFIX, { prefix: true, keysOnly: true });
+  const lastLine = new Map<string, number>();
+  for (const kv of keys) {
+    const m = /^baton\/journal\/([^/]+)\/(\d+)$/.exec(kv.key);
+    if (m && (runIdTime(m[1]!) ?? 0) >= sinceMs) lastLine.set(m[1]!, Math.max(lastLine.get(m[1]!) ?? -1, Number(m[2])));
+  }
+  let last: number | undefined;
+  for (const [runId, line] of lastLine) {
+    const head = record((await etcd.get(journalLineKey(runId, 0)))?.value);
+    if (head?.t !== 'run' || head.mode !== 'run' || !head.playbook || basename(head.playbook) !== basename(playbook) || head.extraVars?.['failed'] !== node) continue;
+    const end = record((await etcd.get(journalLineKey(runId, line)))?.value);
+    if (end?.t === 'end' && end.outcome === 'succeeded') last = Math.max(last ?? 0, Date.parse(end.at));
+  }
+  return last;
+}
+
 /** How the watcher sees a node now. */
 export type NodeVerdict = 'failed' | 'healthy' | 'unknown';
 

@@ -16,7 +16,7 @@ import type { ClusterStatus } from '../facts/groups.js';
 import { acquireLock, type HeldLock } from './lock.js';
 import { controllerIdentity } from './locks/identity.js';
 import type { EtcdClient } from '../transport/etcd.js';
-import { judgeOrphan, type NodeVerdict, type Orphan } from './orphans.js';
+import { judgeOrphan, lastSucceededFailover, type NodeVerdict, type Orphan } from './orphans.js';
 
 export interface WatchSettings {
   /** Between rounds (default 5 s). */
@@ -274,15 +274,21 @@ export class DecisionLog {
   }
 
   /**
-   * When any watcher last completed a failover of `node` (exit 0), as etcd knows it: a new leader
-   * keeps the cool-down its predecessor's failover started. A failover decided and never ended
+   * When any watcher last completed a failover of `node`, as etcd knows it: its decision with exit
+   * 0, or the run's own journal ended succeeded (a watcher killed right after its run ended, before
+   * it said so). A new leader keeps the cool-down its predecessor's failover started; without the
+   * journal, it failed the node over again, and its fence powered off a node being brought back.
+   * A failover decided and never ended
    * (its watcher killed) does not count: either it never reached its first change (nothing
    * journaled; this watcher fails the node over), or its run is journaled in etcd and is finished
    * or undone as an orphan once its lease expired (orphans.ts); a run still alive holds its locks,
    * and a second one meets exit 5.
    */
-  async lastFailover(node: string): Promise<number | undefined> {
+  async lastFailover(node: string, playbook = 'node-failover.yml', cooldownMs = 0): Promise<number | undefined> {
     if (!this.etcd) return undefined;
+    // A watcher killed right after its failover ended never said so: the run's journal did.
+    // (Runs that started before the cool-down, give or take the longest failover, cannot matter.)
+    const ran = await lastSucceededFailover(this.etcd, playbook, node, Date.now() - cooldownMs - 10 * 60_000);
     const kvs = await this.etcd.range('baton/watch/decisions/', { prefix: true });
     let last: number | undefined;
     for (const kv of kvs) {
@@ -293,7 +299,7 @@ export class DecisionLog {
         // not a decision
       }
     }
-    return last;
+    return ran === undefined ? last : Math.max(last ?? 0, ran);
   }
 }
 
@@ -440,7 +446,7 @@ export async function watch(w: WatchLoop): Promise<void> {
         d = { ...d, action: 'cooldown', why: `${d.node} is confirmed failed, and this round already finished or undid the failover a dead controller left of it` };
       } else if (d.action === 'failover') {
         // Another watcher (a leader before this one) may have failed it over already.
-        const last = await w.log.lastFailover(d.node).catch(() => undefined);
+        const last = await w.log.lastFailover(d.node, w.playbook ?? 'node-failover.yml', w.settings.cooldownMs).catch(() => undefined);
         if (last !== undefined && Date.now() - last < w.settings.cooldownMs) {
           d = { ...d, action: 'cooldown', why: `${d.node} is confirmed failed, but a watcher failed it over ${Math.round((Date.now() - last) / 1000)} s ago (journaled in etcd); the cool-down is ${w.settings.cooldownMs / 1000} s` };
         }

@@ -18,6 +18,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { EtcdClient } from '../../src/transport/etcd.js';
 import { DecisionLog, EtcdLeadership, watch, type NodeHealth } from '../../src/engine/watch.js';
 import { OrphanFinder } from '../../src/engine/orphans.js';
+import { journalLineKey } from '../../src/engine/locks/etcd.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 
 const execFileP = promisify(execFile);
@@ -365,6 +366,35 @@ describe('watchers electing a leader in etcd', () => {
     expect(saidB.some((l) => /this watcher is the leader/.test(l)), saidB.join('\n')).toBe(true);
     expect(failoversB).toEqual([]);
     expect(saidB.some((l) => /n4: cooldown: .*journaled in etcd/.test(l)), saidB.join('\n')).toBe(true);
+  });
+
+  it('a leader killed after its failover run ended, before it said so: the next leader keeps the cool-down from the run\'s journal in etcd', async () => {
+    // What the killed leader left: its decision without an outcome, and the run's journal, ended.
+    const runId = `${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-k1ll3d`;
+    const at = new Date().toISOString();
+    const decided = { at, controller: 'wa', node: 'n6', action: 'failover', why: 'n6 is confirmed failed', failures: 3, saw: { reachable: false, power: 'off', groups: ['g1'] } };
+    await client.put(`baton/watch/decisions/${at}-wa-n6-failover-1`, JSON.stringify(decided));
+    await client.put(journalLineKey(runId, 0), JSON.stringify({ t: 'run', runId, mode: 'run', controller: 'wa', pid: 1, argv: [], at, playbook: '/etc/baton/playbooks/node-failover.yml', extraVars: { failed: 'n6' }, lock: 'fence-n6,service-g1' }));
+    await client.put(journalLineKey(runId, 1), JSON.stringify({ t: 'end', outcome: 'succeeded', at }));
+    // A failover of n7 holds n7's cool-down, not n6's or n8's.
+    await client.put(journalLineKey(`${runId}x`, 0), JSON.stringify({ t: 'run', runId: `${runId}x`, mode: 'run', controller: 'wa', pid: 1, argv: [], at, playbook: '/etc/baton/playbooks/node-failover.yml', extraVars: { failed: 'n7' } }));
+    await client.put(journalLineKey(`${runId}x`, 1), JSON.stringify({ t: 'end', outcome: 'succeeded', at }));
+    const saidB: string[] = [];
+    const failoversB: string[] = [];
+    await watch({
+      settings,
+      leadership: new EtcdLeadership(new EtcdClient(etcd.endpoints, { timeoutMs: 1000 }), 'wb', 2),
+      log: new DecisionLog(path.join(work, 'wb-after-kill'), client),
+      say: (l) => saidB.push(l),
+      signal: new AbortController().signal,
+      rounds: 6,
+      observe: async () => [{ ...n1Off, name: 'n6' }, { ...n1Off, name: 'n7' }, { ...n1Off, name: 'n8' }],
+      failover: async (node) => (failoversB.push(node), 0),
+    });
+    expect(saidB.some((l) => /n6: cooldown: .*journaled in etcd/.test(l)), saidB.join('\n')).toBe(true);
+    expect(saidB.some((l) => /n7: cooldown: .*journaled in etcd/.test(l)), saidB.join('\n')).toBe(true);
+    // n8 was never failed over: it is.
+    expect(failoversB).toEqual(['n8']);
   });
 
   it('a leader whose lease ran out (killed, or paused past it) loses leadership, another watcher takes over, and the old one comes back as a follower', async () => {
