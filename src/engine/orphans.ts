@@ -99,7 +99,8 @@ function runIdTime(runId: string): number | undefined {
 /**
  * When a failover of `node` (a run of `playbook` with `failed=NODE`) last ended succeeded, from
  * the runs' own journals in etcd: a watcher killed right after its failover ended has not said so
- * in its decisions yet. Only runs started since `sinceMs` are read (two reads each).
+ * in its decisions yet; one that was undone since does not count. Only runs started since
+ * `sinceMs` are read (two reads each).
  */
 export async function lastSucceededFailover(etcd: EtcdClient, playbook: string, node: string, sinceMs: number): Promise<number | undefined> {
   const keys = await etcd.range(JOURNAL_PREFIX, { prefix: true, keysOnly: true });
@@ -108,14 +109,21 @@ export async function lastSucceededFailover(etcd: EtcdClient, playbook: string, 
     const m = /^baton\/journal\/([^/]+)\/(\d+)$/.exec(kv.key);
     if (m && (runIdTime(m[1]!) ?? 0) >= sinceMs) lastLine.set(m[1]!, Math.max(lastLine.get(m[1]!) ?? -1, Number(m[2])));
   }
-  let last: number | undefined;
+  const ended = new Map<string, number>();
+  const undone = new Set<string>();
   for (const [runId, line] of lastLine) {
     const head = record((await etcd.get(journalLineKey(runId, 0)))?.value);
-    if (head?.t !== 'run' || head.mode !== 'run' || !head.playbook || basename(head.playbook) !== basename(playbook) || head.extraVars?.['failed'] !== node) continue;
+    if (head?.t !== 'run') continue;
+    const failover = head.mode === 'run' && head.playbook !== undefined && basename(head.playbook) === basename(playbook) && head.extraVars?.['failed'] === node;
+    if (!failover && !(head.mode === 'undo' && head.undoOf)) continue;
     const end = record((await etcd.get(journalLineKey(runId, line)))?.value);
-    if (end?.t === 'end' && end.outcome === 'succeeded') last = Math.max(last ?? 0, Date.parse(end.at));
+    if (end?.t !== 'end' || end.outcome !== 'succeeded') continue;
+    // A failover someone undid is no longer in effect: it holds no cool-down.
+    if (failover) ended.set(runId, Date.parse(end.at));
+    else undone.add(head.undoOf!);
   }
-  return last;
+  const times = [...ended].filter(([id]) => !undone.has(id)).map(([, at]) => at);
+  return times.length ? Math.max(...times) : undefined;
 }
 
 /** How the watcher sees a node now. */

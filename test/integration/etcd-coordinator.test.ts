@@ -379,6 +379,14 @@ describe('watchers electing a leader in etcd', () => {
     // A failover of n7 holds n7's cool-down, not n6's or n8's.
     await client.put(journalLineKey(`${runId}x`, 0), JSON.stringify({ t: 'run', runId: `${runId}x`, mode: 'run', controller: 'wa', pid: 1, argv: [], at, playbook: '/etc/baton/playbooks/node-failover.yml', extraVars: { failed: 'n7' } }));
     await client.put(journalLineKey(`${runId}x`, 1), JSON.stringify({ t: 'end', outcome: 'succeeded', at }));
+    // n8's failover was undone by an operator since: it holds no cool-down.
+    for (const [id, h, end] of [
+      [`${runId}y`, { mode: 'run', playbook: '/etc/baton/playbooks/node-failover.yml', extraVars: { failed: 'n8' } }, 'succeeded'],
+      [`${runId}z`, { mode: 'undo', undoOf: `${runId}y` }, 'succeeded'],
+    ] as const) {
+      await client.put(journalLineKey(id, 0), JSON.stringify({ t: 'run', runId: id, controller: 'op', pid: 1, argv: [], at, ...h }));
+      await client.put(journalLineKey(id, 1), JSON.stringify({ t: 'end', outcome: end, at }));
+    }
     const saidB: string[] = [];
     const failoversB: string[] = [];
     await watch({
@@ -393,7 +401,7 @@ describe('watchers electing a leader in etcd', () => {
     });
     expect(saidB.some((l) => /n6: cooldown: .*journaled in etcd/.test(l)), saidB.join('\n')).toBe(true);
     expect(saidB.some((l) => /n7: cooldown: .*journaled in etcd/.test(l)), saidB.join('\n')).toBe(true);
-    // n8 was never failed over: it is.
+    // n8's failover was undone: it is failed over again.
     expect(failoversB).toEqual(['n8']);
   });
 
