@@ -14,7 +14,7 @@ import { leaseSeconds } from '../engine/locks/index.js';
 import { OrphanFinder } from '../engine/orphans.js';
 import { runSession } from '../engine/session.js';
 import { stateDir } from '../engine/state-dir.js';
-import { DecisionLog, DEFAULT_WATCH, EtcdLeadership, healthOf, SingleWatcher, watch, type Leadership } from '../engine/watch.js';
+import { DecisionLog, DEFAULT_WATCH, EtcdLeadership, FAILOVER_PLAYBOOK, healthOf, SingleWatcher, watch, type Leadership } from '../engine/watch.js';
 import { LocalTransport, TransportPool } from '../transport/index.js';
 import { BatonError, ExitCode } from '../util/errors.js';
 import { makeReporter } from '../report/make.js';
@@ -59,7 +59,7 @@ export async function watchCommand(o: WatchOptions): Promise<number> {
     cooldownMs: positive(o.cooldown, '--cooldown', DEFAULT_WATCH.cooldownMs / 1000) * 1000,
     dryRun: Boolean(o.dryRun),
   };
-  const playbook = o.playbook ?? 'node-failover.yml';
+  const playbook = o.playbook ?? FAILOVER_PLAYBOOK;
   const spec = coordinatorSpec(o.coordinator, inventory);
   const coordinator = openCoordinator(spec, inventory);
   const id = newRunId();

@@ -31,6 +31,16 @@ function record(value: string | undefined): JournalRecord | undefined {
   }
 }
 
+/** Each run journaled in etcd (ids `keep` accepts), with the number of its last line. */
+async function journalLastLines(etcd: EtcdClient, keep: (runId: string) => boolean = () => true): Promise<Map<string, number>> {
+  const lastLine = new Map<string, number>();
+  for (const kv of await etcd.range(JOURNAL_PREFIX, { prefix: true, keysOnly: true })) {
+    const m = /^baton\/journal\/([^/]+)\/(\d+)$/.exec(kv.key);
+    if (m && keep(m[1]!)) lastLine.set(m[1]!, Math.max(lastLine.get(m[1]!) ?? -1, Number(m[2])));
+  }
+  return lastLine;
+}
+
 /** Scans etcd's journals each round; heads, ended and superseded runs are remembered (they never change). */
 export class OrphanFinder {
   private readonly heads = new Map<string, RunRecord>();
@@ -40,12 +50,7 @@ export class OrphanFinder {
   constructor(private readonly etcd: EtcdClient) {}
 
   async find(): Promise<Orphan[]> {
-    const keys = await this.etcd.range(JOURNAL_PREFIX, { prefix: true, keysOnly: true });
-    const lastLine = new Map<string, number>();
-    for (const kv of keys) {
-      const m = /^baton\/journal\/([^/]+)\/(\d+)$/.exec(kv.key);
-      if (m) lastLine.set(m[1]!, Math.max(lastLine.get(m[1]!) ?? -1, Number(m[2])));
-    }
+    const lastLine = await journalLastLines(this.etcd);
     for (const runId of lastLine.keys()) {
       if (this.heads.has(runId)) continue;
       const head = record((await this.etcd.get(journalLineKey(runId, 0)))?.value);
@@ -103,12 +108,7 @@ function runIdTime(runId: string): number | undefined {
  * `sinceMs` are read (two reads each).
  */
 export async function lastSucceededFailover(etcd: EtcdClient, playbook: string, node: string, sinceMs: number): Promise<number | undefined> {
-  const keys = await etcd.range(JOURNAL_PREFIX, { prefix: true, keysOnly: true });
-  const lastLine = new Map<string, number>();
-  for (const kv of keys) {
-    const m = /^baton\/journal\/([^/]+)\/(\d+)$/.exec(kv.key);
-    if (m && (runIdTime(m[1]!) ?? 0) >= sinceMs) lastLine.set(m[1]!, Math.max(lastLine.get(m[1]!) ?? -1, Number(m[2])));
-  }
+  const lastLine = await journalLastLines(etcd, (runId) => (runIdTime(runId) ?? 0) >= sinceMs);
   const ended = new Map<string, number>();
   const undone = new Set<string>();
   for (const [runId, line] of lastLine) {

@@ -18,6 +18,9 @@ import { controllerIdentity } from './locks/identity.js';
 import type { EtcdClient } from '../transport/etcd.js';
 import { judgeOrphan, lastSucceededFailover, type NodeVerdict, type Orphan } from './orphans.js';
 
+/** The playbook a watcher runs for a confirmed failed node unless told another (`--playbook`). */
+export const FAILOVER_PLAYBOOK = 'node-failover.yml';
+
 export interface WatchSettings {
   /** Between rounds (default 5 s). */
   intervalMs: number;
@@ -278,13 +281,12 @@ export class DecisionLog {
    * 0, or the run's own journal ended succeeded (a watcher killed right after its run ended, before
    * it said so). A new leader keeps the cool-down its predecessor's failover started; without the
    * journal, it failed the node over again, and its fence powered off a node being brought back.
-   * A failover decided and never ended
-   * (its watcher killed) does not count: either it never reached its first change (nothing
+   * A failover decided and never ended (its watcher killed) does not count: either it never reached its first change (nothing
    * journaled; this watcher fails the node over), or its run is journaled in etcd and is finished
    * or undone as an orphan once its lease expired (orphans.ts); a run still alive holds its locks,
    * and a second one meets exit 5.
    */
-  async lastFailover(node: string, playbook = 'node-failover.yml', cooldownMs = 0): Promise<number | undefined> {
+  async lastFailover(node: string, playbook: string, cooldownMs: number): Promise<number | undefined> {
     if (!this.etcd) return undefined;
     // A watcher killed right after its failover ended never said so: the run's journal did.
     // (Runs that started before the cool-down, give or take the longest failover, cannot matter.)
@@ -366,7 +368,7 @@ async function settleOrphans(w: WatchLoop, tracker: FailureTracker, controller: 
     w.say(`watch: cannot look for runs left by a dead controller: ${(e as Error).message}; looking again next round`);
     return handled;
   }
-  const playbook = w.playbook ?? 'node-failover.yml';
+  const playbook = w.playbook ?? FAILOVER_PLAYBOOK;
   for (const o of orphans) {
     const j = judgeOrphan(o, playbook, (n) => tracker.verdict(n));
     // What was seen of the failed node of an orphaned failover; of no node for another run.
@@ -446,7 +448,7 @@ export async function watch(w: WatchLoop): Promise<void> {
         d = { ...d, action: 'cooldown', why: `${d.node} is confirmed failed, and this round already finished or undid the failover a dead controller left of it` };
       } else if (d.action === 'failover') {
         // Another watcher (a leader before this one) may have failed it over already.
-        const last = await w.log.lastFailover(d.node, w.playbook ?? 'node-failover.yml', w.settings.cooldownMs).catch(() => undefined);
+        const last = await w.log.lastFailover(d.node, w.playbook ?? FAILOVER_PLAYBOOK, w.settings.cooldownMs).catch(() => undefined);
         if (last !== undefined && Date.now() - last < w.settings.cooldownMs) {
           d = { ...d, action: 'cooldown', why: `${d.node} is confirmed failed, but a watcher failed it over ${Math.round((Date.now() - last) / 1000)} s ago (journaled in etcd); the cool-down is ${w.settings.cooldownMs / 1000} s` };
         }

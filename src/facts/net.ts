@@ -133,7 +133,6 @@ export function parseArpingFlavour(output: string, code: number | null): ArpingF
   return 'unknown';
 }
 
-
 /**
  * Duplicate check before raising an IPv4 VIP: ARP probes with sender 0.0.0.0 (RFC 5227).
  * iputils `-D`: exit 0 = nobody answered, 1 = someone answered, 2 = error (measured here:

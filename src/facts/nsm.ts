@@ -139,15 +139,16 @@ export const statdInfoArgv = (): string[] => ['sh', '-c', STATD_INFO_SCRIPT, 'ba
  * each. Constant script:  $1 the map entry  $2 the callout's path  $3 the group's NSM directory
  */
 export const NSM_VIEW_SCRIPT = [
+  'rd() { [ -f "$1" ] && while IFS= read -r l || [ -n "$l" ]; do printf "%s\\n" "$l"; done < "$1"; }',
   "printf '\\n%s\\n' --baton-nsm-link",
   'readlink "$1" 2>/dev/null',
   "printf '\\n%s\\n' --baton-nsm-callout",
-  '[ -f "$2" ] && while IFS= read -r l || [ -n "$l" ]; do printf "%s\\n" "$l"; done < "$2"',
+  'rd "$2"',
   "printf '\\n%s\\n' --baton-nsm-statd",
   `( ${STATD_INFO_SCRIPT}
 )`,
   "printf '\\n%s\\n' --baton-nsm-conf",
-  '[ -f /etc/nfs.conf ] && while IFS= read -r l || [ -n "$l" ]; do printf "%s\\n" "$l"; done < /etc/nfs.conf',
+  'rd /etc/nfs.conf',
   "printf '\\n%s\\n' --baton-nsm-dirs",
   '[ -d "$3/sm" ] && echo yes',
   'exit 0',
@@ -168,20 +169,14 @@ export interface NsmView {
 
 /** Splits NSM_VIEW_SCRIPT's output; undefined when a section is missing (the script did not run whole). */
 export function parseNsmView(stdout: string): NsmView | undefined {
-  const names = ['link', 'callout', 'statd', 'conf', 'dirs'] as const;
-  const parts: Record<string, string> = {};
-  for (const [i, n] of names.entries()) {
-    const mark = `\n--baton-nsm-${n}\n`;
-    const at = stdout.indexOf(mark);
-    if (at < 0) return undefined;
-    const from = at + mark.length;
-    const next = i + 1 < names.length ? stdout.indexOf(`\n--baton-nsm-${names[i + 1]}\n`, from) : stdout.length;
-    if (next < 0) return undefined;
-    parts[n] = stdout.slice(from, next);
-  }
-  const link = parts['link']!.trim();
+  const parts = new Map<string, string>();
+  const split = stdout.split(/^--baton-nsm-(link|callout|statd|conf|dirs)$/m);
+  // Each section between the newline that ends its marker and the one printed before the next.
+  for (let i = 1; i + 1 < split.length; i += 2) parts.set(split[i]!, split[i + 1]!.replace(/^\n/, '').replace(/\n$/, ''));
+  if (parts.size < 5) return undefined;
+  const link = parts.get('link')!.trim();
   // A file that exists prints at least one line; an empty callout file reads as none (not current either way).
-  return { link: link || null, callout: parts['callout'] ? parts['callout'] : null, statd: parseStatdInfo(parts['statd']!), nfsConf: parts['conf']!, dirs: parts['dirs']!.trim() === 'yes' };
+  return { link: link || null, callout: parts.get('callout') || null, statd: parseStatdInfo(parts.get('statd')!), nfsConf: parts.get('conf')!, dirs: parts.get('dirs')!.trim() === 'yes' };
 }
 
 export interface StatdInfo {

@@ -2,20 +2,20 @@
  * Storage facts: read-only commands (argv builders), pure parsers of their output, and small
  * readers that run them. Steps import these; nothing here changes a node.
  */
-import type { ExecResult, Transport } from '../transport/transport.js';
+import type { ExecOptions, ExecResult, Transport } from '../transport/transport.js';
 import { CommandFailedError, type StepContext } from '../steps/contract.js';
 
 /** Runs a read-only argv somewhere (this node through ctx.run, or a peer through its transport). */
 /** Runs a command; `shared`: it only reads the node (ExecOptions.shared). */
-export type Runner = (argv: string[], okCodes?: number[], shared?: boolean) => Promise<ExecResult>;
+export type Runner = (argv: string[], okCodes?: number[], opts?: Pick<ExecOptions, 'shared'>) => Promise<ExecResult>;
 
 export function runnerOf(ctx: StepContext): Runner {
-  return (argv, okCodes, shared) => ctx.run(argv, { okCodes, ...(shared ? { shared } : {}) });
+  return (argv, okCodes, opts) => ctx.run(argv, { okCodes, ...opts });
 }
 
 export function runnerOfTransport(t: Transport): Runner {
-  return async (argv, okCodes = [0], shared) => {
-    const r = await t.exec(argv, { timeoutMs: 15_000, ...(shared ? { shared } : {}) });
+  return async (argv, okCodes = [0], opts) => {
+    const r = await t.exec(argv, { timeoutMs: 15_000, ...opts });
     if (r.timedOut || r.code === null || !okCodes.includes(r.code)) throw new CommandFailedError(t.host, r);
     return r;
   };
@@ -137,7 +137,7 @@ export function parseLoopLines(text: string): LoopDevice[] {
 }
 
 export async function readStorageView(run: Runner): Promise<StorageView> {
-  return parseStorageView((await run(storageViewArgv(), [0], true)).stdout);
+  return parseStorageView((await run(storageViewArgv(), [0], { shared: true })).stdout);
 }
 
 // ---------------------------------------------------------------- mounts

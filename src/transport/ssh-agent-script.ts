@@ -3,9 +3,9 @@
  * connection that forks and execs each command it is sent, directly (no shell), in a session of
  * its own, and sends each result back as one frame the moment the command ended and its output
  * pipes closed (the frames of commands that end in one turn of its loop in one write: each write
- * is an SSH packet for sshd to encrypt and baton to read). Perl because perl-base is Essential on Debian and Ubuntu and present on every
- * RHEL-family system with a package manager; only modules of perl-base are used (POSIX,
- * IO::Select). A node without Perl keeps one SSH channel per command.
+ * is an SSH packet for sshd to encrypt and baton to read). Perl because perl-base is Essential on
+ * Debian and Ubuntu and present on every RHEL-family system with a package manager; only modules
+ * of perl-base are used (POSIX, IO::Select). A node without Perl keeps one SSH channel per command.
  *
  * Requests, one line each, words hex-encoded (so any byte but NUL travels):
  *   R ID ENV... -- ARGV...   run ARGV with ENV (NAME=VALUE words) added to the agent's environment

@@ -248,7 +248,6 @@ export class SshTransport implements Transport {
     const started = performance.now();
     const grace = Math.ceil((this.opts.killGraceMs ?? 2000) / 100);
     const run = agent.run(argv, env, opts.shared === true);
-    const { done } = run;
     return new Promise<ExecResult>((resolve, reject) => {
       let timedOut = false;
       let timer: NodeJS.Timeout | undefined;
@@ -278,7 +277,7 @@ export class SshTransport implements Transport {
         clearTimeout(giveUp);
         opts.signal?.removeEventListener('abort', stop);
       };
-      done.then(
+      run.done.then(
         (f) => {
           finish();
           resolve(result(f.code, f.signal, f.stdout.toString('utf8'), f.stderr.toString('utf8')));
