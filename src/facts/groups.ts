@@ -4,7 +4,7 @@
  *
  * Each node is read once, in one exec, for every group (addresses, loop devices and baton's
  * claims on them, mounts, NFS-Ganesha's and the kernel's exports, the IQNs tgtd serves, ZFS
- * pools, active LVs); all
+ * pools, active LVs, and the links' MACs when a group has a failover MAC); all
  * nodes and all BMCs are asked at the same time. Then, per group, per node: does it hold the
  * VIP, the volume, the mount, the exports, the iSCSI targets? A group is
  *   running  on exactly one node, every part of it there;
@@ -20,6 +20,7 @@
 import type { Inventory, Host } from '../inventory/model.js';
 import type { ServiceGroup } from '../inventory/services.js';
 import type { Transport } from '../transport/transport.js';
+import { parseIpLinkJson } from './links.js';
 import { findAddress, parseIpAddr, type IfAddress } from './net.js';
 import { GANESHA_BUS_NAME, GANESHA_EXPORT_MGR, parseExportfsV, parseShowExports } from './nfs.js';
 import { parseTgtadmTargets } from './iscsi.js';
@@ -33,6 +34,7 @@ import { LOOP_CLAIM_DIR, loopStateOf, mountAt, normPath, parseLoopClaims, parseL
  * lines no section can contain; a tool that is missing (no Ganesha, no zpool) leaves its section
  * empty rather than failing the read. D-Bus is bounded: a hung Ganesha must not hold the answer.
  *   $1 the loop claim dir
+ *   $2 \`links\` to read the links too (only when a group has a failover MAC: a process less per read)
  */
 const NODE_VIEW = `ip -o addr show
 printf '\\n%s\\n' --baton--loops
@@ -51,9 +53,11 @@ printf '\\n%s\\n' --baton--zfs
 command -v zpool >/dev/null 2>&1 && zpool list -H -o name 2>/dev/null
 printf '\\n%s\\n' --baton--lvm
 command -v lvs >/dev/null 2>&1 && lvs --noheadings --separator '|' -o vg_name,lv_active 2>/dev/null
+printf '\\n%s\\n' --baton--links
+[ "$2" = links ] && ip -j link show 2>/dev/null
 exit 0`;
 
-export const nodeViewArgv = (): string[] => ['sh', '-c', NODE_VIEW, 'baton-node-view', LOOP_CLAIM_DIR];
+export const nodeViewArgv = (o: { links?: boolean } = {}): string[] => ['sh', '-c', NODE_VIEW, 'baton-node-view', LOOP_CLAIM_DIR, ...(o.links ? ['links'] : [])];
 
 export interface NodeView {
   addresses: IfAddress[];
@@ -66,9 +70,11 @@ export interface NodeView {
   zpools: string[];
   /** Volume groups with at least one active LV. */
   activeVgs: string[];
+  /** The MACs of the links that are up (read only when asked: see nodeViewArgv). */
+  upMacs: string[];
 }
 
-const SECTIONS = ['loops', 'claims', 'mountinfo', 'ganesha', 'kernel', 'tgt', 'zfs', 'lvm'] as const;
+const SECTIONS = ['loops', 'claims', 'mountinfo', 'ganesha', 'kernel', 'tgt', 'zfs', 'lvm', 'links'] as const;
 
 export function parseNodeView(stdout: string): NodeView {
   const parts: Record<string, string> = {};
@@ -88,6 +94,12 @@ export function parseNodeView(stdout: string): NodeView {
   } catch {
     // Output that is not tgtadm's (a wrapper printing something else first): nothing seen served.
   }
+  let upMacs: string[] = [];
+  try {
+    upMacs = parseIpLinkJson(parts.links ?? '').filter((l) => l.up && l.address).map((l) => l.address);
+  } catch {
+    // An iproute2 without -j: no failover MAC is seen, and a group that has one reads as partial.
+  }
   return {
     addresses: parseIpAddr(parts.addresses ?? ''),
     storage: { loops, claims: parseLoopClaims(parts.claims ?? ''), mounts: parseMountinfo(parts.mountinfo ?? '') },
@@ -99,12 +111,13 @@ export function parseNodeView(stdout: string): NodeView {
       const [vg, active] = l.split('|').map((x) => x.trim());
       return vg && active === 'active' ? [vg] : [];
     }))],
+    upMacs,
   };
 }
 
 // ---------------------------------------------------------------- what each group has where
 
-export type Part = 'vip' | 'volume' | 'mount' | 'export' | 'target';
+export type Part = 'vip' | 'mac' | 'volume' | 'mount' | 'export' | 'target';
 export type GroupState = 'running' | 'partial' | 'split' | 'stopped' | 'unknown';
 export type PowerReading = 'on' | 'off' | 'unknown';
 
@@ -150,6 +163,8 @@ export function servesOf(g: ServiceGroup): string[] {
 function partsOn(g: ServiceGroup, v: NodeView): { held: Part[]; missingExports: string[]; missingTargets: string[]; anyExport: boolean } {
   const held: Part[] = [];
   if (findAddress(v.addresses, g.vip.address)) held.push('vip');
+  // A link up with the group's MAC takes the frames clients send to the VIP, whatever it carries.
+  if (g.mac && v.upMacs.includes(g.mac)) held.push('mac');
   const vol = g.volume;
   if (vol) {
     const has =
@@ -167,11 +182,12 @@ function partsOn(g: ServiceGroup, v: NodeView): { held: Part[]; missingExports: 
   return { held, missingExports, missingTargets, anyExport };
 }
 
-const PART_WORD: Record<Part, string> = { vip: 'VIP', volume: 'volume', mount: 'mount', export: 'export', target: 'iSCSI target' };
+const PART_WORD: Record<Part, string> = { vip: 'VIP', mac: 'failover MAC', volume: 'volume', mount: 'mount', export: 'export', target: 'iSCSI target' };
 
 export function partsOf(g: ServiceGroup): Part[] {
   return [
     'vip',
+    ...(g.mac ? ['mac' as const] : []),
     ...(g.volume ? ['volume' as const] : []),
     ...(g.mount ? ['mount' as const] : []),
     ...(g.nfsExports.length ? ['export' as const] : []),
@@ -299,7 +315,7 @@ async function readNodeUnlessOff(
   o: ObserveOptions,
   power: Promise<{ power: PowerReading; powerError?: string }>,
 ): Promise<{ connected: boolean; view?: NodeView; error?: string }> {
-  const read = readNode(name, o.transportOf);
+  const read = readNode(name, o);
   const p = await Promise.race([read.then(() => undefined), power]);
   if (p?.power !== 'off') return read;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -346,15 +362,15 @@ export async function readBmcPower(
   }
 }
 
-async function readNode(node: string, transportOf: ObserveOptions['transportOf']): Promise<{ connected: boolean; view?: NodeView; error?: string }> {
+async function readNode(node: string, o: Pick<ObserveOptions, 'transportOf' | 'groups'>): Promise<{ connected: boolean; view?: NodeView; error?: string }> {
   let t: Transport;
   try {
-    t = await transportOf(node);
+    t = await o.transportOf(node);
   } catch (e) {
     return { connected: false, error: (e as Error).message };
   }
   try {
-    const r = await t.exec(nodeViewArgv(), { timeoutMs: NODE_READ_TIMEOUT_MS });
+    const r = await t.exec(nodeViewArgv({ links: o.groups.some((g) => g.mac) }), { timeoutMs: NODE_READ_TIMEOUT_MS });
     if (r.timedOut) return { connected: true, error: `reading ${node} took longer than ${NODE_READ_TIMEOUT_MS / 1000} s` };
     if (r.code !== 0) return { connected: true, error: `reading ${node} failed (exit ${r.code}): ${r.stderr.trim().split('\n')[0] ?? ''}` };
     return { connected: true, view: parseNodeView(r.stdout) };

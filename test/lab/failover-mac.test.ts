@@ -181,6 +181,26 @@ describe('a service group with a failover MAC, moved and undone', () => {
     expect(await fo1('n1')).toBe(`${ownMac('n1')} down`);
   });
 
+  it('the MAC brought up by hand on n1 while nfs-a runs on n2: status says SPLIT naming both (exit 2); taken down again, running', async () => {
+    const a = groupNamed('nfs-a');
+    const ns = L().node('n1').netns;
+    const set = async (...args: string[]) => {
+      const r = await runRaw(['ip', '-n', ns, 'link', 'set', 'dev', 'fo1', ...args]);
+      if (r.code !== 0) throw new Error(`ip link set fo1 ${args.join(' ')} in n1: ${r.stderr}`);
+    };
+    await set('address', a.mac!, 'up');
+    try {
+      expect(await macOn(a.mac!)).toEqual(['n1 fo1 up', 'n2 fo1 up']);
+      const r = await baton(['status', '-i', L().inventoryPath], state());
+      expect(r.code, r.stdout + r.stderr).toBe(2);
+      expect(r.stdout).toMatch(/nfs-a.*SPLIT on n1 and n2 \(VIP on n2; failover MAC on n1 and n2;/);
+    } finally {
+      await set('down');
+      await set('address', ownMac('n1'));
+    }
+    expect(await status()).toEqual({ 'nfs-a': 'running on n2 (home n1)', 'nfs-b': 'running on n2' });
+  });
+
   it('undo of the move: the MAC back on n1 only, n2\'s fo1 back to its own MAC and down, the client still on the same MAC and reading', async () => {
     const a = groupNamed('nfs-a');
     expect(moveRun).not.toBe('');

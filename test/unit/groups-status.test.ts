@@ -179,6 +179,47 @@ describe('judging the groups', () => {
   });
 });
 
+describe('a group with a failover MAC', () => {
+  const MAC = '02:00:5e:10:00:01';
+  const withMac = group('m', 1, ['n1', 'n2'], { mac: MAC, failoverInterface: 'fo1', interface: 'fo1' });
+  /** The node-view text with the links section as `ip -j link show` prints it. */
+  const text = (vips: number[], links: Array<{ ifname: string; address: string; up: boolean }>, parts = true) =>
+    `${viewText(parts ? whole(...vips) : { vips })}--baton--links\n${JSON.stringify(links.map((l) => ({ ifname: l.ifname, address: l.address, flags: l.up ? ['BROADCAST', 'UP'] : ['BROADCAST'] })))}\n`;
+  const fo1 = (address: string, up: boolean) => ({ ifname: 'fo1', address, up });
+  const idle = (n: number) => fo1(`02:00:00:00:00:0${n}`, true);
+
+  it('running where the VIP and the group\'s MAC (on a link that is up) are', () => {
+    const s = judgeCluster([withMac], [node('n1', text([1], [fo1(MAC, true)])), node('n2', text([], [idle(2)]))]);
+    expect([s.groups[0]!.summary, s.groups[0]!.parts.mac, s.exitCode]).toEqual(['running on n1', ['n1'], 0]);
+  });
+
+  it('the VIP without the MAC: partial, naming the failover MAC (clients that cached the MAC reach nobody)', () => {
+    const s = judgeCluster([withMac], [node('n1', text([1], [idle(1)])), node('n2', text([], [idle(2)]))]);
+    expect([s.groups[0]!.state, s.groups[0]!.summary, s.exitCode]).toEqual(['partial', 'partial on n1 (failover MAC missing)', 1]);
+  });
+
+  it('the MAC still up on the node the group left: SPLIT naming both (two ports answer for one MAC), exit 2', () => {
+    const s = judgeCluster([withMac], [node('n1', text([1], [fo1(MAC, true)])), node('n2', text([], [fo1(MAC, true)]))]);
+    expect([s.groups[0]!.summary, s.exitCode]).toEqual(['SPLIT on n1 and n2 (VIP on n1; failover MAC on n1 and n2; volume on n1; mount on n1; export on n1)', 2]);
+  });
+
+  it('the MAC on a link that is down takes no frames: not held there', () => {
+    const s = judgeCluster([withMac], [node('n1', text([1], [fo1(MAC, true)])), node('n2', text([], [fo1(MAC, false)]))]);
+    expect(s.groups[0]!.summary).toBe('running on n1');
+  });
+
+  it('the links are read only when a group has a MAC; the script\'s links section, run here, is `ip -j link show`', async () => {
+    expect(nodeViewArgv({ links: true }).slice(3)).toEqual(['baton-node-view', '/run/baton/loop', 'links']);
+    const { execFileSync } = await import('node:child_process');
+    const run = (argv: string[]) => execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
+    const up = JSON.parse(run(['ip', '-j', 'link', 'show']) as string) as Array<{ address?: string; flags: string[] }>;
+    const expected = up.filter((l) => l.flags.includes('UP') && l.address).map((l) => l.address!.toLowerCase());
+    expect(expected.length).toBeGreaterThan(0);
+    expect(parseNodeView(run(nodeViewArgv({ links: true }))).upMacs).toEqual(expected);
+    expect(parseNodeView(run(nodeViewArgv())).upMacs).toEqual([]);
+  });
+});
+
 describe('observing', () => {
   const inventory = (hosts: Record<string, Record<string, unknown>>): Inventory => ({
     file: 'inv.yml',
