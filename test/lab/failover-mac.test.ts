@@ -7,13 +7,11 @@
  * reads through the VIP — before `service-move`, after it, after `baton undo` of it, and after
  * `node-failover` of the node holding it. Root only; the lab is torn down whatever happens.
  */
-import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clientReadFrom, clientWriteTo, ok } from '../helpers/group-runs.js';
 import { groupStartVars } from '../helpers/groups.js';
 import { requireRoot, startLab, type Lab } from '../helpers/lab.js';
 import { baton, runIdOf, type BatonResult } from '../helpers/nfs-service.js';
@@ -22,8 +20,6 @@ import { loadServiceGroups, type ServiceGroup } from '../../src/inventory/servic
 import { parseIpLinkJson } from '../../src/facts/links.js';
 import { parseIpAddr } from '../../src/facts/net.js';
 import { runRaw } from '../../src/lab/exec.js';
-
-const execFileP = promisify(execFile);
 
 let lab: Lab | undefined;
 let tmp: string;
@@ -47,9 +43,6 @@ async function run(args: string[]): Promise<BatonResult> {
   return r;
 }
 
-const ok = (r: BatonResult, what: string) => {
-  if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
-};
 
 /** Every link of a node, read in its namespace. */
 async function linksOf(node: string) {
@@ -88,28 +81,6 @@ async function clientNeighbour(address: string): Promise<string> {
   return (rows[0]?.lladdr ?? '').toLowerCase();
 }
 
-/** Write random bytes as the client through the group's VIP (NFSv3); their sha256. */
-async function clientWriteTo(g: ServiceGroup, name: string, bytes: number): Promise<string> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-client-'));
-  try {
-    const local = path.join(dir, 'payload');
-    writeFileSync(local, randomBytes(bytes));
-    await execFileP('ip', ['netns', 'exec', L().clients[0]!.netns, 'nfs-cp', local, `nfs://${g.vip.address}${g.nfsExports[0]!.path}/${name}?version=3`], { timeout: 30_000 });
-    return createHash('sha256').update(readFileSync(local)).digest('hex');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/** What the client reads through the group's VIP (NFSv4, under the group's pseudo path). */
-async function clientReadFrom(g: ServiceGroup, name: string): Promise<string> {
-  const r = await execFileP('ip', ['netns', 'exec', L().clients[0]!.netns, 'nfs-cat', `nfs://${g.vip.address}${g.nfsExports[0]!.pseudo}/${name}?version=4`], {
-    encoding: 'buffer',
-    maxBuffer: 64 * 1024 * 1024,
-    timeout: 15_000,
-  });
-  return createHash('sha256').update(r.stdout).digest('hex');
-}
 
 async function status(): Promise<Record<string, string>> {
   const r = await baton(['status', '-i', L().inventoryPath, '--json'], state());
@@ -124,7 +95,7 @@ describe('a service group with a failover MAC, moved and undone', () => {
     lab = await startLab({ name: 'fmac', subnet: '198.18.198.0/24', nodes: 2, groups: 2, failoverNics: 1 });
     groups = loadServiceGroups(loadInventory(lab.inventoryPath));
     for (const g of groups) ok(await run(['run', '--yes', '-i', lab.inventoryPath, path.resolve('playbooks/nfs-start.yml'), '-e', JSON.stringify(groupStartVars(g, g.home))]), `starting ${g.name} on ${g.home}`);
-    written = await clientWriteTo(groupNamed('nfs-a'), 'mac.bin', 128 * 1024);
+    written = await clientWriteTo(L().clients[0]!, groupNamed('nfs-a'), 'mac.bin', 128 * 1024);
   });
 
   afterAll(async () => {
@@ -141,7 +112,7 @@ describe('a service group with a failover MAC, moved and undone', () => {
     expect(await fo1('n2')).toBe(`${ownMac('n2')} down`);
     expect(await addressOn(a.vip.address)).toEqual(['n1 fo1']);
     expect(await addressOn(groupNamed('nfs-b').vip.address)).toEqual(['n2 eth0']);
-    expect(await clientReadFrom(a, 'mac.bin')).toBe(written);
+    expect(await clientReadFrom(L().clients[0]!, a, 'mac.bin')).toBe(written);
     expect(await clientNeighbour(a.vip.address)).toBe(a.mac);
   });
 
@@ -167,7 +138,7 @@ describe('a service group with a failover MAC, moved and undone', () => {
     expect(await fo1('n1')).toBe(`${ownMac('n1')} down`);
     expect(await addressOn(a.vip.address)).toEqual(['n2 fo1']);
     expect(await clientNeighbour(a.vip.address)).toBe(neighbourBefore);
-    expect(await clientReadFrom(a, 'mac.bin')).toBe(written);
+    expect(await clientReadFrom(L().clients[0]!, a, 'mac.bin')).toBe(written);
     expect(await clientNeighbour(a.vip.address)).toBe(a.mac);
   });
 
@@ -210,7 +181,7 @@ describe('a service group with a failover MAC, moved and undone', () => {
     expect(await macOn(a.mac!)).toEqual(['n1 fo1 up']);
     expect(await fo1('n2')).toBe(`${ownMac('n2')} down`);
     expect(await addressOn(a.vip.address)).toEqual(['n1 fo1']);
-    expect(await clientReadFrom(a, 'mac.bin')).toBe(written);
+    expect(await clientReadFrom(L().clients[0]!, a, 'mac.bin')).toBe(written);
     expect(await clientNeighbour(a.vip.address)).toBe(a.mac);
   });
 
@@ -235,6 +206,6 @@ describe('a service group with a failover MAC, moved and undone', () => {
     expect(await addressOn(a.vip.address)).toEqual(['n2 fo1']);
     expect(await addressOn(groupNamed('nfs-b').vip.address)).toEqual(['n2 eth0']);
     expect(await clientNeighbour(a.vip.address)).toBe(a.mac);
-    expect(await clientReadFrom(a, 'mac.bin')).toBe(written);
+    expect(await clientReadFrom(L().clients[0]!, a, 'mac.bin')).toBe(written);
   });
 });

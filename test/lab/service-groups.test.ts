@@ -7,20 +7,16 @@
  * still reading the same bytes; then `node-failover -e failed=n3` fences n3 and each group runs on
  * its first preferred survivor (nfs-a n1, nfs-b n2, nfs-c n1). Root only; the lab is torn down whatever happens.
  */
-import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clientReadFrom, clientWriteTo, ok } from '../helpers/group-runs.js';
 import { groupStartVars } from '../helpers/groups.js';
 import { requireRoot, startLab, type Lab } from '../helpers/lab.js';
 import { baton, type BatonResult } from '../helpers/nfs-service.js';
 import { loadInventory } from '../../src/inventory/load.js';
 import { loadServiceGroups, type ServiceGroup } from '../../src/inventory/services.js';
-
-const execFileP = promisify(execFile);
 
 let lab: Lab | undefined;
 let tmp: string;
@@ -58,9 +54,6 @@ async function run(playbook: string, vars: Record<string, unknown>): Promise<Bat
   return r;
 }
 
-const ok = (r: BatonResult, what: string) => {
-  if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
-};
 
 /** Start a group on a node with the shipped nfs-start playbook, its vars taken from the group. */
 async function startGroup(g: ServiceGroup, on: string): Promise<void> {
@@ -68,28 +61,6 @@ async function startGroup(g: ServiceGroup, on: string): Promise<void> {
   ok(await run('playbooks/nfs-start.yml', vars), `starting ${g.name} on ${on}`);
 }
 
-/** Write random bytes as the client through the group's VIP (NFSv3: see clientWrite in helpers); their sha256. */
-async function clientWriteTo(g: ServiceGroup, name: string, bytes: number): Promise<string> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-client-'));
-  try {
-    const local = path.join(dir, 'payload');
-    writeFileSync(local, randomBytes(bytes));
-    await execFileP('ip', ['netns', 'exec', L().clients[0]!.netns, 'nfs-cp', local, `nfs://${g.vip.address}${g.nfsExports[0]!.path}/${name}?version=3`], { timeout: 30_000 });
-    return createHash('sha256').update(readFileSync(local)).digest('hex');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/** What the client reads through the group's VIP (NFSv4, under the group's pseudo path). */
-async function clientReadFrom(g: ServiceGroup, name: string): Promise<string> {
-  const r = await execFileP('ip', ['netns', 'exec', L().clients[0]!.netns, 'nfs-cat', `nfs://${g.vip.address}${g.nfsExports[0]!.pseudo}/${name}?version=4`], {
-    encoding: 'buffer',
-    maxBuffer: 64 * 1024 * 1024,
-    timeout: 15_000,
-  });
-  return createHash('sha256').update(r.stdout).digest('hex');
-}
 
 describe('service-move and node-evacuate over three service groups on three nodes', () => {
   beforeAll(async () => {
@@ -99,7 +70,7 @@ describe('service-move and node-evacuate over three service groups on three node
     groups = loadServiceGroups(loadInventory(lab.inventoryPath));
     // The nfs-* playbooks share one lock: one group after the other.
     for (const g of groups) await startGroup(g, g.home);
-    written = await clientWriteTo(groupNamed('nfs-a'), 'moved.bin', 256 * 1024);
+    written = await clientWriteTo(L().clients[0]!, groupNamed('nfs-a'), 'moved.bin', 256 * 1024);
   });
 
   afterAll(async () => {
@@ -110,7 +81,7 @@ describe('service-move and node-evacuate over three service groups on three node
   it('every group running on its home, exit 0; the client reads back what it wrote through nfs-a', async () => {
     expect(groups.map((g) => `${g.name} ${g.nodes.join(',')}`)).toEqual(['nfs-a n1,n2,n3', 'nfs-b n2,n3,n1', 'nfs-c n3,n1,n2']);
     expect(await status()).toEqual({ code: 0, where: { 'nfs-a': 'running on n1', 'nfs-b': 'running on n2', 'nfs-c': 'running on n3' } });
-    expect(await clientReadFrom(groupNamed('nfs-a'), 'moved.bin')).toBe(written);
+    expect(await clientReadFrom(L().clients[0]!, groupNamed('nfs-a'), 'moved.bin')).toBe(written);
   });
 
   it('the plan of service-move -e service=nfs-a names the move it will make, read from the nodes', async () => {
@@ -129,7 +100,7 @@ describe('service-move and node-evacuate over three service groups on three node
   it('service-move -e service=nfs-a: nfs-a runs on n2, the others where they were; the client reads the same bytes through its VIP', async () => {
     ok(await run('playbooks/service-move.yml', { service: 'nfs-a' }), 'service-move nfs-a');
     expect(await status()).toEqual({ code: 0, where: { 'nfs-a': 'running on n2 (home n1)', 'nfs-b': 'running on n2', 'nfs-c': 'running on n3' } });
-    expect(await clientReadFrom(groupNamed('nfs-a'), 'moved.bin')).toBe(written);
+    expect(await clientReadFrom(L().clients[0]!, groupNamed('nfs-a'), 'moved.bin')).toBe(written);
   });
 
   it('node-evacuate -e node=n2: both groups n2 held run on n3 (their next node), nfs-c untouched, status exit 0', async () => {
@@ -139,7 +110,7 @@ describe('service-move and node-evacuate over three service groups on three node
     expect(r.stdout).toMatch(/^ {2}move nfs-a\s+succeeded$/m);
     expect(r.stdout).toMatch(/^ {2}move nfs-b\s+succeeded$/m);
     expect(await status()).toEqual({ code: 0, where: { 'nfs-a': 'running on n3 (home n1)', 'nfs-b': 'running on n3 (home n2)', 'nfs-c': 'running on n3' } });
-    expect(await clientReadFrom(groupNamed('nfs-a'), 'moved.bin')).toBe(written);
+    expect(await clientReadFrom(L().clients[0]!, groupNamed('nfs-a'), 'moved.bin')).toBe(written);
   });
 
   it('node-failover -e failed=n3: n3 fenced (off), each group it held runs on its first preferred survivor; the client reads the same bytes', async () => {
@@ -149,6 +120,6 @@ describe('service-move and node-evacuate over three service groups on three node
     const after = await status();
     // n3 cannot be read (off): degraded, exit 1, but every group runs whole on one node.
     expect(after).toEqual({ code: 1, where: { 'nfs-a': 'running on n1', 'nfs-b': 'running on n2', 'nfs-c': 'running on n1 (home n3)' } });
-    expect(await clientReadFrom(groupNamed('nfs-a'), 'moved.bin')).toBe(written);
+    expect(await clientReadFrom(L().clients[0]!, groupNamed('nfs-a'), 'moved.bin')).toBe(written);
   });
 });
