@@ -51,6 +51,11 @@ export interface ExecuteOptions {
   force?: boolean;
   /** Asks an unreachable peer's BMC whether it is off (a takeover's peer check); absent: not asked. */
   peerPower?: PeerPower;
+  /**
+   * Hosts that did not answer when the run connected, left out by the session because each is
+   * only a host of a play whose steps all run once: those steps run on the first host that did.
+   */
+  unreachable?: ReadonlySet<string>;
   filter?: TagFilter;
   limit?: string;
   onEvent: (e: EngineEvent) => void;
@@ -528,7 +533,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
     for (const batch of batchesOf(hostNames, play.serial)) {
       for (const step of steps) {
         if (t.halted()) return false;
-        const targets = step.runOnce ? batch.slice(0, 1) : batch;
+        const targets = step.runOnce ? batch.filter((h) => !o.unreachable?.has(h)).slice(0, 1) : batch;
         t.emit({ type: 'step-group-start', play: p, stepId: step.id, name: groupName(t, play, step, targets[0], hostNames), kind: step.kind, hosts: targets, ...item });
         const failedBefore = t.failedCount;
         const results = await mapLimit(targets, play.forks ?? 10, async (name) => {

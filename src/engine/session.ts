@@ -162,14 +162,47 @@ export function secretsOf(inputs: Pick<RunInputs, 'extraVars' | 'inventory' | 'p
   return r;
 }
 
-/** Every host any play (any item) touches (delegates included), to connect them all before the first change. */
-function hostsToReach(expanded: ExpandedPlay[]): string[] {
-  const all = new Set<string>();
-  for (const { play, hosts } of expanded) {
-    for (const h of hosts) all.add(h);
-    for (const s of play.steps) if (s.delegateTo && !s.delegateTo.includes('{{')) all.add(s.delegateTo);
+/**
+ * The hosts a run connects before its first change: every host any play (any item) touches,
+ * delegates included, must answer — but of a play whose every step is `run_once` (node-failover's
+ * fence), one host is enough: its steps run on the first of its hosts that answers, as Ansible's
+ * run_once takes the first host that is up. A second node down must not stop the failover of the
+ * first one.
+ */
+export function hostsToReach(expanded: ExpandedPlay[]): { needed: string[]; anyOf: Array<{ title: string; hosts: string[] }> } {
+  const needed = new Set<string>();
+  const anyOf: Array<{ title: string; hosts: string[] }> = [];
+  for (const { play, title, units } of expanded) {
+    for (const s of play.steps) if (s.delegateTo && !s.delegateTo.includes('{{')) needed.add(s.delegateTo);
+    const once = play.steps.length > 0 && play.steps.every((s) => s.runOnce && !s.delegateTo);
+    for (const u of units) {
+      if (once && u.hosts.length > 1) anyOf.push({ title: u.title || title, hosts: u.hosts });
+      else for (const h of u.hosts) needed.add(h);
+    }
   }
-  return [...all];
+  return { needed: [...needed], anyOf };
+}
+
+/**
+ * Which failed connections stop the run: a needed host's, and those of a run_once play none of
+ * whose hosts answered. The others are notes: their play runs on another of its hosts.
+ */
+export function judgeReach(
+  reach: ReturnType<typeof hostsToReach>,
+  failed: Array<{ host: string; error: Error }>,
+): { fatal: Array<{ host: string; error: Error }>; notes: string[]; down: Set<string> } {
+  const down = new Set(failed.map((f) => f.host));
+  const needed = new Set(reach.needed);
+  const stranded = new Set(reach.anyOf.filter((g) => g.hosts.every((h) => down.has(h))).flatMap((g) => g.hosts));
+  const fatal = failed.filter((f) => needed.has(f.host) || stranded.has(f.host));
+  const notes = fatal.length
+    ? []
+    : reach.anyOf.flatMap((g) => {
+        const missing = g.hosts.filter((h) => down.has(h));
+        const on = g.hosts.find((h) => !down.has(h));
+        return missing.length ? [`note: ${missing.join(', ')} could not be reached; "${g.title}" runs its steps once, on ${on} (the first of its hosts that answered)`] : [];
+      });
+  return { fatal, notes, down };
 }
 
 /**
@@ -218,12 +251,14 @@ export async function runSession(inputs: RunInputs, o: RunSettings, hooks: RunHo
     inputs = { ...inputs, playbook: placed.playbook };
     const expanded = expandSelection(inputs.playbook, inputs.inventory, inputs.extraVars, o.limit, inputs.playbookFile);
     const lockNames = lockNamesOf(expanded);
-    const hosts = hostsToReach(expanded);
-    const unreachable = await session.connect(hosts);
-    if (unreachable.length) {
-      const lines = unreachable.map((u) => `  ${u.host}: ${redactor.redact(u.error.message)}`);
-      throw new BatonError(`cannot reach ${unreachable.length} host(s); nothing was changed:\n${lines.join('\n')}`, ExitCode.UNREACHABLE);
+    const reach = hostsToReach(expanded);
+    const reached = judgeReach(reach, await session.connect([...new Set([...reach.needed, ...reach.anyOf.flatMap((g) => g.hosts)])]));
+    if (reached.fatal.length) {
+      const lines = reached.fatal.map((u) => `  ${u.host}: ${redactor.redact(u.error.message)}`);
+      throw new BatonError(`cannot reach ${reached.fatal.length} host(s); nothing was changed:\n${lines.join('\n')}`, ExitCode.UNREACHABLE);
     }
+    session.notes.push(...reached.notes.map((n) => redactor.redact(n)));
+    const hosts = [...new Set([...reach.needed, ...reach.anyOf.flatMap((g) => g.hosts)])].filter((h) => !reached.down.has(h));
     if (!check) await session.lock(lockNames, runId, hosts);
 
     let resume: ReturnType<typeof findInterrupted>;
@@ -262,6 +297,7 @@ export async function runSession(inputs: RunInputs, o: RunSettings, hooks: RunHo
       redactor,
       check,
       force: o.force,
+      unreachable: reached.down,
       peerPower: bmcPowerFromController(),
       filter: { tags: o.tags, skipTags: o.skipTags },
       limit: o.limit,

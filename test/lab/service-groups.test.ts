@@ -122,4 +122,18 @@ describe('service-move and node-evacuate over three service groups on three node
     expect(after).toEqual({ code: 1, where: { 'nfs-a': 'running on n1', 'nfs-b': 'running on n2', 'nfs-c': 'running on n1 (home n3)' } });
     expect(await clientReadFrom(L().clients[0]!, groupNamed('nfs-a'), 'moved.bin')).toBe(written);
   });
+
+  it('a second node fails while the first is still off: node-failover -e failed=n2 fences n2 from n1 (n3, off, cannot be asked) and takes nfs-b over on n1', async () => {
+    const b = groupNamed('nfs-b');
+    const onB = await clientWriteTo(L().clients[0]!, b, 'second.bin', 64 * 1024);
+    expect(await L().power('n3', 'status')).toMatch(/off/i);
+    // The fence play's hosts are every node but n2: n3 among them, off. It runs once, on n1.
+    const r = await run('playbooks/node-failover.yml', { failed: 'n2' });
+    ok(r, 'node-failover n2 with n3 off');
+    expect(r.stdout + r.stderr).toMatch(/note: n3 could not be reached; "fence n2" runs its steps once, on n1/);
+    expect(await L().power('n2', 'status')).toMatch(/off/i);
+    expect(await status()).toEqual({ code: 1, where: { 'nfs-a': 'running on n1', 'nfs-b': 'running on n1 (home n2)', 'nfs-c': 'running on n1 (home n3)' } });
+    expect(await clientReadFrom(L().clients[0]!, b, 'second.bin')).toBe(onB);
+    expect(await clientReadFrom(L().clients[0]!, groupNamed('nfs-a'), 'moved.bin')).toBe(written);
+  });
 });

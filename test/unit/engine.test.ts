@@ -248,6 +248,11 @@ describe('engine on the local transport', () => {
       expect(files()).toEqual(['a']);
     });
 
+    it('run_once with the first host unreachable (left out by the session): runs on the next one', async () => {
+      await run([perHost({ runOnce: true })], { unreachable: new Set(['a']) }, {}, hosts);
+      expect(files()).toEqual(['b']);
+    });
+
     it('delegate_to runs the commands on another host, for the host the step is for', async () => {
       const { events } = await run([perHost({ delegateTo: 'c' })], {}, {}, ['a', 'b', 'c']);
       const ends = events.filter((e) => e.type === 'step-end') as Extract<EngineEvent, { type: 'step-end' }>[];
