@@ -7,23 +7,12 @@
 // run that starts it).
 // Root; runs from dist/ (`npm run build` first). Usage: node bench/check.mjs [runs]
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { cli, labBench, root } from './common.mjs';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const cli = path.join(root, 'dist/cli/main.js');
-if (!existsSync(cli)) {
-  console.error('bench/check: dist/ is missing; run `npm run build` first');
-  process.exit(2);
-}
-if (process.getuid?.() !== 0) {
-  console.error('bench/check: the lab needs root; run as root');
-  process.exit(2);
-}
-const { labUp } = await import(new URL('../dist/lab/up.js', import.meta.url).href);
-const { labDown } = await import(new URL('../dist/lab/down.js', import.meta.url).href);
+const { labUp, labDown } = await labBench('check');
 
 const runs = Number(process.argv[2] ?? 15);
 // A name and /24 of its own, so the bench never meets a test lab.

@@ -14,25 +14,14 @@
 // command agent gives (docs/speed.md).
 // The lab's name and /24 are its own (BENCH_GROUPS_LAB, BENCH_GROUPS_SUBNET to change them).
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { cli, labBench, load, median, root, stats } from './common.mjs';
 import { promisify } from 'node:util';
 
 const execFileP = promisify(execFile);
-const root = fileURLToPath(new URL('..', import.meta.url));
-const cli = path.join(root, 'dist/cli/main.js');
-if (!existsSync(cli)) {
-  console.error('bench/groups: dist/ is missing; run `npm run build` first');
-  process.exit(2);
-}
-if (process.getuid?.() !== 0) {
-  console.error('bench/groups: the lab needs root; run as root');
-  process.exit(2);
-}
-const { labUp } = await import(new URL('../dist/lab/up.js', import.meta.url).href);
-const { labDown } = await import(new URL('../dist/lab/down.js', import.meta.url).href);
+const { labUp, labDown } = await labBench('groups');
 
 const rounds = Number(process.argv[2] ?? 5);
 const KS = (process.env.BENCH_GROUPS_KS ?? '1,2,4,8').split(',').map(Number);
@@ -45,15 +34,6 @@ const work = mkdtempSync(path.join(os.tmpdir(), 'baton-bench-groups-'));
 const env = { ...process.env, BATON_STATE_DIR: path.join(work, 'state'), CI: 'true' };
 delete env.BATON_TRACE_EXEC;
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const stats = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return `median ${median(s).toFixed(0)} ms (min ${s[0].toFixed(0)}, max ${s.at(-1).toFixed(0)}, n=${s.length})`;
-};
-const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
 async function baton(args, extraEnv = {}) {
   try {

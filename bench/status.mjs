@@ -7,23 +7,12 @@
 // node's BMC beside reading the node.
 // Root; runs from dist/ (`npm run build` first). Usage: node bench/status.mjs [runs]
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { cli, labBench, root } from './common.mjs';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const cli = path.join(root, 'dist/cli/main.js');
-if (!existsSync(cli)) {
-  console.error('bench/status: dist/ is missing; run `npm run build` first');
-  process.exit(2);
-}
-if (process.getuid?.() !== 0) {
-  console.error('bench/status: the lab needs root; run as root');
-  process.exit(2);
-}
-const { labUp } = await import(new URL('../dist/lab/up.js', import.meta.url).href);
-const { labDown } = await import(new URL('../dist/lab/down.js', import.meta.url).href);
+const { labUp, labDown } = await labBench('status');
 const { loadInventory } = await import(new URL('../dist/inventory/load.js', import.meta.url).href);
 const { loadServiceGroups } = await import(new URL('../dist/inventory/services.js', import.meta.url).href);
 

@@ -19,23 +19,12 @@
 // Root; runs from dist/ (`npm run build` first). Usage: node bench/switchover.mjs [rounds] [drills]
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { cli, labBench, load, median, root, stats } from './common.mjs';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const cli = path.join(root, 'dist/cli/main.js');
-if (!existsSync(cli)) {
-  console.error('bench/switchover: dist/ is missing; run `npm run build` first');
-  process.exit(2);
-}
-if (process.getuid?.() !== 0) {
-  console.error('bench/switchover: the lab needs root; run as root');
-  process.exit(2);
-}
-const { labUp } = await import(new URL('../dist/lab/up.js', import.meta.url).href);
-const { labDown } = await import(new URL('../dist/lab/down.js', import.meta.url).href);
+const { labUp, labDown } = await labBench('switchover');
 
 const rounds = Number(process.argv[2] ?? 6);
 const drills = Number(process.argv[3] ?? 5);
@@ -45,15 +34,6 @@ const work = mkdtempSync(path.join(os.tmpdir(), 'baton-bench-switch-'));
 const env = { ...process.env, BATON_STATE_DIR: path.join(work, 'state'), CI: 'true' };
 
 const sq = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const stats = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return `median ${median(s).toFixed(0)} ms (min ${s[0].toFixed(0)}, max ${s.at(-1).toFixed(0)}, n=${s.length})`;
-};
-const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
 /** The node-side commands of one move, as shell lines; `&` lines start in the background, `wait` joins them. */
 function moveCommands(c) {

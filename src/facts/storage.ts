@@ -148,6 +148,8 @@ export const mountinfoArgv = (): string[] => ['cat', '/proc/self/mountinfo'];
 export interface MountEntry {
   id: number;
   parent: number;
+  /** The filesystem's device number as mountinfo gives it, `major:minor` (`254:3` for an LV). */
+  dev: string;
   root: string;
   mountPoint: string;
   /** Per-mount (VFS) options: rw, relatime, nosuid… */
@@ -171,6 +173,7 @@ export function parseMountinfo(text: string): MountEntry[] {
     out.push({
       id: Number(f[0]),
       parent: Number(f[1]),
+      dev: f[2]!,
       root: unescapeMountinfo(f[3]!),
       mountPoint: unescapeMountinfo(f[4]!),
       options: f[5]!,

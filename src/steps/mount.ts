@@ -46,17 +46,31 @@ export interface MountedFs {
   fstype: string;
   options: string;
   superOptions: string;
+  /** Its device number, `major:minor` (absent in journals written before it was recorded). */
+  dev?: string;
 }
 
 export interface MountObserved {
   /** The device `source`/`source_image` names on this node; null when the image is not attached here. */
   device: string | null;
+  /** That device's number, `major:minor`, when it is a block device (absent for a loop image's). */
+  deviceNumber?: string | null;
   mounted: MountedFs | null;
   submounts: string[];
 }
 
 export const toMounted = (e: MountEntry | undefined): MountedFs | null =>
-  e ? { source: e.source, fstype: e.fstype, options: e.options, superOptions: e.superOptions } : null;
+  e ? { source: e.source, fstype: e.fstype, options: e.options, superOptions: e.superOptions, dev: e.dev } : null;
+
+/**
+ * Is this mount of that device? mount(8) records a device-mapper device under its /dev/mapper
+ * name (an LV given as /dev/VG/LV, a multipath LUN), which is neither the path given nor what
+ * `readlink -f` makes of it (/dev/dm-3): the device number says it, where both are known.
+ */
+export function mountedFrom(m: Pick<MountedFs, 'source' | 'dev'>, device: string | null, deviceNumber?: string | null): boolean {
+  if (device !== null && m.source === device) return true;
+  return Boolean(deviceNumber && m.dev && m.dev === deviceNumber);
+}
 
 export function mountArgv(source: string, path: string, fstype: string, options?: string): string[] {
   return ['mount', '-t', fstype, ...(options ? ['-o', options] : []), source, normPath(path)];
@@ -80,12 +94,31 @@ function sourceLabel(a: MountArgs): string {
   return a.source_image ? `the loop device of ${a.source_image}` : String(a.source);
 }
 
-async function resolveDevice(ctx: StepContext, a: MountArgs): Promise<string | null> {
+/**
+ * The device a path names, symlinks resolved (/dev/disk/by-id/…, /dev/VG/LV), and its number
+ * (`stat -L`, hex major and minor), in one exec. A path that is no block device (yet) keeps its
+ * name and has no number.
+ */
+const RESOLVE_DEVICE = `d=$(readlink -f -- "$1") && [ -n "$d" ] || d=$1
+printf '%s\\n' "$d"
+[ -b "$d" ] && stat -L -c '%t:%T' -- "$d" 2>/dev/null
+exit 0`;
+
+export const resolveDeviceArgv = (source: string): string[] => ['sh', '-c', RESOLVE_DEVICE, 'baton-resolve-device', source];
+
+/** `resolveDeviceArgv`'s output: the path and `major:minor` in decimal, as mountinfo writes it. */
+export function parseResolvedDevice(stdout: string, source: string): { device: string; deviceNumber: string | null } {
+  const [path, hex] = stdout.split('\n').map((l) => l.trim());
+  const m = /^([0-9a-f]+):([0-9a-f]+)$/i.exec(hex ?? '');
+  return { device: path || source, deviceNumber: m ? `${parseInt(m[1]!, 16)}:${parseInt(m[2]!, 16)}` : null };
+}
+
+async function resolveDevice(ctx: StepContext, a: MountArgs): Promise<{ device: string; deviceNumber: string | null }> {
   if (!a.source) throw new Error('mount needs `source` or `source_image`');
   // Only device paths are resolved; "tmpfs", "server:/path" and such stay as written.
-  if (!a.source.startsWith('/')) return a.source;
-  const r = await ctx.run(['readlink', '-f', '--', a.source], { okCodes: [0, 1] });
-  return r.code === 0 && r.stdout.trim() ? r.stdout.trim() : a.source;
+  if (!a.source.startsWith('/')) return { device: a.source, deviceNumber: null };
+  const r = await ctx.run(resolveDeviceArgv(a.source));
+  return parseResolvedDevice(r.stdout, a.source);
 }
 
 /** The key mount and unmount share: what is mounted at this path, on whichever node. */
@@ -111,28 +144,24 @@ export const mountStep: StepKind<MountArgs, MountObserved> = {
       return mounts.length ? `has ${a.source_image} mounted (${mounts.map((m) => `${m.source} on ${m.mountPoint}`).join(', ')})` : null;
     }
     if (!a.source?.startsWith('/')) return null;
-    const device = await resolveDevice(peer, a);
-    const mounts = (await readMounts(runnerOf(peer))).filter((m) => m.source === device || m.source === a.source);
+    const { device, deviceNumber } = await resolveDevice(peer, a);
+    const mounts = (await readMounts(runnerOf(peer))).filter((m) => m.source === a.source || mountedFrom(m, device, deviceNumber));
     return mounts.length ? `has ${a.source} mounted (${mounts.map((m) => `${m.source} on ${m.mountPoint}`).join(', ')})` : null;
   },
 
   async probe(ctx, a) {
     // A loop image's device and the mount table come in one exec (one round trip).
-    let device: string | null;
-    let mounts: MountEntry[];
     if (a.source_image) {
       const view = await readStorageView(runnerOf(ctx));
-      device = loopStateOf(view, a.source_image).held[0] ?? null;
-      mounts = view.mounts;
-    } else {
-      device = await resolveDevice(ctx, a);
-      mounts = await readMounts(runnerOf(ctx));
+      const device = loopStateOf(view, a.source_image).held[0] ?? null;
+      return { device, mounted: toMounted(mountAt(view.mounts, a.path)), submounts: submountsOf(view.mounts, a.path) };
     }
-    return { device, mounted: toMounted(mountAt(mounts, a.path)), submounts: submountsOf(mounts, a.path) };
+    const [{ device, deviceNumber }, mounts] = await Promise.all([resolveDevice(ctx, a), readMounts(runnerOf(ctx))]);
+    return { device, deviceNumber, mounted: toMounted(mountAt(mounts, a.path)), submounts: submountsOf(mounts, a.path) };
   },
 
   satisfied(o, a) {
-    return o.device !== null && o.mounted !== null && o.mounted.source === o.device && o.mounted.fstype === a.fstype && optionsMatch(o.mounted, a.options);
+    return o.device !== null && o.mounted !== null && mountedFrom(o.mounted, o.device, o.deviceNumber) && o.mounted.fstype === a.fstype && optionsMatch(o.mounted, a.options);
   },
 
   async apply(ctx, a, before) {
@@ -157,7 +186,8 @@ export const mountStep: StepKind<MountArgs, MountObserved> = {
     if (viewed?.code !== 0) return undefined;
     const view = parseStorageView(viewed.stdout);
     const device = a.source_image ? (loopStateOf(view, a.source_image).held[0] ?? null) : before.device;
-    return { device, mounted: toMounted(mountAt(view.mounts, a.path)), submounts: submountsOf(view.mounts, a.path) };
+    const number = a.source_image ? {} : { deviceNumber: before.deviceNumber ?? null };
+    return { device, ...number, mounted: toMounted(mountAt(view.mounts, a.path)), submounts: submountsOf(view.mounts, a.path) };
   },
 
   // Mounted or not is what a revert must restore; the loop device's number may differ.
@@ -168,7 +198,7 @@ export const mountStep: StepKind<MountArgs, MountObserved> = {
     const mounts = await readMounts(runnerOf(ctx));
     const now = mountAt(mounts, a.path);
     // Only what this step mounted is taken away; an apply that never ran left nothing to undo.
-    if (now && (before.device === null || now.source === before.device)) await unmountPath(ctx, a.path, { killTimeoutS: DEFAULT_KILL_TIMEOUT_S, killUsers: true });
+    if (now && (before.device === null || mountedFrom(now, before.device, before.deviceNumber))) await unmountPath(ctx, a.path, { killTimeoutS: DEFAULT_KILL_TIMEOUT_S, killUsers: true });
   },
 
   describe(a) {

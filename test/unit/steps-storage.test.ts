@@ -8,7 +8,7 @@ import { answerBatches } from '../helpers/fake-batch.js';
 import { commandsOfBatch } from '../../src/transport/batch.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -33,7 +33,7 @@ import {
 import { importVolume } from '../../src/steps/import-volume.js';
 import { loopAttachArgv } from '../../src/steps/volume/loop.js';
 import { deportVolume } from '../../src/steps/deport-volume.js';
-import { mountStep, optionsMatch, unmountPath } from '../../src/steps/mount.js';
+import { mountStep, optionsMatch, parseResolvedDevice, resolveDeviceArgv, unmountPath } from '../../src/steps/mount.js';
 import { unmountStep } from '../../src/steps/unmount.js';
 import { promoteStep } from '../../src/steps/promote.js';
 import { demoteStep } from '../../src/steps/demote.js';
@@ -341,7 +341,7 @@ describe('mount / unmount', () => {
     const mounted = loopNode([['/dev/loop1', '/i.img']], [['/dev/loop1', '/i.img']]);
     const { ctx } = fakeCtx('n1', mounted);
     const before = await unmountStep.probe(ctx, { path: '/tmp/st fx' });
-    expect(before).toEqual({ mounted: { source: '/dev/loop1', fstype: 'ext4', options: 'rw,relatime', superOptions: 'rw' }, image: '/i.img' });
+    expect(before).toEqual({ mounted: { source: '/dev/loop1', fstype: 'ext4', options: 'rw,relatime', superOptions: 'rw', dev: '7:1' }, image: '/i.img' });
     const gone = fakeCtx('n1', loopNode([['/dev/loop1', '/i.img']], [['/dev/loop1', '/i.img']], ''));
     await unmountStep.revert(gone.ctx, { path: '/tmp/st fx' }, before);
     expect(gone.log).toContainEqual(['mount', '-t', 'ext4', '-o', 'rw,relatime', '/dev/loop1', '/tmp/st fx']);
@@ -363,9 +363,54 @@ describe('mount / unmount', () => {
 
   it('mount: a peer with the same device mounted holds it; a source that is no device is nobody\'s', async () => {
     const { ctx } = fakeCtx('n1', loopNode([], []));
-    const peer = fakeCtx('n2', (argv) => (argv[0] === 'readlink' ? res(argv, 0, '/dev/loop1\n') : loopNode([], [])(argv))).ctx;
+    const peer = fakeCtx('n2', (argv) => (argv[3] === 'baton-resolve-device' ? res(argv, 0, '/dev/loop1\n7:1\n') : loopNode([], [])(argv))).ctx;
     expect(await mountStep.heldBy!(peer, { source: '/dev/disk/by-id/lun7', path: '/srv/d', fstype: 'ext4' })).toMatch(/has \/dev\/disk\/by-id\/lun7 mounted \(\/dev\/loop1 on \/tmp\/st fx\)/);
     expect(await mountStep.heldBy!(ctx, { source: 'tmpfs', path: '/srv/d', fstype: 'tmpfs' })).toBeNull();
+  });
+
+  it('mount of an LV (/dev/VG/LV): mount(8) records it as /dev/mapper/VG-LV, neither the path given nor /dev/dm-N; the device number tells it is the same', async () => {
+    // What the lab cannot show (no device-mapper there): an LV mounted, as mountinfo gives it.
+    const lvMounted = `${MOUNTINFO}160 27 254:3 / /srv/lv rw,relatime - ext4 /dev/mapper/vg0-lv0 rw\n`;
+    const node = (mountinfo: string): Parameters<typeof fakeCtx>[1] => (argv) => {
+      if (argv[3] === 'baton-resolve-device') return res(argv, 0, '/dev/dm-3\nfe:3\n');
+      if (argv[0] === 'cat' || argv.includes('/proc/self/mountinfo')) return res(argv, 0, mountinfo);
+      return loopNode([], [], mountinfo)(argv);
+    };
+    const a = { source: '/dev/vg0/lv0', path: '/srv/lv', fstype: 'ext4' };
+    const { ctx } = fakeCtx('n1', node(lvMounted));
+    const seen = await mountStep.probe(ctx, a);
+    expect([seen.device, seen.deviceNumber, seen.mounted?.source]).toEqual(['/dev/dm-3', '254:3', '/dev/mapper/vg0-lv0']);
+    expect(mountStep.satisfied(seen, a), 'mounted as asked').toBe(true);
+    // A peer with the LV mounted holds it (a double mount of one ext4 corrupts it).
+    expect(await mountStep.heldBy!(fakeCtx('n2', node(lvMounted)).ctx, a)).toMatch(/has \/dev\/vg0\/lv0 mounted \(\/dev\/mapper\/vg0-lv0 on \/srv\/lv\)/);
+    // The revert of this mount takes away what it mounted.
+    const undo = fakeCtx('n1', node(lvMounted));
+    await mountStep.revert(undo.ctx, a, { device: '/dev/dm-3', deviceNumber: '254:3', mounted: null, submounts: [] });
+    expect(undo.log.some((x) => x.includes('baton-umount'))).toBe(true);
+    // Another device on the path is not this mount.
+    const other = await mountStep.probe(fakeCtx('n1', node(lvMounted.replace('254:3', '254:4'))).ctx, a);
+    expect(mountStep.satisfied(other, a)).toBe(false);
+  });
+
+  it('the device a source names, resolved on the node: symlinks followed, a block device\'s number in decimal', async () => {
+    expect(parseResolvedDevice('/dev/dm-3\nfe:a\n', '/dev/vg0/lv0')).toEqual({ device: '/dev/dm-3', deviceNumber: '254:10' });
+    expect(parseResolvedDevice('/dev/sdz\n', '/dev/sdz')).toEqual({ device: '/dev/sdz', deviceNumber: null });
+    // The script itself, run here: a symlink to a character device is resolved and has no block number.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-resolve-'));
+    try {
+      const link = path.join(dir, 'by-id-lun7');
+      symlinkSync('/dev/null', link);
+      const r = await new LocalTransport('local').exec(resolveDeviceArgv(link));
+      expect(parseResolvedDevice(r.stdout, link)).toEqual({ device: '/dev/null', deviceNumber: null });
+      const block = readdirSync('/sys/class/block').find((d) => existsSync(`/dev/${d}`));
+      if (block) {
+        const want = readFileSync(`/sys/class/block/${block}/dev`, 'utf8').trim();
+        const b = await new LocalTransport('local').exec(resolveDeviceArgv(`/dev/${block}`));
+        expect(parseResolvedDevice(b.stdout, `/dev/${block}`)).toEqual({ device: `/dev/${block}`, deviceNumber: want });
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('unmount: gives up within kill_timeout naming the processes that survive', async () => {
