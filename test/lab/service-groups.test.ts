@@ -7,7 +7,7 @@
  * still reading the same bytes; then `node-failover -e failed=n3` fences n3 and each group runs on
  * its first preferred survivor (nfs-a n1, nfs-b n2, nfs-c n1). Root only; the lab is torn down whatever happens.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -67,6 +67,11 @@ describe('service-move and node-evacuate over three service groups on three node
     requireRoot();
     tmp = mkdtempSync(path.join(os.tmpdir(), 'baton-place-'));
     lab = await startLab({ name: 'place', subnet: '198.18.194.0/24', nodes: 3, groups: 3 });
+    // nfs-c declares a mount option: wherever the group moves, its filesystem is mounted with it.
+    const inv = readFileSync(lab.inventoryPath, 'utf8');
+    const withOption = inv.replace(/^( +)path: \/srv\/disk3\n( +)fstype: ext4\n/m, (m, a: string) => `${m}${a}options: noatime\n`);
+    expect(withOption).not.toBe(inv);
+    writeFileSync(lab.inventoryPath, withOption);
     groups = loadServiceGroups(loadInventory(lab.inventoryPath));
     // The nfs-* playbooks share one lock: one group after the other.
     for (const g of groups) await startGroup(g, g.home);
@@ -121,6 +126,9 @@ describe('service-move and node-evacuate over three service groups on three node
     // n3 cannot be read (off): degraded, exit 1, but every group runs whole on one node.
     expect(after).toEqual({ code: 1, where: { 'nfs-a': 'running on n1', 'nfs-b': 'running on n2', 'nfs-c': 'running on n1 (home n3)' } });
     expect(await clientReadFrom(L().clients[0]!, groupNamed('nfs-a'), 'moved.bin')).toBe(written);
+    // nfs-c's declared mount option came with it.
+    expect(groupNamed('nfs-c').mount?.options).toBe('noatime');
+    expect((await L().sshOk('n1', ['findmnt', '-n', '-o', 'OPTIONS', '/srv/disk3'])).trim().split(',')).toContain('noatime');
   });
 
   it('a second node fails while the first is still off: node-failover -e failed=n2 fences n2 from n1 (n3, off, cannot be asked) and takes nfs-b over on n1', async () => {
