@@ -157,9 +157,9 @@ export class FailureTracker {
     this.streak.set(node, 0);
   }
 
-  /** A failover of `node` started outside judge() (an orphan's re-run): the cool-down counts from now. */
-  startedFailover(node: string, now: number): void {
-    this.lastFailover.set(node, now);
+  /** A failover of `node` started outside judge() (an orphan's re-run, another watcher's): the cool-down counts from `at`. */
+  startedFailover(node: string, at: number): void {
+    this.lastFailover.set(node, at);
   }
 
   /** What the last round saw of a node (absent: never observed). */
@@ -450,6 +450,8 @@ export async function watch(w: WatchLoop): Promise<void> {
         // Another watcher (a leader before this one) may have failed it over already.
         const last = await w.log.lastFailover(d.node, w.playbook ?? FAILOVER_PLAYBOOK, w.settings.cooldownMs).catch(() => undefined);
         if (last !== undefined && Date.now() - last < w.settings.cooldownMs) {
+          // The cool-down runs from that failover, not from this round (judge() counted from now).
+          tracker.startedFailover(d.node, last);
           d = { ...d, action: 'cooldown', why: `${d.node} is confirmed failed, but a watcher failed it over ${Math.round((Date.now() - last) / 1000)} s ago (journaled in etcd); the cool-down is ${w.settings.cooldownMs / 1000} s` };
         }
       }

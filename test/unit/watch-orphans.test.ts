@@ -112,3 +112,33 @@ describe('the leading watcher and orphaned runs', () => {
     expect(follower.decisions.filter((d) => d.run)).toEqual([]);
   });
 });
+
+describe('a cool-down another watcher left', () => {
+  it('counts from that failover, not from when this watcher read it: once it is over, the node is failed over', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-watch-cooldown-'));
+    dirs.push(dir);
+    const cooldownMs = 1000;
+    // The leader before this one failed n1 over 900 ms before this watcher's first round.
+    const before = Date.now() - 900;
+    class Journaled extends DecisionLog {
+      override async lastFailover(): Promise<number | undefined> {
+        return before;
+      }
+    }
+    const failovers: number[] = [];
+    const said: string[] = [];
+    await watch({
+      settings: { intervalMs: 150, failures: 1, cooldownMs, dryRun: false },
+      leadership: lead,
+      log: new Journaled(dir),
+      say: (l) => said.push(l),
+      signal: new AbortController().signal,
+      rounds: 4,
+      observe: async () => [off('n1')],
+      failover: async () => (failovers.push(Date.now()), 0),
+    });
+    expect(said.some((l) => /n1: cooldown: .*journaled in etcd/.test(l)), said.join('\n')).toBe(true);
+    expect(failovers.length, said.join('\n')).toBe(1);
+    expect(failovers[0]! - before).toBeGreaterThanOrEqual(cooldownMs);
+  });
+});
