@@ -9,6 +9,12 @@ import { hasPlacement, resolvePlaybookPlacement } from '../engine/placement.js';
 import { LocalTransport, TransportPool } from '../transport/index.js';
 import { connectTimeoutMsFor } from './check.js';
 import type { Inputs } from './inputs.js';
+import { coordinatorSpec, openCoordinator } from '../engine/coordinator.js';
+import { owedCheck } from '../engine/resume.js';
+import { journaledVars, secretsOf } from '../engine/session.js';
+
+/** What the groups' last runs, cut short, left owed: shown in the plan and finished by the run. */
+const owedOf = (inputs: Inputs) => owedCheck(inputs.playbookFile, journaledVars(inputs.extraVars, secretsOf(inputs)));
 
 /**
  * For `baton run`: the same resolution, over connections the run then goes on using (handed to
@@ -17,9 +23,11 @@ import type { Inputs } from './inputs.js';
  * given up after the status connect timeout, as in withPlacement; a failed connect is
  * remembered by the pool, so the run's peer checks do not wait for that node again.
  */
-export async function withPlacementForRun(inputs: Inputs, o: { acceptNew?: boolean }, say: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<{ inputs: Inputs; pool?: TransportPool }> {
+export async function withPlacementForRun(inputs: Inputs, o: { acceptNew?: boolean; coordinator?: string }, say: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<{ inputs: Inputs; pool?: TransportPool }> {
   if (!hasPlacement(inputs.playbook)) return { inputs };
   const inv = inputs.inventory;
+  // Another controller's run cut short may have to be finished: its journal is read with ours.
+  for (const n of await openCoordinator(coordinatorSpec(o.coordinator, inv), inv).syncJournals()) say(n);
   let reading = true;
   const pool = new TransportPool(
     (name) => {
@@ -30,7 +38,7 @@ export async function withPlacementForRun(inputs: Inputs, o: { acceptNew?: boole
     { acceptNewHostKeys: o.acceptNew },
   );
   try {
-    const { playbook, notes } = await resolvePlaybookPlacement(inputs.playbook, inv, inputs.extraVars, { transportOf: (n) => pool.get(n), bmcRunner: new LocalTransport('controller') });
+    const { playbook, notes } = await resolvePlaybookPlacement(inputs.playbook, inv, inputs.extraVars, { transportOf: (n) => pool.get(n), bmcRunner: new LocalTransport('controller'), owed: owedOf(inputs) });
     reading = false;
     for (const n of notes) say(`note: ${n}`);
     return { inputs: { ...inputs, playbook }, pool };
@@ -50,7 +58,7 @@ export async function withPlacement(inputs: Inputs, say: (line: string) => void 
     return { ...connectionFor(host, path.dirname(inv.file)), connectTimeoutMs: connectTimeoutMsFor(host) };
   });
   try {
-    const { playbook, notes } = await resolvePlaybookPlacement(inputs.playbook, inv, inputs.extraVars, { transportOf: (n) => pool.get(n), bmcRunner: new LocalTransport('controller') });
+    const { playbook, notes } = await resolvePlaybookPlacement(inputs.playbook, inv, inputs.extraVars, { transportOf: (n) => pool.get(n), bmcRunner: new LocalTransport('controller'), owed: owedOf(inputs) });
     for (const n of notes) say(`note: ${n}`);
     return { ...inputs, playbook };
   } finally {

@@ -35,7 +35,7 @@ export { secretsOf };
 
 export async function runCommand(playbookFile: string, o: RunOptions & { junit?: string }): Promise<number> {
   const t0 = Date.now();
-  const { inputs, pool } = await withPlacementForRun(loadInputs(playbookFile, o), { acceptNew: o.acceptNew });
+  const { inputs, pool } = await withPlacementForRun(loadInputs(playbookFile, o), { acceptNew: o.acceptNew, coordinator: o.coordinator });
   try {
     return await runLoaded(inputs, o, t0, pool);
   } finally {

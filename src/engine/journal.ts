@@ -39,7 +39,7 @@ export interface RunRecord {
   controller: string;
   pid: number;
   argv: string[];
-  /** An interrupted run this one finished (see execute's `resume`). */
+  /** The interrupted runs this one finished, comma-separated (engine/resume.ts). */
   resumes?: string;
   at: string;
 }

@@ -60,7 +60,7 @@ export class OrphanFinder {
     const ids = [...this.heads.keys()].sort();
     for (const [i, id] of ids.entries()) {
       const h = this.heads.get(id)!;
-      if (h.resumes) this.settled.add(h.resumes);
+      if (h.resumes) for (const r of h.resumes.split(',')) this.settled.add(r);
       if (h.mode === 'undo' && h.undoOf) {
         this.settled.add(h.undoOf);
         for (const earlier of ids.slice(0, i)) if (this.heads.get(earlier)!.undoOf === h.undoOf) this.settled.add(earlier);

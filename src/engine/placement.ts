@@ -50,7 +50,7 @@ export interface Move {
   iscsi_targets: MoveIscsiTarget[];
   /** The first export's path: statd keeps its state under the mount. */
   export_path: string;
-  /** Why this move: `switchover`, `evacuate`, `failover`, `start`, `stop`. */
+  /** Why this move: `switchover`, `evacuate`, `failover`, `start`, `stop`, `finish` (a run cut short, finished in place). */
   reason: string;
   /** The group's failover MAC ('' without one): `interface` is then its failover interface on both nodes. */
   mac: string;
@@ -63,6 +63,12 @@ export interface MoveIscsiTarget {
   acls: string[];
   luns: Array<{ lun: number; scsi_id: string; scsi_sn: string; backing_image?: string; backing_store?: string }>;
 }
+
+/**
+ * Did the last run of this group stop short of finishing it (engine/resume.ts owedByGroup)? Its
+ * run id, and whether this request is the same one (same playbook, same vars) run again.
+ */
+export type OwedCheck = (g: ServiceGroup) => { runId: string; sameRequest: boolean } | undefined;
 
 export interface Resolution {
   moves: Move[];
@@ -146,9 +152,9 @@ function refuseUnclear(p: GroupPlacement, cannot: string, hint = STATUS_HINT): n
  * person: said as the lock it is (exit 5, naming the holder), as when both runs read it before
  * either changed it. Only this controller's lock files are asked (no node is contacted).
  */
-function resolveOrLocked(req: PlacementRequest, groups: ServiceGroup[], status: ClusterStatus, inventory: Inventory): Resolution {
+function resolveOrLocked(req: PlacementRequest, groups: ServiceGroup[], status: ClusterStatus, inventory: Inventory, owed?: OwedCheck): Resolution {
   try {
-    return resolvePlacement(req, groups, status, inventory);
+    return resolvePlacement(req, groups, status, inventory, owed);
   } catch (e) {
     const g = e instanceof PlacementRefused && e.unclearGroup ? groups.find((x) => x.name === e.unclearGroup) : undefined;
     const holder = g && lockHolder(g.lock);
@@ -174,8 +180,19 @@ function unreadable(g: ServiceGroup, nodes: Map<string, NodeObservation>, except
  * (exit 2) for an unknown group or node, a group that is not cleanly running where it would move
  * from, a `to` the group may not run on or that cannot be reached.
  */
-export function resolvePlacement(req: PlacementRequest, groups: ServiceGroup[], status: ClusterStatus, inventory?: Inventory): Resolution {
+export function resolvePlacement(req: PlacementRequest, groups: ServiceGroup[], status: ClusterStatus, inventory?: Inventory, owed?: OwedCheck): Resolution {
   checkNames(req, groups);
+  /**
+   * A group running whole where this request leaves it, whose last run was cut short there: an
+   * item that only finishes it (nothing is released; the takeover steps find their work done, and
+   * the announcements that run owed go out). Undefined when nothing is owed.
+   */
+  const finish = (g: ServiceGroup, p: GroupPlacement, sameRequestOnly = false): Move | undefined => {
+    const o = p.state === 'running' ? owed?.(g) : undefined;
+    if (!o || (sameRequestOnly && !o.sameRequest)) return undefined;
+    notes.push(`group ${g.name} runs on ${p.nodes[0]}, but run ${o.runId}, which put it there, was cut short: finishing it there (what it still owed: the GARP, the NFSv3 lock holders' notification)`);
+    return moveOf(g, '', p.nodes[0]!, 'finish', inventory);
+  };
   const byGroup = new Map(groups.map((g) => [g.name, g]));
   const placed = new Map(status.groups.map((p) => [p.name, p]));
   const nodes = new Map(status.nodes.map((n) => [n.name, n]));
@@ -188,16 +205,27 @@ export function resolvePlacement(req: PlacementRequest, groups: ServiceGroup[], 
     if (p.state !== 'running') refuseUnclear(p, `cannot move group ${g.name}`);
     const from = p.nodes[0]!;
     if (req.to) {
-      if (req.to === from) return { moves: [], notes: [`group ${g.name} already runs on ${from}: nothing to move`] };
+      if (req.to === from) {
+        const done = finish(g, p);
+        return done ? { moves: [done], notes } : { moves: [], notes: [`group ${g.name} already runs on ${from}: nothing to move`] };
+      }
       if (!usable(nodes.get(req.to))) throw new PlacementRefused(`cannot move group ${g.name} to ${req.to}: ${nodes.get(req.to)?.error ?? (nodes.get(req.to)?.power === 'off' ? 'it is powered off' : 'it could not be read')}`);
       return { moves: [moveOf(g, from, req.to, 'switchover', inventory)], notes };
     }
+    // The same command again after it was cut short finishes it, as any re-run does; it does not move the group on.
+    const again = finish(g, p, true);
+    if (again) return { moves: [again], notes };
     const to = nextPreferred(g, from, nodes)[0];
     if (!to) throw new PlacementRefused(`cannot move group ${g.name} off ${from}: no other of its nodes (${g.nodes.join(', ')}) can take it${unreadable(g, nodes, from)}`);
     return { moves: [moveOf(g, from, to, 'switchover', inventory)], notes };
   }
 
-  if (req.kind === 'start') return resolveStart(byGroup.get(req.group)!, placed.get(req.group)!, nodes, req.on, inventory);
+  if (req.kind === 'start') {
+    const g = byGroup.get(req.group)!;
+    const p = placed.get(req.group)!;
+    const done = !req.on || req.on === p.nodes[0] ? finish(g, p) : undefined;
+    return done ? { moves: [done], notes } : resolveStart(g, p, nodes, req.on, inventory);
+  }
   if (req.kind === 'stop') return resolveStop(byGroup.get(req.group)!, placed.get(req.group)!, inventory);
 
   if (req.kind === 'evacuate') {
@@ -207,7 +235,12 @@ export function resolvePlacement(req: PlacementRequest, groups: ServiceGroup[], 
     const moves: Move[] = [];
     for (const g of groups) {
       const p = placed.get(g.name)!;
-      if (!p.nodes.includes(node)) continue;
+      if (!p.nodes.includes(node)) {
+        // Only what this same evacuation, cut short, left owed: other groups' runs are not its business.
+        const done = finish(g, p, true);
+        if (done) moves.push(done);
+        continue;
+      }
       if (p.state !== 'running') refuseUnclear(p, `cannot evacuate ${node}: group ${g.name}`);
       const to = nextPreferred(g, node, nodes)[0];
       if (!to) throw new PlacementRefused(`cannot evacuate ${node}: no other node of group ${g.name} (${g.nodes.join(', ')}) can take it${unreadable(g, nodes, node)}`);
@@ -252,6 +285,9 @@ export function resolvePlacement(req: PlacementRequest, groups: ServiceGroup[], 
     } else refuseUnclear(p, `cannot fail ${failed} over: group ${g.name}`);
     if (!held) {
       if (p.state === 'stopped') notes.push(`group ${g.name} is stopped (not on ${failed}): left stopped`);
+      // A failover of this node cut short (the watcher re-runs an orphan as the same request).
+      const done = finish(g, p, true);
+      if (done) moves.push(done);
       continue;
     }
     const to = g.nodes.find((x) => x !== failed && usable(nodes.get(x)));
@@ -350,7 +386,7 @@ export async function resolvePlaybookPlacement(
   playbook: Playbook,
   inventory: Inventory,
   extraVars: Record<string, unknown>,
-  o: { transportOf(node: string): Promise<Transport>; bmcRunner?: Transport; onPoweredOff?(node: string): void },
+  o: { transportOf(node: string): Promise<Transport>; bmcRunner?: Transport; onPoweredOff?(node: string): void; owed?: OwedCheck },
 ): Promise<{ playbook: Playbook; notes: string[] }> {
   if (!hasPlacement(playbook)) return { playbook, notes: [] };
   const requests = playbook.plays.map((p) => (p.placement ? renderRequest(p, inventory, extraVars) : undefined));
@@ -362,7 +398,7 @@ export async function resolvePlaybookPlacement(
   const plays = playbook.plays.map((play, i) => {
     const req = requests[i];
     if (!req) return play;
-    const res = resolveOrLocked(req, groups, status, inventory);
+    const res = resolveOrLocked(req, groups, status, inventory, o.owed);
     notes.push(...res.notes);
     const { placement: _, ...rest } = play;
     return { ...rest, loop: { ...play.loop!, items: res.moves } };

@@ -1,4 +1,8 @@
+import os from 'node:os';
+import type { ExpandedPlay } from './expand.js';
 import { inspectJournal, journalPath, loadRunHeads, type JournalRecord } from './journal.js';
+
+type RunHeads = ReturnType<typeof loadRunHeads>;
 
 /**
  * Re-runs finish what a crash left. A run killed between `raise_vip` and `garp` leaves the VIP
@@ -14,12 +18,15 @@ import { inspectJournal, journalPath, loadRunHeads, type JournalRecord } from '.
  * ended, or an undo of it, means nothing is owed any more.
  */
 export interface Interrupted {
+  /** The run (or runs, comma-separated) whose changes count as changed here. */
   runId: string;
   /** `instance@host` of every step instance it changed or may have changed. */
   changed: Set<string>;
+  /** The runs this one takes over, as the same request run again (absent: `runId`). */
+  resumes?: string[];
 }
 
-function sameVars(a: unknown, b: unknown): boolean {
+export function sameVars(a: unknown, b: unknown): boolean {
   return JSON.stringify(a ?? {}) === JSON.stringify(b ?? {});
 }
 
@@ -66,4 +73,124 @@ export function findInterrupted(playbook: string, lock: string, journaledExtraVa
     return { runId: id, changed };
   }
   return undefined;
+}
+
+/**
+ * What the last run of one service group left owed. The group playbooks (service-move,
+ * node-evacuate, node-failover, service-start) run one item per group, each under the group's own
+ * lock: a run killed after raising the group's VIP on its new node, before the GARP and the NFSv3
+ * lock holders' notification, leaves the group running there whole, and a re-run — the same
+ * command, or the watcher finishing an orphan — would find nothing to move. So the newest run
+ * that took the group's lock is read, whatever its playbook and vars: if it never ended (and is
+ * not alive on this controller) or ended with changes in place, and nothing undid it, the step
+ * instances it changed for the group's item (and did not put back) are owed.
+ *
+ * `changed` holds `pP.sS#I[K]@host` as that run numbered them; `sameAs(playbook, vars)` tells
+ * whether a re-run is the same request.
+ */
+export interface OwedByGroup {
+  runId: string;
+  playbook?: string;
+  extraVars?: Record<string, unknown>;
+  /** Intents of the group's item still in place, as the interrupted run numbered them, with their kind. */
+  changed: Array<{ instance: string; host: string; kind: string }>;
+}
+
+/** Whether a run that never ended is still going: only this controller's own runs can be told (its pid). */
+function aliveHere(head: { controller: string; pid: number }): boolean {
+  if (head.controller !== os.hostname()) return false;
+  try {
+    process.kill(head.pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** `runs`: the journals' first lines, oldest first (loadRunHeads), when the caller asks for many groups. */
+export function owedByGroup(group: string, lock: string, runs: RunHeads = loadRunHeads()): OwedByGroup | undefined {
+  const heads = new Map(runs.map((r) => [r.id, r.head]));
+  const locks = (l: string | undefined) => (l ?? '').split(',');
+  for (const { id, head } of [...runs].reverse()) {
+    if (head.mode === 'undo') {
+      const undone = head.undoOf ? heads.get(head.undoOf) : undefined;
+      if (undone && locks(undone.lock).includes(lock)) return undefined;
+      continue;
+    }
+    if (!locks(head.lock).includes(lock)) continue;
+    let recs: JournalRecord[];
+    try {
+      recs = inspectJournal(journalPath(id)).records;
+    } catch {
+      // A damaged journal is never trusted, not even to say what is owed: passed over, as above.
+      continue;
+    }
+    const end = recs.find((r) => r.t === 'end');
+    if (end && end.t === 'end' && end.outcome !== 'failed-not-rolled-back') return undefined;
+    if (!end && aliveHere(head)) return undefined;
+    const done = new Map<number, string>();
+    for (const r of recs) if (r.t === 'done') done.set(r.seq, r.status);
+    const reverted = new Set<number>();
+    for (const r of recs) if (r.t === 'intent' && r.reverts && done.get(r.seq) === 'reverted') reverted.add(r.reverts.seq);
+    const changed: OwedByGroup['changed'] = [];
+    for (const r of recs) {
+      if (r.t !== 'intent' || r.reverts || reverted.has(r.seq) || r.item?.label !== group) continue;
+      const status = done.get(r.seq);
+      if (status === undefined || status === 'changed' || status === 'failed') changed.push({ instance: r.instance, host: r.host, kind: r.kind });
+    }
+    if (!changed.length) return undefined;
+    return { runId: id, ...(head.playbook ? { playbook: head.playbook } : {}), ...(head.extraVars ? { extraVars: head.extraVars } : {}), changed };
+  }
+  return undefined;
+}
+
+/**
+ * What the last runs of the groups this run has items for left owed, as this run numbers its step
+ * instances: `pP.STEP#I[K]@host` of the interrupted run (STEP: `s0.group-move.s17`) becomes this
+ * run's play and item numbers for the same group, where this run's step STEP is of the same kind (the group playbooks all run
+ * the group-move role, so a service-move cut short is finished by a service-start as well).
+ * `resumes` lists the runs this one finishes as the same request (the same playbook and vars):
+ * only those count as taken over (runs.ts, the watcher's orphans); another request finishes what
+ * it can of a group and leaves the rest of that run to its own re-run.
+ */
+export function owedOfItems(expanded: ExpandedPlay[], playbook: string, extraVars: Record<string, unknown>): Interrupted | undefined {
+  let heads: RunHeads | undefined;
+  const changed = new Set<string>();
+  const runs = new Set<string>();
+  const same = new Set<string>();
+  for (const { play, index, units } of expanded) {
+    const kinds = new Map(play.steps.map((s) => [s.id.replace(/^p\d+\./, ''), s.kind]));
+    for (const u of units) {
+      if (!u.item) continue;
+      const o = owedByGroup(u.item.label, u.lock, (heads ??= loadRunHeads()));
+      if (!o) continue;
+      for (const c of o.changed) {
+        const m = /^p\d+\.([^#]+)#\d+(.*)$/.exec(c.instance);
+        if (!m || kinds.get(m[1]!) !== c.kind) continue;
+        changed.add(`p${index}.${m[1]}#${u.item.index}${m[2]}@${c.host}`);
+        runs.add(o.runId);
+        if (o.playbook === playbook && sameVars(o.extraVars, extraVars)) same.add(o.runId);
+      }
+    }
+  }
+  if (!changed.size) return undefined;
+  return { runId: [...runs].join(','), changed, resumes: [...same] };
+}
+
+/** Both what the same run, interrupted, left and what the groups' last runs left. */
+export function mergeResumes(a: Interrupted | undefined, b: Interrupted | undefined): Interrupted | undefined {
+  if (!a || !b) return a ?? b;
+  return { runId: [...new Set([...a.runId.split(','), ...b.runId.split(',')])].join(','), changed: new Set([...a.changed, ...b.changed]), resumes: [...new Set([...(a.resumes ?? [a.runId]), ...(b.resumes ?? [])])] };
+}
+
+/**
+ * Placement's question (engine/placement.ts OwedCheck) for a request: the playbook and its vars as
+ * journaled (secrets masked), to tell the same request run again from another one.
+ */
+export function owedCheck(playbookFile: string, journaledVars: Record<string, unknown>): (g: { name: string; lock: string }) => { runId: string; sameRequest: boolean } | undefined {
+  let runs: RunHeads | undefined;
+  return (g) => {
+    const o = owedByGroup(g.name, g.lock, (runs ??= loadRunHeads()));
+    return o && { runId: o.runId, sameRequest: o.playbook === playbookFile && sameVars(o.extraVars, journaledVars) };
+  };
 }

@@ -45,7 +45,7 @@ export function describeRuns(): RunRow[] {
       head.mode === 'run' && resources.size
         ? later.find((l) => l.head.mode === 'run' && l.records.some((r) => r.t === 'intent' && r.resource && resources.has(r.resource)))?.id
         : undefined;
-    const finishedBy = later.find((l) => l.head.resumes === id)?.id;
+    const finishedBy = later.find((l) => l.head.resumes?.split(',').includes(id))?.id;
     rows.push({
       runId: id,
       mode: head.mode,

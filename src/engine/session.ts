@@ -13,11 +13,11 @@ import { lockNamesOf, type ExpandedPlay } from './expand.js';
 import { Journal, newRunId, type RunRecord } from './journal.js';
 import { acquireRunLocks, type HeldLocks } from './locks/index.js';
 import { coordinatorSpec, openCoordinator, type Coordinator } from './coordinator.js';
-import { resolvePlaybookPlacement } from './placement.js';
+import { hasPlacement, resolvePlaybookPlacement } from './placement.js';
 import { LocalTransport } from '../transport/index.js';
 import { bmcPowerFromController } from './safety.js';
 import { Redactor } from './redact.js';
-import { findInterrupted } from './resume.js';
+import { findInterrupted, mergeResumes, owedCheck, owedOfItems } from './resume.js';
 import type { RunReporter, RunSummary } from './summary.js';
 
 /**
@@ -153,6 +153,11 @@ export interface RunResult {
   summary: RunSummary;
 }
 
+/** The extra vars as the journal keeps them: the values of secret ones masked. */
+export function journaledVars(extraVars: Record<string, unknown>, redactor: Redactor): Record<string, unknown> {
+  return redactor.maskArgs(extraVars, Object.keys(extraVars).filter((k) => redactor.redact(String(extraVars[k])) !== String(extraVars[k]))) as Record<string, unknown>;
+}
+
 /** Every secret the run's inputs hold: -e, the inventory's, the plays' vars. */
 export function secretsOf(inputs: Pick<RunInputs, 'extraVars' | 'inventory' | 'playbook'>): Redactor {
   const r = new Redactor();
@@ -241,11 +246,15 @@ export async function runSession(inputs: RunInputs, o: RunSettings, hooks: RunHo
     // first to show the plan; a drill's inputs arrive unresolved).
     // etcd unreachable, or its certificate not trusted: said before any node is read.
     if (!check) await coordinator.check();
+    const journaledExtraVars = journaledVars(inputs.extraVars, redactor);
+    // Other controllers' runs a group playbook may have to finish (placement asks who left what owed).
+    if (hasPlacement(inputs.playbook)) session.notes.push(...(await coordinator.syncJournals()));
     const placed = await resolvePlaybookPlacement(inputs.playbook, inputs.inventory, inputs.extraVars, {
       transportOf: (n) => session.pool.get(n),
       bmcRunner: new LocalTransport('controller'),
       // Its lock entry and the steps' peer checks do not wait out the same connection attempt.
       onPoweredOff: (n) => session.pool.markDown(n, 'its BMC says it is powered off'),
+      owed: owedCheck(inputs.playbookFile, journaledExtraVars),
     });
     session.notes.push(...placed.notes);
     inputs = { ...inputs, playbook: placed.playbook };
@@ -265,11 +274,16 @@ export async function runSession(inputs: RunInputs, o: RunSettings, hooks: RunHo
     // Another controller's interrupted run of this playbook is finished here like our own.
     if (!check) session.notes.push(...(await coordinator.syncJournals()));
     if (!check) {
-      const journaledExtraVars = redactor.maskArgs(inputs.extraVars, Object.keys(inputs.extraVars).filter((k) => redactor.redact(String(inputs.extraVars[k])) !== String(inputs.extraVars[k]))) as Record<string, unknown>;
       const lock = lockNames.join(',');
       // We hold the lock: a run of the same playbook that never ended is dead, and may owe steps.
-      resume = findInterrupted(inputs.playbookFile, lock, journaledExtraVars);
-      if (resume) session.notes.push(`note: run ${resume.runId} of this playbook was interrupted or left changes in place; this run finishes it (its changes count as changed, so the steps it owed run)`);
+      // So is the last run of each group this run has an item for (its lock is ours now).
+      resume = mergeResumes(findInterrupted(inputs.playbookFile, lock, journaledExtraVars), owedOfItems(expanded, inputs.playbookFile, journaledExtraVars));
+      const takesOver = resume ? (resume.resumes ?? [resume.runId]) : [];
+      if (resume) {
+        const ids = resume.runId.split(',');
+        const own = ids.every((id) => takesOver.includes(id)) ? ' of this playbook' : '';
+        session.notes.push(`note: run ${ids.join(', ')}${own} was interrupted or left changes in place; this run finishes it (its changes count as changed, so the steps it owed run)`);
+      }
       session.openJournal(
         runId,
         {
@@ -278,7 +292,7 @@ export async function runSession(inputs: RunInputs, o: RunSettings, hooks: RunHo
           inventory: inputs.inventoryFile,
           inventories: inputs.inventorySources,
           extraVars: journaledExtraVars,
-          ...(resume ? { resumes: resume.runId } : {}),
+          ...(takesOver.length ? { resumes: takesOver.join(',') } : {}),
           lock,
           argv: process.argv.slice(2).map((a) => redactor.redact(a)),
         },

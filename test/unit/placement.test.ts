@@ -455,3 +455,40 @@ describe('the shipped playbooks, resolved over node reads', () => {
     expect(takeover!.units.map((u) => [u.item!.label, u.hosts, u.lock])).toEqual([['nfs-a', ['n2'], 'service-nfs-a']]);
   });
 });
+
+describe('a group whose last run was cut short where it now runs (engine/resume.ts owedByGroup)', () => {
+  // nfs-b's last run moved it to n1 and died before announcing it: running on n1, owed.
+  const owedB = (sameRequest: boolean) => (g: { name: string }) => (g.name === 'nfs-b' ? { runId: 'R1', sameRequest } : undefined);
+  const onN1 = cluster({ 'nfs-b': at('nfs-b', 'running', ['n1']) });
+  const finishes = (r: { moves: Move[]; notes: string[] }) => [route(r.moves), r.moves.map((m) => m.reason), r.notes.filter((n) => n.includes('cut short'))];
+  const NOTE = 'group nfs-b runs on n1, but run R1, which put it there, was cut short: finishing it there (what it still owed: the GARP, the NFSv3 lock holders\' notification)';
+
+  it('move to where it runs: finished there (nothing released), whoever cut it short', () => {
+    expect(finishes(resolvePlacement({ kind: 'move', group: 'nfs-b', to: 'n1' }, GROUPS, onN1, undefined, owedB(false)))).toEqual([['nfs-b ->n1'], ['finish'], [NOTE]]);
+  });
+
+  it('move with no node named: the same command again finishes it; another one moves it on', () => {
+    expect(finishes(resolvePlacement({ kind: 'move', group: 'nfs-b' }, GROUPS, onN1, undefined, owedB(true)))[0]).toEqual(['nfs-b ->n1']);
+    expect(route(resolvePlacement({ kind: 'move', group: 'nfs-b' }, GROUPS, onN1, undefined, owedB(false)).moves)).toEqual(['nfs-b n1->n2']);
+  });
+
+  it('failover and evacuate: only their own run, cut short, is finished; other groups\' runs are not their business', () => {
+    // n2 failed; nfs-b already runs on n1, put there by this very failover before it died.
+    const failed = cluster({ 'nfs-b': at('nfs-b', 'running', ['n1']) }, [up('n1'), down('n2', 'off'), up('n3')]);
+    const f = resolvePlacement({ kind: 'failover', node: 'n2' }, GROUPS, failed, undefined, owedB(true));
+    expect(finishes(f)).toEqual([['nfs-b ->n1'], ['finish'], [NOTE]]);
+    expect(resolvePlacement({ kind: 'failover', node: 'n2' }, GROUPS, failed, undefined, owedB(false)).moves).toEqual([]);
+    const e = resolvePlacement({ kind: 'evacuate', node: 'n2' }, GROUPS, onN1, undefined, owedB(true));
+    expect(route(e.moves)).toEqual(['nfs-b ->n1']);
+    expect(route(resolvePlacement({ kind: 'evacuate', node: 'n2' }, GROUPS, onN1, undefined, owedB(false)).moves)).toEqual([]);
+  });
+
+  it('start of a group running: finished where it runs; a group seen in part or split is judged as before', () => {
+    expect(route(resolvePlacement({ kind: 'start', group: 'nfs-b' }, GROUPS, onN1, undefined, owedB(false)).moves)).toEqual(['nfs-b ->n1']);
+    const partial = cluster({ 'nfs-b': at('nfs-b', 'partial', ['n1']) });
+    expect(route(resolvePlacement({ kind: 'start', group: 'nfs-b' }, GROUPS, partial, undefined, owedB(true)).moves)).toEqual(['nfs-b ->n1']);
+    expect(resolvePlacement({ kind: 'start', group: 'nfs-b' }, GROUPS, partial, undefined, owedB(true)).moves[0]!.reason).toBe('start');
+    const split = cluster({ 'nfs-b': at('nfs-b', 'split', ['n1', 'n2']) });
+    expect(refusal(() => resolvePlacement({ kind: 'move', group: 'nfs-b', to: 'n1' }, GROUPS, split, undefined, owedB(true)))).toMatch(/cannot move group nfs-b: it is SPLIT/);
+  });
+});

@@ -1,0 +1,89 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ExpandedPlay } from '../../src/engine/expand.js';
+import { Journal } from '../../src/engine/journal.js';
+import { owedByGroup, owedOfItems } from '../../src/engine/resume.js';
+
+// What a service group's last run left owed (src/engine/resume.ts): the newest run that took the
+// group's lock, whatever its playbook, read for the group's item only; and how a re-run numbers
+// those step instances as its own.
+
+let state: string;
+let saved: string | undefined;
+beforeEach(() => {
+  state = mkdtempSync(path.join(os.tmpdir(), 'baton-resume-groups-'));
+  saved = process.env.BATON_STATE_DIR;
+  process.env.BATON_STATE_DIR = state;
+});
+afterEach(() => {
+  if (saved === undefined) delete process.env.BATON_STATE_DIR;
+  else process.env.BATON_STATE_DIR = saved;
+  rmSync(state, { recursive: true, force: true });
+});
+
+const RAISE = 'p0.s0.group-move.s17';
+const runs = () => path.join(state, 'runs');
+
+/** A group-playbook run that raised nfs-a's VIP on n2 (item 0) and nfs-b's on n3 (item 1). */
+async function write(id: string, o: { playbook?: string; lock?: string; ended?: string; undoOf?: string; here?: boolean; vars?: Record<string, unknown> } = {}): Promise<void> {
+  const j = new Journal(id, runs());
+  const who = o.here ? { controller: os.hostname(), pid: process.pid } : { controller: 'elsewhere', pid: 1 };
+  j.append({ t: 'run', runId: id, mode: o.undoOf ? 'undo' : 'run', ...(o.undoOf ? { undoOf: o.undoOf } : { playbook: o.playbook ?? '/pb/service-move.yml' }), lock: o.lock ?? 'service-nfs-a,service-nfs-b', extraVars: o.vars ?? { service: 'nfs-a' }, ...who, argv: [] });
+  for (const [i, label, host] of [[0, 'nfs-a', 'n2'], [1, 'nfs-b', 'n3']] as const) {
+    const seq = j.append({ t: 'intent', instance: `${RAISE}#${i}`, stepId: RAISE, name: 'raise', kind: 'raise_vip', host, on: host, args: {}, before: null, item: { index: i, label } });
+    j.append({ t: 'done', seq, status: 'changed' });
+  }
+  await j.durable();
+  if (o.ended) j.append({ t: 'end', outcome: o.ended as 'succeeded' });
+  j.close();
+}
+
+describe('owedByGroup', () => {
+  it('a run that never ended owes what it changed for the group\'s item, and nothing of the other groups\'', async () => {
+    await write('20260101T000000Z-aaaaaa');
+    expect(owedByGroup('nfs-a', 'service-nfs-a')).toEqual({ runId: '20260101T000000Z-aaaaaa', playbook: '/pb/service-move.yml', extraVars: { service: 'nfs-a' }, changed: [{ instance: `${RAISE}#0`, host: 'n2', kind: 'raise_vip' }] });
+    expect(owedByGroup('nfs-c', 'service-nfs-c')).toBeUndefined();
+  });
+
+  it('nothing is owed once a later run under the lock ended whole, or an undo of it ran; a failed-not-rolled-back end still owes', async () => {
+    await write('20260101T000000Z-aaaaaa');
+    await write('20260101T000005Z-bbbbbb', { lock: 'fence-n1,service-nfs-a', ended: 'succeeded' });
+    expect(owedByGroup('nfs-a', 'service-nfs-a')).toBeUndefined();
+    await write('20260101T000009Z-cccccc', { ended: 'failed-not-rolled-back' });
+    expect(owedByGroup('nfs-a', 'service-nfs-a')?.runId).toBe('20260101T000009Z-cccccc');
+    await write('20260101T000010Z-dddddd', { undoOf: '20260101T000009Z-cccccc', ended: 'succeeded' });
+    expect(owedByGroup('nfs-a', 'service-nfs-a')).toBeUndefined();
+  });
+
+  it('a run still going on this controller owes nothing: it is at work, not cut short', async () => {
+    await write('20260101T000000Z-aaaaaa', { here: true });
+    expect(owedByGroup('nfs-a', 'service-nfs-a')).toBeUndefined();
+  });
+});
+
+describe('owedOfItems', () => {
+  const expanded = (playIndex: number, items: Array<[number, string]>): ExpandedPlay[] => [
+    {
+      index: playIndex,
+      title: 't',
+      hosts: [],
+      play: { steps: [{ id: `p${playIndex}.s0.group-move.s17`, kind: 'raise_vip' }, { id: `p${playIndex}.s0.group-move.s18`, kind: 'garp' }] },
+      units: items.map(([index, label]) => ({ item: { var: 'move', value: {}, index, label }, title: label, hosts: [], lock: `service-${label}` })),
+    } as unknown as ExpandedPlay,
+  ];
+
+  it('numbers the owed instances as this run\'s play and item; the same request takes the run over, another only finishes its group', async () => {
+    await write('20260101T000000Z-aaaaaa');
+    // node-failover's takeover play is its second (p1); nfs-a is its third item.
+    const other = owedOfItems(expanded(1, [[2, 'nfs-a']]), '/pb/node-failover.yml', { failed: 'n1' });
+    expect(other).toEqual({ runId: '20260101T000000Z-aaaaaa', changed: new Set(['p1.s0.group-move.s17#2@n2']), resumes: [] });
+    const same = owedOfItems(expanded(0, [[0, 'nfs-a'], [1, 'nfs-b']]), '/pb/service-move.yml', { service: 'nfs-a' });
+    expect(same).toEqual({ runId: '20260101T000000Z-aaaaaa', changed: new Set([`${RAISE}#0@n2`, `${RAISE}#1@n3`]), resumes: ['20260101T000000Z-aaaaaa'] });
+    // A step of another kind at that place in this run's play is not the step the run owed.
+    const moved = expanded(0, [[0, 'nfs-a']]);
+    (moved[0]!.play.steps as Array<{ kind: string }>)[0]!.kind = 'garp';
+    expect(owedOfItems(moved, '/pb/service-move.yml', { service: 'nfs-a' })).toBeUndefined();
+  });
+});
