@@ -1,7 +1,7 @@
-import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { appendFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { tempStateDirEach } from '../helpers/state-dir.js';
 import { Journal } from '../../src/engine/journal.js';
 import { findInterrupted } from '../../src/engine/resume.js';
 
@@ -9,20 +9,9 @@ import { findInterrupted } from '../../src/engine/resume.js';
 // playbook, lock and vars that did not end whole; chosen from the journals' first lines, and
 // trusted only when its journal (and an undo's) reads back whole.
 
-let state: string;
-let saved: string | undefined;
-beforeEach(() => {
-  state = mkdtempSync(path.join(os.tmpdir(), 'baton-resume-find-'));
-  saved = process.env.BATON_STATE_DIR;
-  process.env.BATON_STATE_DIR = state;
-});
-afterEach(() => {
-  if (saved === undefined) delete process.env.BATON_STATE_DIR;
-  else process.env.BATON_STATE_DIR = saved;
-  rmSync(state, { recursive: true, force: true });
-});
+const state = tempStateDirEach('baton-resume-find-');
 
-const runs = () => path.join(state, 'runs');
+const runs = () => path.join(state(), 'runs');
 
 /** A run of `playbook` that changed `instance` on n1; `ended` says whether it ended whole. */
 async function write(id: string, o: { playbook?: string; at?: string; ended?: boolean; undoOf?: string; vars?: Record<string, unknown> } = {}): Promise<Journal> {
@@ -50,7 +39,7 @@ describe('findInterrupted', () => {
     await write('20260101T000000Z-aaaaaa');
     await write('20260101T000005Z-bbbbbb', { ended: true });
     expect(findInterrupted('pb.yml', 'L', {})).toBeUndefined();
-    rmSync(state, { recursive: true, force: true });
+    rmSync(state(), { recursive: true, force: true });
     await write('20260101T000000Z-aaaaaa');
     await write('20260101T000005Z-dddddd', { undoOf: '20260101T000000Z-aaaaaa', ended: true });
     expect(findInterrupted('pb.yml', 'L', {})).toBeUndefined();

@@ -1,7 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { tempStateDirEach } from '../helpers/state-dir.js';
 import type { ExpandedPlay } from '../../src/engine/expand.js';
 import { Journal } from '../../src/engine/journal.js';
 import { owedByGroup, owedOfItems } from '../../src/engine/resume.js';
@@ -10,21 +10,10 @@ import { owedByGroup, owedOfItems } from '../../src/engine/resume.js';
 // group's lock, whatever its playbook, read for the group's item only; and how a re-run numbers
 // those step instances as its own.
 
-let state: string;
-let saved: string | undefined;
-beforeEach(() => {
-  state = mkdtempSync(path.join(os.tmpdir(), 'baton-resume-groups-'));
-  saved = process.env.BATON_STATE_DIR;
-  process.env.BATON_STATE_DIR = state;
-});
-afterEach(() => {
-  if (saved === undefined) delete process.env.BATON_STATE_DIR;
-  else process.env.BATON_STATE_DIR = saved;
-  rmSync(state, { recursive: true, force: true });
-});
+const state = tempStateDirEach('baton-resume-groups-');
 
 const RAISE = 'p0.s0.group-move.s17';
-const runs = () => path.join(state, 'runs');
+const runs = () => path.join(state(), 'runs');
 
 /** A group-playbook run that raised nfs-a's VIP on n2 (item 0) and nfs-b's on n3 (item 1). */
 async function write(id: string, o: { playbook?: string; lock?: string; ended?: string; undoOf?: string; here?: boolean; vars?: Record<string, unknown> } = {}): Promise<void> {
