@@ -98,6 +98,12 @@ export async function watchCommand(o: WatchOptions): Promise<number> {
           await pool.closeAll();
         }
       },
+      groupOfLock: (lock) => groups.find((g) => g.lock === lock)?.name,
+      start: async (group) => {
+        const inputs = loadInputs('service-start.yml', { inventory: sources, vaultPasswordFile: o.vaultPasswordFile, vaultId: o.vaultId, user: o.user, extraVars: [JSON.stringify({ service: group })] });
+        await inputs.registry.ensureLoaded();
+        return (await runSession(inputs, { coordinator: spec }, { reporter: await makeReporter({ json: o.json }) })).exitCode;
+      },
       // node-failover takes over, from a node already powered off, the groups seen nowhere.
       failover: async (node) => {
         const extraVars = [JSON.stringify({ failed: node })];

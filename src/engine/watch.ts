@@ -71,7 +71,9 @@ export type WatchAction =
   | 'undo'
   | 'orphan-wait'
   | 'would-rerun'
-  | 'would-undo';
+  | 'would-undo'
+  // After undoing an orphaned failover of a node that came back: its groups started where they may run.
+  | 'start';
 
 /** One decision, as logged and journaled: what was seen, what was done, and why. */
 export interface WatchDecision {
@@ -317,6 +319,10 @@ export interface WatchLoop {
   undo?(runId: string): Promise<number>;
   /** The failover playbook's name (default node-failover.yml): an orphan running it is a failover. */
   playbook?: string;
+  /** Start a service group where it may run, as `baton run service-start.yml -e service=G --yes`; the exit code. */
+  start?(group: string): Promise<number>;
+  /** The service group whose lock this is (a failover's locks: `fence-N` and one per group it moves). */
+  groupOfLock?(lock: string): string | undefined;
   log: DecisionLog;
   say(line: string): void;
   signal: AbortSignal;
@@ -397,6 +403,11 @@ async function settleOrphans(w: WatchLoop, tracker: FailureTracker, controller: 
     if (j.action === 'undo') {
       code = await exitOf(w, `the undo of ${o.runId}`, () => w.undo!(o.runId));
       await write('undo', `undo of orphan ${o.runId} ended with exit ${code}`, code);
+      // A failover undone because its node came back: if the orphan's fence had powered the node
+      // off, what ran there is gone and the undo cannot bring it back (powering a node on starts
+      // no service). Each group the orphan was moving is started where it may run; one still
+      // running is left as it is (service-start: nothing to do).
+      if (code === 0 && j.node && w.start) await startGroupsOf(w, o, j.node, write);
       continue;
     }
     const node = j.node!;
@@ -416,6 +427,15 @@ async function settleOrphans(w: WatchLoop, tracker: FailureTracker, controller: 
     await write('rerun', `node-failover for ${node} (after undoing orphan ${o.runId}) ended with exit ${code}`, code);
   }
   return handled;
+}
+
+async function startGroupsOf(w: WatchLoop, o: Orphan, node: string, write: (action: WatchAction, why: string, exit?: number) => Promise<void>): Promise<void> {
+  const groups = (o.head.lock ?? '').split(',').flatMap((l) => w.groupOfLock?.(l) ?? []);
+  for (const g of groups) {
+    await write('start', `orphan ${o.runId} was undone and ${node} is back; ${g}, which it was failing over, may run nowhere since (a fenced node comes back with nothing running): starting it where it may run`);
+    const code = await exitOf(w, `service-start of ${g}`, () => w.start!(g));
+    await write('start', `service-start of ${g} (after undoing orphan ${o.runId}) ended with exit ${code}`, code);
+  }
 }
 
 /** The watch loop: observe, decide, act; until the signal fires. */

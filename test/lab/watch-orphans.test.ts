@@ -135,7 +135,7 @@ function fates(runs: EtcdRun[], since: string) {
   const mine = runs.filter((r) => r.head.at >= since);
   const failovers = mine.filter((r) => r.head.mode === 'run' && path.basename(r.head.playbook ?? '') === 'node-failover.yml');
   const undoneBy = (id: string) => mine.find((u) => u.head.mode === 'undo' && u.head.undoOf === id && u.end?.outcome === 'succeeded');
-  const resumedBy = (id: string) => mine.find((r) => r.head.resumes === id);
+  const resumedBy = (id: string) => mine.find((r) => (r.head.resumes ?? '').split(',').includes(id));
   // A later run under one of its locks that ended (a re-run that found the takeover done, with
   // nothing left to resume): what runs now is that run's doing.
   const locks = (r: EtcdRun) => (r.head.lock ?? '').split(',').filter(Boolean);

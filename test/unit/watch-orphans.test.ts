@@ -45,12 +45,13 @@ describe('the rule for a run a dead controller left', () => {
 interface Calls {
   failovers: string[];
   undos: string[];
+  starts: string[];
 }
 
-async function loop(o: { orphans: Orphan[][]; health: NodeHealth[]; failoverExit?: number[]; dryRun?: boolean; leader?: boolean; rounds?: number }): Promise<Calls & { decisions: Array<{ action: string; why: string; run?: string; exit?: number; saw: { power: string } }> }> {
+async function loop(o: { orphans: Orphan[][]; health: NodeHealth[]; failoverExit?: number[]; undoExit?: number; dryRun?: boolean; leader?: boolean; rounds?: number }): Promise<Calls & { decisions: Array<{ action: string; why: string; run?: string; exit?: number; saw: { power: string } }> }> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-watch-orphans-'));
   dirs.push(dir);
-  const calls: Calls = { failovers: [], undos: [] };
+  const calls: Calls = { failovers: [], undos: [], starts: [] };
   let round = 0;
   const exits = [...(o.failoverExit ?? [])];
   await watch({
@@ -64,7 +65,9 @@ async function loop(o: { orphans: Orphan[][]; health: NodeHealth[]; failoverExit
     // Each round's orphans (the last list stays: an orphan nobody took over is found again).
     orphans: { find: async () => o.orphans[Math.min(round++, o.orphans.length - 1)]! },
     failover: async (node) => (calls.failovers.push(node), exits.shift() ?? 0),
-    undo: async (runId) => (calls.undos.push(runId), 0),
+    undo: async (runId) => (calls.undos.push(runId), o.undoExit ?? 0),
+    groupOfLock: (lock) => (lock.startsWith('service-') ? lock.slice('service-'.length) : undefined),
+    start: async (group) => (calls.starts.push(group), 0),
   });
   const file = path.join(dir, 'watch.jsonl');
   const decisions = (existsSync(file) ? readFileSync(file, 'utf8') : '').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { action: string; why: string; run?: string; exit?: number; saw: { power: string } });
@@ -101,6 +104,18 @@ describe('the leading watcher and orphaned runs', () => {
     const r = await loop({ orphans: [[failoverOrphan, switchoverOrphan, undoOrphan], []], health: [ok('n1'), ok('n2')], rounds: 3 });
     expect(r.undos).toEqual([failoverOrphan.runId, switchoverOrphan.runId, undoOrphan.head.undoOf]);
     expect(r.failovers).toEqual([]);
+  });
+
+  it('a failover undone because its node came back: each group it was moving is started where it may run (its fence may have left it running nowhere); not after a failed undo, nor for other runs', async () => {
+    const r = await loop({ orphans: [[failoverOrphan, switchoverOrphan], []], health: [ok('n1'), ok('n2')], rounds: 2 });
+    expect(r.undos).toEqual([failoverOrphan.runId, switchoverOrphan.runId]);
+    expect(r.starts).toEqual(['g1']);
+    expect(r.decisions.filter((d) => d.action === 'start').map((d) => `${d.exit ?? ''} ${d.why}`)).toEqual([
+      expect.stringMatching(/^ orphan 20261127T100000Z-aaaaaa was undone and n1 is back; g1, which it was failing over, may run nowhere since/),
+      expect.stringMatching(/^0 service-start of g1 \(after undoing orphan 20261127T100000Z-aaaaaa\) ended with exit 0/),
+    ]);
+    const failedUndo = await loop({ orphans: [[failoverOrphan], []], health: [ok('n1')], rounds: 2, undoExit: 3 });
+    expect(failedUndo.starts).toEqual([]);
   });
 
   it('--dry-run and a watcher that is not the leader change nothing; dry-run says once what it would do', async () => {
