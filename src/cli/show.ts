@@ -22,7 +22,7 @@ export function showCommand(idOrPrefix: string, o: ShowOptions): number {
     out.push(`run ${runId}  ${head.mode === 'undo' ? `undo of ${head.undoOf}` : basename(head.playbook ?? '')}${row?.vars ? `  ${row.vars}` : ''}`);
     out.push(`  started ${head.at} on ${head.controller} (pid ${head.pid})${row?.durationMs !== undefined ? `, took ${(row.durationMs / 1000).toFixed(1)} s` : ''}`);
     if (head.inventory) out.push(`  inventory ${head.inventory}`);
-    if (head.resumes) out.push(`  finished the interrupted run ${head.resumes}`);
+    if (head.resumes) out.push(`  finished the interrupted run${head.resumes.includes(',') ? 's' : ''} ${head.resumes.split(',').join(', ')}`);
   }
   if (row) {
     const fate = row.undoneBy.length ? `, undone by ${row.undoneBy.join(', ')}` : row.supersededBy ? `, superseded by ${row.supersededBy}` : row.finishedBy ? `, finished by ${row.finishedBy}` : '';

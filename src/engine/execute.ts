@@ -587,6 +587,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
       if (!itemFailed) {
         summary.outcome = halted() ? 'stopped' : 'succeeded';
         changes.push(...t.changes);
+        o.journal?.append({ t: 'item', play: p, label, outcome: summary.outcome });
         emit({ type: 'item-end', play: p, item: label, outcome: summary.outcome });
         return;
       }
@@ -608,6 +609,7 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
         if (!complete) changes.push(...t.changes);
         summary.outcome = complete ? 'rolled-back' : 'rollback-incomplete';
       }
+      o.journal?.append({ t: 'item', play: p, label, outcome: summary.outcome });
       emit({ type: 'item-end', play: p, item: label, outcome: summary.outcome, error: summary.failure });
     });
     if (failed && loop.onItemFailure === 'rollback_item') {

@@ -92,10 +92,22 @@ export interface EndRecord {
   at: string;
 }
 
-export type JournalRecord = RunRecord | IntentRecord | DoneRecord | EndRecord;
+/**
+ * An item of a looped play ended (each item is its own transaction): how. A run killed after one
+ * group's item succeeded owes that group nothing (engine/resume.ts owedByGroup).
+ */
+export interface ItemEndRecord {
+  t: 'item';
+  play: number;
+  label: string;
+  outcome: string;
+  at: string;
+}
+
+export type JournalRecord = RunRecord | IntentRecord | DoneRecord | EndRecord | ItemEndRecord;
 
 /** A record as handed to append(): the journal stamps `at`, and `seq` for intents. */
-export type NewRecord = Omit<RunRecord, 'at'> | Omit<IntentRecord, 'at' | 'seq'> | Omit<DoneRecord, 'at'> | Omit<EndRecord, 'at'>;
+export type NewRecord = Omit<RunRecord, 'at'> | Omit<IntentRecord, 'at' | 'seq'> | Omit<DoneRecord, 'at'> | Omit<EndRecord, 'at'> | Omit<ItemEndRecord, 'at'>;
 
 export function newRunId(now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');

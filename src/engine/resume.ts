@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { basename } from 'node:path';
 import type { ExpandedPlay } from './expand.js';
 import { inspectJournal, journalPath, loadRunHeads, type JournalRecord } from './journal.js';
 
@@ -107,8 +108,29 @@ function aliveHere(head: { controller: string; pid: number }): boolean {
   }
 }
 
-/** `runs`: the journals' first lines, oldest first (loadRunHeads), when the caller asks for many groups. */
-export function owedByGroup(group: string, lock: string, runs: RunHeads = loadRunHeads()): OwedByGroup | undefined {
+/** An item that ended so owes nothing: its steps all ran, or its own rollback put them back. */
+const ITEM_SETTLED = new Set(['succeeded', 'rolled-back']);
+
+/** Journals read whole (null: damaged), by run id: one read however many groups ask. */
+type JournalCache = Map<string, JournalRecord[] | null>;
+
+function recordsOf(id: string, cache?: JournalCache): JournalRecord[] | null {
+  if (cache?.has(id)) return cache.get(id)!;
+  let recs: JournalRecord[] | null;
+  try {
+    recs = inspectJournal(journalPath(id)).records;
+  } catch {
+    recs = null;
+  }
+  cache?.set(id, recs);
+  return recs;
+}
+
+/**
+ * `runs`: the journals' first lines, oldest first (loadRunHeads), and `cache`: the journals read,
+ * when the caller asks for many groups.
+ */
+export function owedByGroup(group: string, lock: string, runs: RunHeads = loadRunHeads(), cache?: JournalCache): OwedByGroup | undefined {
   const heads = new Map(runs.map((r) => [r.id, r.head]));
   const locks = (l: string | undefined) => (l ?? '').split(',');
   for (const { id, head } of [...runs].reverse()) {
@@ -118,16 +140,15 @@ export function owedByGroup(group: string, lock: string, runs: RunHeads = loadRu
       continue;
     }
     if (!locks(head.lock).includes(lock)) continue;
-    let recs: JournalRecord[];
-    try {
-      recs = inspectJournal(journalPath(id)).records;
-    } catch {
-      // A damaged journal is never trusted, not even to say what is owed: passed over, as above.
-      continue;
-    }
+    const recs = recordsOf(id, cache);
+    // A damaged journal is never trusted, not even to say what is owed: passed over, as above.
+    if (!recs) continue;
     const end = recs.find((r) => r.t === 'end');
     if (end && end.t === 'end' && end.outcome !== 'failed-not-rolled-back') return undefined;
     if (!end && aliveHere(head)) return undefined;
+    // The group's own item ended whole (another item failed, or the run died after it).
+    if (recs.some((r) => r.t === 'item' && r.label === group && ITEM_SETTLED.has(r.outcome))) return undefined;
+    if (end && end.t === 'end' && end.items?.some((i) => i.label === group && ITEM_SETTLED.has(i.outcome))) return undefined;
     const done = new Map<number, string>();
     for (const r of recs) if (r.t === 'done') done.set(r.seq, r.status);
     const reverted = new Set<number>();
@@ -155,21 +176,23 @@ export function owedByGroup(group: string, lock: string, runs: RunHeads = loadRu
  */
 export function owedOfItems(expanded: ExpandedPlay[], playbook: string, extraVars: Record<string, unknown>): Interrupted | undefined {
   let heads: RunHeads | undefined;
+  const cache: JournalCache = new Map();
   const changed = new Set<string>();
   const runs = new Set<string>();
   const same = new Set<string>();
   for (const { play, index, units } of expanded) {
     const kinds = new Map(play.steps.map((s) => [s.id.replace(/^p\d+\./, ''), s.kind]));
     for (const u of units) {
-      if (!u.item) continue;
-      const o = owedByGroup(u.item.label, u.lock, (heads ??= loadRunHeads()));
+      // Only a service group's item (a placement move: its label is the group, its lock the group's).
+      if (!u.item || !isMove(u.item.value)) continue;
+      const o = owedByGroup(u.item.label, u.lock, (heads ??= loadRunHeads()), cache);
       if (!o) continue;
       for (const c of o.changed) {
         const m = /^p\d+\.([^#]+)#\d+(.*)$/.exec(c.instance);
         if (!m || kinds.get(m[1]!) !== c.kind) continue;
         changed.add(`p${index}.${m[1]}#${u.item.index}${m[2]}@${c.host}`);
         runs.add(o.runId);
-        if (o.playbook === playbook && sameVars(o.extraVars, extraVars)) same.add(o.runId);
+        if (samePlaybook(o.playbook, playbook) && sameVars(o.extraVars, extraVars)) same.add(o.runId);
       }
     }
   }
@@ -189,8 +212,23 @@ export function mergeResumes(a: Interrupted | undefined, b: Interrupted | undefi
  */
 export function owedCheck(playbookFile: string, journaledVars: Record<string, unknown>): (g: { name: string; lock: string }) => { runId: string; sameRequest: boolean } | undefined {
   let runs: RunHeads | undefined;
+  const cache: JournalCache = new Map();
   return (g) => {
-    const o = owedByGroup(g.name, g.lock, (runs ??= loadRunHeads()));
-    return o && { runId: o.runId, sameRequest: o.playbook === playbookFile && sameVars(o.extraVars, journaledVars) };
+    const o = owedByGroup(g.name, g.lock, (runs ??= loadRunHeads()), cache);
+    return o && { runId: o.runId, sameRequest: samePlaybook(o.playbook, playbookFile) && sameVars(o.extraVars, journaledVars) };
   };
+}
+
+/**
+ * The same playbook for "the same request": by file name, as the watcher tells its failovers
+ * (orphans.ts): `playbooks/node-failover.yml` run by hand and the watcher's shipped
+ * `node-failover.yml` are one request, wherever each controller has it installed.
+ */
+function samePlaybook(a: string | undefined, b: string): boolean {
+  return a !== undefined && basename(a) === basename(b);
+}
+
+/** A placement play's item: a service group's move (engine/placement.ts Move). */
+function isMove(v: unknown): boolean {
+  return typeof v === 'object' && v !== null && typeof (v as { reason?: unknown }).reason === 'string' && typeof (v as { lock?: unknown }).lock === 'string';
 }

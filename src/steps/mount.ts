@@ -76,8 +76,11 @@ export function mountArgv(source: string, path: string, fstype: string, options?
   return ['mount', '-t', fstype, ...(options ? ['-o', options] : []), source, normPath(path)];
 }
 
-/** Options that tell mount(8) or fstab what to do but never show in mountinfo. */
-const NOT_SHOWN = new Set(['defaults', 'auto', 'noauto', 'nofail', '_netdev', 'loop', 'user', 'nouser', 'users', 'owner', 'group', 'comment', 'x-systemd']);
+/**
+ * Options that tell mount(8) or fstab what to do, or are the kernel's defaults, and never show in
+ * mountinfo (`async`, `exec`, `suid`, `dev` are what their absence there means).
+ */
+const NOT_SHOWN = new Set(['defaults', 'auto', 'noauto', 'nofail', '_netdev', 'loop', 'user', 'nouser', 'users', 'owner', 'group', 'comment', 'x-systemd', 'async', 'exec', 'suid', 'dev']);
 
 /** Every option asked for shows in the mount's per-mount or superblock options. */
 export function optionsMatch(mounted: MountedFs, options?: string): boolean {

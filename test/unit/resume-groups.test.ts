@@ -16,7 +16,7 @@ const RAISE = 'p0.s0.group-move.s17';
 const runs = () => path.join(state(), 'runs');
 
 /** A group-playbook run that raised nfs-a's VIP on n2 (item 0) and nfs-b's on n3 (item 1). */
-async function write(id: string, o: { playbook?: string; lock?: string; ended?: string; undoOf?: string; here?: boolean; vars?: Record<string, unknown> } = {}): Promise<void> {
+async function write(id: string, o: { playbook?: string; lock?: string; ended?: string; undoOf?: string; here?: boolean; vars?: Record<string, unknown>; itemEnded?: string; endItems?: Array<{ label: string; outcome: string }> } = {}): Promise<void> {
   const j = new Journal(id, runs());
   const who = o.here ? { controller: os.hostname(), pid: process.pid } : { controller: 'elsewhere', pid: 1 };
   j.append({ t: 'run', runId: id, mode: o.undoOf ? 'undo' : 'run', ...(o.undoOf ? { undoOf: o.undoOf } : { playbook: o.playbook ?? '/pb/service-move.yml' }), lock: o.lock ?? 'service-nfs-a,service-nfs-b', extraVars: o.vars ?? { service: 'nfs-a' }, ...who, argv: [] });
@@ -24,8 +24,9 @@ async function write(id: string, o: { playbook?: string; lock?: string; ended?: 
     const seq = j.append({ t: 'intent', instance: `${RAISE}#${i}`, stepId: RAISE, name: 'raise', kind: 'raise_vip', host, on: host, args: {}, before: null, item: { index: i, label } });
     j.append({ t: 'done', seq, status: 'changed' });
   }
+  if (o.itemEnded) j.append({ t: 'item', play: 0, label: 'nfs-a', outcome: o.itemEnded });
   await j.durable();
-  if (o.ended) j.append({ t: 'end', outcome: o.ended as 'succeeded' });
+  if (o.ended) j.append({ t: 'end', outcome: o.ended as 'succeeded', ...(o.endItems ? { items: o.endItems } : {}) });
   j.close();
 }
 
@@ -46,6 +47,17 @@ describe('owedByGroup', () => {
     expect(owedByGroup('nfs-a', 'service-nfs-a')).toBeUndefined();
   });
 
+  it('a group whose own item ended whole owes nothing, though the run died or failed for another group', async () => {
+    await write('20260101T000000Z-aaaaaa', { itemEnded: 'succeeded' });
+    expect(owedByGroup('nfs-a', 'service-nfs-a')).toBeUndefined();
+    expect(owedByGroup('nfs-b', 'service-nfs-b')?.runId).toBe('20260101T000000Z-aaaaaa');
+    await write('20260101T000001Z-bbbbbb', { itemEnded: 'left-in-place' });
+    expect(owedByGroup('nfs-a', 'service-nfs-a')?.runId).toBe('20260101T000001Z-bbbbbb');
+    await write('20260101T000002Z-cccccc', { ended: 'failed-not-rolled-back', endItems: [{ label: 'nfs-a', outcome: 'succeeded' }, { label: 'nfs-b', outcome: 'rollback-incomplete' }] });
+    expect(owedByGroup('nfs-a', 'service-nfs-a')).toBeUndefined();
+    expect(owedByGroup('nfs-b', 'service-nfs-b')?.runId).toBe('20260101T000002Z-cccccc');
+  });
+
   it('a run still going on this controller owes nothing: it is at work, not cut short', async () => {
     await write('20260101T000000Z-aaaaaa', { here: true });
     expect(owedByGroup('nfs-a', 'service-nfs-a')).toBeUndefined();
@@ -59,7 +71,7 @@ describe('owedOfItems', () => {
       title: 't',
       hosts: [],
       play: { steps: [{ id: `p${playIndex}.s0.group-move.s17`, kind: 'raise_vip' }, { id: `p${playIndex}.s0.group-move.s18`, kind: 'garp' }] },
-      units: items.map(([index, label]) => ({ item: { var: 'move', value: {}, index, label }, title: label, hosts: [], lock: `service-${label}` })),
+      units: items.map(([index, label]) => ({ item: { var: 'move', value: { name: label, reason: 'failover', lock: `service-${label}` }, index, label }, title: label, hosts: [], lock: `service-${label}` })),
     } as unknown as ExpandedPlay,
   ];
 
@@ -70,6 +82,12 @@ describe('owedOfItems', () => {
     expect(other).toEqual({ runId: '20260101T000000Z-aaaaaa', changed: new Set(['p1.s0.group-move.s17#2@n2']), resumes: [] });
     const same = owedOfItems(expanded(0, [[0, 'nfs-a'], [1, 'nfs-b']]), '/pb/service-move.yml', { service: 'nfs-a' });
     expect(same).toEqual({ runId: '20260101T000000Z-aaaaaa', changed: new Set([`${RAISE}#0@n2`, `${RAISE}#1@n3`]), resumes: ['20260101T000000Z-aaaaaa'] });
+    // The same playbook installed elsewhere (the watcher's shipped one, a person's checkout) is the same request.
+    expect(owedOfItems(expanded(0, [[0, 'nfs-a']]), '/usr/lib/baton/playbooks/service-move.yml', { service: 'nfs-a' })?.resumes).toEqual(['20260101T000000Z-aaaaaa']);
+    // A loop that is no placement (a user's own items) is not a group's: nothing is carried over.
+    const own = expanded(0, [[0, 'nfs-a']]);
+    own[0]!.units[0]!.item!.value = 'nfs-a';
+    expect(owedOfItems(own, '/pb/service-move.yml', { service: 'nfs-a' })).toBeUndefined();
     // A step of another kind at that place in this run's play is not the step the run owed.
     const moved = expanded(0, [[0, 'nfs-a']]);
     (moved[0]!.play.steps as Array<{ kind: string }>)[0]!.kind = 'garp';
