@@ -73,6 +73,12 @@ export async function watchCommand(o: WatchOptions): Promise<number> {
   say(`watch: ${groups.length} group(s) on ${new Set(groups.flatMap((g) => g.nodes)).size} node(s), every ${settings.intervalMs / 1000} s; failed after ${settings.failures} rounds; cool-down ${settings.cooldownMs / 1000} s; coordinator ${coordinator.label}${settings.dryRun ? '; --dry-run: nothing is changed' : ''}; decisions in ${log.file}`);
 
   const dir = path.dirname(inventory.file);
+  /** A playbook run as `baton run PLAYBOOK -e VARS --yes` with this watcher's inventory and coordinator; its exit code. */
+  const runPlaybook = async (file: string, vars: Record<string, unknown>): Promise<number> => {
+    const inputs = loadInputs(file, { inventory: sources, vaultPasswordFile: o.vaultPasswordFile, vaultId: o.vaultId, user: o.user, extraVars: [JSON.stringify(vars)] });
+    await inputs.registry.ensureLoaded();
+    return (await runSession(inputs, { coordinator: spec }, { reporter: await makeReporter({ json: o.json }) })).exitCode;
+  };
   try {
     await watch({
       settings,
@@ -99,19 +105,9 @@ export async function watchCommand(o: WatchOptions): Promise<number> {
         }
       },
       groupOfLock: (lock) => groups.find((g) => g.lock === lock)?.name,
-      start: async (group) => {
-        const inputs = loadInputs('service-start.yml', { inventory: sources, vaultPasswordFile: o.vaultPasswordFile, vaultId: o.vaultId, user: o.user, extraVars: [JSON.stringify({ service: group })] });
-        await inputs.registry.ensureLoaded();
-        return (await runSession(inputs, { coordinator: spec }, { reporter: await makeReporter({ json: o.json }) })).exitCode;
-      },
+      start: (group) => runPlaybook('service-start.yml', { service: group }),
       // node-failover takes over, from a node already powered off, the groups seen nowhere.
-      failover: async (node) => {
-        const extraVars = [JSON.stringify({ failed: node })];
-        const inputs = loadInputs(playbook, { inventory: sources, vaultPasswordFile: o.vaultPasswordFile, vaultId: o.vaultId, user: o.user, extraVars });
-        await inputs.registry.ensureLoaded();
-        const r = await runSession(inputs, { coordinator: spec }, { reporter: await makeReporter({ json: o.json }) });
-        return r.exitCode;
-      },
+      failover: (node) => runPlaybook(playbook, { failed: node }),
     });
   } finally {
     process.off('SIGINT', onSignal);

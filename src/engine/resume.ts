@@ -1,7 +1,8 @@
 import os from 'node:os';
 import { basename } from 'node:path';
 import type { ExpandedPlay } from './expand.js';
-import { inspectJournal, journalPath, loadRunHeads, type JournalRecord } from './journal.js';
+import { inspectJournal, journalPath, loadRunHeads, type EndRecord, type IntentRecord, type JournalRecord } from './journal.js';
+import type { OwedCheck } from './placement.js';
 
 type RunHeads = ReturnType<typeof loadRunHeads>;
 
@@ -31,19 +32,50 @@ export function sameVars(a: unknown, b: unknown): boolean {
   return JSON.stringify(a ?? {}) === JSON.stringify(b ?? {});
 }
 
+/** The run's end record, if it ended. */
+const endOf = (recs: JournalRecord[]): EndRecord | undefined => recs.find((r): r is EndRecord => r.t === 'end');
+
+/**
+ * A run that ended whole (succeeded, or rolled back completely) owes nothing; one that died, or
+ * failed leaving changes in place (a rollback that could not reach a node), may.
+ */
+const endedWhole = (end: EndRecord | undefined): boolean => end !== undefined && end.outcome !== 'failed-not-rolled-back';
+
+/** The intents a run changed (or had started changing) that its own rollback did not put back. */
+function intentsInPlace(recs: JournalRecord[]): IntentRecord[] {
+  const done = new Map<number, string>();
+  for (const r of recs) if (r.t === 'done') done.set(r.seq, r.status);
+  const reverted = new Set<number>();
+  for (const r of recs) if (r.t === 'intent' && r.reverts && done.get(r.seq) === 'reverted') reverted.add(r.reverts.seq);
+  return recs.filter((r): r is IntentRecord => {
+    if (r.t !== 'intent' || r.reverts || reverted.has(r.seq)) return false;
+    const status = done.get(r.seq);
+    return status === undefined || status === 'changed' || status === 'failed';
+  });
+}
+
+/** Journals read whole (null: damaged), by run id: one read however many groups ask. */
+type JournalCache = Map<string, JournalRecord[] | null>;
+
+/** A journal's records; null when it is damaged: never trusted, not even to say what is owed. */
+function recordsOf(id: string, cache?: JournalCache): JournalRecord[] | null {
+  if (cache?.has(id)) return cache.get(id)!;
+  let recs: JournalRecord[] | null;
+  try {
+    recs = inspectJournal(journalPath(id)).records;
+  } catch {
+    recs = null;
+  }
+  cache?.set(id, recs);
+  return recs;
+}
+
 export function findInterrupted(playbook: string, lock: string, journaledExtraVars: Record<string, unknown>): Interrupted | undefined {
   // Newest first, from each journal's first line; only the journals that decide are read whole
   // (a state dir keeps every run: reading them all made each run slower than the last).
   const runs = loadRunHeads();
   const heads = new Map(runs.map((r) => [r.id, r.head]));
-  // A damaged journal is never trusted, not even to say what is owed: it is passed over.
-  const whole = (id: string): JournalRecord[] | undefined => {
-    try {
-      return inspectJournal(journalPath(id)).records;
-    } catch {
-      return undefined;
-    }
-  };
+  const whole = (id: string): boolean => recordsOf(id) !== null;
   for (const { id, head } of runs.reverse()) {
     if (head.mode === 'undo') {
       // An undo of the newest run of this playbook: nothing is owed.
@@ -52,24 +84,11 @@ export function findInterrupted(playbook: string, lock: string, journaledExtraVa
       continue;
     }
     if (head.playbook !== playbook || head.lock !== lock) continue;
-    const recs = whole(id);
+    const recs = recordsOf(id);
     if (!recs) continue;
     if (!sameVars(head.extraVars, journaledExtraVars)) return undefined;
-    // A run that ended whole (succeeded, or rolled back completely) owes nothing; one that died,
-    // or failed leaving changes in place (a rollback that could not reach a node), may.
-    const end = recs.find((r) => r.t === 'end');
-    if (end && end.t === 'end' && end.outcome !== 'failed-not-rolled-back') return undefined;
-    const done = new Map<number, string>();
-    for (const r of recs) if (r.t === 'done') done.set(r.seq, r.status);
-    // Changes its own rollback put back are no longer in place.
-    const reverted = new Set<number>();
-    for (const r of recs) if (r.t === 'intent' && r.reverts && done.get(r.seq) === 'reverted') reverted.add(r.reverts.seq);
-    const changed = new Set<string>();
-    for (const r of recs) {
-      if (r.t !== 'intent' || r.reverts || reverted.has(r.seq)) continue;
-      const status = done.get(r.seq);
-      if (status === undefined || status === 'changed' || status === 'failed') changed.add(`${r.instance}@${r.host}`);
-    }
+    if (endedWhole(endOf(recs))) return undefined;
+    const changed = new Set(intentsInPlace(recs).map((r) => `${r.instance}@${r.host}`));
     if (changed.size === 0) return undefined;
     return { runId: id, changed };
   }
@@ -84,10 +103,8 @@ export function findInterrupted(playbook: string, lock: string, journaledExtraVa
  * command, or the watcher finishing an orphan — would find nothing to move. So the newest run
  * that took the group's lock is read, whatever its playbook and vars: if it never ended (and is
  * not alive on this controller) or ended with changes in place, and nothing undid it, the step
- * instances it changed for the group's item (and did not put back) are owed.
- *
- * `changed` holds `pP.sS#I[K]@host` as that run numbered them; `sameAs(playbook, vars)` tells
- * whether a re-run is the same request.
+ * instances it changed for the group's item (and did not put back) are owed, numbered as that run
+ * numbered them; its playbook and vars tell whether a re-run is the same request.
  */
 export interface OwedByGroup {
   runId: string;
@@ -111,20 +128,6 @@ function aliveHere(head: { controller: string; pid: number }): boolean {
 /** An item that ended so owes nothing: its steps all ran, or its own rollback put them back. */
 const ITEM_SETTLED = new Set(['succeeded', 'rolled-back']);
 
-/** Journals read whole (null: damaged), by run id: one read however many groups ask. */
-type JournalCache = Map<string, JournalRecord[] | null>;
-
-function recordsOf(id: string, cache?: JournalCache): JournalRecord[] | null {
-  if (cache?.has(id)) return cache.get(id)!;
-  let recs: JournalRecord[] | null;
-  try {
-    recs = inspectJournal(journalPath(id)).records;
-  } catch {
-    recs = null;
-  }
-  cache?.set(id, recs);
-  return recs;
-}
 
 /**
  * `runs`: the journals' first lines, oldest first (loadRunHeads), and `cache`: the journals read,
@@ -141,24 +144,16 @@ export function owedByGroup(group: string, lock: string, runs: RunHeads = loadRu
     }
     if (!locks(head.lock).includes(lock)) continue;
     const recs = recordsOf(id, cache);
-    // A damaged journal is never trusted, not even to say what is owed: passed over, as above.
     if (!recs) continue;
-    const end = recs.find((r) => r.t === 'end');
-    if (end && end.t === 'end' && end.outcome !== 'failed-not-rolled-back') return undefined;
+    const end = endOf(recs);
+    if (endedWhole(end)) return undefined;
     if (!end && aliveHere(head)) return undefined;
     // The group's own item ended whole (another item failed, or the run died after it).
     if (recs.some((r) => r.t === 'item' && r.label === group && ITEM_SETTLED.has(r.outcome))) return undefined;
-    if (end && end.t === 'end' && end.items?.some((i) => i.label === group && ITEM_SETTLED.has(i.outcome))) return undefined;
-    const done = new Map<number, string>();
-    for (const r of recs) if (r.t === 'done') done.set(r.seq, r.status);
-    const reverted = new Set<number>();
-    for (const r of recs) if (r.t === 'intent' && r.reverts && done.get(r.seq) === 'reverted') reverted.add(r.reverts.seq);
-    const changed: OwedByGroup['changed'] = [];
-    for (const r of recs) {
-      if (r.t !== 'intent' || r.reverts || reverted.has(r.seq) || r.item?.label !== group) continue;
-      const status = done.get(r.seq);
-      if (status === undefined || status === 'changed' || status === 'failed') changed.push({ instance: r.instance, host: r.host, kind: r.kind });
-    }
+    if (end?.items?.some((i) => i.label === group && ITEM_SETTLED.has(i.outcome))) return undefined;
+    const changed = intentsInPlace(recs)
+      .filter((r) => r.item?.label === group)
+      .map((r) => ({ instance: r.instance, host: r.host, kind: r.kind }));
     if (!changed.length) return undefined;
     return { runId: id, ...(head.playbook ? { playbook: head.playbook } : {}), ...(head.extraVars ? { extraVars: head.extraVars } : {}), changed };
   }
@@ -168,8 +163,9 @@ export function owedByGroup(group: string, lock: string, runs: RunHeads = loadRu
 /**
  * What the last runs of the groups this run has items for left owed, as this run numbers its step
  * instances: `pP.STEP#I[K]@host` of the interrupted run (STEP: `s0.group-move.s17`) becomes this
- * run's play and item numbers for the same group, where this run's step STEP is of the same kind (the group playbooks all run
- * the group-move role, so a service-move cut short is finished by a service-start as well).
+ * run's play and item numbers for the same group, where this run's step STEP is of the same kind
+ * (the group playbooks all run the group-move role, so a service-move cut short is finished by a
+ * service-start as well).
  * `resumes` lists the runs this one finishes as the same request (the same playbook and vars):
  * only those count as taken over (runs.ts, the watcher's orphans); another request finishes what
  * it can of a group and leaves the rest of that run to its own re-run.
@@ -210,7 +206,7 @@ export function mergeResumes(a: Interrupted | undefined, b: Interrupted | undefi
  * Placement's question (engine/placement.ts OwedCheck) for a request: the playbook and its vars as
  * journaled (secrets masked), to tell the same request run again from another one.
  */
-export function owedCheck(playbookFile: string, journaledVars: Record<string, unknown>): (g: { name: string; lock: string }) => { runId: string; sameRequest: boolean } | undefined {
+export function owedCheck(playbookFile: string, journaledVars: Record<string, unknown>): OwedCheck {
   let runs: RunHeads | undefined;
   const cache: JournalCache = new Map();
   return (g) => {

@@ -261,13 +261,14 @@ export async function runSession(inputs: RunInputs, o: RunSettings, hooks: RunHo
     const expanded = expandSelection(inputs.playbook, inputs.inventory, inputs.extraVars, o.limit, inputs.playbookFile);
     const lockNames = lockNamesOf(expanded);
     const reach = hostsToReach(expanded);
-    const reached = judgeReach(reach, await session.connect([...new Set([...reach.needed, ...reach.anyOf.flatMap((g) => g.hosts)])]));
+    const toReach = [...new Set([...reach.needed, ...reach.anyOf.flatMap((g) => g.hosts)])];
+    const reached = judgeReach(reach, await session.connect(toReach));
     if (reached.fatal.length) {
       const lines = reached.fatal.map((u) => `  ${u.host}: ${redactor.redact(u.error.message)}`);
       throw new BatonError(`cannot reach ${reached.fatal.length} host(s); nothing was changed:\n${lines.join('\n')}`, ExitCode.UNREACHABLE);
     }
     session.notes.push(...reached.notes.map((n) => redactor.redact(n)));
-    const hosts = [...new Set([...reach.needed, ...reach.anyOf.flatMap((g) => g.hosts)])].filter((h) => !reached.down.has(h));
+    const hosts = toReach.filter((h) => !reached.down.has(h));
     if (!check) await session.lock(lockNames, runId, hosts);
 
     let resume: ReturnType<typeof findInterrupted>;

@@ -283,8 +283,9 @@ export class DecisionLog {
    * 0, or the run's own journal ended succeeded (a watcher killed right after its run ended, before
    * it said so). A new leader keeps the cool-down its predecessor's failover started; without the
    * journal, it failed the node over again, and its fence powered off a node being brought back.
-   * A failover decided and never ended (its watcher killed) does not count: either it never reached its first change (nothing
-   * journaled; this watcher fails the node over), or its run is journaled in etcd and is finished
+   * A failover decided and never ended (its watcher killed) does not count: either it never
+   * reached its first change (nothing journaled; this watcher fails the node over), or its run is
+   * journaled in etcd and is finished
    * or undone as an orphan once its lease expired (orphans.ts); a run still alive holds its locks,
    * and a second one meets exit 5.
    */
