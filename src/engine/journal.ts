@@ -41,6 +41,11 @@ export interface RunRecord {
   argv: string[];
   /** The interrupted runs this one finished, comma-separated (engine/resume.ts). */
   resumes?: string;
+  /**
+   * Every run whose owed steps this one took on, comma-separated (`resumes` and other requests'
+   * runs whose groups it finished): if this run does not succeed, their debt is still owed.
+   */
+  carries?: string;
   at: string;
 }
 

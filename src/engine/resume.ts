@@ -70,6 +70,50 @@ function recordsOf(id: string, cache?: JournalCache): JournalRecord[] | null {
   return recs;
 }
 
+/**
+ * The runs a run took over that it may not have finished. A re-run that finishes an interrupted
+ * run counts that run's changes as its own `changed` without owning them: if it then fails (its
+ * rollback puts back only its own changes) or dies, what the interrupted run left is still owed,
+ * and a third run must finish it. Only a run that succeeded settled what it took over.
+ */
+function passedOn(head: Carrier, settled: boolean): string[] {
+  const took = head.carries ?? head.resumes;
+  return took && !settled ? took.split(',') : [];
+}
+
+type Carrier = { resumes?: string; carries?: string };
+
+/**
+ * The intents still in place of a run and of the runs it took over without finishing them, with
+ * the runs they belong to (oldest first). `keep` narrows the intents (a group's item).
+ */
+function debtOf(
+  id: string,
+  heads: Map<string, Carrier>,
+  cache: JournalCache | undefined,
+  group?: string,
+  seen = new Set<string>(),
+): { runs: string[]; intents: IntentRecord[] } {
+  const recs = seen.has(id) ? null : recordsOf(id, cache);
+  seen.add(id);
+  if (!recs) return { runs: [], intents: [] };
+  const end = endOf(recs);
+  // For one group, its own item decides: ended whole (its rollback put back what it changed) or
+  // succeeded (it also finished what it took over).
+  const item = group === undefined ? undefined : itemOutcome(recs, end, group);
+  const ownSettled = endedWhole(end) || (item !== undefined && ITEM_SETTLED.has(item));
+  const own = ownSettled ? [] : intentsInPlace(recs).filter((r) => group === undefined || r.item?.label === group);
+  const runs: string[] = [];
+  const intents: IntentRecord[] = [];
+  for (const earlier of passedOn(heads.get(id) ?? {}, end?.outcome === 'succeeded' || item === 'succeeded')) {
+    const d = debtOf(earlier, heads, cache, group, seen);
+    runs.push(...d.runs);
+    intents.push(...d.intents);
+  }
+  if (own.length) runs.push(id);
+  return { runs, intents: [...intents, ...own] };
+}
+
 export function findInterrupted(playbook: string, lock: string, journaledExtraVars: Record<string, unknown>): Interrupted | undefined {
   // Newest first, from each journal's first line; only the journals that decide are read whole
   // (a state dir keeps every run: reading them all made each run slower than the last).
@@ -87,10 +131,11 @@ export function findInterrupted(playbook: string, lock: string, journaledExtraVa
     const recs = recordsOf(id);
     if (!recs) continue;
     if (!sameVars(head.extraVars, journaledExtraVars)) return undefined;
-    if (endedWhole(endOf(recs))) return undefined;
-    const changed = new Set(intentsInPlace(recs).map((r) => `${r.instance}@${r.host}`));
+    // The newest run, and what it took over and did not finish (a re-run that failed in turn).
+    const debt = debtOf(id, heads, undefined);
+    const changed = new Set(debt.intents.map((r) => `${r.instance}@${r.host}`));
     if (changed.size === 0) return undefined;
-    return { runId: id, changed };
+    return { runId: debt.runs.join(','), changed, resumes: debt.runs };
   }
   return undefined;
 }
@@ -145,19 +190,26 @@ export function owedByGroup(group: string, lock: string, runs: RunHeads = loadRu
     if (!locks(head.lock).includes(lock)) continue;
     const recs = recordsOf(id, cache);
     if (!recs) continue;
-    const end = endOf(recs);
-    if (endedWhole(end)) return undefined;
-    if (!end && aliveHere(head)) return undefined;
-    // The group's own item ended whole (another item failed, or the run died after it).
-    if (recs.some((r) => r.t === 'item' && r.label === group && ITEM_SETTLED.has(r.outcome))) return undefined;
-    if (end?.items?.some((i) => i.label === group && ITEM_SETTLED.has(i.outcome))) return undefined;
-    const changed = intentsInPlace(recs)
-      .filter((r) => r.item?.label === group)
-      .map((r) => ({ instance: r.instance, host: r.host, kind: r.kind }));
-    if (!changed.length) return undefined;
-    return { runId: id, ...(head.playbook ? { playbook: head.playbook } : {}), ...(head.extraVars ? { extraVars: head.extraVars } : {}), changed };
+    if (!endOf(recs) && aliveHere(head)) return undefined;
+    // What the group's item left in place, and what it took over from earlier runs and did not finish.
+    const debt = debtOf(id, heads, cache, group);
+    if (!debt.intents.length) return undefined;
+    // The playbook and vars of the run that owes it first: a re-run of that request is "the same".
+    const first = heads.get(debt.runs[0]!) ?? head;
+    return {
+      runId: debt.runs.join(','),
+      ...(first.playbook ? { playbook: first.playbook } : {}),
+      ...(first.extraVars ? { extraVars: first.extraVars } : {}),
+      changed: debt.intents.map((r) => ({ instance: r.instance, host: r.host, kind: r.kind })),
+    };
   }
   return undefined;
+}
+
+/** How a group's item of a run ended, from its item record or the run's end record. */
+function itemOutcome(recs: JournalRecord[], end: EndRecord | undefined, group: string): string | undefined {
+  for (const r of recs) if (r.t === 'item' && r.label === group) return r.outcome;
+  return end?.items?.find((i) => i.label === group)?.outcome;
 }
 
 /**

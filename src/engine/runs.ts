@@ -45,7 +45,8 @@ export function describeRuns(): RunRow[] {
       head.mode === 'run' && resources.size
         ? later.find((l) => l.head.mode === 'run' && l.records.some((r) => r.t === 'intent' && r.resource && resources.has(r.resource)))?.id
         : undefined;
-    const finishedBy = later.find((l) => l.head.resumes?.split(',').includes(id))?.id;
+    // Only a run that succeeded finished what it took over (engine/resume.ts: a failed one passes it on).
+    const finishedBy = later.find((l) => l.head.resumes?.split(',').includes(id) && l.records.some((r) => r.t === 'end' && r.outcome === 'succeeded'))?.id;
     rows.push({
       runId: id,
       mode: head.mode,

@@ -294,6 +294,7 @@ export async function runSession(inputs: RunInputs, o: RunSettings, hooks: RunHo
           inventories: inputs.inventorySources,
           extraVars: journaledExtraVars,
           ...(takesOver.length ? { resumes: takesOver.join(',') } : {}),
+          ...(resume ? { carries: resume.runId } : {}),
           lock,
           argv: process.argv.slice(2).map((a) => redactor.redact(a)),
         },

@@ -19,3 +19,13 @@ export function tempStateDirEach(prefix: string): () => string {
   });
   return () => dir;
 }
+
+/** A fresh temporary directory for each test of the file, removed after it; its path. */
+export function tempDirEach(prefix: string): () => string {
+  let dir = '';
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  return () => dir;
+}

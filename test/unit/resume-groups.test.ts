@@ -16,11 +16,11 @@ const RAISE = 'p0.s0.group-move.s17';
 const runs = () => path.join(state(), 'runs');
 
 /** A group-playbook run that raised nfs-a's VIP on n2 (item 0) and nfs-b's on n3 (item 1). */
-async function write(id: string, o: { playbook?: string; lock?: string; ended?: string; undoOf?: string; here?: boolean; vars?: Record<string, unknown>; itemEnded?: string; endItems?: Array<{ label: string; outcome: string }> } = {}): Promise<void> {
+async function write(id: string, o: { playbook?: string; lock?: string; ended?: string; undoOf?: string; here?: boolean; vars?: Record<string, unknown>; itemEnded?: string; endItems?: Array<{ label: string; outcome: string }>; carries?: string; changes?: boolean } = {}): Promise<void> {
   const j = new Journal(id, runs());
   const who = o.here ? { controller: os.hostname(), pid: process.pid } : { controller: 'elsewhere', pid: 1 };
-  j.append({ t: 'run', runId: id, mode: o.undoOf ? 'undo' : 'run', ...(o.undoOf ? { undoOf: o.undoOf } : { playbook: o.playbook ?? '/pb/service-move.yml' }), lock: o.lock ?? 'service-nfs-a,service-nfs-b', extraVars: o.vars ?? { service: 'nfs-a' }, ...who, argv: [] });
-  for (const [i, label, host] of [[0, 'nfs-a', 'n2'], [1, 'nfs-b', 'n3']] as const) {
+  j.append({ t: 'run', runId: id, mode: o.undoOf ? 'undo' : 'run', ...(o.undoOf ? { undoOf: o.undoOf } : { playbook: o.playbook ?? '/pb/service-move.yml' }), lock: o.lock ?? 'service-nfs-a,service-nfs-b', extraVars: o.vars ?? { service: 'nfs-a' }, ...(o.carries ? { carries: o.carries } : {}), ...who, argv: [] });
+  for (const [i, label, host] of o.changes === false ? [] : ([[0, 'nfs-a', 'n2'], [1, 'nfs-b', 'n3']] as const)) {
     const seq = j.append({ t: 'intent', instance: `${RAISE}#${i}`, stepId: RAISE, name: 'raise', kind: 'raise_vip', host, on: host, args: {}, before: null, item: { index: i, label } });
     j.append({ t: 'done', seq, status: 'changed' });
   }
@@ -56,6 +56,17 @@ describe('owedByGroup', () => {
     await write('20260101T000002Z-cccccc', { ended: 'failed-not-rolled-back', endItems: [{ label: 'nfs-a', outcome: 'succeeded' }, { label: 'nfs-b', outcome: 'rollback-incomplete' }] });
     expect(owedByGroup('nfs-a', 'service-nfs-a')).toBeUndefined();
     expect(owedByGroup('nfs-b', 'service-nfs-b')?.runId).toBe('20260101T000002Z-cccccc');
+  });
+
+  it('a run that finished a group for an earlier run and then failed for it passes the earlier run\'s debt on', async () => {
+    const first = '20260101T000000Z-aaaaaa';
+    await write(first);
+    // A service-start took nfs-a over from it, found the VIP up (not its own change), failed and rolled nfs-a back.
+    await write('20260101T000005Z-bbbbbb', { playbook: '/pb/service-start.yml', carries: first, changes: false, itemEnded: 'rolled-back', ended: 'failed-rolled-back' });
+    expect(owedByGroup('nfs-a', 'service-nfs-a')).toEqual({ runId: first, playbook: '/pb/service-move.yml', extraVars: { service: 'nfs-a' }, changed: [{ instance: `${RAISE}#0`, host: 'n2', kind: 'raise_vip' }] });
+    // One whose nfs-a item succeeded finished it, though the run failed for another group.
+    await write('20260101T000009Z-cccccc', { playbook: '/pb/service-start.yml', carries: first, changes: false, itemEnded: 'succeeded', ended: 'failed-rolled-back' });
+    expect(owedByGroup('nfs-a', 'service-nfs-a')).toBeUndefined();
   });
 
   it('a run still going on this controller owes nothing: it is at work, not cut short', async () => {
