@@ -1,5 +1,5 @@
 import type { Inventory } from '../inventory/model.js';
-import { isOneShot } from '../steps/contract.js';
+import { isOneShot, type StepKind } from '../steps/contract.js';
 import type { StepRegistry } from '../steps/registry.js';
 import { makeStepContext, type TransportSource } from './context.js';
 import type { EngineEvent, StepRef } from './events.js';
@@ -43,6 +43,11 @@ export interface RevertOptions {
   redact?: (text: string) => string;
 }
 
+
+/** Whether a node is back as `before` showed it, in the sense its kind says matters. */
+export function isBack(kind: StepKind, before: unknown, now: unknown, args: unknown): boolean {
+  return kind.restored ? kind.restored(before, now, args) : kind.satisfied(now, args) === kind.satisfied(before, args);
+}
 
 /**
  * Put changes back, newest first. Each revert is journaled (intent, then done) like any
@@ -111,7 +116,7 @@ export async function revertChanges(changes: AppliedChange[], o: RevertOptions):
           new Promise<never>((_, reject) => abort.signal.addEventListener('abort', () => reject(new Error(`revert timed out after ${timeoutMs / 1000} s; its commands were killed`)), { once: true })),
         ]);
       const oneShot = isOneShot(kind, c.args) || Boolean(kind.readOnly);
-      const back = (now: unknown) => (kind.restored ? kind.restored(c.before, now, c.args) : kind.satisfied(now, c.args) === kind.satisfied(c.before, c.args));
+      const back = (now: unknown) => isBack(kind, c.before, now, c.args);
       // Already as before (a step that failed before changing anything, a revert done by hand):
       // nothing to put back, and no takeover to check.
       const already = !oneShot && back(await bounded(kind.probe(ctx, c.args)));

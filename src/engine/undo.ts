@@ -27,7 +27,7 @@ import {
 } from './journal.js';
 import { hasMaskedArgs, unmaskArgs } from './redact.js';
 import { expandStep } from './instances.js';
-import { revertChanges, type AppliedChange } from './rollback.js';
+import { isBack, revertChanges, type AppliedChange } from './rollback.js';
 import { RunSafety, type PeerPower } from './safety.js';
 
 /**
@@ -67,6 +67,19 @@ function revertedByUndos(runId: string, runs: LoadedRun[]): Set<number> {
   return done;
 }
 
+/**
+ * Seqs of the run's intents whose revert was started (by its own rollback or by an undo of it) and
+ * never said it put them back: killed mid-revert, or failed. Such a change may be back as before.
+ */
+function revertsStarted(runId: string, own: JournalRecord[], runs: LoadedRun[]): Set<number> {
+  const started = new Set<number>();
+  const journals = [own, ...runs.filter(({ head }) => head.mode === 'undo' && head.undoOf === runId).map((r) => r.records)];
+  for (const records of journals) {
+    for (const r of records) if (r.t === 'intent' && r.reverts && r.reverts.runId === runId) started.add(r.reverts.seq);
+  }
+  return started;
+}
+
 export interface UndoPlan {
   runId: string;
   run: RunRecord;
@@ -77,6 +90,8 @@ export interface UndoPlan {
   torn: boolean;
   /** Runs that started after it (its undos included), read once for the undo's questions. */
   later: LoadedRun[];
+  /** Its changes whose revert was started and never confirmed (undo.ts revertsStarted). */
+  revertStarted: Set<number>;
 }
 
 export function planUndo(runId: string): UndoPlan {
@@ -92,7 +107,15 @@ export function planUndo(runId: string): UndoPlan {
   });
   const at = runs.findIndex((r) => r.id === runId);
   // An undo of this run may sort before it (ids carry one-second stamps): undos are looked up among all.
-  return { runId, run, records, pending: pendingChanges(records, revertedByUndos(runId, runs)), torn, later: runs.slice(at + 1) };
+  return {
+    runId,
+    run,
+    records,
+    pending: pendingChanges(records, revertedByUndos(runId, runs)),
+    torn,
+    later: runs.slice(at + 1),
+    revertStarted: revertsStarted(runId, records, runs),
+  };
 }
 
 /**
@@ -145,6 +168,9 @@ function laterRunTouching(plan: UndoPlan, intent: IntentRecord): string | undefi
  * Changes that are no longer as the run left them: probed now, judged by the kind's own
  * `satisfied`. Only changes the journal says completed are judged; a change whose outcome was
  * never written (a crash mid-step) may or may not have happened, and its revert is idempotent.
+ * Likewise a change whose revert was started and never confirmed (an undo or a rollback killed
+ * mid-revert) and that is now back as before: that revert took effect, and putting it back again
+ * is a no-op, not a later move undone.
  */
 export async function findDrift(
   plan: UndoPlan,
@@ -170,6 +196,7 @@ export async function findDrift(
         return { intent, now: `cannot be probed: ${describeError(e)}` };
       }
       if (kind.satisfied(now, c.args)) return null;
+      if (plan.revertStarted.has(c.seq) && isBack(kind, c.before, now, c.args)) return null;
       return { intent, now: JSON.stringify(now), changedBy: laterRunTouching(plan, intent) };
     }),
   );
