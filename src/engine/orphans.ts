@@ -20,6 +20,8 @@ import { JOURNAL_PREFIX, journalLineKey, lockKey } from './locks/etcd.js';
 export interface Orphan {
   runId: string;
   head: RunRecord;
+  /** For an orphaned undo: the first record of the run it was undoing, when etcd has it. */
+  undone?: RunRecord;
 }
 
 function record(value: string | undefined): JournalRecord | undefined {
@@ -89,7 +91,8 @@ export class OrphanFinder {
       if (!locks.length) continue;
       const held = await Promise.all(locks.map((n) => this.etcd.get(lockKey(n))));
       if (held.some(Boolean)) continue;
-      out.push({ runId, head });
+      const undone = head.mode === 'undo' && head.undoOf ? this.heads.get(head.undoOf) : undefined;
+      out.push({ runId, head, ...(undone ? { undone } : {}) });
     }
     return out.sort((a, b) => a.runId.localeCompare(b.runId));
   }
@@ -130,11 +133,33 @@ export async function lastSucceededFailover(etcd: EtcdClient, playbook: string, 
 export type NodeVerdict = 'failed' | 'healthy' | 'unknown';
 
 export interface OrphanJudgement {
-  /** `rerun`: run it again (a failover: node-failover for `node`; an undo: undo `undoOf` again). `undo`: undo it. `wait`: not yet. */
+  /**
+   * `rerun`: run it again (a failover: node-failover for `node`; an undo: undo `undoOf` again; the
+   * watcher's own start: service-start of `group`). `undo`: undo it. `wait`: not yet.
+   */
   action: 'rerun' | 'undo' | 'wait';
-  /** The failed node of an orphaned failover. */
+  /** The failed node of an orphaned failover (or of the failover an orphaned undo was undoing). */
   node?: string;
+  /** The group an orphaned start of the watcher's was starting. */
+  group?: string;
+  /**
+   * After this undo (or the re-run of an orphaned undo) succeeds, start the groups of this
+   * failover: its node came back, and a fenced node comes back with nothing running.
+   */
+  startGroupsOf?: RunRecord;
   why: string;
+}
+
+/** The failed node, when the run is a failover of the watcher's playbook (`failed=NODE`). */
+function failoverNode(h: RunRecord | undefined, failoverPlaybook: string): string | undefined {
+  const failed = h?.extraVars?.['failed'];
+  return h?.mode === 'run' && h.playbook !== undefined && basename(h.playbook) === basename(failoverPlaybook) && typeof failed === 'string' ? failed : undefined;
+}
+
+/** The group, when the run is a watcher's own service-start (run by `baton watch`, `service=G`). */
+function watcherStart(h: RunRecord): string | undefined {
+  const service = h.extraVars?.['service'];
+  return h.mode === 'run' && h.argv[0] === 'watch' && h.playbook !== undefined && basename(h.playbook) === 'service-start.yml' && typeof service === 'string' ? service : undefined;
 }
 
 export function describeOrphan(o: Orphan): string {
@@ -156,12 +181,19 @@ export function describeOrphan(o: Orphan): string {
 export function judgeOrphan(o: Orphan, failoverPlaybook: string, nodeState: (node: string) => NodeVerdict): OrphanJudgement {
   const said = describeOrphan(o);
   const h = o.head;
-  if (h.mode === 'undo') return { action: 'rerun', why: `${said}; an undo left half done is finished: undoing run ${h.undoOf} again` };
-  const failed = h.extraVars?.['failed'];
-  const isFailover = h.playbook !== undefined && basename(h.playbook) === basename(failoverPlaybook) && typeof failed === 'string';
-  if (!isFailover) return { action: 'undo', why: `${said}; it is not a failover of this watcher's, so no one is there to finish it: undoing it` };
+  if (h.mode === 'undo') {
+    // The undo of a failover whose node is back: once finished, the groups are started as after
+    // the watcher's own undo of such a failover (the undo cannot start what the fence stopped).
+    const node = failoverNode(o.undone, failoverPlaybook);
+    const restart = node !== undefined && nodeState(node) === 'healthy' ? { node, startGroupsOf: o.undone! } : {};
+    return { action: 'rerun', ...restart, why: `${said}; an undo left half done is finished: undoing run ${h.undoOf} again` };
+  }
+  const group = watcherStart(h);
+  if (group) return { action: 'rerun', group, why: `${said}; it is this watcher's start of ${group}, which a dead controller left half done: starting ${group} again` };
+  const failed = failoverNode(h, failoverPlaybook);
+  if (!failed) return { action: 'undo', why: `${said}; it is not a failover of this watcher's, so no one is there to finish it: undoing it` };
   const state = nodeState(failed);
   if (state === 'failed') return { action: 'rerun', node: failed, why: `${said}; ${failed} is still confirmed failed: re-running ${basename(failoverPlaybook)} -e failed=${failed}, which finishes it` };
-  if (state === 'healthy') return { action: 'undo', node: failed, why: `${said}; ${failed} is read healthy again, so its failover is no longer wanted: undoing it` };
+  if (state === 'healthy') return { action: 'undo', node: failed, startGroupsOf: h, why: `${said}; ${failed} is read healthy again, so its failover is no longer wanted: undoing it` };
   return { action: 'wait', node: failed, why: `${said}; ${failed} is not yet confirmed failed or healthy by this watcher: deciding in a later round` };
 }

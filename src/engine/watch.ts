@@ -17,6 +17,7 @@ import { acquireLock, type HeldLock } from './lock.js';
 import { controllerIdentity } from './locks/identity.js';
 import type { EtcdClient } from '../transport/etcd.js';
 import { judgeOrphan, lastSucceededFailover, type NodeVerdict, type Orphan } from './orphans.js';
+import type { RunRecord } from './journal.js';
 
 /** The playbook a watcher runs for a confirmed failed node unless told another (`--playbook`). */
 export const FAILOVER_PLAYBOOK = 'node-failover.yml';
@@ -399,6 +400,13 @@ async function settleOrphans(w: WatchLoop, tracker: FailureTracker, controller: 
     if (j.action === 'rerun' && o.head.mode === 'undo') {
       code = await exitOf(w, `the undo of ${o.head.undoOf}`, () => w.undo!(o.head.undoOf!));
       await write('rerun', `undo of run ${o.head.undoOf} (finishing orphan ${o.runId}) ended with exit ${code}`, code);
+      if (code === 0 && j.startGroupsOf && j.node && w.start) await startGroupsOf(w, o.head.undoOf!, j.startGroupsOf, j.node, write);
+      continue;
+    }
+    if (j.action === 'rerun' && j.group) {
+      if (!w.start) continue;
+      code = await exitOf(w, `service-start of ${j.group}`, () => w.start!(j.group!));
+      await write('start', `service-start of ${j.group} (finishing orphan ${o.runId}) ended with exit ${code}`, code);
       continue;
     }
     if (j.action === 'undo') {
@@ -408,7 +416,7 @@ async function settleOrphans(w: WatchLoop, tracker: FailureTracker, controller: 
       // off, what ran there is gone and the undo cannot bring it back (powering a node on starts
       // no service). Each group the orphan was moving is started where it may run; one still
       // running is left as it is (service-start: nothing to do).
-      if (code === 0 && j.node && w.start) await startGroupsOf(w, o, j.node, write);
+      if (code === 0 && j.startGroupsOf && j.node && w.start) await startGroupsOf(w, o.runId, j.startGroupsOf, j.node, write);
       continue;
     }
     const node = j.node!;
@@ -430,12 +438,13 @@ async function settleOrphans(w: WatchLoop, tracker: FailureTracker, controller: 
   return handled;
 }
 
-async function startGroupsOf(w: WatchLoop, o: Orphan, node: string, write: (action: WatchAction, why: string, exit?: number) => Promise<void>): Promise<void> {
-  const groups = (o.head.lock ?? '').split(',').flatMap((l) => w.groupOfLock?.(l) ?? []);
+/** Start each group whose lock the failover `runId` (first record `failover`) held. */
+async function startGroupsOf(w: WatchLoop, runId: string, failover: RunRecord, node: string, write: (action: WatchAction, why: string, exit?: number) => Promise<void>): Promise<void> {
+  const groups = (failover.lock ?? '').split(',').flatMap((l) => w.groupOfLock?.(l) ?? []);
   for (const g of groups) {
-    await write('start', `orphan ${o.runId} was undone and ${node} is back; ${g}, which it was failing over, may run nowhere since (a fenced node comes back with nothing running): starting it where it may run`);
+    await write('start', `failover ${runId} was undone and ${node} is back; ${g}, which it was failing over, may run nowhere since (a fenced node comes back with nothing running): starting it where it may run`);
     const code = await exitOf(w, `service-start of ${g}`, () => w.start!(g));
-    await write('start', `service-start of ${g} (after undoing orphan ${o.runId}) ended with exit ${code}`, code);
+    await write('start', `service-start of ${g} (after undoing failover ${runId}) ended with exit ${code}`, code);
   }
 }
 

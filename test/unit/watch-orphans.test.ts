@@ -111,11 +111,33 @@ describe('the leading watcher and orphaned runs', () => {
     expect(r.undos).toEqual([failoverOrphan.runId, switchoverOrphan.runId]);
     expect(r.starts).toEqual(['g1']);
     expect(r.decisions.filter((d) => d.action === 'start').map((d) => `${d.exit ?? ''} ${d.why}`)).toEqual([
-      expect.stringMatching(/^ orphan 20261127T100000Z-aaaaaa was undone and n1 is back; g1, which it was failing over, may run nowhere since/),
-      expect.stringMatching(/^0 service-start of g1 \(after undoing orphan 20261127T100000Z-aaaaaa\) ended with exit 0/),
+      expect.stringMatching(/^ failover 20261127T100000Z-aaaaaa was undone and n1 is back; g1, which it was failing over, may run nowhere since/),
+      expect.stringMatching(/^0 service-start of g1 \(after undoing failover 20261127T100000Z-aaaaaa\) ended with exit 0/),
     ]);
     const failedUndo = await loop({ orphans: [[failoverOrphan], []], health: [ok('n1')], rounds: 2, undoExit: 3 });
     expect(failedUndo.starts).toEqual([]);
+  });
+
+  it("the watcher's own start, left half done by a dead leader, is started again, not undone", async () => {
+    const start: Orphan = { runId: '20261127T100500Z-eeeeee', head: head({ playbook: '/usr/share/baton/playbooks/service-start.yml', extraVars: { service: 'g1' }, argv: ['watch', '-i', 'inv.yml'], lock: 'service-g1' }) };
+    expect(judgeOrphan(start, 'node-failover.yml', () => 'healthy')).toMatchObject({ action: 'rerun', group: 'g1' });
+    const r = await loop({ orphans: [[start], []], health: [ok('n1')], rounds: 2 });
+    expect(r.undos).toEqual([]);
+    expect(r.starts).toEqual(['g1']);
+    // A person's service-start cut short is undone as any other run of a person's.
+    const persons: Orphan = { ...start, head: { ...start.head, argv: ['run', 'service-start.yml'] } };
+    expect(judgeOrphan(persons, 'node-failover.yml', () => 'healthy')).toMatchObject({ action: 'undo' });
+  });
+
+  it('an orphaned undo of a failover whose node is back: once finished, the groups that failover was moving are started', async () => {
+    const failover = head({ runId: '20261127T090000Z-dddddd', playbook: '/etc/baton/playbooks/node-failover.yml', extraVars: { failed: 'n1' } });
+    const undoOfFailover: Orphan = { ...undoOrphan, undone: failover };
+    const r = await loop({ orphans: [[undoOfFailover], []], health: [ok('n1'), ok('n2')], rounds: 2 });
+    expect(r.undos).toEqual(['20261127T090000Z-dddddd']);
+    expect(r.starts).toEqual(['g1']);
+    // The node not (yet) healthy, or an undo of some other run: nothing started.
+    expect(judgeOrphan(undoOfFailover, 'node-failover.yml', () => 'failed').startGroupsOf).toBeUndefined();
+    expect((await loop({ orphans: [[undoOrphan], []], health: [ok('n1')], rounds: 2 })).starts).toEqual([]);
   });
 
   it('--dry-run and a watcher that is not the leader change nothing; dry-run says once what it would do', async () => {
