@@ -24,7 +24,7 @@ export async function reportStopped(command: string, args: string[], o: MachineO
   }
   if (o.junit && !writtenSince(o.junit, startedAtMs)) {
     const { renderStoppedJunit } = await import('../report/junit.js');
-    const { writeFileAtomic } = await import('../report/write-atomic.js');
+    const { writeFileAtomic } = await import('../util/write-atomic.js');
     const suite = args[0] ? `${command} ${path.basename(args[0])}` : command;
     try {
       writeFileAtomic(o.junit, renderStoppedJunit(suite, message, e.name && e.name !== 'Error' ? e.name : 'RunError', exitCode));

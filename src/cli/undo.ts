@@ -75,6 +75,7 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
   });
   try {
     const notes = session.notes;
+    notes.push(...plan.passedOver);
     if (plan.torn) notes.push(`note: the last line of run ${runId}'s journal was torn (the controller died while writing it); that record was never acted on`);
     await coordinator.check();
     const hosts = [...new Set(pending.map((p) => p.on))];

@@ -17,7 +17,7 @@ import { loadInputs, type CommonOptions, type Inputs } from '../cli/inputs.js';
 import { runSession, secretsOf } from '../engine/session.js';
 import { makeReporter } from '../report/make.js';
 import { JunitCollector, writeJunit, type JunitSuite } from '../report/junit.js';
-import { writeFileAtomic } from '../report/write-atomic.js';
+import { writeFileAtomic } from '../util/write-atomic.js';
 import { checkIntegrity } from './integrity.js';
 import { outageWindows, parseDuration, totalOutageMs } from './outage.js';
 import { ReadProbe, type Prober } from './probe.js';

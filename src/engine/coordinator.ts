@@ -6,7 +6,7 @@
  *
  * Chosen by `--coordinator`, else BATON_COORDINATOR, else the inventory's `baton_coordinator`.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import type { Inventory } from '../inventory/model.js';
 import { EtcdClient, parseEtcdEndpoints, type EtcdTls } from '../transport/etcd.js';
 import { BatonError, ExitCode } from '../util/errors.js';
@@ -14,6 +14,7 @@ import { journalPath } from './journal.js';
 import { EtcdLockService, JOURNAL_PREFIX, LOCK_PREFIX } from './locks/etcd.js';
 import { LocalFileLockService, NodeLockService, type LockService } from './locks/index.js';
 import { runsDir } from './state-dir.js';
+import { writeFileAtomic } from '../util/write-atomic.js';
 
 export interface Coordinator {
   /** How it is named to the operator: "embedded" or "etcd (http://h1:2379, …)". */
@@ -146,15 +147,13 @@ export class EtcdCoordinator implements Coordinator {
       const file = journalPath(runId, dir);
       const local = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).length : 0;
       if (local >= lines.length) continue;
-      writeFileSync(`${file}.tmp`, lines.map((l) => `${l.line}\n`).join(''), { mode: 0o600 });
-      renameSync(`${file}.tmp`, file);
+      writeFileAtomic(file, lines.map((l) => `${l.line}\n`).join(''), { mode: 0o600 });
       // A finished run is sealed (record count and last hash), as its own controller sealed it.
       const last = lines[lines.length - 1]!.line;
       const h = /,"h":"([0-9a-f]{16})"\}$/.exec(last)?.[1];
       if (/^\{"t":"end"/.test(last) && h) {
         const seal = file.replace(/\.jsonl$/, '.seal');
-        writeFileSync(`${seal}.tmp`, JSON.stringify({ records: lines.length, h }) + '\n', { mode: 0o600 });
-        renameSync(`${seal}.tmp`, seal);
+        writeFileAtomic(seal, JSON.stringify({ records: lines.length, h }) + '\n', { mode: 0o600 });
       }
     }
     return notes;

@@ -1,7 +1,8 @@
-import { closeSync, existsSync, fsync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, writeSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { runsDir } from './state-dir.js';
+import { writeFileAtomic } from '../util/write-atomic.js';
 
 /**
  * The journal: one append-only JSON-lines file per run. The intent of a change is on disk
@@ -221,8 +222,8 @@ export class Journal {
   /** A finished journal says how long it is, so a cut at a line boundary cannot pass for whole. */
   private seal(): void {
     const file = sealPath(this.path);
-    writeFileSync(`${file}.tmp`, JSON.stringify({ records: this.count, h: this.last }) + '\n', { mode: 0o600 });
-    renameSync(`${file}.tmp`, file);
+    // Durable: an empty seal after a power loss would make this journal read as damaged.
+    writeFileAtomic(file, JSON.stringify({ records: this.count, h: this.last }) + '\n', { mode: 0o600 });
   }
 
   close(): void {
@@ -246,7 +247,7 @@ export class JournalDamagedError extends Error {
   ) {
     super(
       `journal ${file} is damaged at line ${line}: ${why}. Nothing was changed: baton acts only on a whole journal. ` +
-        'Look at the nodes (`baton check`, the health playbook) and repair with a playbook run, by hand, or with --force.',
+        'Look at the nodes (`baton check`, the health playbook) and repair them with a playbook run or by hand.',
     );
     this.name = 'JournalDamagedError';
   }

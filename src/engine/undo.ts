@@ -16,6 +16,7 @@ import {
   journalPath,
   JournalDamagedError,
   listRunIds,
+  loadRunHeads,
   loadRuns,
   pendingChanges,
   type LoadedRun,
@@ -92,6 +93,8 @@ export interface UndoPlan {
   later: LoadedRun[];
   /** Its changes whose revert was started and never confirmed (undo.ts revertsStarted). */
   revertStarted: Set<number>;
+  /** Notes on damaged journals of other runs, left aside. */
+  passedOver: string[];
 }
 
 export function planUndo(runId: string): UndoPlan {
@@ -101,10 +104,20 @@ export function planUndo(runId: string): UndoPlan {
   if (run.mode === 'undo') {
     throw new BatonError(`run ${runId} is itself an undo (of ${run.undoOf}); to go back to what that run did, run its playbook again`, ExitCode.INVALID);
   }
-  // Every journal must be whole: any of them may be an undo of this run that reverted part of it.
-  const runs = loadRuns((id, e) => {
-    throw new BatonError(e instanceof JournalDamagedError ? e.message : `journal of ${id} is damaged: ${e.message}`, ExitCode.INVALID);
-  });
+  // An undo of this run may have reverted part of it: every journal that is, or may be, one must
+  // be whole. A damaged journal whose own first record names another run (an empty seal left by
+  // a power loss, say) cannot change what this undo does: it is passed over, and said.
+  const damaged: Array<{ id: string; e: Error }> = [];
+  const runs = loadRuns((id, e) => damaged.push({ id, e }));
+  const heads = damaged.length ? new Map(loadRunHeads().map((r) => [r.id, r.head])) : new Map<string, RunRecord>();
+  const passedOver: string[] = [];
+  for (const { id, e } of damaged) {
+    const h = heads.get(id);
+    if (!h || (h.mode === 'undo' && h.undoOf === runId)) {
+      throw new BatonError(e instanceof JournalDamagedError ? e.message : `journal of ${id} is damaged: ${e.message}`, ExitCode.INVALID);
+    }
+    passedOver.push(`note: the journal of run ${id} (${h.mode === 'undo' ? `an undo of ${h.undoOf}` : 'another run'}) is damaged (${e.message}); it is not this run's undo, so this undo goes on without it`);
+  }
   const at = runs.findIndex((r) => r.id === runId);
   // An undo of this run may sort before it (ids carry one-second stamps): undos are looked up among all.
   return {
@@ -115,6 +128,7 @@ export function planUndo(runId: string): UndoPlan {
     torn,
     later: runs.slice(at + 1),
     revertStarted: revertsStarted(runId, records, runs),
+    passedOver,
   };
 }
 

@@ -3,8 +3,8 @@
  * `BATON CHECK STATUS - summary | perfdata`, details after, exit 0/1/2/3), one JSON document,
  * or a Prometheus textfile for node_exporter's textfile collector.
  */
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomic as writeAtomic } from '../util/write-atomic.js';
 import { EXIT_CODE, REACH_KIND, worstStatus, type CheckResult, type CheckStatus } from '../engine/check.js';
 
 /** The version of the `--json` document's shape (schemas/events.json); bumped on a breaking change. */
@@ -267,36 +267,9 @@ export function formatProm(rep: CheckReport): string {
 }
 
 /**
- * Write so that a reader (node_exporter's textfile collector) never sees half a file: a
- * temporary file in the same directory (rename is atomic only within one filesystem),
- * fsync'd, renamed over the target, then the directory fsync'd so the rename survives a crash.
+ * The textfile for node_exporter, never seen half written; its directory must exist (a mistyped
+ * `--prom` directory is an error, not a new directory no collector reads).
  */
 export function writeFileAtomic(file: string, content: string): void {
-  const tmp = `${file}.tmp.${process.pid}`;
-  const fd = openSync(tmp, 'w', 0o644);
-  try {
-    writeSync(fd, content);
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  closeSync(fd);
-  try {
-    renameSync(tmp, file);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  try {
-    const dfd = openSync(path.dirname(path.resolve(file)), 'r');
-    try {
-      fsyncSync(dfd);
-    } finally {
-      closeSync(dfd);
-    }
-  } catch {
-    // Some filesystems refuse fsync on a directory; the rename itself is done.
-  }
+  writeAtomic(file, content, { createDir: false });
 }

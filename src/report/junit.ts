@@ -7,7 +7,7 @@ import os from 'node:os';
 import type { EngineEvent, StepRef } from '../engine/events.js';
 import type { Redactor } from '../engine/redact.js';
 import { escapeAttr, escapeText } from './xml.js';
-import { writeFileAtomic } from './write-atomic.js';
+import { writeFileAtomic } from '../util/write-atomic.js';
 
 export interface JunitCase {
   /** `play/host`: CI servers group test cases by it (dots are written as `_`, see classnameFor). */

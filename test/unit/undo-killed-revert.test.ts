@@ -1,10 +1,10 @@
-import { readdirSync, unlinkSync } from 'node:fs';
+import { readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { localInventory, playbook, step } from '../helpers/model.js';
 import { tempDirEach, tempStateDirEach } from '../helpers/state-dir.js';
 import { execute } from '../../src/engine/execute.js';
-import { Journal } from '../../src/engine/journal.js';
+import { Journal, type RunRecord } from '../../src/engine/journal.js';
 import { Redactor } from '../../src/engine/redact.js';
 import { runsDir } from '../../src/engine/state-dir.js';
 import { changesToRevert, executeUndo, planUndo } from '../../src/engine/undo.js';
@@ -75,4 +75,32 @@ it('a change put back by hand, with no revert started, is still drift: the undo 
   unlinkSync(path.join(files(), 'b'));
   await expect(undoAgain()).rejects.toThrow(/will not undo run .*changed since by something baton did not journal/s);
   expect(readdirSync(files())).toEqual(['a']);
+});
+
+describe('a damaged journal of another run (an empty seal after a power loss)', () => {
+  const seal = (id: string) => path.join(runsDir(), `${id}.seal`);
+  const otherRun = async (id: string, head: Partial<RunRecord>) => {
+    const j = new Journal(id, runsDir());
+    j.append({ t: 'run', runId: id, mode: 'run', playbook: 'y.yml', lock: 'M', controller: 'c', pid: 3, argv: [], ...head } as RunRecord);
+    j.append({ t: 'end', outcome: 'succeeded' });
+    j.close();
+    // The rename of the seal reached the disk, its data did not.
+    writeFileSync(seal(id), '');
+  };
+
+  it("is passed over, with a note: the undo puts this run's changes back", async () => {
+    (await runIt()).close();
+    await otherRun('20260101T000300Z-dddddd', {});
+    const plan = planUndo(RUN);
+    expect(plan.passedOver).toEqual([expect.stringMatching(/journal of run 20260101T000300Z-dddddd \(another run\) is damaged .*seal.*this undo goes on without it/)]);
+    expect(await undoAgain()).toBe(true);
+    expect(readdirSync(files())).toEqual([]);
+  });
+
+  it('an undo of this run with a damaged journal still stops the undo, touching nothing', async () => {
+    (await runIt()).close();
+    await otherRun('20260101T000300Z-dddddd', { mode: 'undo', undoOf: RUN });
+    expect(() => planUndo(RUN)).toThrow(/journal .*20260101T000300Z-dddddd.* is damaged/);
+    expect(readdirSync(files()).sort()).toEqual(['a', 'b']);
+  });
 });
