@@ -1,5 +1,5 @@
-import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { closeSync, fstatSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { BatonError, ExitCode } from '../util/errors.js';
@@ -7,8 +7,9 @@ import { locksDir } from './state-dir.js';
 
 /**
  * The local fast path of the run lock (locks/ holds the rest: the entries on the nodes, which
- * exclude runs from other controllers). One run per lock name at a time. The lock is a file created with O_EXCL holding who
- * holds it; a lock whose holder is a dead pid on this same machine is stale and is taken over.
+ * exclude runs from other controllers). One run per lock name at a time. The lock is a file
+ * naming who holds it, linked into place whole (never seen empty); a lock whose holder is a dead
+ * pid on this same machine is stale and is taken over, by one run only.
  * (A holder on another controller cannot be checked from here, so it is never taken over.)
  */
 export interface LockHolder {
@@ -72,13 +73,63 @@ function alive(pid: number): boolean {
   }
 }
 
-function readHolder(file: string): LockHolder | undefined {
+/** The holder a lock file names (undefined: unreadable), with the file's inode and age, read from one open file. */
+function readLockFile(file: string): { holder?: LockHolder; text: string; ino: number; ageMs: number } | undefined {
+  let fd: number;
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as LockHolder;
+    fd = openSync(file, 'r');
   } catch {
     return undefined;
   }
+  try {
+    const st = fstatSync(fd);
+    const text = readFileSync(fd, 'utf8');
+    let holder: LockHolder | undefined;
+    try {
+      holder = JSON.parse(text) as LockHolder;
+    } catch {
+      holder = undefined;
+    }
+    return { holder, text, ino: st.ino, ageMs: Date.now() - st.mtimeMs };
+  } finally {
+    closeSync(fd);
+  }
 }
+
+function readHolder(file: string): LockHolder | undefined {
+  return readLockFile(file)?.holder;
+}
+
+/**
+ * Create `file` holding `body`, or find it there (false). The body is written to a file of our
+ * own first and linked into place, so the lock file never exists half written: another run that
+ * finds it reads a whole holder, never an empty file it would take for stale.
+ */
+function createWhole(file: string, body: string): boolean {
+  const tmp = `${file}.new.${process.pid}.${randomBytes(4).toString('hex')}`;
+  writeFileSync(tmp, body, { flag: 'wx', mode: 0o600 });
+  try {
+    linkSync(tmp, file);
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw e;
+  } finally {
+    unlinkSync(tmp);
+  }
+  // A filesystem without hard links: an exclusive create, then the write.
+  try {
+    writeFileSync(file, body, { flag: 'wx', mode: 0o600 });
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw e;
+  }
+}
+
+/** An unreadable lock file younger than this may be another baton's write in progress (the fallback above). */
+const UNREADABLE_GRACE_MS = 5_000;
 
 export function acquireLock(name: string, runId: string, dir = locksDir()): HeldLock {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -88,24 +139,36 @@ export function acquireLock(name: string, runId: string, dir = locksDir()): Held
   let tookOverFrom: LockHolder | undefined;
 
   for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      writeFileSync(file, body, { flag: 'wx', mode: 0o600 });
-      return { file, holder, tookOverFrom, release: () => releaseIfOurs(file, holder) };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    const current = readHolder(file);
+    if (createWhole(file, body)) return { file, holder, tookOverFrom, release: () => releaseIfOurs(file, holder) };
+    const seen = readLockFile(file);
+    if (!seen) continue; // released meanwhile: try again
+    const current = seen.holder;
     if (current && (current.controller !== os.hostname() || alive(current.pid))) throw new LockHeldError(current);
-    // Stale (dead pid here) or unreadable (torn write): move it aside atomically, then retry the
-    // exclusive create, so two runs racing for the same stale lock cannot both win.
+    if (!current && seen.ageMs < UNREADABLE_GRACE_MS) {
+      throw new BatonError(`the lock "${name}" at ${file} is being written by another run; nothing was changed. Try again in a moment.`, ExitCode.LOCKED);
+    }
+    // Stale (dead pid here) or unreadable for a while: moved aside, then the exclusive create is
+    // tried again. What was moved must be the file judged stale: another run taking the same
+    // stale lock over may have put its own live lock there meanwhile, which goes back.
     const aside = `${file}.stale.${process.pid}`;
     try {
       renameSync(file, aside);
-      unlinkSync(aside);
-      tookOverFrom = current ?? { name, runId: 'unknown', controller: 'unknown', pid: 0, since: 'unknown' };
     } catch {
-      /* someone else moved it first; retry */
+      continue; // someone else moved it first; retry
     }
+    // The inode alone could be the stale file's, freed and given to the new one: the text too.
+    const moved = readLockFile(aside);
+    if (!moved || moved.ino !== seen.ino || moved.text !== seen.text) {
+      try {
+        linkSync(aside, file);
+      } catch {
+        /* a third run got there: its lock stands */
+      }
+      unlinkSync(aside);
+      continue;
+    }
+    unlinkSync(aside);
+    tookOverFrom = current ?? { name, runId: 'unknown', controller: 'unknown', pid: 0, since: 'unknown' };
   }
   const current = readHolder(file);
   if (current) throw new LockHeldError(current);
