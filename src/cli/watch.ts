@@ -77,7 +77,8 @@ export async function watchCommand(o: WatchOptions): Promise<number> {
   const runPlaybook = async (file: string, vars: Record<string, unknown>): Promise<number> => {
     const inputs = loadInputs(file, { inventory: sources, vaultPasswordFile: o.vaultPasswordFile, vaultId: o.vaultId, user: o.user, extraVars: [JSON.stringify(vars)] });
     await inputs.registry.ensureLoaded();
-    return (await runSession(inputs, { coordinator: spec }, { reporter: await makeReporter({ json: o.json }) })).exitCode;
+    // Stopping the watcher (SIGTERM from systemd) lets a run in flight end: see RunHooks.onInterrupt.
+    return (await runSession(inputs, { coordinator: spec }, { reporter: await makeReporter({ json: o.json }), onInterrupt: 'finish' })).exitCode;
   };
   try {
     await watch({

@@ -71,6 +71,14 @@ export async function revertChanges(changes: AppliedChange[], o: RevertOptions):
       o.onEvent({ type: 'revert-end', step: c.ref, ok: false, durationMs: 0, error: `unknown step kind ${c.kind}: this baton cannot revert it` });
       continue;
     }
+    if (kind.role === 'fence' && !complete) {
+      // Powering a fenced node on while what was taken over from it may still be held elsewhere
+      // (an earlier revert failed) invites a split brain: it stays fenced, its change in place
+      // for `baton undo` once the rest is back.
+      complete = false;
+      o.onEvent({ type: 'revert-end', step: c.ref, ok: false, durationMs: 0, error: `left fenced: an earlier revert failed, so what was taken over from ${c.ref.host} may still be held elsewhere; \`baton undo\` unfences it once the rest is put back` });
+      continue;
+    }
     const resource = resourceOf(kind, c.args);
     const seq = o.journal?.append({
       t: 'intent',

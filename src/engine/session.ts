@@ -146,6 +146,13 @@ export interface RunHooks {
   onEvent?: (e: EngineEvent) => void;
   /** `--step`: how to ask the operator. */
   confirm?: (question: string) => Promise<string>;
+  /**
+   * What SIGINT/SIGTERM does: `rollback` (a person's run: finish the steps in flight, roll back; a
+   * second signal leaves at once) or `finish` (the watcher's failover: rolling it back would power
+   * the failed node on and leave its groups nowhere, so the run goes on to its end; a second
+   * signal leaves at once, and the run is an orphan the next leading watcher finishes).
+   */
+  onInterrupt?: 'rollback' | 'finish';
 }
 
 export interface RunResult {
@@ -229,7 +236,9 @@ export async function runSession(inputs: RunInputs, o: RunSettings, hooks: RunHo
   let interrupts = 0;
   const onSignal = () => {
     interrupts++;
-    if (interrupts === 1) {
+    if (interrupts === 1 && hooks.onInterrupt === 'finish') {
+      process.stderr.write(`\nInterrupted: run ${runId} goes on to its end, not rolled back (a failover half put back leaves its groups nowhere). Signal again to leave at once: the next leading watcher finishes it.\n`);
+    } else if (interrupts === 1) {
       process.stderr.write('\nInterrupted: finishing the steps in flight, then rolling back. Press Ctrl-C again to leave at once (then `baton undo`).\n');
       interrupt.abort();
     } else {

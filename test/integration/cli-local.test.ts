@@ -4,6 +4,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -239,6 +240,37 @@ describe('baton CLI, local transport', () => {
     expect(code, r.out()).toBe(1);
     expect(r.out()).toMatch(/Interrupted/);
     expect(files()).toEqual([]);
+  });
+
+  it("the watcher's runs (onInterrupt: finish): SIGTERM lets the run go on to its end, not rolled back; a second leaves at once", async () => {
+    const viteNode = path.join(path.dirname(createRequire(import.meta.url).resolve('vite-node/package.json')), 'vite-node.mjs');
+    const start = () => {
+      const child = spawn(process.execPath, [viteNode, path.resolve('test/helpers/run-session-main.ts'), slowPlaybook(), 'finish'], { env: { ...process.env, BATON_STATE_DIR: state, CI: 'true' } });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      return { child, done: new Promise<number | null>((res) => child.on('close', (code) => res(code))), out: () => out };
+    };
+    const r = start();
+    await waitForFile(path.join(target, 'a'), 30_000);
+    await new Promise((res) => setTimeout(res, 300));
+    r.child.kill('SIGTERM');
+    expect(await r.done, r.out()).toBe(0);
+    expect(r.out()).toMatch(/goes on to its end, not rolled back/);
+    expect(files()).toEqual(['a', 'b', 'mid']);
+
+    rmSync(target, { recursive: true, force: true });
+    mkdirSync(target);
+    const again = start();
+    await waitForFile(path.join(target, 'a'), 30_000);
+    await new Promise((res) => setTimeout(res, 300));
+    again.child.kill('SIGTERM');
+    await new Promise((res) => setTimeout(res, 100));
+    again.child.kill('SIGTERM');
+    // Left at once with its changes in place (exit 3): nothing rolled back, `b` never made.
+    expect(await again.done, again.out()).toBe(3);
+    expect(files()).toContain('a');
+    expect(files()).not.toContain('b');
   });
 
   it('a controller killed mid-run leaves a journal: runs shows it, undo reverts it, the stale lock is taken over', async () => {
