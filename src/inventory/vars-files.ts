@@ -1,6 +1,7 @@
 /**
  * group_vars/ and host_vars/ next to an inventory source, found as Ansible's host_group_vars
- * plugin finds them: `NAME`, `NAME.yml`, `NAME.yaml`, `NAME.json`, or a directory `NAME/` whose
+ * plugin finds them: the first that exists of `NAME`, `NAME.yml`, `NAME.yaml`, `NAME.json` (a
+ * directory `NAME/` counts as `NAME`), the others ignored; a directory's
  * files (recursively, sorted, hidden and `~` backups skipped, extension .yml/.yaml/.json or
  * none) are read in order, a later file's value winning. A file may be vault-encrypted as a
  * whole, or hold `!vault` values.
@@ -54,11 +55,14 @@ export function findVarsFiles(dir: string, name: string, cache?: DirListings): s
   const found: string[] = [];
   const names = listed(dir, cache);
   if (names === null) return found;
+  // The first that exists, and only it: Ansible's DataLoader.find_vars_files stops there, so a
+  // stale `NAME.yml` beside a `NAME/` directory is never read (reading it too made it win).
   for (const ext of ['', ...EXTS]) {
     const f = path.join(dir, name + ext);
     if (names ? !names.has(name + ext) : !existsSync(f)) continue;
     if (statSync(f).isDirectory()) found.push(...dirFiles(f));
     else found.push(f);
+    break;
   }
   return found;
 }

@@ -158,6 +158,7 @@ const cases: Case[] = [
   },
   { name: '12 a host list: -i "a,b:2222,"', sources: ['nas1.example.com,nas2.example.com:2222,198.51.100.9,'], compare: ['nas2.example.com', '198.51.100.9'] },
   { name: '14 templated vars (as written, like ansible-inventory shows them)', sources: [dir('14-templates/inventory.yml')], compare: ['nas1', 'nas2'] },
+  { name: '15 stale vars files beside newer ones: only the first of NAME, NAME/, NAME.yml, NAME.yaml, NAME.json is read', sources: [dir('15-stale-vars-files/inventory.yml')], compare: ['nas1', 'nas2'] },
   { name: '13 two hosts from four sources of four kinds', sources: [dir('01-ini-docs/hosts'), dir('05-directory'), dir('07-script/inventory.sh'), dir('04-k3s-yaml/inventory.yml')], compare: ['web1', 'nas1.dc1'] },
 ];
 
