@@ -22,6 +22,8 @@ export const DEFAULT_SELF_FENCE = ['sh', '-c', 'echo o > /proc/sysrq-trigger'];
 const ANSWER_TIMEOUT_MS = 3000;
 
 export function sshDriver(target: string, command: string[] = DEFAULT_SELF_FENCE): PowerDriver {
+  /** This driver sent the power-off: a connection that stops answering is what it did. */
+  let sent = false;
   return {
     label: `ssh to ${target}`,
     async status(ctx: StepContext, timeoutMs: number): Promise<PowerState> {
@@ -30,7 +32,13 @@ export function sshDriver(target: string, command: string[] = DEFAULT_SELF_FENCE
         const t = await withTimeout(ctx.transportFor(target), limit);
         if (!t) return 'off';
         const r = await t.exec(['true'], { timeoutMs: limit });
-        return r.code === 0 ? 'on' : 'off';
+        // Any exit status is an answer: the node is up (`sudo -n` refusing `true` included).
+        if (!r.timedOut) return 'on';
+        // A connection that was open and no longer answers: after the power-off this driver sent,
+        // the node went down (a machine that loses power sends no FIN). Before it, the node may
+        // only be slow: never read as off, or the fence would be "confirmed" without acting.
+        if (sent) return 'off';
+        throw new Error(`${target} took the SSH connection but \`true\` did not finish within ${limit / 1000} s: it may be up but overloaded, so it cannot be read as off; fence it through its BMC (provider ipmi or fence-agent)`);
       } catch (e) {
         if (e instanceof UnreachableError) return 'off';
         throw e;
@@ -42,6 +50,7 @@ export function sshDriver(target: string, command: string[] = DEFAULT_SELF_FENCE
       }
       try {
         const t = await ctx.transportFor(target);
+        sent = true;
         // The command takes the connection down with the node: losing it is the expected outcome.
         const r = await t.exec(command, { timeoutMs: Math.min(timeoutMs, 10_000) });
         if (r.code !== 0 && r.code !== null) {

@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import type { StepContext } from '../../src/steps/contract.js';
+import { sshDriver } from '../../src/steps/fence/ssh.js';
+import { UnreachableError, type ExecResult, type Transport } from '../../src/transport/transport.js';
+
+// The ssh provider's only proof of "off" is a node that no longer answers SSH. A node that
+// answers — whatever its exit status — is on; one that took the connection and then did not
+// finish `true` in time is on-or-slow before baton sent the power-off, and off only after it.
+
+function ctxAnswering(answer: Partial<ExecResult> | 'unreachable'): { ctx: StepContext; ran: string[][] } {
+  const ran: string[][] = [];
+  const transport = {
+    host: 'n1',
+    exec: async (argv: string[]): Promise<ExecResult> => {
+      ran.push(argv);
+      if (answer === 'unreachable') throw new UnreachableError('n1', 'connection lost');
+      if (argv[0] !== 'true') return { argv, code: null, signal: null, stdout: '', stderr: '', timedOut: true, durationMs: 10_000 };
+      return { argv, code: 0, signal: null, stdout: '', stderr: '', timedOut: false, durationMs: 1, ...answer };
+    },
+  } as unknown as Transport;
+  const ctx = { transportFor: async () => transport } as unknown as StepContext;
+  return { ctx, ran };
+}
+
+describe('fence provider ssh: reading the power', () => {
+  it('a node that answers is on, whatever `true` exits with (sudo -n refusing it, say)', async () => {
+    expect(await sshDriver('n1').status(ctxAnswering({ code: 0 }).ctx, 5000)).toBe('on');
+    expect(await sshDriver('n1').status(ctxAnswering({ code: 1, stderr: 'sudo: a password is required' }).ctx, 5000)).toBe('on');
+  });
+
+  it('a node that took the connection but is too slow to run `true` is never read as off before the power-off', async () => {
+    await expect(sshDriver('n1').status(ctxAnswering({ code: null, timedOut: true }).ctx, 5000)).rejects.toThrow(/cannot be read as off/);
+  });
+
+  it('after this driver sent the power-off, a connection that stops answering is the node gone', async () => {
+    const { ctx, ran } = ctxAnswering({ code: null, timedOut: true });
+    const driver = sshDriver('n1');
+    await driver.set(ctx, 'off', 5000);
+    expect(await driver.status(ctx, 5000)).toBe('off');
+    expect(ran[0]).toEqual(['sh', '-c', 'echo o > /proc/sysrq-trigger']);
+  });
+
+  it('a node that cannot be reached is off (the only proof this provider has)', async () => {
+    expect(await sshDriver('n1').status(ctxAnswering('unreachable').ctx, 5000)).toBe('off');
+  });
+});
