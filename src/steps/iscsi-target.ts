@@ -72,7 +72,10 @@ export const iscsiTarget: StepKind<IscsiTargetArgs, IscsiTargetObserved> = {
     if (portal && !portalCovered(before.portals, portal)) await ctx.run(newPortalArgv(cp, portal));
   },
 
-  revert: (ctx, a, before) => restoreTarget(ctx, a, before.target, before.portals),
+  revert(ctx, a, before) {
+    const portal = portalOf(a);
+    return restoreTarget(ctx, a, before.target, portal && !portalCovered(before.portals, portal) ? portal : undefined);
+  },
 
   describe(a) {
     let commands: string[][] = [];

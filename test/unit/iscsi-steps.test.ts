@@ -168,3 +168,60 @@ describe('iscsi_lun judgement', () => {
     expect(lunProblem({ ...seen, error: 'login refused: authentication failed' }, a)).toBe('198.18.193.100:3260 iqn.2026-11.test.baton:g1 LUN 1: login refused: authentication failed');
   });
 });
+
+describe('iscsi_target revert: the portal it added, and only that one', () => {
+  // A node where this group's target (B) is served and three portals are open: one that was
+  // there before B's step, B's own VIP, and group A's VIP, added by A's move since.
+  const targetB = [
+    'Target 1111: iqn.2026-11.test.baton:b',
+    '    System information:',
+    '        Driver: iscsi',
+    '        State: ready',
+    '    I_T nexus information:',
+    '    LUN information:',
+    '        LUN: 0',
+    '            Type: controller',
+    '            Backing store path: None',
+    '        LUN: 1',
+    '            Type: disk',
+    '            SCSI ID: bb01',
+    '            SCSI SN: SNB1',
+    '            Backing store path: /dev/sdb',
+    '    Account information:',
+    '    ACL information:',
+    '        ALL',
+    '',
+  ].join('\n');
+  const portals = ['198.18.193.1:3260', '198.18.193.102:3260', '198.18.193.101:3260'];
+
+  async function revertB(portalsBefore: string[]): Promise<string[]> {
+    const changed: string[] = [];
+    const ctx = {
+      transport: { host: 'n2' },
+      log: () => undefined,
+      run: async (argv: string[]) => {
+        const s = argv.join(' ');
+        let stdout = '';
+        if (s.includes('--mode target --op show')) stdout = targetB;
+        else if (s.includes('--mode portal --op show')) stdout = portals.map((p) => `Portal: ${p},1`).join('\n') + '\n';
+        else if (argv[0] === 'sh') stdout = '\n--baton--claims\n\n--baton--mountinfo\n';
+        else changed.push(s);
+        return { argv, code: 0, signal: null, stdout, stderr: '', timedOut: false, durationMs: 1 };
+      },
+    };
+    const b = { iqn: 'iqn.2026-11.test.baton:b', portal: '198.18.193.102:3260', luns: [{ lun: '1', backing_store: '/dev/sdb', scsi_id: 'bb01', scsi_sn: 'SNB1' }] };
+    await iscsiTarget.revert(ctx as never, b as never, { running: true, target: null, devices: {}, portals: portalsBefore, tids: [] });
+    return changed;
+  }
+
+  it("removes B's target and B's portal, never group A's, which came after B's step read the node", async () => {
+    const changed = await revertB(['198.18.193.1:3260']);
+    expect(changed.filter((c) => c.includes('--mode portal'))).toEqual([expect.stringMatching(/--op delete --param portal=198\.18\.193\.102:3260$/)]);
+    expect(changed.some((c) => c.includes('--mode target --op delete'))).toBe(true);
+  });
+
+  it('leaves a portal that already covered the VIP before the step (a wildcard one) alone', async () => {
+    const changed = await revertB(['0.0.0.0:3260']);
+    expect(changed.filter((c) => c.includes('--mode portal'))).toEqual([]);
+  });
+});

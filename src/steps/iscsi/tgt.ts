@@ -257,8 +257,12 @@ export async function runAll(ctx: StepContext, cmds: string[][]): Promise<void> 
   for (const argv of cmds) await ctx.run(argv);
 }
 
-/** Put this node's target for the IQN back as `want` shows it (null: no such target), tid kept when free. */
-export async function restoreTarget(ctx: StepContext, a: { iqn: string; control_port?: number | string }, want: TargetState | null, portalsBefore?: string[]): Promise<void> {
+/**
+ * Put this node's target for the IQN back as `want` shows it (null: no such target), tid kept when
+ * free; and remove `addedPortal`, the portal the step added. Only that one: portals are tgtd's,
+ * shared by every target on the node, and another group's (its VIP's) may have come since.
+ */
+export async function restoreTarget(ctx: StepContext, a: { iqn: string; control_port?: number | string }, want: TargetState | null, addedPortal?: string): Promise<void> {
   const cp = controlPortOf(a);
   const luns = want?.luns.map((l) => ({ lun: l.lun, backing_image: l.backingImage ?? undefined, backing_store: l.backingImage ? undefined : (l.backingStore ?? undefined), scsi_id: l.scsiId, scsi_sn: l.scsiSn })) ?? [];
   const now = await probeHere(ctx, { iqn: a.iqn, luns, control_port: a.control_port });
@@ -273,6 +277,10 @@ export async function restoreTarget(ctx: StepContext, a: { iqn: string; control_
       await runAll(ctx, createCommands(cp, tid, spec));
     }
   }
-  if (portalsBefore) for (const p of now.portals) if (!portalsBefore.includes(p)) await ctx.run(deletePortalArgv(cp, p));
+  if (addedPortal) {
+    const w = splitPortal(addedPortal);
+    const there = now.portals.find((p) => splitPortal(p).address === w.address && splitPortal(p).port === w.port);
+    if (there) await ctx.run(deletePortalArgv(cp, there));
+  }
 }
 
