@@ -24,7 +24,7 @@ import { parseIpLinkJson } from './links.js';
 import { findAddress, parseIpAddr, type IfAddress } from './net.js';
 import { GANESHA_BUS_NAME, GANESHA_EXPORT_MGR, parseExportfsV, parseShowExports } from './nfs.js';
 import { parseTgtadmTargets } from './iscsi.js';
-import { ipmitoolArgv, parseIpmiPowerStatus, withPasswordOnStdin, type BmcSpec } from './power.js';
+import { ipmitoolArgv, lanplusOf, parseIpmiPowerStatus, withPasswordOnStdin, type BmcSpec } from './power.js';
 import { LOOP_CLAIM_DIR, loopStateOf, mountAt, normPath, parseLoopClaims, parseLosetupJson, parseMountinfo, type StorageView } from './storage.js';
 
 // ---------------------------------------------------------------- one read of a node
@@ -276,7 +276,14 @@ export function bmcOf(host: Host): BmcSpec | undefined {
     port: set(v.bmc_port) ? Number(v.bmc_port) : undefined,
     user: String(v.bmc_user),
     password: String(v.bmc_password),
-    lanplus: lanplus === undefined || lanplus === null ? true : lanplus === true || lanplus === 'true' || lanplus === 1,
+    // A word that is no boolean is the fence step's error to report; reading the power, v2.
+    lanplus: (() => {
+      try {
+        return lanplusOf(lanplus);
+      } catch {
+        return true;
+      }
+    })(),
     cipherSuite: set(v.bmc_cipher_suite) ? Number(v.bmc_cipher_suite) : undefined,
   };
 }

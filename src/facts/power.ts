@@ -3,9 +3,19 @@
  * answer. Pure builders and parsers (unit-tested against output captured in the lab), plus
  * small readers that run them through a StepContext. Nothing here changes anything.
  */
+import { ansibleBool } from '../inventory/connection.js';
 import type { StepContext } from '../steps/contract.js';
 
 export type PowerState = 'on' | 'off';
+
+/**
+ * Whether to speak IPMI v2 (lanplus), from `bmc_lanplus` or a step's `lanplus`: unset means yes;
+ * otherwise Ansible's booleans (`yes`, `on`, `1`, `true`… as YAML 1.1 and INI sites write them),
+ * anything else an error. Reading only `true` turned `bmc_lanplus: yes` into IPMI 1.5.
+ */
+export function lanplusOf(value: unknown): boolean {
+  return value === undefined || value === null || value === '' ? true : ansibleBool(value, 'bmc_lanplus');
+}
 
 /** How to reach one BMC. The password never goes on a command line: see `withPasswordOnStdin`. */
 export interface BmcSpec {

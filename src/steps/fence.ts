@@ -1,7 +1,7 @@
 import type { StepContext, StepKind } from './contract.js';
 import { StepRefusedError } from './contract.js';
 import type { AgentOptions, BmcSpec, PowerState } from '../facts/power.js';
-import { agentOptionsFor } from '../facts/power.js';
+import { agentOptionsFor, lanplusOf } from '../facts/power.js';
 import { ipmiDriver } from './fence/ipmi.js';
 import { fenceAgentDriver } from './fence/fence-agent.js';
 import { sshDriver, DEFAULT_SELF_FENCE } from './fence/ssh.js';
@@ -112,7 +112,7 @@ export function bmcFor(ctx: StepContext, a: PowerArgs): BmcSpec {
     port: port === undefined ? undefined : Number(port),
     user: String(user),
     password: String(password),
-    lanplus: lanplus === undefined ? true : lanplus === true || lanplus === 'true' || lanplus === 1,
+    lanplus: lanplusOf(lanplus),
     cipherSuite: suite === undefined ? undefined : Number(suite),
   };
 }

@@ -7,6 +7,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { StepContext } from '../../src/steps/contract.js';
+import { bmcFor } from '../../src/steps/fence.js';
 import { bmcOf, judgeCluster, nodeViewArgv, observeGroups, parseNodeView, POWERED_OFF_GRACE_MS, type NodeObservation } from '../../src/facts/groups.js';
 import type { Inventory } from '../../src/inventory/model.js';
 import type { ServiceGroup } from '../../src/inventory/services.js';
@@ -311,5 +313,15 @@ describe('observing', () => {
       cipherSuite: 3,
     });
     expect(bmcOf({ name: 'n1', groups: [], vars: { bmc_address: '198.18.190.1' } })).toBeUndefined();
+  });
+
+  it("bmc_lanplus as Ansible sites write it: yes/on/1 are IPMI v2, no/off/0 IPMI 1.5, for status and the fence alike", () => {
+    const vars = { bmc_address: '198.18.190.1', bmc_user: 'u', bmc_password: 'p' };
+    const fenceCtx = (lanplus: unknown) => ({ inventory: { hosts: new Map([['n1', { name: 'n1', groups: [], vars: { ...vars, bmc_lanplus: lanplus } }]]) } }) as unknown as StepContext;
+    for (const [word, v2] of [['yes', true], ['on', true], ['1', true], ['True', true], [true, true], ['no', false], ['off', false], [0, false], [false, false]] as const) {
+      expect(bmcOf({ name: 'n1', groups: [], vars: { ...vars, bmc_lanplus: word } })?.lanplus, String(word)).toBe(v2);
+      expect(bmcFor(fenceCtx(word), { target: 'n1' }).lanplus, String(word)).toBe(v2);
+    }
+    expect(() => bmcFor(fenceCtx('maybe'), { target: 'n1' })).toThrow(/bmc_lanplus must be a boolean/);
   });
 });
