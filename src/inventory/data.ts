@@ -30,6 +30,9 @@ export interface HostData {
 export class InventoryData {
   readonly groups = new Map<string, GroupData>();
   readonly hosts = new Map<string, HostData>();
+  /** Each group's members and parents as sets: a site's inventory may hold thousands of each. */
+  private readonly members = new Map<string, Set<string>>();
+  private readonly parents = new Map<string, Set<string>>();
 
   constructor(private readonly problems: Problem[]) {
     this.addGroup('all');
@@ -56,7 +59,12 @@ export class InventoryData {
     }
     if (group) {
       const g = this.addGroup(group);
-      if (!g.hosts.includes(name)) g.hosts.push(name);
+      let m = this.members.get(group);
+      if (!m) this.members.set(group, (m = new Set(g.hosts)));
+      if (!m.has(name)) {
+        m.add(name);
+        g.hosts.push(name);
+      }
       if (!h.direct.includes(group)) h.direct.push(group);
     }
     return h;
@@ -88,14 +96,21 @@ export class InventoryData {
       this.problems.push({ loc: loc ?? p.loc ?? { file: '<inventory>', line: 1, col: 1 }, message: `group "all" cannot be a child of "${parent}": every group is already inside "all"` });
       return;
     }
-    if (parent === child || this.descendants(child).has(parent)) {
+    if (p.children.includes(child)) return;
+    // A loop needs the child to have children and the parent to have parents: a chain of groups
+    // declared in either order never searches (the search is the whole chain below the child).
+    const mayLoop = this.groups.get(child)!.children.length > 0 && (this.parents.get(parent)?.size ?? 0) > 0;
+    if (parent === child || (mayLoop && this.descendants(child).has(parent))) {
       this.problems.push({
         loc: loc ?? p.loc ?? { file: '<inventory>', line: 1, col: 1 },
         message: `group "${child}" cannot be a child of "${parent}": "${parent}" is already inside "${child}", which would make a loop`,
       });
       return;
     }
-    if (!p.children.includes(child)) p.children.push(child);
+    p.children.push(child);
+    let ps = this.parents.get(child);
+    if (!ps) this.parents.set(child, (ps = new Set()));
+    ps.add(parent);
   }
 
   private descendants(name: string): Set<string> {
@@ -113,7 +128,7 @@ export class InventoryData {
   }
 
   parentsOf(name: string): string[] {
-    return [...this.groups.values()].filter((g) => g.children.includes(name)).map((g) => g.name);
+    return [...(this.parents.get(name) ?? [])];
   }
 
   /** Ansible's reconcile_inventory: every group hangs under `all`; `ungrouped` holds exactly the hosts in no other group. */
@@ -125,14 +140,15 @@ export class InventoryData {
     for (const h of this.hosts.values()) {
       const mine = this.groupsOf(h.name);
       const others = [...mine].filter((g) => g !== 'all' && g !== 'ungrouped');
-      if (others.length && ungrouped.hosts.includes(h.name)) {
-        ungrouped.hosts = ungrouped.hosts.filter((n) => n !== h.name);
+      if (others.length && h.direct.includes('ungrouped')) {
         h.direct = h.direct.filter((d) => d !== 'ungrouped');
+        this.members.get('ungrouped')?.delete(h.name);
       } else if (!others.length && !mine.has('ungrouped')) {
-        ungrouped.hosts.push(h.name);
-        h.direct.push('ungrouped');
+        this.addHost(h.name, 'ungrouped', undefined, h.loc ?? { file: '<inventory>', line: 1, col: 1 });
       }
     }
+    const left = this.members.get('ungrouped');
+    if (left) ungrouped.hosts = ungrouped.hosts.filter((n) => left.has(n));
   }
 
   /** Every group holding the host, directly or through children; `all` included. */
@@ -148,15 +164,36 @@ export class InventoryData {
     return out;
   }
 
-  /** Longest path from `all` (Ansible's group depth). */
+  /**
+   * Longest path from `all` (Ansible's group depth): the groups in topological order from `all`,
+   * each relaxing its children. No recursion: a chain of thousands of `[g:children]` sections is
+   * a loop, not a stack that overflows.
+   */
   depths(): Map<string, number> {
-    const depth = new Map<string, number>();
-    const visit = (name: string, d: number): void => {
-      if ((depth.get(name) ?? -1) >= d) return;
-      depth.set(name, d);
-      for (const c of this.groups.get(name)?.children ?? []) visit(c, d + 1);
-    };
-    visit('all', 0);
+    const depth = new Map<string, number>([['all', 0]]);
+    const indegree = new Map<string, number>();
+    const reach = ['all'];
+    const seen = new Set(reach);
+    for (let i = 0; i < reach.length; i++) {
+      for (const c of this.groups.get(reach[i]!)?.children ?? []) {
+        indegree.set(c, (indegree.get(c) ?? 0) + 1);
+        if (!seen.has(c)) {
+          seen.add(c);
+          reach.push(c);
+        }
+      }
+    }
+    const ready = ['all'];
+    while (ready.length) {
+      const g = ready.pop()!;
+      const d = depth.get(g)!;
+      for (const c of this.groups.get(g)?.children ?? []) {
+        if ((depth.get(c) ?? -1) < d + 1) depth.set(c, d + 1);
+        const left = indegree.get(c)! - 1;
+        indegree.set(c, left);
+        if (left === 0) ready.push(c);
+      }
+    }
     for (const g of this.groups.keys()) if (!depth.has(g)) depth.set(g, 1);
     return depth;
   }

@@ -47,8 +47,36 @@ export function splitHostPort(pattern: string): { name: string; port?: number } 
   return { name: pattern };
 }
 
+/**
+ * The most hosts one pattern may stand for. A site's largest ranges are thousands; a typo such as
+ * `web[1:99999999]` would otherwise fill the memory before any error could be said.
+ */
+export const MAX_HOSTS_PER_PATTERN = 100_000;
+
 /** Every host a pattern stands for: `www[01:50:2].example.com`, `db-[a:f]`, several ranges in one name. */
 export function expandHostRange(name: string): string[] {
+  const count = countHostRange(name);
+  if (count > MAX_HOSTS_PER_PATTERN) {
+    throw new HostPatternError(`"${name}" stands for ${count > 1e15 ? 'more than 10^15' : count} hosts; at most ${MAX_HOSTS_PER_PATTERN} are read from one pattern: is a range bound mistyped?`);
+  }
+  return expandRanges(name);
+}
+
+/** How many hosts a pattern stands for, counted without listing them (ranges multiply). */
+function countHostRange(name: string): number {
+  let count = 1;
+  for (const m of name.matchAll(/\[([^\]]*)\]/g)) {
+    const [beg = '0', end = '', step = '1'] = m[1]!.split(':');
+    const b = /^[0-9]+$/.test(beg || '0') ? Number(beg || '0') : 0;
+    const e = /^[0-9]+$/.test(end) ? Number(end) : 0;
+    const st = /^[0-9]+$/.test(step) && Number(step) > 0 ? Number(step) : 1;
+    // Letters are at most 52; anything malformed is expandRanges' to explain.
+    count *= e >= b ? Math.floor((e - b) / st) + 1 : 1;
+  }
+  return count;
+}
+
+function expandRanges(name: string): string[] {
   const open = name.indexOf('[');
   if (open < 0) return [name];
   const close = name.indexOf(']', open);
@@ -80,7 +108,7 @@ export function expandHostRange(name: string): string[] {
   } else {
     throw new HostPatternError(`"${name}": a host range is numeric ([01:50]) or one letter each side ([a:f])`);
   }
-  return items.flatMap((x) => expandHostRange(head + x + tail));
+  return items.flatMap((x) => expandRanges(head + x + tail));
 }
 
 /** A host key or INI host word: the hosts it names, and the port they share. */

@@ -125,9 +125,30 @@ const LITERAL_WORDS: Record<string, unknown> = {
   null: null,
 };
 
+/**
+ * Bounds on one expression, so that a pathological one (`((((…` or `not not not …` thousands
+ * deep) is refused at its place rather than overflow the stack, here or when it is evaluated.
+ * Ansible's own expressions in playbooks are a few dozen tokens, nested a few levels.
+ */
+const MAX_NESTING = 64;
+const MAX_TOKENS = 4096;
+
 class Parser {
   private i = 0;
-  constructor(private readonly toks: Tok[]) {}
+  private depth = 0;
+  constructor(private readonly toks: Tok[]) {
+    if (toks.length > MAX_TOKENS) throw new ExprSyntaxError(`the expression has ${toks.length} tokens; at most ${MAX_TOKENS} are read`, toks[MAX_TOKENS]!.pos);
+  }
+
+  /** One level deeper (a parenthesis, a list, a `not`), refused past MAX_NESTING. */
+  private nested<T>(at: number, f: () => T): T {
+    if (++this.depth > MAX_NESTING) throw new ExprSyntaxError(`the expression nests deeper than ${MAX_NESTING} levels`, at);
+    try {
+      return f();
+    } finally {
+      this.depth--;
+    }
+  }
 
   private peek(): Tok {
     return this.toks[this.i]!;
@@ -174,8 +195,8 @@ class Parser {
 
   private notExpr(): Expr {
     if (this.isWord('not')) {
-      this.i++;
-      return { type: 'not', operand: this.notExpr() };
+      const at = this.next().pos;
+      return { type: 'not', operand: this.nested(at, () => this.notExpr()) };
     }
     return this.comparison();
   }
@@ -242,19 +263,20 @@ class Parser {
     const t = this.next();
     if (t.t === 'num' || t.t === 'str') return { type: 'lit', value: t.v };
     if (t.t === 'op' && t.v === '(') {
-      const inner = this.condition();
+      const inner = this.nested(t.pos, () => this.condition());
       this.expectOp(')');
       return inner;
     }
     if (t.t === 'op' && t.v === '[') {
       const items: Expr[] = [];
-      if (!this.isOp(']')) {
+      this.nested(t.pos, () => {
+        if (this.isOp(']')) return;
         items.push(this.value());
         while (this.isOp(',')) {
           this.i++;
           items.push(this.value());
         }
-      }
+      });
       this.expectOp(']');
       return { type: 'list', items };
     }

@@ -98,6 +98,21 @@ describe('bad input: exit 2 at file:line:col, nothing run', () => {
     await expectRefused(full, inventory, `${full}:${line}:${col}`, message);
   });
 
+  // The expression's text is quoted in the message: only its place and the problem are compared.
+  it.each([
+    ['deep-parens.yml', 5, 48, 'bad template "{{ ((((', 'the expression nests deeper than 64 levels'],
+    ['deep-not.yml', 6, 13, 'when: bad condition "not not', 'the expression nests deeper than 64 levels at character 257'],
+  ])('%s (an expression nested thousands deep) is refused at %i:%i, not a stack overflow', async (file, line, col, start, problem) => {
+    const full = path.join(corpus, file);
+    for (const cmd of [['validate'], ['run', '--yes']]) {
+      const r = await baton([...cmd, full, '-i', inventory, '-e', `marker=${marker}`]);
+      expect(r.stderr.slice(0, 300), cmd.join(' ')).toContain(`${full}:${line}:${col}: ${start}`);
+      expect(r.stderr, cmd.join(' ')).toContain(problem);
+      expect(r.code, `${cmd.join(' ')} exit code`).toBe(2);
+      expect(existsSync(marker)).toBe(false);
+    }
+  });
+
   it('a 50 MB playbook is refused by its size before it is read', async () => {
     const big = path.join(tmp, 'big.yml');
     const body = `    v: "${'y'.repeat(1000)}"\n`;
@@ -130,6 +145,13 @@ describe('bad input: exit 2 at file:line:col, nothing run', () => {
     await expectRefused(pb, inv, `${inv}:1:1`, 'inventory is 50.0 MiB, over the 8 MiB limit for an input file');
   });
 
+  it('a host range of a hundred million hosts (a mistyped bound) is refused at its line, in bounded memory', async () => {
+    const pb = path.join(tmp, 'marker.yml');
+    writeFileSync(pb, MARKER_PLAY);
+    const inv = path.join(corpus, 'inventory', 'range-bomb.ini');
+    await expectRefused(pb, inv, `${inv}:3:1`, 'bad host "web[1:99999999]": "web[1:99999999]" stands for 99999999 hosts; at most 100000 are read from one pattern');
+  });
+
   it('a Latin-1 inventory is refused at its first bad byte', async () => {
     const pb = path.join(tmp, 'marker.yml');
     writeFileSync(pb, MARKER_PLAY);
@@ -147,6 +169,20 @@ describe('the limits leave room for real files', () => {
     expect(Object.keys(all.hosts)).toHaveLength(3000);
     expect(all.hosts.h2999).toEqual({ ansible_user: 'ops', ansible_port: 22, iface: 'eth0', site: 'dc1', rack: 'r1', ansible_host: '198.18.11.183' });
   });
+
+  it('an INI inventory whose groups nest 20000 deep, declared either way round, loads (no recursion, no quadratic search)', async () => {
+    const pb = path.join(tmp, 'marker.yml');
+    writeFileSync(pb, MARKER_PLAY);
+    const n = 20_000;
+    const down = Array.from({ length: n - 1 }, (_, i) => `[g${i + 1}:children]\ng${i + 2}\n`).join('');
+    const up = Array.from({ length: n - 1 }, (_, i) => `[g${n - 1 - i}:children]\ng${n - i}\n`).join('');
+    for (const [name, body] of [['chain-down.ini', down], ['chain-up.ini', up]] as const) {
+      const inv = path.join(tmp, name);
+      writeFileSync(inv, `[g${n}]\nlocal ansible_connection=local\n${body}`);
+      const r = await baton(['validate', pb, '-i', inv, '-e', `marker=${marker}`]);
+      expect(r.code, `${name}: ${r.stderr.slice(0, 300)}`).toBe(0);
+    }
+  }, 120_000);
 
   it('nesting 60 levels deep is read', () => {
     const text = 'a: ' + '['.repeat(60) + '1' + ']'.repeat(60) + '\n';
