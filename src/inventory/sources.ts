@@ -35,7 +35,11 @@ export function ignoredInDirectory(name: string): boolean {
   return IGNORED_NAMES.test(name) || IGNORED_EXTS.some((e) => name.endsWith(e));
 }
 
-export function readSource(source: string, data: InventoryData, book: SecretBook, problems: Problem[]): void {
+/**
+ * `visited`: the directories read so far (device and inode): a symlink back up the tree (`a -> .`)
+ * is read once, not until the kernel's ELOOP or, with two such links, for ever.
+ */
+export function readSource(source: string, data: InventoryData, book: SecretBook, problems: Problem[], visited = new Set<string>()): void {
   let st;
   try {
     st = statSync(source);
@@ -45,9 +49,19 @@ export function readSource(source: string, data: InventoryData, book: SecretBook
     return;
   }
   if (st.isDirectory()) {
-    for (const name of readdirSync(source).sort()) {
+    const id = `${st.dev}:${st.ino}`;
+    if (visited.has(id)) return;
+    visited.add(id);
+    let names: string[];
+    try {
+      names = readdirSync(source).sort();
+    } catch (e) {
+      problems.push({ loc: { file: source, line: 1, col: 1 }, message: `cannot read inventory directory: ${(e as Error).message}` });
+      return;
+    }
+    for (const name of names) {
       if (ignoredInDirectory(name)) continue;
-      readSource(path.join(source, name), data, book, problems);
+      readSource(path.join(source, name), data, book, problems, visited);
     }
     return;
   }

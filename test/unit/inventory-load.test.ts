@@ -1,9 +1,11 @@
+import { symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { connectionFor, sshOptions } from '../../src/inventory/connection.js';
 import { loadInventory } from '../../src/inventory/load.js';
 import { selectHosts } from '../../src/inventory/pattern.js';
+import { tempDirEach } from '../helpers/state-dir.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const invFile = path.join(here, 'fixtures/inv/prod.yml');
@@ -97,5 +99,16 @@ describe('selectHosts', () => {
 
   it('reports names that match nothing', () => {
     expect(selectHosts(inv, 'storage:nas3:!web', 'nope*').unknown).toEqual(['nas3', 'web', 'nope*']);
+  });
+});
+
+describe('an inventory directory with symlinks back up the tree', () => {
+  const dir = tempDirEach('baton-inv-loop-');
+  it('reads each directory once: two links to "." neither loop for ever nor fail with ELOOP', () => {
+    writeFileSync(path.join(dir(), 'hosts.yml'), 'all:\n  hosts:\n    nas1:\n    nas2:\n');
+    symlinkSync('.', path.join(dir(), 'a'));
+    symlinkSync('.', path.join(dir(), 'b'));
+    const inv = loadInventory([dir()]);
+    expect([...inv.hosts.keys()].sort()).toEqual(['nas1', 'nas2']);
   });
 });
