@@ -1,6 +1,5 @@
 import { statSync } from 'node:fs';
 import path from 'node:path';
-import { checkAgainst, compileSchema } from '../playbook/schema-check.js';
 import { ValidationError, type Problem, type SourceLocation } from '../util/errors.js';
 import { ansibleBool } from './connection.js';
 import { InventoryData } from './data.js';
@@ -8,7 +7,8 @@ import type { Group, Host, Inventory } from './model.js';
 import { renderInventoryTemplates } from './templated.js';
 import { serviceGroupProblems } from './services.js';
 import { SecretBook } from './secrets.js';
-import { inventorySchema, readSource } from './sources.js';
+import { readSource } from './sources.js';
+import { checkVarsLayer } from './vars-check.js';
 import { varsFor, type DirListings, type VarsLayer } from './vars-files.js';
 import type { VaultSecret } from './vault.js';
 
@@ -159,22 +159,6 @@ function implicitInventory(): Inventory {
 }
 
 /** Connection vars in vars files are checked like inline ones (types, the port's range). */
-function checkVarsLayer(layer: VarsLayer, problems: Problem[]): void {
-  const validate = compileSchema('inventory', inventorySchema());
-  const found = checkAgainst(validate, { all: { vars: layer.vars } }, {
-    doc: {
-      file: '',
-      value: undefined,
-      root: undefined,
-      at: (p) => layer.locs[String(p[2])] ?? { file: '<vars file>', line: 1, col: 1 },
-      keyAt: (p) => layer.locs[String(p[2])] ?? { file: '<vars file>', line: 1, col: 1 },
-    },
-    basePath: [],
-    rootLabel: 'the vars file',
-  });
-  problems.push(...found);
-}
-
 /**
  * baton becomes another user with `sudo -n` only; any other method is refused where it is set,
  * and so is an ansible_become that is no boolean (better at load than at the first command).

@@ -23,6 +23,7 @@ import type { InventoryData } from './data.js';
 import { HostPatternError, parseHostPattern } from './host-pattern.js';
 import { parseIniInventory } from './ini.js';
 import { readScriptInventory } from './script.js';
+import { checkVarsFrom } from './vars-check.js';
 import { withoutVaultTags, type SecretBook } from './secrets.js';
 import { decryptVault, isVaulted, VaultError } from './vault.js';
 import { readYamlInventory } from './yaml-inventory.js';
@@ -92,7 +93,10 @@ function executable(file: string): boolean {
 
 function readFile(file: string, data: InventoryData, book: SecretBook, problems: Problem[]): void {
   const ext = path.extname(file);
-  if (executable(file)) return readScriptInventory(file, data, problems);
+  if (executable(file)) {
+    readScriptInventory(file, data, problems);
+    return checkVarsFrom(file, data, problems);
+  }
   let text: string;
   try {
     // Bounded and strict: size limit, valid UTF-8, no NUL (read-source.ts).
@@ -139,6 +143,7 @@ function readFile(file: string, data: InventoryData, book: SecretBook, problems:
     }
   }
   parseIniInventory(text, shownAs, data, problems);
+  checkVarsFrom(shownAs, data, problems);
 }
 
 function yamlDoc(doc: ParsedYaml, data: InventoryData, book: SecretBook, problems: Problem[]): void {

@@ -6,7 +6,7 @@
  * none) are read in order, a later file's value winning. A file may be vault-encrypted as a
  * whole, or hold `!vault` values.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { readSource as readBoundedSource } from '../playbook/read-source.js';
 import { ValidationError } from '../util/errors.js';
 import path from 'node:path';

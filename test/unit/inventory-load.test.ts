@@ -6,6 +6,7 @@ import { connectionFor, sshOptions } from '../../src/inventory/connection.js';
 import { loadInventory } from '../../src/inventory/load.js';
 import { selectHosts } from '../../src/inventory/pattern.js';
 import { tempDirEach } from '../helpers/state-dir.js';
+import { loadProblems } from '../helpers/model.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const invFile = path.join(here, 'fixtures/inv/prod.yml');
@@ -110,5 +111,30 @@ describe('an inventory directory with symlinks back up the tree', () => {
     symlinkSync('.', path.join(dir(), 'b'));
     const inv = loadInventory([dir()]);
     expect([...inv.hosts.keys()].sort()).toEqual(['nas1', 'nas2']);
+  });
+});
+
+describe('connection variables from INI inventories and scripts are checked as in YAML', () => {
+  const dir = tempDirEach('baton-inv-conn-');
+  it('a port that is no port, or a connection baton cannot make, is refused at its line; a good one loads', () => {
+    const ini = path.join(dir(), 'hosts.ini');
+    writeFileSync(ini, '[nodes]\nn1 ansible_port=abc\nn2 ansible_port=22x\nn3 ansible_connection=docker\nn4:99999\nn5 ansible_port=2222\n');
+    expect(loadProblems(() => loadInventory([ini]))).toEqual([
+      '2:4 "ansible_port" must be a port number (1-65535), got the string "abc"',
+      '3:4 "ansible_port" must be a port number (1-65535), got the string "22x"',
+      '4:4 "ansible_connection" must be one of "ssh", "local", "smart", got the string "docker"',
+      '5:1 "ansible_port" must be a port number (1-65535), got a number (99999)',
+    ]);
+    writeFileSync(ini, '[nodes]\nn5 ansible_port=2222\n');
+    expect(connectionFor(loadInventory([ini]).hosts.get('n5')!).port).toBe(2222);
+  });
+
+  it('a script inventory too; and a port written as a string in YAML is held to 1-65535', () => {
+    const script = path.join(dir(), 'inv.sh');
+    writeFileSync(script, '#!/bin/sh\necho \'{"nodes": {"hosts": ["n1"]}, "_meta": {"hostvars": {"n1": {"ansible_port": "abc"}}}}\'\n', { mode: 0o755 });
+    expect(loadProblems(() => loadInventory([script]))).toEqual([expect.stringMatching(/"ansible_port" must be a port number \(1-65535\), got the string "abc"/)]);
+    const yml = path.join(dir(), 'hosts.yml');
+    writeFileSync(yml, 'all:\n  hosts:\n    n1: { ansible_port: "99999" }\n');
+    expect(loadProblems(() => loadInventory([yml]))).toEqual(['3:25 "ansible_port" must be a port number (1-65535), got the string "99999"']);
   });
 });
