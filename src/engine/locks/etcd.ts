@@ -99,6 +99,9 @@ export class EtcdHeldLocks implements HeldLocks {
   private timer: NodeJS.Timeout | undefined;
   private released = false;
   private unrenewedSince: number | undefined;
+  /** When etcd last confirmed the lease (monotonic): a controller paused past it must ask again. */
+  private lastRenewed = performance.now();
+  private renewing: Promise<void> | undefined;
   /** Journal lines written locally, not yet in etcd: index → line. */
   private readonly pending = new Map<number, string>();
   private flushing: Promise<void> | undefined;
@@ -124,7 +127,13 @@ export class EtcdHeldLocks implements HeldLocks {
     this.timer.unref();
   }
 
-  private async renew(): Promise<void> {
+  /** One keep-alive at a time, whoever asks (the timer, or many commands' guards at once). */
+  private renew(): Promise<void> {
+    this.renewing ??= this.keepAlive().finally(() => (this.renewing = undefined));
+    return this.renewing;
+  }
+
+  private async keepAlive(): Promise<void> {
     if (this.released || this.lost.aborted) return;
     try {
       const ttl = await this.client.leaseKeepAlive(this.lease, Math.max(1000, (this.leaseS * 1000) / 3));
@@ -133,6 +142,7 @@ export class EtcdHeldLocks implements HeldLocks {
         return;
       }
       this.unrenewedSince = undefined;
+      this.lastRenewed = performance.now();
     } catch (e) {
       // Unreachable is not lost yet: the fencing compare before the next change decides.
       if (this.unrenewedSince === undefined) {
@@ -231,10 +241,24 @@ export class EtcdHeldLocks implements HeldLocks {
 
   guard: HeldLocks['guard'] = (pool) => {
     if (!this.tokens.size) return pool;
-    return guardedPool(pool, () => {
-      if (this.lost.aborted) throw this.lost.reason;
-    });
+    return guardedPool(pool, () => this.confirm());
   };
+
+  /**
+   * Before each command: lost is lost; and when the lease was last confirmed longer ago than two
+   * thirds of it (the controller was paused, or the timer starved), it is renewed first, as the
+   * node lock does. A controller SIGSTOPped mid-step sent the rest of that step's commands on
+   * SIGCONT, before its renewal timer could find the lease gone.
+   */
+  private async confirm(): Promise<void> {
+    if (this.lost.aborted) throw this.lost.reason;
+    if (this.released || performance.now() - this.lastRenewed <= (this.leaseS * 1000 * 2) / 3) return;
+    await this.renew();
+    if (this.lost.aborted) throw this.lost.reason;
+    if (performance.now() - this.lastRenewed > this.leaseS * 1000) {
+      throw this.lose(`its lease in ${this.label} could not be confirmed for longer than the ${this.leaseS} s lease (etcd unreachable, or this controller paused)`);
+    }
+  }
 
   async release(): Promise<void> {
     if (this.released) return;
