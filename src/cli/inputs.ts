@@ -50,7 +50,7 @@ export function loadInputs(playbookArg: string, o: CommonOptions): Inputs {
   }
   const sources = inventorySources(o.inventory);
   try {
-    inventory = loadInventory(sources, { vault: vaultSecrets(o) });
+    inventory = loadInventory(sources, { vault: vaultSecrets(o), playbookDir: path.dirname(playbookFile) });
   } catch (e) {
     if (e instanceof ValidationError) problems.push(...e.problems);
     else if (e instanceof VaultError) problems.push({ loc: { file: '--vault-password-file', line: 1, col: 1 }, message: e.message });

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { existsSync } from 'node:fs';
 import type { Inventory } from '../inventory/model.js';
 import { loadInventory } from '../inventory/load.js';
@@ -158,7 +159,9 @@ export function restoreSecrets(intent: IntentRecord, run: RunRecord, inventory: 
 /** The inventory the run used (every source, in order), or the operator's; vault secrets to open it. */
 export function loadUndoInventory(plan: UndoPlan, override?: string[], vault: VaultSecret[] = []): { inventory: Inventory; file?: string; sources: string[] } {
   const sources = override?.length ? override : (plan.run.inventories ?? (plan.run.inventory ? [plan.run.inventory] : []));
-  return { inventory: loadInventory(sources, { vault }), file: sources[0], sources };
+  // The playbook's group_vars/ and host_vars/ as the run read them (its directory, when it still exists).
+  const playbookDir = plan.run.playbook ? path.dirname(plan.run.playbook) : undefined;
+  return { inventory: loadInventory(sources, { vault, ...(playbookDir ? { playbookDir } : {}) }), file: sources[0], sources };
 }
 
 export interface Drift {

@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ValidationError, type Problem, type SourceLocation } from '../util/errors.js';
 import { ansibleBool } from './connection.js';
@@ -19,6 +19,11 @@ export const IMPLICIT_INVENTORY = '<implicit localhost>';
 export interface LoadOptions {
   /** Passwords for vaulted files and `!vault` values (--vault-password-file, --vault-id). */
   vault?: VaultSecret[];
+  /**
+   * The playbook's directory: its group_vars/ and host_vars/ are read too, as ansible-playbook
+   * reads them, each above the inventory's of the same kind.
+   */
+  playbookDir?: string;
 }
 
 /**
@@ -37,6 +42,8 @@ export interface LoadOptions {
  *   4. group_vars/GROUP files next to each source, sources in order, groups in that order;
  *   5. the host's own vars written in the sources (several listings: the later wins);
  *   6. host_vars/HOST files next to each source.
+ * The playbook directory's group_vars/all, group_vars/GROUP and host_vars/HOST (when given and
+ * not an inventory source's directory) come right after 2, 4 and 6 each.
  * Merging replaces whole values (no deep merge), as Ansible's default hash_behaviour=replace.
  * Vars holding `{{ }}` that only need inventory vars are rendered (see templated.ts).
  */
@@ -62,10 +69,18 @@ export function loadInventory(sources?: string | string[], opts: LoadOptions = {
       return []; // a host list
     }
   });
+  const real = (d: string): string => {
+    try {
+      return realpathSync(d);
+    } catch {
+      return path.resolve(d);
+    }
+  };
+  const playDirs = opts.playbookDir && !baseDirs.some((d) => real(d) === real(opts.playbookDir!)) ? [opts.playbookDir] : [];
   const fileVars = new Map<string, VarsLayer | undefined>();
   const listings: DirListings = new Map();
-  const filesOf = (kind: 'group_vars' | 'host_vars', name: string): VarsLayer[] =>
-    baseDirs.flatMap((dir) => {
+  const filesOf = (kind: 'group_vars' | 'host_vars', name: string, dirs = baseDirs): VarsLayer[] =>
+    dirs.flatMap((dir) => {
       const key = `${dir}\0${kind}\0${name}`;
       if (!fileVars.has(key)) {
         const layer = varsFor(dir, kind, name, book, problems, listings);
@@ -97,6 +112,7 @@ export function loadInventory(sources?: string | string[], opts: LoadOptions = {
     const all = data.groups.get('all')!;
     apply(all.vars, all.varLocs);
     for (const l of filesOf('group_vars', 'all')) apply(l.vars, l.locs);
+    for (const l of filesOf('group_vars', 'all', playDirs)) apply(l.vars, l.locs);
     for (const g of groups) apply(data.groups.get(g)!.vars, data.groups.get(g)!.varLocs);
     // group_vars files: source by source, then group by group in merge order.
     for (const dir of baseDirs) {
@@ -107,8 +123,10 @@ export function loadInventory(sources?: string | string[], opts: LoadOptions = {
         if (l) apply(l.vars, l.locs);
       }
     }
+    for (const g of groups) for (const l of filesOf('group_vars', g, playDirs)) apply(l.vars, l.locs);
     apply(h.vars, h.varLocs);
     for (const l of filesOf('host_vars', h.name)) apply(l.vars, l.locs);
+    for (const l of filesOf('host_vars', h.name, playDirs)) apply(l.vars, l.locs);
     merged.set(h.name, { vars, locs });
   }
   if (problems.length) throw new ValidationError(problems);

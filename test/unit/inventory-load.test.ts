@@ -1,9 +1,10 @@
-import { symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { connectionFor, sshOptions } from '../../src/inventory/connection.js';
 import { loadInventory } from '../../src/inventory/load.js';
+import { loadInputs } from '../../src/cli/inputs.js';
 import { selectHosts } from '../../src/inventory/pattern.js';
 import { tempDirEach } from '../helpers/state-dir.js';
 import { loadProblems } from '../helpers/model.js';
@@ -136,5 +137,31 @@ describe('connection variables from INI inventories and scripts are checked as i
     const yml = path.join(dir(), 'hosts.yml');
     writeFileSync(yml, 'all:\n  hosts:\n    n1: { ansible_port: "99999" }\n');
     expect(loadProblems(() => loadInventory([yml]))).toEqual(['3:25 "ansible_port" must be a port number (1-65535), got the string "99999"']);
+  });
+});
+
+describe("group_vars/ and host_vars/ beside the playbook, as ansible-playbook reads them", () => {
+  const dir = tempDirEach('baton-inv-playdir-');
+  it('each above the inventory directory\'s of the same kind (checked against ansible-playbook 2.14)', () => {
+    const w = (rel: string, text: string) => {
+      mkdirSync(path.dirname(path.join(dir(), rel)), { recursive: true });
+      writeFileSync(path.join(dir(), rel), text);
+    };
+    w('inv/hosts.ini', '[nas]\nn1 ansible_connection=local\n');
+    w('inv/group_vars/all.yml', 'a: inv_all\nb: inv_all\nc: inv_all\nd: inv_all\ne: inv_all\nf: inv_all\n');
+    w('play/group_vars/all.yml', 'a: play_all\nb: play_all\nc: play_all\nd: play_all\n');
+    w('inv/group_vars/nas.yml', 'b: inv_nas\nc: inv_nas\nd: inv_nas\n');
+    w('play/group_vars/nas.yml', 'c: play_nas\nd: play_nas\n');
+    w('inv/host_vars/n1.yml', 'd: inv_host\ne: inv_host\n');
+    w('play/host_vars/n1.yml', 'e: play_host\n');
+    const inv = loadInventory([path.join(dir(), 'inv/hosts.ini')], { playbookDir: path.join(dir(), 'play') });
+    const v = inv.hosts.get('n1')!.vars;
+    expect([v.a, v.b, v.c, v.d, v.e, v.f]).toEqual(['play_all', 'inv_nas', 'play_nas', 'inv_host', 'play_host', 'inv_all']);
+    // A run of a playbook there reads them (cli/inputs.ts).
+    w('play/site.yml', '- hosts: nas\n  steps:\n    - command: { argv: [echo, "{{ a }}"] }\n');
+    expect(loadInputs(path.join(dir(), 'play/site.yml'), { inventory: [path.join(dir(), 'inv/hosts.ini')], extraVars: [] }).inventory.hosts.get('n1')!.vars.a).toBe('play_all');
+    // The playbook's directory is the inventory's: read once, as the inventory's.
+    const same = loadInventory([path.join(dir(), 'inv/hosts.ini')], { playbookDir: path.join(dir(), 'inv') });
+    expect(same.hosts.get('n1')!.vars.e).toBe('inv_host');
   });
 });
