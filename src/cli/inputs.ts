@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { RunInputs } from '../engine/session.js';
 import type { Inventory } from '../inventory/model.js';
 import type { Playbook } from '../playbook/model.js';
+import { resolveConnectionVars } from '../inventory/connection.js';
 import { loadInventory } from '../inventory/load.js';
 import { readVaultSecret, VaultError, type VaultSecret } from '../inventory/vault.js';
 import { loadPlaybook } from '../playbook/load.js';
@@ -57,6 +58,7 @@ export function loadInputs(playbookArg: string, o: CommonOptions): Inputs {
     else throw e;
   }
   if (!inventory) throw new ValidationError(problems);
+  problems.push(...resolveConnectionVars(inventory.hosts.values(), extraVars));
   // Before the playbook is read: what it sees of the hosts (hostvars too) includes the user.
   if (o.user) applyRemoteUser(inventory, o.user);
   let playbook: Playbook | undefined;

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { render } from '../playbook/template.js';
+import type { Problem } from '../util/errors.js';
 import type { ConnectionSpec, Host } from './model.js';
 
 /**
@@ -18,6 +19,37 @@ import type { ConnectionSpec, Host } from './model.js';
  *
  * `inventoryDir` defaults to the directory of the file the host was listed in.
  */
+/** The vars connectionFor reads: each is needed before a play runs, to reach the host. */
+export const CONNECTION_VARS = [
+  'ansible_connection', 'ansible_host', 'ansible_ssh_host', 'ansible_port', 'ansible_ssh_port', 'ansible_user', 'ansible_ssh_user',
+  'ansible_ssh_private_key_file', 'ansible_private_key_file', 'ansible_password', 'ansible_ssh_pass', 'ansible_timeout',
+  'ansible_ssh_common_args', 'ansible_ssh_extra_args', 'ansible_become', 'ansible_become_user', 'ansible_become_method', 'baton_known_hosts',
+];
+
+/**
+ * Connection vars left for play context (`ansible_user: "{{ deploy_user }}"` with `-e
+ * deploy_user=ops`) rendered with the extra vars, once, before any host is contacted: as data
+ * from then on. One that still needs something undefined is a problem at the place it was
+ * written, said before the run connects anywhere (it used to fail at its host's connect, after
+ * other hosts had been reached).
+ */
+export function resolveConnectionVars(hosts: Iterable<Host>, extraVars: Record<string, unknown>): Problem[] {
+  const problems: Problem[] = [];
+  for (const host of hosts) {
+    for (const k of CONNECTION_VARS) {
+      if (!host.deferred || !(k in host.deferred)) continue;
+      try {
+        host.vars[k] = render(host.deferred[k], { inventory_hostname: host.name, ...host.vars, ...extraVars });
+        delete host.deferred[k];
+      } catch (e) {
+        const loc = host.varOrigins?.[k] ?? host.loc ?? { file: '<inventory>', line: 1, col: 1 };
+        problems.push({ loc, message: `${k} of host ${host.name} cannot be worked out before the run connects: ${(e as Error).message}; define it in the inventory or with -e` });
+      }
+    }
+  }
+  return problems;
+}
+
 export function connectionFor(host: Host, inventoryDir?: string): ConnectionSpec {
   // Inventory templates were rendered at load (templated.ts): a value is data here, never
   // rendered again. Only a var left for play context is rendered, against the host's vars.

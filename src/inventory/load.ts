@@ -135,7 +135,8 @@ export function loadInventory(sources?: string | string[], opts: LoadOptions = {
   for (const g of data.groups.values()) {
     groups.set(g.name, { name: g.name, hosts: g.hosts, children: g.children, vars: g.vars, loc: g.loc });
   }
-  const rendered = renderInventoryTemplates(merged, hostGroups, groups, problems);
+  const sourceOf = new Map([...data.hosts.values()].flatMap((h) => (h.loc?.file ? [[h.name, h.loc.file] as [string, string]] : [])));
+  const rendered = renderInventoryTemplates(merged, hostGroups, groups, problems, sourceOf);
   const hosts = new Map<string, Host>();
   for (const h of data.hosts.values()) {
     const r = rendered.get(h.name)!;

@@ -2,20 +2,21 @@
  * Inventory vars that hold `{{ }}`, rendered as Ansible renders them when used — with baton's
  * template engine, which evaluates no code. A var that needs only other inventory vars and
  * the inventory's magic vars (inventory_hostname, inventory_hostname_short, group_names,
- * groups, hostvars) is rendered here, once, and the result is data: it is never rendered
+ * groups, hostvars, inventory_file, inventory_dir) is rendered here, once, and the result is data: it is never rendered
  * again, so a value that itself contains `{{` injects nothing.
  *
  * A var that needs something only a play knows (play vars, -e, facts, registered results), or
  * that baton's engine cannot parse, is left as written and listed in `deferred`, for the code
  * that knows the whole context. A var that refers to itself is an error at load.
  */
+import path from 'node:path';
 import { isTemplate, render, TemplateError, templateRefs } from '../playbook/template.js';
 import type { Problem, SourceLocation } from '../util/errors.js';
 import type { Group } from './model.js';
 
 type Vars = Record<string, unknown>;
 
-export const INVENTORY_MAGIC_VARS = ['inventory_hostname', 'inventory_hostname_short', 'group_names', 'groups', 'hostvars'];
+export const INVENTORY_MAGIC_VARS = ['inventory_hostname', 'inventory_hostname_short', 'group_names', 'groups', 'hostvars', 'inventory_dir', 'inventory_file'];
 
 function hasTemplate(v: unknown): boolean {
   if (typeof v === 'string') return isTemplate(v);
@@ -29,6 +30,8 @@ export function renderInventoryTemplates(
   hostGroups: Map<string, string[]>,
   groups: Map<string, Group>,
   problems: Problem[],
+  /** The inventory file each host was first listed in: Ansible's inventory_file and inventory_dir. */
+  sourceOf: Map<string, string> = new Map(),
 ): Map<string, { vars: Vars; deferred: Vars; templates: Vars }> {
   const groupsMagic: Record<string, string[]> = {};
   for (const g of groups.keys()) groupsMagic[g] = [];
@@ -110,6 +113,7 @@ export function renderInventoryTemplates(
       group_names: hostGroups.get(host)!.filter((g) => g !== 'all' && g !== 'ungrouped').sort(),
       groups: groupsMagic,
       hostvars,
+      ...inventoryFileVars(sourceOf.get(host)),
     };
     for (const [k, v] of Object.entries(magic)) Object.defineProperty(ctx, k, { enumerable: true, value: v });
     return ctx;
@@ -138,4 +142,11 @@ export function renderInventoryTemplates(
     out.set(host, { vars: final, deferred: def, templates });
   }
   return out;
+}
+
+/** Ansible's inventory_file and inventory_dir for a host first listed in `file` (absolute). */
+export function inventoryFileVars(file: string | undefined): Vars {
+  if (!file || file.startsWith('<') || file === '-i') return { inventory_file: null, inventory_dir: null };
+  const abs = path.resolve(file.replace(/ \(decrypted\)$/, ''));
+  return { inventory_file: abs, inventory_dir: path.dirname(abs) };
 }

@@ -165,3 +165,20 @@ describe("group_vars/ and host_vars/ beside the playbook, as ansible-playbook re
     expect(same.hosts.get('n1')!.vars.e).toBe('inv_host');
   });
 });
+
+describe('connection vars that need -e or inventory_dir', () => {
+  const dir = tempDirEach('baton-inv-connvars-');
+  it('are worked out before any host is contacted: with -e, inventory_dir as Ansible sets it; undefined, a problem at its line', () => {
+    const inv = path.join(dir(), 'hosts.yml');
+    writeFileSync(inv, 'all:\n  hosts:\n    n1:\n      ansible_user: "{{ deploy_user }}"\n      ansible_ssh_private_key_file: "{{ inventory_dir }}/keys/id_ed25519"\n');
+    const pb = path.join(dir(), 'site.yml');
+    writeFileSync(pb, '- hosts: all\n  steps:\n    - command: { argv: [echo, hi] }\n');
+    const inputs = loadInputs(pb, { inventory: [inv], extraVars: ['deploy_user=ops'] });
+    const spec = connectionFor(inputs.inventory.hosts.get('n1')!);
+    expect(spec.user).toBe('ops');
+    expect(spec.privateKeyFile).toBe(path.join(dir(), 'keys/id_ed25519'));
+    expect(loadProblems(() => loadInputs(pb, { inventory: [inv], extraVars: [] }))).toEqual([
+      expect.stringMatching(/^4:21 ansible_user of host n1 cannot be worked out before the run connects: .*deploy_user.*; define it in the inventory or with -e$/),
+    ]);
+  });
+});
