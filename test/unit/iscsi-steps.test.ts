@@ -3,8 +3,8 @@
  * (test/unit/fixtures/tgtadm): what a target is, when it is "the same" (never by tid), and the
  * tgtadm argv that make, change and remove it.
  */
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path, { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parseTgtadmPortals, parseTgtadmTargets, portalCovered, bindAclArgv, deleteTargetArgv } from '../../src/facts/iscsi.js';
@@ -13,6 +13,10 @@ import { iscsiTargetAbsent } from '../../src/steps/iscsi-target-absent.js';
 import { iscsiTarget } from '../../src/steps/iscsi-target.js';
 import { StepRefusedError } from '../../src/steps/contract.js';
 import { lunProblem } from '../../src/steps/iscsi-lun.js';
+import { loadPlaybook } from '../../src/playbook/load.js';
+import { defaultRegistry } from '../../src/steps/registry.js';
+import { localInventory, loadProblems } from '../helpers/model.js';
+import { tempDirEach } from '../helpers/state-dir.js';
 
 const fixture = (name: string) => readFileSync(join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'tgtadm', name), 'utf8');
 
@@ -223,5 +227,20 @@ describe('iscsi_target revert: the portal it added, and only that one', () => {
   it('leaves a portal that already covered the VIP before the step (a wildcard one) alone', async () => {
     const changed = await revertB(['0.0.0.0:3260']);
     expect(changed.filter((c) => c.includes('--mode portal'))).toEqual([]);
+  });
+});
+
+describe('iscsi_target arguments tgtd would refuse mid-run are refused at load', () => {
+  const dir = tempDirEach('baton-iscsi-args-');
+  it('LUN "0" (the controller) and an ACL listed twice, each at its place', () => {
+    const pb = path.join(dir(), 'pb.yml');
+    writeFileSync(
+      pb,
+      '- hosts: all\n  steps:\n    - iscsi_target:\n        iqn: iqn.2026-11.test.baton:g1\n        portal: 198.18.193.100\n        acls: [ALL, ALL]\n        luns:\n          - { lun: "0", backing_store: /dev/sdb, scsi_id: a1, scsi_sn: b1 }\n',
+    );
+    expect(loadProblems(() => loadPlaybook(pb, { inventory: localInventory(), registry: defaultRegistry() }))).toEqual([
+      '6:15 "acls" must NOT have duplicate items (items ## 1 and 0 are identical)',
+      `8:20 "lun" must be a LUN number from 1 (LUN 0 is tgtd's controller), got the string "0"`,
+    ]);
   });
 });
