@@ -58,7 +58,7 @@ export function loadInputs(playbookArg: string, o: CommonOptions): Inputs {
     else throw e;
   }
   if (!inventory) throw new ValidationError(problems);
-  problems.push(...resolveConnectionVars(inventory.hosts.values(), extraVars));
+  resolveConnectionVars(inventory.hosts.values(), extraVars);
   // Before the playbook is read: what it sees of the hosts (hostvars too) includes the user.
   if (o.user) applyRemoteUser(inventory, o.user);
   let playbook: Playbook | undefined;

@@ -22,7 +22,11 @@ export function showCommand(idOrPrefix: string, o: ShowOptions): number {
     out.push(`run ${runId}  ${head.mode === 'undo' ? `undo of ${head.undoOf}` : basename(head.playbook ?? '')}${row?.vars ? `  ${row.vars}` : ''}`);
     out.push(`  started ${head.at} on ${head.controller} (pid ${head.pid})${row?.durationMs !== undefined ? `, took ${(row.durationMs / 1000).toFixed(1)} s` : ''}`);
     if (head.inventory) out.push(`  inventory ${head.inventory}`);
-    if (head.resumes) out.push(`  finished the interrupted run${head.resumes.includes(',') ? 's' : ''} ${head.resumes.split(',').join(', ')}`);
+    if (head.resumes) {
+      // Only a run that succeeded finished them; one that did not passes their debt on (engine/resume.ts).
+      const verb = row?.outcome === 'succeeded' ? 'finished' : 'took over (and did not finish)';
+      out.push(`  ${verb} the interrupted run${head.resumes.includes(',') ? 's' : ''} ${head.resumes.split(',').join(', ')}`);
+    }
   }
   if (row) {
     const fate = row.undoneBy.length ? `, undone by ${row.undoneBy.join(', ')}` : row.supersededBy ? `, superseded by ${row.supersededBy}` : row.finishedBy ? `, finished by ${row.finishedBy}` : '';

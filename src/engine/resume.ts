@@ -76,12 +76,21 @@ function recordsOf(id: string, cache?: JournalCache): JournalRecord[] | null {
  * rollback puts back only its own changes) or dies, what the interrupted run left is still owed,
  * and a third run must finish it. Only a run that succeeded settled what it took over.
  */
-function passedOn(head: Carrier, settled: boolean): string[] {
-  const took = head.carries ?? head.resumes;
+function passedOn(head: Carrier, settled: boolean, group: string | undefined): string[] {
+  // The same request re-run takes over only runs of that request (`resumes`): their step numbering
+  // is its own. For one group, every run whose debt it carried (`carries`), read for that group.
+  const took = group === undefined ? head.resumes : (head.carries ?? head.resumes);
   return took && !settled ? took.split(',') : [];
 }
 
-type Carrier = { resumes?: string; carries?: string };
+type Carrier = { resumes?: string; carries?: string; mode?: string; undoOf?: string };
+
+/** Each run an undo was run for, with those undos: what it left was put back, it owes nothing. */
+function undosOf(heads: Map<string, Carrier>): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const [id, h] of heads) if (h.mode === 'undo' && h.undoOf) out.set(h.undoOf, [...(out.get(h.undoOf) ?? []), id]);
+  return out;
+}
 
 /**
  * The intents still in place of a run and of the runs it took over without finishing them, with
@@ -93,8 +102,11 @@ function debtOf(
   cache: JournalCache | undefined,
   group?: string,
   seen = new Set<string>(),
+  undos = undosOf(heads),
 ): { runs: string[]; intents: IntentRecord[] } {
-  const recs = seen.has(id) ? null : recordsOf(id, cache);
+  // Undone (by an undo whose journal reads back whole: a damaged one undoes nothing).
+  const undone = (undos.get(id) ?? []).some((u) => recordsOf(u, cache) !== null);
+  const recs = seen.has(id) || undone ? null : recordsOf(id, cache);
   seen.add(id);
   if (!recs) return { runs: [], intents: [] };
   const end = endOf(recs);
@@ -105,8 +117,8 @@ function debtOf(
   const own = ownSettled ? [] : intentsInPlace(recs).filter((r) => group === undefined || r.item?.label === group);
   const runs: string[] = [];
   const intents: IntentRecord[] = [];
-  for (const earlier of passedOn(heads.get(id) ?? {}, end?.outcome === 'succeeded' || item === 'succeeded')) {
-    const d = debtOf(earlier, heads, cache, group, seen);
+  for (const earlier of passedOn(heads.get(id) ?? {}, end?.outcome === 'succeeded' || item === 'succeeded', group)) {
+    const d = debtOf(earlier, heads, cache, group, seen, undos);
     runs.push(...d.runs);
     intents.push(...d.intents);
   }
@@ -152,12 +164,19 @@ export function findInterrupted(playbook: string, lock: string, journaledExtraVa
  * numbered them; its playbook and vars tell whether a re-run is the same request.
  */
 export interface OwedByGroup {
+  /** The runs the debt is of (comma-separated): the newest under the lock, or runs it carried. */
   runId: string;
-  playbook?: string;
-  extraVars?: Record<string, unknown>;
+  /**
+   * The request (playbook, vars) of each run involved: the newest under the lock and every run
+   * whose debt is owed. A re-run of any of them is "the same request" (it finishes, not moves on).
+   */
+  requests: Array<{ runId: string; playbook?: string; extraVars?: Record<string, unknown> }>;
   /** Intents of the group's item still in place, as the interrupted run numbered them, with their kind. */
   changed: Array<{ instance: string; host: string; kind: string }>;
 }
+
+const isRequest = (r: { playbook?: string; extraVars?: Record<string, unknown> }, playbook: string, vars: Record<string, unknown>): boolean =>
+  samePlaybook(r.playbook, playbook) && sameVars(r.extraVars, vars);
 
 /** Whether a run that never ended is still going: only this controller's own runs can be told (its pid). */
 function aliveHere(head: { controller: string; pid: number }): boolean {
@@ -194,14 +213,11 @@ export function owedByGroup(group: string, lock: string, runs: RunHeads = loadRu
     // What the group's item left in place, and what it took over from earlier runs and did not finish.
     const debt = debtOf(id, heads, cache, group);
     if (!debt.intents.length) return undefined;
-    // The playbook and vars of the run that owes it first: a re-run of that request is "the same".
-    const first = heads.get(debt.runs[0]!) ?? head;
-    return {
-      runId: debt.runs.join(','),
-      ...(first.playbook ? { playbook: first.playbook } : {}),
-      ...(first.extraVars ? { extraVars: first.extraVars } : {}),
-      changed: debt.intents.map((r) => ({ instance: r.instance, host: r.host, kind: r.kind })),
-    };
+    const requests = [...new Set([id, ...debt.runs])].map((r) => {
+      const h = heads.get(r);
+      return { runId: r, ...(h?.playbook ? { playbook: h.playbook } : {}), ...(h?.extraVars ? { extraVars: h.extraVars } : {}) };
+    });
+    return { runId: debt.runs.join(','), requests, changed: debt.intents.map((r) => ({ instance: r.instance, host: r.host, kind: r.kind })) };
   }
   return undefined;
 }
@@ -240,7 +256,9 @@ export function owedOfItems(expanded: ExpandedPlay[], playbook: string, extraVar
         if (!m || kinds.get(m[1]!) !== c.kind) continue;
         changed.add(`p${index}.${m[1]}#${u.item.index}${m[2]}@${c.host}`);
         runs.add(o.runId);
-        if (samePlaybook(o.playbook, playbook) && sameVars(o.extraVars, extraVars)) same.add(o.runId);
+        // Taken over as the same request: only the owing runs that were this request themselves.
+        const owing = o.runId.split(',');
+        for (const r of o.requests) if (owing.includes(r.runId) && isRequest(r, playbook, extraVars)) same.add(r.runId);
       }
     }
   }
@@ -263,7 +281,7 @@ export function owedCheck(playbookFile: string, journaledVars: Record<string, un
   const cache: JournalCache = new Map();
   return (g) => {
     const o = owedByGroup(g.name, g.lock, (runs ??= loadRunHeads()), cache);
-    return o && { runId: o.runId, sameRequest: samePlaybook(o.playbook, playbookFile) && sameVars(o.extraVars, journaledVars) };
+    return o && { runId: o.runId, sameRequest: o.requests.some((r) => isRequest(r, playbookFile, journaledVars)) };
   };
 }
 

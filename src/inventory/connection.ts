@@ -1,7 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
 import { render } from '../playbook/template.js';
-import type { Problem } from '../util/errors.js';
 import type { ConnectionSpec, Host } from './model.js';
 
 /**
@@ -29,25 +28,22 @@ export const CONNECTION_VARS = [
 /**
  * Connection vars left for play context (`ansible_user: "{{ deploy_user }}"` with `-e
  * deploy_user=ops`) rendered with the extra vars, once, before any host is contacted: as data
- * from then on. One that still needs something undefined is a problem at the place it was
- * written, said before the run connects anywhere (it used to fail at its host's connect, after
- * other hosts had been reached).
+ * from then on (they failed at their host's connect: the extra vars were not in their context).
+ * One that still needs something undefined stays as written: it is an error only if the run
+ * reaches that host (a host no play selects must not stop the run).
  */
-export function resolveConnectionVars(hosts: Iterable<Host>, extraVars: Record<string, unknown>): Problem[] {
-  const problems: Problem[] = [];
+export function resolveConnectionVars(hosts: Iterable<Host>, extraVars: Record<string, unknown>): void {
   for (const host of hosts) {
     for (const k of CONNECTION_VARS) {
       if (!host.deferred || !(k in host.deferred)) continue;
       try {
         host.vars[k] = render(host.deferred[k], { inventory_hostname: host.name, ...host.vars, ...extraVars });
         delete host.deferred[k];
-      } catch (e) {
-        const loc = host.varOrigins?.[k] ?? host.loc ?? { file: '<inventory>', line: 1, col: 1 };
-        problems.push({ loc, message: `${k} of host ${host.name} cannot be worked out before the run connects: ${(e as Error).message}; define it in the inventory or with -e` });
+      } catch {
+        // Left for connectionFor, which says what is missing when the host is reached.
       }
     }
   }
-  return problems;
 }
 
 export function connectionFor(host: Host, inventoryDir?: string): ConnectionSpec {

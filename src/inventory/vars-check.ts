@@ -23,12 +23,31 @@ export function checkVarsLayer(layer: VarsLayer, problems: Problem[], label = 't
   );
 }
 
-/** The vars of every host and group that `file` wrote (an INI inventory, an inventory script). */
+/** The vars the schema wants as strings (`ansible_user`, `ansible_password`…). */
+let stringVars: Set<string> | undefined;
+function wantsString(key: string): boolean {
+  if (!stringVars) {
+    const props = (inventorySchema() as { definitions?: { vars?: { properties?: Record<string, { type?: unknown }> } } }).definitions?.vars?.properties ?? {};
+    stringVars = new Set(Object.entries(props).filter(([, p]) => p.type === 'string').map(([k]) => k));
+  }
+  return stringVars.has(key);
+}
+
+/**
+ * The vars of every host and group that `file` wrote (an INI inventory, an inventory script).
+ * INI values are typed as Python literals, so `ansible_password=123456` or `ansible_user=1000`
+ * arrive as numbers: where the schema wants a string, a number or boolean is read as its text, as
+ * Ansible uses it.
+ */
 export function checkVarsFrom(file: string, data: InventoryData, problems: Problem[]): void {
   const owners = [...data.groups.values(), ...data.hosts.values()];
   for (const o of owners) {
     const keys = Object.keys(o.vars).filter((k) => o.varLocs[k]?.file === file);
     if (!keys.length) continue;
-    checkVarsLayer({ vars: Object.fromEntries(keys.map((k) => [k, o.vars[k]])), locs: Object.fromEntries(keys.map((k) => [k, o.varLocs[k]!])) }, problems, file);
+    const value = (k: string): unknown => {
+      const v = o.vars[k];
+      return wantsString(k) && (typeof v === 'number' || typeof v === 'boolean') ? String(v) : v;
+    };
+    checkVarsLayer({ vars: Object.fromEntries(keys.map((k) => [k, value(k)])), locs: Object.fromEntries(keys.map((k) => [k, o.varLocs[k]!])) }, problems, file);
   }
 }

@@ -44,3 +44,11 @@ describe('fence provider ssh: reading the power', () => {
     expect(await sshDriver('n1').status(ctxAnswering('unreachable').ctx, 5000)).toBe('off');
   });
 });
+
+describe('fence provider ssh: a connection slow to open', () => {
+  it('before the power-off, waits for the connection: a node that answers late is on, never off for being slow', async () => {
+    const transport = { host: 'n1', exec: async (argv: string[]) => ({ argv, code: 0, signal: null, stdout: '', stderr: '', timedOut: false, durationMs: 1 }) } as unknown as Transport;
+    const ctx = { transportFor: () => new Promise<Transport>((r) => setTimeout(() => r(transport), 300)) } as unknown as StepContext;
+    expect(await sshDriver('n1').status(ctx, 200)).toBe('on');
+  });
+});

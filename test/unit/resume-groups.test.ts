@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { tempStateDirEach } from '../helpers/state-dir.js';
 import type { ExpandedPlay } from '../../src/engine/expand.js';
 import { Journal } from '../../src/engine/journal.js';
-import { owedByGroup, owedOfItems } from '../../src/engine/resume.js';
+import { findInterrupted, owedByGroup, owedCheck, owedOfItems } from '../../src/engine/resume.js';
 
 // What a service group's last run left owed (src/engine/resume.ts): the newest run that took the
 // group's lock, whatever its playbook, read for the group's item only; and how a re-run numbers
@@ -33,7 +33,11 @@ async function write(id: string, o: { playbook?: string; lock?: string; ended?: 
 describe('owedByGroup', () => {
   it('a run that never ended owes what it changed for the group\'s item, and nothing of the other groups\'', async () => {
     await write('20260101T000000Z-aaaaaa');
-    expect(owedByGroup('nfs-a', 'service-nfs-a')).toEqual({ runId: '20260101T000000Z-aaaaaa', playbook: '/pb/service-move.yml', extraVars: { service: 'nfs-a' }, changed: [{ instance: `${RAISE}#0`, host: 'n2', kind: 'raise_vip' }] });
+    expect(owedByGroup('nfs-a', 'service-nfs-a')).toEqual({
+      runId: '20260101T000000Z-aaaaaa',
+      requests: [{ runId: '20260101T000000Z-aaaaaa', playbook: '/pb/service-move.yml', extraVars: { service: 'nfs-a' } }],
+      changed: [{ instance: `${RAISE}#0`, host: 'n2', kind: 'raise_vip' }],
+    });
     expect(owedByGroup('nfs-c', 'service-nfs-c')).toBeUndefined();
   });
 
@@ -63,7 +67,15 @@ describe('owedByGroup', () => {
     await write(first);
     // A service-start took nfs-a over from it, found the VIP up (not its own change), failed and rolled nfs-a back.
     await write('20260101T000005Z-bbbbbb', { playbook: '/pb/service-start.yml', carries: first, changes: false, itemEnded: 'rolled-back', ended: 'failed-rolled-back' });
-    expect(owedByGroup('nfs-a', 'service-nfs-a')).toEqual({ runId: first, playbook: '/pb/service-move.yml', extraVars: { service: 'nfs-a' }, changed: [{ instance: `${RAISE}#0`, host: 'n2', kind: 'raise_vip' }] });
+    // Owed by the first run; a re-run of either request is "the same request" (it finishes).
+    expect(owedByGroup('nfs-a', 'service-nfs-a')).toEqual({
+      runId: first,
+      requests: [
+        { runId: '20260101T000005Z-bbbbbb', playbook: '/pb/service-start.yml', extraVars: { service: 'nfs-a' } },
+        { runId: first, playbook: '/pb/service-move.yml', extraVars: { service: 'nfs-a' } },
+      ],
+      changed: [{ instance: `${RAISE}#0`, host: 'n2', kind: 'raise_vip' }],
+    });
     // One whose nfs-a item succeeded finished it, though the run failed for another group.
     await write('20260101T000009Z-cccccc', { playbook: '/pb/service-start.yml', carries: first, changes: false, itemEnded: 'succeeded', ended: 'failed-rolled-back' });
     expect(owedByGroup('nfs-a', 'service-nfs-a')).toBeUndefined();
@@ -103,5 +115,38 @@ describe('owedOfItems', () => {
     const moved = expanded(0, [[0, 'nfs-a']]);
     (moved[0]!.play.steps as Array<{ kind: string }>)[0]!.kind = 'garp';
     expect(owedOfItems(moved, '/pb/service-move.yml', { service: 'nfs-a' })).toBeUndefined();
+  });
+});
+
+describe('what a failed carrier passes on, and to whom', () => {
+  const A = '20260101T000000Z-aaaaaa';
+  const B = '20260101T000005Z-bbbbbb';
+
+  it("a re-run of the carrier's own request finishes only its group of the run it carried, never that run's other groups", async () => {
+    // A: service-move of nfs-a and nfs-b, killed. B: service-start nfs-a took nfs-a over (carries A), failed.
+    await write(A, { vars: { service: 'both' } });
+    await write(B, { playbook: '/pb/service-start.yml', lock: 'service-nfs-a', vars: { service: 'nfs-a' }, carries: A, changes: false, itemEnded: 'rolled-back', ended: 'failed-rolled-back' });
+    // The same playbook request (not group by group): A is another request's run, not B's to pass on.
+    expect(findInterrupted('/pb/service-start.yml', 'service-nfs-a', { service: 'nfs-a' })).toBeUndefined();
+    // Group by group it is: nfs-a's raise only.
+    expect(owedByGroup('nfs-a', 'service-nfs-a')?.changed).toEqual([{ instance: `${RAISE}#0`, host: 'n2', kind: 'raise_vip' }]);
+  });
+
+  it('a carried run that was undone since owes nothing, through the carrier either', async () => {
+    await write(A, { vars: { service: 'nfs-a' } });
+    await write(B, { lock: 'service-nfs-a', vars: { service: 'nfs-a' }, carries: A, changes: false, itemEnded: 'rolled-back', ended: 'failed-rolled-back' });
+    await write('20260101T000007Z-uuuuuu', { undoOf: A, ended: 'succeeded' });
+    expect(owedByGroup('nfs-a', 'service-nfs-a')).toBeUndefined();
+  });
+
+  it('a re-run of either request involved is the same request; only owing runs of that request are taken over', async () => {
+    const F = '20260101T000000Z-ffffff';
+    // A node-failover F was cut short; service-move M of nfs-a carried it and failed.
+    await write(F, { playbook: '/pb/node-failover.yml', vars: { failed: 'n1' } });
+    await write(B, { playbook: '/pb/service-move.yml', lock: 'service-nfs-a', vars: { service: 'nfs-a' }, carries: F, changes: false, itemEnded: 'rolled-back', ended: 'failed-rolled-back' });
+    const check = (pb: string, vars: Record<string, unknown>) => owedCheck(pb, vars)({ name: 'nfs-a', lock: 'service-nfs-a' } as never);
+    expect(check('/x/service-move.yml', { service: 'nfs-a' })).toEqual({ runId: F, sameRequest: true });
+    expect(check('/y/node-failover.yml', { failed: 'n1' })).toEqual({ runId: F, sameRequest: true });
+    expect(check('/y/service-start.yml', { service: 'nfs-a' })).toEqual({ runId: F, sameRequest: false });
   });
 });

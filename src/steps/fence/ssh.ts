@@ -29,7 +29,10 @@ export function sshDriver(target: string, command: string[] = DEFAULT_SELF_FENCE
     async status(ctx: StepContext, timeoutMs: number): Promise<PowerState> {
       const limit = Math.min(timeoutMs, ANSWER_TIMEOUT_MS);
       try {
-        const t = await withTimeout(ctx.transportFor(target), limit);
+        // Before the power-off, a connection still being made is no answer either way: its own
+        // verdict (connected, or unreachable within the connect timeout) is waited for. After it,
+        // a connect that does not finish in time is the node gone.
+        const t = sent ? await withTimeout(ctx.transportFor(target), limit) : await ctx.transportFor(target);
         if (!t) return 'off';
         const r = await t.exec(['true'], { timeoutMs: limit });
         // Any exit status is an answer: the node is up (`sudo -n` refusing `true` included).
