@@ -58,28 +58,25 @@ export function readWhole(runId: string): { records: JournalRecord[]; torn: bool
   }
 }
 
-/** Seqs of the run's intents already put back by its undos. */
-function revertedByUndos(runId: string, runs: LoadedRun[]): Set<number> {
-  const done = new Set<number>();
-  for (const { head, records } of runs) {
-    if (head.mode !== 'undo' || head.undoOf !== runId) continue;
-    const reverted = new Set(records.filter((r): r is DoneRecord => r.t === 'done' && r.status === 'reverted').map((r) => r.seq));
-    for (const r of records) if (r.t === 'intent' && r.reverts && reverted.has(r.seq)) done.add(r.reverts.seq);
-  }
-  return done;
-}
-
 /**
- * Seqs of the run's intents whose revert was started (by its own rollback or by an undo of it) and
- * never said it put them back: killed mid-revert, or failed. Such a change may be back as before.
+ * The run's intents its reverts touched, read from its own journal (its rollback) and its undos':
+ * `reverted`, those an undo confirmed put back; `started`, every one a revert was begun for
+ * (killed mid-revert, or failed, included: such a change may be back as before).
  */
-function revertsStarted(runId: string, own: JournalRecord[], runs: LoadedRun[]): Set<number> {
+function revertsOf(runId: string, own: JournalRecord[], runs: LoadedRun[]): { reverted: Set<number>; started: Set<number> } {
+  const reverted = new Set<number>();
   const started = new Set<number>();
-  const journals = [own, ...runs.filter(({ head }) => head.mode === 'undo' && head.undoOf === runId).map((r) => r.records)];
-  for (const records of journals) {
-    for (const r of records) if (r.t === 'intent' && r.reverts && r.reverts.runId === runId) started.add(r.reverts.seq);
+  const undos = runs.filter(({ head }) => head.mode === 'undo' && head.undoOf === runId).map((r) => r.records);
+  for (const records of [own, ...undos]) {
+    const done = new Set(records.filter((r): r is DoneRecord => r.t === 'done' && r.status === 'reverted').map((r) => r.seq));
+    for (const r of records) {
+      if (r.t !== 'intent' || !r.reverts || r.reverts.runId !== runId) continue;
+      started.add(r.reverts.seq);
+      // The run's own rollback's confirmed reverts are pendingChanges' to read from its records.
+      if (records !== own && done.has(r.seq)) reverted.add(r.reverts.seq);
+    }
   }
-  return started;
+  return { reverted, started };
 }
 
 export interface UndoPlan {
@@ -92,7 +89,7 @@ export interface UndoPlan {
   torn: boolean;
   /** Runs that started after it (its undos included), read once for the undo's questions. */
   later: LoadedRun[];
-  /** Its changes whose revert was started and never confirmed (undo.ts revertsStarted). */
+  /** Its changes a revert was begun for (undo.ts revertsOf): found back as before, not drift. */
   revertStarted: Set<number>;
   /** Notes on damaged journals of other runs, left aside. */
   passedOver: string[];
@@ -121,16 +118,8 @@ export function planUndo(runId: string): UndoPlan {
   }
   const at = runs.findIndex((r) => r.id === runId);
   // An undo of this run may sort before it (ids carry one-second stamps): undos are looked up among all.
-  return {
-    runId,
-    run,
-    records,
-    pending: pendingChanges(records, revertedByUndos(runId, runs)),
-    torn,
-    later: runs.slice(at + 1),
-    revertStarted: revertsStarted(runId, records, runs),
-    passedOver,
-  };
+  const reverts = revertsOf(runId, records, runs);
+  return { runId, run, records, pending: pendingChanges(records, reverts.reverted), torn, later: runs.slice(at + 1), revertStarted: reverts.started, passedOver };
 }
 
 /**

@@ -277,13 +277,7 @@ export function bmcOf(host: Host): BmcSpec | undefined {
     user: String(v.bmc_user),
     password: String(v.bmc_password),
     // A word that is no boolean is the fence step's error to report; reading the power, v2.
-    lanplus: (() => {
-      try {
-        return lanplusOf(lanplus);
-      } catch {
-        return true;
-      }
-    })(),
+    lanplus: lanplusOf(lanplus, true),
     cipherSuite: set(v.bmc_cipher_suite) ? Number(v.bmc_cipher_suite) : undefined,
   };
 }

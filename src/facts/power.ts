@@ -11,10 +11,17 @@ export type PowerState = 'on' | 'off';
 /**
  * Whether to speak IPMI v2 (lanplus), from `bmc_lanplus` or a step's `lanplus`: unset means yes;
  * otherwise Ansible's booleans (`yes`, `on`, `1`, `true`… as YAML 1.1 and INI sites write them),
- * anything else an error. Reading only `true` turned `bmc_lanplus: yes` into IPMI 1.5.
+ * anything else an error (or `orElse`, where a reader must not fail). Reading only `true` turned
+ * `bmc_lanplus: yes` into IPMI 1.5.
  */
-export function lanplusOf(value: unknown): boolean {
-  return value === undefined || value === null || value === '' ? true : ansibleBool(value, 'bmc_lanplus');
+export function lanplusOf(value: unknown, orElse?: boolean): boolean {
+  if (value === undefined || value === null || value === '') return true;
+  if (orElse === undefined) return ansibleBool(value, 'bmc_lanplus');
+  try {
+    return ansibleBool(value, 'bmc_lanplus');
+  } catch {
+    return orElse;
+  }
 }
 
 /** How to reach one BMC. The password never goes on a command line: see `withPasswordOnStdin`. */

@@ -11,19 +11,18 @@
  *   anything else     INI
  * A vault-encrypted source is decrypted first.
  */
-import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, readdirSync, statSync } from 'node:fs';
 import { readSource as readBoundedSource } from '../playbook/read-source.js';
 import { ValidationError } from '../util/errors.js';
 import path from 'node:path';
 import { checkAgainst, compileSchema } from '../playbook/schema-check.js';
 import { parseYaml, YamlSyntaxError, type ParsedYaml } from '../playbook/yaml-source.js';
-import { schemasDir } from '../util/paths.js';
 import type { Problem } from '../util/errors.js';
 import type { InventoryData } from './data.js';
 import { HostPatternError, parseHostPattern } from './host-pattern.js';
 import { parseIniInventory } from './ini.js';
 import { readScriptInventory } from './script.js';
-import { checkVarsFrom } from './vars-check.js';
+import { checkVarsFrom, inventorySchema } from './vars-check.js';
 import { withoutVaultTags, type SecretBook } from './secrets.js';
 import { decryptVault, isVaulted, VaultError } from './vault.js';
 import { readYamlInventory } from './yaml-inventory.js';
@@ -172,8 +171,3 @@ function yamlDoc(doc: ParsedYaml, data: InventoryData, book: SecretBook, problem
   readYamlInventory(doc, data, book, problems);
 }
 
-let schemaCache: object | undefined;
-export function inventorySchema(): object {
-  schemaCache ??= JSON.parse(readFileSync(path.join(schemasDir, 'inventory.json'), 'utf8')) as object;
-  return schemaCache;
-}

@@ -4,11 +4,20 @@
  * YAML inventory document: a vars file, an INI inventory, an inventory script. A YAML inventory
  * is checked whole by the schema where it is read.
  */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { checkAgainst, compileSchema } from '../playbook/schema-check.js';
 import type { Problem, SourceLocation } from '../util/errors.js';
+import { schemasDir } from '../util/paths.js';
 import type { InventoryData } from './data.js';
-import { inventorySchema } from './sources.js';
 import type { VarsLayer } from './vars-files.js';
+
+let schemaCache: object | undefined;
+/** schemas/inventory.json, read once: YAML inventories (sources.ts) and every other vars layer. */
+export function inventorySchema(): object {
+  schemaCache ??= JSON.parse(readFileSync(path.join(schemasDir, 'inventory.json'), 'utf8')) as object;
+  return schemaCache;
+}
 
 /** Check one layer of vars, each problem at the place its var was written. */
 export function checkVarsLayer(layer: VarsLayer, problems: Problem[], label = 'the vars file'): void {
