@@ -8,7 +8,7 @@ import { loadInventory } from '../inventory/load.js';
 import { readVaultSecret, VaultError, type VaultSecret } from '../inventory/vault.js';
 import { loadPlaybook } from '../playbook/load.js';
 import { parseExtraVars } from '../playbook/extra-vars.js';
-import { defaultRegistry, type StepRegistry } from '../steps/registry.js';
+import { defaultRegistry } from '../steps/registry.js';
 import { formatLocation, ValidationError, type Problem } from '../util/errors.js';
 import { packageRoot } from '../util/paths.js';
 

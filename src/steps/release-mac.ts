@@ -1,6 +1,6 @@
 import type { StepContext, StepKind } from './contract.js';
 import { readLink } from '../facts/links.js';
-import { macResource, probeMac, restoreMac, setMacArgv, type MacObserved } from './failover-mac.js';
+import { macResource, restoreMac, setMacArgv, type MacObserved } from './failover-mac.js';
 
 /**
  * `release_mac`: this node gives a service group's MAC up: its failover interface goes down and

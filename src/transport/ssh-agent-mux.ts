@@ -16,13 +16,28 @@
  */
 import { randomBytes } from 'node:crypto';
 import { quoteArg } from './quote.js';
-import { AGENT_SCRIPT } from './ssh-agent-script.js';
+import { AGENT_PYTHON, AGENT_SCRIPT } from './ssh-agent-script.js';
 
 /** A fresh boundary: 128 random bits, so no command's output holds it by chance. */
 export const newBoundary = (): string => `--baton-agent-${randomBytes(16).toString('hex')}--`;
 
-/** The exec request that starts the agent; exit 127 from the login shell means no perl. */
-export const agentCommand = (boundary: string, perl = 'perl'): string => `exec ${quoteArg(perl)} -e ${quoteArg(AGENT_SCRIPT)} -- ${quoteArg(boundary)}`;
+/** The agent's interpreters, looked up in the login shell's PATH (tests name missing ones). */
+export interface AgentInterpreters {
+  python?: string;
+  perl?: string;
+}
+
+/**
+ * The exec request that starts the agent: the Python one where the node has python3, else the
+ * Perl one (ssh-agent-script.ts); exit 127 from the login shell means neither.
+ */
+export function agentCommand(boundary: string, using: AgentInterpreters = {}): string {
+  const python = quoteArg(using.python ?? '/usr/bin/python3');
+  const perl = quoteArg(using.perl ?? 'perl');
+  const b = quoteArg(boundary);
+  const script = quoteArg(AGENT_SCRIPT);
+  return `command -v ${python} >/dev/null 2>&1 && exec ${python} -I -S -c ${quoteArg(AGENT_PYTHON)} ${perl} ${script} ${b}; exec ${perl} -e ${script} -- ${b}`;
+}
 
 const hex = (s: string): string => Buffer.from(s, 'utf8').toString('hex');
 

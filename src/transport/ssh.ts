@@ -15,7 +15,7 @@ import { explainSudoFailure, withBecome } from './become.js';
 import { ChannelQueue } from './channel-queue.js';
 import { quoteArg, quoteArgv } from './quote.js';
 import { dial, type SshClient } from './ssh-dial.js';
-import { AgentSession, agentCommand, newBoundary } from './ssh-agent-mux.js';
+import { AgentSession, agentCommand, newBoundary, type AgentInterpreters } from './ssh-agent-mux.js';
 import { resolveTarget, resolveTargetAsync, type ResolvedTarget } from './ssh-config.js';
 import { UnreachableError, type ExecOptions, type ExecResult, type Transport } from './transport.js';
 
@@ -43,8 +43,8 @@ export interface SshTransportOptions {
   killGraceMs?: number;
   /** Run commands without stdin through one agent on the node (ssh-agent-mux.ts). Default: on, unless BATON_SSH_AGENT=0. */
   agent?: boolean;
-  /** The agent's interpreter (default `perl` from the login shell's PATH); tests name a missing one. */
-  agentPerl?: string;
+  /** The agent's interpreters (default `python3`, then `perl`, from the login shell's PATH); tests name missing ones. */
+  agentInterpreters?: AgentInterpreters;
   log?: (msg: string) => void;
 }
 
@@ -210,7 +210,7 @@ export class SshTransport implements Transport {
         const boundary = newBoundary();
         let channel: import('ssh2').ClientChannel;
         try {
-          channel = await this.openExec(client, agentCommand(boundary, this.opts.agentPerl));
+          channel = await this.openExec(client, agentCommand(boundary, this.opts.agentInterpreters));
         } catch (e) {
           release();
           if (this.closed || !this.connecting) throw this.lost(e, 'starting the command agent');

@@ -13,11 +13,15 @@ import { startSshd, type Sshd } from '../helpers/sshd.js';
 
 let sshd: Sshd;
 let scratch: string;
+/** A python3 without os.posix_spawnp, as before 3.8 (written in beforeAll). */
+let OLD_PYTHON = '';
 const open: Transport[] = [];
 
 beforeAll(async () => {
   sshd = await startSshd();
   scratch = mkdtempSync(join(tmpdir(), 'baton-ssh-test-'));
+  OLD_PYTHON = join(scratch, 'python3-old');
+  writeFileSync(OLD_PYTHON, '#!/bin/sh\n# -I -S -c CODE ARGS...\ncode=$4; shift 4\nexec /usr/bin/python3 -I -S -c "import os; del os.posix_spawnp\n$code" "$@"\n', { mode: 0o755 });
 });
 afterEach(async () => {
   await Promise.allSettled(open.splice(0).map((t) => t.close()));
@@ -90,56 +94,73 @@ describe('SshTransport against a real sshd', () => {
     expect(sshd.connectionCount()).toBe(before + 1);
   });
 
-  test('30 concurrent execs through the agent: one channel, each result back to its own caller as soon as it ends', async () => {
-    const t = ssh();
-    const order: number[] = [];
-    const results = await Promise.all(
-      Array.from({ length: 30 }, (_, i) =>
-        t.exec(['sh', '-c', 'sleep "$2"; printf "%s\\n" "$1"; printf "e%s" "$1" >&2; exit "$3"', 'sh', `job-${i}`, i % 3 === 0 ? '0.8' : '0.05', String(i % 5)]).then((r) => {
-          order.push(i);
-          return r;
-        }),
-      ),
-    );
-    expect(results.map((r) => [r.stdout, r.stderr, r.code, r.signal])).toEqual(Array.from({ length: 30 }, (_, i) => [`job-${i}\n`, `ejob-${i}`, i % 5, null]));
-    expect(t.peakChannels).toBe(1);
-    // The slow ones did not hold the fast ones back: every fast job came back before any slow one.
-    const firstSlow = order.findIndex((i) => i % 3 === 0);
-    expect(order.slice(firstSlow).every((i) => i % 3 === 0)).toBe(true);
+  // Both agents speak one protocol; each is held to all of it. `perl`: a node whose python3 is
+  // missing; `old python`: one whose python3 has no posix_spawnp (before 3.8) and hands over to Perl.
+  describe.each([
+    ['python', () => ({}), 'python3'],
+    ['perl', () => ({ agentInterpreters: { python: 'baton-no-such-python' } }), 'perl'],
+    ['old python', () => ({ agentInterpreters: { python: OLD_PYTHON } }), 'perl'],
+  ] as const)('the %s agent', (_name, options: () => SshTransportOptions, comm) => {
+    test(`commands run as children of ${comm}, with the login environment as it is (no LC_CTYPE added)`, async () => {
+      const t = ssh({}, options());
+      expect((await t.exec(['sh', '-c', 'ps -o comm= -p "$PPID"'])).stdout.trim()).toBe(comm);
+      const env = async (stdin?: string) => (await t.exec(['sh', '-c', 'env | grep -v -e "^PWD=" -e "^SHLVL=" -e "^_=" | sort'], stdin === undefined ? {} : { stdin })).stdout;
+      // stdin given: a channel of its own, started by sshd's login shell as the agent was.
+      expect(await env()).toBe(await env(''));
+    });
+
+      test('30 concurrent execs through the agent: one channel, each result back to its own caller as soon as it ends', async () => {
+      const t = ssh({}, options());
+      const order: number[] = [];
+      const results = await Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          t.exec(['sh', '-c', 'sleep "$2"; printf "%s\\n" "$1"; printf "e%s" "$1" >&2; exit "$3"', 'sh', `job-${i}`, i % 3 === 0 ? '0.8' : '0.05', String(i % 5)]).then((r) => {
+            order.push(i);
+            return r;
+          }),
+        ),
+      );
+      expect(results.map((r) => [r.stdout, r.stderr, r.code, r.signal])).toEqual(Array.from({ length: 30 }, (_, i) => [`job-${i}\n`, `ejob-${i}`, i % 5, null]));
+      expect(t.peakChannels).toBe(1);
+      // The slow ones did not hold the fast ones back: every fast job came back before any slow one.
+      const firstSlow = order.findIndex((i) => i % 3 === 0);
+      expect(order.slice(firstSlow).every((i) => i % 3 === 0)).toBe(true);
+    });
+
+    test('the agent carries newlines, quotes, a frame-like line, empty arguments, 2 MB of output and the environment intact; a signal is a signal; a missing program is 127', async () => {
+      const t = ssh({}, options());
+      const odd = "a\nb'c\"$(id)`x`\n\n--baton-agent-0-- e\n";
+      expect((await t.exec(['printf', '%s', odd])).stdout).toBe(odd);
+      const big = await t.exec(['sh', '-c', 'head -c 2000000 /dev/zero | tr "\\0" x']);
+      expect(big.stdout.length).toBe(2_000_000);
+      expect((await t.exec(['sh', '-c', 'printf %s "$BATON_X"'], { env: { BATON_X: 'a b\n$(id)' } })).stdout).toBe('a b\n$(id)');
+      expect(await t.exec(['sh', '-c', 'kill -TERM $$'])).toMatchObject({ code: null, signal: 'SIGTERM', timedOut: false });
+      expect((await t.exec(['printf', '[%s]', '', 'x', '', ''])).stdout).toBe('[][x][][]');
+      const missing = await t.exec(['baton-no-such-program']);
+      expect(missing.code).toBe(127);
+      expect(missing.stderr).toMatch(/baton-no-such-program: No such file or directory/);
+      expect(t.peakChannels).toBe(1);
+    });
+
+    test('the agent and what it runs killed on the node: the command in flight fails as a lost connection, saying its outcome is unknown; the next command works', async () => {
+      const t = ssh({}, options());
+      expect((await t.exec(['true'])).code).toBe(0);
+      const marker = `0.${Date.now()}${process.pid}3`;
+      const inFlight = t.exec(['sleep', '30', marker]);
+      inFlight.catch(() => {}); // asserted below; it fails before the assertion is reached
+      await new Promise((r) => setTimeout(r, 200));
+      // The agent is the process whose command line ends in our boundary; the class keeps the
+      // pattern from matching this sh.
+      const kill = await t.exec(['sh', '-c', 'pkill -KILL -f -- "--baton-agen[t]-[0-9a-f]*--$"; pkill -KILL -f "^sleep 30 $1"', 'sh', marker], { stdin: '' });
+      expect(kill.code).toBe(0);
+      await expect(inFlight).rejects.toThrow(/lost the connection to node1 .*while running `sleep 30 .*outcome on the node is unknown/s);
+      expect((await t.exec(['echo', 'again'])).stdout).toBe('again\n');
+    });
   });
 
-  test('the agent carries newlines, quotes, a frame-like line, empty arguments, 2 MB of output and the environment intact; a signal is a signal; a missing program is 127', async () => {
-    const t = ssh();
-    const odd = "a\nb'c\"$(id)`x`\n\n--baton-agent-0-- e\n";
-    expect((await t.exec(['printf', '%s', odd])).stdout).toBe(odd);
-    const big = await t.exec(['sh', '-c', 'head -c 2000000 /dev/zero | tr "\\0" x']);
-    expect(big.stdout.length).toBe(2_000_000);
-    expect((await t.exec(['sh', '-c', 'printf %s "$BATON_X"'], { env: { BATON_X: 'a b\n$(id)' } })).stdout).toBe('a b\n$(id)');
-    expect(await t.exec(['sh', '-c', 'kill -TERM $$'])).toMatchObject({ code: null, signal: 'SIGTERM', timedOut: false });
-    expect((await t.exec(['printf', '[%s]', '', 'x', '', ''])).stdout).toBe('[][x][][]');
-    const missing = await t.exec(['baton-no-such-program']);
-    expect(missing.code).toBe(127);
-    expect(missing.stderr).toMatch(/baton-no-such-program: No such file or directory/);
-    expect(t.peakChannels).toBe(1);
-  });
-
-  test('the agent and what it runs killed on the node: the command in flight fails as a lost connection, saying its outcome is unknown; the next command works', async () => {
-    const t = ssh();
-    expect((await t.exec(['true'])).code).toBe(0);
-    const marker = `0.${Date.now()}${process.pid}3`;
-    const inFlight = t.exec(['sleep', '30', marker]);
-    inFlight.catch(() => {}); // asserted below; it fails before the assertion is reached
-    await new Promise((r) => setTimeout(r, 200));
-    // The agent is the perl given our boundary; the class keeps the pattern from matching this sh.
-    const kill = await t.exec(['sh', '-c', 'pkill -KILL -f "^perl -e .*--baton-agen[t]-"; pkill -KILL -f "^sleep 30 $1"', 'sh', marker], { stdin: '' });
-    expect(kill.code).toBe(0);
-    await expect(inFlight).rejects.toThrow(/lost the connection to node1 .*while running `sleep 30 .*outcome on the node is unknown/s);
-    expect((await t.exec(['echo', 'again'])).stdout).toBe('again\n');
-  });
-
-  test('a node without perl: the agent does not start, said once in the log, and every command goes over its own channel', async () => {
+  test('a node without python3 or perl: the agent does not start, said once in the log, and every command goes over its own channel', async () => {
     const logs: string[] = [];
-    const t = ssh({}, { agentPerl: 'baton-no-such-perl', log: (m) => logs.push(m) });
+    const t = ssh({}, { agentInterpreters: { python: 'baton-no-such-python', perl: 'baton-no-such-perl' }, log: (m) => logs.push(m) });
     const results = await Promise.all(Array.from({ length: 4 }, (_, i) => t.exec(['sh', '-c', 'sleep 0.2; echo "$1"', 'sh', `job-${i}`])));
     expect(results.map((r) => r.stdout)).toEqual(['job-0\n', 'job-1\n', 'job-2\n', 'job-3\n']);
     expect(t.peakChannels).toBeGreaterThan(1);

@@ -1,18 +1,21 @@
 /**
- * The node half of the command agent (transport/ssh-agent-script.ts), run here by the local perl
- * with pipes standing in for the SSH channel (no root, no sshd). Over SSH it is run in
+ * The node half of the command agent (transport/ssh-agent-script.ts), both of them, run here by
+ * the local python3 and perl with pipes standing in for the SSH channel (no root, no sshd). Over SSH it is run in
  * test/integration/ssh-transport.test.ts.
  */
 import { spawn } from 'node:child_process';
 import { describe, expect, test } from 'vitest';
 import { AgentParser, runLine, type AgentFrame } from '../../src/transport/ssh-agent-mux.js';
-import { AGENT_SCRIPT } from '../../src/transport/ssh-agent-script.js';
+import { AGENT_PYTHON, AGENT_SCRIPT } from '../../src/transport/ssh-agent-script.js';
 
 const B = '--baton-agent-unit--';
 
-describe('the node agent', () => {
+describe.each([
+  ['Python', '/usr/bin/python3', ['-I', '-S', '-c', AGENT_PYTHON, 'perl', AGENT_SCRIPT, B]],
+  ['Perl', 'perl', ['-e', AGENT_SCRIPT, '--', B]],
+])('the %s node agent', (_name, interpreter, args) => {
   test('a reader that falls behind (a busy sshd) while commands end around it: the agent waits, loses nothing and stays up', async () => {
-    const agent = spawn('perl', ['-e', AGENT_SCRIPT, '--', B], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const agent = spawn(interpreter, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     try {
       const frames: AgentFrame[] = [];
       let ready = false;
