@@ -58,3 +58,22 @@ export function parseDuration(text: string): number | undefined {
   const unit = m[2] ?? 'ms';
   return Math.round(unit === 'ms' ? n : unit === 's' ? n * 1000 : n * 60_000);
 }
+
+/**
+ * The client is back when a probe read after the last playbook ended and its last window closed.
+ * An open window is an outage with no end: its length says nothing about the service, which may
+ * stay down for good, so --max-outage cannot pass it.
+ */
+export function notBackOf(samples: ProbeSample[], windows: OutageWindow[], playbooksEnd: number, settleMs: number): { notBack?: string } {
+  const after = samples.filter((s) => s.t >= playbooksEnd);
+  if (!after.length) {
+    const last = samples[samples.length - 1];
+    return { notBack: `no read after the last playbook ended: the probe stopped${last?.error ? ` (${last.error})` : ''}` };
+  }
+  const open = windows[windows.length - 1];
+  if (open?.open) {
+    const why = after.filter((s) => !s.ok).pop()?.error;
+    return { notBack: `still failing when probing stopped, ${Math.round(settleMs / 100) / 10} s (--settle) after the last playbook${why ? `: ${why}` : ''}` };
+  }
+  return {};
+}

@@ -1,3 +1,4 @@
+import { drillNow } from './clock.js';
 import { spawn } from 'node:child_process';
 
 /**
@@ -76,10 +77,10 @@ export class ProbeLoop implements Prober {
     this.running = true;
     this.loop = (async () => {
       while (this.running) {
-        const t = Date.now();
+        const t = drillNow();
         const r = await this.attempt();
-        this.samples.push({ t, ms: Date.now() - t, ...r });
-        const wait = t + this.intervalMs - Date.now();
+        this.samples.push({ t, ms: drillNow() - t, ...r });
+        const wait = t + this.intervalMs - drillNow();
         if (wait > 0 && this.running) await new Promise((res) => setTimeout(res, wait));
       }
     })();

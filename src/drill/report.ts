@@ -36,6 +36,12 @@ export interface DrillProbeResult {
   integrity?: IntegrityResult;
   /** Its total outage is over --max-outage. */
   outageOverLimit: boolean;
+  /**
+   * Why the client is not seen reading well at the end, when it is not: still failing when
+   * probing stopped, or no read at all after the last playbook (the probe itself stopped). A
+   * drill whose service did not come back fails, whatever --max-outage says.
+   */
+  notBack?: string;
   /** Its windows by the playbook during (or after) which each began: one entry per playbook that ran. */
   perPlaybook?: ProbePhase[];
 }
@@ -159,6 +165,7 @@ export function probesSuite(r: DrillReport): JunitSuite {
       const problems: string[] = [];
       if (p.outageOverLimit) problems.push(`outage ${p.totalOutageMs} ms exceeds --max-outage ${r.maxOutageMs} ms`);
       if (p.integrity && !p.integrity.ok) problems.push(`data differs: ${p.integrity.reason}`);
+      if (p.notBack) problems.push(p.notBack);
       const out = [
         `${p.reads} reads, ${p.failed} failed, ${p.windows.length} window(s), total ${p.totalOutageMs} ms`,
         ...p.windows.map((w, wi) => {

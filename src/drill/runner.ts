@@ -10,6 +10,7 @@
  *   4  a host could not be reached (nothing was changed by that playbook)
  *   5  the service's lock is held by another run
  */
+import { drillNow } from './clock.js';
 import path from 'node:path';
 import { BatonError, ExitCode } from '../util/errors.js';
 import type { EngineEvent } from '../engine/events.js';
@@ -19,7 +20,7 @@ import { makeReporter } from '../report/make.js';
 import { JunitCollector, writeJunit, type JunitSuite } from '../report/junit.js';
 import { writeFileAtomic } from '../util/write-atomic.js';
 import { checkIntegrity } from './integrity.js';
-import { outageWindows, parseDuration, totalOutageMs } from './outage.js';
+import { notBackOf, outageWindows, parseDuration, totalOutageMs } from './outage.js';
 import { ReadProbe, type Prober } from './probe.js';
 import { formatDrillSummary, probePhases, probesSuite, type DrillPlaybookResult, type DrillProbeResult, type DrillReport } from './report.js';
 import { nfsCatArgv, parseProbeSpec, type ProbeSpec } from './spec.js';
@@ -75,8 +76,8 @@ function makeProber(spec: ProbeSpec, netns: string | undefined, intervalMs: numb
 
 /** Wait until every probe has `n` samples after `since` (and, with `good`, its last one is good); at most `maxMs`. */
 async function waitForReads(probers: Prober[], since: number, n: number, maxMs: number, good: boolean): Promise<void> {
-  const until = Date.now() + maxMs;
-  while (Date.now() < until) {
+  const until = drillNow() + maxMs;
+  while (drillNow() < until) {
     const ready = probers.every((p) => {
       const after = p.samples.filter((s) => s.t >= since);
       return after.length >= n && (!good || after[after.length - 1]!.ok);
@@ -120,11 +121,11 @@ export async function drillCommand(playbookFile: string, o: DrillOptions): Promi
 
   const redactors = runs.map((r) => secretsOf(r.inputs));
   const redactAll = (s: string) => redactors.reduce((t, r) => r.redact(t), s);
-  const timeline = new TimelineCollector(Date.now, redactAll);
+  const timeline = new TimelineCollector(drillNow, redactAll);
   const suites: JunitSuite[] = [];
   const results: DrillPlaybookResult[] = [];
 
-  const startedAt = Date.now();
+  const startedAt = drillNow();
   const probers = specs.map((s) => makeProber(s, netns, intervalMs, readTimeoutMs));
   probers.forEach((p) => p.start());
   let report: DrillReport | undefined;
@@ -143,8 +144,8 @@ export async function drillCommand(playbookFile: string, o: DrillOptions): Promi
         extraVars: redactor.maskArgs(r.inputs.extraVars, Object.keys(r.inputs.extraVars).filter((k) => redactor.redact(String(r.inputs.extraVars[k])) !== String(r.inputs.extraVars[k]))) as Record<string, unknown>,
         outcome: 'not-run',
         exitCode: 0,
-        start: Date.now(),
-        end: Date.now(),
+        start: drillNow(),
+        end: drillNow(),
       };
       results.push(result);
       if (stop) continue;
@@ -153,7 +154,7 @@ export async function drillCommand(playbookFile: string, o: DrillOptions): Promi
         // again (at most --settle), then --then-after more, so each move is its own window.
         await waitForReads(probers, results[i - 1]!.end, 2, settleMs, true);
         await sleep(thenAfterMs);
-        result.start = Date.now();
+        result.start = drillNow();
       }
       timeline.playbook = i;
       const junit = new JunitCollector({ redactor, suiteName: label });
@@ -174,20 +175,20 @@ export async function drillCommand(playbookFile: string, o: DrillOptions): Promi
         result.error = redactor.redact(e.message);
         junit.addError(label, result.error, e.name);
       }
-      result.end = Date.now();
+      result.end = drillNow();
       suites.push(...junit.suites);
       // A failback after a failed move would test nothing and might make things worse.
       if (result.exitCode !== 0) stop = true;
     }
 
     const ran = results.filter((r) => r.outcome !== 'not-run');
-    const playbooksStart = ran[0]?.start ?? Date.now();
-    const playbooksEnd = ran[ran.length - 1]?.end ?? Date.now();
+    const playbooksStart = ran[0]?.start ?? drillNow();
+    const playbooksEnd = ran[ran.length - 1]?.end ?? drillNow();
     // Let the client come back: until each probe has read well twice, at most --settle.
     await waitForReads(probers, playbooksEnd, 2, settleMs, true);
     await sleep(Math.min(500, settleMs));
     const all = await Promise.all(probers.map((p) => p.stop()));
-    const endedAt = Date.now();
+    const endedAt = drillNow();
 
     const probes: DrillProbeResult[] = specs.map((spec, i) => {
       const samples = all[i]!;
@@ -204,6 +205,7 @@ export async function drillCommand(playbookFile: string, o: DrillOptions): Promi
         totalOutageMs: total,
         ...(spec.kind === 'nfs' || spec.kind === 'iscsi' ? { integrity: checkIntegrity(samples, playbooksStart, playbooksEnd) } : {}),
         outageOverLimit: maxOutageMs !== undefined && total > maxOutageMs,
+        ...notBackOf(samples, windows, playbooksEnd, settleMs),
         perPlaybook: probePhases(results, windows),
       };
     });
@@ -213,6 +215,7 @@ export async function drillCommand(playbookFile: string, o: DrillOptions): Promi
     for (const p of probes) {
       if (p.outageOverLimit) reasons.push(`${p.label}: outage ${p.totalOutageMs} ms exceeds --max-outage ${maxOutageMs} ms`);
       if (p.integrity && !p.integrity.ok) reasons.push(`${p.label}: data check failed: ${p.integrity.reason}`);
+      if (p.notBack) reasons.push(`${p.label}: ${p.notBack}`);
     }
     const severe = results.find((r) => r.exitCode === ExitCode.FAILED_NOT_ROLLED_BACK || r.exitCode === ExitCode.UNREACHABLE || r.exitCode === ExitCode.LOCKED);
     const exitCode = severe ? severe.exitCode : reasons.length ? ExitCode.FAILED_ROLLED_BACK : ExitCode.OK;

@@ -5,6 +5,7 @@
  * (`ip netns exec NS node tcp-agent.js …`) and streams its samples back as JSON lines: one
  * process for the whole drill, not one per probe.
  */
+import { drillNow } from './clock.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { ProbeLoop, type ProbeSample, type Prober } from './probe.js';
@@ -51,6 +52,7 @@ export class AgentProbe implements Prober {
   private child: ChildProcess | undefined;
   private exited: Promise<void> | undefined;
   private stderr = '';
+  private stopping = false;
 
   constructor(private readonly argv: string[]) {}
 
@@ -74,7 +76,12 @@ export class AgentProbe implements Prober {
     });
     child.stderr!.on('data', (b: Buffer) => (this.stderr = (this.stderr + b.toString()).slice(-2000)));
     this.exited = new Promise((res) => {
-      child.on('close', () => res());
+      child.on('close', (code, signal) => {
+        // Ended before it was asked to: every read it did not make is one the client may have
+        // failed. A failed sample now keeps the end of its samples from reading as "all well".
+        if (!this.stopping) this.samples.push({ t: drillNow(), ok: false, ms: 0, error: `the probe helper ended (${signal ?? `exit ${code}`})${this.stderr.trim() ? `: ${this.stderr.trim().split('\n').pop()}` : ''}` });
+        res();
+      });
       child.on('error', (e) => {
         this.stderr += e.message;
         res();
@@ -83,13 +90,14 @@ export class AgentProbe implements Prober {
   }
 
   async stop(): Promise<ProbeSample[]> {
+    this.stopping = true;
     this.child?.stdin?.end();
     const killer = setTimeout(() => this.child?.kill('SIGKILL'), 5000);
     await this.exited;
     clearTimeout(killer);
     if (!this.samples.length && this.stderr) {
       // Nothing was recorded: say why rather than report a probe with no reads.
-      this.samples.push({ t: Date.now(), ok: false, ms: 0, error: `probe helper: ${this.stderr.trim().split('\n').pop()}` });
+      this.samples.push({ t: drillNow(), ok: false, ms: 0, error: `probe helper: ${this.stderr.trim().split('\n').pop()}` });
     }
     return this.samples;
   }

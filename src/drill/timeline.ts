@@ -2,6 +2,7 @@
  * When each step ran on each host, from engine events: the bars of a drill's timeline. Times
  * are ms since the epoch, as the probes' samples are, so both share one axis.
  */
+import { drillNow } from './clock.js';
 import type { EngineEvent, StepRef, StepStatus } from '../engine/events.js';
 
 export type BarStatus = Exclude<StepStatus, 'would-change'> | 'would-change' | 'reverted' | 'revert-failed';
@@ -27,7 +28,7 @@ export class TimelineCollector {
   playbook = 0;
 
   constructor(
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = drillNow,
     /** Error texts pass through the run's redactor before they are kept. */
     private readonly redact: (s: string) => string = (s) => s,
   ) {}

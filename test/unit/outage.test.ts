@@ -1,6 +1,7 @@
-import { describe, expect, it } from 'vitest';
-import { outageWindows, totalOutageMs } from '../../src/drill/outage.js';
-import type { ProbeSample } from '../../src/drill/probe.js';
+import { describe, expect, it, vi } from 'vitest';
+import { notBackOf, outageWindows, totalOutageMs } from '../../src/drill/outage.js';
+import { AgentProbe } from '../../src/drill/tcp-probe.js';
+import { ProbeLoop, type ProbeSample } from '../../src/drill/probe.js';
 
 const s = (t: number, ok: boolean, ms = 5): ProbeSample => ({ t, ok, ms });
 
@@ -21,5 +22,61 @@ describe('outage windows', () => {
   it('a window still open at the end is reported open, up to the end of the last failed read', () => {
     const w = outageWindows([s(0, true), s(50, false, 10), s(100, false, 30)]);
     expect(w).toEqual([{ start: 50, end: 130, ms: 80, failedReads: 2, open: true }]);
+  });
+});
+
+describe('a probe not back at the end', () => {
+  it('still failing when probing stopped: not back, naming --settle and the last error', () => {
+    const samples = [s(0, true), s(50, false), { t: 2000, ok: false, ms: 5, error: 'ECONNREFUSED' }];
+    expect(notBackOf(samples, outageWindows(samples), 1000, 1500).notBack).toBe('still failing when probing stopped, 1.5 s (--settle) after the last playbook: ECONNREFUSED');
+  });
+
+  it('no read after the last playbook ended: not back, the probe stopped', () => {
+    const samples = [s(0, true), s(50, true)];
+    expect(notBackOf(samples, outageWindows(samples), 1000, 1500).notBack).toMatch(/^no read after the last playbook ended: the probe stopped/);
+  });
+
+  it('read well after an outage: back', () => {
+    const samples = [s(0, true), s(1050, false), s(1100, true)];
+    expect(notBackOf(samples, outageWindows(samples), 1000, 1500)).toEqual({});
+  });
+
+  it("a probe helper that dies mid-drill leaves a failed read at its end, so the drill cannot read as all well", async () => {
+    const helper = 'let n=0; setInterval(() => { console.log(JSON.stringify({ t: Date.now(), ok: true, ms: 1 })); if (++n === 4) { console.error("TypeError: boom"); process.exit(1); } }, 20);';
+    const p = new AgentProbe([process.execPath, '-e', helper]);
+    p.start();
+    await new Promise((r) => setTimeout(r, 600));
+    const samples = await p.stop();
+    expect(samples.slice(0, 4).every((x) => x.ok)).toBe(true);
+    expect(samples.at(-1)).toMatchObject({ ok: false, error: 'the probe helper ended (exit 1): TypeError: boom' });
+    expect(notBackOf(samples, outageWindows(samples), samples[3]!.t + 1, 1000).notBack).toMatch(/still failing/);
+  });
+});
+
+describe('the drill clock', () => {
+  it('a wall-clock step back of 2 s during the outage (NTP) neither shortens the window nor makes a read take negative time', async () => {
+    const real = Date.now.bind(Date);
+    let stepped = false;
+    let n = 0;
+    const loop = new ProbeLoop(async () => {
+      n++;
+      if (n === 3) stepped = true; // the controller's clock is set back mid-outage
+      await new Promise((r) => setTimeout(r, 5));
+      return { ok: n < 2 || n > 5 };
+    }, 20);
+    const spy = vi.spyOn(Date, 'now').mockImplementation(() => real() - (stepped ? 2000 : 0));
+    try {
+      loop.start();
+      while (n < 8) await new Promise((r) => setTimeout(r, 10));
+      const samples = await loop.stop();
+      for (let i = 1; i < samples.length; i++) expect(samples[i]!.t).toBeGreaterThanOrEqual(samples[i - 1]!.t);
+      expect(samples.every((x) => x.ms >= 0)).toBe(true);
+      const [w] = outageWindows(samples);
+      // Four failed reads 20 ms apart: the window is ~80 ms, not ~80 - 2000.
+      expect(w!.ms).toBeGreaterThanOrEqual(60);
+      expect(w!.ms).toBeLessThan(1000);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
