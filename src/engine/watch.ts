@@ -42,6 +42,8 @@ export interface NodeHealth {
   read: boolean;
   /** A connection could be opened at all. */
   reachable: boolean;
+  /** Not reachable, but its host answered (refused the connection, our login or our key): it is up. */
+  answered?: boolean;
   power: 'on' | 'off' | 'unknown';
   error?: string;
   /** Groups seen on it (in part or whole), or that may be on it (it could not be read). */
@@ -53,6 +55,7 @@ export function healthOf(status: ClusterStatus): NodeHealth[] {
     name: n.name,
     read: Boolean(n.view),
     reachable: n.reachable,
+    ...(n.answered ? { answered: true } : {}),
     power: n.power,
     ...(n.error ? { error: n.error } : {}),
     groups: status.groups.filter((g) => g.nodes.includes(n.name) || g.unknownNodes.includes(n.name)).map((g) => g.name),
@@ -117,7 +120,11 @@ export class FailureTracker {
       const lastSeen = this.lastSeen.get(h.name);
       const decide = (action: WatchAction, why: string, failures: number) =>
         out.push({ at: new Date(now).toISOString(), controller, node: h.name, action, why, failures, saw, ...(lastSeen ? { lastSeen } : {}) });
-      this.dead.set(h.name, !h.read && (h.power === 'off' || !h.reachable));
+      // Dead: its BMC says off, or nothing answers at all. A node whose sshd refuses us (down,
+      // our key or login refused, its host key changed) is up and may be serving: never fenced
+      // for that alone.
+      const silent = !h.reachable && !h.answered;
+      this.dead.set(h.name, !h.read && (h.power === 'off' || silent));
       if (h.read) {
         this.lastSeen.set(h.name, h.groups);
         this.streak.set(h.name, 0);
@@ -130,7 +137,7 @@ export class FailureTracker {
         decide('suspect', `${h.name} could not be read (${h.error ?? 'no answer'}); ${n} of ${this.s.failures} rounds before it counts as failed`, n);
         continue;
       }
-      const dead = h.power === 'off' ? 'its BMC says it is powered off' : !h.reachable ? 'it cannot be reached at all' : undefined;
+      const dead = h.power === 'off' ? 'its BMC says it is powered off' : silent ? 'it cannot be reached at all' : undefined;
       if (!dead) {
         decide('sick', `${h.name} failed ${n} rounds in a row but answers (${h.error ?? 'its read failed'}) and its BMC does not say it is off: not failing it over; a person should look`, n);
         continue;

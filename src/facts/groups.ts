@@ -19,7 +19,7 @@
  */
 import type { Inventory, Host } from '../inventory/model.js';
 import type { ServiceGroup } from '../inventory/services.js';
-import type { Transport } from '../transport/transport.js';
+import { UnreachableError, type Transport } from '../transport/transport.js';
 import { parseIpLinkJson } from './links.js';
 import { findAddress, parseIpAddr, type IfAddress } from './net.js';
 import { GANESHA_BUS_NAME, GANESHA_EXPORT_MGR, parseExportfsV, parseShowExports } from './nfs.js';
@@ -125,6 +125,8 @@ export interface NodeObservation {
   name: string;
   /** Connected over its transport (it may still have failed to answer the read: see view). */
   reachable: boolean;
+  /** Not reachable, but its host answered: refused the connection, our login or our key (it is up). */
+  answered?: boolean;
   /** Why it could not be reached or read. */
   error?: string;
   power: PowerReading;
@@ -315,7 +317,7 @@ async function readNodeUnlessOff(
   name: string,
   o: ObserveOptions,
   power: Promise<{ power: PowerReading; powerError?: string }>,
-): Promise<{ connected: boolean; view?: NodeView; error?: string }> {
+): Promise<NodeReading> {
   const read = readNode(name, o);
   const p = await Promise.race([read.then(() => undefined), power]);
   if (p?.power !== 'off') return read;
@@ -363,12 +365,19 @@ export async function readBmcPower(
   }
 }
 
-async function readNode(node: string, o: Pick<ObserveOptions, 'transportOf' | 'groups'>): Promise<{ connected: boolean; view?: NodeView; error?: string }> {
+interface NodeReading {
+  connected: boolean;
+  answered?: boolean;
+  view?: NodeView;
+  error?: string;
+}
+
+async function readNode(node: string, o: Pick<ObserveOptions, 'transportOf' | 'groups'>): Promise<NodeReading> {
   let t: Transport;
   try {
     t = await o.transportOf(node);
   } catch (e) {
-    return { connected: false, error: (e as Error).message };
+    return { connected: false, ...(e instanceof UnreachableError && e.answered ? { answered: true } : {}), error: (e as Error).message };
   }
   try {
     const r = await t.exec(nodeViewArgv({ links: o.groups.some((g) => g.mac) }), { timeoutMs: NODE_READ_TIMEOUT_MS });
@@ -389,6 +398,7 @@ export async function observeGroups(o: ObserveOptions): Promise<ClusterStatus> {
       const reading = readBmcPower(o.inventory.hosts.get(name), o.bmcRunner);
       const [read, power] = await Promise.all([readNodeUnlessOff(name, o, reading), reading]);
       const n: NodeObservation = { name, reachable: read.connected, power: power.power };
+      if (read.answered) n.answered = true;
       if (read.error) n.error = read.error;
       if (power.powerError) n.powerError = power.powerError;
       if (read.view) n.view = read.view;

@@ -121,8 +121,8 @@ function authHandler(t: ResolvedTarget, log: (m: string) => void): AuthHandlerMi
   };
 }
 
-function unreachable(t: ResolvedTarget, what: string, todo: string, via?: string): UnreachableError {
-  return new UnreachableError(t.host, `cannot reach ${t.host} at ${where(t)}${via ? ` via ${via}` : ''}: ${what}. ${todo}`);
+function unreachable(t: ResolvedTarget, what: string, todo: string, via?: string, answered = false): UnreachableError {
+  return new UnreachableError(t.host, `cannot reach ${t.host} at ${where(t)}${via ? ` via ${via}` : ''}: ${what}. ${todo}`, answered);
 }
 
 function explainError(t: ResolvedTarget, err: Error & { code?: string; level?: string }, via?: string): UnreachableError {
@@ -130,7 +130,8 @@ function explainError(t: ResolvedTarget, err: Error & { code?: string; level?: s
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
     return unreachable(t, `DNS lookup of ${t.hostName} failed (${code})`, 'Check the name or set ansible_host to its address.', via);
   if (code === 'ECONNREFUSED')
-    return unreachable(t, 'connection refused', `Is sshd running and listening on port ${t.port}?`, via);
+    // Through a jump host, the refusal may be the jump's: only a direct refusal is the node's answer.
+    return unreachable(t, 'connection refused', `Is sshd running and listening on port ${t.port}?`, via, via === undefined);
   if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH')
     return unreachable(t, `no route to host (${code})`, 'Check the node is up and the network between here and it.', via);
   if (code === 'ETIMEDOUT' || err.level === 'client-timeout')
@@ -153,6 +154,7 @@ function explainError(t: ResolvedTarget, err: Error & { code?: string; level?: s
       `authentication as ${t.user} failed (tried: ${tried.join(', ') || 'nothing: no key file, no agent, no password'})`,
       'Check ansible_user and ansible_ssh_private_key_file, or load the key into ssh-agent.',
       via,
+      true,
     );
   }
   return unreachable(t, err.message, 'Check the node and its sshd log.', via);
@@ -186,7 +188,7 @@ function openClient(t: ResolvedTarget, opts: DialOptions, sock?: Duplex, via?: s
       resolve(client);
     });
     client.on('error', (err: Error & { code?: string; level?: string }) => {
-      if (refusal) fail(new UnreachableError(t.host, refusal));
+      if (refusal) fail(new UnreachableError(t.host, refusal, true));
       else fail(explainError(t, err, via));
     });
     client.on('close', () => fail(unreachable(t, 'the connection closed during the handshake', 'Check the sshd log on the node.', via)));

@@ -59,6 +59,11 @@ export class UnreachableError extends Error {
   constructor(
     readonly host: string,
     message: string,
+    /**
+     * The host answered, only not as baton needs: it refused the connection, our login or our
+     * key for it. It is up; a watcher must not take it for dead (and fence it).
+     */
+    readonly answered = false,
   ) {
     super(message);
     this.name = 'UnreachableError';

@@ -180,6 +180,8 @@ describe('SshTransport against a real sshd', () => {
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(UnreachableError);
+    // The host answered: it is up (a watcher must not take it for dead).
+    expect((err as UnreachableError).answered).toBe(true);
     const msg = (err as Error).message;
     expect(msg).toMatch(/HOST KEY CHANGED for node1/);
     expect(msg).toContain(sha256(otherPub));
@@ -246,6 +248,21 @@ describe('SshTransport against a real sshd', () => {
     expect(err).toBeInstanceOf(UnreachableError);
     expect((err as Error).message).toContain(`127.0.0.1:${closedPort}`);
     expect((err as Error).message).toMatch(/connection refused/);
+    expect((err as UnreachableError).answered).toBe(true);
+  });
+
+  test('a host that accepts the TCP connection and never speaks SSH (hung): an UnreachableError that did not answer', async () => {
+    const { createServer } = await import('node:net');
+    const mute = createServer(() => {});
+    await new Promise<void>((r) => mute.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (mute.address() as { port: number }).port;
+      const err = await ssh({ port, connectTimeoutMs: 500 }).connect().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(UnreachableError);
+      expect((err as UnreachableError).answered).toBe(false);
+    } finally {
+      mute.close();
+    }
   });
 
   test('a key the server does not accept is an UnreachableError naming the user', async () => {
@@ -254,7 +271,9 @@ describe('SshTransport against a real sshd', () => {
     const saved = process.env.SSH_AUTH_SOCK;
     delete process.env.SSH_AUTH_SOCK;
     try {
-      await expect(ssh({ privateKeyFile: stranger }).connect()).rejects.toThrow(new RegExp(`authentication as ${sshd.user} failed.*${stranger}`));
+      const err = await ssh({ privateKeyFile: stranger }).connect().catch((e: unknown) => e);
+      expect((err as Error).message).toMatch(new RegExp(`authentication as ${sshd.user} failed.*${stranger}`));
+      expect((err as UnreachableError).answered).toBe(true);
     } finally {
       if (saved !== undefined) process.env.SSH_AUTH_SOCK = saved;
     }

@@ -14,6 +14,8 @@ const S: WatchSettings = { intervalMs: 1, failures: 3, cooldownMs: 60_000, dryRu
 const ok = (name: string): NodeHealth => ({ name, read: true, reachable: true, power: 'on', groups: [] });
 const off = (name: string): NodeHealth => ({ name, read: false, reachable: false, power: 'off', error: 'connect ECONNREFUSED', groups: ['g1'] });
 const hung = (name: string): NodeHealth => ({ name, read: false, reachable: false, power: 'unknown', error: 'timed out', groups: ['g1'] });
+/** sshd refuses us (down, our login or key refused, its host key changed): the host answered. */
+const refusing = (name: string, power: NodeHealth['power'] = 'on'): NodeHealth => ({ name, read: false, reachable: false, answered: true, power, error: 'cannot reach n1 at 10.0.0.1:22: connection refused', groups: ['g1'] });
 const sick = (name: string): NodeHealth => ({ name, read: false, reachable: true, power: 'on', error: 'reading n1 failed (exit 1)', groups: ['g1'] });
 
 const actions = (t: FailureTracker, rounds: NodeHealth[][], leader = true, t0 = 0) => rounds.map((h, i) => t.judge(h, leader, t0 + i * 1000, 'ctl').map((d) => `${d.node}:${d.action}`));
@@ -40,6 +42,15 @@ describe('watch decisions', () => {
   it('a node that answers SSH but fails its read is sick, not dead: never failed over', () => {
     const t = new FailureTracker(S);
     expect(actions(t, [[sick('n1')], [sick('n1')], [sick('n1')], [sick('n1')]]).slice(2)).toEqual([['n1:sick'], ['n1:sick']]);
+  });
+
+  it('a node whose sshd refuses us while its BMC says on (or cannot tell) is up: sick, never fenced; its BMC saying off still decides', () => {
+    const t = new FailureTracker(S);
+    expect(actions(t, [[refusing('n1')], [refusing('n1')], [refusing('n1')], [refusing('n1')]]).slice(2)).toEqual([['n1:sick'], ['n1:sick']]);
+    const u = new FailureTracker(S);
+    expect(actions(u, [[refusing('n1', 'unknown')], [refusing('n1', 'unknown')], [refusing('n1', 'unknown')]]).at(-1)).toEqual(['n1:sick']);
+    const v = new FailureTracker(S);
+    expect(actions(v, [[refusing('n1', 'off')], [refusing('n1', 'off')], [refusing('n1', 'off')]]).at(-1)).toEqual(['n1:failover']);
   });
 
   it('only the leader acts; the others say who does', () => {
