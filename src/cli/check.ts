@@ -72,9 +72,10 @@ function finish(o: CheckCommandOptions, rep: CheckReport): number {
     try {
       writeFileAtomic(o.prom, formatProm(rep));
     } catch (e) {
-      // The textfile is the result for node_exporter: failing to write it is UNKNOWN, said on stderr.
+      // The textfile is the result for node_exporter: failing to write it is UNKNOWN, said on
+      // stderr; but a CRITICAL outranks UNKNOWN (Nagios) and must still page as what it is.
       process.stderr.write(`baton check: could not write --prom ${o.prom}: ${(e as Error).message}\n`);
-      rep = { ...rep, status: 'UNKNOWN', exitCode: 3, problem: rep.problem ?? `could not write ${o.prom}: ${(e as Error).message}` };
+      if (rep.exitCode !== 2) rep = { ...rep, status: 'UNKNOWN', exitCode: 3, problem: rep.problem ?? `could not write ${o.prom}: ${(e as Error).message}` };
     }
   }
   process.stdout.write(o.json ? formatJson(rep) : formatNagios(rep, o.verbose));

@@ -139,6 +139,21 @@ describe('check: no false success', () => {
     expect(records(t.stdout)[0]).toMatchObject({ type: 'check', status: 'UNKNOWN', exitCode: 3, checks: [] });
   });
 
+  it('a CRITICAL whose --prom file cannot be written stays CRITICAL (exit 2, first line), the write failure said on stderr; an OK becomes UNKNOWN', async () => {
+    const down = path.join(work, 'null-down.yml');
+    writeFileSync(down, `- name: t\n  hosts: localhost\n  steps:\n    - name: the NFS server answers\n      nfs_null: { address: 127.0.0.1, port: 1, timeout: 1 }\n`);
+    const nowhere = path.join(work, 'no-such-dir', 'c.prom');
+    const critical = await baton(['check', '-i', inv, down, '--prom', nowhere]);
+    expect(critical.code, critical.stdout + critical.stderr).toBe(2);
+    expect(critical.stdout.split('\n')[0]).toMatch(/^BATON CHECK CRITICAL - /);
+    expect(critical.stderr).toMatch(/could not write --prom .*no-such-dir/);
+    const json = await baton(['check', '--json', '-i', inv, down, '--prom', nowhere]);
+    expect(records(json.stdout)[0]).toMatchObject({ status: 'CRITICAL', exitCode: 2 });
+    const ok = await baton(['check', '-i', inv, pb, '-t', 'storage', '--prom', nowhere]);
+    expect(ok.code).toBe(3);
+    expect(ok.stdout.split('\n')[0]).toMatch(/^BATON CHECK UNKNOWN - could not write/);
+  });
+
   it('invalid input replaces the previous Prometheus file with UNKNOWN: an old OK never lingers', async () => {
     const prom = path.join(work, 'old.prom');
     expect((await baton(['check', '-i', inv, pb, '-t', 'storage', '--prom', prom])).code).toBe(0);
