@@ -95,6 +95,11 @@ export interface WatchDecision {
   run?: string;
   /** On the record written when an action ended: its exit code. */
   exit?: number;
+  /**
+   * On a `rerun` that ended: what was run again. Only a node-failover's counts for the cool-down;
+   * a re-run undo of a failover is the opposite of one.
+   */
+  ran?: 'node-failover' | 'undo';
 }
 
 /** The failure counts and cool-downs across rounds: the decision without any I/O. */
@@ -165,6 +170,15 @@ export class FailureTracker {
   /** A failover ran (or was tried): the node starts counting again from zero. */
   acted(node: string): void {
     this.streak.set(node, 0);
+  }
+
+  /**
+   * A failover this watcher ran ended. One that did not succeed holds no cool-down: the node is
+   * still failed and its groups may run nowhere; it is tried again once confirmed anew (N more
+   * rounds), as another leader would at once.
+   */
+  failoverEnded(node: string, exit: number): void {
+    if (exit !== 0) this.lastFailover.delete(node);
   }
 
   /** A failover of `node` started outside judge() (an orphan's re-run, another watcher's): the cool-down counts from `at`. */
@@ -307,7 +321,8 @@ export class DecisionLog {
     for (const kv of kvs) {
       try {
         const d = JSON.parse(kv.value) as WatchDecision;
-        if (d.node === node && (d.action === 'failover' || d.action === 'rerun') && d.exit === 0) last = Math.max(last ?? 0, Date.parse(d.at));
+        const failover = d.action === 'failover' || (d.action === 'rerun' && d.ran === 'node-failover');
+        if (d.node === node && failover && d.exit === 0) last = Math.max(last ?? 0, Date.parse(d.at));
       } catch {
         // not a decision
       }
@@ -385,12 +400,14 @@ async function settleOrphans(w: WatchLoop, tracker: FailureTracker, controller: 
   }
   const playbook = w.playbook ?? FAILOVER_PLAYBOOK;
   for (const o of orphans) {
+    // Asked to stop (systemd's stop, a Ctrl-C): the run in flight went on to its end; start no other.
+    if (w.signal.aborted) break;
     const j = judgeOrphan(o, playbook, (n) => tracker.verdict(n));
     // What was seen of the failed node of an orphaned failover; of no node for another run.
     const saw = (j.node && tracker.lastSaw(j.node)) || { reachable: false, power: 'unknown', groups: [] as string[] };
     const base = { controller, node: j.node ?? '-', failures: 0, saw, run: o.runId };
-    const write = async (action: WatchAction, why: string, exit?: number) => {
-      const d: WatchDecision = { ...base, at: new Date().toISOString(), action, why, ...(exit !== undefined ? { exit } : {}) };
+    const write = async (action: WatchAction, why: string, exit?: number, ran?: WatchDecision['ran']) => {
+      const d: WatchDecision = { ...base, at: new Date().toISOString(), action, why, ...(exit !== undefined ? { exit } : {}), ...(ran ? { ran } : {}) };
       w.say(`watch: ${d.node}: ${action}: ${why}`);
       await w.log.write(d);
     };
@@ -406,7 +423,7 @@ async function settleOrphans(w: WatchLoop, tracker: FailureTracker, controller: 
     let code: number;
     if (j.action === 'rerun' && o.head.mode === 'undo') {
       code = await exitOf(w, `the undo of ${o.head.undoOf}`, () => w.undo!(o.head.undoOf!));
-      await write('rerun', `undo of run ${o.head.undoOf} (finishing orphan ${o.runId}) ended with exit ${code}`, code);
+      await write('rerun', `undo of run ${o.head.undoOf} (finishing orphan ${o.runId}) ended with exit ${code}`, code, 'undo');
       if (code === 0 && j.startGroupsOf && j.node && w.start) await startGroupsOf(w, o.head.undoOf!, j.startGroupsOf, j.node, write);
       continue;
     }
@@ -430,17 +447,25 @@ async function settleOrphans(w: WatchLoop, tracker: FailureTracker, controller: 
     tracker.startedFailover(node, Date.now());
     tracker.acted(node);
     code = await exitOf(w, `node-failover for ${node}`, () => w.failover(node, j.why, []));
-    await write('rerun', `node-failover for ${node} (finishing orphan ${o.runId}) ended with exit ${code}`, code);
-    if (code === 0 || code === LOCKED) continue;
+    await write('rerun', `node-failover for ${node} (finishing orphan ${o.runId}) ended with exit ${code}`, code, 'node-failover');
+    if (code === 0) continue;
+    if (code === LOCKED || w.signal.aborted) {
+      tracker.failoverEnded(node, code);
+      continue;
+    }
     // The re-run could not finish it (e.g. placement refuses a group the orphan left in part on
     // the survivor, before any change): put back what the orphan did, then fail over anew.
     await write('undo', `the re-run could not finish orphan ${o.runId} (exit ${code}): undoing it, then failing ${node} over anew`);
     code = await exitOf(w, `the undo of ${o.runId}`, () => w.undo!(o.runId));
     await write('undo', `undo of orphan ${o.runId} ended with exit ${code}`, code);
-    if (code !== 0) continue;
+    if (code !== 0 || w.signal.aborted) {
+      tracker.failoverEnded(node, 1);
+      continue;
+    }
     await write('rerun', `orphan ${o.runId} was undone and ${node} is still confirmed failed: running node-failover -e failed=${node} anew`);
     code = await exitOf(w, `node-failover for ${node}`, () => w.failover(node, j.why, []));
-    await write('rerun', `node-failover for ${node} (after undoing orphan ${o.runId}) ended with exit ${code}`, code);
+    await write('rerun', `node-failover for ${node} (after undoing orphan ${o.runId}) ended with exit ${code}`, code, 'node-failover');
+    tracker.failoverEnded(node, code);
   }
   return handled;
 }
@@ -492,6 +517,11 @@ export async function watch(w: WatchLoop): Promise<void> {
           d = { ...d, action: 'cooldown', why: `${d.node} is confirmed failed, but a watcher failed it over ${Math.round((Date.now() - last) / 1000)} s ago (journaled in etcd); the cool-down is ${w.settings.cooldownMs / 1000} s` };
         }
       }
+      if (d.action === 'failover' && w.signal.aborted) {
+        // Asked to stop while an earlier run of this round went on to its end: start no other.
+        w.say(`watch: ${d.node}: not failing it over: the watcher is stopping (the next leader decides)`);
+        continue;
+      }
       w.say(`watch: ${d.node}: ${d.action}: ${d.why}`);
       await w.log.write(d);
       if (d.action !== 'failover') continue;
@@ -501,6 +531,7 @@ export async function watch(w: WatchLoop): Promise<void> {
       const result: WatchDecision = { ...d, at: new Date().toISOString(), action: 'failover', why: `node-failover for ${node} ended with exit ${code}`, exit: code };
       w.say(`watch: ${node}: ${result.why}`);
       await w.log.write(result);
+      tracker.failoverEnded(node, code);
     }
     const wait = w.settings.intervalMs - (Date.now() - started);
     if (wait > 0 && !w.signal.aborted && (w.rounds === undefined || round + 1 < w.rounds)) {

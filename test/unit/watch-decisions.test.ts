@@ -120,3 +120,44 @@ describe('the watch loop', () => {
     expect(said.some((l) => /cannot campaign for leadership in etcd \(down\)/.test(l))).toBe(true);
   });
 });
+
+describe('the watch loop on a bad day', () => {
+  const lead: Leadership = { label: 'test', lead: async () => true, resign: async () => undefined };
+
+  it('a failover that failed (exit 4) holds no cool-down: tried again once the node is confirmed failed anew, not held off for --cooldown', async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'baton-watch-'));
+    const failovers: string[] = [];
+    const said: string[] = [];
+    await watch({ settings: { ...S, cooldownMs: 600_000 }, leadership: lead, log: new DecisionLog(dir), say: (l) => said.push(l), signal: new AbortController().signal, rounds: 9, observe: async () => [off('n1')], failover: async (n) => (failovers.push(n), 4) });
+    // Rounds 3, 6 and 9: confirmed each time after three rounds in a row.
+    expect(failovers).toEqual(['n1', 'n1', 'n1']);
+    expect(said.some((l) => /n1: cooldown/.test(l))).toBe(false);
+  });
+
+  it('asked to stop during the first failover of a round: the second is not started', async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'baton-watch-'));
+    const stop = new AbortController();
+    const failovers: string[] = [];
+    const said: string[] = [];
+    await watch({ settings: { ...S, failures: 1 }, leadership: lead, log: new DecisionLog(dir), say: (l) => said.push(l), signal: stop.signal, observe: async () => [off('n1'), off('n2')], failover: async (n) => (failovers.push(n), stop.abort(), 0) });
+    expect(failovers).toEqual(['n1']);
+    expect(said).toContain('watch: n2: not failing it over: the watcher is stopping (the next leader decides)');
+  });
+
+  it("a re-run undo of a failover (exit 0) is no failover: it holds no cool-down; a re-run node-failover does", async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'baton-watch-'));
+    const kv = new Map<string, string>();
+    const etcd = {
+      endpoints: ['http://fake:2379'],
+      range: async (key: string, o: { prefix?: boolean } = {}) =>
+        [...kv.keys()].filter((k) => (o.prefix ? k.startsWith(key) : k === key)).sort().map((k) => ({ key: k, value: kv.get(k)!, createRevision: 1, modRevision: 1, version: 1, lease: '0' })),
+    };
+    const log = new DecisionLog(dir, etcd as never);
+    const at = new Date().toISOString();
+    const base = { at, controller: 'w2', node: 'n1', action: 'rerun', failures: 0, saw: { reachable: true, power: 'on', groups: [] }, run: 'X', exit: 0 };
+    kv.set(`baton/watch/decisions/${at}-w2-n1-rerun-1`, JSON.stringify({ ...base, why: 'undo of run R (finishing orphan X) ended with exit 0', ran: 'undo' }));
+    expect(await log.lastFailover('n1', 'node-failover.yml', 600_000)).toBeUndefined();
+    kv.set(`baton/watch/decisions/${at}-w2-n1-rerun-2`, JSON.stringify({ ...base, why: 'node-failover for n1 (finishing orphan X) ended with exit 0', ran: 'node-failover' }));
+    expect(await log.lastFailover('n1', 'node-failover.yml', 600_000)).toBe(Date.parse(at));
+  });
+});
