@@ -156,23 +156,33 @@ export interface KernelExport {
 }
 
 /**
- * `exportfs -v`: `PATH<TAB>CLIENT(opts)`, and when PATH is long, PATH alone on a line and
- * `<TAB><TAB>CLIENT(opts)` on the next. Paths with spaces are written with octal escapes (\040).
+ * `exportfs -v`: `PATH<TAB>CLIENT(opts)`, PATH padded with spaces to 14 characters (nfs-utils'
+ * `printf("%-14s\t%s")`), and when PATH is longer, PATH alone on a line and
+ * `<TAB><TAB>CLIENT(opts)` on the next. PATH is printed as it is, spaces included; etab (the same
+ * shape without padding) writes them as octal escapes (\040), undone here.
  */
 export function parseExportfsV(stdout: string): KernelExport[] {
   const out: KernelExport[] = [];
   let pending: string | undefined;
+  const clientOf = (text: string) => /^\s*([^\s(]*)\(([^)]*)\)\s*$/.exec(text);
+  const push = (path: string, c: RegExpExecArray) => out.push({ path: unescapeOctal(path), client: c[1] || '*', options: c[2]!.split(',').filter(Boolean) });
   for (const raw of stdout.split('\n')) {
     if (!raw.trim()) continue;
-    const indented = /^\s/.test(raw);
-    const line = raw.trim();
-    const entry = /^(?:(\S+)\s+)?([^\s(]*)\(([^)]*)\)$/.exec(line);
-    if (entry && (entry[1] !== undefined || (indented && pending !== undefined))) {
-      const path = unescapeOctal(entry[1] ?? pending!);
-      out.push({ path, client: entry[2] || '*', options: entry[3]!.split(',').filter(Boolean) });
+    if (/^\s/.test(raw)) {
+      // The client line of a long PATH printed on the line before.
+      const c = clientOf(raw);
+      if (c && pending !== undefined) push(pending, c);
       pending = undefined;
-    } else if (!indented) {
-      pending = line;
+      continue;
+    }
+    const tab = raw.indexOf('\t');
+    const c = tab > 0 ? clientOf(raw.slice(tab + 1)) : null;
+    if (c) {
+      // The padding is spaces after PATH: a PATH ending in spaces cannot be told from it.
+      push(raw.slice(0, tab).replace(/ +$/, ''), c);
+      pending = undefined;
+    } else {
+      pending = raw.replace(/\s+$/, '');
     }
   }
   return out;

@@ -61,7 +61,8 @@ export const loopClaimsArgv = (): string[] => ['grep', '-r', '-H', '-s', '', LOO
 export function parseLoopClaims(stdout: string): Array<{ device: string; image: string }> {
   const out: Array<{ device: string; image: string }> = [];
   for (const line of stdout.split('\n')) {
-    const m = /^(.*\/)?([^/:]+):(.+)$/.exec(line);
+    // DIR/loopN:IMAGE: the claim's file name has no ':' or '/'; IMAGE may have both.
+    const m = /^(.*?\/)?([^/:]+):(.+)$/.exec(line);
     if (m) out.push({ device: `/dev/${m[2]}`, image: m[3]! });
   }
   return out;

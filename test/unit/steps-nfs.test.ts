@@ -175,6 +175,11 @@ describe('kernel exportfs facts and argv', () => {
     '/srv/a-rather-long-directory-name-for-wrapping',
     '\t\t198.18.50.0/24(sync,wdelay,hide,no_subtree_check,fsid=7,sec=sys,ro,secure,root_squash,no_all_squash)',
     '/srv/with\\040space\t<world>(sync,wdelay,hide,no_subtree_check,fsid=8,sec=sys,rw,secure,root_squash,no_all_squash)',
+    // A short path with a space, as dump() prints it: raw, padded to 14, then a tab.
+    '/srv/a b       \t<world>(sync,wdelay,hide,no_subtree_check,fsid=9,sec=sys,rw,secure,root_squash,no_all_squash)',
+    // A long one with spaces, on its own line.
+    '/srv/a long name with spaces',
+    '\t\t198.18.50.0/24(sync,fsid=10,ro)',
     '',
   ].join('\n');
   const ETAB = '/srv/disk1\t*(rw,sync,wdelay,hide,nocrossmnt,secure,no_root_squash,no_all_squash,no_subtree_check,secure_locks,acl,no_pnfs,fsid=101,anonuid=65534,anongid=65534,sec=sys,rw,secure,no_root_squash,no_all_squash)\n';
@@ -185,6 +190,8 @@ describe('kernel exportfs facts and argv', () => {
       ['/srv/disk1', '*', '101'],
       ['/srv/a-rather-long-directory-name-for-wrapping', '198.18.50.0/24', '7'],
       ['/srv/with space', '<world>', '8'],
+      ['/srv/a b', '<world>', '9'],
+      ['/srv/a long name with spaces', '198.18.50.0/24', '10'],
     ]);
     expect(parseExportfsV(ETAB)[0]).toMatchObject({ path: '/srv/disk1', client: '*' });
     expect(optionValue(parseExportfsV(ETAB)[0]!.options, 'anonuid')).toBe('65534');

@@ -173,6 +173,8 @@ describe('facts: loop devices', () => {
 
   it('parses claims and writes them without a shell built from values', () => {
     expect(parseLoopClaims('/run/baton/loop/loop3:/srv/san/disk 1.img\n')).toEqual([{ device: '/dev/loop3', image: '/srv/san/disk 1.img' }]);
+    // An image path with a ':' after a '/' (a timestamped directory): the claim's name ends at the first ':'.
+    expect(parseLoopClaims('/run/baton/loop/loop3:/var/lib/images/2026-11-28T10:00/disk1.img\n')).toEqual([{ device: '/dev/loop3', image: '/var/lib/images/2026-11-28T10:00/disk1.img' }]);
     const argv = loopAttachArgv('/srv/$(reboot).img');
     expect(argv.slice(0, 2)).toEqual(['sh', '-c']);
     expect(argv[2]).not.toContain('reboot');
