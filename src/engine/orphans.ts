@@ -34,9 +34,9 @@ function record(value: string | undefined): JournalRecord | undefined {
 }
 
 /** Each run journaled in etcd (ids `keep` accepts), with the number of its last line. */
-async function journalLastLines(etcd: EtcdClient, keep: (runId: string) => boolean = () => true): Promise<Map<string, number>> {
+async function journalLastLines(etcd: EtcdClient, keep: (runId: string) => boolean = () => true, only?: string): Promise<Map<string, number>> {
   const lastLine = new Map<string, number>();
-  for (const kv of await etcd.range(JOURNAL_PREFIX, { prefix: true, keysOnly: true })) {
+  for (const kv of await etcd.range(only === undefined ? JOURNAL_PREFIX : `${JOURNAL_PREFIX}${only}/`, { prefix: true, keysOnly: true })) {
     const m = /^baton\/journal\/([^/]+)\/(\d+)$/.exec(kv.key);
     if (m && keep(m[1]!)) lastLine.set(m[1]!, Math.max(lastLine.get(m[1]!) ?? -1, Number(m[2])));
   }
@@ -91,10 +91,24 @@ export class OrphanFinder {
       if (!locks.length) continue;
       const held = await Promise.all(locks.map((n) => this.etcd.get(lockKey(n))));
       if (held.some(Boolean)) continue;
+      // Its journal again, now that its locks are seen free: a run writes its end before it lets
+      // its locks go, so one that ended since the scan above shows its end now. Read the other way
+      // round, a run that ended in between was taken for an orphan and undone.
+      if (await this.endedNow(runId)) {
+        this.ended.add(runId);
+        this.settled.add(runId);
+        continue;
+      }
       const undone = head.mode === 'undo' && head.undoOf ? this.heads.get(head.undoOf) : undefined;
       out.push({ runId, head, ...(undone ? { undone } : {}) });
     }
     return out.sort((a, b) => a.runId.localeCompare(b.runId));
+  }
+
+  private async endedNow(runId: string): Promise<boolean> {
+    const last = (await journalLastLines(this.etcd, (id) => id === runId, runId)).get(runId);
+    if (last === undefined) return false;
+    return record((await this.etcd.get(journalLineKey(runId, last)))?.value)?.t === 'end';
   }
 }
 

@@ -10,7 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RunRecord } from '../../src/engine/journal.js';
-import { judgeOrphan, type Orphan } from '../../src/engine/orphans.js';
+import { judgeOrphan, OrphanFinder, type Orphan } from '../../src/engine/orphans.js';
+import { journalLineKey, lockKey } from '../../src/engine/locks/etcd.js';
 import { DecisionLog, watch, type Leadership, type NodeHealth, type WatchSettings } from '../../src/engine/watch.js';
 
 const S: WatchSettings = { intervalMs: 1, failures: 2, cooldownMs: 60_000, dryRun: false };
@@ -177,5 +178,49 @@ describe('a cool-down another watcher left', () => {
     expect(said.some((l) => /n1: cooldown: .*journaled in etcd/.test(l)), said.join('\n')).toBe(true);
     expect(failovers.length, said.join('\n')).toBe(1);
     expect(failovers[0]! - before).toBeGreaterThanOrEqual(cooldownMs);
+  });
+});
+
+describe('finding orphans in etcd', () => {
+  /** Enough of etcd for OrphanFinder: keys in order, `get` observable. */
+  class MemEtcd {
+    readonly kv = new Map<string, { value: string; lease: string }>();
+    onGet?: (key: string) => void;
+    put(key: string, value: string, lease = '0'): void {
+      this.kv.set(key, { value, lease });
+    }
+    async range(key: string, o: { prefix?: boolean; keysOnly?: boolean } = {}) {
+      return [...this.kv.keys()]
+        .filter((k) => (o.prefix ? k.startsWith(key) : k === key))
+        .sort()
+        .map((k) => ({ key: k, value: o.keysOnly ? '' : this.kv.get(k)!.value, createRevision: 1, modRevision: 1, version: 1, lease: this.kv.get(k)!.lease }));
+    }
+    async get(key: string) {
+      this.onGet?.(key);
+      return (await this.range(key))[0];
+    }
+  }
+  const RUN = '20261127T100000Z-bbbbbb';
+  const runHead = { t: 'run', runId: RUN, mode: 'run', playbook: '/srv/service-stop.yml', extraVars: { service: 'g1' }, controller: 'laptop', pid: 7, argv: ['run'], at: '2026-11-27T10:00:00.000Z', lock: 'service-g1' };
+
+  it('a run that ends between the scan of the journals and the look at its locks is no orphan (before, the watcher undid the finished run)', async () => {
+    const etcd = new MemEtcd();
+    etcd.put(journalLineKey(RUN, 0), JSON.stringify(runHead));
+    etcd.put(journalLineKey(RUN, 1), JSON.stringify({ t: 'intent', seq: 1 }));
+    etcd.put(lockKey('service-g1'), '{}', '123');
+    // The run ends (its end record, then its lock let go) right as the finder reads its last line.
+    etcd.onGet = (key) => {
+      if (key !== journalLineKey(RUN, 1)) return;
+      etcd.put(journalLineKey(RUN, 2), JSON.stringify({ t: 'end', outcome: 'succeeded', at: '2026-11-27T10:00:05.000Z' }));
+      etcd.kv.delete(lockKey('service-g1'));
+    };
+    expect(await new OrphanFinder(etcd as never).find()).toEqual([]);
+  });
+
+  it('a run that died (no end, its lock let go by its lease) is an orphan', async () => {
+    const etcd = new MemEtcd();
+    etcd.put(journalLineKey(RUN, 0), JSON.stringify(runHead));
+    etcd.put(journalLineKey(RUN, 1), JSON.stringify({ t: 'intent', seq: 1 }));
+    expect((await new OrphanFinder(etcd as never).find()).map((o) => o.runId)).toEqual([RUN]);
   });
 });
