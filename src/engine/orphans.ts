@@ -105,6 +105,11 @@ export class OrphanFinder {
     return out.sort((a, b) => a.runId.localeCompare(b.runId));
   }
 
+  /** Dealt with by the watcher (undone, or its undo finished): never offered again. */
+  settle(runId: string): void {
+    this.settled.add(runId);
+  }
+
   private async endedNow(runId: string): Promise<boolean> {
     const last = (await journalLastLines(this.etcd, (id) => id === runId, runId)).get(runId);
     if (last === undefined) return false;

@@ -338,7 +338,14 @@ export interface WatchLoop {
   /** Run node-failover for the node (`held`: the groups last seen on it); the run's exit code. */
   failover(node: string, why: string, held: string[]): Promise<number>;
   /** The orphaned runs in etcd (absent: embedded, where a single watcher's own runs are a person's to finish). */
-  orphans?: { find(): Promise<Orphan[]> };
+  orphans?: {
+    find(): Promise<Orphan[]>;
+    /**
+     * The watcher dealt with this orphan (its undo ended 0): not looked at again by this watcher.
+     * An undo with nothing to undo writes no journal, so etcd alone would offer it every round.
+     */
+    settle?(runId: string): void;
+  };
   /** Undo a run, as `baton undo RUN --yes`; the exit code. */
   undo?(runId: string): Promise<number>;
   /** The failover playbook's name (default node-failover.yml): an orphan running it is a failover. */
@@ -424,6 +431,7 @@ async function settleOrphans(w: WatchLoop, tracker: FailureTracker, controller: 
     if (j.action === 'rerun' && o.head.mode === 'undo') {
       code = await exitOf(w, `the undo of ${o.head.undoOf}`, () => w.undo!(o.head.undoOf!));
       await write('rerun', `undo of run ${o.head.undoOf} (finishing orphan ${o.runId}) ended with exit ${code}`, code, 'undo');
+      if (code === 0) w.orphans.settle?.(o.runId);
       if (code === 0 && j.startGroupsOf && j.node && w.start) await startGroupsOf(w, o.head.undoOf!, j.startGroupsOf, j.node, write);
       continue;
     }
@@ -436,6 +444,7 @@ async function settleOrphans(w: WatchLoop, tracker: FailureTracker, controller: 
     if (j.action === 'undo') {
       code = await exitOf(w, `the undo of ${o.runId}`, () => w.undo!(o.runId));
       await write('undo', `undo of orphan ${o.runId} ended with exit ${code}`, code);
+      if (code === 0) w.orphans.settle?.(o.runId);
       // A failover undone because its node came back: if the orphan's fence had powered the node
       // off, what ran there is gone and the undo cannot bring it back (powering a node on starts
       // no service). Each group the orphan was moving is started where it may run; one still

@@ -217,6 +217,29 @@ describe('finding orphans in etcd', () => {
     expect(await new OrphanFinder(etcd as never).find()).toEqual([]);
   });
 
+  it('an orphan whose undo has nothing to undo (exit 0, no journal written) is undone once, not every round', async () => {
+    const etcd = new MemEtcd();
+    etcd.put(journalLineKey(RUN, 0), JSON.stringify(runHead));
+    etcd.put(journalLineKey(RUN, 1), JSON.stringify({ t: 'intent', seq: 1 }));
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-watch-orphans-'));
+    dirs.push(dir);
+    const undos: string[] = [];
+    await watch({
+      settings: S,
+      leadership: lead,
+      log: new DecisionLog(dir),
+      say: () => undefined,
+      signal: new AbortController().signal,
+      rounds: 4,
+      observe: async () => [ok('n1'), ok('n2')],
+      orphans: new OrphanFinder(etcd as never),
+      failover: async () => 0,
+      // As `baton undo` with nothing to undo: exit 0, no undo journal in etcd.
+      undo: async (runId) => (undos.push(runId), 0),
+    });
+    expect(undos).toEqual([RUN]);
+  });
+
   it('a run that died (no end, its lock let go by its lease) is an orphan', async () => {
     const etcd = new MemEtcd();
     etcd.put(journalLineKey(RUN, 0), JSON.stringify(runHead));
