@@ -8,7 +8,7 @@ import { connectionFor } from '../inventory/connection.js';
 import { loadInventory } from '../inventory/load.js';
 import { loadServiceGroups, SERVICES_VAR } from '../inventory/services.js';
 import { observeGroups } from '../facts/groups.js';
-import { coordinatorSpec, openCoordinator } from '../engine/coordinator.js';
+import { coordinatorSpec, openCoordinator, requireInventoryNames } from '../engine/coordinator.js';
 import { newRunId } from '../engine/journal.js';
 import { leaseSeconds } from '../engine/locks/index.js';
 import { OrphanFinder } from '../engine/orphans.js';
@@ -61,6 +61,7 @@ export async function watchCommand(o: WatchOptions): Promise<number> {
   };
   const playbook = o.playbook ?? FAILOVER_PLAYBOOK;
   const spec = coordinatorSpec(o.coordinator, inventory);
+  if (spec) requireInventoryNames(spec, inventory, 'baton watch');
   const coordinator = openCoordinator(spec, inventory);
   const id = newRunId();
   const leadership: Leadership = coordinator.etcd ? new EtcdLeadership(coordinator.etcd, id, leaseSeconds()) : new SingleWatcher(id);

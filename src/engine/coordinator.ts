@@ -47,8 +47,32 @@ export function coordinatorSpec(flag?: string, inventory?: Inventory): string | 
   if (flag?.trim()) return flag.trim();
   const env = process.env.BATON_COORDINATOR?.trim();
   if (env) return env;
+  return inventoryCoordinator(inventory);
+}
+
+/** The inventory's own `baton_coordinator` (all.vars), if it names one. */
+export function inventoryCoordinator(inventory?: Inventory): string | undefined {
   const v = inventory?.groups.get('all')?.vars['baton_coordinator'];
   return typeof v === 'string' && v.trim() ? v.trim() : undefined;
+}
+
+/**
+ * An etcd coordinator the inventory itself does not name, refused for a long-lived controller
+ * (`baton watch`): a person's `baton run` with the same inventory and no flag would lock
+ * embedded (its own lock file and the nodes), the watcher's runs in etcd, and the two would
+ * never meet. Naming it in the inventory makes every run from it lock in the same place.
+ */
+export function requireInventoryNames(spec: string, inventory: Inventory, who: string): void {
+  if (!/^(etcds?|https?):\/\//.test(spec)) return;
+  const named = inventoryCoordinator(inventory);
+  const same = (a: string, b: string) => parseEtcdEndpoints(a).sort().join(',') === parseEtcdEndpoints(b).sort().join(',');
+  if (named !== undefined && /^(etcds?|https?):\/\//.test(named) && same(named, spec)) return;
+  throw new BatonError(
+    `${who} with the coordinator ${spec}: the inventory ${inventory.file} ${named === undefined ? 'names no coordinator' : `names another one (${named})`}, so ` +
+      `a \`baton run\` with it and no --coordinator would take its locks ${named === undefined ? 'embedded (its own lock file and the nodes)' : `in ${named}`}, never meeting this watcher's runs: both could act on one group at once. ` +
+      `Put \`baton_coordinator: ${spec}\` in the inventory's all.vars. Nothing was started.`,
+    ExitCode.INVALID,
+  );
 }
 
 const TLS_SETTINGS = [

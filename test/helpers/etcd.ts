@@ -6,7 +6,7 @@
  * test failed (call it from afterAll).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
@@ -164,4 +164,15 @@ export async function startEtcd(opts: { name: string; portBase: number; members?
     throw e;
   }
   return c;
+}
+
+/**
+ * Names the coordinator in a lab inventory (all.vars.baton_coordinator), as a site using etcd
+ * does: `baton watch` refuses an etcd coordinator its inventory does not name, and every
+ * `baton run` with the inventory then locks in etcd too.
+ */
+export function nameCoordinatorIn(inventoryPath: string, spec: string): void {
+  const text = readFileSync(inventoryPath, 'utf8');
+  if (!text.includes('\nall:\n  vars:\n')) throw new Error(`${inventoryPath}: no all.vars to name the coordinator in`);
+  writeFileSync(inventoryPath, text.replace('\nall:\n  vars:\n', `\nall:\n  vars:\n    baton_coordinator: ${JSON.stringify(spec)}\n`));
 }

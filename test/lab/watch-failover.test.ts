@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadInventory } from '../../src/inventory/load.js';
 import { loadServiceGroups, type ServiceGroup } from '../../src/inventory/services.js';
-import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
+import { nameCoordinatorIn, startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { groupStartVars } from '../helpers/groups.js';
 import { requireRoot, startLab, type Lab } from '../helpers/lab.js';
 import { baton, CLI, groupReadSha256 } from '../helpers/nfs-service.js';
@@ -88,6 +88,8 @@ beforeAll(async () => {
   group = loadServiceGroups(loadInventory(lab.inventoryPath))[0]!;
   const start = await baton(['run', '--yes', '-i', lab.inventoryPath, path.resolve('playbooks/nfs-start.yml'), '-e', JSON.stringify(groupStartVars(group, group.home))], path.join(work, 'operator'));
   expect(start.code, start.stdout + start.stderr).toBe(0);
+  // From here on, every run with the lab's inventory locks in etcd, as the watchers' do.
+  nameCoordinatorIn(lab.inventoryPath, etcd.coordinator);
   written = await clientWrite(group, 'watched.bin', 256 * 1024);
 });
 

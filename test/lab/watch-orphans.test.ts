@@ -24,7 +24,7 @@ import type { JournalRecord, RunRecord } from '../../src/engine/journal.js';
 import { loadInventory } from '../../src/inventory/load.js';
 import { loadServiceGroups, type ServiceGroup } from '../../src/inventory/services.js';
 import { EtcdClient } from '../../src/transport/etcd.js';
-import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
+import { nameCoordinatorIn, startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { groupStartVars } from '../helpers/groups.js';
 import { requireRoot, startLab, type Lab } from '../helpers/lab.js';
 import { baton, clusterState, CLI, groupReadSha256, vipHolders } from '../helpers/nfs-service.js';
@@ -272,6 +272,8 @@ beforeAll(async () => {
   group = loadServiceGroups(loadInventory(lab.inventoryPath))[0]!;
   const start = await baton(['run', '--yes', '-i', lab.inventoryPath, path.resolve('playbooks/nfs-start.yml'), '-e', JSON.stringify(groupStartVars(group, group.home))], path.join(work, 'operator'));
   expect(start.code, start.stdout + start.stderr).toBe(0);
+  // From here on, every run with the lab's inventory locks in etcd, as the watchers' do.
+  nameCoordinatorIn(lab.inventoryPath, etcd.coordinator);
   written = await clientWrite('watched.bin', 256 * 1024);
   for (const name of ['w1', 'w2', 'w3']) startWatcher(name);
   await waitFor('every watcher to finish a round', () => [...watchers.values()].every((w) => /is the leader/.test(w.out)) || undefined, 60_000);

@@ -9,6 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DecisionLog, FailureTracker, watch, type Leadership, type NodeHealth, type WatchSettings } from '../../src/engine/watch.js';
+import { requireInventoryNames } from '../../src/engine/coordinator.js';
+import type { Inventory } from '../../src/inventory/model.js';
 
 const S: WatchSettings = { intervalMs: 1, failures: 3, cooldownMs: 60_000, dryRun: false };
 const ok = (name: string): NodeHealth => ({ name, read: true, reachable: true, power: 'on', groups: [] });
@@ -159,5 +161,20 @@ describe('the watch loop on a bad day', () => {
     expect(await log.lastFailover('n1', 'node-failover.yml', 600_000)).toBeUndefined();
     kv.set(`baton/watch/decisions/${at}-w2-n1-rerun-2`, JSON.stringify({ ...base, why: 'node-failover for n1 (finishing orphan X) ended with exit 0', ran: 'node-failover' }));
     expect(await log.lastFailover('n1', 'node-failover.yml', 600_000)).toBe(Date.parse(at));
+  });
+});
+
+describe('the coordinator a watcher may use', () => {
+  const inv = (coordinator?: string) => {
+    const i = { file: '/etc/baton/prod.yml', groups: new Map([['all', { vars: coordinator ? { baton_coordinator: coordinator } : {} }]]) };
+    return i as unknown as Inventory;
+  };
+  it('an etcd coordinator the inventory does not name is refused, saying what to add; named (endpoints in any order), or embedded, it is taken', () => {
+    expect(() => requireInventoryNames('etcd://h1:2379,h2:2379', inv(), 'baton watch')).toThrow(
+      /baton watch with the coordinator etcd:\/\/h1:2379,h2:2379: the inventory \/etc\/baton\/prod.yml names no coordinator, so a `baton run` with it and no --coordinator would take its locks embedded .*Put `baton_coordinator: etcd:\/\/h1:2379,h2:2379` in the inventory's all.vars/,
+    );
+    expect(() => requireInventoryNames('etcd://h1:2379', inv('etcd://h9:2379'), 'baton watch')).toThrow(/names another one \(etcd:\/\/h9:2379\)/);
+    expect(() => requireInventoryNames('etcd://h1:2379,h2:2379', inv('etcd://h2:2379,h1:2379'), 'baton watch')).not.toThrow();
+    expect(() => requireInventoryNames('embedded', inv(), 'baton watch')).not.toThrow();
   });
 });
