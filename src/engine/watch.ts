@@ -276,6 +276,12 @@ export class EtcdLeadership implements Leadership {
   }
 }
 
+/** Completed failovers, by node, in etcd: `baton/watch/failovers/NODE/AT-CONTROLLER-PID`. */
+const FAILOVERS_PREFIX = 'baton/watch/failovers/';
+
+/** A failover, or an orphan's re-run node-failover, that ended with exit 0. */
+const completedFailover = (d: WatchDecision): boolean => d.exit === 0 && (d.action === 'failover' || (d.action === 'rerun' && d.ran === 'node-failover'));
+
 /** Where decisions go: a JSON-lines file in the state dir (fsync'd), and etcd when there is one. */
 export class DecisionLog {
   readonly file: string;
@@ -298,6 +304,10 @@ export class DecisionLog {
     }
     // Every controller's decisions side by side: who saw what, who acted.
     await this.etcd?.put(`baton/watch/decisions/${d.at}-${d.controller}-${d.node}-${d.action}-${process.pid}`, line).catch(() => undefined);
+    // A completed failover also under its node, where the cool-down is read: every watcher writes
+    // a decision per node per round (suspect, not-leader…), and reading all of them to find the
+    // last failover grew with the days a node stayed down, until the read timed out.
+    if (completedFailover(d)) await this.etcd?.put(`${FAILOVERS_PREFIX}${d.node}/${d.at}-${d.controller}-${process.pid}`, line).catch(() => undefined);
   }
 
   /**
@@ -316,13 +326,12 @@ export class DecisionLog {
     // A watcher killed right after its failover ended never said so: the run's journal did.
     // (Runs that started before the cool-down, give or take the longest failover, cannot matter.)
     const ran = await lastSucceededFailover(this.etcd, playbook, node, Date.now() - cooldownMs - 10 * 60_000);
-    const kvs = await this.etcd.range('baton/watch/decisions/', { prefix: true });
+    const kvs = await this.etcd.range(`${FAILOVERS_PREFIX}${node}/`, { prefix: true });
     let last: number | undefined;
     for (const kv of kvs) {
       try {
         const d = JSON.parse(kv.value) as WatchDecision;
-        const failover = d.action === 'failover' || (d.action === 'rerun' && d.ran === 'node-failover');
-        if (d.node === node && failover && d.exit === 0) last = Math.max(last ?? 0, Date.parse(d.at));
+        if (d.node === node && completedFailover(d)) last = Math.max(last ?? 0, Date.parse(d.at));
       } catch {
         // not a decision
       }
@@ -519,8 +528,16 @@ export async function watch(w: WatchLoop): Promise<void> {
         d = { ...d, action: 'cooldown', why: `${d.node} is confirmed failed, and this round already finished or undid the failover a dead controller left of it` };
       } else if (d.action === 'failover') {
         // Another watcher (a leader before this one) may have failed it over already.
-        const last = await w.log.lastFailover(d.node, w.playbook ?? FAILOVER_PLAYBOOK, w.settings.cooldownMs).catch(() => undefined);
-        if (last !== undefined && Date.now() - last < w.settings.cooldownMs) {
+        let last: number | undefined;
+        try {
+          last = await w.log.lastFailover(d.node, w.playbook ?? FAILOVER_PLAYBOOK, w.settings.cooldownMs);
+        } catch (e) {
+          // Whether a watcher failed it over a moment ago cannot be told: failing it over again
+          // could fence a node being brought back. Decided again next round.
+          d = { ...d, action: 'cooldown', why: `${d.node} is confirmed failed, but whether a watcher failed it over within the cool-down cannot be read from etcd (${(e as Error).message}): not acting this round` };
+          tracker.failoverEnded(d.node, 1);
+        }
+        if (d.action === 'failover' && last !== undefined && Date.now() - last < w.settings.cooldownMs) {
           // The cool-down runs from that failover, not from this round (judge() counted from now).
           tracker.startedFailover(d.node, last);
           d = { ...d, action: 'cooldown', why: `${d.node} is confirmed failed, but a watcher failed it over ${Math.round((Date.now() - last) / 1000)} s ago (journaled in etcd); the cool-down is ${w.settings.cooldownMs / 1000} s` };

@@ -146,21 +146,55 @@ describe('the watch loop on a bad day', () => {
     expect(said).toContain('watch: n2: not failing it over: the watcher is stopping (the next leader decides)');
   });
 
-  it("a re-run undo of a failover (exit 0) is no failover: it holds no cool-down; a re-run node-failover does", async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'baton-watch-'));
+  /** Enough of etcd for a DecisionLog: put, and range by prefix. */
+  const memEtcd = () => {
     const kv = new Map<string, string>();
-    const etcd = {
+    return {
+      kv,
       endpoints: ['http://fake:2379'],
+      put: async (key: string, value: string) => void kv.set(key, value),
       range: async (key: string, o: { prefix?: boolean } = {}) =>
         [...kv.keys()].filter((k) => (o.prefix ? k.startsWith(key) : k === key)).sort().map((k) => ({ key: k, value: kv.get(k)!, createRevision: 1, modRevision: 1, version: 1, lease: '0' })),
     };
+  };
+
+  it("a re-run undo of a failover (exit 0) is no failover: it holds no cool-down; a re-run node-failover does", async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'baton-watch-'));
+    const etcd = memEtcd();
     const log = new DecisionLog(dir, etcd as never);
     const at = new Date().toISOString();
-    const base = { at, controller: 'w2', node: 'n1', action: 'rerun', failures: 0, saw: { reachable: true, power: 'on', groups: [] }, run: 'X', exit: 0 };
-    kv.set(`baton/watch/decisions/${at}-w2-n1-rerun-1`, JSON.stringify({ ...base, why: 'undo of run R (finishing orphan X) ended with exit 0', ran: 'undo' }));
+    const base = { at, controller: 'w2', node: 'n1', action: 'rerun' as const, failures: 0, saw: { reachable: true, power: 'on', groups: [] }, run: 'X', exit: 0 };
+    await log.write({ ...base, why: 'undo of run R (finishing orphan X) ended with exit 0', ran: 'undo' });
     expect(await log.lastFailover('n1', 'node-failover.yml', 600_000)).toBeUndefined();
-    kv.set(`baton/watch/decisions/${at}-w2-n1-rerun-2`, JSON.stringify({ ...base, why: 'node-failover for n1 (finishing orphan X) ended with exit 0', ran: 'node-failover' }));
+    await log.write({ ...base, why: 'node-failover for n1 (finishing orphan X) ended with exit 0', ran: 'node-failover' });
     expect(await log.lastFailover('n1', 'node-failover.yml', 600_000)).toBe(Date.parse(at));
+  });
+
+  it('the cool-down is read under the node, not from every decision: a day of suspect records of another node is never read', async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'baton-watch-'));
+    const etcd = memEtcd();
+    const log = new DecisionLog(dir, etcd as never);
+    const at = new Date().toISOString();
+    await log.write({ at, controller: 'w1', node: 'n1', action: 'failover', why: 'node-failover for n1 ended with exit 0', failures: 3, saw: { reachable: false, power: 'off', groups: [] }, exit: 0 });
+    const read: string[] = [];
+    const range = etcd.range;
+    etcd.range = async (key, o) => (read.push(key), range(key, o));
+    expect(await log.lastFailover('n1', 'node-failover.yml', 600_000)).toBe(Date.parse(at));
+    expect(read.filter((k) => k.startsWith('baton/watch/'))).toEqual(['baton/watch/failovers/n1/']);
+  });
+
+  it('when etcd cannot say whether a watcher failed the node over within the cool-down, the leader does not act that round', async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'baton-watch-'));
+    const failovers: string[] = [];
+    const said: string[] = [];
+    class Unreadable extends DecisionLog {
+      override async lastFailover(): Promise<number | undefined> {
+        throw new Error('etcd range timed out after 3000 ms');
+      }
+    }
+    await watch({ settings: { ...S, failures: 1 }, leadership: lead, log: new Unreadable(dir), say: (l) => said.push(l), signal: new AbortController().signal, rounds: 3, observe: async () => [off('n1')], failover: async (n) => (failovers.push(n), 0) });
+    expect(failovers).toEqual([]);
+    expect(said.filter((l) => /cannot be read from etcd \(etcd range timed out after 3000 ms\): not acting this round/.test(l))).toHaveLength(3);
   });
 });
 
