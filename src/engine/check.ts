@@ -10,6 +10,7 @@ import { expandPlays, type PlayItem } from './expand.js';
 import { expandStep } from './instances.js';
 import { checkRenderedArgs } from './args-check.js';
 import { makeStepContext, type TransportSource } from './context.js';
+import { UnreachableError, type Transport } from '../transport/transport.js';
 import { describeError } from './errors.js';
 import { tagSelected, type TagFilter } from './tags.js';
 
@@ -201,14 +202,14 @@ async function checkOne(o: CheckOptions, job: Job): Promise<CheckResult> {
   const severity: Severity = (args as { severity?: Severity } | null)?.severity ?? 'critical';
   const problem = checkRenderedArgs(o.registry, step.kind, args);
   if (problem) return result('UNKNOWN', `arguments after templating: ${problem}`, severity);
-  const down = o.unreachable?.get(on);
+  const down = kind.fromController ? undefined : o.unreachable?.get(on);
   if (down !== undefined) return result(unreachableStatus(job.play, o.extraVars), `cannot reach ${on}: ${down}`, severity);
 
   const timeoutMs = step.timeoutS ? step.timeoutS * 1000 : (o.defaultTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS);
   const abort = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   try {
-    const transport = await o.pool.get(on);
+    const transport = kind.fromController ? unusedConnection(on) : await o.pool.get(on);
     const ctx = makeStepContext({ host, transport, inventory: o.inventory, pool: o.pool, vars, force: false, timeoutMs, signal: abort.signal, log: () => undefined });
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -255,6 +256,12 @@ function reachResult(o: CheckOptions, host: string, jobs: Job[], why: string): C
   };
 }
 
+/** The host's connection for a check that asks from the controller: none is opened (a kind that used it anyway would fail as unreachable). */
+function unusedConnection(host: string): Transport {
+  const fail = () => Promise.reject(new UnreachableError(host, `${host} was not connected: this check asks from the controller`));
+  return { host, kind: 'ssh', connect: fail, exec: fail, close: async () => undefined };
+}
+
 /**
  * Probe and judge every selected check. Never throws for a node's sake: that is an UNKNOWN.
  *
@@ -279,6 +286,8 @@ export async function check(o: CheckOptions): Promise<CheckResult[]> {
     }
     return p;
   };
+  // A check asked from the controller (the VIP, as a client) needs no connection to its host.
+  const fromController = (job: Job) => o.registry.get(job.step.kind)?.fromController === true;
   const folded = new Map<string, { jobs: Job[]; why: string }>();
   const fold = (job: Job, why: string) => (folded.get(job.host.name) ?? folded.set(job.host.name, { jobs: [], why }).get(job.host.name)!).jobs.push(job);
 
@@ -288,13 +297,13 @@ export async function check(o: CheckOptions): Promise<CheckResult[]> {
       // The first host, in the play's order, that answers (a dead one costs its timeout once).
       chosen = job.alternatives[0]!;
       for (const alt of job.alternatives) {
-        if (alt.step.delegateTo || (await downReason(alt.host.name)) === undefined) {
+        if (alt.step.delegateTo || fromController(alt) || (await downReason(alt.host.name)) === undefined) {
           chosen = alt;
           break;
         }
       }
     }
-    if (!chosen.step.delegateTo) {
+    if (!chosen.step.delegateTo && !fromController(chosen)) {
       const down = await downReason(chosen.host.name);
       if (down !== undefined) {
         fold(chosen, down);

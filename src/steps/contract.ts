@@ -30,6 +30,12 @@ export interface StepKind<A = any, O = any> {
   readonly oneShot?: boolean | ((args: A) => boolean);
   /** Read-only kinds (wait_for, assert) change nothing: never "changed", never journaled, never reverted. */
   readonly readOnly?: boolean;
+  /**
+   * Probes from baton's own process on the controller, never through its host's connection
+   * (`nfs_null`, `iscsi_lun` ask the VIP as a client would): it runs when its host cannot be
+   * reached, so a cluster that is down entirely reads as a dead service, not as "unknown".
+   */
+  readonly fromController?: boolean;
   /** What the kind does to the world, for safety checks: takeover steps need a fenced or released peer. */
   readonly role?: 'takeover' | 'release' | 'fence' | 'neutral';
   /**

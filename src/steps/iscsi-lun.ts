@@ -55,6 +55,7 @@ export function lunProblem(seen: IscsiLunObserved, a: IscsiLunArgs): string | un
 }
 
 export const iscsiLun = checkKind<IscsiLunArgs, IscsiLunObserved>({
+  fromController: true,
   kind: 'iscsi_lun',
   secretArgs: ['chap.secret'],
 

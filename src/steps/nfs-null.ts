@@ -26,6 +26,7 @@ const target = (a: NfsNullArgs) => `${a.address}:${a.port ?? 2049}`;
 
 export const nfsNull = checkKind<NfsNullArgs, NfsNullObserved>({
   kind: 'nfs_null',
+  fromController: true,
 
   async probe(_ctx, a) {
     const r = await nullCall({ host: a.address, port: a.port ?? 2049, prog: NFS_PROGRAM, vers: a.version ?? 4, timeoutMs: (a.timeout ?? 2) * 1000 });

@@ -69,3 +69,25 @@ describe('check with an unreachable host', () => {
     expect(results.map((r) => `${r.status} ${r.host} ${r.kind}`)).toEqual(['UNKNOWN n1 reach', 'UNKNOWN n2 reach']);
   });
 });
+
+describe('check from the controller with every host down', () => {
+  it('nfs_null asks the VIP itself: every node unreachable and the NFS server silent is CRITICAL, not UNKNOWN', async () => {
+    const pool = poolWith(['n1', 'n2'], 50);
+    try {
+      const results = await check({
+        playbook: playbook([step('nfs_null', { address: '127.0.0.1', port: 1, timeout: 1 }, { name: 'the NFS server answers', runOnce: true }), step('disk_free', { path: '/tmp', min_free_percent: 1 }, { name: 'room' })]),
+        inventory,
+        extraVars: {},
+        registry: defaultRegistry(),
+        pool,
+      });
+      const byName = Object.fromEntries(results.map((r) => [r.name, r]));
+      expect(byName['the NFS server answers']).toMatchObject({ status: 'CRITICAL', kind: 'nfs_null' });
+      expect(byName['the NFS server answers']!.message).toMatch(/NULL call to 127\.0\.0\.1:1 failed/);
+      // The hosts' own checks are still folded into one UNKNOWN each.
+      expect(results.filter((r) => r.kind === 'reach').map((r) => `${r.status} ${r.host}`)).toEqual(['UNKNOWN n1', 'UNKNOWN n2']);
+    } finally {
+      await pool.closeAll();
+    }
+  });
+});

@@ -30,6 +30,8 @@ export function isCheckKind(k: StepKind): k is CheckKind {
 export interface CheckSpec<A extends SeverityArg, O> {
   kind: string;
   secretArgs?: string[];
+  /** See StepKind.fromController. */
+  fromController?: boolean;
   probe(ctx: StepContext, args: A): Promise<O>;
   problem(observed: O, args: A): string | undefined;
   healthy(observed: O, args: A): string;
@@ -43,6 +45,7 @@ export function checkKind<A extends SeverityArg, O>(spec: CheckSpec<A, O>): Chec
     kind: spec.kind,
     role: 'neutral',
     readOnly: true,
+    ...(spec.fromController ? { fromController: true } : {}),
     ...(spec.secretArgs ? { secretArgs: spec.secretArgs } : {}),
     probe: spec.probe,
     problem: spec.problem,
