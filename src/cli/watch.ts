@@ -101,7 +101,7 @@ export async function watchCommand(o: WatchOptions): Promise<number> {
           return { ...connectionFor(host, dir), connectTimeoutMs: connectTimeoutMsFor(host, o.connectTimeout) };
         });
         try {
-          return healthOf(await observeGroups({ inventory, groups, transportOf: (n) => pool.get(n), bmcRunner: new LocalTransport('controller') }));
+          return healthOf(await observeGroups({ inventory, groups, transportOf: (n) => pool.get(n), bmcRunner: new LocalTransport('controller') }), new Map(groups.map((g) => [g.name, g.nodes])));
         } finally {
           await pool.closeAll();
         }

@@ -48,18 +48,30 @@ export interface NodeHealth {
   error?: string;
   /** Groups seen on it (in part or whole), or that may be on it (it could not be read). */
   groups: string[];
+  /**
+   * Groups a failover of it could have to take over: those above, and those it may run that
+   * are not running whole anywhere (a node its BMC says is off is read as holding nothing, yet
+   * may have held them). Absent: not known (every confirmed failed node is failed over).
+   */
+  mayHold?: string[];
 }
 
-export function healthOf(status: ClusterStatus): NodeHealth[] {
-  return status.nodes.map((n) => ({
-    name: n.name,
-    read: Boolean(n.view),
-    reachable: n.reachable,
-    ...(n.answered ? { answered: true } : {}),
-    power: n.power,
-    ...(n.error ? { error: n.error } : {}),
-    groups: status.groups.filter((g) => g.nodes.includes(n.name) || g.unknownNodes.includes(n.name)).map((g) => g.name),
-  }));
+/** `allowed`: each group's nodes (its `nodes:`), to tell which groups a node may hold. */
+export function healthOf(status: ClusterStatus, allowed?: ReadonlyMap<string, readonly string[]>): NodeHealth[] {
+  return status.nodes.map((n) => {
+    const groups = status.groups.filter((g) => g.nodes.includes(n.name) || g.unknownNodes.includes(n.name)).map((g) => g.name);
+    const mayHold = allowed && status.groups.filter((g) => groups.includes(g.name) || (g.state !== 'running' && (allowed.get(g.name) ?? []).includes(n.name))).map((g) => g.name);
+    return {
+      name: n.name,
+      read: Boolean(n.view),
+      reachable: n.reachable,
+      ...(n.answered ? { answered: true } : {}),
+      power: n.power,
+      ...(n.error ? { error: n.error } : {}),
+      groups,
+      ...(mayHold ? { mayHold } : {}),
+    };
+  });
 }
 
 export type WatchAction =
@@ -67,6 +79,8 @@ export type WatchAction =
   | 'would-failover'
   | 'suspect'
   | 'sick'
+  // Confirmed failed, but every group it may run is running whole elsewhere: nothing to take over.
+  | 'idle'
   | 'cooldown'
   | 'not-leader'
   | 'recovered'
@@ -145,6 +159,12 @@ export class FailureTracker {
       const dead = h.power === 'off' ? 'its BMC says it is powered off' : silent ? 'it cannot be reached at all' : undefined;
       if (!dead) {
         decide('sick', `${h.name} failed ${n} rounds in a row but answers (${h.error ?? 'its read failed'}) and its BMC does not say it is off: not failing it over; a person should look`, n);
+        continue;
+      }
+      if (h.mayHold !== undefined && h.mayHold.length === 0) {
+        // A failover would only fence it: a node being brought back (powered on a moment after
+        // this round read its BMC) would be powered off again for nothing.
+        decide('idle', `${h.name} is confirmed failed (${dead}), but every group it may run is running whole elsewhere: nothing to take over, not fencing it`, n);
         continue;
       }
       const last = this.lastFailover.get(h.name);

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DecisionLog, FailureTracker, watch, type Leadership, type NodeHealth, type WatchSettings } from '../../src/engine/watch.js';
+import { DecisionLog, FailureTracker, healthOf, watch, type Leadership, type NodeHealth, type WatchSettings } from '../../src/engine/watch.js';
 import { requireInventoryNames } from '../../src/engine/coordinator.js';
 import type { Inventory } from '../../src/inventory/model.js';
 
@@ -210,5 +210,27 @@ describe('the coordinator a watcher may use', () => {
     expect(() => requireInventoryNames('etcd://h1:2379', inv('etcd://h9:2379'), 'baton watch')).toThrow(/names another one \(etcd:\/\/h9:2379\)/);
     expect(() => requireInventoryNames('etcd://h1:2379,h2:2379', inv('etcd://h2:2379,h1:2379'), 'baton watch')).not.toThrow();
     expect(() => requireInventoryNames('embedded', inv(), 'baton watch')).not.toThrow();
+  });
+});
+
+describe('a failed node that holds nothing', () => {
+  it('confirmed failed, but every group it may run runs whole elsewhere: idle, never fenced (it may be coming back)', () => {
+    const t = new FailureTracker(S);
+    const empty = (name: string): NodeHealth => ({ ...off(name), groups: [], mayHold: [] });
+    expect(actions(t, [[empty('n1')], [empty('n1')], [empty('n1')], [empty('n1')]]).slice(2)).toEqual([['n1:idle'], ['n1:idle']]);
+    const u = new FailureTracker(S);
+    expect(actions(u, [[{ ...off('n1'), groups: [], mayHold: ['g1'] }], [{ ...off('n1'), groups: [], mayHold: ['g1'] }], [{ ...off('n1'), groups: [], mayHold: ['g1'] }]]).at(-1)).toEqual(['n1:failover']);
+  });
+
+  it('what a node may hold: seen on it or maybe on it, or allowed on it and running whole nowhere (a node off is read as holding nothing)', () => {
+    const node = (name: string, power: 'on' | 'off', read: boolean) => ({ name, reachable: read, power, ...(read ? { view: {} } : {}) });
+    const group = (name: string, state: string, nodes: string[], unknownNodes: string[] = []) => ({ name, state, nodes, home: 'n1', parts: {}, missing: [], unknownNodes, summary: '', serves: [] });
+    const status = {
+      nodes: [node('n1', 'off', false), node('n2', 'on', true), node('n3', 'on', false)],
+      groups: [group('a', 'running', ['n2']), group('b', 'stopped', []), group('c', 'running', ['n2'], ['n3'])],
+    } as unknown as Parameters<typeof healthOf>[0];
+    const allowed = new Map([['a', ['n1', 'n2']], ['b', ['n1', 'n2']], ['c', ['n2', 'n3']]]);
+    const h = Object.fromEntries(healthOf(status, allowed).map((x) => [x.name, x.mayHold]));
+    expect(h).toEqual({ n1: ['b'], n2: ['a', 'b', 'c'], n3: ['c'] });
   });
 });
