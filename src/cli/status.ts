@@ -89,6 +89,7 @@ export function statusDocument(s: ClusterStatus, ms: number): Record<string, unk
       parts: g.parts,
       missing: g.missing,
       unknownNodes: g.unknownNodes,
+      ...(g.vipLinkDown ? { vipLinkDown: g.vipLinkDown } : {}),
     })),
     nodes: s.nodes.map((n) => ({
       name: n.name,
@@ -121,6 +122,8 @@ export function formatStatus(s: ClusterStatus, ms: number): string {
   if (notes.length) out.push('', ...notes);
   const count = (state: string) => s.groups.filter((g) => g.state === state).length;
   const states = ['running', 'partial', 'split', 'stopped', 'unknown'].filter((x) => count(x)).map((x) => `${count(x)} ${x}`);
+  const unreached = s.groups.filter((g) => g.vipLinkDown).length;
+  if (unreached) states.push(`${unreached} with its VIP on a link that is down`);
   const down = s.nodes.filter((n) => !n.view).map((n) => n.name);
   const verdict = s.exitCode === 2 ? 'SPLIT BRAIN' : s.exitCode === 1 ? 'DEGRADED' : 'OK';
   out.push('');

@@ -35,8 +35,13 @@ import { LOOP_CLAIM_DIR, loopStateOf, mountAt, normPath, parseLoopClaims, parseL
  * empty rather than failing the read. D-Bus is bounded: a hung Ganesha must not hold the answer.
  *   $1 the loop claim dir
  *   $2 \`links\` to read the links too (only when a group has a failover MAC: a process less per read)
+ * The first section is \`ip -o link show\` and \`ip -o addr show\` from one \`ip -batch\`: each
+ * link's state (a VIP on a link without carrier reaches no client) and the addresses.
  */
-const NODE_VIEW = `ip -o addr show
+const NODE_VIEW = `ip -o -batch - <<'BATON_IP'
+link show
+addr show
+BATON_IP
 printf '\\n%s\\n' --baton--loops
 losetup --list --json --output NAME,BACK-FILE 2>/dev/null
 printf '\\n%s\\n' --baton--claims
@@ -72,6 +77,20 @@ export interface NodeView {
   activeVgs: string[];
   /** The MACs of the links that are up (read only when asked: see nodeViewArgv). */
   upMacs: string[];
+  /** Links seen not up, or up without carrier (no LOWER_UP): an address on one reaches no one. */
+  downLinks: string[];
+}
+
+/** `ip -o link show` lines: the links that are not both UP and LOWER_UP. */
+export function parseDownLinks(stdout: string): string[] {
+  const down: string[] = [];
+  for (const line of stdout.split('\n')) {
+    const m = /^\d+:\s+([^:@\s]+)(?:@[^:\s]*)?:\s+<([^>]*)>/.exec(line.trim());
+    if (!m) continue;
+    const flags = m[2]!.split(',');
+    if (!flags.includes('UP') || !flags.includes('LOWER_UP')) down.push(m[1]!);
+  }
+  return down;
 }
 
 const SECTIONS = ['loops', 'claims', 'mountinfo', 'ganesha', 'kernel', 'tgt', 'zfs', 'lvm', 'links'] as const;
@@ -102,6 +121,7 @@ export function parseNodeView(stdout: string): NodeView {
   }
   return {
     addresses: parseIpAddr(parts.addresses ?? ''),
+    downLinks: parseDownLinks(parts.addresses ?? ''),
     storage: { loops, claims: parseLoopClaims(parts.claims ?? ''), mounts: parseMountinfo(parts.mountinfo ?? '') },
     ganeshaExports: parseShowExports(parts.ganesha ?? '').filter((e) => e.id !== 0).map((e) => normPath(e.path)),
     kernelExports: parseExportfsV(parts.kernel ?? '').map((e) => normPath(e.path)),
@@ -152,6 +172,8 @@ export interface GroupPlacement {
   summary: string;
   /** What clients reach through the VIP: `NFS /disk1`, `iSCSI iqn.… LUN 1`. */
   serves: string[];
+  /** The link its VIP is on, when that link is down or has no carrier (degraded: exit 1). */
+  vipLinkDown?: string;
 }
 
 export function servesOf(g: ServiceGroup): string[] {
@@ -162,9 +184,12 @@ export function servesOf(g: ServiceGroup): string[] {
 }
 
 /** Which parts a node holds of a group (exports, targets: any one of them; what is missing is named apart). */
-function partsOn(g: ServiceGroup, v: NodeView): { held: Part[]; missingExports: string[]; missingTargets: string[]; anyExport: boolean } {
+function partsOn(g: ServiceGroup, v: NodeView): { held: Part[]; missingExports: string[]; missingTargets: string[]; anyExport: boolean; vipLinkDown?: string } {
   const held: Part[] = [];
-  if (findAddress(v.addresses, g.vip.address)) held.push('vip');
+  const vip = findAddress(v.addresses, g.vip.address);
+  // Held all the same (it would answer the moment the link came back: a second holder is a split).
+  if (vip) held.push('vip');
+  const vipLinkDown = vip && (v.downLinks ?? []).includes(vip.iface) ? vip.iface : undefined;
   // A link up with the group's MAC takes the frames clients send to the VIP, whatever it carries.
   if (g.mac && v.upMacs.includes(g.mac)) held.push('mac');
   const vol = g.volume;
@@ -181,7 +206,7 @@ function partsOn(g: ServiceGroup, v: NodeView): { held: Part[]; missingExports: 
   const served = new Set(v.iscsiTargets ?? []);
   const missingTargets = g.iscsiTargets.map((t) => t.iqn).filter((iqn) => !served.has(iqn));
   if (g.iscsiTargets.length && missingTargets.length < g.iscsiTargets.length) held.push('target');
-  return { held, missingExports, missingTargets, anyExport };
+  return { held, missingExports, missingTargets, anyExport, ...(vipLinkDown ? { vipLinkDown } : {}) };
 }
 
 const PART_WORD: Record<Part, string> = { vip: 'VIP', mac: 'failover MAC', volume: 'volume', mount: 'mount', export: 'export', target: 'iSCSI target' };
@@ -204,10 +229,12 @@ export function placementOf(g: ServiceGroup, nodes: NodeObservation[]): GroupPla
   const parts: Partial<Record<Part, string[]>> = Object.fromEntries(wanted.map((p) => [p, [] as string[]]));
   const missingExportsOn = new Map<string, string[]>();
   const missingTargetsOn = new Map<string, string[]>();
+  const vipLinkDownOn = new Map<string, string>();
   const seen: string[] = [];
   for (const n of nodes) {
     if (!n.view) continue;
-    const { held, missingExports, missingTargets } = partsOn(g, n.view);
+    const { held, missingExports, missingTargets, vipLinkDown } = partsOn(g, n.view);
+    if (vipLinkDown) vipLinkDownOn.set(n.name, vipLinkDown);
     for (const p of held) parts[p]!.push(n.name);
     missingExportsOn.set(n.name, missingExports);
     missingTargetsOn.set(n.name, missingTargets);
@@ -248,8 +275,11 @@ export function placementOf(g: ServiceGroup, nodes: NodeObservation[]): GroupPla
     state = 'stopped';
     summary = 'stopped';
   }
+  // Its parts are all there (placement moves it like any running group), but no client reaches it.
+  const vipLinkDown = seen.length === 1 ? vipLinkDownOn.get(seen[0]!) : undefined;
+  if (vipLinkDown) summary += `; its VIP is on ${vipLinkDown}, which is down (no carrier): no client reaches it`;
   if (unknownNodes.length && state !== 'unknown') summary += `; ${andList(unknownNodes)} could not be read`;
-  return { name: g.name, state, nodes: seen, home, parts, missing, unknownNodes, summary, serves: servesOf(g) };
+  return { name: g.name, state, nodes: seen, home, parts, missing, unknownNodes, summary, serves: servesOf(g), ...(vipLinkDown ? { vipLinkDown } : {}) };
 }
 
 export interface ClusterStatus {
@@ -261,7 +291,7 @@ export interface ClusterStatus {
 
 export function judgeCluster(groups: ServiceGroup[], nodes: NodeObservation[]): ClusterStatus {
   const placements = groups.map((g) => placementOf(g, nodes));
-  const exitCode = placements.some((p) => p.state === 'split') ? 2 : placements.some((p) => p.state !== 'running') || nodes.some((n) => !n.view) ? 1 : 0;
+  const exitCode = placements.some((p) => p.state === 'split') ? 2 : placements.some((p) => p.state !== 'running' || p.vipLinkDown) || nodes.some((n) => !n.view) ? 1 : 0;
   return { groups: placements, nodes, exitCode };
 }
 

@@ -325,3 +325,28 @@ describe('observing', () => {
     expect(() => bmcFor(fenceCtx('maybe'), { target: 'n1' })).toThrow(/bmc_lanplus must be a boolean/);
   });
 });
+
+describe('a VIP on a link that is down', () => {
+  /** The link lines `ip -o -batch` prints before the addresses, eth0 with or without carrier. */
+  const links = (carrier: boolean) =>
+    [
+      '1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000\\    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00',
+      `2: eth0@if7: <${carrier ? 'BROADCAST,MULTICAST,UP,LOWER_UP' : 'NO-CARRIER,BROADCAST,MULTICAST,UP'}> mtu 1500 qdisc noqueue state ${carrier ? 'UP' : 'DOWN'} mode DEFAULT group default qlen 1000\\    link/ether 02:00:00:00:00:01 brd ff:ff:ff:ff:ff:ff`,
+    ].join('\n') + '\n';
+
+  it('the group still counts as held there (placement is unchanged), but status says no client reaches it and exits 1', () => {
+    const n1 = node('n1', links(false) + viewText(whole(1)));
+    expect(n1.view!.downLinks).toEqual(['eth0']);
+    const s = judgeCluster([GROUPS[0]!], [n1, node('n2', viewText({})), node('n3', viewText({}))]);
+    expect(s.groups[0]).toMatchObject({ state: 'running', nodes: ['n1'], vipLinkDown: 'eth0' });
+    expect(s.groups[0]!.summary).toBe('running on n1; its VIP is on eth0, which is down (no carrier): no client reaches it');
+    expect(s.exitCode).toBe(1);
+  });
+
+  it('with carrier: running, exit 0, nothing said', () => {
+    const s = judgeCluster([GROUPS[0]!], [node('n1', links(true) + viewText(whole(1))), node('n2', viewText({})), node('n3', viewText({}))]);
+    expect(s.groups[0]!.summary).toBe('running on n1');
+    expect(s.groups[0]!.vipLinkDown).toBeUndefined();
+    expect(s.exitCode).toBe(0);
+  });
+});

@@ -41,7 +41,7 @@ function group(letter: string, i: number, nodes: string[]): ServiceGroup {
 
 const GROUPS = [group('a', 1, ['n1', 'n2', 'n3']), group('b', 2, ['n2', 'n3', 'n1']), group('c', 3, ['n3', 'n1', 'n2']), group('d', 4, ['n1', 'n2', 'n3'])];
 
-const EMPTY_VIEW: NodeView = { addresses: [], storage: { loops: [], claims: [], mounts: [] }, ganeshaExports: [], kernelExports: [], iscsiTargets: [], zpools: [], activeVgs: [], upMacs: [] };
+const EMPTY_VIEW: NodeView = { addresses: [], storage: { loops: [], claims: [], mounts: [] }, ganeshaExports: [], kernelExports: [], iscsiTargets: [], zpools: [], activeVgs: [], upMacs: [], downLinks: [] };
 const up = (name: string): NodeObservation => ({ name, reachable: true, power: 'on', view: EMPTY_VIEW });
 const down = (name: string, power: 'off' | 'unknown' = 'unknown'): NodeObservation => ({ name, reachable: false, power, error: `${name}: connection timed out` });
 
