@@ -35,6 +35,8 @@ import { LOOP_CLAIM_DIR, loopStateOf, mountAt, normPath, parseLoopClaims, parseL
  * empty rather than failing the read. D-Bus is bounded: a hung Ganesha must not hold the answer.
  *   $1 the loop claim dir
  *   $2 \`links\` to read the links too (only when a group has a failover MAC: a process less per read)
+ *   $3 the kernel NFS server's thread count file: at 0 threads it serves nothing, whatever etab
+ *      (which is all \`exportfs -v\` reads) still lists, so its exports are not seen
  * The first section is \`ip -o link show\` and \`ip -o addr show\` from one \`ip -batch\`: each
  * link's state (a VIP on a link without carrier reaches no client) and the addresses.
  */
@@ -51,7 +53,8 @@ cat /proc/self/mountinfo
 printf '\\n%s\\n' --baton--ganesha
 command -v dbus-send >/dev/null 2>&1 && dbus-send --system --print-reply --reply-timeout=2000 --dest=${GANESHA_BUS_NAME} ${GANESHA_EXPORT_MGR} org.ganesha.nfsd.exportmgr.ShowExports 2>/dev/null
 printf '\\n%s\\n' --baton--kernel
-command -v exportfs >/dev/null 2>&1 && exportfs -v 2>/dev/null
+t=; { read -r t < "$3"; } 2>/dev/null
+[ "$t" = 0 ] || { command -v exportfs >/dev/null 2>&1 && exportfs -v 2>/dev/null; }
 printf '\\n%s\\n' --baton--tgt
 command -v tgtadm >/dev/null 2>&1 && timeout 5 tgtadm --lld iscsi --mode target --op show 2>/dev/null
 printf '\\n%s\\n' --baton--zfs
@@ -62,7 +65,9 @@ printf '\\n%s\\n' --baton--links
 [ "$2" = links ] && ip -j link show 2>/dev/null
 exit 0`;
 
-export const nodeViewArgv = (o: { links?: boolean } = {}): string[] => ['sh', '-c', NODE_VIEW, 'baton-node-view', LOOP_CLAIM_DIR, ...(o.links ? ['links'] : [])];
+export const NFSD_THREADS = '/proc/fs/nfsd/threads';
+
+export const nodeViewArgv = (o: { links?: boolean; nfsdThreads?: string } = {}): string[] => ['sh', '-c', NODE_VIEW, 'baton-node-view', LOOP_CLAIM_DIR, o.links ? 'links' : '-', o.nfsdThreads ?? NFSD_THREADS];
 
 export interface NodeView {
   addresses: IfAddress[];

@@ -4,7 +4,9 @@
  * print: running on the home, split over two nodes, partial with the export missing, stopped,
  * unknown behind an unreachable node, and the exit codes on-call reads.
  */
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { StepContext } from '../../src/steps/contract.js';
@@ -80,10 +82,10 @@ const node = (name: string, text?: string, more: Partial<NodeObservation> = {}):
 });
 
 describe('reading a node', () => {
-  it('one exec: a constant script, the claim dir as its only argument', () => {
+  it('one exec: a constant script; the claim dir, whether to read links, and nfsd\'s thread count as its arguments', () => {
     const argv = nodeViewArgv();
     expect(argv.slice(0, 2)).toEqual(['sh', '-c']);
-    expect(argv.slice(3)).toEqual(['baton-node-view', '/run/baton/loop']);
+    expect(argv.slice(3)).toEqual(['baton-node-view', '/run/baton/loop', '-', '/proc/fs/nfsd/threads']);
   });
 
   it('parses what a lab node printed: its VIPs, the loop devices it claims, its mounts, Ganesha\'s exports', () => {
@@ -211,7 +213,7 @@ describe('a group with a failover MAC', () => {
   });
 
   it('the links are read only when a group has a MAC; the script\'s links section, run here, is `ip -j link show`', async () => {
-    expect(nodeViewArgv({ links: true }).slice(3)).toEqual(['baton-node-view', '/run/baton/loop', 'links']);
+    expect(nodeViewArgv({ links: true }).slice(3)).toEqual(['baton-node-view', '/run/baton/loop', 'links', '/proc/fs/nfsd/threads']);
     const { execFileSync } = await import('node:child_process');
     const run = (argv: string[]) => execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
     const up = JSON.parse(run(['ip', '-j', 'link', 'show']) as string) as Array<{ address?: string; flags: string[] }>;
@@ -348,5 +350,29 @@ describe('a VIP on a link that is down', () => {
     expect(s.groups[0]!.summary).toBe('running on n1');
     expect(s.groups[0]!.vipLinkDown).toBeUndefined();
     expect(s.exitCode).toBe(0);
+  });
+});
+
+describe('the kernel NFS server read by the real script', () => {
+  /** The node-view script run here, with a fake `exportfs` on PATH listing /srv/disk1 and the given nfsd thread count. */
+  function kernelExportsWith(threads: string | undefined): string[] {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-nodeview-'));
+    try {
+      writeFileSync(path.join(dir, 'exportfs'), '#!/bin/sh\nprintf \'/srv/disk1    \\t<world>(sync,wdelay,hide,no_subtree_check,fsid=101,rw)\\n\'\n', { mode: 0o755 });
+      const threadsFile = path.join(dir, 'threads');
+      if (threads !== undefined) writeFileSync(threadsFile, `${threads}\n`);
+      const argv = nodeViewArgv({ nfsdThreads: threadsFile });
+      const out = execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } });
+      return parseNodeView(out).kernelExports;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('nfsd stopped (0 threads): etab still lists the export, but it is not seen, so the group reads partial, not running', () => {
+    expect(kernelExportsWith('8')).toEqual(['/srv/disk1']);
+    expect(kernelExportsWith('0')).toEqual([]);
+    // No thread count to read (nfsd's filesystem not mounted): what etab lists, as before.
+    expect(kernelExportsWith(undefined)).toEqual(['/srv/disk1']);
   });
 });
