@@ -13,7 +13,7 @@
 import { appendFileSync, fsyncSync, mkdirSync, openSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import type { ClusterStatus } from '../facts/groups.js';
-import { acquireLock, type HeldLock } from './lock.js';
+import { acquireLock, LockHeldError, type HeldLock } from './lock.js';
 import { controllerIdentity } from './locks/identity.js';
 import type { EtcdClient } from '../transport/etcd.js';
 import { judgeOrphan, lastSucceededFailover, type NodeVerdict, type Orphan } from './orphans.js';
@@ -530,6 +530,8 @@ export async function watch(w: WatchLoop): Promise<void> {
     try {
       leader = await w.leadership.lead();
     } catch (e) {
+      // Another watcher on this state dir: this one is the second, and leaves (exit 5).
+      if (e instanceof LockHeldError) throw e;
       // Cannot tell: not the leader. Acting without knowing is what must never happen.
       w.say(`watch: cannot campaign for leadership in ${w.leadership.label}: ${(e as Error).message}; not acting this round`);
     }

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DecisionLog, FailureTracker, healthOf, watch, type Leadership, type NodeHealth, type WatchSettings } from '../../src/engine/watch.js';
+import { DecisionLog, FailureTracker, healthOf, SingleWatcher, watch, type Leadership, type NodeHealth, type WatchSettings } from '../../src/engine/watch.js';
 import { requireInventoryNames } from '../../src/engine/coordinator.js';
 import type { Inventory } from '../../src/inventory/model.js';
 
@@ -232,5 +232,25 @@ describe('a failed node that holds nothing', () => {
     const allowed = new Map([['a', ['n1', 'n2']], ['b', ['n1', 'n2']], ['c', ['n2', 'n3']]]);
     const h = Object.fromEntries(healthOf(status, allowed).map((x) => [x.name, x.mayHold]));
     expect(h).toEqual({ n1: ['b'], n2: ['a', 'b', 'c'], n3: ['c'] });
+  });
+});
+
+describe('a second embedded watcher', () => {
+  it('on the same state dir: it leaves with the lock error (exit 5), never watching', async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'baton-watch-'));
+    const saved = process.env.BATON_STATE_DIR;
+    process.env.BATON_STATE_DIR = dir;
+    const first = new SingleWatcher('first-watcher');
+    try {
+      expect(await first.lead()).toBe(true);
+      const failovers: string[] = [];
+      const second = watch({ settings: { ...S, failures: 1 }, leadership: new SingleWatcher('second-watcher'), log: new DecisionLog(dir), say: () => undefined, signal: new AbortController().signal, rounds: 3, observe: async () => [off('n1')], failover: async (n) => (failovers.push(n), 0) });
+      await expect(second).rejects.toMatchObject({ exitCode: 5 });
+      expect(failovers).toEqual([]);
+    } finally {
+      await first.resign();
+      if (saved === undefined) delete process.env.BATON_STATE_DIR;
+      else process.env.BATON_STATE_DIR = saved;
+    }
   });
 });
