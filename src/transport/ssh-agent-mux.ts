@@ -21,7 +21,7 @@ import { AGENT_PYTHON, AGENT_SCRIPT } from './ssh-agent-script.js';
 /** A fresh boundary: 128 random bits, so no command's output holds it by chance. */
 export const newBoundary = (): string => `--baton-agent-${randomBytes(16).toString('hex')}--`;
 
-/** The agent's interpreters, looked up in the login shell's PATH (tests name missing ones). */
+/** The agent's interpreters: the system's `/usr/bin/python3` (a PATH python may be a wrapper such as pyenv's, adding its variables to every command), then `perl` from the login shell's PATH. Tests name missing ones. */
 export interface AgentInterpreters {
   python?: string;
   perl?: string;

@@ -124,7 +124,7 @@ while (1) {
  * command line, so both are found the same way on the node); a python3 older than 3.8 execs the
  * Perl agent in its place before it says ready.
  */
-export const AGENT_PYTHON = String.raw`import os, sys, signal, select, selectors, time
+export const AGENT_PYTHON = String.raw`import errno, os, sys, signal, select, selectors, time
 B = os.fsencode(sys.argv[-1])
 # The environment the agent was started with: Python adds LC_CTYPE to its own when the locale is C
 # (PEP 538), and the commands must not see it.
@@ -133,17 +133,45 @@ try:
         ENV = dict(x.partition(b'=')[::2] for x in f.read().split(b'\0') if x)
 except OSError:
     ENV = dict(os.environb)
-if not hasattr(os, 'posix_spawnp'):
+DEFAULT = [signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGINT]
+
+def perl():
     # Python ignores these and an exec keeps what is ignored; Perl's commands must not inherit it.
     for n in (signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(n, signal.SIG_DFL)
     os.execvpe(sys.argv[1], [sys.argv[1], '-e', sys.argv[2], '--', sys.argv[-1]], ENV)
+
+if not hasattr(os, 'posix_spawnp'):
+    perl()
+try:
+    # One start as every command's, before saying ready: a python whose posix_spawn lacks setsid
+    # (glibc before 2.26) hands over to Perl now, not fail every command later.
+    os.waitpid(os.posix_spawnp('true', ['true'], ENV, setsid=True, setsigdef=DEFAULT), 0)
+except Exception:
+    perl()
+
+def which(name, env):
+    if b'/' in name:
+        return name
+    for d in env.get(b'PATH', b'/usr/local/bin:/usr/bin:/bin').split(b':'):
+        p = os.path.join(d or b'.', name)
+        if os.path.isfile(p) and os.access(p, os.X_OK):
+            return p
+    return name
+
+def spawn(argv, env, fa):
+    try:
+        return os.posix_spawnp(argv[0], argv, env, setsid=True, setsigdef=DEFAULT, file_actions=fa)
+    except OSError as e:
+        # execvp runs a file without #! with /bin/sh; posix_spawnp does not (ENOEXEC).
+        if e.errno != errno.ENOEXEC:
+            raise
+        return os.posix_spawn(b'/bin/sh', [b'/bin/sh', which(argv[0], env)] + argv[1:], env, setsid=True, setsigdef=DEFAULT, file_actions=fa)
 wr, ww = os.pipe()
 os.set_blocking(wr, False)
 os.set_blocking(ww, False)
 signal.set_wakeup_fd(ww)
 signal.signal(signal.SIGCHLD, lambda s, f: None)
-DEFAULT = [signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGINT]
 sel = selectors.DefaultSelector()
 sel.register(0, selectors.EVENT_READ, 'in')
 sel.register(wr, selectors.EVENT_READ, 'wake')
@@ -188,12 +216,14 @@ def start(i, words):
     orr, ow = os.pipe()
     er, ew = os.pipe()
     try:
-        pid = os.posix_spawnp(argv[0], argv, env, setsid=True, setsigdef=DEFAULT, file_actions=[
-            (os.POSIX_SPAWN_OPEN, 0, '/dev/null', os.O_RDONLY, 0), (os.POSIX_SPAWN_DUP2, ow, 1), (os.POSIX_SPAWN_DUP2, ew, 2)])
-    except OSError as e:
+        pid = spawn(argv, env, [(os.POSIX_SPAWN_OPEN, 0, '/dev/null', os.O_RDONLY, 0), (os.POSIX_SPAWN_DUP2, ow, 1), (os.POSIX_SPAWN_DUP2, ew, 2)])
+    except Exception as e:
         for f in (orr, ow, er, ew):
             os.close(f)
-        jobs[i] = {'out': [], 'err': [argv[0] + b': ' + os.fsencode(e.strerror or str(e)) + b'\n'], 'open': 0, 'status': 127 << 8}
+        # Not found or not runnable: 127, as the Perl agent's exec says; anything else (an
+        # argument with a NUL byte) is the agent's own refusal, 126. Either way it keeps serving.
+        msg = argv[0] + b': ' + os.fsencode(e.strerror or str(e)) if isinstance(e, OSError) else b'baton agent: cannot start: ' + os.fsencode(str(e))
+        jobs[i] = {'out': [], 'err': [msg + b'\n'], 'open': 0, 'status': (127 if isinstance(e, OSError) else 126) << 8}
         return finish(i)
     os.close(ow)
     os.close(ew)

@@ -43,7 +43,7 @@ export interface SshTransportOptions {
   killGraceMs?: number;
   /** Run commands without stdin through one agent on the node (ssh-agent-mux.ts). Default: on, unless BATON_SSH_AGENT=0. */
   agent?: boolean;
-  /** The agent's interpreters (default `python3`, then `perl`, from the login shell's PATH); tests name missing ones. */
+  /** The agent's interpreters (default the system's `/usr/bin/python3`, then `perl` from the login shell's PATH); tests name missing ones. */
   agentInterpreters?: AgentInterpreters;
   log?: (msg: string) => void;
 }

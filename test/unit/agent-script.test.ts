@@ -4,6 +4,9 @@
  * test/integration/ssh-transport.test.ts.
  */
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { AgentParser, runLine, type AgentFrame } from '../../src/transport/ssh-agent-mux.js';
 import { AGENT_PYTHON, AGENT_SCRIPT } from '../../src/transport/ssh-agent-script.js';
@@ -46,4 +49,38 @@ describe.each([
       agent.kill('SIGKILL');
     }
   }, 20_000);
+
+  /** Starts the agent, sends the lines, and collects frames until `want` ids have answered. */
+  async function frames(lines: string[], want: number[]): Promise<{ frames: AgentFrame[]; alive: boolean }> {
+    const agent = spawn(interpreter, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    try {
+      const got: AgentFrame[] = [];
+      const parser = new AgentParser(B, () => undefined, (f) => got.push(f));
+      agent.stdout.on('data', (b: Buffer) => parser.push(b));
+      agent.stdin.write(lines.join(''));
+      for (let i = 0; i < 200 && !want.every((id) => got.some((f) => f.id === id)); i++) await new Promise((r) => setTimeout(r, 20));
+      return { frames: got, alive: agent.exitCode === null };
+    } finally {
+      agent.kill('SIGKILL');
+    }
+  }
+
+  test('a script without #! runs with /bin/sh, as execvp runs it', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-agent-'));
+    try {
+      const script = path.join(dir, 'no-shebang');
+      writeFileSync(script, 'echo "ran as a shell script: $1"\n', { mode: 0o755 });
+      const { frames: got } = await frames([runLine(1, [script, 'yes'])], [1]);
+      expect(got.map((f) => [f.code, f.stdout.toString()])).toEqual([[0, 'ran as a shell script: yes\n']]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('an argument the kernel cannot take (a NUL byte) fails that command only: the agent answers the next', async () => {
+    const { frames: got, alive } = await frames([runLine(1, ['printf', 'a\0b']), runLine(2, ['echo', 'next'])], [1, 2]);
+    expect(alive).toBe(true);
+    expect(got.find((f) => f.id === 2)?.stdout.toString()).toBe('next\n');
+    expect(got.some((f) => f.id === 1)).toBe(true);
+  });
 });
