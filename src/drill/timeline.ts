@@ -39,7 +39,8 @@ export class TimelineCollector {
         this.titles.set(`${this.playbook}:${e.play}`, e.name);
         break;
       case 'step-start':
-        this.open.set(`s:${e.step.instance}@${e.step.host}`, e.at);
+        // On the drill's clock, as the probes' samples are (the event's own time is the wall's).
+        this.open.set(`s:${e.step.instance}@${e.step.host}`, this.now());
         break;
       case 'step-end':
         this.close(`s:${e.step.instance}@${e.step.host}`, e.step, e.durationMs, e.step.name, e.status === 'failed' && e.ignored ? 'ok' : e.status, e.error);

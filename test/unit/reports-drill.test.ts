@@ -124,6 +124,16 @@ describe('JUnit from engine events', () => {
     expect(tl.bars[0]!.playName).toBe('release on n1');
   });
 
+  it("a step's bar starts on the drill's clock, not at the event's wall-clock time (NTP may step it)", () => {
+    let t = 1000;
+    const tl = new TimelineCollector(() => t);
+    const a = ref(0, 'p', 'lower', 'n1');
+    tl.onEvent({ type: 'step-start', step: a, at: 1000 - 2000 });
+    t = 1250;
+    tl.onEvent({ type: 'step-end', step: a, status: 'ok', durationMs: 250 });
+    expect([tl.bars[0]!.start, tl.bars[0]!.end]).toEqual([1000, 1250]);
+  });
+
   it('properties come before test cases, and an empty property list is left out', () => {
     const xml = renderJunit([
       { name: 'probes', timestamp: 0, cases: [{ classname: 'probes/c1', name: 'tcp://x:1', timeMs: 0 }], properties: { outage_ms: 12 } },
@@ -211,9 +221,11 @@ describe('--probe', () => {
 
 function report(): DrillReport {
   const t0 = 1_700_000_000_000;
-  const tl = new TimelineCollector(() => t0 + 1500);
+  let now = t0 + 1000;
+  const tl = new TimelineCollector(() => now);
   const a = ref(0, 'release', 'lower <vip> & "go"', 'n1<script>');
   tl.onEvent({ type: 'step-start', step: a, at: t0 + 1000 });
+  now = t0 + 1500;
   tl.onEvent({ type: 'step-end', step: a, status: 'changed', durationMs: 500 });
   const samples = [s(t0, true, 5, 'A'), s(t0 + 1100, false, 300), s(t0 + 1400, false, 300), s(t0 + 1800, true, 5, 'A')];
   const windows = outageWindows(samples);
@@ -284,6 +296,7 @@ function twoWay(): DrillReport {
   const step = (playbook: number, host: string, name: string, i: number, at: number, ms: number) => {
     tl.playbook = playbook;
     const r = ref(0, 'move', name, host, i);
+    now = t0 + at;
     tl.onEvent({ type: 'step-start', step: r, at: t0 + at });
     now = t0 + at + ms;
     tl.onEvent({ type: 'step-end', step: r, status: 'changed', durationMs: ms });
