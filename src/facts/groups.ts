@@ -22,7 +22,7 @@ import type { ServiceGroup } from '../inventory/services.js';
 import { UnreachableError, type Transport } from '../transport/transport.js';
 import { parseIpLinkJson } from './links.js';
 import { findAddress, parseIpAddr, type IfAddress } from './net.js';
-import { GANESHA_BUS_NAME, GANESHA_EXPORT_MGR, parseExportfsV, parseShowExports } from './nfs.js';
+import { GANESHA_BUS_NAME, GANESHA_EXPORT_MGR, NFSD_THREADS, parseExportfsV, parseShowExports } from './nfs.js';
 import { parseTgtadmTargets } from './iscsi.js';
 import { ipmitoolArgv, lanplusOf, parseIpmiPowerStatus, withPasswordOnStdin, type BmcSpec } from './power.js';
 import { LOOP_CLAIM_DIR, loopStateOf, mountAt, normPath, parseLoopClaims, parseLosetupJson, parseMountinfo, type StorageView } from './storage.js';
@@ -64,8 +64,6 @@ command -v lvs >/dev/null 2>&1 && lvs --noheadings --separator '|' -o vg_name,lv
 printf '\\n%s\\n' --baton--links
 [ "$2" = links ] && ip -j link show 2>/dev/null
 exit 0`;
-
-export const NFSD_THREADS = '/proc/fs/nfsd/threads';
 
 export const nodeViewArgv = (o: { links?: boolean; nfsdThreads?: string } = {}): string[] => ['sh', '-c', NODE_VIEW, 'baton-node-view', LOOP_CLAIM_DIR, o.links ? 'links' : '-', o.nfsdThreads ?? NFSD_THREADS];
 

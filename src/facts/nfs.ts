@@ -140,6 +140,34 @@ export const exportfsUnexportArgv = (client: string, dir: string): string[] => [
 export const exportfsFlushArgv = (): string[] => ['exportfs', '-f'];
 export const exportfsListArgv = (): string[] => ['exportfs', '-v'];
 
+/** The kernel NFS server's thread count: at 0 (nfsd stopped) it serves nothing, whatever etab lists. */
+export const NFSD_THREADS = '/proc/fs/nfsd/threads';
+
+/**
+ * The thread count (a first line `threads=N`, N empty when it cannot be read) and `exportfs -v`,
+ * in one exec: `exportfs -v` reads etab only, which still lists the exports of a stopped nfsd.
+ */
+export const kernelServerArgv = (threadsFile = NFSD_THREADS): string[] => [
+  'sh',
+  '-c',
+  't=; { read -r t < "$1"; } 2>/dev/null; printf \'threads=%s\\n\' "$t"; exec exportfs -v',
+  'baton-nfsd',
+  threadsFile,
+];
+
+export interface KernelServer {
+  /** False only when the thread count reads 0: the server is stopped. */
+  up: boolean;
+  exports: KernelExport[];
+}
+
+export function parseKernelServer(stdout: string): KernelServer {
+  const nl = stdout.indexOf('\n');
+  const first = nl < 0 ? stdout : stdout.slice(0, nl);
+  const m = /^threads=(\S*)$/.exec(first);
+  return { up: !m || m[1]!.trim() !== '0', exports: parseExportfsV(m ? stdout.slice(nl + 1) : stdout) };
+}
+
 /** Drop the locks nfsd holds on files under DIR (FACTS.md): DIR is data, the script is constant. */
 export const unlockFilesystemArgv = (dir: string): string[] => [
   'sh',

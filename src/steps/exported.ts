@@ -1,6 +1,6 @@
 import { CommandFailedError } from './contract.js';
 import { checkKind, type SeverityArg } from './check/common.js';
-import { exportfsListArgv, ganeshaShowExportsArgv, parseExportfsV, parseShowExports } from '../facts/nfs.js';
+import { ganeshaShowExportsArgv, kernelServerArgv, parseKernelServer, parseShowExports } from '../facts/nfs.js';
 import { normPath } from '../facts/storage.js';
 
 /**
@@ -15,8 +15,10 @@ export interface ExportedArgs extends SeverityArg {
 }
 
 export interface ExportedObserved {
-  /** False when the server itself is not running (Ganesha absent from the system bus). */
+  /** False when the server itself is not running (Ganesha absent from the system bus; the kernel's nfsd at 0 threads). */
   serverUp: boolean;
+  /** The kernel server was read (not Ganesha). */
+  kernel?: boolean;
   exports: Array<{ id?: number; path: string }>;
 }
 
@@ -36,7 +38,8 @@ export const exported = checkKind<ExportedArgs, ExportedObserved>({
 
   async probe(ctx, a) {
     if ((a.provider ?? 'ganesha') === 'kernel') {
-      return { serverUp: true, exports: parseExportfsV((await ctx.run(exportfsListArgv())).stdout).map((e) => ({ path: e.path })) };
+      const k = parseKernelServer((await ctx.run(kernelServerArgv())).stdout);
+      return { serverUp: k.up, kernel: true, exports: k.exports.map((e) => ({ path: e.path })) };
     }
     const r = await ctx.run(ganeshaShowExportsArgv(), { okCodes: [0, 1] });
     if (r.code !== 0) {
@@ -47,6 +50,7 @@ export const exported = checkKind<ExportedArgs, ExportedObserved>({
   },
 
   problem(seen, a) {
+    if (!seen.serverUp && seen.kernel) return `the kernel NFS server has no threads (nfsd stopped), so ${what(a)} is not served, whatever etab lists`;
     if (!seen.serverUp) return `NFS-Ganesha is not running (not on the system bus), so ${what(a)} is not exported`;
     return matchingExports(seen, a).length ? undefined : `${what(a)} is not exported (exports: ${seen.exports.map((e) => e.path).join(', ') || 'none'})`;
   },
@@ -56,7 +60,7 @@ export const exported = checkKind<ExportedArgs, ExportedObserved>({
   describe(a) {
     return {
       summary: `${what(a)} is exported by ${(a.provider ?? 'ganesha') === 'kernel' ? 'the kernel server' : 'NFS-Ganesha'}`,
-      commands: [(a.provider ?? 'ganesha') === 'kernel' ? exportfsListArgv() : ganeshaShowExportsArgv()],
+      commands: [(a.provider ?? 'ganesha') === 'kernel' ? kernelServerArgv() : ganeshaShowExportsArgv()],
     };
   },
 });

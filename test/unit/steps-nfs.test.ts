@@ -36,6 +36,8 @@ import { ganeshaExportBlock, writeConfArgv } from '../../src/steps/export/ganesh
 import { kernelOptions, kernelProvider } from '../../src/steps/export/kernel.js';
 import { ganeshaProvider } from '../../src/steps/export/ganesha.js';
 import { exportStep } from '../../src/steps/export.js';
+import { exported } from '../../src/steps/exported.js';
+import { kernelServerArgv, parseKernelServer } from '../../src/facts/nfs.js';
 import { unexportStep } from '../../src/steps/unexport.js';
 import { restartStatd } from '../../src/steps/restart-statd.js';
 import { STATD_INFO_SCRIPT, parseStatdInfo } from '../../src/facts/nsm.js';
@@ -332,5 +334,30 @@ describe('mount facts', () => {
     const out = '{\n   "filesystems": [\n      {\n         "target": "/srv/disk1",\n         "source": "/dev/loop0",\n         "fstype": "ext4"\n      }\n   ]\n}\n';
     expect(parseFindmnt(out)).toEqual({ target: '/srv/disk1', source: '/dev/loop0', fstype: 'ext4' });
     expect(parseFindmnt('')).toBeUndefined();
+  });
+});
+
+describe('the exported check on the kernel server', () => {
+  /** The check's own read, run here with a fake `exportfs` on PATH listing /srv/disk1 and the given nfsd thread count. */
+  function read(threads: string | undefined) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-kernel-nfs-'));
+    try {
+      writeFileSync(path.join(dir, 'exportfs'), '#!/bin/sh\nprintf \'/srv/disk1    \\t<world>(sync,fsid=101,rw)\\n\'\n', { mode: 0o755 });
+      const threadsFile = path.join(dir, 'threads');
+      if (threads !== undefined) writeFileSync(threadsFile, `${threads}\n`);
+      const argv = kernelServerArgv(threadsFile);
+      return parseKernelServer(execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } }));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('nfsd at 0 threads: not up, and the check says it does not serve the export etab still lists', () => {
+    expect(read('8')).toEqual({ up: true, exports: [{ path: '/srv/disk1', client: '<world>', options: ['sync', 'fsid=101', 'rw'] }] });
+    expect(read(undefined).up).toBe(true);
+    const stopped = read('0');
+    expect(stopped.up).toBe(false);
+    const seen = { serverUp: stopped.up, kernel: true, exports: stopped.exports.map((e) => ({ path: e.path })) };
+    expect(exported.problem(seen, { provider: 'kernel', path: '/srv/disk1' })).toBe('the kernel NFS server has no threads (nfsd stopped), so /srv/disk1 is not served, whatever etab lists');
   });
 });
