@@ -61,7 +61,7 @@ export async function watchCommand(o: WatchOptions): Promise<number> {
   };
   const playbook = o.playbook ?? FAILOVER_PLAYBOOK;
   const spec = coordinatorSpec(o.coordinator, inventory);
-  if (spec) requireInventoryNames(spec, inventory, 'baton watch');
+  requireInventoryNames(spec, inventory, 'baton watch');
   const coordinator = openCoordinator(spec, inventory);
   const id = newRunId();
   const leadership: Leadership = coordinator.etcd ? new EtcdLeadership(coordinator.etcd, id, leaseSeconds()) : new SingleWatcher(id);

@@ -62,9 +62,20 @@ export function inventoryCoordinator(inventory?: Inventory): string | undefined 
  * embedded (its own lock file and the nodes), the watcher's runs in etcd, and the two would
  * never meet. Naming it in the inventory makes every run from it lock in the same place.
  */
-export function requireInventoryNames(spec: string, inventory: Inventory, who: string): void {
-  if (!/^(etcds?|https?):\/\//.test(spec)) return;
+export function requireInventoryNames(spec: string | undefined, inventory: Inventory, who: string): void {
   const named = inventoryCoordinator(inventory);
+  const isEtcd = (s: string | undefined) => s !== undefined && /^(etcds?|https?):\/\//.test(s);
+  if (!isEtcd(spec)) {
+    // The other way round: the inventory's runs lock in etcd, this controller would not.
+    if (isEtcd(named)) {
+      throw new BatonError(
+        `${who} with the coordinator ${spec ?? 'embedded'}: the inventory ${inventory.file} names ${named}, where every \`baton run\` with it takes its locks; this one's would be elsewhere and never meet them. Drop --coordinator / BATON_COORDINATOR, or name the same etcd. Nothing was started.`,
+        ExitCode.INVALID,
+      );
+    }
+    return;
+  }
+  spec = spec!;
   const same = (a: string, b: string) => parseEtcdEndpoints(a).sort().join(',') === parseEtcdEndpoints(b).sort().join(',');
   if (named !== undefined && /^(etcds?|https?):\/\//.test(named) && same(named, spec)) return;
   throw new BatonError(

@@ -210,6 +210,12 @@ describe('the coordinator a watcher may use', () => {
     expect(() => requireInventoryNames('etcd://h1:2379', inv('etcd://h9:2379'), 'baton watch')).toThrow(/names another one \(etcd:\/\/h9:2379\)/);
     expect(() => requireInventoryNames('etcd://h1:2379,h2:2379', inv('etcd://h2:2379,h1:2379'), 'baton watch')).not.toThrow();
     expect(() => requireInventoryNames('embedded', inv(), 'baton watch')).not.toThrow();
+    expect(() => requireInventoryNames(undefined, inv(), 'baton watch')).not.toThrow();
+  });
+
+  it('the other way round: the inventory names etcd and the watcher is told embedded: refused too', () => {
+    expect(() => requireInventoryNames('embedded', inv('etcd://h1:2379'), 'baton watch')).toThrow(/baton watch with the coordinator embedded: the inventory \/etc\/baton\/prod.yml names etcd:\/\/h1:2379, where every `baton run` with it takes its locks/);
+    expect(() => requireInventoryNames(undefined, inv('etcd://h1:2379'), 'baton watch')).toThrow(/coordinator embedded/);
   });
 });
 
