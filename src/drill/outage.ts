@@ -60,20 +60,25 @@ export function parseDuration(text: string): number | undefined {
 }
 
 /**
- * The client is back when a probe read after the last playbook ended and its last window closed.
+ * The client is back when a probe read after the last playbook ended and it does not end failing.
  * An open window is an outage with no end: its length says nothing about the service, which may
- * stay down for good, so --max-outage cannot pass it.
+ * stay down for good, so --max-outage cannot pass it. One failed read at the very end (a read
+ * that timed out as probing stopped) is a blip, counted in the outage, not "not back".
  */
-export function notBackOf(samples: ProbeSample[], windows: OutageWindow[], playbooksEnd: number, settleMs: number): { notBack?: string } {
+export function notBackOf(samples: ProbeSample[], windows: OutageWindow[], playbooksEnd: number): { notBack?: string } {
   const after = samples.filter((s) => s.t >= playbooksEnd);
   if (!after.length) {
     const last = samples[samples.length - 1];
     return { notBack: `no read after the last playbook ended: the probe stopped${last?.error ? ` (${last.error})` : ''}` };
   }
+  const lastSample = samples[samples.length - 1]!;
+  if (lastSample.probeEnded) return { notBack: `the probe stopped reading before the drill ended: ${lastSample.error ?? 'its helper ended'}` };
   const open = windows[windows.length - 1];
-  if (open?.open) {
+  if (open?.open && open.failedReads >= 2) {
+    const lastRead = after[after.length - 1]!;
     const why = after.filter((s) => !s.ok).pop()?.error;
-    return { notBack: `still failing when probing stopped, ${Math.round(settleMs / 100) / 10} s (--settle) after the last playbook${why ? `: ${why}` : ''}` };
+    const s = Math.round((lastRead.t + lastRead.ms - playbooksEnd) / 100) / 10;
+    return { notBack: `still failing when probing stopped (${open.failedReads} failed reads in a row, the last ${s} s after the last playbook ended)${why ? `: ${why}` : ''}` };
   }
   return {};
 }

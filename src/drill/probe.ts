@@ -15,6 +15,8 @@ export interface ProbeSample {
   /** sha256 of the bytes read, when ok. */
   sha256?: string;
   error?: string;
+  /** Not a read: the probe itself ended here, before it was stopped (its helper died); nothing after it was read. */
+  probeEnded?: true;
 }
 
 export interface ReadProbeOptions {

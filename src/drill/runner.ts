@@ -205,7 +205,7 @@ export async function drillCommand(playbookFile: string, o: DrillOptions): Promi
         totalOutageMs: total,
         ...(spec.kind === 'nfs' || spec.kind === 'iscsi' ? { integrity: checkIntegrity(samples, playbooksStart, playbooksEnd) } : {}),
         outageOverLimit: maxOutageMs !== undefined && total > maxOutageMs,
-        ...notBackOf(samples, windows, playbooksEnd, settleMs),
+        ...notBackOf(samples, windows, playbooksEnd),
         perPlaybook: probePhases(results, windows),
       };
     });

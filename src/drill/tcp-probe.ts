@@ -79,7 +79,7 @@ export class AgentProbe implements Prober {
       child.on('close', (code, signal) => {
         // Ended before it was asked to: every read it did not make is one the client may have
         // failed. A failed sample now keeps the end of its samples from reading as "all well".
-        if (!this.stopping) this.samples.push({ t: drillNow(), ok: false, ms: 0, error: `the probe helper ended (${signal ?? `exit ${code}`})${this.stderr.trim() ? `: ${this.stderr.trim().split('\n').pop()}` : ''}` });
+        if (!this.stopping) this.samples.push({ t: drillNow(), ok: false, ms: 0, probeEnded: true, error: `the probe helper ended (${signal ?? `exit ${code}`})${this.stderr.trim() ? `: ${this.stderr.trim().split('\n').pop()}` : ''}` });
         res();
       });
       child.on('error', (e) => {

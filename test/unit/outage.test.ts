@@ -26,19 +26,24 @@ describe('outage windows', () => {
 });
 
 describe('a probe not back at the end', () => {
-  it('still failing when probing stopped: not back, naming --settle and the last error', () => {
+  it('still failing when probing stopped: not back, naming how long after the playbooks and the last error', () => {
     const samples = [s(0, true), s(50, false), { t: 2000, ok: false, ms: 5, error: 'ECONNREFUSED' }];
-    expect(notBackOf(samples, outageWindows(samples), 1000, 1500).notBack).toBe('still failing when probing stopped, 1.5 s (--settle) after the last playbook: ECONNREFUSED');
+    expect(notBackOf(samples, outageWindows(samples), 1000).notBack).toBe('still failing when probing stopped (2 failed reads in a row, the last 1 s after the last playbook ended): ECONNREFUSED');
+  });
+
+  it('one failed read at the very end after good ones (a read that timed out as probing stopped): a blip, not "not back"', () => {
+    const samples = [s(0, true), s(1050, false), s(1100, true), s(1150, true), s(1200, false)];
+    expect(notBackOf(samples, outageWindows(samples), 1000)).toEqual({});
   });
 
   it('no read after the last playbook ended: not back, the probe stopped', () => {
     const samples = [s(0, true), s(50, true)];
-    expect(notBackOf(samples, outageWindows(samples), 1000, 1500).notBack).toMatch(/^no read after the last playbook ended: the probe stopped/);
+    expect(notBackOf(samples, outageWindows(samples), 1000).notBack).toMatch(/^no read after the last playbook ended: the probe stopped/);
   });
 
   it('read well after an outage: back', () => {
     const samples = [s(0, true), s(1050, false), s(1100, true)];
-    expect(notBackOf(samples, outageWindows(samples), 1000, 1500)).toEqual({});
+    expect(notBackOf(samples, outageWindows(samples), 1000)).toEqual({});
   });
 
   it("a probe helper that dies mid-drill leaves a failed read at its end, so the drill cannot read as all well", async () => {
@@ -48,8 +53,8 @@ describe('a probe not back at the end', () => {
     await new Promise((r) => setTimeout(r, 600));
     const samples = await p.stop();
     expect(samples.slice(0, 4).every((x) => x.ok)).toBe(true);
-    expect(samples.at(-1)).toMatchObject({ ok: false, error: 'the probe helper ended (exit 1): TypeError: boom' });
-    expect(notBackOf(samples, outageWindows(samples), samples[3]!.t + 1, 1000).notBack).toMatch(/still failing/);
+    expect(samples.at(-1)).toMatchObject({ ok: false, probeEnded: true, error: 'the probe helper ended (exit 1): TypeError: boom' });
+    expect(notBackOf(samples, outageWindows(samples), samples[3]!.t + 1).notBack).toBe('the probe stopped reading before the drill ended: the probe helper ended (exit 1): TypeError: boom');
   });
 });
 
