@@ -119,6 +119,8 @@ export interface WatchDecision {
 /** The failure counts and cool-downs across rounds: the decision without any I/O. */
 export class FailureTracker {
   private readonly streak = new Map<string, number>();
+  /** Rounds in a row the node looked dead (BMC off, or nothing answered): what confirms it failed. */
+  private readonly deadStreak = new Map<string, number>();
   private readonly lastFailover = new Map<string, number>();
   private readonly lastSeen = new Map<string, string[]>();
   private readonly dead = new Map<string, boolean>();
@@ -143,7 +145,10 @@ export class FailureTracker {
       // our key or login refused, its host key changed) is up and may be serving: never fenced
       // for that alone.
       const silent = !h.reachable && !h.answered;
-      this.dead.set(h.name, !h.read && (h.power === 'off' || silent));
+      const looksDead = !h.read && (h.power === 'off' || silent);
+      this.dead.set(h.name, looksDead);
+      const deadRounds = looksDead ? (this.deadStreak.get(h.name) ?? 0) + 1 : 0;
+      this.deadStreak.set(h.name, deadRounds);
       if (h.read) {
         this.lastSeen.set(h.name, h.groups);
         this.streak.set(h.name, 0);
@@ -159,6 +164,12 @@ export class FailureTracker {
       const dead = h.power === 'off' ? 'its BMC says it is powered off' : silent ? 'it cannot be reached at all' : undefined;
       if (!dead) {
         decide('sick', `${h.name} failed ${n} rounds in a row but answers (${h.error ?? 'its read failed'}) and its BMC does not say it is off: not failing it over; a person should look`, n);
+        continue;
+      }
+      if (deadRounds < this.s.failures) {
+        // Rounds it answered (sick) do not count towards dead: a node whose sshd refused us for a
+        // while and then dropped one connection is not confirmed failed by that one round.
+        decide('suspect', `${h.name} looks failed (${dead}) for ${deadRounds} of ${this.s.failures} rounds in a row; before that it answered`, n);
         continue;
       }
       if (h.mayHold !== undefined && h.mayHold.length === 0) {
@@ -190,6 +201,7 @@ export class FailureTracker {
   /** A failover ran (or was tried): the node starts counting again from zero. */
   acted(node: string): void {
     this.streak.set(node, 0);
+    this.deadStreak.set(node, 0);
   }
 
   /**
@@ -216,7 +228,7 @@ export class FailureTracker {
     const streak = this.streak.get(node);
     if (streak === undefined) return 'unknown';
     if (streak === 0) return this.lastSeen.has(node) ? 'healthy' : 'unknown';
-    return streak >= this.s.failures && this.dead.get(node) ? 'failed' : 'unknown';
+    return (this.deadStreak.get(node) ?? 0) >= this.s.failures ? 'failed' : 'unknown';
   }
 }
 

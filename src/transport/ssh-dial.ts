@@ -132,6 +132,10 @@ function explainError(t: ResolvedTarget, err: Error & { code?: string; level?: s
   if (code === 'ECONNREFUSED')
     // Through a jump host, the refusal may be the jump's: only a direct refusal is the node's answer.
     return unreachable(t, 'connection refused', `Is sshd running and listening on port ${t.port}?`, via, via === undefined);
+  // Accepted, then closed or reset by the far end before the handshake ended (sshd's MaxStartups
+  // or penalties, TCP wrappers): something answered; directly, that is the node.
+  if (code === 'ECONNRESET' || /^Connection lost before handshake/.test(err.message))
+    return unreachable(t, code === 'ECONNRESET' ? 'the connection was reset' : 'the connection was closed before the SSH handshake', `Check sshd on port ${t.port} and the sshd log (MaxStartups, PerSourcePenalties, TCP wrappers).`, via, via === undefined);
   if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH')
     return unreachable(t, `no route to host (${code})`, 'Check the node is up and the network between here and it.', via);
   if (code === 'ETIMEDOUT' || err.level === 'client-timeout')
@@ -191,7 +195,9 @@ function openClient(t: ResolvedTarget, opts: DialOptions, sock?: Duplex, via?: s
       if (refusal) fail(new UnreachableError(t.host, refusal, true));
       else fail(explainError(t, err, via));
     });
-    client.on('close', () => fail(unreachable(t, 'the connection closed during the handshake', 'Check the sshd log on the node.', via)));
+    // Closed by the far end before the handshake ended (sshd's MaxStartups or penalties, TCP
+    // wrappers): something answered; directly, that is the node.
+    client.on('close', () => fail(unreachable(t, 'the connection closed during the handshake', 'Check the sshd log on the node.', via, via === undefined)));
 
     client.connect({
       host: t.hostName,
@@ -224,7 +230,14 @@ function forwardOut(client: SshClient, through: ResolvedTarget, to: ResolvedTarg
     client.forwardOut('127.0.0.1', 0, to.hostName, to.port, (err, stream) => {
       if (err)
         reject(
-          unreachable(to, `jump host ${through.host} could not open a connection to it (${err.message})`, `Check that ${through.hostName} can reach ${to.hostName}:${to.port} and allows TCP forwarding.`),
+          unreachable(
+            to,
+            `jump host ${through.host} could not open a connection to it (${err.message})`,
+            `Check that ${through.hostName} can reach ${to.hostName}:${to.port} and allows TCP forwarding.`,
+            undefined,
+            // "Connection refused": the jump reached the node and the node refused: it answered.
+            /connection refused/i.test(err.message),
+          ),
         );
       else resolve(stream);
     });

@@ -251,6 +251,20 @@ describe('SshTransport against a real sshd', () => {
     expect((err as UnreachableError).answered).toBe(true);
   });
 
+  test('a host that accepts the TCP connection and closes it at once (sshd over MaxStartups): it answered', async () => {
+    const { createServer } = await import('node:net');
+    const closer = createServer((c) => c.destroy());
+    await new Promise<void>((r) => closer.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (closer.address() as { port: number }).port;
+      const err = await ssh({ port, connectTimeoutMs: 2000 }).connect().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(UnreachableError);
+      expect((err as UnreachableError).answered).toBe(true);
+    } finally {
+      closer.close();
+    }
+  });
+
   test('a host that accepts the TCP connection and never speaks SSH (hung): an UnreachableError that did not answer', async () => {
     const { createServer } = await import('node:net');
     const mute = createServer(() => {});

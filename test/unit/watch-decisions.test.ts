@@ -55,6 +55,12 @@ describe('watch decisions', () => {
     expect(actions(v, [[refusing('n1', 'off')], [refusing('n1', 'off')], [refusing('n1', 'off')]]).at(-1)).toEqual(['n1:failover']);
   });
 
+  it('rounds it answered do not count towards dead: refused three rounds, then silent one round, is not failed over until silent for N rounds', () => {
+    const t = new FailureTracker(S);
+    const seen = actions(t, [[refusing('n1')], [refusing('n1')], [refusing('n1')], [hung('n1')], [hung('n1')], [hung('n1')]]);
+    expect(seen).toEqual([['n1:suspect'], ['n1:suspect'], ['n1:sick'], ['n1:suspect'], ['n1:suspect'], ['n1:failover']]);
+  });
+
   it('only the leader acts; the others say who does', () => {
     const t = new FailureTracker(S);
     expect(actions(t, [[off('n1')], [off('n1')], [off('n1')]], false).at(-1)).toEqual(['n1:not-leader']);
