@@ -34,9 +34,10 @@ function record(value: string | undefined): JournalRecord | undefined {
 }
 
 /** Each run journaled in etcd (ids `keep` accepts), with the number of its last line. */
-async function journalLastLines(etcd: EtcdClient, keep: (runId: string) => boolean = () => true, only?: string): Promise<Map<string, number>> {
+async function journalLastLines(etcd: EtcdClient, keep: (runId: string) => boolean = () => true, only?: string, fromRunId?: string): Promise<Map<string, number>> {
   const lastLine = new Map<string, number>();
-  for (const kv of await etcd.range(only === undefined ? JOURNAL_PREFIX : `${JOURNAL_PREFIX}${only}/`, { prefix: true, keysOnly: true })) {
+  const range = only !== undefined ? etcd.range(`${JOURNAL_PREFIX}${only}/`, { prefix: true, keysOnly: true }) : etcd.range(JOURNAL_PREFIX, { prefix: true, keysOnly: true, ...(fromRunId ? { from: `${JOURNAL_PREFIX}${fromRunId}` } : {}) });
+  for (const kv of await range) {
     const m = /^baton\/journal\/([^/]+)\/(\d+)$/.exec(kv.key);
     if (m && keep(m[1]!)) lastLine.set(m[1]!, Math.max(lastLine.get(m[1]!) ?? -1, Number(m[2])));
   }
@@ -117,6 +118,11 @@ export class OrphanFinder {
   }
 }
 
+/** The time part a run id starting at `ms` has (`20261127T100000Z`): ids sort by it. */
+function runIdPrefixAt(ms: number): string {
+  return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+}
+
 /** The start time a run id carries (`20261127T100000Z-aaaaaa`), in ms; undefined for another id. */
 function runIdTime(runId: string): number | undefined {
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z-/.exec(runId);
@@ -130,7 +136,9 @@ function runIdTime(runId: string): number | undefined {
  * `sinceMs` are read (two reads each).
  */
 export async function lastSucceededFailover(etcd: EtcdClient, playbook: string, node: string, sinceMs: number): Promise<number | undefined> {
-  const lastLine = await journalLastLines(etcd, (runId) => (runIdTime(runId) ?? 0) >= sinceMs);
+  // Run ids begin with their start time, so the keys of runs since then are a range of their own:
+  // the journals of months of runs are not read each time a cool-down is asked.
+  const lastLine = await journalLastLines(etcd, (runId) => (runIdTime(runId) ?? 0) >= sinceMs, undefined, runIdPrefixAt(sinceMs));
   const ended = new Map<string, number>();
   const undone = new Set<string>();
   for (const [runId, line] of lastLine) {

@@ -261,8 +261,10 @@ export class EtcdClient {
   }
 
   /** `keysOnly`: the keys and revisions without the values (a scan of many keys stays small). */
-  async range(key: string, o: { prefix?: boolean; keysOnly?: boolean } = {}): Promise<EtcdKeyValue[]> {
-    const r = await this.call<{ kvs?: RawKv[] }>('/v3/kv/range', { ...rangeBody(key, o.prefix), ...(o.keysOnly ? { keys_only: true } : {}) });
+  /** `from` (with `prefix`): only the keys of the prefix from that key on, in key order. */
+  async range(key: string, o: { prefix?: boolean; keysOnly?: boolean; from?: string } = {}): Promise<EtcdKeyValue[]> {
+    const body = o.prefix && o.from !== undefined ? { key: b64(o.from), range_end: prefixEnd(key) } : rangeBody(key, o.prefix);
+    const r = await this.call<{ kvs?: RawKv[] }>('/v3/kv/range', { ...body, ...(o.keysOnly ? { keys_only: true } : {}) });
     return (r.kvs ?? []).map(kvOf);
   }
 

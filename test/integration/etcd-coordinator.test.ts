@@ -156,6 +156,12 @@ describe('the etcd client against a real cluster', () => {
     expect(await client.leaseKeepAlive(lease)).toBe(0);
   });
 
+  it('a prefix read from a key on: only the keys of the prefix from that one, in order (the cool-down reads journals since a time, not all)', async () => {
+    for (const k of ['t-from/20261101T000000Z-aaaaaa/0', 't-from/20261128T100000Z-bbbbbb/0', 't-from/20261128T100000Z-bbbbbb/1', 't-fromz']) await client.put(k, 'x');
+    const keys = (await client.range('t-from/', { prefix: true, keysOnly: true, from: 't-from/20261128T000000Z' })).map((kv) => kv.key);
+    expect(keys).toEqual(['t-from/20261128T100000Z-bbbbbb/0', 't-from/20261128T100000Z-bbbbbb/1']);
+  });
+
   it('goes on through the other members when the one it used is killed', async () => {
     await client.put('baton/t/x', '1');
     await etcd.kill(0);
