@@ -315,8 +315,15 @@ const FAILOVERS_PREFIX = 'baton/watch/failovers/';
 const completedFailover = (d: WatchDecision): boolean => d.exit === 0 && (d.action === 'failover' || (d.action === 'rerun' && d.ran === 'node-failover'));
 
 /** Where decisions go: a JSON-lines file in the state dir (fsync'd), and etcd when there is one. */
+/** Decisions that change nothing (suspect, not-leader, cool-down…): kept in etcd a day, not for ever. */
+const PASSING: ReadonlySet<WatchAction> = new Set<WatchAction>(['suspect', 'sick', 'idle', 'cooldown', 'not-leader', 'recovered']);
+const PASSING_TTL_S = 26 * 3600;
+const PASSING_LEASE_ROTATE_MS = 3600_000;
+
 export class DecisionLog {
   readonly file: string;
+  /** The lease the passing decisions are written under, and when it was granted (one per hour). */
+  private passing: { id: string; at: number } | undefined;
   constructor(
     dir: string,
     private readonly etcd?: EtcdClient,
@@ -334,12 +341,21 @@ export class DecisionLog {
     } finally {
       closeSync(fd);
     }
-    // Every controller's decisions side by side: who saw what, who acted.
-    await this.etcd?.put(`baton/watch/decisions/${d.at}-${d.controller}-${d.node}-${d.action}-${process.pid}`, line).catch(() => undefined);
+    // Every controller's decisions side by side: who saw what, who acted. Each watcher writes one
+    // per failing node per round: those that changed nothing go under a lease that ends a day
+    // later, or a node down for weeks fills etcd's quota, and then no run can take a lock.
+    const lease = this.etcd && PASSING.has(d.action) ? await this.passingLease().catch(() => undefined) : undefined;
+    await this.etcd?.put(`baton/watch/decisions/${d.at}-${d.controller}-${d.node}-${d.action}-${process.pid}`, line, lease ? { lease } : {}).catch(() => undefined);
     // A completed failover also under its node, where the cool-down is read: every watcher writes
     // a decision per node per round (suspect, not-leader…), and reading all of them to find the
     // last failover grew with the days a node stayed down, until the read timed out.
     if (completedFailover(d)) await this.etcd?.put(`${FAILOVERS_PREFIX}${d.node}/${d.at}-${d.controller}-${process.pid}`, line).catch(() => undefined);
+  }
+
+  private async passingLease(): Promise<string> {
+    const now = Date.now();
+    if (!this.passing || now - this.passing.at > PASSING_LEASE_ROTATE_MS) this.passing = { id: await this.etcd!.leaseGrant(PASSING_TTL_S), at: now };
+    return this.passing.id;
   }
 
   /**

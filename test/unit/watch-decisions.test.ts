@@ -266,3 +266,30 @@ describe('a second embedded watcher', () => {
     }
   });
 });
+
+describe('decisions in etcd', () => {
+  it('those that change nothing (suspect, not-leader, cool-down…) go under one lease of a day, granted once an hour; acting ones are kept', async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'baton-watch-'));
+    const puts: Array<{ key: string; lease?: string }> = [];
+    const grants: number[] = [];
+    const etcd = {
+      endpoints: ['http://fake:2379'],
+      put: async (key: string, _value: string, o: { lease?: string } = {}) => (puts.push({ key, ...(o.lease ? { lease: o.lease } : {}) }), 1),
+      leaseGrant: async (ttl: number) => (grants.push(ttl), `lease-${grants.length}`),
+      range: async () => [],
+    };
+    const log = new DecisionLog(dir, etcd as never);
+    const d = (action: 'suspect' | 'not-leader' | 'failover', exit?: number) => ({ at: new Date().toISOString(), controller: 'w1', node: 'n1', action, why: '', failures: 1, saw: { reachable: false, power: 'off', groups: [] }, ...(exit !== undefined ? { exit } : {}) });
+    for (const x of [d('suspect'), d('not-leader'), d('suspect'), d('failover'), d('failover', 0)]) await log.write(x);
+    const decisions = puts.filter((p) => p.key.startsWith('baton/watch/decisions/'));
+    expect(decisions.map((p) => [p.key.split('-').at(-2), p.lease ?? 'kept'])).toEqual([
+      ['suspect', 'lease-1'],
+      ['leader', 'lease-1'],
+      ['suspect', 'lease-1'],
+      ['failover', 'kept'],
+      ['failover', 'kept'],
+    ]);
+    expect(grants).toHaveLength(1);
+    expect(grants[0]).toBeGreaterThanOrEqual(24 * 3600);
+  });
+});
