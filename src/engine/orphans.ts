@@ -106,6 +106,22 @@ export class OrphanFinder {
     return out.sort((a, b) => a.runId.localeCompare(b.runId));
   }
 
+  /**
+   * Still an orphan now: its locks free and no end in its journal. Asked just before the watcher
+   * acts on it: the orphans of a round are acted on one after another, each for tens of seconds.
+   */
+  async stillOrphaned(o: Orphan): Promise<boolean> {
+    const locks = (o.head.lock ?? '').split(',').filter(Boolean);
+    const held = await Promise.all(locks.map((n) => this.etcd.get(lockKey(n))));
+    if (held.some(Boolean)) return false;
+    if (await this.endedNow(o.runId)) {
+      this.ended.add(o.runId);
+      this.settled.add(o.runId);
+      return false;
+    }
+    return true;
+  }
+
   /** Dealt with by the watcher (undone, or its undo finished): never offered again. */
   settle(runId: string): void {
     this.settled.add(runId);

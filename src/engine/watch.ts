@@ -402,6 +402,8 @@ export interface WatchLoop {
      * An undo with nothing to undo writes no journal, so etcd alone would offer it every round.
      */
     settle?(runId: string): void;
+    /** Still an orphan (locks free, no end) just before it is acted on. */
+    stillOrphaned?(o: Orphan): Promise<boolean>;
   };
   /** Undo a run, as `baton undo RUN --yes`; the exit code. */
   undo?(runId: string): Promise<number>;
@@ -482,6 +484,8 @@ async function settleOrphans(w: WatchLoop, tracker: FailureTracker, controller: 
       told.add(key);
       continue;
     }
+    // Acting on the orphans before it took time: one may have ended (or been taken over) since the scan.
+    if (w.orphans.stillOrphaned && !(await w.orphans.stillOrphaned(o).catch(() => false))) continue;
     if (j.node) handled.add(j.node);
     await write(j.action, j.why);
     let code: number;

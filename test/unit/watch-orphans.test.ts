@@ -240,6 +240,36 @@ describe('finding orphans in etcd', () => {
     expect(undos).toEqual([RUN]);
   });
 
+  it('two orphans in one round: one that ended while the watcher acted on the other is not undone', async () => {
+    const etcd = new MemEtcd();
+    const OTHER = '20261127T100100Z-cccccc';
+    for (const [id, lock] of [[RUN, 'service-g1'], [OTHER, 'service-g2']] as const) {
+      etcd.put(journalLineKey(id, 0), JSON.stringify({ ...runHead, runId: id, lock }));
+      etcd.put(journalLineKey(id, 1), JSON.stringify({ t: 'intent', seq: 1 }));
+    }
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-watch-orphans-'));
+    dirs.push(dir);
+    const undos: string[] = [];
+    await watch({
+      settings: S,
+      leadership: lead,
+      log: new DecisionLog(dir),
+      say: () => undefined,
+      signal: new AbortController().signal,
+      rounds: 1,
+      observe: async () => [ok('n1'), ok('n2')],
+      orphans: new OrphanFinder(etcd as never),
+      failover: async () => 0,
+      undo: async (runId) => {
+        undos.push(runId);
+        // Meanwhile the other run, only slow (its controller paused), writes its end.
+        etcd.put(journalLineKey(OTHER, 2), JSON.stringify({ t: 'end', outcome: 'succeeded', at: '2026-11-27T10:01:05.000Z' }));
+        return 0;
+      },
+    });
+    expect(undos).toEqual([RUN]);
+  });
+
   it('a run that died (no end, its lock let go by its lease) is an orphan', async () => {
     const etcd = new MemEtcd();
     etcd.put(journalLineKey(RUN, 0), JSON.stringify(runHead));
