@@ -64,9 +64,11 @@ export function addrShowArgv(iface: string): string[] {
 export function parseIpAddr(stdout: string): IfAddress[] {
   const out: IfAddress[] = [];
   for (const line of stdout.split('\n')) {
-    const m = /^\d+:\s+(\S+?)(?:@\S+)?\s+(inet6?)\s+([0-9a-fA-F:.]+)\/(\d+)(.*)$/.exec(line.trim());
+    // `inet A/N …`, or a point-to-point `inet A peer B/N …` (A itself then carries no prefix).
+    const m = /^\d+:\s+(\S+?)(?:@\S+)?\s+(inet6?)\s+([0-9a-fA-F:.]+)(?:\/(\d+)|(?=\s+peer\s))(.*)$/.exec(line.trim());
     if (!m) continue;
-    const [, iface, family, address, prefix, rest] = m as unknown as [string, string, Family, string, string, string];
+    const [, iface, family, address, own, rest] = m as unknown as [string, string, Family, string, string | undefined, string];
+    const prefix = own ?? /^\s+peer\s+\S+?\/(\d+)/.exec(rest)?.[1] ?? (family === 'inet' ? '32' : '128');
     const before = rest.split('\\')[0]!.trim().split(/\s+/).filter(Boolean);
     // Drop `brd X`, `peer X`, `scope X`, `metric N`: word pairs that are not flags.
     const words: string[] = [];

@@ -68,6 +68,11 @@ describe('facts/net parsers', () => {
     expect(parseIpAddr('')).toEqual([]);
   });
 
+  it('a point-to-point address (`inet A peer B/N`) is read as A, its prefix from the peer', () => {
+    const a = parseIpAddr('5: tun0    inet 198.18.30.201 peer 198.18.30.202/32 scope global tun0\\       valid_lft forever preferred_lft forever\n');
+    expect(a).toEqual([{ iface: 'tun0', family: 'inet', address: '198.18.30.201', prefix: 32, label: 'tun0', flags: [] }]);
+  });
+
   it('compares IPv6 addresses in canonical form', () => {
     expect(canonicalAddress('2001:2:0::10')).toBe(canonicalAddress('2001:2::10'));
     expect(canonicalAddress('2001:0002::0010')).toBe('2001:2:0:0:0:0:0:10');
