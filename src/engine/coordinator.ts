@@ -50,6 +50,9 @@ export function coordinatorSpec(flag?: string, inventory?: Inventory): string | 
   return inventoryCoordinator(inventory);
 }
 
+/** An etcd coordinator spec (`etcd://`, `etcds://`, or an http(s) endpoint list), not `embedded`. */
+export const isEtcdSpec = (spec: string | undefined): spec is string => spec !== undefined && /^(etcds?|https?):\/\//.test(spec);
+
 /** The inventory's own `baton_coordinator` (all.vars), if it names one. */
 export function inventoryCoordinator(inventory?: Inventory): string | undefined {
   const v = inventory?.groups.get('all')?.vars['baton_coordinator'];
@@ -64,10 +67,9 @@ export function inventoryCoordinator(inventory?: Inventory): string | undefined 
  */
 export function requireInventoryNames(spec: string | undefined, inventory: Inventory, who: string): void {
   const named = inventoryCoordinator(inventory);
-  const isEtcd = (s: string | undefined) => s !== undefined && /^(etcds?|https?):\/\//.test(s);
-  if (!isEtcd(spec)) {
+  if (!isEtcdSpec(spec)) {
     // The other way round: the inventory's runs lock in etcd, this controller would not.
-    if (isEtcd(named)) {
+    if (isEtcdSpec(named)) {
       throw new BatonError(
         `${who} with the coordinator ${spec ?? 'embedded'}: the inventory ${inventory.file} names ${named}, where every \`baton run\` with it takes its locks; this one's would be elsewhere and never meet them. Drop --coordinator / BATON_COORDINATOR, or name the same etcd. Nothing was started.`,
         ExitCode.INVALID,
@@ -75,9 +77,8 @@ export function requireInventoryNames(spec: string | undefined, inventory: Inven
     }
     return;
   }
-  spec = spec!;
   const same = (a: string, b: string) => parseEtcdEndpoints(a).sort().join(',') === parseEtcdEndpoints(b).sort().join(',');
-  if (named !== undefined && /^(etcds?|https?):\/\//.test(named) && same(named, spec)) return;
+  if (isEtcdSpec(named) && same(named, spec)) return;
   throw new BatonError(
     `${who} with the coordinator ${spec}: the inventory ${inventory.file} ${named === undefined ? 'names no coordinator' : `names another one (${named})`}, so ` +
       `a \`baton run\` with it and no --coordinator would take its locks ${named === undefined ? 'embedded (its own lock file and the nodes)' : `in ${named}`}, never meeting this watcher's runs: both could act on one group at once. ` +
@@ -122,7 +123,7 @@ export function coordinatorTls(inventory?: Inventory): EtcdTls {
 
 export function openCoordinator(spec: string | undefined, inventory?: Inventory): Coordinator {
   if (!spec || spec === 'embedded') return EMBEDDED;
-  if (!/^(etcds?|https?):\/\//.test(spec)) {
+  if (!isEtcdSpec(spec)) {
     throw new BatonError(`unknown coordinator "${spec}": expected "embedded" or etcd://host:port[,host:port…] (etcds:// for TLS)`, ExitCode.INVALID);
   }
   const endpoints = parseEtcdEndpoints(spec);

@@ -210,7 +210,12 @@ export class FailureTracker {
    * rounds), as another leader would at once.
    */
   failoverEnded(node: string, exit: number): void {
-    if (exit !== 0) this.lastFailover.delete(node);
+    if (exit !== 0) this.noCooldown(node);
+  }
+
+  /** No failover of `node` completed (or whether one did cannot be told): nothing to cool down from. */
+  noCooldown(node: string): void {
+    this.lastFailover.delete(node);
   }
 
   /** A failover of `node` started outside judge() (an orphan's re-run, another watcher's): the cool-down counts from `at`. */
@@ -529,7 +534,7 @@ async function settleOrphans(w: WatchLoop, tracker: FailureTracker, controller: 
     code = await exitOf(w, `the undo of ${o.runId}`, () => w.undo!(o.runId));
     await write('undo', `undo of orphan ${o.runId} ended with exit ${code}`, code);
     if (code !== 0 || w.signal.aborted) {
-      tracker.failoverEnded(node, 1);
+      tracker.noCooldown(node);
       continue;
     }
     await write('rerun', `orphan ${o.runId} was undone and ${node} is still confirmed failed: running node-failover -e failed=${node} anew`);
@@ -589,7 +594,7 @@ export async function watch(w: WatchLoop): Promise<void> {
           // Whether a watcher failed it over a moment ago cannot be told: failing it over again
           // could fence a node being brought back. Decided again next round.
           d = { ...d, action: 'cooldown', why: `${d.node} is confirmed failed, but whether a watcher failed it over within the cool-down cannot be read from etcd (${(e as Error).message}): not acting this round` };
-          tracker.failoverEnded(d.node, 1);
+          tracker.noCooldown(d.node);
         }
         if (d.action === 'failover' && last !== undefined && Date.now() - last < w.settings.cooldownMs) {
           // The cool-down runs from that failover, not from this round (judge() counted from now).

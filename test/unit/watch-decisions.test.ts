@@ -10,6 +10,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DecisionLog, FailureTracker, healthOf, SingleWatcher, watch, type Leadership, type NodeHealth, type WatchSettings } from '../../src/engine/watch.js';
 import { requireInventoryNames } from '../../src/engine/coordinator.js';
+import { MemEtcd } from '../helpers/mem-etcd.js';
 import type { Inventory } from '../../src/inventory/model.js';
 
 const S: WatchSettings = { intervalMs: 1, failures: 3, cooldownMs: 60_000, dryRun: false };
@@ -152,21 +153,9 @@ describe('the watch loop on a bad day', () => {
     expect(said).toContain('watch: n2: not failing it over: the watcher is stopping (the next leader decides)');
   });
 
-  /** Enough of etcd for a DecisionLog: put, and range by prefix. */
-  const memEtcd = () => {
-    const kv = new Map<string, string>();
-    return {
-      kv,
-      endpoints: ['http://fake:2379'],
-      put: async (key: string, value: string) => void kv.set(key, value),
-      range: async (key: string, o: { prefix?: boolean } = {}) =>
-        [...kv.keys()].filter((k) => (o.prefix ? k.startsWith(key) : k === key)).sort().map((k) => ({ key: k, value: kv.get(k)!, createRevision: 1, modRevision: 1, version: 1, lease: '0' })),
-    };
-  };
-
   it("a re-run undo of a failover (exit 0) is no failover: it holds no cool-down; a re-run node-failover does", async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'baton-watch-'));
-    const etcd = memEtcd();
+    const etcd = new MemEtcd();
     const log = new DecisionLog(dir, etcd as never);
     const at = new Date().toISOString();
     const base = { at, controller: 'w2', node: 'n1', action: 'rerun' as const, failures: 0, saw: { reachable: true, power: 'on', groups: [] }, run: 'X', exit: 0 };
@@ -178,12 +167,12 @@ describe('the watch loop on a bad day', () => {
 
   it('the cool-down is read under the node, not from every decision: a day of suspect records of another node is never read', async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'baton-watch-'));
-    const etcd = memEtcd();
+    const etcd = new MemEtcd();
     const log = new DecisionLog(dir, etcd as never);
     const at = new Date().toISOString();
     await log.write({ at, controller: 'w1', node: 'n1', action: 'failover', why: 'node-failover for n1 ended with exit 0', failures: 3, saw: { reachable: false, power: 'off', groups: [] }, exit: 0 });
     const read: string[] = [];
-    const range = etcd.range;
+    const range = etcd.range.bind(etcd);
     etcd.range = async (key, o) => (read.push(key), range(key, o));
     expect(await log.lastFailover('n1', 'node-failover.yml', 600_000)).toBe(Date.parse(at));
     expect(read.filter((k) => k.startsWith('baton/watch/'))).toEqual(['baton/watch/failovers/n1/']);

@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { RunRecord } from '../../src/engine/journal.js';
 import { judgeOrphan, OrphanFinder, type Orphan } from '../../src/engine/orphans.js';
 import { journalLineKey, lockKey } from '../../src/engine/locks/etcd.js';
+import { MemEtcd } from '../helpers/mem-etcd.js';
 import { DecisionLog, watch, type Leadership, type NodeHealth, type WatchSettings } from '../../src/engine/watch.js';
 
 const S: WatchSettings = { intervalMs: 1, failures: 2, cooldownMs: 60_000, dryRun: false };
@@ -182,24 +183,26 @@ describe('a cool-down another watcher left', () => {
 });
 
 describe('finding orphans in etcd', () => {
-  /** Enough of etcd for OrphanFinder: keys in order, `get` observable. */
-  class MemEtcd {
-    readonly kv = new Map<string, { value: string; lease: string }>();
-    onGet?: (key: string) => void;
-    put(key: string, value: string, lease = '0'): void {
-      this.kv.set(key, { value, lease });
-    }
-    async range(key: string, o: { prefix?: boolean; keysOnly?: boolean } = {}) {
-      return [...this.kv.keys()]
-        .filter((k) => (o.prefix ? k.startsWith(key) : k === key))
-        .sort()
-        .map((k) => ({ key: k, value: o.keysOnly ? '' : this.kv.get(k)!.value, createRevision: 1, modRevision: 1, version: 1, lease: this.kv.get(k)!.lease }));
-    }
-    async get(key: string) {
-      this.onGet?.(key);
-      return (await this.range(key))[0];
-    }
+  /** `rounds` of a leading watcher whose nodes are healthy, finding orphans in `etcd`: the runs it undid. */
+  async function undosOfOrphans(etcd: MemEtcd, rounds: number, undo: (runId: string) => Promise<number>): Promise<string[]> {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-watch-orphans-'));
+    dirs.push(dir);
+    const undos: string[] = [];
+    await watch({
+      settings: S,
+      leadership: lead,
+      log: new DecisionLog(dir),
+      say: () => undefined,
+      signal: new AbortController().signal,
+      rounds,
+      observe: async () => [ok('n1'), ok('n2')],
+      orphans: new OrphanFinder(etcd as never),
+      failover: async () => 0,
+      undo: async (runId) => (undos.push(runId), undo(runId)),
+    });
+    return undos;
   }
+
   const RUN = '20261127T100000Z-bbbbbb';
   const runHead = { t: 'run', runId: RUN, mode: 'run', playbook: '/srv/service-stop.yml', extraVars: { service: 'g1' }, controller: 'laptop', pid: 7, argv: ['run'], at: '2026-11-27T10:00:00.000Z', lock: 'service-g1' };
 
@@ -207,7 +210,7 @@ describe('finding orphans in etcd', () => {
     const etcd = new MemEtcd();
     etcd.put(journalLineKey(RUN, 0), JSON.stringify(runHead));
     etcd.put(journalLineKey(RUN, 1), JSON.stringify({ t: 'intent', seq: 1 }));
-    etcd.put(lockKey('service-g1'), '{}', '123');
+    etcd.put(lockKey('service-g1'), '{}', { lease: '123' });
     // The run ends (its end record, then its lock let go) right as the finder reads its last line.
     etcd.onGet = (key) => {
       if (key !== journalLineKey(RUN, 1)) return;
@@ -221,22 +224,8 @@ describe('finding orphans in etcd', () => {
     const etcd = new MemEtcd();
     etcd.put(journalLineKey(RUN, 0), JSON.stringify(runHead));
     etcd.put(journalLineKey(RUN, 1), JSON.stringify({ t: 'intent', seq: 1 }));
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-watch-orphans-'));
-    dirs.push(dir);
-    const undos: string[] = [];
-    await watch({
-      settings: S,
-      leadership: lead,
-      log: new DecisionLog(dir),
-      say: () => undefined,
-      signal: new AbortController().signal,
-      rounds: 4,
-      observe: async () => [ok('n1'), ok('n2')],
-      orphans: new OrphanFinder(etcd as never),
-      failover: async () => 0,
-      // As `baton undo` with nothing to undo: exit 0, no undo journal in etcd.
-      undo: async (runId) => (undos.push(runId), 0),
-    });
+    // As `baton undo` with nothing to undo: exit 0, no undo journal in etcd.
+    const undos = await undosOfOrphans(etcd, 4, async () => 0);
     expect(undos).toEqual([RUN]);
   });
 
@@ -247,25 +236,10 @@ describe('finding orphans in etcd', () => {
       etcd.put(journalLineKey(id, 0), JSON.stringify({ ...runHead, runId: id, lock }));
       etcd.put(journalLineKey(id, 1), JSON.stringify({ t: 'intent', seq: 1 }));
     }
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-watch-orphans-'));
-    dirs.push(dir);
-    const undos: string[] = [];
-    await watch({
-      settings: S,
-      leadership: lead,
-      log: new DecisionLog(dir),
-      say: () => undefined,
-      signal: new AbortController().signal,
-      rounds: 1,
-      observe: async () => [ok('n1'), ok('n2')],
-      orphans: new OrphanFinder(etcd as never),
-      failover: async () => 0,
-      undo: async (runId) => {
-        undos.push(runId);
-        // Meanwhile the other run, only slow (its controller paused), writes its end.
-        etcd.put(journalLineKey(OTHER, 2), JSON.stringify({ t: 'end', outcome: 'succeeded', at: '2026-11-27T10:01:05.000Z' }));
-        return 0;
-      },
+    const undos = await undosOfOrphans(etcd, 1, async () => {
+      // Meanwhile the other run, only slow (its controller paused), writes its end.
+      etcd.put(journalLineKey(OTHER, 2), JSON.stringify({ t: 'end', outcome: 'succeeded', at: '2026-11-27T10:01:05.000Z' }));
+      return 0;
     });
     expect(undos).toEqual([RUN]);
   });
