@@ -15,6 +15,7 @@
  * command exited and its output pipes closed. Commands with stdin keep their own channel.
  */
 import { randomBytes } from 'node:crypto';
+import { batchArgv, batchCommandsOf } from './batch.js';
 import { quoteArg } from './quote.js';
 import { AGENT_PYTHON, AGENT_SCRIPT } from './ssh-agent-script.js';
 
@@ -41,11 +42,24 @@ export function agentCommand(boundary: string, using: AgentInterpreters = {}): s
 
 const hex = (s: string): string => Buffer.from(s, 'utf8').toString('hex');
 
-/** One run request: env words, `--`, argv words, each hex-encoded. */
+/**
+ * One run request: env words, `--`, argv words, each hex-encoded. A batch's `sh -c` script
+ * (transport/batch.ts) goes as its commands (`Q`), run by the agent one after another: no shell
+ * and no fork per command on the node, where each costs a move ~5 ms of the node's CPU
+ * (docs/speed.md), and the same answer.
+ */
 export function runLine(id: number, argv: readonly string[], env: Record<string, string> = {}): string {
-  const words = [...Object.entries(env).map(([k, v]) => `${k}=${v}`), '--', ...argv];
-  return `R ${id} ${words.map(hex).join(' ')}\n`;
+  const envWords = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  const commands = batchCommandsOf(argv);
+  // Only a script read back exactly as batchArgv writes it: anything else runs as it is.
+  if (commands && commands.length > 0 && sameArgv(batchArgv(commands), argv)) {
+    const words = [...envWords, '--', ...commands.flatMap((c) => [`${c.mayFail ? 'f' : 's'}${c.argv.length}`, ...c.argv])];
+    return `Q ${id} ${words.map(hex).join(' ')}\n`;
+  }
+  return `R ${id} ${[...envWords, '--', ...argv].map(hex).join(' ')}\n`;
 }
+
+const sameArgv = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((w, i) => w === b[i]);
 
 export const killLine = (id: number, graceTicks: number): string => `K ${id} ${graceTicks}\n`;
 

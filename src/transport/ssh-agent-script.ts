@@ -18,6 +18,10 @@
  *
  * Requests, one line each, words hex-encoded (so any byte but NUL travels):
  *   R ID ENV... -- ARGV...   run ARGV with ENV (NAME=VALUE words) added to the agent's environment
+ *   Q ID ENV... -- F ARGV... F ARGV...
+ *                            the commands of a batch (transport/batch.ts) one after another, each
+ *                            after an F word: `f` (the batch goes on if it fails) or `s`, then its
+ *                            number of ARGV words; answered as the batch's sh script would print
  *   K ID GRACE               TERM the command's process group; KILL it GRACE tenths of a second later
  * Answers: `B ready` once, then per command
  *   \nB ID c STATUS\n or \nB ID s SIGNAL\n, STDOUT, \nB e\n, STDERR, \nB .\n
@@ -46,41 +50,82 @@ sub flush { my $o = 0; while ($o < length $obuf) { my $n = syswrite(STDOUT, $obu
 sub finish {
   my $id = shift; my $j = $job{$id};
   return unless $j && $j->{open} == 0 && defined $j->{status};
+  while (my $q = $j->{q}) {
+    my $st = $j->{status};
+    my $rc = ($st & 127) ? 128 + ($st & 127) : $st >> 8;
+    my $n = $q->{n}++;
+    $j->{out} .= "\n--baton-batch-rc-$n-- $rc\n";
+    if ($q->{killed} || $q->{n} >= @{$q->{cmds}} || ($rc && !$q->{cmds}[$n][0])) {
+      # Killed, it ends as its command did (the batch's sh would have died of the signal).
+      $j->{status} = $q->{killed} ? (($st & 127) ? $st : 15) : 0;
+      last;
+    }
+    step($id);
+    return unless defined $j->{status};
+  }
   delete $job{$id};
   my $st = $j->{status};
   my $h = ($st & 127) ? 's ' . ($st & 127) : 'c ' . ($st >> 8);
   out("\n$B $id $h\n$j->{out}\n$B e\n$j->{err}\n$B .\n");
 }
-sub start {
-  my ($id, @w) = @_;
-  @w = map { pack 'H*', $_ } @w;
+sub decode {
+  my @w = map { pack 'H*', $_ } @_;
   my %env; my $i = 0;
   while ($i < @w && $w[$i] ne '--') { my ($k, $v) = split /=/, $w[$i], 2; $env{$k} = $v; $i++; }
-  my @argv = @w[$i + 1 .. $#w];
+  return (\%env, @w[$i + 1 .. $#w]);
+}
+sub launch {
+  my ($id, $env, @argv) = @_;
+  my $j = $job{$id};
   my ($or, $ow, $er, $ew);
-  unless (@argv && pipe($or, $ow) && pipe($er, $ew)) { $job{$id} = { out => '', err => "baton agent: cannot start: $!\n", open => 0, status => 126 << 8 }; return finish($id); }
+  unless (@argv && pipe($or, $ow) && pipe($er, $ew)) { $j->{err} .= "baton agent: cannot start: $!\n"; $j->{status} = 126 << 8; return; }
   my $pid = fork;
-  unless (defined $pid) { $job{$id} = { out => '', err => "baton agent: fork: $!\n", open => 0, status => 126 << 8 }; return finish($id); }
+  unless (defined $pid) { $j->{err} .= "baton agent: fork: $!\n"; $j->{status} = 126 << 8; close $_ for $or, $ow, $er, $ew; return; }
   if ($pid == 0) {
     POSIX::setsid();
     $SIG{PIPE} = 'DEFAULT'; $SIG{CHLD} = 'DEFAULT';
     open(STDIN, '<', '/dev/null'); open(STDOUT, '>&', $ow); open(STDERR, '>&', $ew);
-    @ENV{keys %env} = values %env;
+    @ENV{keys %$env} = values %$env;
     { no warnings 'exec'; exec { $argv[0] } @argv; }
     print STDERR "$argv[0]: $!\n";
     POSIX::_exit(127);
   }
   close $ow; close $ew;
-  $job{$id} = { pid => $pid, out => '', err => '', open => 2 };
+  @$j{qw(pid open status)} = ($pid, 2, undef);
   $fh{fileno $or} = [$id, 'out']; $fh{fileno $er} = [$id, 'err'];
   $sel->add($or, $er);
   $pid{$pid} = $id;
 }
+sub start {
+  my ($id, @w) = @_;
+  my ($env, @argv) = decode(@w);
+  $job{$id} = { out => '', err => '', open => 0 };
+  launch($id, $env, @argv);
+  finish($id);
+}
+# Q: the commands of a batch (transport/batch.ts), one after another, with the markers its sh
+# script prints, so the answer reads the same; without the sh and its fork per command.
+sub batch {
+  my ($id, @w) = @_;
+  my ($env, @rest) = decode(@w);
+  my @cmds;
+  while (@rest) { my $f = shift @rest; my $n = substr($f, 1) || 0; push @cmds, [substr($f, 0, 1) eq 'f', [splice(@rest, 0, $n)]]; }
+  $job{$id} = { out => '', err => '', open => 0, q => { cmds => \@cmds, n => 0, env => $env } };
+  if (@cmds) { step($id); } else { $job{$id}{status} = 0; }
+  finish($id);
+}
+sub step {
+  my $id = shift; my $j = $job{$id}; my $q = $j->{q}; my $n = $q->{n};
+  $j->{out} .= "\n--baton-batch-out-$n--\n";
+  $j->{err} .= "\n--baton-batch-err-$n--\n";
+  launch($id, $q->{env}, @{$q->{cmds}[$n][1]});
+}
 sub request {
   my $l = shift;
-  if ($l =~ /^R (\d+) ?(.*)$/) { start($1, split(/ /, $2, -1)); }
+  if ($l =~ /^([RQ]) (\d+) ?(.*)$/) { my ($op, $id, $w) = ($1, $2, $3); ($op eq 'R' ? \&start : \&batch)->($id, split(/ /, $w, -1)); }
   elsif ($l =~ /^K (\d+) (\d+)$/) {
     my $j = $job{$1}; return unless $j && $j->{pid};
+    $j->{q}{killed} = 1 if $j->{q};
     kill 'TERM', -$j->{pid};
     push @kills, [now() + $2 / 10, $j->{pid}];
   }
@@ -193,12 +238,26 @@ def finish(i):
     j = jobs.get(i)
     if not j or j['open'] or j['status'] is None:
         return
+    q = j.get('q')
+    while q is not None:
+        st = j['status']
+        rc = 128 + (st & 127) if st & 127 else st >> 8
+        n = q['n']
+        j['out'].append(b'\n--baton-batch-rc-%d-- %d\n' % (n, rc))
+        q['n'] = n + 1
+        if q['killed'] or q['n'] >= len(q['cmds']) or (rc and not q['cmds'][n][0]):
+            # Killed, it ends as its command did (the batch's sh would have died of the signal).
+            j['status'] = st if q['killed'] and st & 127 else (int(signal.SIGTERM) if q['killed'] else 0)
+            break
+        step(i)
+        if j['status'] is None:
+            return
     del jobs[i]
     st = j['status']
     h = b's %d' % (st & 127) if st & 127 else b'c %d' % (st >> 8)
     obuf.append(b'\n%s %s %s\n%s\n%s e\n%s\n%s .\n' % (B, i, h, b''.join(j['out']), B, b''.join(j['err']), B))
 
-def start(i, words):
+def decode(words):
     try:
         w = [bytes.fromhex(x.decode()) for x in words]
     except ValueError:
@@ -209,10 +268,14 @@ def start(i, words):
         n, _, v = w[k].partition(b'=')
         env[n] = v
         k += 1
-    argv = w[k + 1:]
+    return env, w[k + 1:]
+
+def launch(i, argv, env):
+    j = jobs[i]
     if not argv:
-        jobs[i] = {'out': [], 'err': [b'baton agent: cannot start: no command\n'], 'open': 0, 'status': 126 << 8}
-        return finish(i)
+        j['err'].append(b'baton agent: cannot start: no command\n')
+        j['status'] = 126 << 8
+        return
     orr, ow = os.pipe()
     er, ew = os.pipe()
     try:
@@ -223,24 +286,57 @@ def start(i, words):
         # Not found or not runnable: 127, as the Perl agent's exec says; anything else (an
         # argument with a NUL byte) is the agent's own refusal, 126. Either way it keeps serving.
         msg = argv[0] + b': ' + os.fsencode(e.strerror or str(e)) if isinstance(e, OSError) else b'baton agent: cannot start: ' + os.fsencode(str(e))
-        jobs[i] = {'out': [], 'err': [msg + b'\n'], 'open': 0, 'status': (127 if isinstance(e, OSError) else 126) << 8}
-        return finish(i)
+        j['err'].append(msg + b'\n')
+        j['status'] = (127 if isinstance(e, OSError) else 126) << 8
+        return
     os.close(ow)
     os.close(ew)
-    jobs[i] = {'pid': pid, 'out': [], 'err': [], 'open': 2, 'status': None}
+    j.update(pid=pid, open=2, status=None)
     sel.register(orr, selectors.EVENT_READ, (i, 'out'))
     sel.register(er, selectors.EVENT_READ, (i, 'err'))
     pids[pid] = i
 
+def start(i, words):
+    env, argv = decode(words)
+    jobs[i] = {'out': [], 'err': [], 'open': 0, 'status': None}
+    launch(i, argv, env)
+    finish(i)
+
+def batch(i, words):
+    # Q: the commands of a batch (transport/batch.ts), one after another, with the markers its
+    # sh script prints, so the answer reads the same; without the sh and its fork per command.
+    env, w = decode(words)
+    cmds, k = [], 0
+    while k < len(w):
+        n = int(w[k][1:] or b'0')
+        cmds.append((w[k][:1] == b'f', w[k + 1:k + 1 + n]))
+        k += 1 + n
+    jobs[i] = {'out': [], 'err': [], 'open': 0, 'status': None, 'q': {'cmds': cmds, 'n': 0, 'env': env, 'killed': False}}
+    if cmds:
+        step(i)
+    else:
+        jobs[i]['status'] = 0
+    finish(i)
+
+def step(i):
+    j = jobs[i]
+    q = j['q']
+    n = q['n']
+    j['out'].append(b'\n--baton-batch-out-%d--\n' % n)
+    j['err'].append(b'\n--baton-batch-err-%d--\n' % n)
+    launch(i, q['cmds'][n][1], q['env'])
+
 def request(line):
     op, _, rest = line.partition(b' ')
-    if op == b'R':
+    if op == b'R' or op == b'Q':
         i, _, words = rest.partition(b' ')
-        start(i, words.split(b' ') if words else [])
+        (start if op == b'R' else batch)(i, words.split(b' ') if words else [])
     elif op == b'K':
         i, _, grace = rest.partition(b' ')
         j = jobs.get(i)
         if j and j.get('pid'):
+            if 'q' in j:
+                j['q']['killed'] = True
             try:
                 os.killpg(j['pid'], signal.SIGTERM)
             except OSError:

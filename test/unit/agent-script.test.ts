@@ -4,11 +4,12 @@
  * test/integration/ssh-transport.test.ts.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { AgentParser, runLine, type AgentFrame } from '../../src/transport/ssh-agent-mux.js';
+import { AgentParser, killLine, runLine, type AgentFrame } from '../../src/transport/ssh-agent-mux.js';
+import { batchArgv, parseBatch, type BatchCommand } from '../../src/transport/batch.js';
 import { AGENT_PYTHON, AGENT_SCRIPT } from '../../src/transport/ssh-agent-script.js';
 
 const B = '--baton-agent-unit--';
@@ -82,5 +83,48 @@ describe.each([
     expect(alive).toBe(true);
     expect(got.find((f) => f.id === 2)?.stdout.toString()).toBe('next\n');
     expect(got.some((f) => f.id === 1)).toBe(true);
+  });
+
+  test('a batch is run by the agent itself, command by command, and reads back as its sh script would', async () => {
+    const cases: BatchCommand[][] = [
+      [{ argv: ['echo', 'one'] }, { argv: ['sh', '-c', 'printf "two\\n"; echo oops >&2; exit 3'], mayFail: true }, { argv: ['sh', '-c', 'echo three; exit 4'] }, { argv: ['echo', 'never'] }],
+      [{ argv: ['printf', "it's \\n '%s'", 'a b'] }, { argv: ['no-such-command-here'] }, { argv: ['echo', 'never'] }],
+      [{ argv: ['sh', '-c', 'kill -TERM $$'], mayFail: true }, { argv: ['sh', '-c', 'cat; echo "$X"'], stdin: true }],
+    ];
+    const env = { X: 'from the env' };
+    // The second of each pair as the sh script itself: what every batch was before.
+    const asScript = cases.map((c, i) => `R ${20 + i} ${[...Object.entries(env).map(([k, v]) => `${k}=${v}`), '--', ...batchArgv(c)].map((w) => Buffer.from(w).toString('hex')).join(' ')}\n`);
+    expect(runLine(10, batchArgv(cases[0]!), env).startsWith('Q 10 '), 'a batch goes as Q').toBe(true);
+    const { frames: got } = await frames([...cases.map((c, i) => runLine(10 + i, batchArgv(c), env)), ...asScript], [10, 11, 12, 20, 21, 22]);
+    const read = (id: number, c: BatchCommand[]) => {
+      const f = got.find((x) => x.id === id)!;
+      return { code: f.code, results: parseBatch(c, { argv: [], code: f.code, signal: null, stdout: f.stdout.toString(), stderr: f.stderr.toString(), timedOut: false, durationMs: 0 }).map((r) => ({ code: r.code, stdout: r.stdout, stderr: r.stderr.replace(/^.*not found\n$|^.*No such file or directory\n$/, 'NOT FOUND').replace(/^Terminated\n$/, '') })) };
+    // (dash also says "Terminated" of a child killed by a signal: the status says it already.)
+    };
+    cases.forEach((c, i) => expect(read(10 + i, c), `batch ${i}`).toEqual(read(20 + i, c)));
+    expect(read(10, cases[0]!).results.map((r) => [r.code, r.stdout])).toEqual([[0, 'one\n'], [3, 'two\n'], [4, 'three\n']]);
+    expect(read(11, cases[1]!).results.map((r) => r.code)).toEqual([0, 127]);
+    expect(read(12, cases[2]!).results.map((r) => [r.code, r.stdout])).toEqual([[143, ''], [0, 'from the env\n']]);
+  });
+
+  test('a batch killed mid-way runs nothing after the command it killed', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'baton-agent-'));
+    const agent = spawn(interpreter, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    try {
+      const got: AgentFrame[] = [];
+      const parser = new AgentParser(B, () => undefined, (f) => got.push(f));
+      agent.stdout.on('data', (b: Buffer) => parser.push(b));
+      const after = path.join(dir, 'after');
+      agent.stdin.write(runLine(1, batchArgv([{ argv: ['sh', '-c', 'echo started; exec sleep 5'] }, { argv: ['touch', after] }])));
+      await new Promise((r) => setTimeout(r, 300));
+      agent.stdin.write(killLine(1, 5));
+      for (let i = 0; i < 100 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(got.map((f) => [f.id, f.signal])).toEqual([[1, 'SIGTERM']]);
+      expect(existsSync(after), 'the command after the killed one never ran').toBe(false);
+    } finally {
+      agent.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
