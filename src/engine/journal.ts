@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, writeSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { runsDir } from './state-dir.js';
@@ -134,6 +134,10 @@ export class Journal {
   private unsynced: string[] = [];
   /** The fsync under way, shared by every durable() caller that arrives while it runs. */
   private syncing: Promise<void> | undefined;
+  /** Bytes of whole lines in the file: a failed write is cut back to here. */
+  private size = 0;
+  /** Why the journal can take no more lines (a write failed: disk full, I/O error). */
+  writeError: Error | undefined;
   readonly path: string;
 
   /**
@@ -156,30 +160,80 @@ export class Journal {
    * `end` record at once: nothing follows it).
    */
   append(record: NewRecord): number {
-    if (this.fd === undefined) {
-      // Appending to a journal that exists (the same run id again): go on with its chain and seqs.
-      if (existsSync(this.path)) this.resume();
-      this.fd = openSync(this.path, 'a', 0o600);
+    // No change without its intent on disk: an intent (or a run's first record) the journal cannot
+    // take is an error the step fails with. The records that only say how something ended are
+    // dropped instead: the change they would close reads as pending, which undo judges by probing.
+    const mustWrite = record.t === 'intent' || record.t === 'run';
+    if (this.writeError) {
+      if (mustWrite) throw this.writeError;
+      return 0;
     }
-    const seq = record.t === 'intent' ? this.nextSeq++ : record.t === 'done' ? record.seq : undefined;
+    try {
+      if (this.fd === undefined) {
+        // Appending to a journal that exists (the same run id again): go on with its chain and seqs.
+        if (existsSync(this.path)) this.resume();
+        this.fd = openSync(this.path, 'a', 0o600);
+        this.size = fstatSync(this.fd).size;
+      }
+    } catch (e) {
+      return this.failed(e, mustWrite);
+    }
+    const seq = record.t === 'intent' ? this.nextSeq : record.t === 'done' ? record.seq : undefined;
     const body = this.redact(
       JSON.stringify({ ...(record.t === 'run' ? { v: JOURNAL_FORMAT } : {}), ...record, ...(seq !== undefined ? { seq } : {}), at: new Date().toISOString() }),
     );
     const h = chain(this.last, body);
     const line = `${body.slice(0, -1)},"h":"${h}"}`;
-    writeSync(this.fd, `${line}\n`);
+    const bytes = Buffer.from(`${line}\n`);
+    try {
+      // A write may take only part of the line (a nearly full disk): the rest, or the error.
+      for (let off = 0; off < bytes.length; ) {
+        const n = writeSync(this.fd!, bytes, off, bytes.length - off);
+        if (n <= 0) throw new Error(`the write took ${n} bytes`);
+        off += n;
+      }
+    } catch (e) {
+      return this.failed(e, mustWrite);
+    }
+    this.size += bytes.length;
+    if (record.t === 'intent') this.nextSeq++;
     this.last = h;
     this.unsynced.push(line);
     this.count++;
     if (record.t === 'end') {
-      fsyncSync(this.fd);
-      this.markSynced(this.count);
-      this.seal();
+      try {
+        fsyncSync(this.fd!);
+        this.markSynced(this.count);
+        this.seal();
+      } catch (e) {
+        return this.failed(e, false);
+      }
     } else if (record.t === 'done' && this.onLine) {
       // A coordinator's copy gets the outcome within its flush delay, not only with the next change.
       void this.durable().catch(() => undefined);
     }
     return seq ?? 0;
+  }
+
+  /**
+   * A write failed: the part of a line it left is cut off (a torn line in the middle of a journal
+   * would make the whole journal unreadable once a later line landed), and the journal takes no
+   * more lines. Throws for a record that must be written.
+   */
+  private failed(e: unknown, mustWrite: boolean): number {
+    if (this.fd !== undefined) {
+      try {
+        ftruncateSync(this.fd, this.size);
+      } catch {
+        // Nothing more can be done here; the reader ignores a torn last line.
+      }
+    }
+    this.writeError = new Error(
+      `cannot write the run's journal ${this.path}: ${(e as Error)?.message ?? e}. No further change is made without its record; ` +
+        'the journal up to here is whole: free the space (or fix the disk), then `baton undo` or re-run',
+    );
+    if (mustWrite) throw this.writeError;
+    return 0;
   }
 
   /** Every record appended so far is on disk: wait for that before a change is made. */

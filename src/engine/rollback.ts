@@ -80,25 +80,27 @@ export async function revertChanges(changes: AppliedChange[], o: RevertOptions):
       continue;
     }
     const resource = resourceOf(kind, c.args);
-    const seq = o.journal?.append({
-      t: 'intent',
-      instance: c.ref.instance,
-      stepId: c.ref.stepId,
-      name: `revert: ${c.ref.name}`,
-      kind: c.kind,
-      host: c.ref.host,
-      on: c.ref.on ?? c.ref.host,
-      args: c.journaledArgs,
-      before: c.before,
-      ...(resource ? { resource } : {}),
-      reverts: { runId: c.runId, seq: c.seq },
-      ...(c.item ? { item: c.item } : {}),
-    });
+    let seq: number | undefined;
     const notes: string[] = [];
     const timeoutMs = o.timeoutMs ?? Math.max(stepTimeoutMs(kind, c.args), DEFAULT_REVERT_TIMEOUT_MS);
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), timeoutMs);
     try {
+      // Inside the try: a journal that cannot take the intent fails this revert (nothing done), not the rollback.
+      seq = o.journal?.append({
+        t: 'intent',
+        instance: c.ref.instance,
+        stepId: c.ref.stepId,
+        name: `revert: ${c.ref.name}`,
+        kind: c.kind,
+        host: c.ref.host,
+        on: c.ref.on ?? c.ref.host,
+        args: c.journaledArgs,
+        before: c.before,
+        ...(resource ? { resource } : {}),
+        reverts: { runId: c.runId, seq: c.seq },
+        ...(c.item ? { item: c.item } : {}),
+      });
       await o.journal?.durable();
       await o.beforeChange?.();
       const host = o.inventory.hosts.get(c.ref.host);

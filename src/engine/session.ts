@@ -341,6 +341,8 @@ export async function runSession(inputs: RunInputs, o: RunSettings, hooks: RunHo
 
     const outcome = result.outcome;
     session.journal?.append({ t: 'end', outcome, ...(result.items ? { items: result.items.map((i) => ({ label: i.label, outcome: i.outcome })) } : {}) });
+    // Its last records lost (disk full): what they would have closed reads as pending, for undo to judge.
+    if (session.journal?.writeError) session.notes.push(`${session.journal.writeError.message}; the records after that point are not in it`);
     let exitCode = result.exitCode;
     const wouldChange = [...session.recap.hosts.values()].some((r) => r.wouldChange > 0);
     if (check && o.detailedExitcode && exitCode === ExitCode.OK && wouldChange) exitCode = ExitCode.WOULD_CHANGE;
