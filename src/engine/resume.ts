@@ -28,9 +28,17 @@ export interface Interrupted {
   resumes?: string[];
 }
 
+/** The same extra vars, whatever order the `-e` flags (or a JSON object's keys) came in. */
 export function sameVars(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a ?? {}) === JSON.stringify(b ?? {});
+  return canonical(a ?? {}) === canonical(b ?? {});
 }
+
+const canonical = (v: unknown): string =>
+  Array.isArray(v)
+    ? `[${v.map(canonical).join(',')}]`
+    : v !== null && typeof v === 'object'
+      ? `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`
+      : JSON.stringify(v) ?? 'null';
 
 /** The run's end record, if it ended. */
 const endOf = (recs: JournalRecord[]): EndRecord | undefined => recs.find((r): r is EndRecord => r.t === 'end');
@@ -136,10 +144,12 @@ export function findInterrupted(playbook: string, lock: string, journaledExtraVa
     if (head.mode === 'undo') {
       // An undo of the newest run of this playbook: nothing is owed.
       const undone = head.undoOf ? heads.get(head.undoOf) : undefined;
-      if (undone && undone.playbook === playbook && undone.lock === lock && whole(id) && whole(head.undoOf!)) return undefined;
+      if (undone && samePlaybook(undone.playbook, playbook) && undone.lock === lock && whole(id) && whole(head.undoOf!)) return undefined;
       continue;
     }
-    if (head.playbook !== playbook || head.lock !== lock) continue;
+    // By file name, as the groups' debt is read: another controller (or an install moved) runs
+    // the same playbook from another path.
+    if (!samePlaybook(head.playbook, playbook) || head.lock !== lock) continue;
     const recs = recordsOf(id);
     if (!recs) continue;
     if (!sameVars(head.extraVars, journaledExtraVars)) return undefined;

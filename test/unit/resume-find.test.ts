@@ -47,6 +47,16 @@ describe('findInterrupted', () => {
     expect(findInterrupted('pb.yml', 'L', { x: 1 })).toBeUndefined();
   });
 
+  it('the same request run again finishes it: -e flags in another order, the playbook from another path', async () => {
+    // Before: the vars compared as JSON text (key order counted) and the playbook by its whole
+    // path: the re-run found nothing owed, so the GARP and statd steps (when: changed) were skipped.
+    await write('20260101T000000Z-aaaaaa', { playbook: '/opt/baton-1.2/playbooks/nfs-failover.yml', vars: { from: 'nas1', to: 'nas2', opts: { a: 1, b: [1, { y: 2, x: 1 }] } } });
+    const found = findInterrupted('/usr/lib/baton/playbooks/nfs-failover.yml', 'L', { opts: { b: [1, { x: 1, y: 2 }], a: 1 }, to: 'nas2', from: 'nas1' });
+    expect(found?.runId).toBe('20260101T000000Z-aaaaaa');
+    expect(findInterrupted('/usr/lib/baton/playbooks/nfs-failover.yml', 'L', { to: 'nas1', from: 'nas2' })).toBeUndefined();
+    expect(findInterrupted('/usr/lib/baton/playbooks/nfs-failover.yml', 'L', { opts: { b: [{ x: 1, y: 2 }, 1], a: 1 }, to: 'nas2', from: 'nas1' }), 'list order counts').toBeUndefined();
+  });
+
   it('nothing is owed once a later run of it ended whole, or an undo of it did', async () => {
     await write('20260101T000000Z-aaaaaa');
     await write('20260101T000005Z-bbbbbb', { ended: true });
