@@ -2,7 +2,7 @@ import { closeSync, existsSync, fstatSync, fsync, fsyncSync, ftruncateSync, mkdi
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { runsDir } from './state-dir.js';
-import { writeFileAtomic } from '../util/write-atomic.js';
+import { syncDir, writeFileAtomic } from '../util/write-atomic.js';
 
 /**
  * The journal: one append-only JSON-lines file per run. The intent of a change is on disk
@@ -136,6 +136,8 @@ export class Journal {
   private syncing: Promise<void> | undefined;
   /** Bytes of whole lines in the file: a failed write is cut back to here. */
   private size = 0;
+  /** The file was there before this process (the same run id again). */
+  private resumed = false;
   /** Why the journal can take no more lines (a write failed: disk full, I/O error). */
   writeError: Error | undefined;
   readonly path: string;
@@ -171,7 +173,10 @@ export class Journal {
     try {
       if (this.fd === undefined) {
         // Appending to a journal that exists (the same run id again): go on with its chain and seqs.
-        if (existsSync(this.path)) this.resume();
+        if (existsSync(this.path)) {
+          this.resume();
+          this.resumed = true;
+        }
         this.fd = openSync(this.path, 'a', 0o600);
         this.size = fstatSync(this.fd).size;
       }
@@ -200,7 +205,17 @@ export class Journal {
     this.last = h;
     this.unsynced.push(line);
     this.count++;
-    if (record.t === 'end') {
+    if (record.t === 'run' && !this.resumed) {
+      // The run record and the file itself on disk at once: a journal left empty by a power
+      // loss reads as damaged, and an undo would stop at it.
+      try {
+        fsyncSync(this.fd!);
+        syncDir(path.dirname(this.path));
+        this.markSynced(this.count);
+      } catch (e) {
+        return this.failed(e, true);
+      }
+    } else if (record.t === 'end') {
       try {
         fsyncSync(this.fd!);
         this.markSynced(this.count);

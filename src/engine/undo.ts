@@ -111,6 +111,12 @@ export function planUndo(runId: string): UndoPlan {
   const passedOver: string[] = [];
   for (const { id, e } of damaged) {
     const h = heads.get(id);
+    if (!h && e instanceof JournalDamagedError && e.line === 1 && /^(the journal is empty|its only line is torn)$/.test(e.why)) {
+      // No whole first line: its run died before its first record reached the disk (a power
+      // loss), and a run changes nothing before its intent, which makes that line durable.
+      passedOver.push(`note: the journal of run ${id} has no whole first line (${e.why}: its run stopped before writing anything to disk); it holds no change, so this undo goes on without it`);
+      continue;
+    }
     if (!h || (h.mode === 'undo' && h.undoOf === runId)) {
       throw new BatonError(e instanceof JournalDamagedError ? e.message : `journal of ${id} is damaged: ${e.message}`, ExitCode.INVALID);
     }

@@ -27,6 +27,11 @@ export function writeFileAtomic(file: string, content: string, o: { mode?: numbe
     rmSync(tmp, { force: true });
     throw e;
   }
+  syncDir(dir);
+}
+
+/** A directory's entries on disk (a file created or renamed in it survives a power loss). */
+export function syncDir(dir: string): void {
   try {
     const dfd = openSync(dir, 'r');
     try {

@@ -103,4 +103,18 @@ describe('a damaged journal of another run (an empty seal after a power loss)', 
     expect(() => planUndo(RUN)).toThrow(/journal .*20260101T000300Z-dddddd.* is damaged/);
     expect(readdirSync(files()).sort()).toEqual(['a', 'b']);
   });
+
+  it('a journal with no whole first line (empty, or one torn line: a power loss) is passed over, with a note', async () => {
+    (await runIt()).close();
+    // Before: every undo stopped at it, exit 2, "the journal is empty", naming no way out.
+    writeFileSync(path.join(runsDir(), '20260101T000300Z-eeeeee.jsonl'), '');
+    writeFileSync(path.join(runsDir(), '20260101T000400Z-ffffff.jsonl'), '{"t":"run","runId":"20260101T000400Z-ff');
+    const plan = planUndo(RUN);
+    expect(plan.passedOver).toEqual([
+      expect.stringMatching(/journal of run 20260101T000300Z-eeeeee has no whole first line \(the journal is empty.*this undo goes on without it/),
+      expect.stringMatching(/journal of run 20260101T000400Z-ffffff has no whole first line \(its only line is torn/),
+    ]);
+    expect(await undoAgain()).toBe(true);
+    expect(readdirSync(files())).toEqual([]);
+  });
 });
