@@ -212,6 +212,27 @@ describe('the run lock on the nodes', () => {
     expect(ownerOn('n2')).toBeUndefined();
   });
 
+  it('an entry found gone after this run\'s lease ran out is not taken again: another run may have held it meanwhile', async () => {
+    const a = await take('laptop-a', 'run-a', { leaseS: 2 });
+    // The controller cannot reach the nodes (or is suspended) past its lease; meanwhile another
+    // run takes the stale entries over, changes the nodes, and gives the lock back.
+    down.add('n1');
+    down.add('n2');
+    await sleep(2600);
+    rmSync(entryOn('n1'), { recursive: true, force: true });
+    rmSync(entryOn('n2'), { recursive: true, force: true });
+    down.clear();
+    // Before: the renewal wrote the entries again (RETAKEN) and the run went on, its next steps
+    // and its rollback acting on nodes the other run had just changed.
+    const err = await (await a.guard(pool).get('n1')).exec(['true']).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(a.lost.aborted).toBe(true);
+    expect(err?.message).toMatch(/was gone from/);
+    expect((a.lost.reason as Error).message).toMatch(/lock "nfs-service" was gone from n\d when this run renewed it \d+ s after it last could, past its 2 s lease.*refuses every further command of run run-a/);
+  });
+
   it('a node where no entry can be written stops the run (exit 4) naming node and cause, and gives the others back', async () => {
     // n2's lock directory cannot be made: a file stands where its parent should be.
     writeFileSync(path.join(work, 'n2'), 'not a directory\n');

@@ -196,7 +196,14 @@ class NodeHeldLocks implements HeldLocks {
   private async renewRound(): Promise<void> {
     if (this.released || this.lost.aborted) return;
     const started = performance.now();
+    // Our lease ran out before this round: another run may have taken the entries over, changed
+    // the nodes and given them back. An entry found gone then is not ours to take again.
+    const expired = started - this.lastConfirmed > this.ctx.leaseS * 1000;
     const results = await Promise.all(this.nodes.map((n) => this.renewOn(n)));
+    if (expired) {
+      const i = results.findIndex((r) => r?.some((s) => s.status === 'RETAKEN'));
+      if (i >= 0) return this.loseGone(this.nodes[i]!.host, results[i]!.find((s) => s.status === 'RETAKEN')!.entry, started - this.lastConfirmed);
+    }
     for (let i = 0; i < this.nodes.length; i++) {
       if (!results[i]?.some((s) => s.status === 'HELD')) continue;
       // A contender that found our entry stale here backs out as soon as it meets a node where
@@ -220,6 +227,20 @@ class NodeHeldLocks implements HeldLocks {
         `What this run changed is in its journal: \`baton runs\`, then \`baton undo ${this.ctx.runId}\` once the other run is over.`,
       host,
       h,
+    );
+    clearInterval(this.timer);
+    this.lostCtl.abort(err);
+  }
+
+  private loseGone(host: string, entry: string, sinceMs: number): void {
+    const name = this.ctx.names.get(entry) ?? entry;
+    const err = new LockLostError(
+      `the lock "${name}" was gone from ${host} when this run renewed it ${Math.round(sinceMs / 1000)} s after it last could, past its ${this.ctx.leaseS} s lease ` +
+        '(a suspended controller, or the node unreachable): another run may have held it meanwhile and changed these nodes. ' +
+        `baton refuses every further command of run ${this.ctx.runId}, its rollback included. ` +
+        `What this run changed is in its journal: \`baton runs\`, then \`baton undo ${this.ctx.runId}\` once you have looked at the nodes.`,
+      host,
+      {},
     );
     clearInterval(this.timer);
     this.lostCtl.abort(err);
