@@ -32,7 +32,7 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
   const synced = await openCoordinator(coordinatorSpec(o.coordinator, early), early).syncJournals();
   for (const n of synced) process.stderr.write(`${n}\n`);
   const runId = resolveRunId(idOrPrefix);
-  const plan = planUndo(runId);
+  let plan = planUndo(runId);
   const { run, pending } = plan;
   if (pending.length === 0) {
     process.stdout.write(`run ${runId}: nothing to undo (it changed nothing, or every change was already put back)\n`);
@@ -45,7 +45,7 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
   redactor.addVars(run.extraVars ?? {});
   redactor.addInventory(inventory);
   await registry.ensureLoaded();
-  const changes = changesToRevert(plan, inventory, registry);
+  let changes = changesToRevert(plan, inventory, registry);
   // Secret arguments restored from the inventory are masked wherever they would show.
   for (const c of changes) redactor.maskArgs(c.args, registry.get(c.kind)?.secretArgs);
 
@@ -87,6 +87,25 @@ export async function undoCommand(idOrPrefix: string, o: UndoOptions): Promise<n
       );
     }
     await session.lock((run.lock ?? '').split(',').filter(Boolean), undoId, hosts);
+    // Planned again under the lock: while the plan waited (at the prompt, or for the lock) another
+    // undo of this run may have ended and a later run taken the group over; reverting the old
+    // plan would then undo that run's work.
+    for (const n of await coordinator.syncJournals()) notes.push(n);
+    const fresh = planUndo(runId);
+    const key = (p: { pending: Array<{ seq: number }> }) => p.pending.map((c) => c.seq).join(',');
+    if (key(fresh) !== key(plan)) {
+      if (fresh.pending.length === 0) {
+        process.stdout.write(`run ${runId}: nothing to undo any more (its changes were put back by another undo while this one waited); nothing was changed\n`);
+        return ExitCode.OK;
+      }
+      if (!o.yes) {
+        throw new BatonError(`run ${runId}'s changes to undo are not the ones shown (another undo or run ended while this one waited); nothing was changed: run \`baton undo ${runId}\` again to see what it would do now`, ExitCode.INVALID);
+      }
+      notes.push(`note: another undo or run ended while this undo waited for the lock: it reverts what is left (${fresh.pending.length} of ${plan.pending.length} changes)`);
+    }
+    plan = fresh;
+    changes = changesToRevert(plan, inventory, registry);
+    for (const c of changes) redactor.maskArgs(c.args, registry.get(c.kind)?.secretArgs);
     const redactLine = (line: string) => redactor.redact(line);
     const openJournal = () =>
       session.openJournal(undoId, { mode: 'undo', undoOf: runId, playbook: run.playbook, inventory: inventoryFile, inventories: sources, lock: run.lock, argv: process.argv.slice(2).map((a) => redactor.redact(a)) }, redactLine);
