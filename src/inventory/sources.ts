@@ -11,7 +11,7 @@
  *   anything else     INI
  * A vault-encrypted source is decrypted first.
  */
-import { accessSync, constants, readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { readSource as readBoundedSource } from '../playbook/read-source.js';
 import { ValidationError } from '../util/errors.js';
 import path from 'node:path';
@@ -22,6 +22,7 @@ import type { InventoryData } from './data.js';
 import { HostPatternError, parseHostPattern } from './host-pattern.js';
 import { parseIniInventory } from './ini.js';
 import { readScriptInventory } from './script.js';
+import { isProgram } from '../util/program-file.js';
 import { checkVarsFrom, inventorySchema } from './vars-check.js';
 import { withoutVaultTags, type SecretBook } from './secrets.js';
 import { decryptVault, isVaulted, VaultError } from './vault.js';
@@ -81,18 +82,11 @@ function hostList(source: string, data: InventoryData, problems: Problem[]): voi
   }
 }
 
-function executable(file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function readFile(file: string, data: InventoryData, book: SecretBook, problems: Problem[]): void {
   const ext = path.extname(file);
-  if (executable(file)) {
+  // A script only if it is a program (#! or ELF): an executable YAML or INI file is data, as
+  // Ansible reads it, never shell code.
+  if (isProgram(file)) {
     readScriptInventory(file, data, problems);
     return checkVarsFrom(file, data, problems);
   }

@@ -11,7 +11,8 @@
  *   plaintext    AES-256-CTR decryption, then PKCS#7 padding removed (16-byte blocks)
  */
 import { createDecipheriv, createHmac, pbkdf2Sync, timingSafeEqual } from 'node:crypto';
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { hasProgramHeader, isExecutable } from '../util/program-file.js';
 import { spawnSync } from 'node:child_process';
 
 export const VAULT_HEADER = '$ANSIBLE_VAULT;';
@@ -99,12 +100,11 @@ export function readVaultSecret(spec: string, kind: 'password-file' | 'vault-id'
     }
     if (file === 'prompt') throw new VaultError(`--vault-id ${spec}: baton never prompts (it runs from cron and CI); give a password file`);
   }
-  let executable = false;
-  try {
-    accessSync(file, constants.X_OK);
-    executable = true;
-  } catch {
-    // not executable: read it
+  const executable = isExecutable(file);
+  // Ansible runs an executable password file; one that is not a program (no #!, no ELF) would be
+  // run by /bin/sh, the password as a command, and its "not found" would print the password.
+  if (executable && !hasProgramHeader(file)) {
+    throw new VaultError(`vault password file ${file} has its execute bit but is not a script (no #! line): baton does not run it. If it holds the password, remove the execute bit (chmod -x); if it is a script, give it a #! line`);
   }
   let text: string;
   if (executable) {

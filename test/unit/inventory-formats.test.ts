@@ -4,7 +4,7 @@
  * ansible-vault when it is installed, as well as read from a committed fixture.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -94,6 +94,25 @@ describe('YAML, scripts, directories', () => {
   it('names an inventory plugin config instead of misreading it', () => {
     const f = write('aws_ec2.yml', 'plugin: amazon.aws.aws_ec2\nregions: [eu-west-1]\n');
     expect(problemsOf(f)).toContain('ansible-inventory -i');
+  });
+  it('an executable YAML inventory (a share or checkout that sets the execute bit) is data, never run as shell code', () => {
+    const marker = path.join(dir, 'PWNED');
+    // Before: run as a script, and with no #! line by /bin/sh, which ran the touch in the note.
+    const f = write('exec/inv.yml', `all:\n  hosts:\n    nas1:\n      note: "see ticket; touch ${marker}"\n`, 0o755);
+    const inv = loadInventory(f);
+    expect(inv.hosts.get('nas1')?.vars.note).toBe(`see ticket; touch ${marker}`);
+    expect(existsSync(marker), 'nothing ran').toBe(false);
+  });
+  it('an executable vault password file that is no script is refused without running it or showing the password', () => {
+    const f = write('exec/vpass', 'Sup3rSecretVaultPw\n', 0o755);
+    let message = '';
+    try {
+      readVaultSecret(f, 'password-file');
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/has its execute bit but is not a script.*chmod -x/);
+    expect(message).not.toContain('Sup3rSecretVaultPw');
   });
   it("says what a failing inventory script said", () => {
     const f = write('broken.sh', '#!/bin/sh\necho "cannot reach the CMDB" >&2\nexit 3\n', 0o755);
