@@ -110,10 +110,13 @@ export function loadInventory(sources?: string | string[], opts: LoadOptions = {
       Object.assign(locs, l);
     };
     const all = data.groups.get('all')!;
+    // Ansible's VARIABLE_PRECEDENCE: all_inventory, groups_inventory, all_plugins_inventory,
+    // all_plugins_play, groups_plugins_inventory, groups_plugins_play: a group's vars written in
+    // the inventory lose to group_vars/all.
     apply(all.vars, all.varLocs);
+    for (const g of groups) apply(data.groups.get(g)!.vars, data.groups.get(g)!.varLocs);
     for (const l of filesOf('group_vars', 'all')) apply(l.vars, l.locs);
     for (const l of filesOf('group_vars', 'all', playDirs)) apply(l.vars, l.locs);
-    for (const g of groups) apply(data.groups.get(g)!.vars, data.groups.get(g)!.varLocs);
     // group_vars files: source by source, then group by group in merge order.
     for (const dir of baseDirs) {
       for (const g of groups) {

@@ -114,6 +114,15 @@ describe('YAML, scripts, directories', () => {
     expect(message).toMatch(/has its execute bit but is not a script.*chmod -x/);
     expect(message).not.toContain('Sup3rSecretVaultPw');
   });
+  it("group_vars/all wins over a group's vars written in the inventory, as in Ansible", () => {
+    // Before: [nas:vars] won, and the VIP went up on bond0 where Ansible (and the site) says eth0.
+    const f = write('prec/hosts.ini', '[nas]\nnas1\n\n[nas:vars]\nvip_interface=bond0\nonly_inline=yes\n');
+    write('prec/group_vars/all.yml', 'vip_interface: eth0\n');
+    write('prec/group_vars/nas.yml', 'only_inline: no-from-file\n');
+    const vars = loadInventory(f).hosts.get('nas1')!.vars;
+    expect(vars.vip_interface).toBe('eth0');
+    expect(vars.only_inline, 'group_vars/GROUP still wins over both').toBe('no-from-file');
+  });
   it("says what a failing inventory script said", () => {
     const f = write('broken.sh', '#!/bin/sh\necho "cannot reach the CMDB" >&2\nexit 3\n', 0o755);
     expect(problemsOf(f)).toContain(`${f}:1:1: inventory script \`${f} --list\` exited 3: cannot reach the CMDB`);
