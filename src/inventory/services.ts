@@ -522,8 +522,11 @@ export function impliedGroup(inventory: Inventory): ServiceGroup | undefined {
     implied: true,
     loc: ref.varOrigins?.vip,
   };
+  // One interface for the group only when every node names the same one: nodes may differ
+  // (eth0 on one, ens192 on the other), and each node's own is then used (engine/placement.ts).
+  const ifaces = new Set(nodes.map((n) => plain(inventory.hosts.get(n) ?? ref, 'vip_interface')));
   const iface = plain(ref, 'vip_interface');
-  if (typeof iface === 'string' && iface) g.interface = iface;
+  if (typeof iface === 'string' && iface && ifaces.size === 1) g.interface = iface;
   if (volume) g.volume = volume;
   if (mountPath) g.mount = { path: mountPath, fstype: String(plain(ref, 'fstype') ?? 'ext4') };
   return g;

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadInventory } from '../../src/inventory/load.js';
 import { loadServiceGroups, serviceGroup } from '../../src/inventory/services.js';
+import { moveOf } from '../../src/engine/placement.js';
 import { ValidationError } from '../../src/util/errors.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'baton-services-'));
@@ -331,6 +332,23 @@ describe('the implied group of a single-service inventory', () => {
       nfsExports: [{ path: '/tank/export', pseudo: '/disk1', fsid: 101 }],
       nodes: ['nas1', 'nas2'],
     });
+  });
+
+  it("nodes naming different vip_interfaces: each move raises the VIP on the new node's own", () => {
+    const inv = loadInventory(
+      inventoryFile(`all:
+  vars: { vip: 198.18.0.200/24, volume_image: /srv/d.img }
+  children:
+    nodes:
+      hosts:
+        nas1: { ansible_host: 198.18.0.11, vip_interface: eth0 }
+        nas2: { ansible_host: 198.18.0.12, vip_interface: ens192 }
+`),
+    );
+    const [g] = loadServiceGroups(inv);
+    // Before: the first node's eth0 was the group's, and a move to nas2 raised the VIP on eth0.
+    expect(moveOf(g!, 'nas1', 'nas2', 'test', inv)).toMatchObject({ interface: 'ens192', interface_from: 'eth0' });
+    expect(moveOf(g!, 'nas2', 'nas1', 'test', inv)).toMatchObject({ interface: 'eth0', interface_from: 'ens192' });
   });
 
   it('no vip and no baton_services: no group', () => {
