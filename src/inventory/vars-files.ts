@@ -29,7 +29,9 @@ function dirFiles(dir: string): string[] {
     if (e.startsWith('.') || e.endsWith('~')) continue;
     const full = path.join(dir, e);
     const ext = path.extname(e);
-    const st = statSync(full);
+    // A dangling symlink (a vars file removed, its link left) is passed over, as Ansible does.
+    const st = statSync(full, { throwIfNoEntry: false });
+    if (!st) continue;
     if (st.isDirectory() && !ext) out.push(...dirFiles(full));
     else if (st.isFile() && (!ext || EXTS.includes(ext))) out.push(full);
   }
@@ -60,7 +62,9 @@ export function findVarsFiles(dir: string, name: string, cache?: DirListings): s
   for (const ext of ['', ...EXTS]) {
     const f = path.join(dir, name + ext);
     if (names ? !names.has(name + ext) : !existsSync(f)) continue;
-    if (statSync(f).isDirectory()) found.push(...dirFiles(f));
+    const st = statSync(f, { throwIfNoEntry: false });
+    if (!st) continue;
+    if (st.isDirectory()) found.push(...dirFiles(f));
     else found.push(f);
     break;
   }

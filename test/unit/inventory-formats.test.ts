@@ -4,7 +4,7 @@
  * ansible-vault when it is installed, as well as read from a committed fixture.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -122,6 +122,15 @@ describe('YAML, scripts, directories', () => {
     const vars = loadInventory(f).hosts.get('nas1')!.vars;
     expect(vars.vip_interface).toBe('eth0');
     expect(vars.only_inline, 'group_vars/GROUP still wins over both').toBe('no-from-file');
+  });
+  it('a dangling symlink in group_vars or host_vars is passed over, as Ansible does', () => {
+    // Before: a raw ENOENT from stat, no file:line:col, and validate exited 3.
+    const f = write('dangling/hosts.ini', '[nas]\nnas1\n');
+    write('dangling/group_vars/all/aa.yml', 'kept: true\n');
+    symlinkSync(path.join(dir, 'no-such-file.yml'), path.join(dir, 'dangling/group_vars/all/zz.yml'));
+    mkdirSync(path.join(dir, 'dangling/host_vars'), { recursive: true });
+    symlinkSync(path.join(dir, 'no-such-file.yml'), path.join(dir, 'dangling/host_vars/nas1.yml'));
+    expect(loadInventory(f).hosts.get('nas1')?.vars.kept).toBe(true);
   });
   it("says what a failing inventory script said", () => {
     const f = write('broken.sh', '#!/bin/sh\necho "cannot reach the CMDB" >&2\nexit 3\n', 0o755);
