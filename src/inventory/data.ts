@@ -3,7 +3,8 @@
  * their own vars and members, hosts with their own vars, filled by every source in order (a
  * later source's value for the same var replaces an earlier one), then reconciled once.
  */
-import type { Problem, SourceLocation } from '../util/errors.js';
+import { ValidationError, type Problem, type SourceLocation } from '../util/errors.js';
+import { MAX_HOSTS } from './host-pattern.js';
 
 type Vars = Record<string, unknown>;
 
@@ -53,6 +54,9 @@ export class InventoryData {
   addHost(name: string, group: string | undefined, port: number | undefined, loc: SourceLocation): HostData {
     let h = this.hosts.get(name);
     if (!h) {
+      if (this.hosts.size >= MAX_HOSTS) {
+        throw new ValidationError([{ loc, message: `more than ${MAX_HOSTS} hosts in the inventory (${name} would be one more): is a host range mistyped?` }]);
+      }
       h = { name, vars: {}, varLocs: {}, direct: [], loc };
       this.hosts.set(name, h);
       if (port !== undefined) this.setHostVar(name, 'ansible_port', port, loc);

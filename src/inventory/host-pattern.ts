@@ -52,6 +52,9 @@ export function splitHostPort(pattern: string): { name: string; port?: number } 
  * `web[1:99999999]` would otherwise fill the memory before any error could be said.
  */
 export const MAX_HOSTS_PER_PATTERN = 100_000;
+/** Hosts in one inventory load, all sources together: patterns under the per-pattern cap still add up. */
+export const MAX_HOSTS = 200_000;
+const LETTERS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
 
 /** Every host a pattern stands for: `www[01:50:2].example.com`, `db-[a:f]`, several ranges in one name. */
 export function expandHostRange(name: string): string[] {
@@ -67,10 +70,12 @@ function countHostRange(name: string): number {
   let count = 1;
   for (const m of name.matchAll(/\[([^\]]*)\]/g)) {
     const [beg = '0', end = '', step = '1'] = m[1]!.split(':');
-    const b = /^[0-9]+$/.test(beg || '0') ? Number(beg || '0') : 0;
-    const e = /^[0-9]+$/.test(end) ? Number(end) : 0;
     const st = /^[0-9]+$/.test(step) && Number(step) > 0 ? Number(step) : 1;
-    // Letters are at most 52; anything malformed is expandRanges' to explain.
+    // Letters run through a-z then A-Z, as Ansible's ascii_letters: [a:Z] is 52 hosts, and five
+    // of them in one name are 380 million.
+    const letter = (c: string) => (/^[a-zA-Z]$/.test(c) ? LETTERS.indexOf(c) : -1);
+    const [b, e] = letter(beg) >= 0 && letter(end) >= 0 ? [letter(beg), letter(end)] : [/^[0-9]+$/.test(beg || '0') ? Number(beg || '0') : 0, /^[0-9]+$/.test(end) ? Number(end) : 0];
+    // Anything malformed is expandRanges' to explain.
     count *= e >= b ? Math.floor((e - b) / st) + 1 : 1;
   }
   return count;
@@ -97,7 +102,6 @@ function expandRanges(name: string): string[] {
     width = beg.length;
   }
   const items: string[] = [];
-  const LETTERS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
   if (/^[a-zA-Z]$/.test(beg) && /^[a-zA-Z]$/.test(end)) {
     const b = LETTERS.indexOf(beg);
     const e = LETTERS.indexOf(end);

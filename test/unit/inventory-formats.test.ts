@@ -46,6 +46,15 @@ describe('host patterns', () => {
     expect(expandHostRange('r[1:2]n[0:1]')).toEqual(['r1n0', 'r1n1', 'r2n0', 'r2n1']);
     expect(() => expandHostRange('x[01:100]')).toThrow(/same width/);
   });
+  it('a letter range counts as its letters: five [a:Z] in one name are refused at once, not expanded until memory runs out', () => {
+    expect(expandHostRange('n[a:Z]')).toHaveLength(52);
+    expect(() => parseHostPattern('h[a:Z][a:Z][a:Z][a:Z]')).toThrow(/stands for 7311616 hosts; at most 100000/);
+  });
+  it('hosts add up across patterns: an inventory of many large ranges is refused at the host that is one too many', () => {
+    // Before: 61 lines of hN-[1:100000] took 39 s and ran out of memory.
+    const f = write('many.ini', Array.from({ length: 3 }, (_, i) => `h${i}-[1:100000]`).join('\n') + '\n');
+    expect(problemsOf(f)).toMatch(new RegExp(`${f}:3:1: more than 200000 hosts in the inventory \\(h2-1 would be one more\\)`));
+  });
   it('splits host:port only where Ansible does', () => {
     expect(parseHostPattern('badwolf.example.com:5309')).toEqual({ names: ['badwolf.example.com'], port: 5309 });
     expect(parseHostPattern('[2001:db8::1]:2200')).toEqual({ names: ['2001:db8::1'], port: 2200 });
