@@ -174,6 +174,21 @@ ${HOSTS}`),
     ).toEqual([expect.stringMatching(/^inv\d+\.yml:4:46: service group a: node "nX" is not a host of the inventory/)]);
   });
 
+  it('an IPv4 VIP with a leading zero is refused (ip reads 198.18.0.010 as octal: the same address as .8)', () => {
+    // Before: 198.18.0.8 and 198.18.0.010 passed the uniqueness check as two addresses.
+    const out = problems(`all:
+  vars:
+    baton_services:
+      a: { vip: 198.18.0.8/24, nodes: [n1] }
+      b: { vip: 198.18.0.010/24, nodes: [n2] }
+      c: { vip: 198.18.0.256/24, nodes: [n3] }
+${HOSTS}`);
+    expect(out).toEqual([
+      expect.stringMatching(/^inv\d+\.yml:5:17: "vip" must be an address with its prefix length.*got the string "198.18.0.010\/24"/),
+      expect.stringMatching(/^inv\d+\.yml:6:17: "vip" must be .*"198.18.0.256\/24"/),
+    ]);
+  });
+
   it('two groups may not share a VIP, a mount path, an image, an fsid, an export id or a pseudo path', () => {
     const out = problems(`all:
   vars:
