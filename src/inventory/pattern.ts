@@ -78,11 +78,15 @@ function matchTerm(inv: Inventory, term: string): Set<string> | undefined {
   if (term.startsWith('~')) {
     let re: RegExp;
     try {
-      re = new RegExp(term.slice(1));
+      // Sticky: matched from the name's start, as Ansible's re.match (`~nas1` is not old-nas1).
+      re = new RegExp(term.slice(1), 'y');
     } catch {
       return undefined;
     }
-    test = (n) => re.test(n);
+    test = (n) => {
+      re.lastIndex = 0;
+      return re.test(n);
+    };
   } else if (/[*?]/.test(term)) {
     const re = globToRegExp(term);
     test = (n) => re.test(n);

@@ -92,6 +92,9 @@ describe('selectHosts', () => {
     expect(names('nas*')).toEqual(['nas1', 'nas2']);
     // The regex matches group "clients" too, which holds nas1.
     expect(names('~^c')).toEqual(['ctl', 'nas1', 'client1']);
+    // From the start of the name, as Ansible's re.match: not "client1" for ~lient.
+    expect(names('~lient')).toEqual([]);
+    expect(names('~nas')).toEqual(['nas1', 'nas2']);
   });
 
   it('applies --limit as an intersection', () => {
