@@ -62,16 +62,18 @@ export function connectionFor(host: Host, inventoryDir?: string): ConnectionSpec
   const spec: ConnectionSpec = {
     host: host.name,
     connection: str('ansible_connection') === 'local' ? 'local' : 'ssh',
-    // ansible_ssh_host/_port/_user are Ansible's older names; the new ones win when both are set.
-    address: str('ansible_host') ?? str('ansible_ssh_host') ?? host.name,
+    // ansible_ssh_host/_port/_user are Ansible's older names, and they win when both are set
+    // (wherever each was set): the ssh plugin lists them after the new ones, and Ansible takes
+    // the last one defined (checked with ansible 2.14's -vvv).
+    address: str('ansible_ssh_host') ?? str('ansible_host') ?? host.name,
   };
-  const port = str('ansible_port') ?? str('ansible_ssh_port');
+  const port = str('ansible_ssh_port') ?? str('ansible_port');
   if (port !== undefined) spec.port = Number.parseInt(port, 10);
-  const user = str('ansible_user') ?? str('ansible_ssh_user');
+  const user = str('ansible_ssh_user') ?? str('ansible_user');
   if (user) spec.user = user;
   const key = str('ansible_ssh_private_key_file') ?? str('ansible_private_key_file');
   if (key) spec.privateKeyFile = expandHome(key);
-  const password = str('ansible_password') ?? str('ansible_ssh_pass');
+  const password = str('ansible_ssh_password') ?? str('ansible_ssh_pass') ?? str('ansible_password');
   if (password) spec.password = password;
   const timeout = str('ansible_timeout');
   if (timeout && /^\d+$/.test(timeout)) spec.connectTimeoutMs = Number(timeout) * 1000;

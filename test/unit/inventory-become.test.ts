@@ -32,13 +32,19 @@ describe('become argv', () => {
 });
 
 describe('connectionFor: Ansible aliases and become', () => {
-  it('reads ansible_ssh_host/_port/_user, the newer names winning', () => {
+  it('reads ansible_ssh_host/_port/_user, and they win over the newer names, as in Ansible', () => {
     expect(connectionFor(host({ ansible_ssh_host: '198.51.100.5', ansible_ssh_port: 2200, ansible_ssh_user: 'ops' }))).toMatchObject({
       address: '198.51.100.5',
       port: 2200,
       user: 'ops',
     });
-    expect(connectionFor(host({ ansible_ssh_host: 'old', ansible_host: 'new', ansible_ssh_port: '1', ansible_port: 2 }))).toMatchObject({ address: 'new', port: 2 });
+    // Ansible 2.14 with both (ansible -vvv): "ESTABLISH SSH CONNECTION FOR USER: oldu" to the
+    // ansible_ssh_host, on its ansible_ssh_port. Before, baton went to the other address as the other user.
+    expect(connectionFor(host({ ansible_ssh_host: 'old', ansible_host: 'new', ansible_ssh_port: '1', ansible_port: 2, ansible_ssh_user: 'oldu', ansible_user: 'newu' }))).toMatchObject({
+      address: 'old',
+      port: 1,
+      user: 'oldu',
+    });
   });
 
   it('takes become from the inventory, typed as Ansible types booleans', () => {
