@@ -17,6 +17,8 @@ import { planLab } from '../../src/lab/plan.js';
 import { formatStatus } from '../../src/cli/status.js';
 import { inventoryObject } from '../../src/lab/inventory.js';
 import { ValidationError } from '../../src/util/errors.js';
+import { checkRenderedArgs } from '../../src/engine/args-check.js';
+import { defaultRegistry } from '../../src/steps/registry.js';
 import { evalCondition, parseCondition } from '../../src/playbook/conditions.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'baton-iscsi-groups-'));
@@ -134,6 +136,16 @@ describe('the move item and the LUN list', () => {
     expect(moveOf(lvm, 'n2', 'n1', 'switchover').iscsi_targets[0]).toMatchObject({ portal: '[2001:db8::10]:3260', luns: [{ backing_store: '/dev/vg0/lun' }] });
   });
 
+
+  it('the longest identity a group may have passes the iscsi_target step\'s own check', async () => {
+    // Before: the group schema took 31 hex digits, the step 24 characters: the takeover failed
+    // "arguments after templating" after the old node had already given the group up.
+    const [g] = load(SAN_A.replace('"5ba7000000000001"', `"${'a'.repeat(31)}"`).replace('SAN-A-1', 'S'.repeat(36))) as ServiceGroup[];
+    const t = moveOf(g!, 'n2', 'n1', 'switchover').iscsi_targets[0]!;
+    const registry = defaultRegistry();
+    await registry.ensureLoaded();
+    expect(checkRenderedArgs(registry, 'iscsi_target', { iqn: t.iqn, portal: t.portal, acls: t.acls, luns: t.luns })).toBeUndefined();
+  });
 
   it('baton_iscsi_luns: one item per LUN with the NAA tgt derives from scsi_id', () => {
     const groups = load(SAN_A) as ServiceGroup[];
