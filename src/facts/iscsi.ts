@@ -153,12 +153,17 @@ export function splitPortal(portal: string, defaultPort = 3260): { address: stri
   return { address: portal, port: defaultPort };
 }
 
-/** Does tgtd listen where an initiator will connect (`ADDR:PORT`)? A wildcard portal on the port covers every address. */
+/**
+ * Does tgtd listen where an initiator will connect (`ADDR:PORT`)? A wildcard portal on the port
+ * covers every address of its family: tgtd sets IPV6_V6ONLY on its IPv6 sockets (usr/iscsi/
+ * iscsi_tcp.c), so `[::]:3260` takes no IPv4 login.
+ */
 export function portalCovered(portals: string[], wanted: string): boolean {
   const w = splitPortal(wanted);
+  const v6 = w.address.includes(':');
   return portals.some((p) => {
     const have = splitPortal(p);
-    return have.port === w.port && (have.address === w.address || have.address === '0.0.0.0' || have.address === '::');
+    return have.port === w.port && (have.address === w.address || have.address === (v6 ? '::' : '0.0.0.0'));
   });
 }
 

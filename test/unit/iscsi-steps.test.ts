@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path, { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { checkRenderedArgs } from '../../src/engine/args-check.js';
 import { parseTgtadmPortals, parseTgtadmTargets, portalCovered, bindAclArgv, deleteTargetArgv } from '../../src/facts/iscsi.js';
 import { chooseTid, createCommands, reconcileCommands, targetMatches, targetSatisfied, tidFor, type IscsiTargetObserved, type TargetState } from '../../src/steps/iscsi/tgt.js';
 import { iscsiTargetAbsent } from '../../src/steps/iscsi-target-absent.js';
@@ -53,6 +54,19 @@ describe('tgtadm show, parsed', () => {
     expect(portalCovered(['0.0.0.0:3260', '[::]:3260'], '198.18.193.100:3260')).toBe(true);
     expect(portalCovered(['0.0.0.0:3260'], '198.18.193.100:3261')).toBe(false);
     expect(portalCovered(['[::]:3260'], '[2001:db8::1]:3260')).toBe(true);
+    // tgtd's IPv6 sockets are IPV6_V6ONLY: a [::] portal takes no IPv4 login, and 0.0.0.0 no IPv6 one.
+    expect(portalCovered(['[::]:3260'], '198.18.193.100:3260')).toBe(false);
+    expect(portalCovered(['0.0.0.0:3260'], '[2001:db8::1]:3260')).toBe(false);
+  });
+
+  it('an IQN or backing store with a comma is refused before tgtd splits it into two parameters', async () => {
+    const registry = defaultRegistry();
+    await registry.ensureLoaded();
+    const lun = { lun: 1, scsi_id: 'ba701', scsi_sn: 'SN1' };
+    expect(checkRenderedArgs(registry, 'iscsi_target', { iqn: 'iqn.2026-11.x:a,b', luns: [{ ...lun, backing_store: '/srv/a.img' }] })).toMatch(/iqn/);
+    expect(checkRenderedArgs(registry, 'iscsi_target', { iqn: 'iqn.2026-11.x:a', luns: [{ ...lun, backing_store: '/srv/a,b.img' }] })).toMatch(/backing_store/);
+    expect(checkRenderedArgs(registry, 'iscsi_target_absent', { iqn: 'iqn.2026-11.x:a,b' })).toMatch(/iqn/);
+    expect(checkRenderedArgs(registry, 'iscsi_target', { iqn: 'iqn.2026-11.x:a', luns: [{ ...lun, backing_store: '/srv/a.img' }] })).toBeUndefined();
   });
 });
 
