@@ -190,6 +190,11 @@ export const bindAclArgv = (cp: number | undefined, tid: number, acl: string): s
   tgtadmArgv(cp, ['--mode', 'target', '--op', 'bind', '--tid', String(tid), isInitiatorName(acl) ? '--initiator-name' : '--initiator-address', acl]);
 export const unbindAclArgv = (cp: number | undefined, tid: number, acl: string): string[] =>
   tgtadmArgv(cp, ['--mode', 'target', '--op', 'unbind', '--tid', String(tid), isInitiatorName(acl) ? '--initiator-name' : '--initiator-address', acl]);
+/** Bind an existing CHAP account to the target (`outgoing`: the one the target answers mutual CHAP with). */
+export const bindAccountArgv = (cp: number | undefined, tid: number, user: string, outgoing = false): string[] =>
+  tgtadmArgv(cp, ['--mode', 'account', '--op', 'bind', '--tid', String(tid), '--user', user, ...(outgoing ? ['--outgoing'] : [])]);
+export const unbindAccountArgv = (cp: number | undefined, tid: number, user: string, outgoing = false): string[] =>
+  tgtadmArgv(cp, ['--mode', 'account', '--op', 'unbind', '--tid', String(tid), '--user', user, ...(outgoing ? ['--outgoing'] : [])]);
 export const newPortalArgv = (cp: number | undefined, portal: string): string[] => tgtadmArgv(cp, ['--mode', 'portal', '--op', 'new', '--param', `portal=${portal}`]);
 export const deletePortalArgv = (cp: number | undefined, portal: string): string[] => tgtadmArgv(cp, ['--mode', 'portal', '--op', 'delete', '--param', `portal=${portal}`]);
 

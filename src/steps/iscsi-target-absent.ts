@@ -28,7 +28,8 @@ export const iscsiTargetAbsent: StepKind<IscsiTargetAbsentArgs, IscsiTargetObser
 
   restored(before, now) {
     if (!before.target || !now.target) return !before.target === !now.target;
-    return targetMatches(now.target, { luns: before.target.luns, acls: before.target.acls });
+    // Its CHAP accounts too: put back without them, tgtd lets in any initiator the ACLs allow.
+    return targetMatches(now.target, before.target);
   },
 
   // The revert is a takeover of the IQN: the engine asks the peers about the target as it was.

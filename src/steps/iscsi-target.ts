@@ -53,7 +53,7 @@ export const iscsiTarget: StepKind<IscsiTargetArgs, IscsiTargetObserved> = {
   // As before, in the sense initiators care about: there or not, and if there, the same identity.
   restored(before, now) {
     if (!before.target || !now.target) return !before.target === !now.target;
-    return targetMatches(now.target, { luns: before.target.luns, acls: before.target.acls });
+    return targetMatches(now.target, before.target);
   },
 
   async apply(ctx, a, before) {

@@ -163,6 +163,30 @@ describe('iscsi_target_absent', () => {
     expect(targetMatches(null, { luns: [], acls: [] })).toBe(false);
   });
 
+  it('a target put back has its CHAP accounts bound again, and is not back without them', async () => {
+    // Before: the revert bound the ACLs and no account, and restored() said "back": tgtd then let
+    // any initiator the ACL allows (ALL by default) log in without CHAP.
+    const before = observed(state(7, { accounts: ['chapuser'], outgoingAccounts: ['mutual'] }));
+    expect(iscsiTargetAbsent.restored!(before, observed(state(7)), { iqn: args.iqn })).toBe(false);
+    expect(iscsiTargetAbsent.restored!(before, observed(state(9, { accounts: ['chapuser'], outgoingAccounts: ['mutual'] })), { iqn: args.iqn })).toBe(true);
+    const ran: string[] = [];
+    const ctx = {
+      transport: { host: 'n1' },
+      log: () => undefined,
+      run: async (argv: string[]) => {
+        const s = argv.join(' ');
+        let stdout = '';
+        if (s.includes('--mode target --op show') || s.includes('--mode portal --op show')) stdout = '';
+        else if (argv[0] === 'sh') stdout = '/dev/loop3 /srv/san/disk1.img\n\n--baton--claims\n/run/baton/loop/loop3:/srv/san/disk1.img\n\n--baton--mountinfo\n';
+        else ran.push(s);
+        return { argv, code: 0, signal: null, stdout, stderr: '', timedOut: false, durationMs: 1 };
+      },
+    };
+    await iscsiTargetAbsent.revert(ctx as never, { iqn: args.iqn }, before);
+    expect(ran).toContainEqual(expect.stringMatching(/--mode account --op bind --tid 7 --user chapuser$/));
+    expect(ran).toContainEqual(expect.stringMatching(/--mode account --op bind --tid 7 --user mutual --outgoing$/));
+  });
+
   it('describes itself in one line with the command', () => {
     expect(iscsiTarget.describe(args).summary).toBe('serve iSCSI target iqn.2026-11.test.baton:g1: LUN 1 (/srv/san/disk1.img, sn SN1) on 198.18.193.100');
     expect(iscsiTargetAbsent.describe({ iqn: args.iqn }).commands[0]).toContain('--force');

@@ -12,8 +12,8 @@
 import { StepRefusedError, type StepContext } from '../contract.js';
 import { runnerOf } from '../../facts/storage.js';
 import {
-  bindAclArgv, deleteLunArgv, deletePortalArgv, deleteTargetArgv, heldLoopOf, imageOfDevice, lunIdentityArgv, newLunArgv,
-  newTargetArgv, portalCovered, readTgtView, splitPortal, unbindAclArgv, type TgtTarget, type TgtView,
+  bindAccountArgv, bindAclArgv, deleteLunArgv, deletePortalArgv, deleteTargetArgv, heldLoopOf, imageOfDevice, lunIdentityArgv, newLunArgv,
+  newTargetArgv, portalCovered, readTgtView, splitPortal, unbindAccountArgv, unbindAclArgv, type TgtTarget, type TgtView,
 } from '../../facts/iscsi.js';
 
 export interface IscsiLunArgs {
@@ -61,7 +61,10 @@ export interface TargetState {
   /** Without tgtd's own LUN 0 (controller), sorted by number. */
   luns: LunState[];
   acls: string[];
+  /** CHAP accounts bound for incoming logins: without one, tgtd lets any initiator the ACLs allow in. */
   accounts: string[];
+  /** The account bound for mutual CHAP (absent in journals written before it was read). */
+  outgoingAccounts?: string[];
   /** Initiators logged in when probed (their addresses); not part of the identity. */
   sessions: string[];
 }
@@ -110,6 +113,7 @@ function stateOf(t: TgtTarget, view: TgtView): TargetState {
       .sort((x, y) => x.lun - y.lun),
     acls: [...t.acls],
     accounts: [...t.accounts],
+    outgoingAccounts: [...t.outgoingAccounts],
     sessions: t.nexus.flatMap((n) => n.addresses.map((a) => `${n.initiator}@${a}`)),
   };
 }
@@ -144,8 +148,11 @@ function sameBacking(have: LunState, want: LunState & { wantImage?: boolean }): 
   return have.backingStore === want.backingStore;
 }
 
-/** Identity and access as asked: IQN, LUN numbers, backing, scsi_id, scsi_sn, ACLs. Not the tid. */
-export function targetMatches(have: TargetState | null, want: { luns: Array<LunState & { wantImage?: boolean }>; acls: string[] }): boolean {
+/**
+ * Identity and access as asked: IQN, LUN numbers, backing, scsi_id, scsi_sn, ACLs, and the CHAP
+ * accounts when `want` names them (a target as it was). Not the tid.
+ */
+export function targetMatches(have: TargetState | null, want: { luns: Array<LunState & { wantImage?: boolean }>; acls: string[]; accounts?: string[]; outgoingAccounts?: string[] }): boolean {
   if (!have) return false;
   if (have.luns.length !== want.luns.length) return false;
   for (let i = 0; i < want.luns.length; i++) {
@@ -153,6 +160,8 @@ export function targetMatches(have: TargetState | null, want: { luns: Array<LunS
     const w = want.luns[i]!;
     if (h.lun !== w.lun || h.scsiId !== w.scsiId || h.scsiSn !== w.scsiSn || !sameBacking(h, w)) return false;
   }
+  if (want.accounts && !sameSet(have.accounts, want.accounts)) return false;
+  if (want.outgoingAccounts && !sameSet(have.outgoingAccounts ?? [], want.outgoingAccounts)) return false;
   return sameSet(have.acls, want.acls);
 }
 
@@ -192,6 +201,23 @@ export interface TargetSpec {
   iqn: string;
   luns: Array<{ lun: number; backingStore: string; scsiId: string; scsiSn: string }>;
   acls: string[];
+  /** CHAP accounts to bind (a target put back as it was); absent: accounts are left as they are. */
+  accounts?: string[];
+  outgoingAccounts?: string[];
+}
+
+/** The CHAP bindings `spec` asks for that `have` lacks, and those it has that `spec` does not. */
+function accountCommands(cp: number | undefined, tid: number, have: Pick<TargetState, 'accounts' | 'outgoingAccounts'>, spec: TargetSpec): string[][] {
+  const cmds: string[][] = [];
+  for (const [want, got, outgoing] of [
+    [spec.accounts, have.accounts, false],
+    [spec.outgoingAccounts, have.outgoingAccounts ?? [], true],
+  ] as const) {
+    if (!want) continue;
+    for (const u of got) if (!want.includes(u)) cmds.push(unbindAccountArgv(cp, tid, u, outgoing));
+    for (const u of want) if (!got.includes(u)) cmds.push(bindAccountArgv(cp, tid, u, outgoing));
+  }
+  return cmds;
 }
 
 /** Commands that make `spec` from nothing on tid `tid`. */
@@ -199,6 +225,7 @@ export function createCommands(cp: number | undefined, tid: number, spec: Target
   const cmds: string[][] = [newTargetArgv(cp, tid, spec.iqn)];
   for (const l of spec.luns) cmds.push(newLunArgv(cp, tid, l.lun, l.backingStore), lunIdentityArgv(cp, tid, l.lun, l.scsiId, l.scsiSn));
   for (const acl of spec.acls) cmds.push(bindAclArgv(cp, tid, acl));
+  cmds.push(...accountCommands(cp, tid, { accounts: [] }, spec));
   return cmds;
 }
 
@@ -219,6 +246,7 @@ export function reconcileCommands(cp: number | undefined, have: TargetState, spe
   }
   for (const acl of have.acls) if (!spec.acls.includes(acl)) cmds.push(unbindAclArgv(cp, tid, acl));
   for (const acl of spec.acls) if (!have.acls.includes(acl)) cmds.push(bindAclArgv(cp, tid, acl));
+  cmds.push(...accountCommands(cp, tid, have, spec));
   return cmds;
 }
 
@@ -240,6 +268,8 @@ export function specOfState(ctx: StepContext, t: TargetState, now: IscsiTargetOb
   return {
     iqn: t.iqn,
     acls: t.acls,
+    accounts: t.accounts,
+    ...(t.outgoingAccounts ? { outgoingAccounts: t.outgoingAccounts } : {}),
     luns: t.luns.map((l) => {
       let backing = l.backingStore;
       if (l.backingImage) {
