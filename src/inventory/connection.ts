@@ -146,15 +146,37 @@ function becomeFor(host: Host, v: (name: string) => unknown): ConnectionSpec['be
   return Object.keys(out).length ? out : undefined;
 }
 
-/** `-o Key=Value`, `-o Key Value`, `-oKey=Value`; keys lower-cased as OpenSSH treats them. */
+/** ssh's flags that take a value and say where or how to connect, as the -o option each stands for. */
+const FLAG_OPTIONS: Record<string, string> = { '-J': 'proxyjump', '-i': 'identityfile' };
+/** ssh's flags with a value that change nothing baton's connection needs (logging, forwarding). */
+const IGNORED_VALUE_FLAGS = new Set(['-E', '-L', '-R', '-D', '-W', '-e', '-m', '-c', '-S', '-O', '-Q', '-B', '-b', '-w']);
+
+/**
+ * `-o Key=Value`, `-o Key Value`, `-oKey=Value`, and `-J JUMP` and `-i KEYFILE` as the options they
+ * stand for (ProxyJump, IdentityFile); keys lower-cased as OpenSSH treats them. Flags that change
+ * nothing baton needs (-C, -q, -v, -A, -T…) are passed over; `-F` is refused: baton would
+ * otherwise dial the address directly, without the jump host or key that file names.
+ */
 export function sshOptions(args: string): Map<string, string> {
   const out = new Map<string, string>();
   const words = splitWords(args);
   for (let i = 0; i < words.length; i++) {
     let w = words[i]!;
+    const flag = w.slice(0, 2);
+    if (FLAG_OPTIONS[flag]) {
+      const value = w.length > 2 ? w.slice(2) : words[++i];
+      if (value !== undefined && !out.has(FLAG_OPTIONS[flag]!)) out.set(FLAG_OPTIONS[flag]!, value);
+      continue;
+    }
+    if (flag === '-F') {
+      throw new Error(`ssh's -F (another config file) in ansible_ssh_common_args/ansible_ssh_extra_args is not supported: put what it says in ~/.ssh/config, or give it as -o options`);
+    }
     if (w === '-o') w = words[++i] ?? '';
     else if (w.startsWith('-o')) w = w.slice(2);
-    else continue;
+    else {
+      if (IGNORED_VALUE_FLAGS.has(w)) i++;
+      continue;
+    }
     const m = /^([A-Za-z]+)(?:\s*=\s*|\s+)(.*)$/.exec(w) ?? (words[i + 1] !== undefined && /^[A-Za-z]+$/.test(w) ? [w, w, words[++i]!] : null);
     if (m) out.set(m[1]!.toLowerCase(), m[2]!);
   }

@@ -72,6 +72,15 @@ describe('connectionFor', () => {
   it('parses -o forms', () => {
     expect([...sshOptions('-o A=1 -oB=2 -o C 3 -v')]).toEqual([['a', '1'], ['b', '2'], ['c', '3']]);
   });
+
+  it('a jump host and a key given as ssh flags (-J, -i) are used, not dropped; -F is refused, not ignored', () => {
+    // Before: every word that was not -o was skipped: no jump host, and the node's private address
+    // dialled directly read as "unreachable" to status and the watcher.
+    const host = { name: 'nas1', groups: ['all'], vars: { ansible_host: '10.0.0.5', ansible_ssh_common_args: '-C -J admin@bastion -i ~/.ssh/k -E /tmp/log -o ConnectTimeout=4' } };
+    expect(connectionFor(host).sshOptions).toEqual(['proxyjump=admin@bastion', `identityfile=~/.ssh/k`, 'connecttimeout=4']);
+    expect([...sshOptions('-Jadmin@b1 -ifile')]).toEqual([['proxyjump', 'admin@b1'], ['identityfile', 'file']]);
+    expect(() => connectionFor({ ...host, vars: { ansible_ssh_common_args: '-F ./ssh.cfg' } })).toThrow(/-F \(another config file\).*not supported/);
+  });
 });
 
 describe('selectHosts', () => {
