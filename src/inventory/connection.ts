@@ -34,6 +34,7 @@ export const CONNECTION_VARS = [
  */
 export function resolveConnectionVars(hosts: Iterable<Host>, extraVars: Record<string, unknown>): void {
   for (const host of hosts) {
+    if (Object.keys(extraVars).length) withExtraVars(host, extraVars);
     for (const k of CONNECTION_VARS) {
       if (!host.deferred || !(k in host.deferred)) continue;
       try {
@@ -43,6 +44,38 @@ export function resolveConnectionVars(hosts: Iterable<Host>, extraVars: Record<s
         // Left for connectionFor, which says what is missing when the host is reached.
       }
     }
+  }
+}
+
+/**
+ * `-e` wins over everything, as in Ansible: a connection var given with -e (`-e
+ * ansible_user=breakglass`) is the one the host is reached with, and an inventory template that
+ * reads an extra var (`vip_interface: "{{ iface }}"` with `-e iface=bond0`) is rendered again with
+ * it (it was rendered when the inventory loaded, without the extra vars). Templates that read
+ * templates settle in as many rounds as there are templates.
+ */
+function withExtraVars(host: Host, extraVars: Record<string, unknown>): void {
+  const templates = Object.entries(host.templates ?? {}).filter(([k]) => !(k in extraVars));
+  for (let round = 0; round < templates.length; round++) {
+    let changed = false;
+    for (const [k, t] of templates) {
+      let now: unknown;
+      try {
+        now = render(t, { inventory_hostname: host.name, ...host.vars, ...extraVars });
+      } catch {
+        continue; // as it rendered at load
+      }
+      if (JSON.stringify(now) !== JSON.stringify(host.vars[k])) {
+        host.vars[k] = now;
+        changed = true;
+      }
+    }
+    if (!changed) break;
+  }
+  for (const k of CONNECTION_VARS) {
+    if (!(k in extraVars)) continue;
+    host.vars[k] = extraVars[k];
+    if (host.deferred) delete host.deferred[k];
   }
 }
 

@@ -195,4 +195,20 @@ describe('connection vars that need -e or inventory_dir', () => {
     const without = loadInputs(pb, { inventory: [inv], extraVars: [] });
     expect(() => connectionFor(without.inventory.hosts.get('n1')!)).toThrow(/deploy_user/);
   });
+
+  it('-e wins, as in Ansible: over a connection var, and in an inventory template that reads it', () => {
+    // Before: the connection came from the inventory alone (-e ansible_user=breakglass was
+    // ignored), and templates were rendered once at load: -e iface=bond0 left vip_interface eth0.
+    const inv = path.join(dir(), 'hosts2.yml');
+    writeFileSync(inv, 'all:\n  vars:\n    iface: eth0\n    vip_interface: "{{ iface }}"\n    label: "{{ vip_interface }}-vip"\n    deploy_user: deploy\n  hosts:\n    n1:\n      ansible_user: "{{ deploy_user }}"\n      ansible_host: 10.0.0.1\n');
+    const pb = path.join(dir(), 'site2.yml');
+    writeFileSync(pb, '- hosts: all\n  steps:\n    - command: { argv: [echo, hi] }\n');
+    const plain = loadInputs(pb, { inventory: [inv], extraVars: [] }).inventory.hosts.get('n1')!;
+    expect([plain.vars.vip_interface, plain.vars.label, connectionFor(plain).user]).toEqual(['eth0', 'eth0-vip', 'deploy']);
+    const n1 = loadInputs(pb, { inventory: [inv], extraVars: ['iface=bond0', 'ansible_host=10.0.0.9', 'deploy_user=ops'] }).inventory.hosts.get('n1')!;
+    expect([n1.vars.vip_interface, n1.vars.label]).toEqual(['bond0', 'bond0-vip']);
+    expect(connectionFor(n1)).toMatchObject({ address: '10.0.0.9', user: 'ops' });
+    const breakglass = loadInputs(pb, { inventory: [inv], extraVars: ['ansible_user=breakglass'] }).inventory.hosts.get('n1')!;
+    expect(connectionFor(breakglass).user).toBe('breakglass');
+  });
 });
