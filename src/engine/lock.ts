@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -128,6 +128,34 @@ function createWhole(file: string, body: string): boolean {
   }
 }
 
+/**
+ * The right to take a stale lock over: a directory made with mkdir (atomic everywhere), holding
+ * the pid of the run in it. Held for microseconds; one left by a run that died there is removed
+ * when its pid is gone (on this controller) or it is older than a few seconds.
+ */
+function takeoverGuard(file: string, name: string): { release: () => void } {
+  const dir = `${file}.takeover`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+      writeFileSync(path.join(dir, 'pid'), `${os.hostname()} ${process.pid}\n`);
+      return { release: () => rmSync(dir, { recursive: true, force: true }) };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    let ownerAlive = true;
+    try {
+      const [host, pid] = readFileSync(path.join(dir, 'pid'), 'utf8').trim().split(' ');
+      ownerAlive = host === os.hostname() ? alive(Number(pid)) : Date.now() - statSync(dir).mtimeMs < UNREADABLE_GRACE_MS;
+    } catch {
+      ownerAlive = (statSync(dir, { throwIfNoEntry: false })?.mtimeMs ?? 0) > Date.now() - UNREADABLE_GRACE_MS;
+    }
+    if (ownerAlive) break;
+    rmSync(dir, { recursive: true, force: true });
+  }
+  throw new BatonError(`the lock "${name}" at ${file} is being taken over by another run; nothing was changed. Try again in a moment.`, ExitCode.LOCKED);
+}
+
 /** An unreadable lock file younger than this may be another baton's write in progress (the fallback above). */
 const UNREADABLE_GRACE_MS = 5_000;
 
@@ -147,27 +175,17 @@ export function acquireLock(name: string, runId: string, dir = locksDir()): Held
     if (!current && seen.ageMs < UNREADABLE_GRACE_MS) {
       throw new BatonError(`the lock "${name}" at ${file} is being written by another run; nothing was changed. Try again in a moment.`, ExitCode.LOCKED);
     }
-    // Stale (dead pid here) or unreadable for a while: moved aside, then the exclusive create is
-    // tried again. What was moved must be the file judged stale: another run taking the same
-    // stale lock over may have put its own live lock there meanwhile, which goes back.
-    const aside = `${file}.stale.${process.pid}`;
+    // Stale (dead pid here) or unreadable for a while: removed under the takeover guard, then the
+    // exclusive create is tried again. Takeovers one at a time: two runs taking the same stale
+    // lock over each moved "the stale file" aside, and one of them moved the other's live lock.
+    const guard = takeoverGuard(file, name);
     try {
-      renameSync(file, aside);
-    } catch {
-      continue; // someone else moved it first; retry
+      const again = readLockFile(file);
+      // Still the file judged stale (no other takeover replaced it before this one got the guard).
+      if (again && again.ino === seen.ino && again.text === seen.text) unlinkSync(file);
+    } finally {
+      guard.release();
     }
-    // The inode alone could be the stale file's, freed and given to the new one: the text too.
-    const moved = readLockFile(aside);
-    if (!moved || moved.ino !== seen.ino || moved.text !== seen.text) {
-      try {
-        linkSync(aside, file);
-      } catch {
-        /* a third run got there: its lock stands */
-      }
-      unlinkSync(aside);
-      continue;
-    }
-    unlinkSync(aside);
     tookOverFrom = current ?? { name, runId: 'unknown', controller: 'unknown', pid: 0, since: 'unknown' };
   }
   const current = readHolder(file);

@@ -1,52 +1,74 @@
-import * as fs from 'node:fs';
-import { mkdtempSync, rmSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { afterEach, beforeEach, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
-// The local lock file (src/engine/lock.ts) against another run on the same controller acting
-// between two of its calls: the lock must never be held twice. A seam in node:fs runs the other
-// run at the moment given: before this run's rename of a lock file it judged stale.
-
-const hook: { beforeRename?: () => void } = {};
-vi.mock('node:fs', async (orig) => {
-  const real = (await orig()) as typeof fs;
-  const renameSync = (from: fs.PathLike, to: fs.PathLike) => {
-    const h = hook.beforeRename;
-    hook.beforeRename = undefined;
-    h?.();
-    return real.renameSync(from, to);
-  };
-  return { ...real, default: { ...real, renameSync }, renameSync };
+// The local lock file (src/engine/lock.ts) against other runs on the same controller acting
+// between two of its calls: the lock must never be held twice.
+//
+// Three runs on one controller meet at a stale lock (its run's pid is gone). Run B judged it
+// stale; at the moment B acts on that judgement, run A takes the same stale lock over, and right
+// after, run C arrives. The hook below runs A and C at exactly those two moments, whichever fs
+// call B makes there (the code before used rename, now unlink): the interleaving that left A and
+// C both holding the lock.
+const hook = vi.hoisted(() => ({ lockFile: '', before: undefined as (() => void) | undefined, after: undefined as (() => void) | undefined }));
+vi.mock('node:fs', async (importOriginal) => {
+  const fs = await importOriginal<typeof import('node:fs')>();
+  const around = <F extends (...a: never[]) => unknown>(f: F) =>
+    ((...args: Parameters<F>) => {
+      const mine = args[0] === hook.lockFile && hook.before;
+      const before = hook.before;
+      const after = hook.after;
+      if (mine) {
+        hook.before = hook.after = undefined;
+        before?.();
+      }
+      const r = f(...args);
+      if (mine) after?.();
+      return r;
+    }) as F;
+  const renameSync = around(fs.renameSync);
+  const unlinkSync = around(fs.unlinkSync);
+  return { ...fs, default: { ...fs, renameSync, unlinkSync }, renameSync, unlinkSync };
 });
-const { acquireLock, LockHeldError } = await import('../../src/engine/lock.js');
+
+const { acquireLock } = await import('../../src/engine/lock.js');
+type Held = ReturnType<typeof acquireLock>;
 
 let dir: string;
-beforeEach(() => (dir = mkdtempSync(path.join(os.tmpdir(), 'baton-lock-race-'))));
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+beforeEach(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'baton-lock-race-'));
+});
+afterEach(() => {
+  hook.before = hook.after = undefined;
+  rmSync(dir, { recursive: true, force: true });
+});
 
-const deadPid = () => Number(spawnSync('sh', ['-c', 'echo $$']).stdout.toString().trim());
-const lockFileIn = () => path.join(dir, readdirSync(dir).find((f) => f.endsWith('.lock'))!);
+describe('two runs taking one stale lock over', () => {
+  it('never both hold it: the one that acts on a judgement made before the other took it over leaves the other alone', () => {
+    const first = acquireLock('nfs-service', 'DEAD', dir);
+    hook.lockFile = first.file;
+    writeFileSync(first.file, JSON.stringify({ name: 'nfs-service', runId: 'DEAD', controller: os.hostname(), pid: 2 ** 22 + 12345, since: 'x' }) + '\n');
 
-it('two runs taking the same stale lock over at once: one holds it, the other is told who does', () => {
-  const stale = acquireLock('nfs-service', 'dead-run', dir);
-  writeFileSync(stale.file, JSON.stringify({ ...stale.holder, pid: deadPid() }) + '\n');
-  let a: ReturnType<typeof acquireLock> | undefined;
-  // B judged the lock stale; before B moves it aside, A takes it over completely.
-  hook.beforeRename = () => {
-    a = acquireLock('nfs-service', 'run-A', dir);
-  };
-  let b: unknown;
-  try {
-    b = acquireLock('nfs-service', 'run-B', dir);
-  } catch (e) {
-    b = e;
-  }
-  expect(a?.holder.runId).toBe('run-A');
-  expect(b).toBeInstanceOf(LockHeldError);
-  expect((b as InstanceType<typeof LockHeldError>).holder.runId).toBe('run-A');
-  expect(JSON.parse(fs.readFileSync(lockFileIn(), 'utf8')).runId).toBe('run-A');
+    const holders: Held[] = [];
+    const attempt = (run: string) => {
+      try {
+        holders.push(acquireLock('nfs-service', run, dir));
+      } catch {
+        // refused (held, or being taken over): holds nothing
+      }
+    };
+    hook.before = () => attempt('RUN-A');
+    hook.after = () => attempt('RUN-C');
+    attempt('RUN-B');
+
+    // Before: A's live lock was moved aside by B, C created the lock in the gap, and B deleted
+    // what it had moved: A and C both held "nfs-service".
+    expect(holders.map((h) => h.holder.runId)).toHaveLength(1);
+    const onDisk = JSON.parse(readFileSync(first.file, 'utf8')) as { runId: string };
+    expect(onDisk.runId).toBe(holders[0]!.holder.runId);
+    expect(readdirSync(dir).filter((f) => !f.endsWith('.lock')), 'no guard or moved file left behind').toEqual([]);
+  });
 });
 
 it('a lock file found empty (another run between creating and writing it) is not taken for stale', () => {
@@ -62,5 +84,5 @@ it('a lock file found empty (another run between creating and writing it) is not
 it('the lock file never exists half written: it is linked into place whole, nothing left beside it', () => {
   const held = acquireLock('nfs-service', 'run-A', dir);
   expect(readdirSync(dir)).toEqual([path.basename(held.file)]);
-  expect(JSON.parse(fs.readFileSync(held.file, 'utf8')).runId).toBe('run-A');
+  expect(JSON.parse(readFileSync(held.file, 'utf8')).runId).toBe('run-A');
 });
