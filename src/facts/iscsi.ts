@@ -29,6 +29,9 @@ export interface TgtLun {
 export interface TgtNexus {
   initiator: string;
   addresses: string[];
+  /** The I_T nexus (session) id and its connections' ids: what `--mode conn --op delete` takes. */
+  sid?: number;
+  cids?: number[];
 }
 
 export interface TgtTarget {
@@ -52,6 +55,7 @@ export function parseTgtadmTargets(stdout: string): TgtTarget[] {
   let section = '';
   let lun: TgtLun | undefined;
   let nexus: TgtNexus | undefined;
+  let sid: number | undefined;
   for (const raw of stdout.split('\n')) {
     if (!raw.trim()) continue;
     const line = raw.trim();
@@ -76,10 +80,12 @@ export function parseTgtadmTargets(stdout: string): TgtTarget[] {
         if (kv?.[1] === 'State') t.state = kv[2]!.trim();
         break;
       case 'I_T nexus information':
-        if (kv?.[1] === 'Initiator') {
-          nexus = { initiator: kv[2]!.replace(/ alias: .*$/, '').trim(), addresses: [] };
+        if (kv?.[1] === 'I_T nexus') sid = Number(kv[2]);
+        else if (kv?.[1] === 'Initiator') {
+          nexus = { initiator: kv[2]!.replace(/ alias: .*$/, '').trim(), addresses: [], ...(Number.isInteger(sid) ? { sid, cids: [] } : {}) };
           t.nexus.push(nexus);
-        } else if (kv?.[1] === 'IP Address' && nexus) nexus.addresses.push(kv[2]!.trim());
+        } else if (kv?.[1] === 'Connection' && nexus?.cids && /^\d+$/.test(kv[2]!.trim())) nexus.cids.push(Number(kv[2]));
+        else if (kv?.[1] === 'IP Address' && nexus) nexus.addresses.push(kv[2]!.trim());
         break;
       case 'LUN information':
         if (kv?.[1] === 'LUN') {
@@ -180,6 +186,9 @@ export const showTargetsArgv = (cp?: number): string[] => tgtadmArgv(cp, ['--mod
 export const showPortalsArgv = (cp?: number): string[] => tgtadmArgv(cp, ['--mode', 'portal', '--op', 'show']);
 export const newTargetArgv = (cp: number | undefined, tid: number, iqn: string): string[] => tgtadmArgv(cp, ['--mode', 'target', '--op', 'new', '--tid', String(tid), '--targetname', iqn]);
 /** `--force`: a target with logged-in initiators is removed too (their connections are closed). */
+/** Close one connection of an initiator's session (the target's release does it before deleting the target). */
+export const deleteConnArgv = (cp: number | undefined, tid: number, sid: number, cid: number): string[] =>
+  tgtadmArgv(cp, ['--mode', 'conn', '--op', 'delete', '--tid', String(tid), '--sid', String(sid), '--cid', String(cid)]);
 export const deleteTargetArgv = (cp: number | undefined, tid: number): string[] => tgtadmArgv(cp, ['--mode', 'target', '--op', 'delete', '--force', '--tid', String(tid)]);
 export const newLunArgv = (cp: number | undefined, tid: number, lun: number, backing: string): string[] =>
   tgtadmArgv(cp, ['--mode', 'logicalunit', '--op', 'new', '--tid', String(tid), '--lun', String(lun), '--backing-store', backing]);

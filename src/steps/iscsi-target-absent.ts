@@ -1,6 +1,8 @@
 /**
- * `iscsi_target_absent`: stop serving an iSCSI target on this node (`tgtadm --op delete --force`:
- * logged-in initiators are disconnected, and reconnect to wherever the VIP goes next). The probe
+ * `iscsi_target_absent`: stop serving an iSCSI target on this node: its initiators' connections
+ * closed first (they reconnect to wherever the VIP goes next), then `tgtadm --op delete --force`,
+ * tried again while a LUN still has a command in flight (tgtd refuses "this logical unit is still
+ * active" until the reply to it is sent: a slow backing store, or replies stuck once the VIP went). The probe
  * records the whole target (LUNs, backing volume by image, identity, ACLs, tid), so a revert
  * makes exactly that target again — on whatever loop device holds the image on this node by then.
  *
@@ -10,10 +12,11 @@
  * takeover of the IQN on another node in the same run knows this node let it go.
  */
 import type { StepKind } from './contract.js';
-import { deleteTargetArgv } from '../facts/iscsi.js';
-import { controlPortOf, iscsiResource, probeHere, restoreTarget, targetMatches, type IscsiTargetAbsentArgs, type IscsiTargetArgs, type IscsiTargetObserved } from './iscsi/tgt.js';
+import { deleteConnArgv, deleteTargetArgv } from '../facts/iscsi.js';
+import { controlPortOf, deleteTarget, iscsiResource, probeHere, restoreTarget, targetMatches, type IscsiTargetAbsentArgs, type IscsiTargetArgs, type IscsiTargetObserved } from './iscsi/tgt.js';
 
 export type { IscsiTargetAbsentArgs };
+
 
 export const iscsiTargetAbsent: StepKind<IscsiTargetAbsentArgs, IscsiTargetObserved> = {
   kind: 'iscsi_target_absent',
@@ -51,7 +54,8 @@ export const iscsiTargetAbsent: StepKind<IscsiTargetAbsentArgs, IscsiTargetObser
   },
 
   async apply(ctx, a, before) {
-    if (before.target) await ctx.run(deleteTargetArgv(controlPortOf(a), before.target.tid));
+    if (!before.target) return;
+    await deleteTarget(ctx, controlPortOf(a), before.target.tid, a.iqn);
   },
 
   revert: (ctx, a, before) => restoreTarget(ctx, a, before.target),
@@ -60,6 +64,10 @@ export const iscsiTargetAbsent: StepKind<IscsiTargetAbsentArgs, IscsiTargetObser
     // The tid is the one the node's tgtd shows for the IQN when the step runs.
     const argv = deleteTargetArgv(controlPortOf(a), 0);
     argv[argv.length - 1] = '<tid of the IQN>';
-    return { summary: `stop serving iSCSI target ${a.iqn}`, commands: [argv] };
+    const conn = deleteConnArgv(controlPortOf(a), 0, 0, 0).map((w) => (w === '0' ? '<…>' : w));
+    conn.splice(conn.indexOf('--tid') + 1, 1, '<tid of the IQN>');
+    conn.splice(conn.indexOf('--sid') + 1, 1, '<each session>');
+    conn.splice(conn.indexOf('--cid') + 1, 1, '<each of its connections>');
+    return { summary: `stop serving iSCSI target ${a.iqn} (its initiators' connections closed first)`, commands: [conn, argv] };
   },
 };

@@ -38,7 +38,7 @@ describe('tgtadm show, parsed', () => {
 
   it('reads the initiators logged in (I_T nexus)', () => {
     const [t1] = parseTgtadmTargets(fixture('show-target-nexus.txt'));
-    expect(t1!.nexus).toEqual([{ initiator: 'iqn.2026-11.test.baton:client1', addresses: ['127.0.0.1'] }]);
+    expect(t1!.nexus).toEqual([{ initiator: 'iqn.2026-11.test.baton:client1', addresses: ['127.0.0.1'], sid: 1, cids: [0] }]);
   });
 
   it('no target at all is an empty list; garbage is an error', () => {
@@ -187,9 +187,45 @@ describe('iscsi_target_absent', () => {
     expect(ran).toContainEqual(expect.stringMatching(/--mode account --op bind --tid 7 --user mutual --outgoing$/));
   });
 
+  it('the release closes the initiators\' connections, then deletes the target, again while a LUN is busy', async () => {
+    const nexusShow = fixture('show-target-nexus.txt');
+    const tid = parseTgtadmTargets(nexusShow)[0]!.tid;
+    const iqn = parseTgtadmTargets(nexusShow)[0]!.iqn;
+    const ran: string[] = [];
+    let deletes = 0;
+    const ctx = (busyFor: number, stderr = 'tgtadm: this logical unit is still active') => ({
+      transport: { host: 'n1' },
+      timeoutMs: 30_000,
+      log: () => undefined,
+      run: async (argv: string[]) => {
+        const s = argv.join(' ');
+        let stdout = '';
+        let code = 0;
+        let err = '';
+        if (s.includes('--mode target --op show')) stdout = nexusShow;
+        else if (s.includes('--mode portal --op show')) stdout = '';
+        else if (argv[0] === 'sh') stdout = '\n--baton--claims\n\n--baton--mountinfo\n';
+        else {
+          ran.push(s);
+          if (s.includes('--op delete --force') && deletes++ < busyFor) [code, err] = [22, stderr];
+        }
+        return { argv, code, signal: null, stdout, stderr: err, timedOut: false, durationMs: 1 };
+      },
+    });
+    // Before: one delete, and "this logical unit is still active" failed the release (the
+    // failover rolled back; with a hung backing store, for ever), initiators never disconnected.
+    await iscsiTargetAbsent.apply(ctx(2) as never, { iqn }, observed(state(tid, { iqn })));
+    expect(ran[0]).toMatch(new RegExp(`--mode conn --op delete --tid ${tid} --sid 1 --cid 0$`));
+    expect(ran.slice(1)).toEqual(Array(3).fill(expect.stringMatching(new RegExp(`--mode target --op delete --force --tid ${tid}$`))));
+    // Anything else tgtd says is reported as it said it, at once.
+    ran.length = 0;
+    deletes = 0;
+    await expect(iscsiTargetAbsent.apply(ctx(1, 'tgtadm: invalid request') as never, { iqn }, observed(state(tid, { iqn })))).rejects.toThrow(/on n1: tgtadm could not delete target \d+ .*exit 22, tgtadm: invalid request$/);
+  });
+
   it('describes itself in one line with the command', () => {
     expect(iscsiTarget.describe(args).summary).toBe('serve iSCSI target iqn.2026-11.test.baton:g1: LUN 1 (/srv/san/disk1.img, sn SN1) on 198.18.193.100');
-    expect(iscsiTargetAbsent.describe({ iqn: args.iqn }).commands[0]).toContain('--force');
+    expect(iscsiTargetAbsent.describe({ iqn: args.iqn }).commands.map((c) => c.slice(3, 7).join(' '))).toEqual(['--mode conn --op delete', '--mode target --op delete']);
   });
 });
 

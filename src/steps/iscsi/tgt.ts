@@ -12,7 +12,7 @@
 import { StepRefusedError, type StepContext } from '../contract.js';
 import { runnerOf } from '../../facts/storage.js';
 import {
-  bindAccountArgv, bindAclArgv, deleteLunArgv, deletePortalArgv, deleteTargetArgv, heldLoopOf, imageOfDevice, lunIdentityArgv, newLunArgv,
+  bindAccountArgv, bindAclArgv, deleteConnArgv, deleteLunArgv, deletePortalArgv, deleteTargetArgv, heldLoopOf, imageOfDevice, lunIdentityArgv, newLunArgv,
   newTargetArgv, portalCovered, readTgtView, splitPortal, unbindAccountArgv, unbindAclArgv, type TgtTarget, type TgtView,
 } from '../../facts/iscsi.js';
 
@@ -283,6 +283,36 @@ export function specOfState(ctx: StepContext, t: TargetState, now: IscsiTargetOb
   };
 }
 
+const ANY_STATUS = Array.from({ length: 256 }, (_, i) => i);
+
+/**
+ * Stop serving target `tid`: its initiators' connections closed first (FACTS: before the target;
+ * no new command arrives), then `delete --force`, tried again while tgtd refuses it because a LUN
+ * still has a command in flight ("this logical unit is still active", until the reply is sent: a
+ * slow backing store, or replies stuck once the VIP went), within a third of the step's time (at
+ * most 20 s), then reported with tgtd's words.
+ */
+export async function deleteTarget(ctx: StepContext, cp: number | undefined, tid: number, iqn: string): Promise<void> {
+  const view = await readTgtView(runnerOf(ctx), cp);
+  const target = view.targets.find((t) => t.tid === tid && t.iqn === iqn);
+  for (const n of target?.nexus ?? []) {
+    for (const cid of n.cids ?? []) await ctx.run(deleteConnArgv(cp, tid, n.sid!, cid), { okCodes: ANY_STATUS });
+  }
+  const until = Date.now() + Math.min(20_000, (ctx.timeoutMs ?? 30_000) / 3);
+  for (let tries = 1; ; tries++) {
+    const r = await ctx.run(deleteTargetArgv(cp, tid), { okCodes: ANY_STATUS });
+    if (r.code === 0) return;
+    const busy = /still active|busy|in use/i.test(r.stderr);
+    if (!busy || Date.now() >= until) {
+      throw new Error(
+        `on ${ctx.transport.host}: tgtadm could not delete target ${tid} (${iqn})${tries > 1 ? ` in ${tries} tries` : ''}: exit ${r.code}, ${r.stderr.trim() || '(no stderr)'}` +
+          (busy ? '; a LUN still has a command in flight (is its backing store hung?), and LUNs numbered above it may already be gone' : ''),
+      );
+    }
+    await new Promise((res) => setTimeout(res, 250));
+  }
+}
+
 export async function runAll(ctx: StepContext, cmds: string[][]): Promise<void> {
   for (const argv of cmds) await ctx.run(argv);
 }
@@ -298,7 +328,7 @@ export async function restoreTarget(ctx: StepContext, a: { iqn: string; control_
   const now = await probeHere(ctx, { iqn: a.iqn, luns, control_port: a.control_port });
   if (!now.running) throw new Error(`on ${ctx.transport.host}: tgtd does not answer (tgtadm exit 107); cannot put ${a.iqn} back`);
   if (!want) {
-    if (now.target) await ctx.run(deleteTargetArgv(cp, now.target.tid));
+    if (now.target) await deleteTarget(ctx, cp, now.target.tid, now.target.iqn);
   } else {
     const spec = specOfState(ctx, want, now);
     if (now.target) await runAll(ctx, reconcileCommands(cp, now.target, spec));
