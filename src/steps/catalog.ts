@@ -47,5 +47,6 @@ export const catalog: CatalogEntry[] = [
   { kind: 'fence_device', role: 'neutral', load: async () => (await import('./fence-device.js')).fenceDevice },
   { kind: 'iscsi_target', role: 'takeover', load: async () => (await import('./iscsi-target.js')).iscsiTarget },
   { kind: 'iscsi_target_absent', role: 'release', load: async () => (await import('./iscsi-target-absent.js')).iscsiTargetAbsent },
+  { kind: 'iscsi_portal', role: 'neutral', load: async () => (await import('./iscsi-portal.js')).iscsiPortal },
   { kind: 'iscsi_lun', role: 'neutral', load: async () => (await import('./iscsi-lun.js')).iscsiLun },
 ];

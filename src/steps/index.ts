@@ -32,6 +32,7 @@ import { fenceDevice } from './fence-device.js';
 import { iscsiTarget } from './iscsi-target.js';
 import { iscsiTargetAbsent } from './iscsi-target-absent.js';
 import { iscsiLun } from './iscsi-lun.js';
+import { iscsiPortal } from './iscsi-portal.js';
 
 /** Every step kind baton ships. One line per kind; the engine never names one. */
-export const allKinds: StepKind[] = [command, waitFor, assertStep, raiseVip, lowerVip, failoverMac, releaseMac, garp, fence, unfence, exportStep, unexportStep, restartStatd, trackLockHolders, untrackLockHolders, notifyLockHolders, importVolume, deportVolume, mountStep, unmountStep, promoteStep, demoteStep, vipHolder, mounted, exported, serviceRunning, nfsNull, tcp, diskFree, fenceDevice, iscsiTarget, iscsiTargetAbsent, iscsiLun];
+export const allKinds: StepKind[] = [command, waitFor, assertStep, raiseVip, lowerVip, failoverMac, releaseMac, garp, fence, unfence, exportStep, unexportStep, restartStatd, trackLockHolders, untrackLockHolders, notifyLockHolders, importVolume, deportVolume, mountStep, unmountStep, promoteStep, demoteStep, vipHolder, mounted, exported, serviceRunning, nfsNull, tcp, diskFree, fenceDevice, iscsiTarget, iscsiTargetAbsent, iscsiPortal, iscsiLun];

@@ -19,6 +19,7 @@ import { inventoryObject } from '../../src/lab/inventory.js';
 import { ValidationError } from '../../src/util/errors.js';
 import { checkRenderedArgs } from '../../src/engine/args-check.js';
 import { defaultRegistry } from '../../src/steps/registry.js';
+import { iscsiPortal } from '../../src/steps/iscsi-portal.js';
 import { evalCondition, parseCondition } from '../../src/playbook/conditions.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'baton-iscsi-groups-'));
@@ -219,6 +220,55 @@ describe('the NFSv3 lock-holder steps of roles/group-move', () => {
       expect(runsFor(nfs!, host)).toBe(true);
       expect(runsFor(san!, host)).toBe(false);
     }
+  });
+});
+
+describe('the iSCSI steps of roles/group-move', () => {
+  const steps = () => yaml.load(readFileSync('roles/group-move/steps.yml', 'utf8')) as Array<Record<string, unknown>>;
+  const at = (kind: string) => steps().findIndex((s) => kind in s);
+
+  it('the target before the VIP, its portal after it: tgtd binds a portal\'s address', () => {
+    // Before: iscsi_target added the portal VIP:PORT while the VIP was still on the old node
+    // (a port other than 3260, or a tgtd without a wildcard portal): bind() failed, every time.
+    expect(at('iscsi_target')).toBeLessThan(at('raise_vip'));
+    expect((steps()[at('iscsi_target')]!.iscsi_target as Record<string, unknown>).portal).toBeUndefined();
+    expect(at('iscsi_portal')).toBeGreaterThan(at('raise_vip'));
+    expect(at('iscsi_portal')).toBeLessThan(at('garp'));
+  });
+
+  it('iscsi_portal opens the portal only where tgtd does not cover it, and its revert closes only what it opened', async () => {
+    const ran: string[] = [];
+    let portals = ['0.0.0.0:3260'];
+    const ctx = {
+      transport: { host: 'n1' },
+      log: () => undefined,
+      run: async (argv: string[]) => {
+        const c = argv.join(' ');
+        let stdout = '';
+        if (c.includes('--mode target --op show')) stdout = '';
+        else if (c.includes('--mode portal --op show')) stdout = portals.map((p) => `Portal: ${p},1`).join('\n') + '\n';
+        else if (argv[0] === 'sh') stdout = '\n--baton--claims\n\n--baton--mountinfo\n';
+        else {
+          ran.push(c);
+          const m = /--op new --param portal=(\S+)/.exec(c);
+          if (m) portals = [...portals, m[1]!];
+        }
+        return { argv, code: 0, signal: null, stdout, stderr: '', timedOut: false, durationMs: 1 };
+      },
+    };
+    const covered = await iscsiPortal.probe(ctx as never, { portal: '198.18.0.210:3260' });
+    expect(iscsiPortal.satisfied(covered, { portal: '198.18.0.210:3260' })).toBe(true);
+    const a = { portal: '198.18.0.210:3261' };
+    const before = await iscsiPortal.probe(ctx as never, a);
+    expect(iscsiPortal.satisfied(before, a)).toBe(false);
+    await iscsiPortal.apply(ctx as never, a, before);
+    expect(iscsiPortal.satisfied(await iscsiPortal.probe(ctx as never, a), a)).toBe(true);
+    await iscsiPortal.revert(ctx as never, a, before);
+    expect(ran).toEqual([expect.stringMatching(/--mode portal --op new --param portal=198\.18\.0\.210:3261$/), expect.stringMatching(/--mode portal --op delete --param portal=198\.18\.0\.210:3261$/)]);
+    // Covered before the step: its revert takes nothing away.
+    ran.length = 0;
+    await iscsiPortal.revert(ctx as never, { portal: '198.18.0.210:3260' }, covered);
+    expect(ran).toEqual([]);
   });
 });
 
