@@ -14,6 +14,15 @@ import { journalPath } from './journal.js';
 import { EtcdLockService, JOURNAL_PREFIX, LOCK_PREFIX } from './locks/etcd.js';
 import { LocalFileLockService, NodeLockService, type LockService } from './locks/index.js';
 import { runsDir } from './state-dir.js';
+
+/** Ended runs stay in etcd this long; every controller keeps its copy in its own state dir. */
+export const JOURNAL_RETENTION_DAYS = 30;
+
+/** When a run started, from its id (`20261128T185141Z-240572`); 0 for an id that says no time. */
+function runStartMs(runId: string): number {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z/.exec(runId);
+  return m ? Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])) : 0;
+}
 import { writeFileAtomic } from '../util/write-atomic.js';
 
 export interface Coordinator {
@@ -155,41 +164,68 @@ export class EtcdCoordinator implements Coordinator {
     return [new LocalFileLockService(), new EtcdLockService(this.etcd, this.label)];
   }
 
-  async syncJournals(dir = runsDir()): Promise<string[]> {
-    let kvs;
+  /**
+   * Other controllers' journals copied here (a run, an undo or `baton runs` sees every run), and
+   * old ones pruned from etcd. Keys first, then the lines of only the runs this controller lacks:
+   * every run syncs, and reading every journal's every line made each run slower than the last.
+   * Runs that ended more than JOURNAL_RETENTION_DAYS ago leave etcd (each controller keeps its
+   * copy in its state dir); a run that never ended stays, whatever its age: it is owed.
+   */
+  async syncJournals(dir = runsDir(), now = Date.now()): Promise<string[]> {
+    let keys;
     try {
-      kvs = await this.etcd.range(JOURNAL_PREFIX, { prefix: true });
+      keys = await this.etcd.range(JOURNAL_PREFIX, { prefix: true, keysOnly: true });
     } catch (e) {
       return [`note: the journals of other controllers could not be read from ${this.label}: ${(e as Error).message}; only this controller's runs are listed`];
     }
-    const runs = new Map<string, Array<{ index: number; line: string }>>();
-    for (const kv of kvs) {
+    const runs = new Map<string, number[]>();
+    for (const kv of keys) {
       const m = /^baton\/journal\/([^/]+)\/(\d+)$/.exec(kv.key);
       if (!m || !/^[0-9TZ]+-[0-9a-f]+$/.test(m[1]!)) continue;
       const list = runs.get(m[1]!) ?? [];
-      list.push({ index: Number(m[2]), line: kv.value });
+      list.push(Number(m[2]));
       runs.set(m[1]!, list);
     }
     const notes: string[] = [];
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    for (const [runId, lines] of runs) {
-      lines.sort((a, b) => a.index - b.index);
+    for (const [runId, indices] of runs) {
+      indices.sort((a, b) => a - b);
       // Only a gapless copy from line 0: a hole means a line was never mirrored.
-      const whole = lines.every((l, i) => l.index === i);
-      if (!whole) {
+      if (!indices.every((n, i) => n === i)) {
         notes.push(`note: run ${runId}'s journal in ${this.label} has missing lines; not copied`);
         continue;
       }
       const file = journalPath(runId, dir);
-      const local = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).length : 0;
-      if (local >= lines.length) continue;
-      writeFileAtomic(file, lines.map((l) => `${l.line}\n`).join(''), { mode: 0o600 });
-      // A finished run is sealed (record count and last hash), as its own controller sealed it.
-      const last = lines[lines.length - 1]!.line;
-      const h = /,"h":"([0-9a-f]{16})"\}$/.exec(last)?.[1];
-      if (/^\{"t":"end"/.test(last) && h) {
-        const seal = file.replace(/\.jsonl$/, '.seal');
-        writeFileAtomic(seal, JSON.stringify({ records: lines.length, h }) + '\n', { mode: 0o600 });
+      const localLines = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];
+      let last = localLines.length >= indices.length ? localLines[indices.length - 1] : undefined;
+      if (last === undefined) {
+        let kvs;
+        try {
+          kvs = await this.etcd.range(`${JOURNAL_PREFIX}${runId}/`, { prefix: true });
+        } catch (e) {
+          notes.push(`note: run ${runId}'s journal could not be read from ${this.label}: ${(e as Error).message}; not copied`);
+          continue;
+        }
+        const lines = kvs
+          .map((kv) => ({ index: Number(/\/(\d+)$/.exec(kv.key)?.[1] ?? -1), line: kv.value }))
+          .sort((a, b) => a.index - b.index);
+        // Pruned (or still being written) between the two reads: what was read must be whole.
+        if (lines.length === 0 || !lines.every((l, i) => l.index === i)) continue;
+        writeFileAtomic(file, lines.map((l) => `${l.line}\n`).join(''), { mode: 0o600 });
+        last = lines[lines.length - 1]!.line;
+        // A finished run is sealed (record count and last hash), as its own controller sealed it.
+        const h = /,"h":"([0-9a-f]{16})"\}$/.exec(last)?.[1];
+        if (/^\{"t":"end"/.test(last) && h) {
+          const seal = file.replace(/\.jsonl$/, '.seal');
+          writeFileAtomic(seal, JSON.stringify({ records: lines.length, h }) + '\n', { mode: 0o600 });
+        }
+      }
+      if (/^\{"t":"end"/.test(last) && now - runStartMs(runId) > JOURNAL_RETENTION_DAYS * 86_400_000) {
+        try {
+          await this.etcd.delete(`${JOURNAL_PREFIX}${runId}/`, { prefix: true });
+        } catch {
+          // The next sync tries again.
+        }
       }
     }
     return notes;

@@ -1,6 +1,6 @@
 /**
  * Enough of etcd, in memory, for the watcher's decision log and orphan finder in unit tests:
- * put (optionally under a lease), range by key or prefix (keys only on request), get. `onGet`
+ * put (optionally under a lease), range by key or prefix (keys only on request), get, delete. `onGet`
  * lets a test change the store the moment a key is read (a run ending mid-scan).
  */
 export class MemEtcd {
@@ -19,6 +19,10 @@ export class MemEtcd {
       .filter((k) => (o.prefix ? k.startsWith(key) : k === key))
       .sort()
       .map((k) => ({ key: k, value: o.keysOnly ? '' : this.kv.get(k)!.value, createRevision: 1, modRevision: 1, version: 1, lease: this.kv.get(k)!.lease }));
+  }
+
+  async delete(key: string, o: { prefix?: boolean } = {}): Promise<void> {
+    for (const k of [...this.kv.keys()]) if (o.prefix ? k.startsWith(key) : k === key) this.kv.delete(k);
   }
 
   async get(key: string) {
