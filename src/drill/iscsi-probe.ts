@@ -33,6 +33,8 @@ export const DRILL_INITIATOR = 'iqn.2026-11.dev.baton:drill';
 export class IscsiBlockReader {
   private session: IscsiSession | undefined;
   private blockSize = 0;
+  /** Bumped when an attempt is given up: a login it started that ends later is closed, not kept. */
+  private generation = 0;
 
   constructor(private readonly o: IscsiProbeOptions) {}
 
@@ -55,14 +57,30 @@ export class IscsiBlockReader {
 
   private async readNow(timeoutMs: number): Promise<Buffer> {
     if (!this.session) {
+      const gen = this.generation;
       const s = await iscsiLogin({ host: this.o.host, port: this.o.port, initiatorName: DRILL_INITIATOR, targetName: this.o.iqn, timeoutMs });
+      let blockSize: number;
+      try {
+        blockSize = (await s.readCapacity(this.o.lun)).blockSize;
+      } catch (e) {
+        s.close();
+        throw e;
+      }
+      // The attempt that logged in was given up meanwhile (its bound ran out): this session is
+      // nobody's. Kept, it stayed logged in on the target for the rest of the drill.
+      if (gen !== this.generation || this.session) {
+        s.close();
+        throw new Error('login finished after its attempt was given up');
+      }
+      // Only a session whose block size is known is used: a read built with block size 0 is wrong.
       this.session = s;
-      this.blockSize = (await s.readCapacity(this.o.lun)).blockSize;
+      this.blockSize = blockSize;
     }
     return this.session.read(this.o.lun, this.o.lba, this.o.blocks, this.blockSize);
   }
 
   private drop(): void {
+    this.generation++;
     this.session?.close();
     this.session = undefined;
   }
@@ -70,6 +88,7 @@ export class IscsiBlockReader {
   /** Log out politely at the end of the drill (bounded by the session's own timeout). */
   async close(): Promise<void> {
     const s = this.session;
+    this.generation++;
     this.session = undefined;
     if (s) await s.logout().catch(() => s.close());
   }
