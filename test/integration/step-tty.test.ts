@@ -5,14 +5,12 @@
  *
  * The run is the real `baton run --step --yes` on the local transport, with the TtyReporter.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireTmux, testTerminal } from '../helpers/tmux.js';
 
-const execFileP = promisify(execFile);
 const CLI = path.resolve('dist/cli/main.js');
 const SOCKET = `baton-oncall-step-${process.pid}`;
 const SESSION = 'step';
@@ -30,29 +28,15 @@ const shownMs = (screen: string, name: string) => {
   return m ? Number(m[1]) : undefined;
 };
 
-const tmux = (...args: string[]) => execFileP('tmux', ['-L', SOCKET, ...args]);
-const screen = async () => (await tmux('capture-pane', '-p', '-J', '-t', SESSION, '-S', '-200')).stdout;
-
-/** Wait until the screen matches; the screen as it was when it did (or a failure showing it). */
-async function waitForScreen(re: RegExp, timeoutMs = 15_000): Promise<string> {
-  const until = Date.now() + timeoutMs;
-  let last = '';
-  while (Date.now() < until) {
-    last = await screen();
-    if (re.test(last)) return last;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`the terminal never showed ${re} within ${timeoutMs} ms; it shows:\n${last}`);
-}
+const term = testTerminal(SOCKET, SESSION);
+const { tmux, waitForScreen } = term;
 
 /** What the prompt line says for the step that makes file `f`: the host, what it would run, the choices. */
 const QUESTION = (f: string) => new RegExp(`localhost: run touch \\S+/target/${f} \\(unless \\S+ exists\\) — run it\\? \\[y\\]es / \\[s\\]kip / \\[c\\]ontinue without asking: `);
 
 beforeAll(async () => {
   if (!existsSync('dist/cli/run.js')) throw new Error('dist/ is missing: run `npm run build` (npm test does) first');
-  await execFileP('tmux', ['-V']).catch(() => {
-    throw new Error('tmux is missing: run scripts/install-test-deps.sh');
-  });
+  await requireTmux();
   work = mkdtempSync(path.join(os.tmpdir(), 'baton-step-'));
   target = path.join(work, 'target');
   mkdirSync(target);
@@ -66,9 +50,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await tmux('kill-server').catch(() => undefined);
-  // A killed server leaves its socket file behind.
-  rmSync(path.join(process.env.TMUX_TMPDIR ?? '/tmp', `tmux-${process.getuid?.() ?? 0}`, SOCKET), { force: true });
+  await term.close();
   if (work) rmSync(work, { recursive: true, force: true });
 });
 

@@ -3,15 +3,13 @@
  * the same run ends, and a later run makes the same change again. The person then types "yes"
  * to a plan that is no longer true. Local transport, no root.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { baton as batonIn } from '../helpers/nfs-service.js';
+import { requireTmux, testTerminal } from '../helpers/tmux.js';
 
-const execFileP = promisify(execFile);
 const CLI = path.resolve('dist/cli/main.js');
 const SOCKET = `baton-undo-prompt-${process.pid}`;
 const SESSION = 'undo';
@@ -20,25 +18,11 @@ let work: string;
 let target: string;
 let state: string;
 
-const tmux = (...args: string[]) => execFileP('tmux', ['-L', SOCKET, ...args]);
-const screen = async () => (await tmux('capture-pane', '-p', '-J', '-t', SESSION, '-S', '-200')).stdout;
-
-async function waitForScreen(re: RegExp, timeoutMs = 15_000): Promise<string> {
-  const until = Date.now() + timeoutMs;
-  let last = '';
-  while (Date.now() < until) {
-    last = await screen();
-    if (re.test(last)) return last;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`the terminal never showed ${re} within ${timeoutMs} ms; it shows:\n${last}`);
-}
+const term = testTerminal(SOCKET, SESSION);
 
 beforeAll(async () => {
   if (!existsSync(CLI)) throw new Error('dist/ is missing: run `npm run build` (npm test does) first');
-  await execFileP('tmux', ['-V']).catch(() => {
-    throw new Error('tmux is missing: run scripts/install-test-deps.sh');
-  });
+  await requireTmux();
   work = mkdtempSync(path.join(os.tmpdir(), 'baton-undo-prompt-'));
   target = path.join(work, 'target');
   state = path.join(work, 'state');
@@ -46,8 +30,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await tmux('kill-server').catch(() => undefined);
-  rmSync(path.join(process.env.TMUX_TMPDIR ?? '/tmp', `tmux-${process.getuid?.() ?? 0}`, SOCKET), { force: true });
+  await term.close();
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
@@ -65,8 +48,8 @@ describe('undo asked on a terminal, answered after the world moved on', () => {
     const runA = /undo:\s+baton undo (\S+)/.exec(first.stdout)![1]!;
 
     // Person 1 asks for the undo and is shown the plan.
-    await tmux('new-session', '-d', '-s', SESSION, '-x', '160', '-y', '50', `env -u CI BATON_STATE_DIR=${state} TERM=xterm-256color node ${CLI} undo ${runA}; echo "EXIT=$?"; sleep 600`);
-    await waitForScreen(/Type "yes" to go on: /);
+    await term.start(`env -u CI BATON_STATE_DIR=${state} TERM=xterm-256color node ${CLI} undo ${runA}; echo "EXIT=$?"; sleep 600`);
+    await term.waitForScreen(/Type "yes" to go on: /);
 
     // Meanwhile person 2 undoes it too, and the same playbook is run again (run C).
     const other = await baton(['undo', '--yes', runA]);
@@ -78,8 +61,8 @@ describe('undo asked on a terminal, answered after the world moved on', () => {
 
     // Person 1 says yes to the plan on the screen. Before: that plan, made before the other undo,
     // was carried out: run C's files were removed (no drift: they looked as run A left them).
-    await tmux('send-keys', '-t', SESSION, 'yes', 'Enter');
-    const s = await waitForScreen(/EXIT=\d+/);
+    await term.type('yes', 'Enter');
+    const s = await term.waitForScreen(/EXIT=\d+/);
     expect(s).toContain('EXIT=0');
     expect(s).toMatch(/nothing to undo any more/);
     expect(readdirSync(target).sort(), "run C's work is left alone").toEqual(['a', 'b']);

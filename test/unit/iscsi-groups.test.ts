@@ -20,6 +20,7 @@ import { ValidationError } from '../../src/util/errors.js';
 import { checkRenderedArgs } from '../../src/engine/args-check.js';
 import { defaultRegistry } from '../../src/steps/registry.js';
 import { iscsiPortal } from '../../src/steps/iscsi-portal.js';
+import { fakeTgtNode } from '../helpers/fake-tgt.js';
 import { evalCondition, parseCondition } from '../../src/playbook/conditions.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'baton-iscsi-groups-'));
@@ -237,25 +238,14 @@ describe('the iSCSI steps of roles/group-move', () => {
   });
 
   it('iscsi_portal opens the portal only where tgtd does not cover it, and its revert closes only what it opened', async () => {
-    const ran: string[] = [];
     let portals = ['0.0.0.0:3260'];
-    const ctx = {
-      transport: { host: 'n1' },
-      log: () => undefined,
-      run: async (argv: string[]) => {
-        const c = argv.join(' ');
-        let stdout = '';
-        if (c.includes('--mode target --op show')) stdout = '';
-        else if (c.includes('--mode portal --op show')) stdout = portals.map((p) => `Portal: ${p},1`).join('\n') + '\n';
-        else if (argv[0] === 'sh') stdout = '\n--baton--claims\n\n--baton--mountinfo\n';
-        else {
-          ran.push(c);
-          const m = /--op new --param portal=(\S+)/.exec(c);
-          if (m) portals = [...portals, m[1]!];
-        }
-        return { argv, code: 0, signal: null, stdout, stderr: '', timedOut: false, durationMs: 1 };
+    const { ctx, ran } = fakeTgtNode({
+      portals: () => portals,
+      onChange: (c) => {
+        const m = /--op new --param portal=(\S+)/.exec(c);
+        if (m) portals = [...portals, m[1]!];
       },
-    };
+    });
     const covered = await iscsiPortal.probe(ctx as never, { portal: '198.18.0.210:3260' });
     expect(iscsiPortal.satisfied(covered, { portal: '198.18.0.210:3260' })).toBe(true);
     const a = { portal: '198.18.0.210:3261' };

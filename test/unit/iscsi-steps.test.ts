@@ -16,6 +16,7 @@ import { StepRefusedError } from '../../src/steps/contract.js';
 import { lunProblem } from '../../src/steps/iscsi-lun.js';
 import { loadPlaybook } from '../../src/playbook/load.js';
 import { defaultRegistry } from '../../src/steps/registry.js';
+import { fakeTgtNode } from '../helpers/fake-tgt.js';
 import { localInventory, loadProblems } from '../helpers/model.js';
 import { tempDirEach } from '../helpers/state-dir.js';
 
@@ -169,19 +170,7 @@ describe('iscsi_target_absent', () => {
     const before = observed(state(7, { accounts: ['chapuser'], outgoingAccounts: ['mutual'] }));
     expect(iscsiTargetAbsent.restored!(before, observed(state(7)), { iqn: args.iqn })).toBe(false);
     expect(iscsiTargetAbsent.restored!(before, observed(state(9, { accounts: ['chapuser'], outgoingAccounts: ['mutual'] })), { iqn: args.iqn })).toBe(true);
-    const ran: string[] = [];
-    const ctx = {
-      transport: { host: 'n1' },
-      log: () => undefined,
-      run: async (argv: string[]) => {
-        const s = argv.join(' ');
-        let stdout = '';
-        if (s.includes('--mode target --op show') || s.includes('--mode portal --op show')) stdout = '';
-        else if (argv[0] === 'sh') stdout = '/dev/loop3 /srv/san/disk1.img\n\n--baton--claims\n/run/baton/loop/loop3:/srv/san/disk1.img\n\n--baton--mountinfo\n';
-        else ran.push(s);
-        return { argv, code: 0, signal: null, stdout, stderr: '', timedOut: false, durationMs: 1 };
-      },
-    };
+    const { ctx, ran } = fakeTgtNode({ storage: '/dev/loop3 /srv/san/disk1.img\n\n--baton--claims\n/run/baton/loop/loop3:/srv/san/disk1.img\n\n--baton--mountinfo\n' });
     await iscsiTargetAbsent.revert(ctx as never, { iqn: args.iqn }, before);
     expect(ran).toContainEqual(expect.stringMatching(/--mode account --op bind --tid 7 --user chapuser$/));
     expect(ran).toContainEqual(expect.stringMatching(/--mode account --op bind --tid 7 --user mutual --outgoing$/));
@@ -191,36 +180,19 @@ describe('iscsi_target_absent', () => {
     const nexusShow = fixture('show-target-nexus.txt');
     const tid = parseTgtadmTargets(nexusShow)[0]!.tid;
     const iqn = parseTgtadmTargets(nexusShow)[0]!.iqn;
-    const ran: string[] = [];
     let deletes = 0;
-    const ctx = (busyFor: number, stderr = 'tgtadm: this logical unit is still active') => ({
-      transport: { host: 'n1' },
-      timeoutMs: 30_000,
-      log: () => undefined,
-      run: async (argv: string[]) => {
-        const s = argv.join(' ');
-        let stdout = '';
-        let code = 0;
-        let err = '';
-        if (s.includes('--mode target --op show')) stdout = nexusShow;
-        else if (s.includes('--mode portal --op show')) stdout = '';
-        else if (argv[0] === 'sh') stdout = '\n--baton--claims\n\n--baton--mountinfo\n';
-        else {
-          ran.push(s);
-          if (s.includes('--op delete --force') && deletes++ < busyFor) [code, err] = [22, stderr];
-        }
-        return { argv, code, signal: null, stdout, stderr: err, timedOut: false, durationMs: 1 };
-      },
-    });
+    const node = (busyFor: number, stderr = 'tgtadm: this logical unit is still active') =>
+      fakeTgtNode({ targets: () => nexusShow, timeoutMs: 30_000, onChange: (c) => (c.includes('--op delete --force') && deletes++ < busyFor ? { code: 22, stderr } : undefined) });
     // Before: one delete, and "this logical unit is still active" failed the release (the
     // failover rolled back; with a hung backing store, for ever), initiators never disconnected.
-    await iscsiTargetAbsent.apply(ctx(2) as never, { iqn }, observed(state(tid, { iqn })));
+    const busy = node(2);
+    await iscsiTargetAbsent.apply(busy.ctx as never, { iqn }, observed(state(tid, { iqn })));
+    const ran = busy.ran;
     expect(ran[0]).toMatch(new RegExp(`--mode conn --op delete --tid ${tid} --sid 1 --cid 0$`));
     expect(ran.slice(1)).toEqual(Array(3).fill(expect.stringMatching(new RegExp(`--mode target --op delete --force --tid ${tid}$`))));
     // Anything else tgtd says is reported as it said it, at once.
-    ran.length = 0;
     deletes = 0;
-    await expect(iscsiTargetAbsent.apply(ctx(1, 'tgtadm: invalid request') as never, { iqn }, observed(state(tid, { iqn })))).rejects.toThrow(/on n1: tgtadm could not delete target \d+ .*exit 22, tgtadm: invalid request$/);
+    await expect(iscsiTargetAbsent.apply(node(1, 'tgtadm: invalid request').ctx as never, { iqn }, observed(state(tid, { iqn })))).rejects.toThrow(/on n1: tgtadm could not delete target \d+ .*exit 22, tgtadm: invalid request$/);
   });
 
   it('describes itself in one line with the command', () => {
@@ -273,20 +245,7 @@ describe('iscsi_target revert: the portal it added, and only that one', () => {
   const portals = ['198.18.193.1:3260', '198.18.193.102:3260', '198.18.193.101:3260'];
 
   async function revertB(portalsBefore: string[]): Promise<string[]> {
-    const changed: string[] = [];
-    const ctx = {
-      transport: { host: 'n2' },
-      log: () => undefined,
-      run: async (argv: string[]) => {
-        const s = argv.join(' ');
-        let stdout = '';
-        if (s.includes('--mode target --op show')) stdout = targetB;
-        else if (s.includes('--mode portal --op show')) stdout = portals.map((p) => `Portal: ${p},1`).join('\n') + '\n';
-        else if (argv[0] === 'sh') stdout = '\n--baton--claims\n\n--baton--mountinfo\n';
-        else changed.push(s);
-        return { argv, code: 0, signal: null, stdout, stderr: '', timedOut: false, durationMs: 1 };
-      },
-    };
+    const { ctx, ran: changed } = fakeTgtNode({ host: 'n2', targets: () => targetB, portals: () => portals });
     const b = { iqn: 'iqn.2026-11.test.baton:b', portal: '198.18.193.102:3260', luns: [{ lun: '1', backing_store: '/dev/sdb', scsi_id: 'bb01', scsi_sn: 'SNB1' }] };
     await iscsiTarget.revert(ctx as never, b as never, { running: true, target: null, devices: {}, portals: portalsBefore, tids: [] });
     return changed;
