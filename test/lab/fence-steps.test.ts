@@ -181,8 +181,13 @@ describe('fence / unfence in the lab', () => {
     expect(await sshAnswers('n1')).toBe(false);
     expect(await bmcStatus('n1')).toMatch(/is off/);
     expect(await sshAnswers('n2')).toBe(true);
+    // Once it is down, nothing this provider can read tells "off" from "cut off by a partition":
+    // a second fence is not confirmed (before, it was "ok" without sending anything, and the
+    // engine excused an unreachable node as fenced).
     const again = await runPlay(steps);
-    expect(again.summary.recap.n2).toMatchObject({ changed: 0, ok: 1 });
+    expect(again.code).not.toBe(0);
+    expect(again.summary.recap.n2).toMatchObject({ changed: 0, failed: 1 });
+    expect(again.summary.failures.join('\n')).toMatch(/n1 cannot be reached over SSH .*partition/);
   });
 
   it('unfence powers n1 on through its BMC, then changes nothing; undo powers it off again', async () => {

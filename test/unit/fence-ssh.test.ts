@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { StepContext } from '../../src/steps/contract.js';
 import { sshDriver } from '../../src/steps/fence/ssh.js';
 import { UnreachableError, type ExecResult, type Transport } from '../../src/transport/transport.js';
@@ -32,16 +32,37 @@ describe('fence provider ssh: reading the power', () => {
     await expect(sshDriver('n1').status(ctxAnswering({ code: null, timedOut: true }).ctx, 5000)).rejects.toThrow(/cannot be read as off/);
   });
 
-  it('after this driver sent the power-off, a connection that stops answering is the node gone', async () => {
-    const { ctx, ran } = ctxAnswering({ code: null, timedOut: true });
-    const driver = sshDriver('n1');
-    await driver.set(ctx, 'off', 5000);
-    expect(await driver.status(ctx, 5000)).toBe('off');
-    expect(ran[0]).toEqual(['sh', '-c', 'echo o > /proc/sysrq-trigger']);
+  it('after this driver sent the power-off, a connection that stops answering is the node gone, once the silence lasts', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const { ctx, ran } = ctxAnswering({ code: null, timedOut: true });
+      const driver = sshDriver('n1');
+      await driver.set(ctx, 'off', 5000);
+      expect(ran[0]).toEqual(['sh', '-c', 'echo o > /proc/sysrq-trigger']);
+      // Before: one slow answer was "off", and an overloaded node was taken for fenced.
+      await expect(driver.status(ctx, 5000)).rejects.toThrow(/n1 has not answered since the power-off was sent .*off once that lasts 5 s/);
+      vi.setSystemTime(Date.now() + 5000);
+      expect(await driver.status(ctx, 5000)).toBe('off');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
-  it('a node that cannot be reached is off (the only proof this provider has)', async () => {
-    expect(await sshDriver('n1').status(ctxAnswering('unreachable').ctx, 5000)).toBe('off');
+  it('a node that cannot be reached before the power-off is not off: a partition looks the same', async () => {
+    // Before: "off" at once, nothing sent, and the engine excused the node as fenced while it
+    // may still have served behind the partition.
+    await expect(sshDriver('n1').status(ctxAnswering('unreachable').ctx, 5000)).rejects.toThrow(/n1 cannot be reached over SSH .*partition/);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const { ctx } = ctxAnswering('unreachable');
+      const driver = sshDriver('n1');
+      await driver.set(ctx, 'off', 5000);
+      await expect(driver.status(ctx, 5000)).rejects.toThrow(/cannot be reached since the power-off/);
+      vi.setSystemTime(Date.now() + 5000);
+      expect(await driver.status(ctx, 5000)).toBe('off');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

@@ -20,10 +20,24 @@ export const DEFAULT_SELF_FENCE = ['sh', '-c', 'echo o > /proc/sysrq-trigger'];
 
 /** How long one "does it still answer?" check may take. */
 const ANSWER_TIMEOUT_MS = 3000;
+/**
+ * After the power-off was sent, how long the node must stay silent (no answer, or no connection)
+ * before that reads as off: one slow answer is also what an overloaded node gives.
+ */
+const SILENCE_MS = 5000;
 
 export function sshDriver(target: string, command: string[] = DEFAULT_SELF_FENCE): PowerDriver {
   /** This driver sent the power-off: a connection that stops answering is what it did. */
   let sent = false;
+  /** Since when the node has given no answer, after the power-off was sent. */
+  let silentSince: number | undefined;
+  /** Silence after the power-off: off once it has lasted SILENCE_MS, else not yet known. */
+  const silent = (why: string): PowerState => {
+    silentSince ??= Date.now();
+    const lasted = Date.now() - silentSince;
+    if (lasted >= SILENCE_MS) return 'off';
+    throw new Error(`${target} ${why} since the power-off was sent ${Math.round(lasted / 100) / 10} s ago; off once that lasts ${SILENCE_MS / 1000} s`);
+  };
   return {
     label: `ssh to ${target}`,
     async status(ctx: StepContext, timeoutMs: number): Promise<PowerState> {
@@ -33,18 +47,29 @@ export function sshDriver(target: string, command: string[] = DEFAULT_SELF_FENCE
         // verdict (connected, or unreachable within the connect timeout) is waited for. After it,
         // a connect that does not finish in time is the node gone.
         const t = sent ? await withTimeout(ctx.transportFor(target), limit) : await ctx.transportFor(target);
-        if (!t) return 'off';
+        if (!t) return silent('has not taken a connection');
         const r = await t.exec(['true'], { timeoutMs: limit });
         // Any exit status is an answer: the node is up (`sudo -n` refusing `true` included).
-        if (!r.timedOut) return 'on';
+        if (!r.timedOut) {
+          silentSince = undefined;
+          return 'on';
+        }
         // A connection that was open and no longer answers: after the power-off this driver sent,
-        // the node went down (a machine that loses power sends no FIN). Before it, the node may
-        // only be slow: never read as off, or the fence would be "confirmed" without acting.
-        if (sent) return 'off';
+        // the node went down (a machine that loses power sends no FIN), once that silence lasts.
+        // Before it, the node may only be slow: never read as off, or the fence would be
+        // "confirmed" without acting.
+        if (sent) return silent('has not answered');
         throw new Error(`${target} took the SSH connection but \`true\` did not finish within ${limit / 1000} s: it may be up but overloaded, so it cannot be read as off; fence it through its BMC (provider ipmi or fence-agent)`);
       } catch (e) {
-        if (e instanceof UnreachableError) return 'off';
-        throw e;
+        if (!(e instanceof UnreachableError)) throw e;
+        // Before the power-off, a node baton cannot reach is not known to be off: a node cut off by
+        // a network partition looks the same, and may still serve. Unknown is not free.
+        if (!sent) {
+          throw new Error(
+            `${target} cannot be reached over SSH (${e.message}), so the ssh provider cannot power it off or know that it is off: a node cut off by a partition looks the same and may still serve. Fence it through its BMC (provider ipmi or fence-agent)`,
+          );
+        }
+        return silent('cannot be reached');
       }
     },
     async set(ctx: StepContext, state: PowerState, timeoutMs: number): Promise<void> {
