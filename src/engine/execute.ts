@@ -297,7 +297,8 @@ export async function execute(o: ExecuteOptions): Promise<ExecuteResult> {
           timeoutMs,
           become,
           signal: abort.signal,
-          onMarkDown: kind.role === 'fence' ? (name, reason) => (reason ? safety.fenced.add(name) : safety.fenced.delete(name)) : undefined,
+          // Only a fence marks a node fenced; any step that powers one back on (unfence, a reboot) clears it.
+          onMarkDown: (name, reason) => (reason === null ? safety.clearFenced(name) : kind.role === 'fence' ? void safety.fenced.add(name) : undefined),
           log: (m) => {
             notes.push(m);
             if (o.verbose) t.emit({ type: 'log', host: host.name, message: o.redactor.redact(m) });

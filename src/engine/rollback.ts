@@ -118,7 +118,8 @@ export async function revertChanges(changes: AppliedChange[], o: RevertOptions):
         timeoutMs,
         signal: abort.signal,
         log: (m) => notes.push(m),
-        onMarkDown: kind.role === 'fence' ? (name, reason) => (reason ? safety.fenced.add(name) : safety.fenced.delete(name)) : undefined,
+        // Only a fence marks a node fenced; any step that powers one back on (unfence, a reboot) clears it.
+          onMarkDown: (name, reason) => (reason === null ? safety.clearFenced(name) : kind.role === 'fence' ? void safety.fenced.add(name) : undefined),
       });
       const bounded = <T>(p: Promise<T>): Promise<T> =>
         Promise.race([

@@ -52,6 +52,12 @@ export class RunSafety {
     return r;
   }
 
+  /** A node powered back on in this run: no longer fenced, and its BMC is asked again. */
+  clearFenced(name: string): void {
+    this.fenced.delete(name);
+    this.offReadings.delete(name);
+  }
+
   noteReleased(resource: string, host: string): void {
     this.released.add(`${resource}\u0000${host}`);
   }

@@ -251,7 +251,8 @@ export const fence: StepKind<FenceArgs, PowerObserved> = {
     const driver = driverFor(ctx, a);
     const power = await driver.status(ctx, budgetMs(ctx, a), 'fenced');
     // A node confirmed off holds nothing and answers nothing: later peer checks need not wait on it.
-    if (power === 'off' && cutsPower(a)) ctx.markDown(a.target, `fenced (${driver.label} reports its power off)`);
+    // Not for a reboot: this step powers it back on.
+    if (power === 'off' && cutsPower(a) && a.action !== 'reboot') ctx.markDown(a.target, `fenced (${driver.label} reports its power off)`);
     return { power };
   },
 
@@ -273,6 +274,7 @@ export const fence: StepKind<FenceArgs, PowerObserved> = {
       // The fence is done once off is confirmed; a node that then fails to boot is still fenced.
       try {
         await driver.set(ctx, 'on', Math.max(1000, deadline - Date.now()));
+        ctx.markDown(a.target, null);
       } catch (e) {
         ctx.log(`fence ${a.target}: powered off as asked, but powering it back on failed: ${(e as Error).message}`);
       }

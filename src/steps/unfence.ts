@@ -26,6 +26,8 @@ export const unfence: StepKind<PowerArgs, PowerObserved> = {
   async apply(ctx, a) {
     refuseSelf(ctx, a, 'power on');
     await converge(ctx, a, driverFor(ctx, a), 'on', Date.now() + budgetMs(ctx, a));
+    // Up again: later steps of the run must ask it what it holds, not excuse it as fenced.
+    ctx.markDown(a.target, null);
   },
 
   async revert(ctx, a, before) {

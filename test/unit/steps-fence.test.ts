@@ -22,6 +22,7 @@ import { defaultRegistry } from '../../src/steps/registry.js';
 import { execute } from '../../src/engine/execute.js';
 import { Journal, readJournal } from '../../src/engine/journal.js';
 import { RecapCollector, type EngineEvent } from '../../src/engine/events.js';
+import { allKinds } from '../../src/steps/index.js';
 import { Redactor } from '../../src/engine/redact.js';
 import { revertChanges } from '../../src/engine/rollback.js';
 import { TransportPool } from '../../src/transport/index.js';
@@ -244,6 +245,27 @@ describe('fence through the engine (command provider, local)', () => {
       await pool.closeAll();
     }
     expect(readFileSync(psu, 'utf8')).toBe('off\n');
+  });
+
+  it('a node powered back on in the run (unfence, or a reboot fence) is reached again by later steps, not excused as fenced', async () => {
+    const inventory = localInventory(['local', 'peer']);
+    const pool = new TransportPool((h) => connectionFor(inventory.hosts.get(h)!));
+    const registry = new StepRegistry([fence, unfence, ...allKinds.filter((k) => k.kind === 'command')]);
+    const journal = new Journal('r-up', path.join(stateDir, 'runs'));
+    const onPeer = step('command', { argv: ['true'] }, { delegateTo: 'peer', name: 'ask the peer' });
+    try {
+      // Before: unfence left the node marked down ("fenced"), so the step after it could not
+      // reach it, and takeover checks excused it although it was up.
+      const r = await execute({
+        playbook: playbook([step('fence', cmdArgs()), step('unfence', cmdArgs()), onPeer, step('fence', cmdArgs({ action: 'reboot' })), { ...onPeer, id: 'p0.again' }], { hosts: 'local' }),
+        inventory, extraVars: {}, registry, pool, runId: 'r-up', journal, redactor: new Redactor(), onEvent: () => {},
+      });
+      expect(r.exitCode, JSON.stringify(r.failures)).toBe(0);
+      expect(readFileSync(psu, 'utf8')).toBe('on\n');
+    } finally {
+      journal.close();
+      await pool.closeAll();
+    }
   });
 
   it('revert of a fence whose apply never ran (crash before apply) converges without changing anything', async () => {
