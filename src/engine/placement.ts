@@ -94,10 +94,10 @@ const usable = (n: NodeObservation | undefined): boolean => Boolean(n?.view) && 
 function ifaceOf(g: ServiceGroup, inventory: Inventory | undefined, node: string): string {
   if (g.mac && g.failoverInterface) return g.failoverInterface;
   if (g.interface) return g.interface;
-  // The node's own: its vip_interface (the single-service inventories' name), or the lab's iface.
-  const vars = inventory?.hosts.get(node)?.vars;
-  for (const v of [vars?.vip_interface, vars?.iface]) if (typeof v === 'string' && v && !v.includes('{{')) return v;
-  return 'eth0';
+  const own = g.nodeInterfaces?.[node];
+  if (own) return own;
+  const v = inventory?.hosts.get(node)?.vars.iface;
+  return typeof v === 'string' && v && !v.includes('{{') ? v : 'eth0';
 }
 
 function iscsiTargetsOf(g: ServiceGroup): MoveIscsiTarget[] {

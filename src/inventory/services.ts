@@ -92,8 +92,10 @@ export const ISCSI_DEFAULT_PORT = 3260;
 export interface ServiceGroup {
   name: string;
   vip: { address: string; prefix: number };
-  /** Where the VIP is raised; absent: each node's `iface` var, else eth0. */
+  /** Where the VIP is raised; absent: `nodeInterfaces`, else each node's `iface` var, else eth0. */
   interface?: string;
+  /** The implied group's nodes naming different `vip_interface`s: each node's own. */
+  nodeInterfaces?: Record<string, string>;
   volume?: VolumeSpec;
   mount?: MountSpec;
   nfsExports: NfsExportSpec[];
@@ -524,9 +526,13 @@ export function impliedGroup(inventory: Inventory): ServiceGroup | undefined {
   };
   // One interface for the group only when every node names the same one: nodes may differ
   // (eth0 on one, ens192 on the other), and each node's own is then used (engine/placement.ts).
-  const ifaces = new Set(nodes.map((n) => plain(inventory.hosts.get(n) ?? ref, 'vip_interface')));
+  const ifaces = nodes.map((n) => [n, plain(inventory.hosts.get(n) ?? ref, 'vip_interface')] as const);
   const iface = plain(ref, 'vip_interface');
-  if (typeof iface === 'string' && iface && ifaces.size === 1) g.interface = iface;
+  if (new Set(ifaces.map(([, i]) => i)).size === 1) {
+    if (typeof iface === 'string' && iface) g.interface = iface;
+  } else {
+    g.nodeInterfaces = Object.fromEntries(ifaces.filter((e): e is readonly [string, string] => typeof e[1] === 'string' && e[1] !== ''));
+  }
   if (volume) g.volume = volume;
   if (mountPath) g.mount = { path: mountPath, fstype: String(plain(ref, 'fstype') ?? 'ext4') };
   return g;

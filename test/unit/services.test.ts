@@ -366,6 +366,23 @@ describe('the implied group of a single-service inventory', () => {
     expect(moveOf(g!, 'nas2', 'nas1', 'test', inv)).toMatchObject({ interface: 'eth0', interface_from: 'ens192' });
   });
 
+  it('a baton_services group without interface takes each node\'s iface, whatever vip_interface says (the vip role\'s failover NIC)', () => {
+    const inv = loadInventory(
+      inventoryFile(`all:
+  vars:
+    baton_services:
+      a: { vip: 198.18.0.200/24, nodes: [nas1, nas2] }
+  children:
+    nodes:
+      hosts:
+        nas1: { ansible_host: 198.18.0.11, iface: bond0, vip_interface: fo1 }
+        nas2: { ansible_host: 198.18.0.12, iface: bond0, vip_interface: fo1 }
+`),
+    );
+    const [g] = loadServiceGroups(inv);
+    expect(moveOf(g!, 'nas1', 'nas2', 'test', inv)).toMatchObject({ interface: 'bond0', interface_from: 'bond0' });
+  });
+
   it('no vip and no baton_services: no group', () => {
     expect(load(inventoryFile(`all:\n${HOSTS}`))).toEqual([]);
   });
