@@ -1,5 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
+import { inventoryFileVars } from './templated.js';
 import { render } from '../playbook/template.js';
 import type { ConnectionSpec, Host } from './model.js';
 
@@ -33,8 +34,10 @@ export const CONNECTION_VARS = [
  * reaches that host (a host no play selects must not stop the run).
  */
 export function resolveConnectionVars(hosts: Iterable<Host>, extraVars: Record<string, unknown>): void {
-  for (const host of hosts) {
-    if (Object.keys(extraVars).length) withExtraVars(host, extraVars);
+  const all = [...hosts];
+  const magic = Object.keys(extraVars).length ? magicOf(all) : undefined;
+  for (const host of all) {
+    if (magic) withExtraVars(host, extraVars, magic(host));
     for (const k of CONNECTION_VARS) {
       if (!host.deferred || !(k in host.deferred)) continue;
       try {
@@ -54,14 +57,17 @@ export function resolveConnectionVars(hosts: Iterable<Host>, extraVars: Record<s
  * it (it was rendered when the inventory loaded, without the extra vars). Templates that read
  * templates settle in as many rounds as there are templates.
  */
-function withExtraVars(host: Host, extraVars: Record<string, unknown>): void {
+function withExtraVars(host: Host, extraVars: Record<string, unknown>, magic: Record<string, unknown>): void {
+  // A var the host has (its vip_interface, say) is the -e value for everything that reads the
+  // host's vars: placement and the implied group too, not only the steps.
+  for (const [k, v] of Object.entries(extraVars)) if (k in host.vars) host.vars[k] = v;
   const templates = Object.entries(host.templates ?? {}).filter(([k]) => !(k in extraVars));
   for (let round = 0; round < templates.length; round++) {
     let changed = false;
     for (const [k, t] of templates) {
       let now: unknown;
       try {
-        now = render(t, { inventory_hostname: host.name, ...host.vars, ...extraVars });
+        now = render(t, { ...host.vars, ...magic, ...extraVars });
       } catch {
         continue; // as it rendered at load
       }
@@ -77,6 +83,21 @@ function withExtraVars(host: Host, extraVars: Record<string, unknown>): void {
     host.vars[k] = extraVars[k];
     if (host.deferred) delete host.deferred[k];
   }
+}
+
+/** The magic vars inventory templates saw when the inventory loaded (inventory/templated.ts), per host. */
+function magicOf(hosts: Host[]): (host: Host) => Record<string, unknown> {
+  const groups: Record<string, string[]> = {};
+  for (const h of hosts) for (const g of h.groups) (groups[g] ??= []).push(h.name);
+  const hostvars = Object.fromEntries(hosts.map((h) => [h.name, h.vars]));
+  return (host) => ({
+    inventory_hostname: host.name,
+    inventory_hostname_short: host.name.split('.')[0],
+    group_names: host.groups.filter((g) => g !== 'all' && g !== 'ungrouped').sort(),
+    groups,
+    hostvars,
+    ...inventoryFileVars(host.loc?.file),
+  });
 }
 
 export function connectionFor(host: Host, inventoryDir?: string): ConnectionSpec {

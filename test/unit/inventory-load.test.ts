@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { connectionFor, sshOptions } from '../../src/inventory/connection.js';
 import { loadInventory } from '../../src/inventory/load.js';
+import { loadServiceGroups } from '../../src/inventory/services.js';
 import { loadInputs } from '../../src/cli/inputs.js';
 import { selectHosts } from '../../src/inventory/pattern.js';
 import { tempDirEach } from '../helpers/state-dir.js';
@@ -210,5 +211,17 @@ describe('connection vars that need -e or inventory_dir', () => {
     expect(connectionFor(n1)).toMatchObject({ address: '10.0.0.9', user: 'ops' });
     const breakglass = loadInputs(pb, { inventory: [inv], extraVars: ['ansible_user=breakglass'] }).inventory.hosts.get('n1')!;
     expect(connectionFor(breakglass).user).toBe('breakglass');
+  });
+
+  it('-e over a plain inventory var reaches what reads the host\'s vars (placement), and templates keep their magic vars', () => {
+    const inv = path.join(dir(), 'hosts3.yml');
+    writeFileSync(inv, 'all:\n  vars:\n    vip: 198.18.0.200/24\n    vip_interface: eth0\n    iface: eth0\n    label: "{{ inventory_hostname_short }}-{{ iface }}-{{ group_names | join(\',\') }}"\n  children:\n    nodes:\n      hosts:\n        nas1.example: { ansible_host: 10.0.0.1 }\n        nas2.example: { ansible_host: 10.0.0.2 }\n');
+    const pb = path.join(dir(), 'site3.yml');
+    writeFileSync(pb, '- hosts: all\n  steps:\n    - command: { argv: [echo, hi] }\n');
+    const inputs = loadInputs(pb, { inventory: [inv], extraVars: ['vip_interface=bond0', 'iface=bond1'] });
+    const [g] = loadServiceGroups(inputs.inventory);
+    // Before: the group (and so service-move) kept eth0 while the nfs-* playbooks used bond0.
+    expect(g!.interface).toBe('bond0');
+    expect(inputs.inventory.hosts.get('nas1.example')!.vars.label).toBe('nas1-bond1-nodes');
   });
 });
