@@ -148,6 +148,10 @@ describe('YAML, scripts, directories', () => {
     const hosts = Array.from({ length: 12 }, (_, i) => `    h${i}:`).join('\n');
     const f = write('bomb.yml', `all:\n  vars:\n    a0: xxxxxxxxxxxxxxxx\n${levels}\n  hosts:\n${hosts}\n`);
     expect(problemsOf(f)).toMatch(new RegExp(`${f}:\\d+:\\d+: .*over 1048576 characters after templating`));
+    // One expression that doubles is stopped too.
+    const joins = Array.from({ length: 23 }, (_, i) => `    a${i + 1}: "{{ [a${i}, a${i}] | join('') }}"`).join('\n');
+    const g = write('bomb2.yml', `all:\n  vars:\n    a0: xxxxxxxxxxxxxxxx\n${joins}\n  hosts:\n${hosts}\n`);
+    expect(problemsOf(g)).toMatch(new RegExp(`${g}:\\d+:\\d+: .*over 1048576 characters after templating`));
   });
   it("says what a failing inventory script said", () => {
     const f = write('broken.sh', '#!/bin/sh\necho "cannot reach the CMDB" >&2\nexit 3\n', 0o755);
