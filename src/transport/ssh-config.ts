@@ -150,7 +150,13 @@ export function resolveTarget(spec: ConnectionSpec, opts: ResolveOptions = {}, d
 
 function resolveWithParser(spec: ConnectionSpec, opts: ResolveOptions, config: SSHConfig | undefined, depth: number): ResolvedTarget {
   if (depth > 8) throw new Error(`ProxyJump chain for ${spec.host} is longer than 8 hops (a loop?)`);
-  const c: Computed = config ? config.compute(spec.address, { ignoreCase: true, matchExec: false }) : {};
+  // The inventory's -o options (and -J, -i) are ssh's command line: they win over the config.
+  const cmdline: Computed = {};
+  for (const o of spec.sshOptions ?? []) {
+    const eq = o.indexOf('=');
+    if (eq > 0) cmdline[o.slice(0, eq).toLowerCase()] ??= o.slice(eq + 1);
+  }
+  const c: Computed = { ...(config ? config.compute(spec.address, { ignoreCase: true, matchExec: false }) : {}), ...cmdline };
   const hostName = first(c.hostname) ?? spec.address;
   const port = spec.port ?? (first(c.port) ? Number(first(c.port)) : 22);
   const user = spec.user ?? first(c.user) ?? userInfo().username;

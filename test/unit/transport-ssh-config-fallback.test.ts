@@ -28,4 +28,14 @@ describe('ssh config without OpenSSH', () => {
     expect(viaOpenSsh.resolvedBy).toBe('ssh -G');
     for (const k of ['hostName', 'user', 'port', 'proxyCommand'] as const) expect(viaOpenSsh[k], k).toEqual(viaMissing[k]);
   });
+  test("the inventory's -o options (and -J, -i) win over the config, as on ssh's command line, without OpenSSH too", async () => {
+    // Before: the parser never read them: without an ssh binary the jump host was dropped and
+    // the node's private address dialled directly.
+    const withOpts = spec({ address: 'nas3', sshOptions: ['proxyjump=admin@bastion', 'identityfile=/keys/k', 'proxycommand=none'] });
+    const parsed = resolveTarget(withOpts, { sshConfigFile: cfg, sshBinary: null });
+    expect(parsed.jumps.map((j) => [j.user, j.hostName])).toEqual([['admin', 'bastion']]);
+    expect(parsed.identityFiles).toEqual(['/keys/k']);
+    const viaOpenSsh = await resolveTargetAsync(withOpts, { sshConfigFile: cfg });
+    expect(viaOpenSsh.jumps.map((j) => [j.user, j.hostName])).toEqual([['admin', 'bastion']]);
+  });
 });
