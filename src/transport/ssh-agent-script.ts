@@ -51,15 +51,13 @@ sub finish {
   my $id = shift; my $j = $job{$id};
   return unless $j && $j->{open} == 0 && defined $j->{status};
   while (my $q = $j->{q}) {
+    # Killed: it ends as the batch's sh did, of SIGTERM, before the killed command's status line.
+    if ($q->{killed}) { $j->{status} = 15; last; }
     my $st = $j->{status};
     my $rc = ($st & 127) ? 128 + ($st & 127) : $st >> 8;
     my $n = $q->{n}++;
     $j->{out} .= "\n--baton-batch-rc-$n-- $rc\n";
-    if ($q->{killed} || $q->{n} >= @{$q->{cmds}} || ($rc && !$q->{cmds}[$n][0])) {
-      # Killed, it ends as its command did (the batch's sh would have died of the signal).
-      $j->{status} = $q->{killed} ? (($st & 127) ? $st : 15) : 0;
-      last;
-    }
+    if ($q->{n} >= @{$q->{cmds}} || ($rc && !$q->{cmds}[$n][0])) { $j->{status} = 0; last; }
     step($id);
     return unless defined $j->{status};
   }
@@ -240,14 +238,17 @@ def finish(i):
         return
     q = j.get('q')
     while q is not None:
+        # Killed: it ends as the batch's sh did, of SIGTERM, before the killed command's status line.
+        if q['killed']:
+            j['status'] = int(signal.SIGTERM)
+            break
         st = j['status']
         rc = 128 + (st & 127) if st & 127 else st >> 8
         n = q['n']
         j['out'].append(b'\n--baton-batch-rc-%d-- %d\n' % (n, rc))
         q['n'] = n + 1
-        if q['killed'] or q['n'] >= len(q['cmds']) or (rc and not q['cmds'][n][0]):
-            # Killed, it ends as its command did (the batch's sh would have died of the signal).
-            j['status'] = st if q['killed'] and st & 127 else (int(signal.SIGTERM) if q['killed'] else 0)
+        if q['n'] >= len(q['cmds']) or (rc and not q['cmds'][n][0]):
+            j['status'] = 0
             break
         step(i)
         if j['status'] is None:

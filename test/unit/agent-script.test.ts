@@ -115,13 +115,19 @@ describe.each([
       const parser = new AgentParser(B, () => undefined, (f) => got.push(f));
       agent.stdout.on('data', (b: Buffer) => parser.push(b));
       const after = path.join(dir, 'after');
-      agent.stdin.write(runLine(1, batchArgv([{ argv: ['sh', '-c', 'echo started; exec sleep 5'] }, { argv: ['touch', after] }])));
+      const cmds: BatchCommand[] = [{ argv: ['echo', 'first'] }, { argv: ['sh', '-c', 'trap "" TERM; echo started; sleep 5'] }, { argv: ['touch', after] }];
+      agent.stdin.write(runLine(1, batchArgv(cmds)));
       await new Promise((r) => setTimeout(r, 300));
       agent.stdin.write(killLine(1, 5));
       for (let i = 0; i < 100 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
       await new Promise((r) => setTimeout(r, 200));
       expect(got.map((f) => [f.id, f.signal])).toEqual([[1, 'SIGTERM']]);
       expect(existsSync(after), 'the command after the killed one never ran').toBe(false);
+      // As the batch's sh answered: a result for what ended before the kill, none for the killed
+      // command (sh died before its status line), even one that ignores TERM and dies of KILL.
+      const f = got[0]!;
+      const results = parseBatch(cmds, { argv: [], code: f.code, signal: f.signal, stdout: f.stdout.toString(), stderr: f.stderr.toString(), timedOut: false, durationMs: 0 });
+      expect(results.map((r) => [r.code, r.stdout])).toEqual([[0, 'first\n']]);
     } finally {
       agent.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
