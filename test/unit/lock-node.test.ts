@@ -27,6 +27,9 @@ function inventory(names: string[]): Inventory {
 }
 
 /** A node reached "over SSH" that is really sh on this machine; `down` makes it unreachable. */
+/** A node's next command waits this long first (a slow node while the lock is taken). */
+const slowOnce = new Map<string, { ms: number; meanwhile?: () => void }>();
+
 function node(name: string): Transport {
   const local = new LocalTransport(name);
   return {
@@ -34,7 +37,15 @@ function node(name: string): Transport {
     kind: 'ssh',
     connect: async () => undefined,
     close: async () => undefined,
-    exec: (argv, opts) => (down.has(name) ? Promise.reject(new UnreachableError(name, `${name}: connection reset`)) : local.exec(argv, opts)),
+    exec: async (argv, opts) => {
+      const slow = slowOnce.get(name);
+      if (slow) {
+        slowOnce.delete(name);
+        await new Promise((r) => setTimeout(r, slow.ms));
+        slow.meanwhile?.();
+      }
+      return down.has(name) ? Promise.reject(new UnreachableError(name, `${name}: connection reset`)) : local.exec(argv, opts);
+    },
   };
 }
 
@@ -96,6 +107,7 @@ function deadPid(): number {
 beforeEach(() => {
   work = mkdtempSync(path.join(os.tmpdir(), 'baton-node-locks-'));
   down.clear();
+  slowOnce.clear();
 });
 
 afterEach(async () => {
@@ -231,6 +243,20 @@ describe('the run lock on the nodes', () => {
     expect(a.lost.aborted).toBe(true);
     expect(err?.message).toMatch(/was gone from/);
     expect((a.lost.reason as Error).message).toMatch(/lock "nfs-service" was gone from n\d when this run renewed it \d+ s after it last could, past its 2 s lease.*refuses every further command of run run-a/);
+  });
+
+  it("the lease counts from the first entry written: one taken over and given back while a slow node was still being locked is not taken again", async () => {
+    // n2 answers only after n1's entry's 2 s lease ran out; meanwhile another run took n1's
+    // stale entry over and gave it back. Before: the clock started once every node was locked,
+    // so the renewal found n1's entry gone "within the lease" and wrote it again.
+    slowOnce.set('n2', { ms: 2600, meanwhile: () => rmSync(entryOn('n1'), { recursive: true, force: true }) });
+    const a = await take('laptop-a', 'run-a', { leaseS: 2 });
+    const err = await (await a.guard(pool).get('n1')).exec(['true']).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(a.lost.aborted).toBe(true);
+    expect(err?.message).toMatch(/was gone from n1/);
   });
 
   it('a node where no entry can be written stops the run (exit 4) naming node and cause, and gives the others back', async () => {

@@ -143,7 +143,7 @@ class NodeHeldLocks implements HeldLocks {
   readonly notes: string[] = [];
   private readonly lostCtl = new AbortController();
   readonly lost = this.lostCtl.signal;
-  private lastConfirmed = performance.now();
+  private lastConfirmed: number;
   private round: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private released = false;
@@ -154,7 +154,11 @@ class NodeHeldLocks implements HeldLocks {
     readonly names: string[],
     private readonly nodes: LockedNode[],
     private readonly note: (message: string) => void,
-  ) {}
+    /** When the first entry was written (its lease runs from then). */
+    firstWrite = performance.now(),
+  ) {
+    this.lastConfirmed = firstWrite;
+  }
 
   private get entries(): EntryArg[] {
     return [...this.ctx.names.keys()].map((entry) => ({ entry, from: '' }));
@@ -295,6 +299,9 @@ export class NodeLockService implements LockService {
     const taken: LockedNode[] = [];
     const tookOver = new Map<string, { holder: Partial<NodeHolder>; name: string; ageS?: number; leaseS?: number; dead: boolean; hosts: string[] }>();
 
+    // The first entry's lease runs from its write: the renewal's "lease ran out" judgement counts
+    // from here, not from when the last node was done.
+    const firstWrite = performance.now();
     if (names.length) {
       for (const host of [...new Set(req.hosts)].sort()) {
         let t: Transport;
@@ -333,7 +340,7 @@ export class NodeLockService implements LockService {
         `note: took over a stale lock "${t.name}" on ${t.hosts.join(', ')} from run ${t.holder.runId} (${why}); its journal may need \`baton undo ${t.holder.runId}\` on the controller that ran it (${t.holder.controller})`,
       );
     }
-    const held = new NodeHeldLocks(ctx, names, taken, req.note ?? ((m) => process.stderr.write(`${m}\n`)));
+    const held = new NodeHeldLocks(ctx, names, taken, req.note ?? ((m) => process.stderr.write(`${m}\n`)), firstWrite);
     held.notes.push(...notes);
     held.start();
     return held;
