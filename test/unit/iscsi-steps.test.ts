@@ -174,6 +174,8 @@ describe('iscsi_target_absent', () => {
     await iscsiTargetAbsent.revert(ctx as never, { iqn: args.iqn }, before);
     expect(ran).toContainEqual(expect.stringMatching(/--mode account --op bind --tid 7 --user chapuser$/));
     expect(ran).toContainEqual(expect.stringMatching(/--mode account --op bind --tid 7 --user mutual --outgoing$/));
+    // CHAP bound before any ACL lets an initiator in: cut short between them, no login without CHAP.
+    expect(ran.findIndex((c) => c.includes('--mode account --op bind'))).toBeLessThan(ran.findIndex((c) => c.includes('--initiator-address')));
   });
 
   it('the release closes the initiators\' connections, then deletes the target, again while a LUN is busy', async () => {

@@ -224,8 +224,9 @@ function accountCommands(cp: number | undefined, tid: number, have: Pick<TargetS
 export function createCommands(cp: number | undefined, tid: number, spec: TargetSpec): string[][] {
   const cmds: string[][] = [newTargetArgv(cp, tid, spec.iqn)];
   for (const l of spec.luns) cmds.push(newLunArgv(cp, tid, l.lun, l.backingStore), lunIdentityArgv(cp, tid, l.lun, l.scsiId, l.scsiSn));
-  for (const acl of spec.acls) cmds.push(bindAclArgv(cp, tid, acl));
+  // CHAP before the ACLs: a target cut short between the two takes no login, rather than one without CHAP.
   cmds.push(...accountCommands(cp, tid, { accounts: [] }, spec));
+  for (const acl of spec.acls) cmds.push(bindAclArgv(cp, tid, acl));
   return cmds;
 }
 
@@ -244,9 +245,9 @@ export function reconcileCommands(cp: number | undefined, have: TargetState, spe
     if (!h || h.backingStore !== w.backingStore) cmds.push(newLunArgv(cp, tid, w.lun, w.backingStore), lunIdentityArgv(cp, tid, w.lun, w.scsiId, w.scsiSn));
     else if (h.scsiId !== w.scsiId || h.scsiSn !== w.scsiSn) cmds.push(lunIdentityArgv(cp, tid, w.lun, w.scsiId, w.scsiSn));
   }
+  cmds.push(...accountCommands(cp, tid, have, spec));
   for (const acl of have.acls) if (!spec.acls.includes(acl)) cmds.push(unbindAclArgv(cp, tid, acl));
   for (const acl of spec.acls) if (!have.acls.includes(acl)) cmds.push(bindAclArgv(cp, tid, acl));
-  cmds.push(...accountCommands(cp, tid, have, spec));
   return cmds;
 }
 
