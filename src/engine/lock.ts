@@ -153,7 +153,10 @@ function takeoverGuard(file: string, name: string): { release: () => void } {
     if (ownerAlive) break;
     rmSync(dir, { recursive: true, force: true });
   }
-  throw new BatonError(`the lock "${name}" at ${file} is being taken over by another run; nothing was changed. Try again in a moment.`, ExitCode.LOCKED);
+  throw new BatonError(
+    `the lock "${name}" at ${file} is being taken over by another run (${dir} says so); nothing was changed. Try again in a moment; if this persists and no baton runs, remove ${dir}.`,
+    ExitCode.LOCKED,
+  );
 }
 
 /** An unreadable lock file younger than this may be another baton's write in progress (the fallback above). */
