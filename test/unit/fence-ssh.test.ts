@@ -6,6 +6,7 @@ import { UnreachableError, type ExecResult, type Transport } from '../../src/tra
 // The ssh provider's only proof of "off" is a node that no longer answers SSH. A node that
 // answers — whatever its exit status — is on; one that took the connection and then did not
 // finish `true` in time is on-or-slow before baton sent the power-off, and off only after it.
+// What was sent is remembered per target for the process (one run): each test fences its own.
 
 function ctxAnswering(answer: Partial<ExecResult> | 'unreachable'): { ctx: StepContext; ran: string[][] } {
   const ran: string[][] = [];
@@ -36,13 +37,15 @@ describe('fence provider ssh: reading the power', () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     try {
       const { ctx, ran } = ctxAnswering({ code: null, timedOut: true });
-      const driver = sshDriver('n1');
+      const driver = sshDriver('n3');
       await driver.set(ctx, 'off', 5000);
       expect(ran[0]).toEqual(['sh', '-c', 'echo o > /proc/sysrq-trigger']);
       // Before: one slow answer was "off", and an overloaded node was taken for fenced.
-      await expect(driver.status(ctx, 5000)).rejects.toThrow(/n1 has not answered since the power-off was sent .*off once that lasts 5 s/);
+      await expect(driver.status(ctx, 5000)).rejects.toThrow(/n3 has not answered since the power-off was sent .*off once that lasts 5 s/);
       vi.setSystemTime(Date.now() + 5000);
       expect(await driver.status(ctx, 5000)).toBe('off');
+      // The fence's own check after its apply uses a driver of its own: it knows the power-off was sent.
+      expect(await sshDriver('n3').status(ctx, 5000)).toBe('off');
     } finally {
       vi.useRealTimers();
     }
@@ -55,7 +58,7 @@ describe('fence provider ssh: reading the power', () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     try {
       const { ctx } = ctxAnswering('unreachable');
-      const driver = sshDriver('n1');
+      const driver = sshDriver('n4');
       await driver.set(ctx, 'off', 5000);
       await expect(driver.status(ctx, 5000)).rejects.toThrow(/cannot be reached since the power-off/);
       vi.setSystemTime(Date.now() + 5000);

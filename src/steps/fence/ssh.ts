@@ -26,15 +26,21 @@ const ANSWER_TIMEOUT_MS = 3000;
  */
 const SILENCE_MS = 5000;
 
+/**
+ * The nodes this process (one run) sent the power-off to, and since when each has been silent:
+ * the fence's own checks after its apply use a driver of their own, and must know it was sent.
+ * A later run knows nothing of it, and reads a node it cannot reach as unknown.
+ */
+const sentTo = new Map<string, { silentSince?: number }>();
+
 export function sshDriver(target: string, command: string[] = DEFAULT_SELF_FENCE): PowerDriver {
   /** This driver sent the power-off: a connection that stops answering is what it did. */
-  let sent = false;
-  /** Since when the node has given no answer, after the power-off was sent. */
-  let silentSince: number | undefined;
+  const wasSent = () => sentTo.has(target);
   /** Silence after the power-off: off once it has lasted SILENCE_MS, else not yet known. */
   const silent = (why: string): PowerState => {
-    silentSince ??= Date.now();
-    const lasted = Date.now() - silentSince;
+    const s = sentTo.get(target)!;
+    s.silentSince ??= Date.now();
+    const lasted = Date.now() - s.silentSince;
     if (lasted >= SILENCE_MS) return 'off';
     throw new Error(`${target} ${why} since the power-off was sent ${Math.round(lasted / 100) / 10} s ago; off once that lasts ${SILENCE_MS / 1000} s`);
   };
@@ -46,12 +52,13 @@ export function sshDriver(target: string, command: string[] = DEFAULT_SELF_FENCE
         // Before the power-off, a connection still being made is no answer either way: its own
         // verdict (connected, or unreachable within the connect timeout) is waited for. After it,
         // a connect that does not finish in time is the node gone.
+        const sent = wasSent();
         const t = sent ? await withTimeout(ctx.transportFor(target), limit) : await ctx.transportFor(target);
         if (!t) return silent('has not taken a connection');
         const r = await t.exec(['true'], { timeoutMs: limit });
         // Any exit status is an answer: the node is up (`sudo -n` refusing `true` included).
         if (!r.timedOut) {
-          silentSince = undefined;
+          if (sent) sentTo.get(target)!.silentSince = undefined;
           return 'on';
         }
         // A connection that was open and no longer answers: after the power-off this driver sent,
@@ -64,7 +71,7 @@ export function sshDriver(target: string, command: string[] = DEFAULT_SELF_FENCE
         if (!(e instanceof UnreachableError)) throw e;
         // Before the power-off, a node baton cannot reach is not known to be off: a node cut off by
         // a network partition looks the same, and may still serve. Unknown is not free.
-        if (!sent) {
+        if (!wasSent()) {
           throw new Error(
             `${target} cannot be reached over SSH (${e.message}), so the ssh provider cannot power it off or know that it is off: a node cut off by a partition looks the same and may still serve. Fence it through its BMC (provider ipmi or fence-agent)`,
           );
@@ -78,7 +85,7 @@ export function sshDriver(target: string, command: string[] = DEFAULT_SELF_FENCE
       }
       try {
         const t = await ctx.transportFor(target);
-        sent = true;
+        sentTo.set(target, {});
         // The command takes the connection down with the node: losing it is the expected outcome.
         const r = await t.exec(command, { timeoutMs: Math.min(timeoutMs, 10_000) });
         if (r.code !== 0 && r.code !== null) {
