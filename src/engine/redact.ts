@@ -3,7 +3,8 @@
  * (password, secret, token, passphrase) and any step argument its kind marks secret; every
  * text baton prints goes through `redact`, and journaled arguments have secret fields replaced.
  */
-const SECRET_NAME = /(pass(word|wd|phrase)?|secret|token|api_?key)$/i;
+// Fence agents' and clouds' names too: fence_aws's secret_key/access_key, an SNMP PDU's community.
+const SECRET_NAME = /(pass(word|wd|phrase)?|secret|token|api_?key|secret_?key|access_?key|private_?key|community)$/i;
 export const MASK = '********';
 
 export function isSecretName(name: string): boolean {
@@ -47,7 +48,15 @@ export class Redactor {
     if (typeof v === 'string') return [...this.values].some((s) => v.includes(s)) ? { $secret: at || '(value)' } : v;
     if (Array.isArray(v)) return v.map((x, i) => this.maskValues(x, `${at}[${i}]`));
     if (v && typeof v === 'object') {
-      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, this.maskValues(x, at ? `${at}.${k}` : k)]));
+      // An argument whose name says secret (a fence agent's `secret_key` option) is masked whatever its value.
+      return Object.fromEntries(
+        Object.entries(v).map(([k, x]) => {
+          const here = at ? `${at}.${k}` : k;
+          if (typeof x !== 'string' || !x || !isSecretName(k)) return [k, this.maskValues(x, here)];
+          this.add(x); // and out of every message from now on
+          return [k, { $secret: here }];
+        }),
+      );
     }
     return v;
   }
