@@ -22,6 +22,7 @@ import { defaultRegistry } from '../../src/steps/registry.js';
 import { execute } from '../../src/engine/execute.js';
 import { Journal, readJournal } from '../../src/engine/journal.js';
 import { RecapCollector, type EngineEvent } from '../../src/engine/events.js';
+import { commandDriver } from '../../src/steps/fence/command.js';
 import { allKinds } from '../../src/steps/index.js';
 import { Redactor } from '../../src/engine/redact.js';
 import { revertChanges } from '../../src/engine/rollback.js';
@@ -90,6 +91,17 @@ describe('power facts', () => {
   it('reads a command status with off_pattern', () => {
     expect(statusFromPattern('outlet 4: OFF\n', 'outlet 4: OFF')).toBe('off');
     expect(statusFromPattern('outlet 4: ON\n', 'outlet 4: OFF')).toBe('on');
+  });
+
+  it('a status command that fails is no reading, even when its message matches off_pattern', async () => {
+    // Before: "could not switch outlet 3 off" from a tool exiting 1 matched `off`: the fence was
+    // confirmed, the node marked down, while it may still have been running.
+    const ctx = {
+      transport: { host: 'n2' },
+      run: async (argv: string[]) => ({ argv, code: 1, signal: null, stdout: 'could not switch outlet 3 off: connection timed out\n', stderr: '', timedOut: false, durationMs: 1 }),
+    };
+    const driver = commandDriver({ status: ['pdu', 'status', '3'], off_pattern: 'off', on: ['pdu', 'on'], off: ['pdu', 'off'] });
+    await expect(driver.status(ctx as never, 5000)).rejects.toThrow(/exited 1: could not switch outlet 3 off.*not read as a power state/);
   });
 });
 

@@ -31,12 +31,12 @@ export function commandDriver(c: PowerCommands): PowerDriver {
         if (e instanceof CommandFailedError) throw new Error(`power status command \`${argv.join(' ')}\` on ${ctx.transport.host} did not finish within ${Math.round(timeoutMs / 1000)} s`);
         throw e;
       }
-      const state = statusFromPattern(r.stdout, pattern);
-      // A tool that fails and prints nothing must not read as "on" (or "off"): say so instead.
-      if (r.code !== 0 && state === 'on') {
-        throw new Error(`power status command \`${argv.join(' ')}\` on ${ctx.transport.host} exited ${r.code}: ${(r.stderr || r.stdout).trim() || '(no output)'}`);
+      // A tool that fails is no reading, whatever it printed: "could not switch outlet 3 off:
+      // timed out" matches an off_pattern of `off`, and a fence confirmed on it would not be one.
+      if (r.code !== 0) {
+        throw new Error(`power status command \`${argv.join(' ')}\` on ${ctx.transport.host} exited ${r.code}: ${(r.stderr || r.stdout).trim() || '(no output)'}; its output is not read as a power state`);
       }
-      return state;
+      return statusFromPattern(r.stdout, pattern);
     },
     async set(ctx, state, timeoutMs) {
       await ctx.run(need(state) as string[], { timeoutMs });
