@@ -73,6 +73,14 @@ describe('judging a node fenced or unfenced from READ KEYS', () => {
     expect(judge(K2, { keys: [K1, K2], reservation: held }, 'fenced')).toBe('on');
   });
 
+  it('a key no node of the inventory registers blocks "fenced": the node may write under it', () => {
+    // Before: K2 absent read "off" (no PREEMPT sent) while the node still wrote under a key
+    // fence_scsi or multipath had registered for it.
+    const foreign = '0xabcdef0000000001';
+    expect(() => judge(K2, { keys: [K1, foreign], reservation: held }, 'fenced', undefined, [K1, K2])).toThrow(/0xabcdef0000000001 is, which no node of the inventory registers/);
+    expect(judge(K2, { keys: [K1], reservation: held }, 'fenced', undefined, [K1, K2])).toBe('off');
+  });
+
   it('a key left by a session that is gone (the node rebooted) does not count once the node says so', () => {
     const rebooted: PrAnswer = { ok: true, nexus: 'one-shot', keys: [K1, K2], reservation: held };
     const live: PrAnswer = { ok: true, nexus: 'resident', registered: K2, keys: [K1, K2], reservation: held };

@@ -126,9 +126,19 @@ export function parseAnswer(host: string, argv: string[], r: { code: number | nu
  * says that session is not the one registered (a node rebooted since: its old registration
  * belongs to a session that is gone, and its new one may not write).
  */
-export function judge(key: string, seen: Pick<PrAnswer, 'keys' | 'reservation'>, asking: 'fenced' | 'unfenced', own?: PrAnswer): PowerState {
+export function judge(key: string, seen: Pick<PrAnswer, 'keys' | 'reservation'>, asking: 'fenced' | 'unfenced', own?: PrAnswer, known?: string[]): PowerState {
   if (!seen.reservation && asking === 'fenced') return 'on';
-  if (!(seen.keys ?? []).includes(key)) return 'off';
+  if (!(seen.keys ?? []).includes(key)) {
+    // A key no node of the inventory registers (fence_scsi's, multipath's reservation_key) may
+    // be the target's under another name: its own key gone proves nothing then.
+    const foreign = known && asking === 'fenced' ? (seen.keys ?? []).filter((k) => !known.includes(k)) : [];
+    if (foreign.length) {
+      throw new Error(
+        `key ${key} is not registered, but ${foreign.join(', ')} ${foreign.length > 1 ? 'are' : 'is'}, which no node of the inventory registers (fence_scsi? multipath's reservation_key?): the node may still write under it, so it is not read as fenced. Remove that registration, or fence through the BMC`,
+      );
+    }
+    return 'off';
+  }
   if (own && own.ok) return own.nexus === 'resident' && own.registered === key ? 'on' : 'off';
   return 'on';
 }
@@ -175,8 +185,9 @@ export function scsiPrDriver(a: ScsiPrArgs): PowerDriver {
       const r = await ask(ctx, null, here, { ...lun, op: 'keys' }, timeoutMs);
       if (!r.ok) throw new Error(`${labelOf(lun)}: READ KEYS from ${here} failed: ${r.error}`);
       const key = keyOfHost(ctx, a.target);
-      if (judge(key, r, asking) === 'off') return 'off';
-      return judge(key, r, asking, await askTarget(ctx, timeoutMs));
+      const known = [...ctx.inventory.hosts.keys()].map((h) => keyOfHost(ctx, h));
+      if (judge(key, r, asking, undefined, known) === 'off') return 'off';
+      return judge(key, r, asking, await askTarget(ctx, timeoutMs), known);
     },
     async set(ctx, state: PowerState, timeoutMs) {
       const key = keyOfHost(ctx, a.target);
