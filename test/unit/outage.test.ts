@@ -1,3 +1,6 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { notBackOf, outageWindows, totalOutageMs } from '../../src/drill/outage.js';
 import { AgentProbe } from '../../src/drill/tcp-probe.js';
@@ -47,10 +50,14 @@ describe('a probe not back at the end', () => {
   });
 
   it("a probe helper that dies mid-drill leaves a failed read at its end, so the drill cannot read as all well", async () => {
-    const helper = 'let n=0; setInterval(() => { console.log(JSON.stringify({ t: Date.now(), ok: true, ms: 1 })); if (++n === 4) { console.error("TypeError: boom"); process.exit(1); } }, 20);';
+    const ended = path.join(mkdtempSync(path.join(os.tmpdir(), 'baton-probe-end-')), 'ended');
+    const helper = `let n=0; setInterval(() => { console.log(JSON.stringify({ t: Date.now(), ok: true, ms: 1 })); if (++n === 4) { console.error("TypeError: boom"); require("fs").writeFileSync(${JSON.stringify(ended)}, ""); process.exit(1); } }, 20);`;
     const p = new AgentProbe([process.execPath, '-e', helper]);
     p.start();
-    await new Promise((r) => setTimeout(r, 600));
+    // Until the helper is gone (its start alone takes a while on a loaded machine), then a moment for its exit to be seen.
+    for (let i = 0; i < 200 && !existsSync(ended); i++) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 300));
+    rmSync(path.dirname(ended), { recursive: true, force: true });
     const samples = await p.stop();
     expect(samples.slice(0, 4).every((x) => x.ok)).toBe(true);
     expect(samples.at(-1)).toMatchObject({ ok: false, probeEnded: true, error: 'the probe helper ended (exit 1): TypeError: boom' });
