@@ -10,20 +10,14 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import type { Inventory } from '../inventory/model.js';
 import { EtcdClient, parseEtcdEndpoints, type EtcdTls } from '../transport/etcd.js';
 import { BatonError, ExitCode } from '../util/errors.js';
-import { journalPath } from './journal.js';
+import { journalPath, runStartMs } from './journal.js';
 import { EtcdLockService, JOURNAL_PREFIX, LOCK_PREFIX } from './locks/etcd.js';
 import { LocalFileLockService, NodeLockService, type LockService } from './locks/index.js';
 import { runsDir } from './state-dir.js';
+import { writeFileAtomic } from '../util/write-atomic.js';
 
 /** Ended runs stay in etcd this long; every controller keeps its copy in its own state dir. */
 export const JOURNAL_RETENTION_DAYS = 30;
-
-/** When a run started, from its id (`20261128T185141Z-240572`); 0 for an id that says no time. */
-function runStartMs(runId: string): number {
-  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z/.exec(runId);
-  return m ? Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])) : 0;
-}
-import { writeFileAtomic } from '../util/write-atomic.js';
 
 export interface Coordinator {
   /** How it is named to the operator: "embedded" or "etcd (http://h1:2379, …)". */

@@ -120,6 +120,12 @@ export function newRunId(now = new Date()): string {
   return `${stamp}-${randomBytes(3).toString('hex')}`;
 }
 
+/** When a run started, read back from its id (newRunId's stamp); 0 for an id that carries none. */
+export function runStartMs(runId: string): number {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z-/.exec(runId);
+  return m ? Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])) : 0;
+}
+
 const GENESIS = '0'.repeat(16);
 const chain = (prev: string, body: string): string => createHash('sha256').update(prev).update(body).digest('hex').slice(0, 16);
 

@@ -7,7 +7,7 @@ import { CommandFailedError, type StepContext } from '../steps/contract.js';
 
 /** Runs a read-only argv somewhere (this node through ctx.run, or a peer through its transport). */
 /** Runs a command; `shared`: it only reads the node (ExecOptions.shared). */
-export type Runner = (argv: string[], okCodes?: number[], opts?: Pick<ExecOptions, 'shared'>) => Promise<ExecResult>;
+export type Runner = (argv: string[], okCodes?: readonly number[], opts?: Pick<ExecOptions, 'shared'>) => Promise<ExecResult>;
 
 export function runnerOf(ctx: StepContext): Runner {
   return (argv, okCodes, opts) => ctx.run(argv, { okCodes, ...opts });

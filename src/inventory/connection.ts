@@ -1,6 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import { inventoryFileVars } from './templated.js';
+import { magicVars } from './templated.js';
 import { render } from '../playbook/template.js';
 import type { ConnectionSpec, Host } from './model.js';
 
@@ -90,14 +90,7 @@ function magicOf(hosts: Host[]): (host: Host) => Record<string, unknown> {
   const groups: Record<string, string[]> = {};
   for (const h of hosts) for (const g of h.groups) (groups[g] ??= []).push(h.name);
   const hostvars = Object.fromEntries(hosts.map((h) => [h.name, h.vars]));
-  return (host) => ({
-    inventory_hostname: host.name,
-    inventory_hostname_short: host.name.split('.')[0],
-    group_names: host.groups.filter((g) => g !== 'all' && g !== 'ungrouped').sort(),
-    groups,
-    hostvars,
-    ...inventoryFileVars(host.loc?.file),
-  });
+  return (host) => magicVars(host.name, host.groups, groups, hostvars, host.loc?.file);
 }
 
 export function connectionFor(host: Host, inventoryDir?: string): ConnectionSpec {

@@ -107,14 +107,7 @@ export function renderInventoryTemplates(
   const context = (host: string): Vars => {
     const ctx: Vars = {};
     for (const k of Object.keys(merged.get(host)!.vars)) Object.defineProperty(ctx, k, { enumerable: true, get: () => get(host, k) });
-    const magic: Vars = {
-      inventory_hostname: host,
-      inventory_hostname_short: host.split('.')[0],
-      group_names: hostGroups.get(host)!.filter((g) => g !== 'all' && g !== 'ungrouped').sort(),
-      groups: groupsMagic,
-      hostvars,
-      ...inventoryFileVars(sourceOf.get(host)),
-    };
+    const magic = magicVars(host, hostGroups.get(host)!, groupsMagic, hostvars, sourceOf.get(host));
     for (const [k, v] of Object.entries(magic)) Object.defineProperty(ctx, k, { enumerable: true, value: v });
     return ctx;
   };
@@ -145,6 +138,18 @@ export function renderInventoryTemplates(
 }
 
 /** Ansible's inventory_file and inventory_dir for a host first listed in `file` (absolute). */
+/** The magic vars an inventory template sees for `host` (at load, and again with -e: inventory/connection.ts). */
+export function magicVars(host: string, hostGroups: string[], groups: Record<string, string[]>, hostvars: Vars, file: string | undefined): Vars {
+  return {
+    inventory_hostname: host,
+    inventory_hostname_short: host.split('.')[0],
+    group_names: hostGroups.filter((g) => g !== 'all' && g !== 'ungrouped').sort(),
+    groups,
+    hostvars,
+    ...inventoryFileVars(file),
+  };
+}
+
 export function inventoryFileVars(file: string | undefined): Vars {
   if (!file || file.startsWith('<') || file === '-i') return { inventory_file: null, inventory_dir: null };
   const abs = path.resolve(file.replace(/ \(decrypted\)$/, ''));

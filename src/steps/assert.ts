@@ -1,6 +1,7 @@
 import type { StepContext, StepKind } from './contract.js';
 import { StepRefusedError } from './contract.js';
 import { evalCondition, parseCondition } from '../playbook/conditions.js';
+import { ANY_EXIT_STATUS } from '../transport/transport.js';
 
 /**
  * `assert`: stop the run (and so roll back) unless something holds. Either conditions over
@@ -27,7 +28,7 @@ async function check(ctx: StepContext, a: AssertArgs): Promise<string[]> {
     if (!evalCondition(parseCondition(expr), ctx.vars)) failures.push(`not true: ${expr}`);
   }
   if (a.command) {
-    const r = await ctx.run(a.command, { okCodes: Array.from({ length: 256 }, (_, i) => i) });
+    const r = await ctx.run(a.command, { okCodes: ANY_EXIT_STATUS });
     const code = a.exit_code ?? 0;
     if (r.code !== code) failures.push(`\`${a.command.join(' ')}\` exited ${r.code}, expected ${code}: ${r.stderr.trim()}`);
     if (a.stdout_contains !== undefined && !r.stdout.includes(a.stdout_contains)) {

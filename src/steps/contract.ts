@@ -118,7 +118,7 @@ export interface StepDescription {
 
 export interface RunOptions extends ExecOptions {
   /** Exit codes that are not failures (default [0]). */
-  okCodes?: number[];
+  okCodes?: readonly number[];
 }
 
 /** What a step sees of the world while it runs on one host. */

@@ -1,5 +1,6 @@
 import { checkKind, listNames, type SeverityArg } from './check/common.js';
 import { parseIsActive, parsePgrep, parsePidfile, pgrepArgv, pidfileArgv, systemctlIsActiveArgv, type PidfileState } from '../facts/health.js';
+import { ANY_EXIT_STATUS } from '../transport/transport.js';
 
 /**
  * `service_running`: a daemon runs on the node, by exact process name (`pgrep -x`), by pid
@@ -35,7 +36,7 @@ export const serviceRunning = checkKind<ServiceRunningArgs, ServiceRunningObserv
           seen.pidfile = parsePidfile(r.stdout, r.code);
         }),
       a.systemd_unit &&
-        ctx.run(systemctlIsActiveArgv(a.systemd_unit), { okCodes: Array.from({ length: 256 }, (_, i) => i) }).then((r) => {
+        ctx.run(systemctlIsActiveArgv(a.systemd_unit), { okCodes: ANY_EXIT_STATUS }).then((r) => {
           seen.unit = parseIsActive(r.stdout, r.code) ?? null;
         }),
     ]);

@@ -10,7 +10,7 @@
  * One command may take the batch's stdin (`stdin: true`); the others read /dev/null.
  */
 import { quoteArgv } from './quote.js';
-import type { ExecOptions, ExecResult } from './transport.js';
+import { ANY_EXIT_STATUS, type ExecOptions, type ExecResult } from './transport.js';
 
 export interface BatchCommand {
   argv: string[];
@@ -72,19 +72,17 @@ export function parseBatch(commands: BatchCommand[], r: ExecResult): ExecResult[
   return results;
 }
 
-/** Every exit status: in a batch, a command's status is the caller's to judge, never the run's. */
-const ANY_STATUS = Array.from({ length: 256 }, (_, i) => i);
 
 /** Run the commands as one exec through `run` (a step's ctx.run); one result per command that ran. */
 export async function runBatch(
-  run: (argv: string[], opts?: ExecOptions & { okCodes?: number[] }) => Promise<ExecResult>,
+  run: (argv: string[], opts?: ExecOptions & { okCodes?: readonly number[] }) => Promise<ExecResult>,
   commands: BatchCommand[],
   opts: { stdin?: string | Buffer } = {},
 ): Promise<ExecResult[]> {
   const only = commands.length === 1 ? commands[0]! : undefined;
   if (only && (opts.stdin === undefined || only.stdin)) {
     // A batch of one is that command, without a shell around it: one process fewer on the node.
-    const r = await run(only.argv, { okCodes: ANY_STATUS, ...(opts.stdin !== undefined ? { stdin: opts.stdin } : {}) });
+    const r = await run(only.argv, { okCodes: ANY_EXIT_STATUS, ...(opts.stdin !== undefined ? { stdin: opts.stdin } : {}) });
     return [{ ...r, argv: only.argv }];
   }
   const r = await run(batchArgv(commands), opts.stdin !== undefined ? { stdin: opts.stdin } : {});

@@ -31,6 +31,9 @@ export interface ExecOptions {
   shared?: boolean;
 }
 
+/** Every exit status: for a command whose status is the caller's to judge (okCodes). */
+export const ANY_EXIT_STATUS: readonly number[] = Array.from({ length: 256 }, (_, i) => i);
+
 export interface ExecResult {
   argv: string[];
   /** Exit status; null when the command was killed by a signal or timed out. */

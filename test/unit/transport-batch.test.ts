@@ -41,7 +41,7 @@ describe('a batch of one command', () => {
   it('is that command, run without a shell around it; its failure is still the caller\'s to judge', async () => {
     const seen: string[][] = [];
     // Like a step's ctx.run: a status outside okCodes throws.
-    const strict = async (argv: string[], opts?: { okCodes?: number[]; stdin?: string | Buffer }) => {
+    const strict = async (argv: string[], opts?: { okCodes?: readonly number[]; stdin?: string | Buffer }) => {
       seen.push(argv);
       const r = await local.exec(argv, opts);
       if (!(opts?.okCodes ?? [0]).includes(r.code!)) throw new Error(`exit ${r.code}`);

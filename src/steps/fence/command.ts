@@ -5,6 +5,7 @@
 import { CommandFailedError, type StepContext } from '../contract.js';
 import { statusFromPattern, type PowerState } from '../../facts/power.js';
 import type { PowerDriver } from '../fence.js';
+import { ANY_EXIT_STATUS } from '../../transport/transport.js';
 
 export interface PowerCommands {
   on?: string[];
@@ -26,7 +27,7 @@ export function commandDriver(c: PowerCommands): PowerDriver {
       const pattern = need('off_pattern') as string;
       let r;
       try {
-        r = await ctx.run(argv, { okCodes: Array.from({ length: 256 }, (_, i) => i), timeoutMs });
+        r = await ctx.run(argv, { okCodes: ANY_EXIT_STATUS, timeoutMs });
       } catch (e) {
         if (e instanceof CommandFailedError) throw new Error(`power status command \`${argv.join(' ')}\` on ${ctx.transport.host} did not finish within ${Math.round(timeoutMs / 1000)} s`);
         throw e;

@@ -8,6 +8,7 @@
 import { CommandFailedError, type StepContext } from '../contract.js';
 import { agentWarnings, fenceAgentStdin, judgeAgentStatus, type AgentOptions, type PowerState } from '../../facts/power.js';
 import type { PowerDriver } from '../fence.js';
+import { ANY_EXIT_STATUS } from '../../transport/transport.js';
 
 /** Keys shown in place of their values in messages and plans. */
 const HIDDEN_KEYS = /pass|secret|token|key/i;
@@ -42,7 +43,7 @@ export function fenceAgentDriver(agent: string, options: AgentOptions): FenceAge
     let r;
     try {
       // Agents count their own power_timeout; the step's deadline still bounds the whole call.
-      r = await ctx.run([agent], { stdin: fenceAgentStdin(opts), okCodes: Array.from({ length: 256 }, (_, i) => i), timeoutMs });
+      r = await ctx.run([agent], { stdin: fenceAgentStdin(opts), okCodes: ANY_EXIT_STATUS, timeoutMs });
     } catch (e) {
       if (e instanceof CommandFailedError) {
         const x = e.result;

@@ -16,7 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import { PrType } from '../../net/iscsi/scsi.js';
-import { UnreachableError, type Transport } from '../../transport/transport.js';
+import { ANY_EXIT_STATUS, UnreachableError, type Transport } from '../../transport/transport.js';
 import type { StepContext } from '../contract.js';
 import type { PowerState } from '../../facts/power.js';
 import type { PowerDriver } from '../fence.js';
@@ -153,8 +153,7 @@ export function scsiPrDriver(a: ScsiPrArgs): PowerDriver {
     if (device) {
       const deadline = Date.now() + timeoutMs;
       const left = () => Math.max(1000, deadline - Date.now());
-      const all = Array.from({ length: 256 }, (_, i) => i);
-      return sgPersistAsk((argv) => (t ? t.exec(argv, { timeoutMs: left() }) : ctx.run(argv, { okCodes: all, timeoutMs: left() })), q, device);
+      return sgPersistAsk((argv) => (t ? t.exec(argv, { timeoutMs: left() }) : ctx.run(argv, { okCodes: ANY_EXIT_STATUS, timeoutMs: left() })), q, device);
     }
     const argv = agentArgv(a, { ...q, timeoutMs: Math.max(1000, timeoutMs - 500) }, ctx.inventory.hosts.get(host)?.vars);
     const r = t ? await t.exec(argv, { timeoutMs }) : await ctx.run(argv, { okCodes: [0, 1], timeoutMs });

@@ -11,6 +11,7 @@
  */
 import { StepRefusedError, type StepContext } from '../contract.js';
 import { runnerOf } from '../../facts/storage.js';
+import { ANY_EXIT_STATUS } from '../../transport/transport.js';
 import {
   bindAccountArgv, bindAclArgv, deleteConnArgv, deleteLunArgv, deletePortalArgv, deleteTargetArgv, heldLoopOf, imageOfDevice, lunIdentityArgv, newLunArgv,
   newTargetArgv, portalCovered, readTgtView, splitPortal, unbindAccountArgv, unbindAclArgv, type TgtTarget, type TgtView,
@@ -284,8 +285,6 @@ export function specOfState(ctx: StepContext, t: TargetState, now: IscsiTargetOb
   };
 }
 
-const ANY_STATUS = Array.from({ length: 256 }, (_, i) => i);
-
 /**
  * Stop serving target `tid`: its initiators' connections closed first (FACTS: before the target;
  * no new command arrives), then `delete --force`, tried again while tgtd refuses it because a LUN
@@ -297,11 +296,11 @@ export async function deleteTarget(ctx: StepContext, cp: number | undefined, tid
   const view = await readTgtView(runnerOf(ctx), cp);
   const target = view.targets.find((t) => t.tid === tid && t.iqn === iqn);
   for (const n of target?.nexus ?? []) {
-    for (const cid of n.cids ?? []) await ctx.run(deleteConnArgv(cp, tid, n.sid!, cid), { okCodes: ANY_STATUS });
+    for (const cid of n.cids ?? []) await ctx.run(deleteConnArgv(cp, tid, n.sid!, cid), { okCodes: ANY_EXIT_STATUS });
   }
   const until = Date.now() + Math.min(20_000, (ctx.timeoutMs ?? 30_000) / 3);
   for (let tries = 1; ; tries++) {
-    const r = await ctx.run(deleteTargetArgv(cp, tid), { okCodes: ANY_STATUS });
+    const r = await ctx.run(deleteTargetArgv(cp, tid), { okCodes: ANY_EXIT_STATUS });
     if (r.code === 0) return;
     const busy = /still active|busy|in use/i.test(r.stderr);
     if (!busy || Date.now() >= until) {
